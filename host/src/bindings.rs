@@ -1,0 +1,20 @@
+//! Host bindings generated from `wit/`. wasi:http and wasi:io come from the
+//! wasmtime-wasi crates, so their resources are the same types the wasi-http
+//! implementation uses.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "provisioner",
+    imports: { default: async },
+    exports: { default: async },
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
+});
+
+pub use exports::registry::provisioning::oauth2_server;
+pub use exports::registry::provisioning::plugin_info;
+pub use exports::registry::provisioning::provisioning_target;
+pub use registry::provisioning::types;

@@ -1,0 +1,81 @@
+//! Precompiled components on disk, so a plugin is compiled once per engine
+//! configuration and wasm file, not once per process.
+//!
+//! Entries live at `<dir>/<engine hash>/<wasm sha256>.cwasm`. The engine hash
+//! is wasmtime's precompile compatibility hash, so a wasmtime upgrade or a
+//! different configuration never loads an incompatible artifact.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Whether a load was served from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Deserialized a precompiled artifact.
+    Hit,
+    /// Compiled (and stored, when a cache directory is set).
+    Miss,
+}
+
+/// A directory of precompiled components for one engine.
+#[derive(Debug, Clone)]
+pub struct ComponentCache {
+    dir: Option<PathBuf>,
+}
+
+/// The hex SHA-256 of a wasm file, which names it in the cache.
+pub fn wasm_digest(wasm: &[u8]) -> String {
+    hex::encode(Sha256::digest(wasm))
+}
+
+impl ComponentCache {
+    /// A cache under `dir`, or no caching for `None`.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Self { dir }
+    }
+
+    /// Where the artifact for `wasm` lives, if caching.
+    pub fn entry_path(&self, engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = format!("{:016x}", hasher.finish());
+        Some(self.dir.as_ref()?.join(engine_key).join(format!("{}.cwasm", wasm_digest(wasm))))
+    }
+
+    /// Loads `wasm` from the cache or compiles it (and caches the result).
+    /// A cache that cannot be read or written only costs time: the component
+    /// is compiled and a warning logged.
+    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let Some(path) = self.entry_path(engine, wasm) else {
+            return Ok((Component::new(engine, wasm)?, CacheOutcome::Miss));
+        };
+        if path.exists() {
+            // SAFETY: the file was written by `store` below from wasmtime's
+            // own serialization, in a directory keyed by the engine's
+            // compatibility hash; wasmtime also checks its header.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component"),
+            }
+        }
+        let component = Component::new(engine, wasm)?;
+        if let Err(e) = store(&path, &component.serialize()?) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot cache the compiled component");
+        }
+        Ok((component, CacheOutcome::Miss))
+    }
+}
+
+/// Writes atomically (temp file + rename) so a concurrent reader or a crash
+/// never sees half an artifact.
+fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("cache entries live in a directory");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), wasm_digest(bytes)));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,276 @@
+//! Which outgoing HTTP requests a plugin call may make.
+//!
+//! The host gives every call an [`HttpAllowlist`] of origins (scheme + host +
+//! port): normally the OAuth2 server's host and the instance URL its tokens
+//! name. [`SandboxHooks`] plugs it into wasi-http; everything else is refused
+//! with `HTTP-request-denied` and recorded so the call fails with a clear
+//! error. Plain `http://` is only ever allowed to loopback.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use http::Uri;
+use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
+
+/// One allowed origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// "http" or "https".
+    pub scheme: String,
+    /// Lower-case host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// Port, explicit or the scheme's default.
+    pub port: u16,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        write!(f, "{}://{}:{}", self.scheme, host, self.port)
+    }
+}
+
+/// Why a URL cannot be allowed or was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// Not an absolute http(s) URL.
+    #[error("'{0}' is not an http:// or https:// URL")]
+    NotHttp(String),
+    /// Plain http to a non-loopback host.
+    #[error("plain http:// is only allowed to loopback addresses, not to '{0}'; use https://")]
+    PlainHttp(String),
+    /// URL carries user:password.
+    #[error("'{0}' carries credentials in the URL, which is not allowed")]
+    Credentials(String),
+    /// Origin not on the list.
+    #[error("{origin} is not on this call's allowlist")]
+    NotAllowed {
+        /// The refused origin.
+        origin: String,
+    },
+}
+
+/// The origins a call may reach. Empty means no HTTP at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpAllowlist {
+    origins: Vec<Origin>,
+}
+
+impl HttpAllowlist {
+    /// An allowlist that refuses everything.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Adds the origin of `url` (path and query are ignored).
+    pub fn allow_url(mut self, url: &str) -> Result<Self, PolicyError> {
+        let uri: Uri = url.parse().map_err(|_| PolicyError::NotHttp(url.to_string()))?;
+        let origin = origin_of(&uri).map_err(|e| match e {
+            PolicyError::NotHttp(_) => PolicyError::NotHttp(url.to_string()),
+            other => other,
+        })?;
+        if !self.origins.contains(&origin) {
+            self.origins.push(origin);
+        }
+        Ok(self)
+    }
+
+    /// The allowed origins.
+    pub fn origins(&self) -> &[Origin] {
+        &self.origins
+    }
+
+    /// Decides whether a request to `uri` may go out.
+    pub fn check(&self, uri: &Uri) -> Result<(), PolicyError> {
+        let origin = origin_of(uri)?;
+        if self.origins.contains(&origin) {
+            Ok(())
+        } else {
+            Err(PolicyError::NotAllowed { origin: origin.to_string() })
+        }
+    }
+}
+
+impl fmt::Display for HttpAllowlist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.origins.is_empty() {
+            return f.write_str("(nothing)");
+        }
+        let list: Vec<String> = self.origins.iter().map(Origin::to_string).collect();
+        f.write_str(&list.join(", "))
+    }
+}
+
+fn origin_of(uri: &Uri) -> Result<Origin, PolicyError> {
+    let text = uri.to_string();
+    let scheme = match uri.scheme_str() {
+        Some("http") => "http",
+        Some("https") => "https",
+        _ => return Err(PolicyError::NotHttp(text)),
+    };
+    let authority = uri.authority().ok_or_else(|| PolicyError::NotHttp(text.clone()))?;
+    if authority.as_str().contains('@') {
+        return Err(PolicyError::Credentials(text));
+    }
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(PolicyError::NotHttp(text));
+    }
+    if scheme == "http" && !is_loopback(&host) {
+        return Err(PolicyError::PlainHttp(host));
+    }
+    let port = authority.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Ok(Origin { scheme: scheme.to_string(), host, port })
+}
+
+/// Whether `host` names this machine: `localhost` or a loopback IP literal.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A request the policy refused during a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeniedRequest {
+    /// Method and URL as the plugin asked.
+    pub request: String,
+    /// Why it was refused.
+    pub reason: PolicyError,
+}
+
+/// The wasi-http hooks of one call: the allowlist, and the refusals so far.
+pub struct SandboxHooks {
+    plugin: String,
+    allowlist: HttpAllowlist,
+    denied: Vec<DeniedRequest>,
+}
+
+impl SandboxHooks {
+    /// Hooks for one call of `plugin` with `allowlist`.
+    pub fn new(plugin: &str, allowlist: HttpAllowlist) -> Self {
+        Self { plugin: plugin.to_string(), allowlist, denied: Vec::new() }
+    }
+
+    /// Requests refused so far.
+    pub fn denied(&self) -> &[DeniedRequest] {
+        &self.denied
+    }
+
+    /// The call's allowlist.
+    pub fn allowlist(&self) -> &HttpAllowlist {
+        &self.allowlist
+    }
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for SandboxHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> ResponseFuture {
+        if let Err(reason) = self.allowlist.check(request.uri()) {
+            let request = format!("{} {}", request.method(), request.uri());
+            tracing::warn!(
+                plugin = %self.plugin,
+                %request,
+                %reason,
+                allowed = %self.allowlist,
+                "denied an outgoing HTTP request"
+            );
+            self.denied.push(DeniedRequest { request, reason });
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        tracing::debug!(plugin = %self.plugin, method = %request.method(), uri = %request.uri(), "outgoing HTTP request");
+        let _ = fut;
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn allows_exactly_the_listed_origins() {
+        let list = HttpAllowlist::none()
+            .allow_url("https://login.salesforce.com/services/oauth2")
+            .unwrap()
+            .allow_url("https://NA1.my.salesforce.com")
+            .unwrap();
+        assert!(list.check(&uri("https://login.salesforce.com/services/oauth2/token")).is_ok());
+        assert!(list.check(&uri("https://login.salesforce.com:443/x")).is_ok());
+        assert!(list.check(&uri("https://na1.my.salesforce.com/services/data")).is_ok());
+        for denied in [
+            "https://evil.example.com/",
+            "https://login.salesforce.com:8443/",
+            "https://login.salesforce.com.evil.com/",
+            "https://sub.login.salesforce.com/",
+        ] {
+            assert!(matches!(list.check(&uri(denied)), Err(PolicyError::NotAllowed { .. })), "{denied}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert_eq!(
+            HttpAllowlist::none().allow_url("http://login.salesforce.com").unwrap_err(),
+            PolicyError::PlainHttp("login.salesforce.com".into())
+        );
+        let list = HttpAllowlist::none()
+            .allow_url("http://127.0.0.1:8080")
+            .unwrap()
+            .allow_url("http://[::1]:9000/x")
+            .unwrap()
+            .allow_url("http://localhost:7000")
+            .unwrap();
+        assert!(list.check(&uri("http://127.0.0.1:8080/services")).is_ok());
+        assert!(list.check(&uri("http://[::1]:9000/")).is_ok());
+        assert!(list.check(&uri("http://localhost:7000/")).is_ok());
+        assert!(list.check(&uri("http://127.0.0.1:8081/")).is_err(), "port matters");
+        assert!(list.check(&uri("https://127.0.0.1:8080/")).is_err(), "scheme matters");
+        assert!(matches!(list.check(&uri("http://example.com/")), Err(PolicyError::PlainHttp(_))));
+    }
+
+    #[test]
+    fn rejects_non_http_and_credentials() {
+        assert!(matches!(HttpAllowlist::none().allow_url("ftp://x"), Err(PolicyError::NotHttp(_))));
+        assert!(matches!(HttpAllowlist::none().allow_url("not a url"), Err(PolicyError::NotHttp(_))));
+        assert!(matches!(
+            HttpAllowlist::none().allow_url("https://u:p@example.com"),
+            Err(PolicyError::Credentials(_))
+        ));
+        assert!(HttpAllowlist::none().check(&uri("https://example.com/")).is_err(), "empty list denies all");
+    }
+
+    #[test]
+    fn loopback_detection() {
+        for yes in ["localhost", "127.0.0.1", "127.1.2.3", "::1", "app.localhost"] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in ["10.0.0.1", "example.com", "localhost.example.com", "0.0.0.0"] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
+}

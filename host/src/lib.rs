@@ -1,0 +1,22 @@
+//! The identity registry host: loads provisioning plugins (WebAssembly
+//! components targeting `wit/`) into a wasmtime sandbox and calls them.
+//!
+//! - [`runtime`]: the engine, plugin loading and the per-call sandbox;
+//! - [`cache`]: precompiled components on disk;
+//! - [`limits`]: the per-call memory cap;
+//! - [`http_policy`]: which outgoing HTTP requests a call may make;
+//! - [`error`]: how a failed call is reported;
+//! - [`inspect`]: a plugin's description for people and scripts;
+//! - [`bindings`]: the host side of the WIT contract.
+
+pub mod bindings;
+pub mod cache;
+pub mod error;
+pub mod http_policy;
+pub mod inspect;
+pub mod limits;
+pub mod runtime;
+
+pub use error::{CallError, Failure, LoadError};
+pub use http_policy::HttpAllowlist;
+pub use runtime::{Plugin, Runtime, RuntimeConfig};

@@ -1,0 +1,190 @@
+//! `registry-host`: the identity registry host's command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use registry_host::inspect::PluginSummary;
+use registry_host::{Runtime, RuntimeConfig};
+
+/// The identity registry host: runs sandboxed provisioning plugins.
+#[derive(Parser)]
+#[command(name = "registry-host", version, about)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where state lives and how plugins are confined.
+#[derive(Args)]
+struct RuntimeArgs {
+    /// Directory for the registry's data and caches [default: the user's
+    /// data dir + /registry-host, else ./data].
+    #[arg(long, global = true, env = "REGISTRY_HOST_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Memory cap per plugin call, in MiB.
+    #[arg(long, global = true, default_value_t = 64, env = "REGISTRY_HOST_PLUGIN_MEMORY_MIB")]
+    plugin_memory_mib: usize,
+    /// Deadline per plugin call, in milliseconds.
+    #[arg(long, global = true, default_value_t = 10_000, env = "REGISTRY_HOST_PLUGIN_TIMEOUT_MS")]
+    plugin_timeout_ms: u64,
+    /// Compile plugins on every load instead of using the precompiled cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+impl RuntimeArgs {
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            dirs::data_dir().map(|d| d.join("registry-host")).unwrap_or_else(|| PathBuf::from("data"))
+        })
+    }
+
+    fn config(&self) -> anyhow::Result<RuntimeConfig> {
+        anyhow::ensure!(self.plugin_memory_mib > 0, "--plugin-memory-mib must be at least 1");
+        anyhow::ensure!(self.plugin_timeout_ms > 0, "--plugin-timeout-ms must be at least 1");
+        Ok(RuntimeConfig {
+            memory_limit: self.plugin_memory_mib << 20,
+            deadline: Duration::from_millis(self.plugin_timeout_ms),
+            cache_dir: (!self.no_cache).then(|| self.data_dir().join("cache").join("components")),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a plugin in the sandbox and print what it says about itself.
+    Inspect {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure loading and calling a plugin: cold compile, cached load,
+    /// instantiate + one call.
+    Bench {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// Samples per figure.
+        #[arg(long, default_value_t = 200)]
+        iterations: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REGISTRY_HOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let result = runtime
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
+            let runtime = Runtime::new(cli.runtime.config()?)?;
+            let plugin = runtime.load_file(&plugin).await?;
+            let summary = PluginSummary::of(&plugin);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", summary.to_table());
+            }
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Bench { plugin, iterations }) => {
+            bench(&cli.runtime, &plugin, iterations.max(1)).await
+        }
+    }
+}
+
+/// Prints the runtime's load and call costs for one plugin.
+async fn bench(args: &RuntimeArgs, path: &Path, iterations: u32) -> anyhow::Result<()> {
+    let wasm = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cache_dir = tempfile_dir()?;
+    let config = RuntimeConfig { cache_dir: Some(cache_dir.clone()), ..args.config()? };
+    let runtime = Runtime::new(config)?;
+
+    let compile_samples = iterations.min(5);
+    let cold = median(compile_samples, || {
+        let started = Instant::now();
+        wasmtime::component::Component::new(runtime.engine(), &wasm).map(|_| started.elapsed())
+    })?;
+    let first = runtime.load(&path.display().to_string(), &wasm).await?;
+    let cached = {
+        let mut samples = Vec::new();
+        for _ in 0..iterations {
+            let plugin = runtime.load(&path.display().to_string(), &wasm).await?;
+            samples.push(plugin.load_stats().compile_or_deserialize);
+        }
+        middle(samples)
+    };
+    let mut calls = Vec::new();
+    for _ in 0..iterations {
+        let started = Instant::now();
+        first.info().await?;
+        calls.push(started.elapsed());
+    }
+    let call = middle(calls);
+    let _ = std::fs::remove_dir_all(&cache_dir);
+
+    println!("plugin                      {} ({})", first.name(), path.display());
+    println!("component size              {:.1} KiB", wasm.len() as f64 / 1024.0);
+    println!("cold compile (median of {compile_samples})   {:.2} ms", ms(cold));
+    println!("cached load (median of {iterations})  {:.3} ms", ms(cached));
+    println!("instantiate + info call     {:.1} µs (median of {iterations})", call.as_secs_f64() * 1e6);
+    println!("build profile               {}", if cfg!(debug_assertions) { "debug" } else { "release" });
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("registry-host-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn median(
+    n: u32,
+    mut sample: impl FnMut() -> wasmtime::Result<Duration>,
+) -> anyhow::Result<Duration> {
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        samples.push(sample().map_err(anyhow::Error::from)?);
+    }
+    Ok(middle(samples))
+}
+
+fn middle(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -1,0 +1,31 @@
+//! Paths of guest components built for wasm32-wasip2 by this crate's build
+//! script: the real Salesforce plugin and the hostile fixtures.
+
+use std::path::Path;
+
+/// The Salesforce provisioner component (release build).
+pub fn salesforce_plugin() -> &'static Path {
+    Path::new(env!("SALESFORCE_PLUGIN_WASM"))
+}
+
+/// A plugin whose calls loop forever.
+pub fn hostile_loop() -> &'static Path {
+    Path::new(env!("HOSTILE_LOOP_WASM"))
+}
+
+/// A plugin whose calls allocate without bound.
+pub fn hostile_alloc() -> &'static Path {
+    Path::new(env!("HOSTILE_ALLOC_WASM"))
+}
+
+/// A plugin whose calls make an HTTP request, by default to a host that is
+/// never on an allowlist; `validate-settings` takes the URL from its `url`
+/// setting.
+pub fn hostile_http() -> &'static Path {
+    Path::new(env!("HOSTILE_HTTP_WASM"))
+}
+
+/// A plugin whose calls panic.
+pub fn hostile_panic() -> &'static Path {
+    Path::new(env!("HOSTILE_PANIC_WASM"))
+}
