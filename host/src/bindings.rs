@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     world: "provisioner",
     imports: { default: async },
     exports: { default: async },
+    additional_derives: [PartialEq, Eq],
     with: {
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         "wasi:io": wasmtime_wasi::p2::bindings::io,

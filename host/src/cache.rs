@@ -53,11 +53,13 @@ impl ComponentCache {
         let Some(path) = self.entry_path(engine, wasm) else {
             return Ok((Component::new(engine, wasm)?, CacheOutcome::Miss));
         };
-        if path.exists() {
-            // SAFETY: the file was written by `store` below from wasmtime's
+        // Read, not mmap: a file changed under a mapping would crash the
+        // host (SIGBUS); a copy in memory costs well under a millisecond.
+        if let Ok(bytes) = std::fs::read(&path) {
+            // SAFETY: the bytes were written by `store` below from wasmtime's
             // own serialization, in a directory keyed by the engine's
-            // compatibility hash; wasmtime also checks its header.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            // compatibility hash; wasmtime also checks their header.
+            match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component"),
             }

@@ -15,6 +15,7 @@ use exports::registry::provisioning::plugin_info::{
 use exports::registry::provisioning::provisioning_target::{
     ProvisionOutcome, ProvisionRequest, TargetContext,
 };
+use registry::provisioning::log;
 use registry::provisioning::types::{FieldError, Oauth2ServerConfig, PluginError, TokenSet};
 
 /// The component's export implementation.
@@ -108,9 +109,11 @@ impl exports::registry::provisioning::oauth2_server::Guest for SalesforceProvisi
 
 impl exports::registry::provisioning::provisioning_target::Guest for SalesforceProvisioner {
     fn validate_settings(values: Vec<(String, String)>) -> Result<(), Vec<FieldError>> {
-        settings::Config::parse(&values)
-            .map(|_| ())
-            .map_err(|errors| errors.into_iter().map(field_error).collect())
+        settings::Config::parse(&values).map(|_| ()).map_err(|errors| {
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            log::log(log::Level::Debug, &format!("rejected settings: {}", fields.join(", ")));
+            errors.into_iter().map(field_error).collect()
+        })
     }
     fn provision(_: TargetContext, _: ProvisionRequest) -> Result<ProvisionOutcome, PluginError> {
         Err(not_yet("provision"))
