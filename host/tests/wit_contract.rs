@@ -35,8 +35,9 @@ fn find_package(resolve: &Resolve) -> PackageId {
         .unwrap_or_else(|| panic!("{PACKAGE} not found"))
 }
 
-/// Each interface of `pkg` as printed WIT.
-fn printed_interfaces(resolve: &Resolve, pkg: PackageId, docs: bool) -> BTreeMap<String, String> {
+/// Each interface of `pkg` as its printed WIT definitions, sorted: a decoded
+/// component lists types in order of first use, the source in writing order.
+fn printed_interfaces(resolve: &Resolve, pkg: PackageId, docs: bool) -> BTreeMap<String, Vec<String>> {
     resolve.packages[pkg]
         .interfaces
         .iter()
@@ -44,7 +45,10 @@ fn printed_interfaces(resolve: &Resolve, pkg: PackageId, docs: bool) -> BTreeMap
             let mut printer = WitPrinter::default();
             printer.emit_docs(docs);
             printer.print_interface(resolve, *id).unwrap();
-            (name.clone(), printer.output.to_string())
+            let text = printer.output.to_string();
+            let mut items: Vec<String> = text.split("\n\n").map(|i| i.trim().to_string()).collect();
+            items.sort();
+            (name.clone(), items)
         })
         .collect()
 }
