@@ -5,7 +5,8 @@
 //! is wasmtime's precompile compatibility hash, so a wasmtime upgrade or a
 //! different configuration never loads an incompatible artifact.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -40,10 +41,13 @@ impl ComponentCache {
 
     /// Where the artifact for `wasm` lives, if caching.
     pub fn entry_path(&self, engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
-        let mut hasher = DefaultHasher::new();
+        let dir = self.dir.as_ref()?;
+        // SHA-256 rather than std's DefaultHasher, whose output may change
+        // between Rust releases and orphan the cache.
+        let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_key = format!("{:016x}", hasher.finish());
-        Some(self.dir.as_ref()?.join(engine_key).join(format!("{}.cwasm", wasm_digest(wasm))))
+        let engine_key = hex::encode(&hasher.0.finalize()[..8]);
+        Some(dir.join(engine_key).join(format!("{}.cwasm", wasm_digest(wasm))))
     }
 
     /// Loads `wasm` from the cache or compiles it (and caches the result).
@@ -72,12 +76,30 @@ impl ComponentCache {
     }
 }
 
-/// Writes atomically (temp file + rename) so a concurrent reader or a crash
-/// never sees half an artifact.
+/// Feeds `Hash` output into SHA-256.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        unreachable!("only the digest is used")
+    }
+}
+
+/// Writes atomically (a unique temp file, then rename) so a concurrent
+/// reader or a crash never sees half an artifact. Directories are private to
+/// the user: their contents are loaded as native code.
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache entries live in a directory");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), wasm_digest(bytes)));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

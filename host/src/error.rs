@@ -27,7 +27,7 @@ pub enum Failure {
     #[error("it ran past its {0:?} deadline and was stopped")]
     Timeout(Duration),
     /// Tried to grow memory past the cap.
-    #[error("it tried to grow its memory to {requested} bytes, beyond its limit of {limit} bytes, and was stopped")]
+    #[error("it tried to grow its memory to {requested} bytes in all, beyond its limit of {limit} bytes, and was stopped")]
     MemoryLimit {
         /// The cap in bytes.
         limit: usize,

@@ -8,9 +8,12 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::Uri;
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
+
+use crate::sanitize::sanitize;
 
 /// One allowed origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,9 @@ pub enum PolicyError {
         /// The refused origin.
         origin: String,
     },
+    /// The call already made as many requests as one call may.
+    #[error("a call may make at most {0} HTTP requests")]
+    TooManyRequests(usize),
 }
 
 /// The origins a call may reach. Empty means no HTTP at all.
@@ -124,10 +130,9 @@ fn origin_of(uri: &Uri) -> Result<Origin, PolicyError> {
 }
 
 /// Whether `host` names this machine: `localhost` or a loopback IP literal.
+/// Other names are not trusted, whatever DNS says of them.
 pub fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A request the policy refused during a call.
@@ -139,27 +144,37 @@ pub struct DeniedRequest {
     pub reason: PolicyError,
 }
 
-/// The wasi-http hooks of one call: the allowlist, and the refusals so far.
+/// Longest request description kept for errors and logs.
+const MAX_REQUEST_TEXT: usize = 512;
+
+/// The wasi-http hooks of one call: the allowlist, a cap on the number of
+/// requests, and the first refusal.
 pub struct SandboxHooks {
-    plugin: String,
+    plugin: Arc<str>,
     allowlist: HttpAllowlist,
-    denied: Vec<DeniedRequest>,
+    max_requests: usize,
+    sent: usize,
+    first_denied: Option<DeniedRequest>,
 }
 
 impl SandboxHooks {
-    /// Hooks for one call of `plugin` with `allowlist`.
-    pub fn new(plugin: &str, allowlist: HttpAllowlist) -> Self {
-        Self { plugin: plugin.to_string(), allowlist, denied: Vec::new() }
+    /// Hooks for one call of `plugin` with `allowlist`, allowing at most
+    /// `max_requests` requests.
+    pub fn new(plugin: Arc<str>, allowlist: HttpAllowlist, max_requests: usize) -> Self {
+        Self { plugin, allowlist, max_requests, sent: 0, first_denied: None }
     }
 
-    /// Requests refused so far.
-    pub fn denied(&self) -> &[DeniedRequest] {
-        &self.denied
+    /// The first request refused, if any.
+    pub fn first_denied(&self) -> Option<&DeniedRequest> {
+        self.first_denied.as_ref()
     }
 
-    /// The call's allowlist.
-    pub fn allowlist(&self) -> &HttpAllowlist {
-        &self.allowlist
+    fn decide(&self, uri: &Uri) -> Result<(), PolicyError> {
+        self.allowlist.check(uri)?;
+        if self.sent >= self.max_requests {
+            return Err(PolicyError::TooManyRequests(self.max_requests));
+        }
+        Ok(())
     }
 }
 
@@ -179,18 +194,23 @@ impl WasiHttpHooks for SandboxHooks {
         options: Option<wasmtime_wasi_http::RequestOptions>,
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> ResponseFuture {
-        if let Err(reason) = self.allowlist.check(request.uri()) {
-            let request = format!("{} {}", request.method(), request.uri());
-            tracing::warn!(
-                plugin = %self.plugin,
-                %request,
-                %reason,
-                allowed = %self.allowlist,
-                "denied an outgoing HTTP request"
-            );
-            self.denied.push(DeniedRequest { request, reason });
+        if let Err(reason) = self.decide(request.uri()) {
+            // Only the first refusal is logged and kept: a plugin looping on
+            // denied requests must not flood the log or host memory.
+            if self.first_denied.is_none() {
+                let request = sanitize(&format!("{} {}", request.method(), request.uri()), MAX_REQUEST_TEXT);
+                tracing::warn!(
+                    plugin = %self.plugin,
+                    %request,
+                    %reason,
+                    allowed = %self.allowlist,
+                    "denied an outgoing HTTP request"
+                );
+                self.first_denied = Some(DeniedRequest { request, reason });
+            }
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        self.sent += 1;
         tracing::debug!(plugin = %self.plugin, method = %request.method(), uri = %request.uri(), "outgoing HTTP request");
         let _ = fut;
         Box::new(async move {
@@ -265,11 +285,30 @@ mod tests {
     }
 
     #[test]
+    fn scheme_and_host_case_do_not_matter_but_everything_else_does() {
+        let list = HttpAllowlist::none().allow_url("https://Login.Salesforce.com").unwrap();
+        assert!(list.check(&uri("HTTPS://LOGIN.SALESFORCE.COM/x")).is_ok());
+        assert!(list.check(&uri("https://login.salesforce.com./x")).is_err(), "trailing dot is another name");
+        assert!(matches!(list.check(&uri("https://u@login.salesforce.com/")), Err(PolicyError::Credentials(_))));
+        assert!(matches!(list.check(&uri("/relative")), Err(PolicyError::NotHttp(_))));
+    }
+
+    #[test]
+    fn hooks_cap_requests_and_keep_only_the_first_refusal() {
+        let list = HttpAllowlist::none().allow_url("http://127.0.0.1:1").unwrap();
+        let mut hooks = SandboxHooks::new(Arc::from("p"), list, 2);
+        assert!(hooks.decide(&uri("http://127.0.0.1:1/")).is_ok());
+        hooks.sent = 2;
+        assert_eq!(hooks.decide(&uri("http://127.0.0.1:1/")), Err(PolicyError::TooManyRequests(2)));
+        assert!(hooks.first_denied().is_none());
+    }
+
+    #[test]
     fn loopback_detection() {
-        for yes in ["localhost", "127.0.0.1", "127.1.2.3", "::1", "app.localhost"] {
+        for yes in ["localhost", "127.0.0.1", "127.1.2.3", "::1", "0::1"] {
             assert!(is_loopback(yes), "{yes}");
         }
-        for no in ["10.0.0.1", "example.com", "localhost.example.com", "0.0.0.0"] {
+        for no in ["10.0.0.1", "example.com", "localhost.example.com", "0.0.0.0", "app.localhost", "localhost.", "::ffff:127.0.0.1"] {
             assert!(!is_loopback(no), "{no}");
         }
     }

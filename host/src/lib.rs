@@ -6,6 +6,7 @@
 //! - [`limits`]: the per-call memory cap;
 //! - [`http_policy`]: which outgoing HTTP requests a call may make;
 //! - [`error`]: how a failed call is reported;
+//! - [`sanitize`]: plugin text made safe for logs;
 //! - [`inspect`]: a plugin's description for people and scripts;
 //! - [`bindings`]: the host side of the WIT contract.
 
@@ -16,6 +17,7 @@ pub mod http_policy;
 pub mod inspect;
 pub mod limits;
 pub mod runtime;
+pub mod sanitize;
 
 pub use error::{CallError, Failure, LoadError};
 pub use http_policy::HttpAllowlist;

@@ -1,32 +1,41 @@
-//! The per-call memory cap. A plain `ResourceLimiter` that also remembers
-//! what it refused, so a failed call can say "memory limit" instead of the
-//! guest's generic abort.
+//! Per-call resource caps: linear memory (summed over every memory of the
+//! store), instance/memory/table counts, and captured output.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
 use wasmtime::ResourceLimiter;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 /// Table elements a plugin may have; generous for real code, small enough to
 /// stop a table-growth bomb.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Core instances, memories and tables per store: a component built by a
+/// normal toolchain has a handful; a hostile one must not multiply the cap.
+const MAX_INSTANCES: usize = 64;
+const MAX_MEMORIES: usize = 8;
+const MAX_TABLES: usize = 64;
 
-/// Caps linear memory per store and records the first refusal.
+/// Caps the store's linear memory in total and records the first refusal,
+/// so a failed call can say "memory limit" instead of the guest's abort.
 #[derive(Debug, Clone)]
 pub struct MemoryLimiter {
     max_bytes: usize,
+    total: usize,
     refused: Option<usize>,
 }
 
 impl MemoryLimiter {
-    /// A limiter allowing at most `max_bytes` of linear memory per memory.
+    /// A limiter allowing at most `max_bytes` of linear memory in the store.
     pub fn new(max_bytes: usize) -> Self {
-        Self { max_bytes, refused: None }
+        Self { max_bytes, total: 0, refused: None }
     }
 
-    /// The cap in bytes.
-    pub fn max_bytes(&self) -> usize {
-        self.max_bytes
-    }
-
-    /// The size a refused growth asked for, if any growth was refused.
+    /// The store-wide total a refused growth would have reached, if any
+    /// growth was refused.
     pub fn refused(&self) -> Option<usize> {
         self.refused
     }
@@ -35,16 +44,18 @@ impl MemoryLimiter {
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.max_bytes {
             // Refuse (memory.grow returns -1) rather than trap: a guest may
             // cope; if it aborts instead, the call error names the cap.
-            self.refused.get_or_insert(desired);
+            self.refused.get_or_insert(total);
             return Ok(false);
         }
+        self.total = total;
         Ok(true)
     }
 
@@ -56,8 +67,68 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
 }
 
+/// A plugin's stdout or stderr: keeps the first `cap` bytes and drops the
+/// rest, so a chatty plugin neither fails its writes nor grows host memory.
+#[derive(Debug, Clone)]
+pub struct CappedOutput {
+    cap: usize,
+    buffer: Arc<Mutex<Vec<u8>>>,
+}
+
+impl CappedOutput {
+    /// Keeps at most `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        Self { cap, buffer: Arc::default() }
+    }
+
+    /// What was kept, lossily decoded.
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
+}
+
+impl IsTerminal for CappedOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for CappedOutput {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut kept = self.buffer.lock().unwrap();
+        let room = self.cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..buf.len().min(room)]);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +142,25 @@ mod tests {
         assert!(!limiter.memory_growing(64 << 20, (64 << 20) + 65536, None).unwrap());
         assert!(!limiter.memory_growing(64 << 20, 128 << 20, None).unwrap());
         assert_eq!(limiter.refused(), Some((64 << 20) + 65536), "the first refusal is kept");
+    }
+
+    #[test]
+    fn the_cap_is_for_all_memories_together() {
+        let mut limiter = MemoryLimiter::new(64 << 20);
+        assert!(limiter.memory_growing(0, 40 << 20, None).unwrap());
+        assert!(!limiter.memory_growing(0, 40 << 20, None).unwrap(), "a second memory counts too");
+        assert_eq!(limiter.refused(), Some(80 << 20));
+        assert!(limiter.memory_growing(0, 24 << 20, None).unwrap());
+    }
+
+    #[tokio::test]
+    async fn capped_output_keeps_the_start_and_accepts_everything() {
+        use tokio::io::AsyncWriteExt;
+        let out = CappedOutput::new(5);
+        let mut writer = std::pin::Pin::from(out.async_stream());
+        writer.write_all(b"hello world").await.unwrap();
+        writer.write_all(b"more").await.unwrap();
+        assert_eq!(out.contents(), "hello");
     }
 
     #[test]

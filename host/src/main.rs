@@ -51,6 +51,7 @@ impl RuntimeArgs {
             memory_limit: self.plugin_memory_mib << 20,
             deadline: Duration::from_millis(self.plugin_timeout_ms),
             cache_dir: (!self.no_cache).then(|| self.data_dir().join("cache").join("components")),
+            ..RuntimeConfig::default()
         })
     }
 }
@@ -127,8 +128,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Prints the runtime's load and call costs for one plugin.
 async fn bench(args: &RuntimeArgs, path: &Path, iterations: u32) -> anyhow::Result<()> {
     let wasm = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let cache_dir = tempfile_dir()?;
-    let config = RuntimeConfig { cache_dir: Some(cache_dir.clone()), ..args.config()? };
+    let cache_dir = tempfile::tempdir().context("cannot create a scratch cache directory")?;
+    let config = RuntimeConfig { cache_dir: Some(cache_dir.path().to_path_buf()), ..args.config()? };
     let runtime = Runtime::new(config)?;
 
     let compile_samples = iterations.min(5);
@@ -152,7 +153,6 @@ async fn bench(args: &RuntimeArgs, path: &Path, iterations: u32) -> anyhow::Resu
         calls.push(started.elapsed());
     }
     let call = middle(calls);
-    let _ = std::fs::remove_dir_all(&cache_dir);
 
     println!("plugin                      {} ({})", first.name(), path.display());
     println!("component size              {:.1} KiB", wasm.len() as f64 / 1024.0);
@@ -161,12 +161,6 @@ async fn bench(args: &RuntimeArgs, path: &Path, iterations: u32) -> anyhow::Resu
     println!("instantiate + info call     {:.1} µs (median of {iterations})", call.as_secs_f64() * 1e6);
     println!("build profile               {}", if cfg!(debug_assertions) { "debug" } else { "release" });
     Ok(())
-}
-
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("registry-host-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
 }
 
 fn median(

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -17,17 +16,28 @@ use crate::bindings::{Provisioner, ProvisionerPre, oauth2_server, plugin_info, p
 use crate::cache::{CacheOutcome, ComponentCache, wasm_digest};
 use crate::error::{CallError, Failure, LoadError};
 use crate::http_policy::{HttpAllowlist, SandboxHooks};
-use crate::limits::MemoryLimiter;
+use crate::limits::{CappedOutput, MemoryLimiter};
+use crate::sanitize::sanitize;
 
 /// How often the engine's epoch advances; the deadline's resolution and how
 /// often a busy plugin yields to other tasks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// How much of a plugin's stdout/stderr a call keeps (for panic messages).
-const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
+/// How much of a plugin's stdout/stderr a call keeps (for panic messages and
+/// the log); the rest is dropped.
+const OUTPUT_CAPTURE_BYTES: usize = 16 * 1024;
 
 /// Longest log line a plugin may write; the rest is cut.
-const MAX_LOG_LINE: usize = 8 * 1024;
+const MAX_LOG_LINE: usize = 4 * 1024;
+
+/// Log lines one call may write; later ones are dropped (and counted).
+const MAX_LOG_LINES: usize = 200;
+
+/// Resource handles (requests, bodies, streams, ...) a call may hold at once.
+const MAX_RESOURCES: usize = 4096;
+
+/// Bytes of headers one `fields` resource may hold.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Limits and locations for the runtime.
 #[derive(Debug, Clone)]
@@ -38,11 +48,18 @@ pub struct RuntimeConfig {
     pub deadline: Duration,
     /// Where precompiled components are kept; `None` compiles every load.
     pub cache_dir: Option<PathBuf>,
+    /// Outgoing HTTP requests one call may make.
+    pub max_http_requests: usize,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { memory_limit: 64 << 20, deadline: Duration::from_secs(10), cache_dir: None }
+        Self {
+            memory_limit: 64 << 20,
+            deadline: Duration::from_secs(10),
+            cache_dir: None,
+            max_http_requests: 256,
+        }
     }
 }
 
@@ -54,7 +71,9 @@ pub struct HostState {
     table: ResourceTable,
     hooks: SandboxHooks,
     limiter: MemoryLimiter,
-    stderr: MemoryOutputPipe,
+    stdout: CappedOutput,
+    stderr: CappedOutput,
+    log_lines: usize,
 }
 
 impl WasiView for HostState {
@@ -71,12 +90,11 @@ impl WasiHttpView for HostState {
 
 impl log::Host for HostState {
     async fn log(&mut self, level: log::Level, message: String) {
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let cut = (0..=MAX_LOG_LINE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
-            message.truncate(cut);
-            message.push_str(" [cut]");
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            return;
         }
+        let message = sanitize(&message, MAX_LOG_LINE);
         let plugin = &*self.plugin;
         match level {
             log::Level::Trace => tracing::trace!(plugin, "{message}"),
@@ -148,8 +166,14 @@ impl Runtime {
     /// until it has described itself.
     pub async fn load(&self, origin: &str, wasm: &[u8]) -> Result<Plugin, LoadError> {
         let started = Instant::now();
-        let (component, cache) = self.inner.cache.load(&self.inner.engine, wasm).map_err(|e| {
-            LoadError::Compile { origin: origin.to_string(), message: format!("{e:#}") }
+        // Compiling takes a CPU for a while: keep it off the async workers.
+        let (engine, cache, bytes) = (self.inner.engine.clone(), self.inner.cache.clone(), wasm.to_vec());
+        let compiled = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile { origin: origin.to_string(), message: e.to_string() })?;
+        let (component, cache) = compiled.map_err(|e| LoadError::Compile {
+            origin: origin.to_string(),
+            message: format!("{e:#}"),
         })?;
         let compiled = started.elapsed();
         let contract = |e: wasmtime::Error| LoadError::Contract {
@@ -160,7 +184,7 @@ impl Runtime {
         let pre = ProvisionerPre::new(instance_pre).map_err(contract)?;
         let mut plugin = Plugin {
             runtime: self.clone(),
-            name: origin.to_string(),
+            name: Arc::from(sanitize(origin, 256)),
             pre,
             digest: wasm_digest(wasm),
             size: wasm.len(),
@@ -171,11 +195,27 @@ impl Runtime {
             .info()
             .await
             .map_err(|source| LoadError::Info { origin: origin.to_string(), source })?;
-        plugin.name = metadata.name.clone();
+        if !is_valid_name(&metadata.name) {
+            return Err(LoadError::Contract {
+                origin: origin.to_string(),
+                message: format!(
+                    "its name {:?} must be 1 to 64 lower-case letters, digits and dashes, starting with a letter or digit",
+                    sanitize(&metadata.name, 80)
+                ),
+            });
+        }
+        plugin.name = Arc::from(metadata.name.as_str());
         plugin.metadata = Some(metadata);
         tracing::info!(plugin = %plugin.name, origin, cache = ?cache, ?compiled, "plugin loaded");
         Ok(plugin)
     }
+}
+
+/// Plugin names appear in every log line and error; keep them plain.
+fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
@@ -206,7 +246,7 @@ pub struct LoadStats {
 #[derive(Clone)]
 pub struct Plugin {
     runtime: Runtime,
-    name: String,
+    name: Arc<str>,
     pre: ProvisionerPre<HostState>,
     digest: String,
     size: usize,
@@ -250,24 +290,31 @@ impl Plugin {
         f: impl AsyncFnOnce(&Provisioner, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let config = &self.runtime.inner.config;
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+        let stdout = CappedOutput::new(OUTPUT_CAPTURE_BYTES);
+        let stderr = CappedOutput::new(OUTPUT_CAPTURE_BYTES);
         let wasi = WasiCtx::builder()
-            .stdout(MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES))
+            .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HEADER_BYTES);
         let mut store = Store::new(
             &self.runtime.inner.engine,
             HostState {
-                plugin: Arc::from(self.name.as_str()),
+                plugin: self.name.clone(),
                 wasi,
-                http: WasiHttpCtx::new(),
-                table: ResourceTable::new(),
-                hooks: SandboxHooks::new(&self.name, allowlist.clone()),
+                http,
+                table,
+                hooks: SandboxHooks::new(self.name.clone(), allowlist.clone(), config.max_http_requests),
                 limiter: MemoryLimiter::new(config.memory_limit),
+                stdout,
                 stderr,
+                log_lines: 0,
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -289,12 +336,19 @@ impl Plugin {
         let outcome = tokio::time::timeout(config.deadline, run).await;
 
         let state = store.data();
-        let output = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
-        if !output.trim().is_empty() {
-            tracing::info!(plugin = %self.name, export, stderr = %output.trim_end(), "plugin wrote to stderr");
+        let plugin = &*self.name;
+        let output = state.stderr.contents();
+        for (stream, text) in [("stdout", state.stdout.contents()), ("stderr", output.clone())] {
+            if !text.trim().is_empty() {
+                let text = sanitize(text.trim_end(), OUTPUT_CAPTURE_BYTES);
+                tracing::info!(plugin, export, stream, output = %text, "plugin wrote output");
+            }
+        }
+        if state.log_lines > MAX_LOG_LINES {
+            tracing::warn!(plugin, export, dropped = state.log_lines - MAX_LOG_LINES, "plugin logged too much; lines dropped");
         }
         let failure = match outcome {
-            Ok(Ok(value)) => match state.hooks.denied().first() {
+            Ok(Ok(value)) => match state.hooks.first_denied() {
                 // A refused request is a sandbox violation even if the plugin
                 // coped with the error it got.
                 Some(denied) => Failure::HttpDenied(denied.clone()),
@@ -303,8 +357,8 @@ impl Plugin {
             Err(_elapsed) => Failure::Timeout(config.deadline),
             Ok(Err(stage)) => classify(stage, state, config, &output),
         };
-        let error = CallError { plugin: self.name.clone(), export, failure };
-        tracing::warn!(plugin = %self.name, export, error = %error, "plugin call failed");
+        let error = CallError { plugin: self.name.to_string(), export, failure };
+        tracing::warn!(plugin, export, error = %error, "plugin call failed");
         Err(error)
     }
 
@@ -366,14 +420,14 @@ fn classify(stage: Stage, state: &HostState, config: &RuntimeConfig, stderr: &st
         Stage::Instantiate(e) => (e, true),
         Stage::Call(e) => (e, false),
     };
-    if let Some(requested) = state.limiter.refused() {
-        return Failure::MemoryLimit { limit: config.memory_limit, requested };
-    }
     if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return Failure::Timeout(config.deadline);
     }
-    if let Some(denied) = state.hooks.denied().first() {
+    if let Some(denied) = state.hooks.first_denied() {
         return Failure::HttpDenied(denied.clone());
+    }
+    if let Some(requested) = state.limiter.refused() {
+        return Failure::MemoryLimit { limit: config.memory_limit, requested };
     }
     if instantiating {
         return Failure::Instantiate(format!("{error:#}"));
@@ -392,7 +446,8 @@ fn panic_message(stderr: &str) -> Option<String> {
     let (location, rest) = report.split_once('\n').unwrap_or((report, ""));
     let message = rest.lines().next().unwrap_or("").trim();
     let location = location.trim_end_matches(':');
-    Some(if message.is_empty() { location.to_string() } else { format!("{message} (at {location})") })
+    let text = if message.is_empty() { location.to_string() } else { format!("{message} (at {location})") };
+    Some(sanitize(&text, 1024))
 }
 
 /// The trap's reason without the wasm backtrace.
@@ -406,6 +461,16 @@ fn trap_summary(error: &wasmtime::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_names_are_plain() {
+        for good in ["salesforce", "hostile-loop-forever", "x1"] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", "Salesforce", "-x", "a b", "salesforce\nINFO forged", &"a".repeat(65)] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn panic_messages_are_extracted() {

@@ -380,7 +380,10 @@ impl Config {
 
         let object = match value(OBJECT) {
             Some("User") => ObjectKind::User,
-            _ => ObjectKind::Contact,
+            Some("Contact") => ObjectKind::Contact,
+            // Already reported above; checking fields against a guessed
+            // object would only add misleading errors.
+            _ => return Err(errors),
         };
         let mut check = |name: &str, result: Result<(), String>| {
             if let Err(message) = result {
@@ -570,7 +573,8 @@ fn parse_field_mappings(text: &str) -> Result<Vec<FieldMapping>, String> {
             .ok_or_else(|| format!("'{entry}' is not a mapping; write Field__c={{template}}"))?;
         let field = field.trim();
         check_api_name(field)?;
-        if mappings.iter().any(|m| m.field == field) {
+        // Salesforce API names are case-insensitive.
+        if mappings.iter().any(|m| m.field.eq_ignore_ascii_case(field)) {
             return Err(format!("{field} is mapped twice; keep one mapping per field"));
         }
         let template = Template::parse(template.trim()).map_err(|e| format!("{field}: {e}"))?;
@@ -635,7 +639,6 @@ mod tests {
     #[test]
     fn every_bad_field_is_named() {
         let errs = fields(parse(&[
-            ("object", "Lead"),
             ("api_version", "29.0"),
             ("external_id_field", "Registry_ID"),
             ("provision_middle_name", "yes"),
@@ -644,8 +647,10 @@ mod tests {
         ]));
         assert_eq!(
             errs,
-            vec!["bogus", "object", "provision_middle_name", "api_version", "external_id_field", "account_id"]
+            vec!["bogus", "provision_middle_name", "api_version", "external_id_field", "account_id"]
         );
+        // An unknown object is reported alone, not with guesses about it.
+        assert_eq!(fields(parse(&[("object", "Lead"), ("profile_id", "x")])), vec!["object"]);
     }
 
     #[test]
@@ -676,7 +681,7 @@ mod tests {
         let config = parse(&[("field_mappings", "ORCID__c={identifier:orcid};\n Status__c = {status}")]).unwrap();
         let names: Vec<&str> = config.field_mappings.iter().map(|m| m.field.as_str()).collect();
         assert_eq!(names, vec!["ORCID__c", "Status__c"]);
-        for bad in ["ORCID__c", "Bad Name={id}", "A__c={id};A__c={id}", "X__c={nope}"] {
+        for bad in ["ORCID__c", "Bad Name={id}", "A__c={id};a__C={id}", "X__c={nope}"] {
             assert_eq!(fields(parse(&[("field_mappings", bad)])), vec!["field_mappings"], "{bad}");
         }
     }

@@ -35,7 +35,7 @@ fn main() {
     for (var, package, feature, file) in GUESTS {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&root)
-            .args(["build", "--release", "--target", TARGET, "-p", package])
+            .args(["build", "--locked", "--release", "--target", TARGET, "-p", package])
             .env("CARGO_TARGET_DIR", &guest_target)
             // Flags meant for the outer (native) build must not leak in.
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
