@@ -39,22 +39,23 @@ impl ComponentCache {
         Self { dir }
     }
 
-    /// Where the artifact for `wasm` lives, if caching.
-    pub fn entry_path(&self, engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
+    /// Where the artifact for the wasm with hex SHA-256 `digest` lives, if
+    /// caching.
+    pub fn entry_path(&self, engine: &Engine, digest: &str) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         // SHA-256 rather than std's DefaultHasher, whose output may change
         // between Rust releases and orphan the cache.
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = hex::encode(&hasher.0.finalize()[..8]);
-        Some(dir.join(engine_key).join(format!("{}.cwasm", wasm_digest(wasm))))
+        Some(dir.join(engine_key).join(format!("{digest}.cwasm")))
     }
 
-    /// Loads `wasm` from the cache or compiles it (and caches the result).
-    /// A cache that cannot be read or written only costs time: the component
-    /// is compiled and a warning logged.
-    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let Some(path) = self.entry_path(engine, wasm) else {
+    /// Loads `wasm` (whose [`wasm_digest`] is `digest`) from the cache or
+    /// compiles it (and caches the result). A cache that cannot be read or
+    /// written only costs time: the component is compiled and a warning logged.
+    pub fn load(&self, engine: &Engine, wasm: &[u8], digest: &str) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let Some(path) = self.entry_path(engine, digest) else {
             return Ok((Component::new(engine, wasm)?, CacheOutcome::Miss));
         };
         // Read, not mmap: a file changed under a mapping would crash the

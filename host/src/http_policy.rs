@@ -81,11 +81,6 @@ impl HttpAllowlist {
         Ok(self)
     }
 
-    /// The allowed origins.
-    pub fn origins(&self) -> &[Origin] {
-        &self.origins
-    }
-
     /// Decides whether a request to `uri` may go out.
     pub fn check(&self, uri: &Uri) -> Result<(), PolicyError> {
         let origin = origin_of(uri)?;

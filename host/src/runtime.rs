@@ -145,11 +145,6 @@ impl Runtime {
         })
     }
 
-    /// The runtime's configuration.
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.inner.config
-    }
-
     /// The wasmtime engine (for benchmarks and tools).
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
@@ -167,8 +162,10 @@ impl Runtime {
     pub async fn load(&self, origin: &str, wasm: &[u8]) -> Result<Plugin, LoadError> {
         let started = Instant::now();
         // Compiling takes a CPU for a while: keep it off the async workers.
-        let (engine, cache, bytes) = (self.inner.engine.clone(), self.inner.cache.clone(), wasm.to_vec());
-        let compiled = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
+        let digest = wasm_digest(wasm);
+        let (engine, cache, bytes, key) =
+            (self.inner.engine.clone(), self.inner.cache.clone(), wasm.to_vec(), digest.clone());
+        let compiled = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &key))
             .await
             .map_err(|e| LoadError::Compile { origin: origin.to_string(), message: e.to_string() })?;
         let (component, cache) = compiled.map_err(|e| LoadError::Compile {
@@ -182,17 +179,8 @@ impl Runtime {
         };
         let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(contract)?;
         let pre = ProvisionerPre::new(instance_pre).map_err(contract)?;
-        let mut plugin = Plugin {
-            runtime: self.clone(),
-            name: Arc::from(sanitize(origin, 256)),
-            pre,
-            digest: wasm_digest(wasm),
-            size: wasm.len(),
-            load: LoadStats { cache, compile_or_deserialize: compiled },
-            metadata: None,
-        };
-        let metadata = plugin
-            .info()
+        let mut sandbox = Sandboxed { runtime: self.clone(), name: Arc::from(sanitize(origin, 256)), pre };
+        let metadata = describe(&sandbox)
             .await
             .map_err(|source| LoadError::Info { origin: origin.to_string(), source })?;
         if !is_valid_name(&metadata.name) {
@@ -204,10 +192,15 @@ impl Runtime {
                 ),
             });
         }
-        plugin.name = Arc::from(metadata.name.as_str());
-        plugin.metadata = Some(metadata);
-        tracing::info!(plugin = %plugin.name, origin, cache = ?cache, ?compiled, "plugin loaded");
-        Ok(plugin)
+        sandbox.name = Arc::from(metadata.name.as_str());
+        tracing::info!(plugin = %sandbox.name, origin, cache = ?cache, ?compiled, "plugin loaded");
+        Ok(Plugin {
+            sandbox,
+            digest,
+            size: wasm.len(),
+            load: LoadStats { cache, compile_or_deserialize: compiled },
+            metadata,
+        })
     }
 }
 
@@ -245,24 +238,40 @@ pub struct LoadStats {
 /// A loaded plugin, ready to call. Cheap to clone.
 #[derive(Clone)]
 pub struct Plugin {
-    runtime: Runtime,
-    name: Arc<str>,
-    pre: ProvisionerPre<HostState>,
+    sandbox: Sandboxed,
     digest: String,
     size: usize,
     load: LoadStats,
-    metadata: Option<plugin_info::PluginMetadata>,
+    metadata: plugin_info::PluginMetadata,
+}
+
+/// A pre-instantiated component and what it takes to call it sandboxed;
+/// exists before the plugin has described itself.
+#[derive(Clone)]
+struct Sandboxed {
+    runtime: Runtime,
+    name: Arc<str>,
+    pre: ProvisionerPre<HostState>,
+}
+
+/// `plugin-info.info`, needed both to load a plugin and to ask it again.
+async fn describe(sandbox: &Sandboxed) -> Result<plugin_info::PluginMetadata, CallError> {
+    sandbox
+        .call("plugin-info.info", &HttpAllowlist::none(), async |p, s| {
+            p.registry_provisioning_plugin_info().call_info(s).await
+        })
+        .await
 }
 
 impl Plugin {
     /// The plugin's name as it describes itself.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.sandbox.name
     }
 
     /// What the plugin said about itself when loaded.
     pub fn metadata(&self) -> &plugin_info::PluginMetadata {
-        self.metadata.as_ref().expect("set when the plugin is loaded")
+        &self.metadata
     }
 
     /// SHA-256 of the component, hex.
@@ -284,6 +293,60 @@ impl Plugin {
     /// cap, the deadline and `allowlist`. Every way the call can fail comes
     /// back as a [`CallError`] naming the plugin and `export`.
     pub async fn call<R>(
+        &self,
+        export: &'static str,
+        allowlist: &HttpAllowlist,
+        f: impl AsyncFnOnce(&Provisioner, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        self.sandbox.call(export, allowlist, f).await
+    }
+
+    /// `plugin-info.info`.
+    pub async fn info(&self) -> Result<plugin_info::PluginMetadata, CallError> {
+        describe(&self.sandbox).await
+    }
+
+    /// `provisioning-target.validate-settings`.
+    pub async fn validate_settings(
+        &self,
+        settings: &[(String, String)],
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<(), Vec<types::FieldError>>, CallError> {
+        let settings = settings.to_vec();
+        self.call("provisioning-target.validate-settings", allowlist, async |p, s| {
+            p.registry_provisioning_provisioning_target().call_validate_settings(s, &settings).await
+        })
+        .await
+    }
+
+    /// `provisioning-target.provision`.
+    pub async fn provision(
+        &self,
+        context: &provisioning_target::TargetContext,
+        request: &provisioning_target::ProvisionRequest,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<provisioning_target::ProvisionOutcome, types::PluginError>, CallError> {
+        self.call("provisioning-target.provision", allowlist, async |p, s| {
+            p.registry_provisioning_provisioning_target().call_provision(s, context, request).await
+        })
+        .await
+    }
+
+    /// `oauth2-server.authorization-url`.
+    pub async fn authorization_url(
+        &self,
+        config: &types::Oauth2ServerConfig,
+        request: &oauth2_server::AuthorizationRequest,
+    ) -> Result<Result<String, types::PluginError>, CallError> {
+        self.call("oauth2-server.authorization-url", &HttpAllowlist::none(), async |p, s| {
+            p.registry_provisioning_oauth2_server().call_authorization_url(s, config, request).await
+        })
+        .await
+    }
+}
+
+impl Sandboxed {
+    async fn call<R>(
         &self,
         export: &'static str,
         allowlist: &HttpAllowlist,
@@ -360,52 +423,6 @@ impl Plugin {
         let error = CallError { plugin: self.name.to_string(), export, failure };
         tracing::warn!(plugin, export, error = %error, "plugin call failed");
         Err(error)
-    }
-
-    /// `plugin-info.info`.
-    pub async fn info(&self) -> Result<plugin_info::PluginMetadata, CallError> {
-        self.call("plugin-info.info", &HttpAllowlist::none(), async |p, s| {
-            p.registry_provisioning_plugin_info().call_info(s).await
-        })
-        .await
-    }
-
-    /// `provisioning-target.validate-settings`.
-    pub async fn validate_settings(
-        &self,
-        settings: &[(String, String)],
-        allowlist: &HttpAllowlist,
-    ) -> Result<Result<(), Vec<types::FieldError>>, CallError> {
-        let settings = settings.to_vec();
-        self.call("provisioning-target.validate-settings", allowlist, async |p, s| {
-            p.registry_provisioning_provisioning_target().call_validate_settings(s, &settings).await
-        })
-        .await
-    }
-
-    /// `provisioning-target.provision`.
-    pub async fn provision(
-        &self,
-        context: &provisioning_target::TargetContext,
-        request: &provisioning_target::ProvisionRequest,
-        allowlist: &HttpAllowlist,
-    ) -> Result<Result<provisioning_target::ProvisionOutcome, types::PluginError>, CallError> {
-        self.call("provisioning-target.provision", allowlist, async |p, s| {
-            p.registry_provisioning_provisioning_target().call_provision(s, context, request).await
-        })
-        .await
-    }
-
-    /// `oauth2-server.authorization-url`.
-    pub async fn authorization_url(
-        &self,
-        config: &types::Oauth2ServerConfig,
-        request: &oauth2_server::AuthorizationRequest,
-    ) -> Result<Result<String, types::PluginError>, CallError> {
-        self.call("oauth2-server.authorization-url", &HttpAllowlist::none(), async |p, s| {
-            p.registry_provisioning_oauth2_server().call_authorization_url(s, config, request).await
-        })
-        .await
     }
 }
 

@@ -38,6 +38,21 @@ async fn misbehave(plugin: &Plugin, pairs: &[(&str, &str)], allow: &HttpAllowlis
     (result.expect_err("the hostile call must fail"), elapsed)
 }
 
+/// Loads a hostile fixture, makes it misbehave, checks it was stopped in
+/// time, that its error names it and the export, and that the host still
+/// serves a good plugin; returns the error for the caller's own checks.
+async fn stopped(path: &Path, name: &str, pairs: &[(&str, &str)], allow: &HttpAllowlist) -> CallError {
+    let runtime = runtime();
+    let plugin = load(&runtime, path).await;
+    let (error, elapsed) = misbehave(&plugin, pairs, allow).await;
+    assert!(elapsed <= DEADLINE + MARGIN, "stopped after {elapsed:?}");
+    let text = error.to_string();
+    assert!(text.contains(name), "{text}");
+    assert!(text.contains("provisioning-target.validate-settings"), "{text}");
+    good_call_succeeds(&runtime).await;
+    error
+}
+
 /// The good plugin still answers on the same runtime.
 async fn good_call_succeeds(runtime: &Runtime) {
     let plugin = load(runtime, test_guests::salesforce_plugin()).await;
@@ -79,16 +94,11 @@ async fn salesforce_plugin_describes_itself_and_validates_settings() {
 
 #[tokio::test]
 async fn runaway_loop_is_stopped_at_the_deadline() {
-    let runtime = runtime();
-    let plugin = load(&runtime, test_guests::hostile_loop()).await;
-    let (error, elapsed) = misbehave(&plugin, &[], &HttpAllowlist::none()).await;
+    let started = Instant::now();
+    let error = stopped(test_guests::hostile_loop(), "hostile-loop-forever", &[], &HttpAllowlist::none()).await;
     assert!(matches!(error.failure, Failure::Timeout(d) if d == DEADLINE), "{error}");
-    assert!(elapsed >= DEADLINE && elapsed <= DEADLINE + MARGIN, "stopped after {elapsed:?}");
-    let text = error.to_string();
-    assert!(text.contains("hostile-loop-forever"), "{text}");
-    assert!(text.contains("provisioning-target.validate-settings"), "{text}");
-    assert!(text.contains("deadline"), "{text}");
-    good_call_succeeds(&runtime).await;
+    assert!(started.elapsed() >= DEADLINE, "it ran for its whole deadline");
+    assert!(error.to_string().contains("deadline"), "{error}");
 }
 
 #[tokio::test]
@@ -109,9 +119,7 @@ async fn a_busy_plugin_does_not_starve_other_calls() {
 
 #[tokio::test]
 async fn unbounded_allocation_hits_the_memory_cap() {
-    let runtime = runtime();
-    let plugin = load(&runtime, test_guests::hostile_alloc()).await;
-    let (error, elapsed) = misbehave(&plugin, &[], &HttpAllowlist::none()).await;
+    let error = stopped(test_guests::hostile_alloc(), "hostile-alloc-unbounded", &[], &HttpAllowlist::none()).await;
     match &error.failure {
         Failure::MemoryLimit { limit, requested } => {
             assert_eq!(*limit, 64 << 20);
@@ -119,18 +127,13 @@ async fn unbounded_allocation_hits_the_memory_cap() {
         }
         other => panic!("expected a memory limit failure, got {other:?}"),
     }
-    assert!(elapsed < DEADLINE + MARGIN, "took {elapsed:?}");
-    let text = error.to_string();
-    assert!(text.contains("hostile-alloc-unbounded") && text.contains("limit of 67108864 bytes"), "{text}");
-    good_call_succeeds(&runtime).await;
+    assert!(error.to_string().contains("limit of 67108864 bytes"), "{error}");
 }
 
 #[tokio::test]
 async fn request_to_a_host_off_the_allowlist_is_denied() {
-    let runtime = runtime();
-    let plugin = load(&runtime, test_guests::hostile_http()).await;
     let allow = HttpAllowlist::none().allow_url("https://login.salesforce.com").unwrap();
-    let (error, elapsed) = misbehave(&plugin, &[], &allow).await;
+    let error = stopped(test_guests::hostile_http(), "hostile-forbidden-host", &[], &allow).await;
     match &error.failure {
         Failure::HttpDenied(denied) => {
             assert_eq!(denied.request, "GET https://exfiltrate.example.com/steal");
@@ -141,10 +144,7 @@ async fn request_to_a_host_off_the_allowlist_is_denied() {
         }
         other => panic!("expected a denied request, got {other:?}"),
     }
-    assert!(elapsed < DEADLINE + MARGIN, "took {elapsed:?}");
-    let text = error.to_string();
-    assert!(text.contains("hostile-forbidden-host") && text.contains("exfiltrate.example.com"), "{text}");
-    good_call_succeeds(&runtime).await;
+    assert!(error.to_string().contains("exfiltrate.example.com"), "{error}");
 }
 
 /// Serves `200 ok` to every connection, on a loopback port.
@@ -185,18 +185,13 @@ async fn allowed_loopback_requests_go_through_and_others_do_not() {
 
 #[tokio::test]
 async fn panic_is_reported_with_its_message() {
-    let runtime = runtime();
-    let plugin = load(&runtime, test_guests::hostile_panic()).await;
-    let (error, elapsed) = misbehave(&plugin, &[], &HttpAllowlist::none()).await;
+    let error = stopped(test_guests::hostile_panic(), "hostile-panics", &[], &HttpAllowlist::none()).await;
     match &error.failure {
         Failure::Panic(message) => {
             assert!(message.starts_with("hostile fixture panicked on purpose (at ") && message.contains("src/lib.rs:"), "{message}")
         }
         other => panic!("expected a panic, got {other:?}"),
     }
-    assert!(elapsed < DEADLINE + MARGIN, "took {elapsed:?}");
-    assert!(error.to_string().contains("hostile-panics"), "{error}");
-    good_call_succeeds(&runtime).await;
 }
 
 #[tokio::test]
@@ -217,7 +212,7 @@ async fn precompiled_cache_is_used_and_survives_corruption() {
     // A damaged artifact is replaced, not trusted.
     let wasm = std::fs::read(path).unwrap();
     let cache = registry_host::cache::ComponentCache::new(Some(dir.path().to_path_buf()));
-    let entry = cache.entry_path(runtime.engine(), &wasm).unwrap();
+    let entry = cache.entry_path(runtime.engine(), &registry_host::cache::wasm_digest(&wasm)).unwrap();
     std::fs::write(&entry, b"garbage").unwrap();
     let third = load(&runtime, path).await;
     assert_eq!(third.load_stats().cache, CacheOutcome::Miss);
