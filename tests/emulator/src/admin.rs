@@ -1,0 +1,283 @@
+//! Fault switches and inspection, shared by the admin HTTP endpoint
+//! (`/_emulator/...` on the login host) and the library API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::oauth::Params;
+use crate::server::{self, Ctx};
+use crate::state::{FailKind, Inner, LoggedRequest, RefreshStatus, Shared};
+
+/// A fault to switch on (the admin endpoint's JSON body, tagged by `fault`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Every access token expires now (refresh tokens keep working).
+    ExpireAccessTokens,
+    /// Revoke one refresh token (and its access tokens), or all when `token` is absent.
+    RevokeRefreshToken {
+        /// The token; every active one when absent.
+        #[serde(default)]
+        token: Option<String>,
+    },
+    /// Turn refresh-token rotation on or off for an app (all apps when `consumer_key` is absent).
+    Rotation {
+        /// The app; all when absent.
+        #[serde(default)]
+        consumer_key: Option<String>,
+        /// On or off.
+        enabled: bool,
+    },
+    /// Move an org (by id or name; the first when absent) to a new instance host.
+    Migrate {
+        /// Org id or name.
+        #[serde(default)]
+        org: Option<String>,
+    },
+    /// REQUEST_LIMIT_EXCEEDED after `after` more API calls; `null` lifts it.
+    Throttle {
+        /// Calls still allowed.
+        after: Option<u64>,
+    },
+    /// Fail the next `count` API calls.
+    Fail {
+        /// How many.
+        count: u64,
+        /// `server_error` (500) or `unable_to_lock_row`.
+        kind: FailKind,
+    },
+    /// Add latency to every request.
+    Latency {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// Move the emulator's clock forward.
+    AdvanceClock {
+        /// Seconds.
+        secs: u64,
+    },
+    /// Lift throttle, failures and latency.
+    Clear,
+}
+
+/// Why a fault could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// No org with that id or name.
+    #[error("no org with id or name {0}")]
+    NoOrg(String),
+    /// No app with that consumer key.
+    #[error("no connected app with consumer key {0}")]
+    NoApp(String),
+    /// The token is not an active refresh token.
+    #[error("not an active refresh token")]
+    NoToken,
+    /// The new listener could not be bound.
+    #[error("could not start a new instance host: {0}")]
+    Bind(std::io::Error),
+}
+
+fn find_org(inner: &Inner, key: Option<&str>) -> Result<usize, FaultError> {
+    match key {
+        None => Ok(0),
+        Some(k) => inner
+            .orgs
+            .iter()
+            .position(|o| o.name == k || crate::ids::normalize(k).is_some_and(|id| id == o.id))
+            .ok_or_else(|| FaultError::NoOrg(k.to_string())),
+    }
+}
+
+/// Applies a fault; returns a JSON description of what changed.
+pub fn apply(ctx: &Arc<Ctx>, fault: Fault) -> Result<Value, FaultError> {
+    let shared = &ctx.shared;
+    let now = shared.now();
+    match fault {
+        Fault::ExpireAccessTokens => {
+            let mut inner = shared.lock();
+            let mut n = 0;
+            for t in inner.access.values_mut() {
+                if t.expires_at > now {
+                    t.expires_at = now;
+                    n += 1;
+                }
+            }
+            Ok(json!({ "expired": n }))
+        }
+        Fault::RevokeRefreshToken { token } => {
+            let mut inner = shared.lock();
+            let families: Vec<String> = match &token {
+                Some(t) => vec![inner.refresh.get(t).filter(|r| r.status == RefreshStatus::Active).map(|r| r.family.clone()).ok_or(FaultError::NoToken)?],
+                None => inner.refresh.values().filter(|r| r.status == RefreshStatus::Active).map(|r| r.family.clone()).collect(),
+            };
+            for f in &families {
+                inner.revoke_family(f);
+            }
+            Ok(json!({ "revoked": families.len() }))
+        }
+        Fault::Rotation { consumer_key, enabled } => {
+            let mut inner = shared.lock();
+            let mut n = 0;
+            for a in inner.apps.iter_mut().filter(|a| consumer_key.as_ref().is_none_or(|k| &a.seed.consumer_key == k)) {
+                a.seed.rotate_refresh_tokens = enabled;
+                n += 1;
+            }
+            if n == 0 {
+                return Err(FaultError::NoApp(consumer_key.unwrap_or_default()));
+            }
+            Ok(json!({ "apps": n, "rotation": enabled }))
+        }
+        Fault::Migrate { org } => {
+            let idx = find_org(&shared.lock(), org.as_deref())?;
+            let url = server::migrate(ctx, idx).map_err(FaultError::Bind)?;
+            Ok(json!({ "instance_url": url }))
+        }
+        Fault::Throttle { after } => {
+            shared.lock().faults.throttle_after = after;
+            Ok(json!({ "throttle_after": after }))
+        }
+        Fault::Fail { count, kind } => {
+            let mut inner = shared.lock();
+            inner.faults.fail_next = count;
+            inner.faults.fail_kind = Some(kind);
+            Ok(json!({ "fail_next": count }))
+        }
+        Fault::Latency { ms } => {
+            shared.lock().faults.latency_ms = ms;
+            Ok(json!({ "latency_ms": ms }))
+        }
+        Fault::AdvanceClock { secs } => {
+            shared.advance_clock(Duration::from_secs(secs));
+            Ok(json!({ "advanced_secs": secs }))
+        }
+        Fault::Clear => {
+            shared.lock().faults = Default::default();
+            Ok(json!({ "cleared": true }))
+        }
+    }
+}
+
+/// Records of `object` in an org, deleted ones marked by `IsDeleted`.
+pub fn records(shared: &Shared, org: usize, object: &str) -> Vec<Value> {
+    let inner = shared.lock();
+    let o = &inner.orgs[org];
+    let Some(def) = o.schema.object(object) else { return vec![] };
+    o.store
+        .all(def.name)
+        .map(|r| {
+            let mut v = serde_json::Map::new();
+            for (k, val) in &r.fields {
+                v.insert(k.clone(), val.clone());
+            }
+            v.insert("IsDeleted".into(), json!(r.deleted));
+            Value::Object(v)
+        })
+        .collect()
+}
+
+/// A summary of the emulator: URLs, orgs, apps, usage and faults.
+pub fn summary(shared: &Shared) -> Value {
+    let inner = shared.lock();
+    json!({
+        "login_url": shared.login_url,
+        "instances": inner.instances.iter().map(|i| json!({"name": i.name, "url": i.url})).collect::<Vec<_>>(),
+        "orgs": inner.orgs.iter().map(|o| json!({
+            "id": o.id,
+            "name": o.name,
+            "instance_url": inner.instances[o.instance].url,
+            "api_usage": o.api_usage,
+            "daily_api_limit": o.daily_limit,
+        })).collect::<Vec<_>>(),
+        "connected_apps": inner.apps.iter().map(|a| json!({
+            "name": a.seed.name,
+            "org": inner.orgs[a.org].id,
+            "consumer_key": a.seed.consumer_key,
+            "consumer_secret": a.seed.consumer_secret,
+            "callback_urls": a.seed.callback_urls,
+            "require_pkce": a.seed.require_pkce,
+            "rotate_refresh_tokens": a.seed.rotate_refresh_tokens,
+        })).collect::<Vec<_>>(),
+        "faults": inner.faults,
+    })
+}
+
+fn bad(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// `GET /_emulator`.
+pub async fn get_summary(State(ctx): State<Arc<Ctx>>) -> Response {
+    Json(summary(&ctx.shared)).into_response()
+}
+
+/// `POST /_emulator/faults`.
+pub async fn post_fault(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Response {
+    let fault: Fault = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("invalid fault: {e}")),
+    };
+    let ctx2 = ctx.clone();
+    // Migration binds a listener; keep blocking work off the async workers.
+    match tokio::task::spawn_blocking(move || apply(&ctx2, fault)).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e @ FaultError::Bind(_))) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => bad(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /_emulator/requests`.
+pub async fn get_requests(State(ctx): State<Arc<Ctx>>) -> Json<Vec<LoggedRequest>> {
+    Json(ctx.shared.lock().log.clone())
+}
+
+/// `DELETE /_emulator/requests`.
+pub async fn clear_requests(State(ctx): State<Arc<Ctx>>) -> StatusCode {
+    ctx.shared.lock().log.clear();
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /_emulator/records/{object}?org=`.
+pub async fn get_records(State(ctx): State<Arc<Ctx>>, Path(object): Path<String>, Query(q): Query<Params>) -> Response {
+    let org = match find_org(&ctx.shared.lock(), q.get("org").map(String::as_str)) {
+        Ok(o) => o,
+        Err(e) => return bad(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    Json(records(&ctx.shared, org, &object)).into_response()
+}
+
+/// `POST /_emulator/apps/{consumer_key}/callbacks` with `{"url": ...}`.
+pub async fn add_callback(State(ctx): State<Arc<Ctx>>, Path(key): Path<String>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Body {
+        url: String,
+    }
+    let b: Body = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("expected {{\"url\": ...}}: {e}")),
+    };
+    match add_callback_url(&ctx.shared, &key, &b.url) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Adds a callback URL to an app (hosts learn their port only after binding).
+pub fn add_callback_url(shared: &Shared, consumer_key: &str, url: &str) -> Result<(), String> {
+    url::Url::parse(url).map_err(|e| format!("callback URL {url}: {e}"))?;
+    let mut inner = shared.lock();
+    let app = inner.app_by_key(consumer_key).ok_or_else(|| format!("no connected app with consumer key {consumer_key}"))?;
+    let cbs = &mut inner.apps[app].seed.callback_urls;
+    if !cbs.iter().any(|c| c == url) {
+        cbs.push(url.to_string());
+    }
+    Ok(())
+}
