@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -48,7 +48,8 @@ fn back_to_client(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
                     q.append_pair(k, v);
                 }
             }
-            Redirect::to(u.as_str()).into_response()
+            // Salesforce answers 302 Found.
+            (StatusCode::FOUND, [(header::LOCATION, u.as_str().to_string())]).into_response()
         }
         Err(_) => error_page(StatusCode::BAD_REQUEST, "redirect_uri_mismatch", "redirect_uri must match configuration"),
     }

@@ -1,0 +1,10 @@
+//! The emulator's own behaviour tests: every documented Salesforce behaviour
+//! it claims, pinned over real HTTP (and, in `jsforce`, through a
+//! third-party client library).
+
+mod faults;
+mod jsforce;
+mod oauth;
+mod query;
+mod rest;
+mod support;
