@@ -7,8 +7,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use crate::{metadata, settings};
-use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionInfo};
+use crate::wasi_transport::WasiTransport;
+use crate::{error, metadata, oauth, settings};
+use exports::registry::provisioning::oauth2_server::{ApiUsage, AuthorizationRequest, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, Setting, SettingKind,
 };
@@ -16,7 +17,7 @@ use exports::registry::provisioning::provisioning_target::{
     ProvisionOutcome, ProvisionRequest, TargetContext,
 };
 use registry::provisioning::log;
-use registry::provisioning::types::{FieldError, Oauth2ServerConfig, PluginError, TokenSet};
+use registry::provisioning::types::{FieldError, Oauth2ServerConfig, PluginError, RemoteError, TokenSet};
 
 /// The component's export implementation.
 pub struct SalesforceProvisioner;
@@ -81,29 +82,74 @@ impl exports::registry::provisioning::plugin_info::Guest for SalesforceProvision
     }
 }
 
+fn server(c: Oauth2ServerConfig) -> oauth::ServerConfig {
+    oauth::ServerConfig { server_url: c.server_url, client_id: c.client_id, client_secret: c.client_secret, scope: c.scope }
+}
+
+fn tokens_in(t: TokenSet) -> oauth::Tokens {
+    oauth::Tokens {
+        access_token: t.access_token,
+        refresh_token: t.refresh_token,
+        instance_url: t.instance_url,
+        issued_at: t.issued_at,
+        expires_at: t.expires_at,
+        scope: t.scope,
+        token_type: t.token_type,
+        extra: t.extra,
+    }
+}
+
+fn tokens_out(t: oauth::Tokens) -> TokenSet {
+    TokenSet {
+        access_token: t.access_token,
+        refresh_token: t.refresh_token,
+        instance_url: t.instance_url,
+        issued_at: t.issued_at,
+        expires_at: t.expires_at,
+        scope: t.scope,
+        token_type: t.token_type,
+        extra: t.extra,
+    }
+}
+
+/// Converts the logic's error to the WIT variant (the host decides on it).
+fn plugin_error(e: error::Error) -> PluginError {
+    match e {
+        error::Error::Unauthorized(m) => PluginError::Unauthorized(m),
+        error::Error::ReauthorizationRequired(m) => PluginError::ReauthorizationRequired(m),
+        error::Error::RateLimited(ms) => PluginError::RateLimited(ms),
+        error::Error::InvalidConfig(f) => PluginError::InvalidConfig(field_error(f)),
+        error::Error::InvalidPerson(f) => PluginError::InvalidPerson(field_error(f)),
+        error::Error::Remote { code, message, status, retryable } => PluginError::Remote(RemoteError { code, message, status, retryable }),
+        error::Error::Transport(m) => PluginError::Transport(m),
+    }
+}
+
 impl exports::registry::provisioning::oauth2_server::Guest for SalesforceProvisioner {
-    fn authorization_url(_: Oauth2ServerConfig, _: AuthorizationRequest) -> Result<String, PluginError> {
-        Err(not_yet("authorization-url"))
+    fn authorization_url(config: Oauth2ServerConfig, request: AuthorizationRequest) -> Result<String, PluginError> {
+        let req = oauth::AuthRequest { state: request.state, code_challenge: request.code_challenge, redirect_uri: request.redirect_uri, prompt: request.prompt };
+        oauth::authorization_url(&server(config), &req).map_err(plugin_error)
     }
-    fn exchange_code(
-        _: Oauth2ServerConfig,
-        _: String,
-        _: String,
-        _: Option<String>,
-    ) -> Result<TokenSet, PluginError> {
-        Err(not_yet("exchange-code"))
+    fn exchange_code(config: Oauth2ServerConfig, code: String, redirect_uri: String, code_verifier: Option<String>) -> Result<TokenSet, PluginError> {
+        oauth::exchange_code(&mut WasiTransport, &server(config), &code, &redirect_uri, code_verifier.as_deref()).map(tokens_out).map_err(plugin_error)
     }
-    fn refresh(_: Oauth2ServerConfig, _: TokenSet) -> Result<TokenSet, PluginError> {
-        Err(not_yet("refresh"))
+    fn refresh(config: Oauth2ServerConfig, tokens: TokenSet) -> Result<TokenSet, PluginError> {
+        oauth::refresh(&mut WasiTransport, &server(config), &tokens_in(tokens)).map(tokens_out).map_err(plugin_error)
     }
-    fn client_credentials(_: Oauth2ServerConfig) -> Result<TokenSet, PluginError> {
-        Err(not_yet("client-credentials"))
+    fn client_credentials(config: Oauth2ServerConfig) -> Result<TokenSet, PluginError> {
+        oauth::client_credentials(&mut WasiTransport, &server(config)).map(tokens_out).map_err(plugin_error)
     }
-    fn revoke(_: Oauth2ServerConfig, _: TokenSet) -> Result<(), PluginError> {
-        Err(not_yet("revoke"))
+    fn revoke(config: Oauth2ServerConfig, tokens: TokenSet) -> Result<(), PluginError> {
+        oauth::revoke(&mut WasiTransport, &server(config), &tokens_in(tokens)).map_err(plugin_error)
     }
-    fn check_connection(_: Oauth2ServerConfig, _: TokenSet) -> Result<ConnectionInfo, PluginError> {
-        Err(not_yet("check-connection"))
+    fn check_connection(config: Oauth2ServerConfig, tokens: TokenSet) -> Result<ConnectionInfo, PluginError> {
+        let info = oauth::check_connection(&mut WasiTransport, &server(config), &tokens_in(tokens)).map_err(plugin_error)?;
+        Ok(ConnectionInfo {
+            user: info.user,
+            organization: info.organization,
+            api_usage: info.api_usage.map(|(used, limit)| ApiUsage { used, limit }),
+            details: info.details,
+        })
     }
 }
 

@@ -1,10 +1,15 @@
 //! The Salesforce provisioner: a plugin for the identity registry, built as a
 //! WebAssembly component against the `registry:provisioning` WIT package.
 //!
-//! The logic lives in plain modules ([`settings`], [`template`], [`metadata`])
+//! The logic lives in plain modules ([`settings`], [`template`], [`oauth`],
+//! [`http`], [`metadata`])
 //! that `cargo test` runs natively; [`component`] is the thin WIT glue.
 
 pub mod component;
+pub mod error;
+pub mod http;
 pub mod metadata;
+pub mod oauth;
 pub mod settings;
 pub mod template;
+pub mod wasi_transport;

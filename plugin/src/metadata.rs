@@ -33,11 +33,11 @@ pub struct Capabilities {
 
 /// What this build implements.
 pub const CAPABILITIES: Capabilities = Capabilities {
-    authorization_code: false,
-    refresh: false,
-    client_credentials: false,
-    revoke: false,
-    check_connection: false,
+    authorization_code: true,
+    refresh: true,
+    client_credentials: true,
+    revoke: true,
+    check_connection: true,
     provision: false,
     provision_batch: false,
 };
