@@ -343,6 +343,73 @@ impl Plugin {
         })
         .await
     }
+
+    /// `oauth2-server.exchange-code`; `allowlist` should name the server's host.
+    pub async fn exchange_code(
+        &self,
+        config: &types::Oauth2ServerConfig,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: Option<&str>,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<types::TokenSet, types::PluginError>, CallError> {
+        self.call("oauth2-server.exchange-code", allowlist, async |p, s| {
+            p.registry_provisioning_oauth2_server().call_exchange_code(s, config, code, redirect_uri, code_verifier).await
+        })
+        .await
+    }
+
+    /// `oauth2-server.refresh`.
+    pub async fn refresh(
+        &self,
+        config: &types::Oauth2ServerConfig,
+        tokens: &types::TokenSet,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<types::TokenSet, types::PluginError>, CallError> {
+        self.call("oauth2-server.refresh", allowlist, async |p, s| {
+            p.registry_provisioning_oauth2_server().call_refresh(s, config, tokens).await
+        })
+        .await
+    }
+
+    /// `oauth2-server.client-credentials`.
+    pub async fn client_credentials(
+        &self,
+        config: &types::Oauth2ServerConfig,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<types::TokenSet, types::PluginError>, CallError> {
+        self.call("oauth2-server.client-credentials", allowlist, async |p, s| {
+            p.registry_provisioning_oauth2_server().call_client_credentials(s, config).await
+        })
+        .await
+    }
+
+    /// `oauth2-server.revoke`.
+    pub async fn revoke(
+        &self,
+        config: &types::Oauth2ServerConfig,
+        tokens: &types::TokenSet,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<(), types::PluginError>, CallError> {
+        self.call("oauth2-server.revoke", allowlist, async |p, s| {
+            p.registry_provisioning_oauth2_server().call_revoke(s, config, tokens).await
+        })
+        .await
+    }
+
+    /// `oauth2-server.check-connection`; `allowlist` should name the server's
+    /// host and the tokens' instance host.
+    pub async fn check_connection(
+        &self,
+        config: &types::Oauth2ServerConfig,
+        tokens: &types::TokenSet,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<oauth2_server::ConnectionInfo, types::PluginError>, CallError> {
+        self.call("oauth2-server.check-connection", allowlist, async |p, s| {
+            p.registry_provisioning_oauth2_server().call_check_connection(s, config, tokens).await
+        })
+        .await
+    }
 }
 
 impl Sandboxed {
