@@ -18,6 +18,8 @@ pub mod inspect;
 pub mod limits;
 pub mod runtime;
 pub mod sanitize;
+pub mod secrets;
+pub mod store;
 
 pub use error::{CallError, Failure, LoadError};
 pub use http_policy::HttpAllowlist;

@@ -1,0 +1,159 @@
+//! Secrets at rest: XChaCha20-Poly1305 (authenticated) with a random 192-bit
+//! nonce per value, bound to where the value lives (the associated data), so
+//! a ciphertext copied into another column or row does not decrypt.
+//!
+//! The key comes from `REGISTRY_HOST_SECRET_KEY` (base64 of 32 bytes) or from
+//! `<data dir>/secret.key`, created with mode 0600 on first start.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+
+/// Environment variable holding the key (base64 of 32 random bytes).
+pub const KEY_ENV: &str = "REGISTRY_HOST_SECRET_KEY";
+/// Key file name inside the data directory.
+pub const KEY_FILE: &str = "secret.key";
+const NONCE_LEN: usize = 24;
+
+/// Why the key could not be had, or a value not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The key in the environment or file is not base64 of 32 bytes.
+    #[error("{source_name} does not hold a valid key: expected base64 of 32 bytes ({detail}); generate one with `head -c32 /dev/urandom | base64`")]
+    BadKey {
+        /// Where the key came from.
+        source_name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The key file could not be read or created.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A stored value does not decrypt with this key (wrong key or damaged data).
+    #[error("a stored secret ({0}) cannot be decrypted: the secret key changed or the database was altered")]
+    Undecryptable(String),
+}
+
+/// Seals and opens secrets.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(..)")
+    }
+}
+
+impl SecretBox {
+    /// A box for a raw 32-byte key.
+    pub fn new(key: &[u8; 32]) -> Self {
+        SecretBox { cipher: XChaCha20Poly1305::new(Key::from_slice(key)) }
+    }
+
+    /// The key from the environment, else from `data_dir/secret.key`
+    /// (created, mode 0600, when absent).
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, SecretError> {
+        if let Ok(v) = std::env::var(KEY_ENV) {
+            return Ok(Self::new(&decode_key(&v, KEY_ENV)?));
+        }
+        let path = data_dir.join(KEY_FILE);
+        let io = |source| SecretError::Io { path: path.display().to_string(), source };
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Self::new(&decode_key(&text, &path.display().to_string())?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+                let mut opts = OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                let mut f = opts.open(&path).map_err(io)?;
+                f.write_all(base64::engine::general_purpose::STANDARD.encode(key).as_bytes()).map_err(io)?;
+                f.sync_all().map_err(io)?;
+                Ok(Self::new(&key))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Encrypts `plain` for the place named `aad` (e.g. `oauth2_servers.client_secret.7`).
+    pub fn seal(&self, aad: &str, plain: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).expect("the OS has randomness");
+        let ct = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: aad.as_bytes() })
+            .expect("encryption of an in-memory buffer cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Decrypts what [`seal`](Self::seal) made for the same `aad`.
+    pub fn open(&self, aad: &str, sealed: &[u8]) -> Result<String, SecretError> {
+        let bad = || SecretError::Undecryptable(aad.to_string());
+        if sealed.len() < NONCE_LEN {
+            return Err(bad());
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let plain = self.cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() }).map_err(|_| bad())?;
+        String::from_utf8(plain).map_err(|_| bad())
+    }
+}
+
+fn decode_key(text: &str, source_name: &str) -> Result<[u8; 32], SecretError> {
+    let bad = |detail: String| SecretError::BadKey { source_name: source_name.to_string(), detail };
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| bad(e.to_string()))?;
+    bytes.try_into().map_err(|b: Vec<u8>| bad(format!("{} bytes", b.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_in_their_place_and_with_their_key() {
+        let b = SecretBox::new(&[7; 32]);
+        let sealed = b.seal("t.c.1", "s3cret");
+        assert!(!String::from_utf8_lossy(&sealed).contains("s3cret"));
+        assert_eq!(b.open("t.c.1", &sealed).unwrap(), "s3cret");
+        assert!(b.open("t.c.2", &sealed).is_err(), "moved to another row");
+        assert!(SecretBox::new(&[8; 32]).open("t.c.1", &sealed).is_err(), "another key");
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(b.open("t.c.1", &tampered).is_err());
+        assert_ne!(b.seal("t.c.1", "s3cret"), sealed, "fresh nonce each time");
+    }
+
+    #[test]
+    fn the_key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SecretBox::load_or_create(dir.path()).unwrap();
+        let sealed = a.seal("x", "v");
+        let b = SecretBox::load_or_create(dir.path()).unwrap();
+        assert_eq!(b.open("x", &sealed).unwrap(), "v");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::write(dir.path().join(KEY_FILE), "not base64!").unwrap();
+        let err = SecretBox::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("secret.key") && err.contains("base64 of 32 bytes"), "{err}");
+    }
+}
