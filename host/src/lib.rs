@@ -10,16 +10,20 @@
 //! - [`inspect`]: a plugin's description for people and scripts;
 //! - [`bindings`]: the host side of the WIT contract.
 
+pub mod auth;
 pub mod bindings;
 pub mod cache;
 pub mod error;
 pub mod http_policy;
 pub mod inspect;
 pub mod limits;
+pub mod oauth;
 pub mod runtime;
 pub mod sanitize;
 pub mod secrets;
+pub mod serve;
 pub mod store;
+pub mod web;
 
 pub use error::{CallError, Failure, LoadError};
 pub use http_policy::HttpAllowlist;

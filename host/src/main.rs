@@ -61,6 +61,33 @@ enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run the registry: the admin web UI and the plugin runtime.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "REGISTRY_HOST_LISTEN")]
+        listen: std::net::SocketAddr,
+        /// The URL browsers use to reach this host (for Redirect URIs) [default: http://<listen>].
+        #[arg(long, env = "REGISTRY_HOST_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// A plugin component to load (repeatable) [default: the Salesforce plugin built for wasm32-wasip2].
+        #[arg(long = "plugin")]
+        plugins: Vec<PathBuf>,
+        /// Also start the Salesforce emulator and preconfigure a server for it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manage admin accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin; the password is read from REGISTRY_HOST_ADMIN_PASSWORD or one line of stdin.
+    Create {
+        /// Login name.
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +148,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plugin(PluginCommand::Bench { plugin, iterations }) => {
             bench(&cli.runtime, &plugin, iterations.max(1)).await
+        }
+        Command::Serve { listen, public_url, mut plugins, demo } => {
+            if plugins.is_empty() {
+                plugins.extend(registry_host::serve::default_plugin());
+            }
+            let config = registry_host::serve::ServeConfig {
+                data_dir: cli.runtime.data_dir(),
+                listen,
+                public_url,
+                plugins,
+                runtime: cli.runtime.config()?,
+                demo,
+            };
+            let running = registry_host::serve::start(config).await?;
+            println!("Registry host running (Ctrl-C to stop)");
+            println!("  open:        {}/", running.public_url);
+            println!("  database:    {}", running.store.path().display());
+            if let Some((user, password)) = &running.created_admin {
+                println!("  admin login: {user} / {password}   (created now; keep it)");
+            }
+            if let Some(emu) = &running.emulator {
+                println!("  emulator:    login {}  instance {}", emu.login_url(), emu.instance_url());
+                println!("  Salesforce login on the emulator: {} / {}", salesforce_emulator::seed::DEMO_USERNAME, salesforce_emulator::seed::DEMO_PASSWORD);
+                println!("  then: OAuth2 Servers -> {} -> Obtain New Token", registry_host::serve::DEMO_SERVER);
+            }
+            tokio::select! {
+                r = running.wait() => r,
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        Command::Admin(AdminCommand::Create { username }) => {
+            let data_dir = cli.runtime.data_dir();
+            std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+            let store = registry_host::store::Store::open(&data_dir, registry_host::secrets::SecretBox::load_or_create(&data_dir)?)?;
+            let password = match std::env::var("REGISTRY_HOST_ADMIN_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprint!("password for {username}: ");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            registry_host::auth::create_admin(&store, &username, &password)?;
+            println!("admin {username} created in {}", store.path().display());
+            Ok(())
         }
     }
 }

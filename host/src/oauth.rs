@@ -1,0 +1,276 @@
+//! "Obtain New Token" and the other OAuth2 server actions, driven by the
+//! host: state and PKCE verifiers are made and kept here (single use,
+//! expiring); the plugin builds URLs and talks to the provider, under an
+//! allowlist of the server's host and the instance host its tokens name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::bindings::oauth2_server::{AuthorizationRequest, ConnectionInfo};
+use crate::bindings::types::{GrantType, Oauth2ServerConfig, PluginError, TokenSet};
+use crate::error::CallError;
+use crate::http_policy::{HttpAllowlist, is_loopback};
+use crate::runtime::Plugin;
+use crate::store::{Store, StoreError, TokenStatus};
+
+/// How long an "Obtain New Token" may take from click to callback.
+pub const PENDING_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// Why an OAuth action failed, in words an admin can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The plugin could not run the call (sandbox stop).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The plugin answered with an error.
+    #[error("{0}")]
+    Plugin(String),
+    /// No plugin of that name is loaded.
+    #[error("no plugin named '{0}' is loaded")]
+    NoPlugin(String),
+    /// The callback's state is unknown or used.
+    #[error("this sign-in link was already used or is not ours; click Obtain New Token again")]
+    UnknownState,
+    /// The callback came too late.
+    #[error("the sign-in took longer than 10 minutes; click Obtain New Token again")]
+    Expired,
+    /// The callback's state belongs to another server.
+    #[error("the sign-in answer belongs to another server; click Obtain New Token again")]
+    WrongServer,
+    /// The admin (or provider) refused.
+    #[error("{0}")]
+    Denied(String),
+    /// No tokens are held.
+    #[error("no token is held; click Obtain New Token first")]
+    NoTokens,
+    /// The action does not fit the server's grant type.
+    #[error("{0}")]
+    WrongGrant(&'static str),
+    /// A URL from the configuration or a token response is not acceptable.
+    #[error("{0}")]
+    BadUrl(String),
+}
+
+/// Describes a plugin error to an admin.
+pub fn explain(e: &PluginError) -> String {
+    match e {
+        PluginError::Unauthorized(m) => format!("the access token was refused: {m}"),
+        PluginError::ReauthorizationRequired(m) => format!("a new token is needed: {m}"),
+        PluginError::RateLimited(_) => "the provider is throttling requests; try again later".into(),
+        PluginError::InvalidConfig(f) => format!("{}: {}", field_label(&f.field), f.message),
+        PluginError::InvalidPerson(f) => format!("{}: {}", f.field, f.message),
+        PluginError::Remote(r) => format!("the provider refused ({}): {}", r.code, r.message),
+        PluginError::Transport(m) => format!("the provider could not be reached: {m}"),
+        PluginError::Unsupported(m) => format!("not supported by the plugin: {m}"),
+    }
+}
+
+/// The form label of a configuration field.
+pub fn field_label(field: &str) -> &str {
+    match field {
+        "server_url" => "Server URL",
+        "client_id" => "Client ID",
+        "client_secret" => "Client Secret",
+        "redirect_uri" => "Redirect URI",
+        "grant_type" => "Grant type",
+        "scope" => "Scope",
+        other => other,
+    }
+}
+
+fn random(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("the OS has randomness");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Checks a URL the plugin will be allowed to reach: https, or http to loopback.
+pub fn check_origin(url: &str, what: &str) -> Result<(), FlowError> {
+    let u = url.parse::<http::Uri>().map_err(|e| FlowError::BadUrl(format!("{what} {url} is not a URL: {e}")))?;
+    let host = u.host().unwrap_or("");
+    match u.scheme_str() {
+        Some("https") if !host.is_empty() => Ok(()),
+        Some("http") if is_loopback(host) => Ok(()),
+        _ => Err(FlowError::BadUrl(format!("{what} {url} must use https (plain http only to this machine)"))),
+    }
+}
+
+/// The OAuth actions for the registry's servers.
+#[derive(Clone)]
+pub struct OAuth {
+    store: Arc<Store>,
+    plugins: Arc<HashMap<String, Plugin>>,
+    public_url: String,
+}
+
+impl OAuth {
+    /// `public_url` is where browsers reach this host (for the Redirect URI).
+    pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, public_url: &str) -> Self {
+        OAuth { store, plugins, public_url: public_url.trim_end_matches('/').to_string() }
+    }
+
+    /// The Redirect URI to register for server `id`.
+    pub fn redirect_uri(&self, id: i64) -> String {
+        format!("{}/oauth2/callback/{id}", self.public_url)
+    }
+
+    fn plugin(&self, id: i64) -> Result<(&Plugin, Oauth2ServerConfig), FlowError> {
+        let server = self.store.server(id)?;
+        let plugin = self.plugins.get(&server.plugin).ok_or_else(|| FlowError::NoPlugin(server.plugin.clone()))?;
+        Ok((plugin, self.store.server_config(id)?))
+    }
+
+    /// The server's host, plus the instance host of `tokens`.
+    fn allowlist(config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
+        check_origin(&config.server_url, "the Server URL")?;
+        let mut a = HttpAllowlist::none().allow_url(&config.server_url).map_err(|e| FlowError::BadUrl(e.to_string()))?;
+        if let Some(instance) = tokens.and_then(|t| t.instance_url.as_deref()) {
+            check_origin(instance, "the instance URL")?;
+            a = a.allow_url(instance).map_err(|e| FlowError::BadUrl(e.to_string()))?;
+        }
+        Ok(a)
+    }
+
+    /// Tokens from a provider must name an acceptable instance before they are kept.
+    fn keep(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
+        if let Some(instance) = tokens.instance_url.as_deref() {
+            check_origin(instance, "the instance URL in the token response")?;
+        }
+        self.store.save_tokens(id, tokens)?;
+        Ok(())
+    }
+
+    fn failed(&self, id: i64, e: FlowError) -> FlowError {
+        let _ = self.store.set_error(id, &e.to_string(), None);
+        e
+    }
+
+    /// Starts "Obtain New Token": returns the URL to send the browser to.
+    pub async fn begin(&self, id: i64, prompt: Option<&str>) -> Result<String, FlowError> {
+        let (plugin, config) = self.plugin(id)?;
+        if config.grant_type != GrantType::AuthorizationCode {
+            return Err(FlowError::WrongGrant("this server uses client credentials: Obtain New Token fetches the token directly"));
+        }
+        let state = random(32);
+        let verifier = random(48);
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let redirect_uri = self.redirect_uri(id);
+        let request = AuthorizationRequest { state: state.clone(), code_challenge: challenge, redirect_uri: redirect_uri.clone(), prompt: prompt.map(str::to_string) };
+        let url = plugin.authorization_url(&config, &request).await?.map_err(|e| FlowError::Plugin(explain(&e)))?;
+        check_origin(&url, "the authorization URL")?;
+        self.store.put_pending(&state, id, &verifier, &redirect_uri, PENDING_TTL_MS)?;
+        Ok(url)
+    }
+
+    /// Handles the provider's redirect back to `/oauth2/callback/{id}`.
+    pub async fn callback(&self, id: i64, params: &HashMap<String, String>) -> Result<(), FlowError> {
+        let state = params.get("state").map(String::as_str).unwrap_or("");
+        // The state is consumed whatever happens next: it is single use.
+        let pending = self.store.take_pending(state)?;
+        if let Some(error) = params.get("error") {
+            let description = params.get("error_description").cloned().unwrap_or_default();
+            let message = if error == "access_denied" {
+                "access was denied at the provider (Deny was clicked); nothing changed".to_string()
+            } else {
+                format!("the provider refused the sign-in ({error}): {description}")
+            };
+            return Err(self.failed(id, FlowError::Denied(message)));
+        }
+        let pending = pending.ok_or(FlowError::UnknownState)?;
+        if pending.server_id != id {
+            return Err(FlowError::WrongServer);
+        }
+        if pending.expired {
+            return Err(self.failed(id, FlowError::Expired));
+        }
+        let code = params.get("code").filter(|c| !c.is_empty()).ok_or_else(|| FlowError::Denied("the provider sent no code".into()))?;
+        let (plugin, config) = self.plugin(id)?;
+        let allow = Self::allowlist(&config, None)?;
+        match plugin.exchange_code(&config, code, &pending.redirect_uri, Some(&pending.code_verifier), &allow).await? {
+            Ok(tokens) => self.keep(id, &tokens),
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+        }
+    }
+
+    /// "Obtain New Token" for a client-credentials server.
+    pub async fn client_credentials(&self, id: i64) -> Result<(), FlowError> {
+        let (plugin, config) = self.plugin(id)?;
+        if config.grant_type != GrantType::ClientCredentials {
+            return Err(FlowError::WrongGrant("this server uses the authorization code grant"));
+        }
+        let allow = Self::allowlist(&config, None)?;
+        match plugin.client_credentials(&config, &allow).await? {
+            Ok(tokens) => self.keep(id, &tokens),
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+        }
+    }
+
+    /// Revokes at the provider, then forgets the tokens.
+    pub async fn revoke(&self, id: i64) -> Result<(), FlowError> {
+        let (plugin, config) = self.plugin(id)?;
+        let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
+        let allow = Self::allowlist(&config, None)?;
+        match plugin.revoke(&config, &tokens, &allow).await? {
+            Ok(()) => {
+                self.store.clear_tokens(id)?;
+                Ok(())
+            }
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+        }
+    }
+
+    /// Refreshes the tokens and keeps the result (the new instance URL too).
+    pub async fn refresh(&self, id: i64) -> Result<TokenSet, FlowError> {
+        let (plugin, config) = self.plugin(id)?;
+        let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
+        let allow = Self::allowlist(&config, None)?;
+        match plugin.refresh(&config, &tokens, &allow).await? {
+            Ok(fresh) => {
+                self.keep(id, &fresh)?;
+                Ok(fresh)
+            }
+            Err(e @ PluginError::ReauthorizationRequired(_)) => {
+                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization));
+                Err(FlowError::Plugin(explain(&e)))
+            }
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+        }
+    }
+
+    /// "Test Connection": who the token acts as and the API usage. An expired
+    /// access token is refreshed once, as provisioning does.
+    pub async fn test_connection(&self, id: i64) -> Result<ConnectionInfo, FlowError> {
+        let (plugin, config) = self.plugin(id)?;
+        let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
+        let allow = Self::allowlist(&config, Some(&tokens))?;
+        match plugin.check_connection(&config, &tokens, &allow).await? {
+            Ok(info) => Ok(info),
+            Err(PluginError::Unauthorized(_)) if config.grant_type == GrantType::AuthorizationCode => {
+                let fresh = self.refresh(id).await?;
+                let allow = Self::allowlist(&config, Some(&fresh))?;
+                plugin.check_connection(&config, &fresh, &allow).await?.map_err(|e| self.failed(id, FlowError::Plugin(explain(&e))))
+            }
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_must_be_https_or_loopback() {
+        assert!(check_origin("https://na1.salesforce.com", "x").is_ok());
+        assert!(check_origin("http://127.0.0.1:4000", "x").is_ok());
+        assert!(check_origin("http://na1.salesforce.com", "x").unwrap_err().to_string().contains("must use https"));
+        assert!(check_origin("ftp://x", "x").is_err());
+        assert!(check_origin("not a url", "x").is_err());
+    }
+}

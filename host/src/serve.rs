@@ -1,0 +1,165 @@
+//! `registry-host serve`: opens the store, loads plugins, makes sure an admin
+//! exists, optionally starts the Salesforce emulator with a ready server
+//! (`--demo`), and serves the admin UI. Tests start it in-process.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET};
+use salesforce_emulator::{Emulator, Seed};
+
+use crate::bindings::types::GrantType;
+use crate::oauth::OAuth;
+use crate::runtime::{Plugin, Runtime, RuntimeConfig};
+use crate::secrets::SecretBox;
+use crate::store::{ServerInput, Store};
+use crate::web::{self, App};
+use crate::auth;
+
+/// Name of the OAuth2 server `--demo` creates.
+pub const DEMO_SERVER: &str = "Salesforce (demo emulator)";
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Data directory (database, key file, caches).
+    pub data_dir: PathBuf,
+    /// Listen address; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// URL browsers use to reach this host (default `http://<listen>`).
+    pub public_url: Option<String>,
+    /// Plugin components to load.
+    pub plugins: Vec<PathBuf>,
+    /// Sandbox settings.
+    pub runtime: RuntimeConfig,
+    /// Start the emulator and preconfigure a server for it.
+    pub demo: bool,
+}
+
+/// A running host.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its public URL.
+    pub public_url: String,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The emulator, with `--demo`.
+    pub emulator: Option<Emulator>,
+    /// An admin created at start: (username, password).
+    pub created_admin: Option<(String, String)>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until the server stops (it normally does not).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        match self.server.take() {
+            Some(h) => h.await.context("the web server stopped"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(h) = &self.server {
+            h.abort();
+        }
+    }
+}
+
+/// The Salesforce plugin where `cargo build --release --target wasm32-wasip2`
+/// puts it, if it is there.
+pub fn default_plugin() -> Option<PathBuf> {
+    let rel = Path::new("wasm32-wasip2/release/salesforce_provisioner.wasm");
+    let mut candidates = vec![PathBuf::from("target").join(rel)];
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        candidates.insert(0, PathBuf::from(dir).join(rel));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Starts serving; returns once the listener is bound.
+pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let secrets = SecretBox::load_or_create(&config.data_dir)?;
+    let store = Arc::new(Store::open(&config.data_dir, secrets)?);
+
+    anyhow::ensure!(
+        !config.plugins.is_empty(),
+        "no plugin to load: build the Salesforce plugin with `cargo build --release --target wasm32-wasip2 -p salesforce-provisioner` or pass --plugin PATH"
+    );
+    let runtime = Runtime::new(config.runtime.clone())?;
+    let mut plugins: HashMap<String, Plugin> = HashMap::new();
+    for path in &config.plugins {
+        let plugin = runtime.load_file(path).await.with_context(|| format!("loading plugin {}", path.display()))?;
+        let name = plugin.name().to_string();
+        anyhow::ensure!(!plugins.contains_key(&name), "two plugins are named '{name}' ({})", path.display());
+        plugins.insert(name, plugin);
+    }
+    let mut names: Vec<String> = plugins.keys().cloned().collect();
+    names.sort();
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+    let oauth = OAuth::new(store.clone(), Arc::new(plugins), &public_url);
+
+    let created_admin = bootstrap_admin(&store, config.demo)?;
+    let emulator = if config.demo { Some(demo(&store, &oauth, &names)?) } else { None };
+
+    let app = Arc::new(App::new(store.clone(), oauth, names, public_url.starts_with("https://")));
+    let router = web::router(app);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!("web server stopped: {e}");
+        }
+    });
+    Ok(Running { addr, public_url, store, emulator, created_admin, server: Some(server) })
+}
+
+/// Creates the first admin from `REGISTRY_HOST_ADMIN_USER` /
+/// `REGISTRY_HOST_ADMIN_PASSWORD`, or, for the demo, with a random password.
+fn bootstrap_admin(store: &Store, demo: bool) -> anyhow::Result<Option<(String, String)>> {
+    if store.admin_count()? > 0 {
+        return Ok(None);
+    }
+    let user = std::env::var("REGISTRY_HOST_ADMIN_USER").unwrap_or_else(|_| "admin".into());
+    let password = match std::env::var("REGISTRY_HOST_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) if demo => auth::random_password(),
+        Err(_) => {
+            tracing::warn!("no admin exists yet: create one with `registry-host admin create NAME` or set REGISTRY_HOST_ADMIN_PASSWORD");
+            return Ok(None);
+        }
+    };
+    auth::create_admin(store, &user, &password).context("creating the first admin")?;
+    Ok(Some((user, password)))
+}
+
+/// Starts the emulator and points a server at it (re-pointed on every start,
+/// since the emulator's ports and tokens are new each time).
+fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emulator> {
+    let emulator = Emulator::start(Seed::demo(vec![])).context("starting the Salesforce emulator")?;
+    let existing = store.servers()?.into_iter().find(|s| s.name == DEMO_SERVER);
+    let input = ServerInput {
+        name: DEMO_SERVER.into(),
+        description: "Points at the bundled Salesforce emulator; no Salesforce account needed.".into(),
+        plugin: plugins.iter().find(|p| *p == "salesforce").cloned().unwrap_or_else(|| plugins[0].clone()),
+        server_url: emulator.login_url(),
+        client_id: DEMO_CONSUMER_KEY.into(),
+        client_secret: Some(DEMO_CONSUMER_SECRET.into()),
+        grant_type: GrantType::AuthorizationCode,
+        scope: Some("api refresh_token".into()),
+    };
+    let id = match existing {
+        Some(s) => store.update_server(s.id, &input)?.id,
+        None => store.create_server(&input)?,
+    };
+    emulator.add_callback_url(DEMO_CONSUMER_KEY, &oauth.redirect_uri(id)).map_err(anyhow::Error::msg)?;
+    Ok(emulator)
+}

@@ -1,0 +1,282 @@
+//! The admin UI end to end over HTTP with a cookie-keeping client: login,
+//! the server form, and every "Obtain New Token" path against the emulator
+//! through the real sandboxed plugin.
+
+use std::path::PathBuf;
+
+use registry_host::serve::{DEMO_SERVER, Running, ServeConfig};
+use registry_host::RuntimeConfig;
+use reqwest::redirect::Policy;
+use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
+
+struct Harness {
+    host: Running,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let host = registry_host::serve::start(ServeConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: None,
+            plugins: vec![PathBuf::from(test_guests::salesforce_plugin())],
+            runtime: RuntimeConfig::default(),
+            demo: true,
+        })
+        .await
+        .unwrap();
+        let http = reqwest::Client::builder().redirect(Policy::none()).cookie_store(true).build().unwrap();
+        Harness { host, _dir: dir, http }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.host.public_url)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String, Option<String>) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        (r.status().as_u16(), unescape(r.text().await.unwrap()), loc)
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let r = self.http.post(self.url(path)).form(form).send().await.unwrap();
+        let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        (r.status().as_u16(), unescape(r.text().await.unwrap()), loc)
+    }
+
+    async fn login(&self) -> String {
+        let (user, password) = self.host.created_admin.clone().expect("the demo creates an admin");
+        let (status, _, loc) = self.post("/login", &[("username", &user), ("password", &password)]).await;
+        assert_eq!((status, loc.as_deref()), (303, Some("/servers")));
+        let (_, page, _) = self.get("/servers").await;
+        csrf(&page)
+    }
+
+    fn demo_id(&self) -> i64 {
+        self.host.store.servers().unwrap().into_iter().find(|s| s.name == DEMO_SERVER).unwrap().id
+    }
+
+    /// Clicks Obtain New Token and returns the provider URL the browser is sent to.
+    async fn obtain(&self, id: i64, csrf: &str) -> String {
+        let (status, _, loc) = self.post(&format!("/servers/{id}/token"), &[("csrf", csrf)]).await;
+        assert_eq!(status, 303);
+        loc.unwrap()
+    }
+}
+
+/// The page text with the entities minijinja escapes turned back.
+fn unescape(page: String) -> String {
+    page.replace("&#x2f;", "/").replace("&#x27;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+fn csrf(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+fn tx_of(html: &str) -> String {
+    let start = html.find("name=\"tx\" value=\"").unwrap() + 17;
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// At the emulator: log in and click Allow or Deny; returns the callback URL.
+async fn at_salesforce(authorize: &str, login_url: &str, allow: bool) -> String {
+    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let html = http.get(authorize).send().await.unwrap().text().await.unwrap();
+    let html = http
+        .post(format!("{login_url}/services/oauth2/authorize/login"))
+        .form(&[("tx", tx_of(&html).as_str()), ("username", DEMO_USERNAME), ("pw", DEMO_PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let decision = if allow { "allow" } else { "deny" };
+    let r = http.post(format!("{login_url}/services/oauth2/authorize/consent")).form(&[("tx", tx_of(&html).as_str()), ("decision", decision)]).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Follows a callback in the admin's browser; returns the server page it lands on.
+async fn follow_callback(h: &Harness, callback: &str) -> String {
+    let r = h.http.get(callback).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    h.get(&to).await.1
+}
+
+fn assert_no_secrets(h: &Harness, page: &str) {
+    assert!(!page.contains(DEMO_CONSUMER_SECRET), "the client secret leaked into a page");
+    for s in h.host.store.servers().unwrap() {
+        if let Some(t) = h.host.store.tokens(s.id).unwrap() {
+            assert!(!page.contains(&t.access_token), "an access token leaked into a page");
+            if let Some(r) = t.refresh_token {
+                assert!(!page.contains(&r), "a refresh token leaked into a page");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_is_required_and_forms_carry_csrf_tokens() {
+    let h = Harness::start().await;
+    let (status, _, loc) = h.get("/servers").await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/login")));
+    let (status, page, _) = h.post("/login", &[("username", "admin"), ("password", "wrong password")]).await;
+    assert_eq!(status, 401);
+    assert!(page.contains("Wrong username or password."));
+    let token = h.login().await;
+    let (status, page, _) = h.get("/servers").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(DEMO_SERVER) && page.contains("Not Set"));
+    // A POST without (or with a wrong) CSRF token is refused and changes nothing.
+    let id = h.demo_id();
+    let (status, _, _) = h.post(&format!("/servers/{id}/delete"), &[("csrf", "forged")]).await;
+    assert_eq!(status, 403);
+    assert!(h.host.store.server(id).is_ok());
+    // Logout ends the session.
+    h.post("/logout", &[("csrf", &token)]).await;
+    assert_eq!(h.get("/servers").await.0, 303);
+}
+
+#[tokio::test]
+async fn the_server_form_validates_and_keeps_the_secret_masked() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let (status, page, _) = h
+        .post("/servers", &[("csrf", &csrf), ("name", ""), ("server_url", "http://login.salesforce.com"), ("client_id", ""), ("grant_type", "authorization_code")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"name-error\">Enter a name."));
+    assert!(page.contains("id=\"server_url-error\">The Server URL http://login.salesforce.com must use https"));
+    assert!(page.contains("id=\"client_id-error\""));
+    let (status, _, loc) = h
+        .post("/servers", &[("csrf", &csrf), ("name", "Prod"), ("server_url", "https://login.salesforce.com"), ("client_id", "3MVG9prod"), ("client_secret", "prod-secret"), ("grant_type", "authorization_code"), ("scope", "api refresh_token")])
+        .await;
+    assert_eq!(status, 303);
+    let loc = loc.unwrap();
+    let page = h.get(&loc).await.1;
+    assert!(page.contains("Server added."));
+    assert!(page.contains("••••••••") && !page.contains("prod-secret"));
+    let id: i64 = loc.trim_start_matches("/servers/").split('?').next().unwrap().parse().unwrap();
+    assert!(page.contains(&format!("value=\"{}/oauth2/callback/{id}\"", h.host.public_url)), "the Redirect URI is shown");
+    let edit = h.get(&format!("/servers/{id}/edit")).await.1;
+    assert!(!edit.contains("prod-secret") && edit.contains("leave empty to keep the saved secret"));
+    // A duplicate name says so on the name field.
+    let (status, page, _) = h.post("/servers", &[("csrf", &csrf), ("name", "Prod"), ("server_url", "https://login.salesforce.com"), ("client_id", "x")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("already exists"));
+}
+
+#[tokio::test]
+async fn obtain_new_token_end_to_end_then_test_and_revoke() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let id = h.demo_id();
+    let emu = h.host.emulator.as_ref().unwrap();
+    let authorize = h.obtain(id, &csrf).await;
+    assert!(authorize.starts_with(&format!("{}/services/oauth2/authorize?", emu.login_url())));
+    assert!(authorize.contains("code_challenge=") && authorize.contains("prompt=login"));
+    let callback = at_salesforce(&authorize, &emu.login_url(), true).await;
+    assert!(callback.starts_with(&format!("{}/oauth2/callback/{id}?code=", h.host.public_url)));
+    let page = follow_callback(&h, &callback).await;
+    assert!(page.contains("Access Token Obtained."), "{page}");
+    assert!(page.contains("id=\"token-status\" class=\"badge set\">Set<"));
+    assert!(page.contains(&format!("id=\"instance-url\">{}<", emu.instance_url())));
+    assert!(page.contains("id=\"issued-at\""));
+    assert_no_secrets(&h, &page);
+
+    // The same callback again: the state was single use.
+    let page = follow_callback(&h, &callback).await;
+    assert!(page.contains("already used"), "{page}");
+    assert!(page.contains(">Set<"), "a replay changes nothing");
+
+    let (status, page, _) = h.post(&format!("/servers/{id}/test"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("id=\"conn-user\">{DEMO_USERNAME}<")), "{page}");
+    assert!(page.contains(&format!("id=\"conn-org\">{}<", emu.orgs()[0].id)));
+    assert!(page.contains("daily API requests used"));
+
+    // An expired access token is refreshed by Test Connection.
+    emu.expire_access_tokens();
+    let (_, page, _) = h.post(&format!("/servers/{id}/test"), &[("csrf", &csrf)]).await;
+    assert!(page.contains("Connection works"), "{page}");
+
+    let refresh = h.host.store.tokens(id).unwrap().unwrap().refresh_token.unwrap();
+    let (status, _, loc) = h.post(&format!("/servers/{id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let page = h.get(&loc.unwrap()).await.1;
+    assert!(page.contains("revoked at the provider") && page.contains(">Not Set<"));
+    assert_eq!(emu.refresh_token_status(&refresh), Some(salesforce_emulator::RefreshStatus::Revoked));
+    assert!(h.host.store.tokens(id).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let id = h.demo_id();
+    let emu = h.host.emulator.as_ref().unwrap();
+
+    let authorize = h.obtain(id, &csrf).await;
+    let callback = at_salesforce(&authorize, &emu.login_url(), false).await;
+    let page = follow_callback(&h, &callback).await;
+    assert!(page.contains("access was denied at the provider"), "{page}");
+    assert!(page.contains(">Not Set<"));
+
+    let page = follow_callback(&h, &format!("{}/oauth2/callback/{id}?code=abc&state=made-up", h.host.public_url)).await;
+    assert!(page.contains("already used or is not ours"), "{page}");
+
+    // A wrong secret: saving clears nothing (no token yet), the exchange fails by name.
+    let (status, _, _) = h
+        .post(
+            &format!("/servers/{id}"),
+            &[("csrf", &csrf), ("name", DEMO_SERVER), ("server_url", &emu.login_url()), ("client_id", DEMO_CONSUMER_KEY), ("client_secret", "wrong-secret"), ("grant_type", "authorization_code"), ("scope", "api refresh_token"), ("plugin", "salesforce")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let authorize = h.obtain(id, &csrf).await;
+    let callback = at_salesforce(&authorize, &emu.login_url(), true).await;
+    let page = follow_callback(&h, &callback).await;
+    assert!(page.contains("Client Secret: Salesforce refused the client credentials"), "{page}");
+    assert!(page.contains(">Not Set<"));
+}
+
+#[tokio::test]
+async fn changing_the_secret_clears_tokens_and_client_credentials_get_a_token_directly() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let id = h.demo_id();
+    let emu = h.host.emulator.as_ref().unwrap();
+    let authorize = h.obtain(id, &csrf).await;
+    follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
+    assert!(h.host.store.tokens(id).unwrap().is_some());
+    let form = |secret: &'static str, grant: &'static str| {
+        vec![("csrf", csrf.clone()), ("name", DEMO_SERVER.to_string()), ("server_url", emu.login_url()), ("client_id", DEMO_CONSUMER_KEY.to_string()), ("client_secret", secret.to_string()), ("grant_type", grant.to_string()), ("scope", "api refresh_token".to_string()), ("plugin", "salesforce".to_string())]
+    };
+    let f = form("", "authorization_code");
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, _, loc) = h.post(&format!("/servers/{id}"), &pairs).await;
+    assert_eq!(loc.as_deref(), Some(format!("/servers/{id}?notice=saved").as_str()), "an empty secret keeps the saved one and the tokens");
+    let f = form("rotated-secret", "authorization_code");
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, _, loc) = h.post(&format!("/servers/{id}"), &pairs).await;
+    let page = h.get(&loc.unwrap()).await.1;
+    assert!(page.contains("the stored tokens were cleared"), "{page}");
+    assert!(page.contains(">Not Set<"));
+
+    let f = form(DEMO_CONSUMER_SECRET, "client_credentials");
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    h.post(&format!("/servers/{id}"), &pairs).await;
+    let (status, _, loc) = h.post(&format!("/servers/{id}/token"), &[("csrf", &csrf)]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some(format!("/servers/{id}?notice=obtained").as_str())));
+    let page = h.get(&format!("/servers/{id}")).await.1;
+    assert!(page.contains(">Set<") && !page.contains("redirect-uri"), "client credentials: Set, and no Redirect URI");
+    assert!(h.host.store.tokens(id).unwrap().unwrap().refresh_token.is_none());
+    assert_no_secrets(&h, &page);
+}
