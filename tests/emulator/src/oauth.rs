@@ -171,11 +171,9 @@ pub async fn login(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Response {
     };
     let username = f.get("username").cloned().unwrap_or_default();
     let account = inner
-        .accounts
-        .get(&username.to_lowercase())
+        .find_login(&username)
         .filter(|a| Some(&a.password) == f.get("pw"))
-        .filter(|a| inner.user(a.org, &a.user_id).is_some_and(|u| u.get("IsActive") == Value::Bool(true)))
-        .cloned();
+        .filter(|a| inner.user_active(a.org, &a.user_id));
     let Some(account) = account else {
         return Html(pages::login(&tx_id, &inner.apps[tx.app].seed.name, Some(LOGIN_FAILED), &username)).into_response();
     };
@@ -245,13 +243,15 @@ pub async fn token(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes)
             let now = shared.now();
             let mut inner = shared.lock();
             let verifier = f.get("code_verifier").map(String::as_str);
-            inner.authenticate_client(client_id.as_deref(), secret.as_deref(), verifier.is_none() || inner_requires_secret(&inner, client_id.as_deref())).and_then(
-                |app| {
+            // A wrong secret fails here; a missing one is judged against the code.
+            let secret_given = secret.as_deref().is_some_and(|s| !s.is_empty());
+            inner
+                .authenticate_client(client_id.as_deref(), secret.as_deref(), false)
+                .and_then(|app| {
                     let code = f.get("code").map(String::as_str).unwrap_or("");
-                    inner.redeem_code(app, code, f.get("redirect_uri").map(String::as_str), verifier, now)
-                },
-            )
-            .map(|g| inner.token_response(shared, &g))
+                    inner.redeem_code(app, code, f.get("redirect_uri").map(String::as_str), verifier, secret_given, now)
+                })
+                .map(|g| inner.token_response(shared, &g))
         }
         "refresh_token" => refresh(shared, client_id.as_deref(), secret.as_deref(), f.get("refresh_token").cloned()).await,
         "client_credentials" => {
@@ -286,10 +286,19 @@ async fn refresh(shared: &Arc<Shared>, client_id: Option<&str>, secret: Option<&
             return Err(OAuthError::new("invalid_grant", "token request is already being processed"));
         }
     }
+    // Unmarks the token even if the client goes away during the delay and
+    // this future is dropped.
+    struct InFlight<'a>(&'a Shared, &'a str);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.lock().in_flight.remove(self.1);
+        }
+    }
+    let guard = InFlight(shared, &token);
     shared.delay().await;
+    drop(guard);
     let now = shared.now();
     let mut inner = shared.lock();
-    inner.in_flight.remove(&token);
     let app = inner.authenticate_client(client_id, secret, false)?;
     let g = inner.redeem_refresh(app, &token, now)?;
     Ok(inner.token_response(shared, &g))
@@ -424,7 +433,7 @@ pub async fn identity_url(State(ctx): State<Arc<Ctx>>, Path((org_id, user_id)): 
         return bad_token();
     };
     let same_org = crate::ids::normalize(&org_id).is_some_and(|o| o == inner.orgs[t.org].id);
-    let user = crate::ids::normalize(&user_id);
+    let user = crate::state::id_of(&user_id, crate::ids::prefix::USER);
     match (same_org, user) {
         (true, Some(u)) => match identity(shared, &inner, t.org, &u, false) {
             Some(v) => axum::Json(v).into_response(),

@@ -66,6 +66,8 @@ pub enum UpsertError {
 pub enum Lookup {
     /// Not an id at all.
     Malformed,
+    /// A well-formed id of another object type.
+    WrongType,
     /// No such record.
     NotFound,
     /// In the recycle bin.
@@ -96,7 +98,7 @@ impl Store {
     pub fn find(&self, object: &ObjectDef, raw_id: &str) -> Result<&Record, Lookup> {
         let id = ids::normalize(raw_id).ok_or(Lookup::Malformed)?;
         if !id.starts_with(object.key_prefix) {
-            return Err(Lookup::NotFound);
+            return Err(Lookup::WrongType);
         }
         match self.records.get(&id) {
             None => Err(Lookup::NotFound),

@@ -27,6 +27,10 @@ pub const MIN_VERSION: u32 = 31;
 pub const MAX_VERSION: u32 = 68;
 /// Records per sObject Collections call.
 pub const COLLECTION_LIMIT: usize = 200;
+/// Open query locators kept per org.
+pub const MAX_LOCATORS: usize = 64;
+/// Longest SOQL statement accepted (Salesforce's limit).
+pub const MAX_SOQL_LEN: usize = 100_000;
 
 /// Marks a response as a counted API call, for the request log.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +87,7 @@ pub async fn api(inst: Arc<Inst>, method: Method, uri: Uri, headers: HeaderMap, 
         return ApiError::new(StatusCode::FORBIDDEN, SfError::new("INVALID_SESSION_ID", "This session is not valid for use with the REST API")).into_response();
     }
     let org = session.org;
+    inner.roll_day(org, now);
     let limit_exceeded = {
         let o = &inner.orgs[org];
         o.api_usage >= o.daily_limit || inner.faults.throttle_after == Some(0)
@@ -263,7 +268,8 @@ fn lookup_error(e: Lookup, raw: &str) -> Response {
             format!("Provided external ID field does not exist or is not accessible: {raw}"),
             vec![],
         )),
-        Lookup::NotFound => ApiError::not_found(SfError::not_found()),
+        // Unconfirmed: a well-formed id of another type in the URL is a 404 too.
+        Lookup::NotFound | Lookup::WrongType => ApiError::not_found(SfError::not_found()),
         Lookup::Deleted => ApiError::not_found(SfError::entity_deleted()),
     }
     .into_response()
@@ -414,6 +420,9 @@ fn query(org: &mut Org, id_gen: &ids::IdGen, c: &Call<'_>, all: bool) -> Respons
     let Some(text) = c.q.get("q") else {
         return ApiError::bad_request(SfError::new("MALFORMED_QUERY", "A query string has to be specified")).into_response();
     };
+    if text.len() > MAX_SOQL_LEN {
+        return ApiError::bad_request(SfError::new("MALFORMED_QUERY", format!("SOQL statements cannot be longer than {MAX_SOQL_LEN} characters"))).into_response();
+    }
     let parsed = match soql::parse(text, &org.schema) {
         Ok(p) => p,
         Err(e) => return ApiError::bad_request(e).into_response(),
@@ -431,6 +440,10 @@ fn query(org: &mut Org, id_gen: &ids::IdGen, c: &Call<'_>, all: bool) -> Respons
     }
     let locator = id_gen.next(prefix::QUERY_LOCATOR);
     let first: Vec<Value> = rendered[..batch].to_vec();
+    // Locators stay readable (a client may retry a page); the oldest go first.
+    while org.locators.len() >= MAX_LOCATORS {
+        org.locators.shift_remove_index(0);
+    }
     org.locators.insert(locator.clone(), (batch, rendered));
     json_resp(StatusCode::OK, page_json(c.version, &locator, total, batch, first))
 }
@@ -460,9 +473,6 @@ fn query_more(org: &mut Org, version: &str, locator: &str) -> Response {
     // says where the next page starts.
     let end = (offset + batch).min(total);
     let page: Vec<Value> = rows[offset..end].to_vec();
-    if end >= total {
-        org.locators.remove(id);
-    }
     json_resp(StatusCode::OK, page_json(version, id, total, end, page))
 }
 
@@ -549,6 +559,9 @@ fn collections(inner: &mut Inner, shared: &Shared, org: usize, c: &Call<'_>, res
                 let id = match store.find(&o, raw) {
                     Ok(rec) => rec.id.clone(),
                     Err(Lookup::Malformed) => return Err(SfError::with_fields("MALFORMED_ID", format!("malformed id {raw}"), vec![])),
+                    Err(Lookup::WrongType) => {
+                        return Err(SfError::with_fields("MALFORMED_ID", format!("{} ID: id value of incorrect type: {raw}", o.label), vec!["Id".into()]));
+                    }
                     Err(Lookup::Deleted) => return Err(SfError::entity_deleted()),
                     Err(Lookup::NotFound) => {
                         return Err(SfError::with_fields("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", vec![]));

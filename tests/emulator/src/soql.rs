@@ -153,12 +153,17 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ErrAt> {
                     }
                     Some('\\') => {
                         let esc = chars.get(i + 1).copied().unwrap_or('\\');
-                        s.push(match esc {
-                            'n' => '\n',
-                            't' => '\t',
-                            'r' => '\r',
-                            other => other,
-                        });
+                        match esc {
+                            'n' => s.push('\n'),
+                            't' => s.push('\t'),
+                            'r' => s.push('\r'),
+                            // Escaped wildcards stay escaped for LIKE.
+                            '%' | '_' => {
+                                s.push('\\');
+                                s.push(esc);
+                            }
+                            other => s.push(other),
+                        }
                         step(&mut i, &mut col, 2);
                     }
                     Some(&ch) => {
@@ -205,7 +210,11 @@ struct Parser<'a> {
     pos: usize,
     schema: &'a Schema,
     object: Option<&'static str>,
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses and NOT accepted.
+const MAX_DEPTH: usize = 64;
 
 impl Parser<'_> {
     fn peek(&self) -> &Token {
@@ -288,14 +297,22 @@ impl Parser<'_> {
         Ok(left)
     }
     fn factor(&mut self) -> Result<Expr, ErrAt> {
-        if self.is_kw("NOT") {
-            self.next();
-            return Ok(Expr::Not(Box::new(self.factor()?)));
-        }
-        if self.peek().tok == Tok::Sym("(") {
-            self.next();
-            let e = self.expr()?;
-            self.expect_sym(")")?;
+        if self.is_kw("NOT") || self.peek().tok == Tok::Sym("(") {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                let t = self.peek().clone();
+                return Err(ErrAt { code: "MALFORMED_QUERY", row: t.row, col: t.col, message: "the condition is nested too deeply".into() });
+            }
+            let e = if self.is_kw("NOT") {
+                self.next();
+                Expr::Not(Box::new(self.factor()?))
+            } else {
+                self.next();
+                let e = self.expr()?;
+                self.expect_sym(")")?;
+                e
+            };
+            self.depth -= 1;
             return Ok(e);
         }
         let (name, at) = self.word()?;
@@ -361,7 +378,7 @@ pub fn parse(q: &str, schema: &Schema) -> Result<Query, SfError> {
 }
 
 fn parse_inner(q: &str, schema: &Schema) -> Result<Query, ErrAt> {
-    let mut p = Parser { toks: tokenize(q)?, pos: 0, schema, object: None };
+    let mut p = Parser { toks: tokenize(q)?, pos: 0, schema, object: None, depth: 0 };
     p.expect_kw("SELECT")?;
     let mut raw_fields = Vec::new();
     let mut count = false;
@@ -528,18 +545,45 @@ fn cmp(v: &Value, op: Op, l: &Literal, is_id: bool) -> bool {
     }
 }
 
+/// A LIKE pattern element.
+#[derive(Clone, Copy, PartialEq)]
+enum Pat {
+    Any,
+    One,
+    Lit(char),
+}
+
+/// `LIKE` with `%`, `_` and backslash escapes, in O(len × pattern) time.
 fn like(s: &str, pattern: &str) -> bool {
-    let s: Vec<char> = s.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    fn go(s: &[char], p: &[char]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some('%') => (0..=s.len()).any(|i| go(&s[i..], &p[1..])),
-            Some('_') => !s.is_empty() && go(&s[1..], &p[1..]),
-            Some(c) => s.first() == Some(c) && go(&s[1..], &p[1..]),
-        }
+    let mut pat = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        pat.push(match c {
+            '%' => Pat::Any,
+            '_' => Pat::One,
+            '\\' => Pat::Lit(chars.next().unwrap_or('\\')),
+            c => Pat::Lit(c),
+        });
     }
-    go(&s, &p)
+    let s: Vec<char> = s.chars().collect();
+    // reach[j]: the pattern's first j elements can match the text so far.
+    let mut reach = vec![false; pat.len() + 1];
+    reach[0] = true;
+    for j in 0..pat.len() {
+        reach[j + 1] = reach[j] && pat[j] == Pat::Any;
+    }
+    for &c in &s {
+        let mut next = vec![false; pat.len() + 1];
+        for j in 0..pat.len() {
+            next[j + 1] = match pat[j] {
+                Pat::Any => reach[j + 1] || next[j],
+                Pat::One => reach[j],
+                Pat::Lit(l) => reach[j] && l == c,
+            };
+        }
+        reach = next;
+    }
+    reach[pat.len()]
 }
 
 #[cfg(test)]
@@ -593,5 +637,19 @@ mod tests {
         assert!(like("lovelace", "%lace"));
         assert!(like("lovelace", "l_velace"));
         assert!(!like("lovelace", "l_ve"));
+        assert!(like("100%", "100\\%"));
+        assert!(!like("1000", "100\\%"));
+        // Pathological patterns finish at once.
+        let s = "a".repeat(5000);
+        assert!(!like(&s, &format!("{}z", "%".repeat(200))));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let schema = Schema::new(&[]).unwrap();
+        let q = format!("SELECT Id FROM Contact WHERE {}LastName = 'x'{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert_eq!(parse(&q, &schema).unwrap_err().code, "MALFORMED_QUERY");
+        let q = format!("SELECT Id FROM Contact WHERE {}LastName = 'x'", "NOT ".repeat(10_000));
+        assert_eq!(parse(&q, &schema).unwrap_err().code, "MALFORMED_QUERY");
     }
 }

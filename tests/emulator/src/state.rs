@@ -51,8 +51,8 @@ pub struct Org {
     pub usage_day: i64,
     /// Access token lifetime.
     pub session_timeout_ms: i64,
-    /// Open query locators: id → (batch size, all rendered records).
-    pub locators: HashMap<String, (usize, Vec<Value>)>,
+    /// Open query locators, oldest first: id → (batch size, all rendered records).
+    pub locators: IndexMap<String, (usize, Vec<Value>)>,
 }
 
 /// One connected app.
@@ -443,7 +443,7 @@ impl Shared {
                 api_usage: 0,
                 usage_day: now.div_euclid(86_400_000),
                 session_timeout_ms: (o.session_timeout_secs as i64).saturating_mul(1000),
-                locators: HashMap::new(),
+                locators: IndexMap::new(),
             });
         }
         Ok(Shared { inner: Mutex::new(inner), ids, login_url, clock_offset_ms: AtomicI64::new(0) })
@@ -499,16 +499,44 @@ impl Inner {
         self.log.push(entry);
     }
 
-    /// Checks an access token; `None` when unknown, revoked or expired.
+    /// Checks an access token; `None` when unknown, revoked, expired, or its
+    /// user was deactivated.
     pub fn session(&self, token: &str, now: i64) -> Option<&AccessToken> {
-        self.access.get(token).filter(|t| t.expires_at > now)
+        self.access.get(token).filter(|t| t.expires_at > now && self.user_active(t.org, &t.user_id))
+    }
+
+    /// Whether the user exists and `IsActive` is true.
+    pub fn user_active(&self, org: usize, user_id: &str) -> bool {
+        self.user(org, user_id).is_some_and(|u| u.get("IsActive") == Value::Bool(true))
+    }
+
+    /// The login account whose *current* `Username` is `username` (users can
+    /// be renamed through the API).
+    pub fn find_login(&self, username: &str) -> Option<Account> {
+        let uid = self.orgs.iter().find_map(|o| o.store.lookup("User", "Username", username).into_iter().next())?;
+        self.accounts.values().find(|a| a.user_id == uid).cloned()
+    }
+
+    /// Resets the org's daily count at UTC midnight.
+    pub fn roll_day(&mut self, org: usize, now: i64) {
+        let o = &mut self.orgs[org];
+        let day = now.div_euclid(86_400_000);
+        if day != o.usage_day {
+            o.usage_day = day;
+            o.api_usage = 0;
+        }
     }
 
     /// Issues a code for an approved transaction.
     pub fn issue_code(&mut self, tx: &AuthTx, org: usize, user_id: &str, now: i64) -> String {
         // Standard base64, so it usually ends in "==" and carries '+' or '/':
         // a client that decodes it twice, or not at all, breaks.
-        let code = format!("aPrx{}", random_std_base64(64));
+        let code = loop {
+            let c = format!("aPrx{}", random_std_base64(64));
+            if c.contains('+') && c.contains('/') {
+                break c;
+            }
+        };
         self.codes.insert(
             code.clone(),
             AuthCode {
@@ -556,15 +584,23 @@ impl Inner {
     }
 
     /// `grant_type=authorization_code`.
+    /// `secret_given` says whether a correct client secret came with the
+    /// request; it may be omitted only for a PKCE code of an app that does
+    /// not require the secret (unconfirmed: Salesforce's exact rule).
     pub fn redeem_code(
         &mut self,
         app: usize,
         code: &str,
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
+        secret_given: bool,
         now: i64,
     ) -> Result<Grant, OAuthError> {
+        let require_secret = self.apps[app].seed.require_secret;
         let c = self.codes.get_mut(code).filter(|c| c.app == app).ok_or_else(|| OAuthError::new("invalid_grant", "invalid authorization code"))?;
+        if !secret_given && (require_secret || c.challenge.is_none()) {
+            return Err(OAuthError::bad_secret());
+        }
         if c.used || now >= c.expires_at {
             return Err(OAuthError::new("invalid_grant", "expired authorization code"));
         }
@@ -572,7 +608,10 @@ impl Inner {
             return Err(OAuthError::new("redirect_uri_mismatch", "redirect_uri must match configuration"));
         }
         if let Some(challenge) = &c.challenge {
-            let ok = verifier.is_some_and(|v| !v.contains('~') && pkce_challenge(v) == *challenge);
+            // RFC 7636: 43–128 characters of [A-Za-z0-9-._~].
+            let ok = verifier.is_some_and(|v| {
+                (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) && pkce_challenge(v) == *challenge
+            });
             if !ok {
                 return Err(OAuthError::new("invalid_grant", "invalid code verifier"));
             }
@@ -585,6 +624,10 @@ impl Inner {
     /// `grant_type=refresh_token`, after the caller marked `token` in flight.
     pub fn redeem_refresh(&mut self, app: usize, token: &str, now: i64) -> Result<Grant, OAuthError> {
         let rt = self.refresh.get(token).filter(|r| r.app == app).cloned().ok_or_else(OAuthError::dead_refresh_token)?;
+        if !self.user_active(rt.org, &rt.user_id) {
+            // Unconfirmed wording.
+            return Err(OAuthError::new("invalid_grant", "inactive user"));
+        }
         match rt.status {
             RefreshStatus::Active => {}
             RefreshStatus::RotatedOut => {
@@ -749,13 +792,8 @@ impl Inner {
 
     /// Counts a REST call against the org's daily limit, resetting at UTC midnight.
     pub fn count_call(&mut self, org: usize, now: i64) {
-        let o = &mut self.orgs[org];
-        let day = now.div_euclid(86_400_000);
-        if day != o.usage_day {
-            o.usage_day = day;
-            o.api_usage = 0;
-        }
-        o.api_usage += 1;
+        self.roll_day(org, now);
+        self.orgs[org].api_usage += 1;
     }
 }
 

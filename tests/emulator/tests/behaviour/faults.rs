@@ -94,6 +94,39 @@ async fn throttling_and_the_daily_limit() {
         statuses.push(api(&http, Method::GET, &data_url(&other, "limits"), access(&other), None).await.0);
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 403]);
+    // The count starts again at UTC midnight.
+    emu.advance_clock(Duration::from_secs(86_400));
+    assert_eq!(api(&http, Method::GET, &data_url(&other, "limits"), access(&other), None).await.0, 401, "the token expired meanwhile");
+    let (_, fresh) = post_token(&emu, &http, &[("grant_type", "refresh_token"), ("refresh_token", other["refresh_token"].as_str().unwrap()), ("client_id", KEY), ("client_secret", SECRET)]).await;
+    let (s, limit, _) = api(&http, Method::GET, &data_url(&fresh, "limits"), access(&fresh), None).await;
+    assert_eq!((s, limit.as_deref()), (200, Some("api-usage=1/5")));
+}
+
+#[tokio::test]
+async fn deactivated_or_renamed_users() {
+    let emu = start();
+    let http = client();
+    let t = tokens(&emu, &http).await;
+    let me = t["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    // Renamed through the API: the new username logs in, the old one does not.
+    let (s, _, _) = api(&http, Method::PATCH, &data_url(&t, &format!("sobjects/User/{me}")), access(&t), Some(json!({"Username": "ada.new@example.com"}))).await;
+    assert_eq!(s, 204);
+    let r = approve_as(&emu, &http, KEY, "ada.new@example.com", PASSWORD, &[]).await;
+    assert_eq!(r.status(), 302);
+    let html = http.get(authorize_url(&emu, KEY, &[])).send().await.unwrap().text().await.unwrap();
+    let r = http
+        .post(format!("{}/services/oauth2/authorize/login", emu.login_url()))
+        .form(&[("tx", tx_of(&html).as_str()), ("username", USER), ("pw", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("Please check your username and password."));
+    // Deactivated: sessions and refresh tokens stop working.
+    let (s, _, _) = api(&http, Method::PATCH, &data_url(&t, &format!("sobjects/User/{me}")), access(&t), Some(json!({"IsActive": false}))).await;
+    assert_eq!(s, 204);
+    assert_eq!(api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await.0, 401);
+    let (s, body) = refresh(&emu, &http, &t).await;
+    assert_eq!((s, body), (400, json!({"error": "invalid_grant", "error_description": "inactive user"})));
 }
 
 #[tokio::test]
@@ -123,14 +156,15 @@ async fn latency_slows_every_request() {
     let emu = start();
     let http = client();
     let t = tokens(&emu, &http).await;
-    emu.set_latency(Duration::from_millis(250));
+    emu.set_latency(Duration::from_millis(400));
     let start = Instant::now();
     api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await;
-    assert!(start.elapsed() >= Duration::from_millis(250));
+    let slow = start.elapsed();
+    assert!(slow >= Duration::from_millis(400));
     emu.clear_faults();
     let start = Instant::now();
     api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await;
-    assert!(start.elapsed() < Duration::from_millis(250));
+    assert!(start.elapsed() < slow, "clearing the fault removes the delay");
 }
 
 #[tokio::test]
@@ -185,12 +219,22 @@ fn seeds_are_checked() {
 
 #[test]
 fn the_binary_prints_its_urls_and_the_demo_app_and_serves() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_salesforce-emulator"))
-        .args(["--callback-url", "http://127.0.0.1:8080/oauth2/callback"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    /// Kills the emulator process even when an assertion fails.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(
+        Command::new(env!("CARGO_BIN_EXE_salesforce-emulator"))
+            .args(["--callback-url", "http://127.0.0.1:8080/oauth2/callback"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let mut banner = String::new();
     while !banner.contains("login user:") {
         banner.push_str(&lines.next().unwrap().unwrap());
@@ -219,7 +263,6 @@ fn the_binary_prints_its_urls_and_the_demo_app_and_serves() {
         assert_eq!(t["instance_url"], instance.as_str());
         client().get(format!("{instance}/services/data/v62.0/limits")).bearer_auth(t["access_token"].as_str().unwrap()).send().await.unwrap().status()
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     assert_eq!(status, 200);
 }

@@ -71,6 +71,7 @@ async fn codes_expire_and_must_be_decoded_exactly_once() {
     let emu = start();
     let http = client();
     let code = code(&emu, &http).await;
+    assert!(code.contains('+') && code.contains('/'), "codes carry characters that decoding twice would change: {code}");
     // Decoding twice turns '+' into ' ' (or leaves %-escapes): not the code.
     let mangled = code.replace('+', " ").replace('=', "%3D");
     let form = |c: &str| {
@@ -235,6 +236,15 @@ async fn pkce_is_required_and_checked() {
     right.push(("code", &code));
     let (status, body) = post_token(&emu, &http, &right).await;
     assert_eq!(status, 200, "{body}");
+
+    // RFC 7636 verifiers may contain '~'.
+    let tilde = "abc~def~ghi~jkl~mno~pqr~stu~vwx~yz0~123~456~789";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(tilde));
+    let r = approve(&emu, &http, PKCE_KEY, &[("code_challenge", &challenge)]).await;
+    let code = param(&location_params(&r).1, "code").unwrap().to_string();
+    let mut with_tilde = form(tilde);
+    with_tilde.push(("code", &code));
+    assert_eq!(post_token(&emu, &http, &with_tilde).await.0, 200);
 }
 
 #[tokio::test]
@@ -310,13 +320,19 @@ async fn concurrent_refreshes_with_one_token_are_refused() {
 async fn only_five_refresh_tokens_per_user_and_app() {
     let emu = start();
     let http = client();
-    let first = tokens(&emu, &http).await;
-    for _ in 0..5 {
-        tokens(&emu, &http).await;
+    let mut all = vec![];
+    for _ in 0..6 {
+        all.push(tokens(&emu, &http).await);
     }
-    let rt = first["refresh_token"].as_str().unwrap();
-    let (status, _) = post_token(&emu, &http, &[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", KEY), ("client_secret", SECRET)]).await;
-    assert_eq!(status, 400, "the sixth approval revokes the oldest");
+    let refresh = |t: &Value| {
+        let rt = t["refresh_token"].as_str().unwrap().to_string();
+        let (emu, http) = (&emu, &http);
+        async move { post_token(emu, http, &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", KEY), ("client_secret", SECRET)]).await.0 }
+    };
+    assert_eq!(refresh(&all[0]).await, 400, "the sixth approval revokes the oldest");
+    for t in &all[1..] {
+        assert_eq!(refresh(t).await, 200, "the other five still work");
+    }
 }
 
 #[tokio::test]

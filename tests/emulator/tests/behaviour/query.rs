@@ -171,7 +171,11 @@ async fn collections_update_upsert_retrieve_and_delete() {
     )
     .await;
     assert_eq!(v[0], json!({"id": id2, "success": true, "errors": []}));
-    assert_eq!(v[1]["success"], false);
+    assert_eq!(v[1], json!({"success": false, "errors": [{"statusCode": "INVALID_CROSS_REFERENCE_KEY", "message": "invalid cross reference id", "fields": []}]}));
+    // A well-formed id of another object is MALFORMED_ID.
+    let account = emu.records("Account")[0]["Id"].as_str().unwrap().to_string();
+    let (_, v) = collection(&http, &t, Method::PATCH, "composite/sobjects", Some(json!({"records": [{"attributes": {"type": "Contact"}, "id": account, "Department": "x"}]}))).await;
+    assert_eq!(v[0]["errors"][0], json!({"statusCode": "MALFORMED_ID", "message": format!("Contact ID: id value of incorrect type: {account}"), "fields": ["Id"]}));
 
     let (_, v) = collection(&http, &t, Method::POST, "composite/sobjects/Contact", Some(json!({"ids": [id1, id2, "003000000000009AAA"], "fields": ["LastName", "Title"]}))).await;
     assert_eq!(v[0]["LastName"], "One");
