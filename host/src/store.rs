@@ -242,6 +242,13 @@ impl Store {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Dir { path: data_dir.display().to_string(), source })?;
         let path = data_dir.join(DB_FILE);
         let conn = Connection::open(&path)?;
+        // Owner-only, before WAL and SHM files (which copy its mode) exist.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|source| StoreError::Dir { path: path.display().to_string(), source })?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;

@@ -232,6 +232,19 @@ async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
     let page = follow_callback(&h, &format!("{}/oauth2/callback/{id}?code=abc&state=made-up", h.host.public_url)).await;
     assert!(page.contains("already used or is not ours"), "{page}");
 
+    // A Redirect URI the connected app does not list: Salesforce shows its own
+    // error page and never comes back (so the host's page says to paste it).
+    let (_, _, loc) = h
+        .post("/servers", &[("csrf", &csrf), ("name", "Unregistered"), ("server_url", &emu.login_url()), ("client_id", DEMO_CONSUMER_KEY), ("client_secret", DEMO_CONSUMER_SECRET)])
+        .await;
+    let other: i64 = loc.unwrap().trim_start_matches("/servers/").split('?').next().unwrap().parse().unwrap();
+    let authorize = h.obtain(other, &csrf).await;
+    let r = reqwest::get(&authorize).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("redirect_uri must match configuration"));
+    assert!(h.get(&format!("/servers/{other}")).await.1.contains("Add this exactly as a Callback URL of the connected app."));
+
     // A wrong secret: saving clears nothing (no token yet), the exchange fails by name.
     let (status, _, _) = h
         .post(
