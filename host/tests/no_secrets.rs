@@ -7,15 +7,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::redirect::Policy;
-use salesforce_emulator::seed::{DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
+use salesforce_emulator::seed::DEMO_CONSUMER_SECRET;
+
+mod common;
 
 fn field<'a>(banner: &'a str, label: &str) -> &'a str {
     banner.lines().find_map(|l| l.trim().strip_prefix(label)).unwrap_or_else(|| panic!("{label} in {banner}")).trim()
-}
-
-fn tx_of(html: &str) -> String {
-    let start = html.find("name=\"tx\" value=\"").unwrap() + 17;
-    html[start..].split('"').next().unwrap().to_string()
 }
 
 /// Whether `hay` holds something shaped like a Salesforce token or our secret.
@@ -85,19 +82,7 @@ async fn logs_and_database_hold_no_secret_in_clear() {
     let csrf = page[start..].split('"').next().unwrap().to_string();
     let r = http.post(format!("{base}/servers/1/token")).form(&[("csrf", &csrf)]).send().await.unwrap();
     let authorize = r.headers()["location"].to_str().unwrap().to_string();
-    let sf = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    let html = sf.get(&authorize).send().await.unwrap().text().await.unwrap();
-    let html = sf
-        .post(format!("{emulator_login}/services/oauth2/authorize/login"))
-        .form(&[("tx", tx_of(&html).as_str()), ("username", DEMO_USERNAME), ("pw", DEMO_PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = sf.post(format!("{emulator_login}/services/oauth2/authorize/consent")).form(&[("tx", tx_of(&html).as_str()), ("decision", "allow")]).send().await.unwrap();
-    let callback = r.headers()["location"].to_str().unwrap().to_string();
+    let callback = common::at_salesforce(&authorize, &emulator_login, true).await;
     http.get(&callback).send().await.unwrap();
     let page = http.get(format!("{base}/servers/1")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(">Set<"), "{page}");

@@ -6,7 +6,9 @@ use base64::Engine as _;
 use registry_host::bindings::oauth2_server::AuthorizationRequest;
 use registry_host::bindings::types::{GrantType, Oauth2ServerConfig, PluginError, TokenSet};
 use registry_host::{Failure, HttpAllowlist, Plugin, Runtime, RuntimeConfig};
-use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
+use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_USERNAME};
+
+mod common;
 use salesforce_emulator::{Emulator, Seed};
 use sha2::{Digest, Sha256};
 
@@ -31,30 +33,6 @@ fn allow(urls: &[&str]) -> HttpAllowlist {
     urls.iter().fold(HttpAllowlist::none(), |a, u| a.allow_url(u).unwrap())
 }
 
-fn tx_of(html: &str) -> String {
-    let start = html.find("name=\"tx\" value=\"").unwrap() + 17;
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-/// The browser's part: follow the plugin's URL, log in, Allow; returns (code, state).
-async fn browser(url: &str, login: &str) -> (String, String) {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let html = http.get(url).send().await.unwrap().text().await.unwrap();
-    let html = http
-        .post(format!("{login}/services/oauth2/authorize/login"))
-        .form(&[("tx", tx_of(&html).as_str()), ("username", DEMO_USERNAME), ("pw", DEMO_PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = http.post(format!("{login}/services/oauth2/authorize/consent")).form(&[("tx", tx_of(&html).as_str()), ("decision", "allow")]).send().await.unwrap();
-    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let get = |k: &str| loc.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap();
-    (get("code"), get("state"))
-}
-
 async fn obtain(plugin: &Plugin, emu: &Emulator) -> TokenSet {
     let verifier = "a-verifier-of-at-least-forty-three-characters-0123456789";
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier));
@@ -62,7 +40,9 @@ async fn obtain(plugin: &Plugin, emu: &Emulator) -> TokenSet {
     let url = plugin.authorization_url(&config(emu, DEMO_CONSUMER_SECRET), &req).await.unwrap().unwrap();
     assert!(url.starts_with(&format!("{}/services/oauth2/authorize?response_type=code&client_id=", emu.login_url())), "{url}");
     assert!(url.contains(&format!("code_challenge={challenge}")) && url.contains("code_challenge_method=S256") && url.contains("prompt=login"));
-    let (code, state) = browser(&url, &emu.login_url()).await;
+    let callback = url::Url::parse(&common::at_salesforce(&url, &emu.login_url(), true).await).unwrap();
+    let get = |k: &str| callback.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap();
+    let (code, state) = (get("code"), get("state"));
     assert_eq!(state, "state-1");
     plugin
         .exchange_code(&config(emu, DEMO_CONSUMER_SECRET), &code, CALLBACK, Some(verifier), &allow(&[&emu.login_url()]))

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use registry_host::serve::{DEMO_SERVER, Running, ServeConfig};
 use registry_host::RuntimeConfig;
 use reqwest::redirect::Policy;
-use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
+use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_USERNAME};
+
+mod common;
+use common::at_salesforce;
 
 struct Harness {
     host: Running,
@@ -76,30 +79,6 @@ fn unescape(page: String) -> String {
 fn csrf(page: &str) -> String {
     let start = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
     page[start..].split('"').next().unwrap().to_string()
-}
-
-fn tx_of(html: &str) -> String {
-    let start = html.find("name=\"tx\" value=\"").unwrap() + 17;
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-/// At the emulator: log in and click Allow or Deny; returns the callback URL.
-async fn at_salesforce(authorize: &str, login_url: &str, allow: bool) -> String {
-    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    let html = http.get(authorize).send().await.unwrap().text().await.unwrap();
-    let html = http
-        .post(format!("{login_url}/services/oauth2/authorize/login"))
-        .form(&[("tx", tx_of(&html).as_str()), ("username", DEMO_USERNAME), ("pw", DEMO_PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let decision = if allow { "allow" } else { "deny" };
-    let r = http.post(format!("{login_url}/services/oauth2/authorize/consent")).form(&[("tx", tx_of(&html).as_str()), ("decision", decision)]).send().await.unwrap();
-    assert_eq!(r.status(), 302);
-    r.headers()["location"].to_str().unwrap().to_string()
 }
 
 /// Follows a callback in the admin's browser; returns the server page it lands on.

@@ -1,0 +1,33 @@
+//! Helpers shared by the host's integration tests: the browser's part of the
+//! authorization code flow at the emulator, done with plain form posts.
+
+#![allow(dead_code)]
+
+use reqwest::redirect::Policy;
+use salesforce_emulator::seed::{DEMO_PASSWORD, DEMO_USERNAME};
+
+/// The hidden `tx` field of an emulator page.
+pub fn tx_of(html: &str) -> String {
+    let start = html.find("name=\"tx\" value=\"").expect("an emulator form") + 17;
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// Opens `authorize`, logs in as the demo user, clicks Allow (or Deny), and
+/// returns where the emulator redirects the browser (the client's callback).
+pub async fn at_salesforce(authorize: &str, login_url: &str, allow: bool) -> String {
+    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let html = http.get(authorize).send().await.unwrap().text().await.unwrap();
+    let html = http
+        .post(format!("{login_url}/services/oauth2/authorize/login"))
+        .form(&[("tx", tx_of(&html).as_str()), ("username", DEMO_USERNAME), ("pw", DEMO_PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let decision = if allow { "allow" } else { "deny" };
+    let r = http.post(format!("{login_url}/services/oauth2/authorize/consent")).form(&[("tx", tx_of(&html).as_str()), ("decision", decision)]).send().await.unwrap();
+    assert_eq!(r.status(), 302, "the emulator sends the browser back");
+    r.headers()["location"].to_str().unwrap().to_string()
+}
