@@ -165,8 +165,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Registry host running (Ctrl-C to stop)");
             println!("  open:        {}/", running.public_url);
             println!("  database:    {}", running.store.path().display());
-            if let Some((user, password)) = &running.created_admin {
-                println!("  admin login: {user} / {password}   (created now; keep it)");
+            match &running.created_admin {
+                Some((user, Some(password))) => println!("  admin login: {user} / {password}   (created now; keep it)"),
+                Some((user, None)) => println!("  admin login: {user} (created now, with REGISTRY_HOST_ADMIN_PASSWORD)"),
+                None => {}
             }
             if let Some(emu) = &running.emulator {
                 println!("  emulator:    login {}  instance {}", emu.login_url(), emu.instance_url());

@@ -101,18 +101,27 @@ pub fn check_origin(url: &str, what: &str) -> Result<(), FlowError> {
     }
 }
 
+/// `scheme://host[:port]` of a URL, lower-cased; `None` if it has none.
+fn origin_of(url: &str) -> Option<String> {
+    let u = url.parse::<http::Uri>().ok()?;
+    Some(format!("{}://{}", u.scheme_str()?, u.authority()?.as_str().to_ascii_lowercase()))
+}
+
 /// The OAuth actions for the registry's servers.
 #[derive(Clone)]
 pub struct OAuth {
     store: Arc<Store>,
     plugins: Arc<HashMap<String, Plugin>>,
     public_url: String,
+    /// One refresh at a time per server: refresh tokens may rotate, and a
+    /// second concurrent refresh with the same one would kill it.
+    refreshing: Arc<std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl OAuth {
     /// `public_url` is where browsers reach this host (for the Redirect URI).
     pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, public_url: &str) -> Self {
-        OAuth { store, plugins, public_url: public_url.trim_end_matches('/').to_string() }
+        OAuth { store, plugins, public_url: public_url.trim_end_matches('/').to_string(), refreshing: Default::default() }
     }
 
     /// The Redirect URI to register for server `id`.
@@ -164,30 +173,35 @@ impl OAuth {
         let request = AuthorizationRequest { state: state.clone(), code_challenge: challenge, redirect_uri: redirect_uri.clone(), prompt: prompt.map(str::to_string) };
         let url = plugin.authorization_url(&config, &request).await?.map_err(|e| FlowError::Plugin(explain(&e)))?;
         check_origin(&url, "the authorization URL")?;
+        // The admin's browser goes only to the configured server.
+        if origin_of(&url) != origin_of(&config.server_url) {
+            return Err(FlowError::BadUrl(format!("the plugin's authorization URL does not point at the Server URL ({})", config.server_url)));
+        }
         self.store.put_pending(&state, id, &verifier, &redirect_uri, PENDING_TTL_MS)?;
         Ok(url)
     }
 
     /// Handles the provider's redirect back to `/oauth2/callback/{id}`.
+    /// Nothing in it is believed, an `error` included, until its state is
+    /// one of ours, for this server, and fresh.
     pub async fn callback(&self, id: i64, params: &HashMap<String, String>) -> Result<(), FlowError> {
         let state = params.get("state").map(String::as_str).unwrap_or("");
         // The state is consumed whatever happens next: it is single use.
-        let pending = self.store.take_pending(state)?;
-        if let Some(error) = params.get("error") {
-            let description = params.get("error_description").cloned().unwrap_or_default();
-            let message = if error == "access_denied" {
-                "access was denied at the provider (Deny was clicked); nothing changed".to_string()
-            } else {
-                format!("the provider refused the sign-in ({error}): {description}")
-            };
-            return Err(self.failed(id, FlowError::Denied(message)));
-        }
-        let pending = pending.ok_or(FlowError::UnknownState)?;
+        let pending = self.store.take_pending(state)?.ok_or(FlowError::UnknownState)?;
         if pending.server_id != id {
             return Err(FlowError::WrongServer);
         }
         if pending.expired {
             return Err(self.failed(id, FlowError::Expired));
+        }
+        if let Some(error) = params.get("error") {
+            let description: String = params.get("error_description").map(|d| d.chars().take(300).collect()).unwrap_or_default();
+            let message = if error == "access_denied" {
+                "access was denied at the provider (Deny was clicked); nothing changed".to_string()
+            } else {
+                format!("the provider refused the sign-in ({}): {description}", error.chars().take(64).collect::<String>())
+            };
+            return Err(self.failed(id, FlowError::Denied(message)));
         }
         let code = params.get("code").filter(|c| !c.is_empty()).ok_or_else(|| FlowError::Denied("the provider sent no code".into()))?;
         let (plugin, config) = self.plugin(id)?;
@@ -225,10 +239,17 @@ impl OAuth {
         }
     }
 
-    /// Refreshes the tokens and keeps the result (the new instance URL too).
-    pub async fn refresh(&self, id: i64) -> Result<TokenSet, FlowError> {
+    /// Refreshes the tokens after `stale` (an access token) was refused, and
+    /// keeps the result (the new instance URL too). Callers wait for a
+    /// refresh already running for the server and reuse its result.
+    pub async fn refresh(&self, id: i64, stale: &str) -> Result<TokenSet, FlowError> {
+        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
         let (plugin, config) = self.plugin(id)?;
         let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
+        if tokens.access_token != stale {
+            return Ok(tokens);
+        }
         let allow = Self::allowlist(&config, None)?;
         match plugin.refresh(&config, &tokens, &allow).await? {
             Ok(fresh) => {
@@ -251,8 +272,15 @@ impl OAuth {
         let allow = Self::allowlist(&config, Some(&tokens))?;
         match plugin.check_connection(&config, &tokens, &allow).await? {
             Ok(info) => Ok(info),
-            Err(PluginError::Unauthorized(_)) if config.grant_type == GrantType::AuthorizationCode => {
-                let fresh = self.refresh(id).await?;
+            Err(PluginError::Unauthorized(_)) => {
+                let fresh = match config.grant_type {
+                    GrantType::AuthorizationCode => self.refresh(id, &tokens.access_token).await?,
+                    // No refresh token: a refused client-credentials token is replaced.
+                    GrantType::ClientCredentials => {
+                        self.client_credentials(id).await?;
+                        self.store.tokens(id)?.ok_or(FlowError::NoTokens)?
+                    }
+                };
                 let allow = Self::allowlist(&config, Some(&fresh))?;
                 plugin.check_connection(&config, &fresh, &allow).await?.map_err(|e| self.failed(id, FlowError::Plugin(explain(&e))))
             }

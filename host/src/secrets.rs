@@ -70,7 +70,17 @@ impl SecretBox {
         let path = data_dir.join(KEY_FILE);
         let io = |source| SecretError::Io { path: path.display().to_string(), source };
         match fs::read_to_string(&path) {
-            Ok(text) => Ok(Self::new(&decode_key(&text, &path.display().to_string())?)),
+            Ok(text) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = fs::metadata(&path).map_err(io)?.permissions().mode();
+                    if mode & 0o077 != 0 {
+                        tracing::warn!("key file {} is readable by others (mode {:o}); run `chmod 600` on it", path.display(), mode & 0o777);
+                    }
+                }
+                Ok(Self::new(&decode_key(&text, &path.display().to_string())?))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
                 getrandom::fill(&mut key).map_err(|e| io(std::io::Error::other(e.to_string())))?;

@@ -49,8 +49,9 @@ pub struct Running {
     pub store: Arc<Store>,
     /// The emulator, with `--demo`.
     pub emulator: Option<Emulator>,
-    /// An admin created at start: (username, password).
-    pub created_admin: Option<(String, String)>,
+    /// An admin created at start: (username, password if it was generated
+    /// here; an operator's own password is never echoed).
+    pub created_admin: Option<(String, Option<String>)>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -124,21 +125,21 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 
 /// Creates the first admin from `REGISTRY_HOST_ADMIN_USER` /
 /// `REGISTRY_HOST_ADMIN_PASSWORD`, or, for the demo, with a random password.
-fn bootstrap_admin(store: &Store, demo: bool) -> anyhow::Result<Option<(String, String)>> {
+fn bootstrap_admin(store: &Store, demo: bool) -> anyhow::Result<Option<(String, Option<String>)>> {
     if store.admin_count()? > 0 {
         return Ok(None);
     }
     let user = std::env::var("REGISTRY_HOST_ADMIN_USER").unwrap_or_else(|_| "admin".into());
-    let password = match std::env::var("REGISTRY_HOST_ADMIN_PASSWORD") {
-        Ok(p) => p,
-        Err(_) if demo => auth::random_password(),
+    let (password, generated) = match std::env::var("REGISTRY_HOST_ADMIN_PASSWORD") {
+        Ok(p) => (p, false),
+        Err(_) if demo => (auth::random_password(), true),
         Err(_) => {
             tracing::warn!("no admin exists yet: create one with `registry-host admin create NAME` or set REGISTRY_HOST_ADMIN_PASSWORD");
             return Ok(None);
         }
     };
     auth::create_admin(store, &user, &password).context("creating the first admin")?;
-    Ok(Some((user, password)))
+    Ok(Some((user, generated.then_some(password))))
 }
 
 /// Starts the emulator and points a server at it (re-pointed on every start,

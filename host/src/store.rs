@@ -323,7 +323,9 @@ impl Store {
     /// clears the stored tokens, since they belong to the old configuration.
     pub fn update_server(&self, id: i64, input: &ServerInput) -> Result<Saved, StoreError> {
         let before = self.server(id)?;
-        let old_secret = self.client_secret(id)?;
+        // A secret sealed under another key counts as different: typing it
+        // again is how an admin recovers from a changed key.
+        let old_secret = self.client_secret(id).ok().flatten();
         let secret_changed = input.client_secret.as_deref().is_some_and(|s| !s.is_empty() && Some(s) != old_secret.as_deref());
         let clear = before.server_url != input.server_url || before.client_id != input.client_id || secret_changed;
         let mut conn = self.db();
@@ -446,6 +448,8 @@ impl Store {
     }
 
     fn clear_tokens_in(conn: &Connection, id: i64) -> Result<(), StoreError> {
+        // A sign-in begun under the old configuration must not complete.
+        conn.execute("DELETE FROM oauth2_pending WHERE server_id = ?1", params![id])?;
         conn.execute(
             "UPDATE oauth2_servers SET access_token = NULL, refresh_token = NULL, token_meta = NULL, instance_url = NULL,
              token_status = 'not_set', token_issued_at = NULL, updated_at = ?1 WHERE id = ?2",
@@ -522,15 +526,15 @@ impl Store {
 
     /// Adds an admin with an already-hashed password.
     pub fn create_admin(&self, username: &str, password_hash: &str) -> Result<i64, StoreError> {
-        self.db()
-            .execute("INSERT INTO admins (username, password_hash, created_at) VALUES (?1, ?2, ?3)", params![username, password_hash, now_ms()])
+        let db = self.db();
+        db.execute("INSERT INTO admins (username, password_hash, created_at) VALUES (?1, ?2, ?3)", params![username, password_hash, now_ms()])
             .map_err(|e| match &e {
                 rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
                     StoreError::Conflict(format!("an admin named '{username}' already exists"))
                 }
                 _ => StoreError::Sql(e),
             })?;
-        Ok(self.db().last_insert_rowid())
+        Ok(db.last_insert_rowid())
     }
 
     /// An admin's id and password hash.

@@ -17,10 +17,12 @@ use serde::Serialize;
 use crate::auth;
 use crate::bindings::oauth2_server::ConnectionInfo;
 use crate::bindings::types::GrantType;
-use crate::oauth::{OAuth, check_origin};
+use crate::oauth::{FlowError, OAuth, check_origin};
 use crate::store::{Server, ServerInput, Session, Store, StoreError, TokenStatus};
 
 const COOKIE: &str = "registry_session";
+/// Pre-session cookie carrying the login form's CSRF token.
+const LOGIN_COOKIE: &str = "registry_login";
 type FormMap = HashMap<String, String>;
 
 /// What the handlers share.
@@ -34,6 +36,8 @@ pub struct App {
     /// Whether cookies get `Secure` (the public URL is https).
     pub secure_cookies: bool,
     templates: Environment<'static>,
+    /// Password checks (argon2: ~19 MiB and tens of ms each) run two at a time.
+    password_checks: tokio::sync::Semaphore,
 }
 
 impl App {
@@ -49,7 +53,7 @@ impl App {
         ] {
             env.add_template(name, src).expect("templates are valid");
         }
-        App { store, oauth, plugins, secure_cookies, templates: env }
+        App { store, oauth, plugins, secure_cookies, templates: env, password_checks: tokio::sync::Semaphore::new(2) }
     }
 
     fn render(&self, name: &str, ctx: Ctx) -> Response {
@@ -86,11 +90,15 @@ async fn css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../templates/app.css"))
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|p| {
         let (k, v) = p.trim().split_once('=')?;
-        (k == COOKIE).then(|| v.to_string())
+        (k == name).then(|| v.to_string())
     })
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
 }
 
 fn current(app: &App, headers: &HeaderMap) -> Option<Session> {
@@ -125,18 +133,39 @@ fn guard(app: &App, headers: &HeaderMap, form: &FormMap) -> Result<Session, Resp
     Ok(s)
 }
 
+/// The login form, with a fresh CSRF token in a short-lived pre-session cookie.
+fn login_form(app: &App, username: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let token = auth::random_password();
+    let mut r = app.render("login.html", context! { username => username, error => error, csrf => token.clone() });
+    *r.status_mut() = status;
+    let mut c = format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    if app.secure_cookies {
+        c.push_str("; Secure");
+    }
+    r.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&c).expect("ascii"));
+    r
+}
+
 async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if current(&app, &headers).is_some() {
         return see_other("/servers");
     }
-    app.render("login.html", context! { username => "" })
+    login_form(&app, "", None, StatusCode::OK)
 }
 
-async fn login_submit(State(app): State<Arc<App>>, Form(f): Form<FormMap>) -> Response {
+async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<FormMap>) -> Response {
     let username = f.get("username").cloned().unwrap_or_default();
+    let given = f.get("csrf").map(String::as_str).unwrap_or("");
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || expected.len() != given.len() || expected.bytes().zip(given.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
+        return login_form(&app, &username, Some("The login form expired; please try again."), StatusCode::FORBIDDEN);
+    }
     let password = f.get("password").cloned().unwrap_or_default();
     let store = app.store.clone();
     let (u, p) = (username.clone(), password);
+    let Ok(_permit) = app.password_checks.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    };
     let result = tokio::task::spawn_blocking(move || auth::login(&store, &u, &p)).await;
     match result {
         Ok(Ok(Some(token))) => {
@@ -148,11 +177,7 @@ async fn login_submit(State(app): State<Arc<App>>, Form(f): Form<FormMap>) -> Re
             r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ascii"));
             r
         }
-        Ok(Ok(None)) => {
-            let mut r = app.render("login.html", context! { username => username, error => "Wrong username or password." });
-            *r.status_mut() = StatusCode::UNAUTHORIZED;
-            r
-        }
+        Ok(Ok(None)) => login_form(&app, &username, Some("Wrong username or password."), StatusCode::UNAUTHORIZED),
         Ok(Err(e)) => store_error(e),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
@@ -234,12 +259,13 @@ pub fn format_time(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-async fn servers(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+async fn servers(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
     let Some(s) = current(&app, &headers) else { return to_login() };
+    let notice = q.get("notice").and_then(|n| notice_text(n));
     match app.store.servers() {
         Ok(list) => {
             let views: Vec<ServerView> = list.iter().map(view).collect();
-            app.render("servers.html", context! { admin => s.username, csrf => s.csrf_token, servers => views })
+            app.render("servers.html", context! { admin => s.username, csrf => s.csrf_token, servers => views, notice => notice })
         }
         Err(e) => store_error(e),
     }
@@ -324,6 +350,11 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool) -> Res
         errors.insert("server_url".into(), format!("{e}."));
     } else if server_url.contains(['?', '#']) {
         errors.insert("server_url".into(), "The Server URL takes no query or fragment.".into());
+    } else {
+        let path = server_url.split("://").nth(1).and_then(|r| r.find('/').map(|i| &r[i..])).unwrap_or("").trim_end_matches('/');
+        if !path.is_empty() && path != "/services/oauth2" {
+            errors.insert("server_url".into(), "Give the login host only (e.g. https://login.salesforce.com), optionally ending in /services/oauth2.".into());
+        }
     }
     let client_id = get("client_id");
     if client_id.is_empty() {
@@ -340,8 +371,8 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool) -> Res
         }
     };
     let secret = f.get("client_secret").cloned().filter(|s| !s.is_empty());
-    if grant_type == GrantType::ClientCredentials && secret.is_none() && !has_secret {
-        errors.insert("client_secret".into(), "Client Credentials needs the Client Secret.".into());
+    if secret.is_none() && !has_secret {
+        errors.insert("client_secret".into(), "Enter the Client Secret (the connected app's consumer secret): token requests and the check of each token response's signature need it.".into());
     }
     let scope = get("scope");
     if !scope.chars().all(|c| c.is_ascii_alphanumeric() || " _:./-".contains(c)) {
@@ -481,9 +512,12 @@ fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error
 async fn server_page(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Query(q): Query<FormMap>) -> Response {
     let Some(s) = current(&app, &headers) else { return to_login() };
     let notice = q.get("notice").and_then(|n| notice_text(n));
-    let error = q.get("notice").filter(|n| *n == "failed").map(|_| {
-        app.store.server(id).ok().and_then(|s| s.last_error).unwrap_or_else(|| "The last action failed.".into())
-    });
+    let error = match (q.get("notice").map(String::as_str), q.get("problem").map(String::as_str)) {
+        (Some("failed"), _) => Some(app.store.server(id).ok().and_then(|s| s.last_error).unwrap_or_else(|| "The last action failed.".into())),
+        (_, Some("state")) => Some(FlowError::UnknownState.to_string()),
+        (_, Some("server")) => Some(FlowError::WrongServer.to_string()),
+        _ => None,
+    };
     server_view_page(&app, &s, id, notice, error, None)
 }
 
@@ -540,12 +574,13 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pat
     if current(&app, &headers).is_none() {
         return to_login();
     }
+    // Only a callback whose state checks out may record anything on the
+    // server; the others say what was wrong through a fixed message.
     match app.oauth.callback(id, &q).await {
         Ok(()) => see_other(&format!("/servers/{id}?notice=obtained")),
-        Err(e) => {
-            let _ = app.store.set_error(id, &e.to_string(), None);
-            see_other(&format!("/servers/{id}?notice=failed"))
-        }
+        Err(FlowError::UnknownState) => see_other(&format!("/servers/{id}?problem=state")),
+        Err(FlowError::WrongServer) => see_other(&format!("/servers/{id}?problem=server")),
+        Err(_) => see_other(&format!("/servers/{id}?notice=failed")),
     }
 }
 
@@ -564,10 +599,12 @@ mod tests {
         assert_eq!(errors["name"], "Enter a name.");
         assert!(errors["server_url"].contains("must use https"));
         assert!(errors["client_id"].contains("consumer key"));
-        assert!(errors["client_secret"].contains("needs the Client Secret"));
+        assert!(errors["client_secret"].starts_with("Enter the Client Secret"));
         assert!(errors.contains_key("scope"));
-        let ok = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000"), ("client_id", "3MVG9"), ("scope", "api refresh_token")]), &plugins, false).unwrap();
-        assert_eq!((ok.plugin.as_str(), ok.grant_type, ok.client_secret), ("salesforce", GrantType::AuthorizationCode, None));
+        let path = validate_server(&form(&[("server_url", "https://login.salesforce.com/home")]), &plugins, false).unwrap_err();
+        assert!(path["server_url"].contains("login host only"));
+        let ok = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000/services/oauth2"), ("client_id", "3MVG9"), ("scope", "api refresh_token")]), &plugins, true).unwrap();
+        assert_eq!((ok.plugin.as_str(), ok.grant_type, ok.client_secret), ("salesforce", GrantType::AuthorizationCode, None), "an edit keeps the saved secret");
     }
 
     #[test]

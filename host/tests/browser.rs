@@ -82,6 +82,7 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     .unwrap();
     let emu = host.emulator.as_ref().unwrap();
     let (admin, password) = host.created_admin.clone().unwrap();
+    let password = password.expect("the demo generates the admin password");
 
     let profile = tempfile::tempdir().unwrap();
     let mut caps = serde_json::Map::new();

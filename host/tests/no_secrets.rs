@@ -76,7 +76,10 @@ async fn logs_and_database_hold_no_secret_in_clear() {
     let emulator_login = field(&banner, "emulator:").split_whitespace().nth(1).unwrap().to_string();
 
     let http = reqwest::Client::builder().redirect(Policy::none()).cookie_store(true).build().unwrap();
-    http.post(format!("{base}/login")).form(&[("username", user), ("password", password)]).send().await.unwrap();
+    let form = http.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let start = form.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let login_csrf = form[start..].split('"').next().unwrap().to_string();
+    http.post(format!("{base}/login")).form(&[("csrf", login_csrf.as_str()), ("username", user), ("password", password)]).send().await.unwrap();
     let page = http.get(format!("{base}/servers/1")).send().await.unwrap().text().await.unwrap();
     let start = page.find("name=\"csrf\" value=\"").unwrap() + 19;
     let csrf = page[start..].split('"').next().unwrap().to_string();

@@ -51,9 +51,20 @@ impl Harness {
         (r.status().as_u16(), unescape(r.text().await.unwrap()), loc)
     }
 
-    async fn login(&self) -> String {
+    /// Opens the login form and submits it (with its CSRF token).
+    async fn submit_login(&self, user: &str, password: &str) -> (u16, String, Option<String>) {
+        let form = self.get("/login").await.1;
+        self.post("/login", &[("csrf", &csrf(&form)), ("username", user), ("password", password)]).await
+    }
+
+    fn admin(&self) -> (String, String) {
         let (user, password) = self.host.created_admin.clone().expect("the demo creates an admin");
-        let (status, _, loc) = self.post("/login", &[("username", &user), ("password", &password)]).await;
+        (user, password.expect("the demo generates the password"))
+    }
+
+    async fn login(&self) -> String {
+        let (user, password) = self.admin();
+        let (status, _, loc) = self.submit_login(&user, &password).await;
         assert_eq!((status, loc.as_deref()), (303, Some("/servers")));
         let (_, page, _) = self.get("/servers").await;
         csrf(&page)
@@ -106,19 +117,56 @@ async fn login_is_required_and_forms_carry_csrf_tokens() {
     let h = Harness::start().await;
     let (status, _, loc) = h.get("/servers").await;
     assert_eq!((status, loc.as_deref()), (303, Some("/login")));
-    let (status, page, _) = h.post("/login", &[("username", "admin"), ("password", "wrong password")]).await;
+    let (status, page, _) = h.submit_login("admin", "wrong password").await;
     assert_eq!(status, 401);
     assert!(page.contains("Wrong username or password."));
+    // The login form itself carries a CSRF token: a cross-site post is refused.
+    let (user, password) = h.admin();
+    let fresh = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let r = fresh.post(h.url("/login")).form(&[("username", user.as_str()), ("password", password.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
     let token = h.login().await;
     let (status, page, _) = h.get("/servers").await;
     assert_eq!(status, 200);
     assert!(page.contains(DEMO_SERVER) && page.contains("Not Set"));
-    // A POST without (or with a wrong) CSRF token is refused and changes nothing.
+    // Every POST without, or with a wrong, CSRF token is refused and changes nothing.
     let id = h.demo_id();
-    let (status, _, _) = h.post(&format!("/servers/{id}/delete"), &[("csrf", "forged")]).await;
+    let before = h.host.store.server(id).unwrap();
+    for action in ["delete", "token", "revoke", "test", ""] {
+        let path = if action.is_empty() { format!("/servers/{id}") } else { format!("/servers/{id}/{action}") };
+        for form in [vec![("csrf", "forged"), ("name", "Hijacked")], vec![("name", "Hijacked")]] {
+            let (status, _, _) = h.post(&path, &form).await;
+            assert_eq!(status, 403, "{path} {form:?}");
+        }
+    }
+    let (status, _, _) = h.post("/servers", &[("name", "Sneaky"), ("server_url", "https://login.salesforce.com"), ("client_id", "x"), ("client_secret", "y")]).await;
     assert_eq!(status, 403);
-    assert!(h.host.store.server(id).is_ok());
-    // Logout ends the session.
+    assert_eq!(h.host.store.server(id).unwrap(), before);
+    assert_eq!(h.host.store.servers().unwrap().len(), 1);
+    // Logout ends the session on the server, not just in this browser.
+    let session = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let cookie_header = {
+        let r = h.http.get(h.url("/servers")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        // Recover the session cookie by logging in on a second client.
+        drop(r);
+        let form = session.get(h.url("/login")).send().await.unwrap();
+        let login_cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let page = form.text().await.unwrap();
+        let r = session
+            .post(h.url("/login"))
+            .header("cookie", &login_cookie)
+            .form(&[("csrf", csrf(&page).as_str()), ("username", user.as_str()), ("password", password.as_str())])
+            .send()
+            .await
+            .unwrap();
+        r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+    };
+    let page = session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap().text().await.unwrap();
+    let second_csrf = csrf(&page);
+    session.post(h.url("/logout")).header("cookie", &cookie_header).form(&[("csrf", second_csrf.as_str())]).send().await.unwrap();
+    let replay = session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap();
+    assert_eq!(replay.status(), 303, "a logged-out session cookie is dead");
     h.post("/logout", &[("csrf", &token)]).await;
     assert_eq!(h.get("/servers").await.0, 303);
 }
@@ -147,7 +195,7 @@ async fn the_server_form_validates_and_keeps_the_secret_masked() {
     let edit = h.get(&format!("/servers/{id}/edit")).await.1;
     assert!(!edit.contains("prod-secret") && edit.contains("leave empty to keep the saved secret"));
     // A duplicate name says so on the name field.
-    let (status, page, _) = h.post("/servers", &[("csrf", &csrf), ("name", "Prod"), ("server_url", "https://login.salesforce.com"), ("client_id", "x")]).await;
+    let (status, page, _) = h.post("/servers", &[("csrf", &csrf), ("name", "Prod"), ("server_url", "https://login.salesforce.com"), ("client_id", "x"), ("client_secret", "y")]).await;
     assert_eq!(status, 422);
     assert!(page.contains("already exists"));
 }
@@ -202,14 +250,31 @@ async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
     let id = h.demo_id();
     let emu = h.host.emulator.as_ref().unwrap();
 
+    // Deny at the emulator's consent page.
     let authorize = h.obtain(id, &csrf).await;
     let callback = at_salesforce(&authorize, &emu.login_url(), false).await;
     let page = follow_callback(&h, &callback).await;
     assert!(page.contains("access was denied at the provider"), "{page}");
     assert!(page.contains(">Not Set<"));
+    // With a token held, a denied attempt changes nothing. (The app is now
+    // approved, so Salesforce shows no consent page: the provider's denial
+    // redirect is made by hand, with the attempt's real state.)
+    let authorize = h.obtain(id, &csrf).await;
+    follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
+    let authorize = h.obtain(id, &csrf).await;
+    let state = url::Url::parse(&authorize).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let denied = format!("{}/oauth2/callback/{id}?error=access_denied&error_description=end-user+denied+authorization&state={state}", h.host.public_url);
+    let page = follow_callback(&h, &denied).await;
+    assert!(page.contains("access was denied at the provider"), "{page}");
+    assert!(page.contains(">Set<"), "a denied attempt keeps the token held");
 
     let page = follow_callback(&h, &format!("{}/oauth2/callback/{id}?code=abc&state=made-up", h.host.public_url)).await;
     assert!(page.contains("already used or is not ours"), "{page}");
+    // An error with a state that is not ours is not believed, nor recorded.
+    let before = h.host.store.server(id).unwrap().last_error;
+    let page = follow_callback(&h, &format!("{}/oauth2/callback/{id}?error=access_denied&error_description=Forged%20text&state=made-up", h.host.public_url)).await;
+    assert!(page.contains("already used or is not ours") && !page.contains("Forged text"), "{page}");
+    assert_eq!(h.host.store.server(id).unwrap().last_error, before);
 
     // A Redirect URI the connected app does not list: Salesforce shows its own
     // error page and never comes back (so the host's page says to paste it).

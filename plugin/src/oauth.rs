@@ -197,10 +197,10 @@ pub fn check_connection(t: &mut dyn Transport, cfg: &ServerConfig, tokens: &Toke
     let base = oauth_base(&cfg.server_url)?;
     let resp = send(t, Request::new("GET", format!("{base}/userinfo")).bearer(&tokens.access_token).header("Accept", "application/json"))?;
     if resp.status == 401 || resp.status == 403 {
-        return Err(Error::Unauthorized(format!("userinfo refused the access token: {}", resp.text().trim())));
+        return Err(Error::Unauthorized(format!("userinfo refused the access token: {}", short(&resp.text()))));
     }
     if resp.status != 200 {
-        return Err(Error::Remote { code: "userinfo_failed".into(), message: resp.text(), status: Some(resp.status), retryable: resp.status >= 500 });
+        return Err(Error::Remote { code: "userinfo_failed".into(), message: short(&resp.text()), status: Some(resp.status), retryable: resp.status >= 500 });
     }
     let info: Value = serde_json::from_slice(&resp.body).map_err(|e| Error::Transport(format!("userinfo: not JSON: {e}")))?;
     let s = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_string);
@@ -236,13 +236,18 @@ pub fn rest_error(resp: &Response) -> Error {
         let e = v.as_array()?.first()?.clone();
         Some((e["errorCode"].as_str()?.to_string(), e["message"].as_str().unwrap_or("").to_string()))
     });
-    let (code, message) = first.unwrap_or_else(|| (format!("HTTP_{}", resp.status), resp.text()));
+    let (code, message) = first.unwrap_or_else(|| (format!("HTTP_{}", resp.status), short(&resp.text())));
     match (resp.status, code.as_str()) {
         (401, _) | (_, "INVALID_SESSION_ID") => Error::Unauthorized(message),
         (_, "REQUEST_LIMIT_EXCEEDED") | (429, _) => Error::RateLimited(None),
         (_, "UNABLE_TO_LOCK_ROW") => Error::Remote { code, message, status: Some(resp.status), retryable: true },
         (s, _) => Error::Remote { code, message, status: Some(s), retryable: s >= 500 },
     }
+}
+
+/// At most 500 characters of provider text, trimmed, for messages admins read.
+fn short(text: &str) -> String {
+    text.trim().chars().take(500).collect()
 }
 
 fn oauth_error(resp: &Response) -> Option<(String, String)> {
@@ -254,7 +259,7 @@ fn token_error(resp: &Response, grant: Grant) -> Error {
     let Some((error, description)) = oauth_error(resp) else {
         return match resp.status {
             429 => Error::RateLimited(None),
-            s => Error::Remote { code: format!("HTTP_{s}"), message: resp.text().chars().take(500).collect(), status: Some(s), retryable: s >= 500 },
+            s => Error::Remote { code: format!("HTTP_{s}"), message: short(&resp.text()), status: Some(s), retryable: s >= 500 },
         };
     };
     match error.as_str() {
@@ -405,11 +410,16 @@ mod tests {
         let body = String::from_utf8(sent.body.clone()).unwrap();
         assert_eq!(body, "grant_type=authorization_code&code=aPrx%2B%2F%3D%3D&redirect_uri=https%3A%2F%2Freg%2Fcb&code_verifier=ver&client_id=3MVG9key&client_secret=s3cret");
 
-        let mut forged = signed(json!({}));
-        forged["instance_url"] = json!("https://evil.example.com");
-        forged["id"] = json!("https://login.salesforce.com/id/00D/005X");
-        let mut t = Fake { sent: vec![], replies: vec![reply(200, forged)] };
-        assert!(matches!(exchange_code(&mut t, &cfg(), "c", "https://reg/cb", None), Err(Error::Remote { code, .. }) if code == "invalid_signature"));
+        // The signature covers id + issued_at: an altered id, or one signed
+        // with another secret, is refused.
+        let mut altered = signed(json!({}));
+        altered["id"] = json!("https://login.salesforce.com/id/00D/005X");
+        let mut other_secret = cfg();
+        other_secret.client_secret = "not-the-secret".into();
+        for (body, c) in [(altered, cfg()), (signed(json!({})), other_secret)] {
+            let mut t = Fake { sent: vec![], replies: vec![reply(200, body)] };
+            assert!(matches!(exchange_code(&mut t, &c, "c", "https://reg/cb", None), Err(Error::Remote { code, .. }) if code == "invalid_signature"));
+        }
     }
 
     #[test]
