@@ -8,8 +8,10 @@
 pub mod component;
 pub mod error;
 pub mod http;
+pub mod mapping;
 pub mod metadata;
 pub mod oauth;
+pub mod person;
 pub mod settings;
 pub mod template;
 pub mod wasi_transport;

@@ -99,6 +99,57 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
     Ok(placeholder)
 }
 
+impl Template {
+    /// Fills the template from `person`. A placeholder the person has no
+    /// value for is an error naming it, never an empty guess.
+    pub fn render(&self, person: &crate::person::Person) -> Result<String, Missing> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) => out.push_str(l),
+                Part::Placeholder(p) => {
+                    let value = match p {
+                        Placeholder::Id => Some(person.id.as_str()),
+                        Placeholder::Given => Some(person.name.given.as_str()).filter(|g| !g.is_empty()),
+                        Placeholder::Middle => person.name.middle.as_deref(),
+                        Placeholder::Family => person.name.family.as_deref(),
+                        Placeholder::Email(kind) => person.email(kind.as_deref()),
+                        Placeholder::Identifier(kind) => person.identifier(kind),
+                        Placeholder::Status => Some(person.status.as_str()),
+                        Placeholder::Affiliation => person.primary_role().map(|r| r.affiliation.as_str()),
+                    };
+                    match value.filter(|v| !v.is_empty()) {
+                        Some(v) => out.push_str(v),
+                        None => return Err(Missing(p.clone())),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A placeholder the person had no value for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing(pub Placeholder);
+
+impl Missing {
+    /// The person attribute, as an `invalid-person` field name.
+    pub fn field(&self) -> String {
+        match &self.0 {
+            Placeholder::Id => "id".into(),
+            Placeholder::Given => "name.given".into(),
+            Placeholder::Middle => "name.middle".into(),
+            Placeholder::Family => "name.family".into(),
+            Placeholder::Email(Some(k)) => format!("emails[{k}]"),
+            Placeholder::Email(None) => "emails".into(),
+            Placeholder::Identifier(k) => format!("identifiers[{k}]"),
+            Placeholder::Status => "status".into(),
+            Placeholder::Affiliation => "roles[0].affiliation".into(),
+        }
+    }
+}
+
 impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for part in &self.parts {
