@@ -116,7 +116,7 @@ fn see_other(to: &str) -> Response {
 
 fn store_error(e: StoreError) -> Response {
     match e {
-        StoreError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what}")).into_response(),
+        StoreError::NotFound(what) => (StatusCode::NOT_FOUND, what).into_response(),
         other => {
             tracing::error!("store: {other}");
             (StatusCode::INTERNAL_SERVER_ERROR, "the database failed; see the server log").into_response()

@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{ClientBuilder, Locator};
-use registry_host::RuntimeConfig;
-use registry_host::serve::ServeConfig;
 use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
+
+mod common;
 
 struct Driver(Child);
 impl Drop for Driver {
@@ -69,17 +69,7 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let data = tempfile::tempdir().unwrap();
-    let host = registry_host::serve::start(ServeConfig {
-        data_dir: data.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        public_url: None,
-        plugins: vec![PathBuf::from(test_guests::salesforce_plugin())],
-        runtime: RuntimeConfig::default(),
-        demo: true,
-    })
-    .await
-    .unwrap();
+    let (host, _data) = common::demo_host().await;
     let emu = host.emulator.as_ref().unwrap();
     let (admin, password) = host.created_admin.clone().unwrap();
     let password = password.expect("the demo generates the admin password");

@@ -2,10 +2,7 @@
 //! the server form, and every "Obtain New Token" path against the emulator
 //! through the real sandboxed plugin.
 
-use std::path::PathBuf;
-
-use registry_host::serve::{DEMO_SERVER, Running, ServeConfig};
-use registry_host::RuntimeConfig;
+use registry_host::serve::{DEMO_SERVER, Running};
 use reqwest::redirect::Policy;
 use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_USERNAME};
 
@@ -20,17 +17,7 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let host = registry_host::serve::start(ServeConfig {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            public_url: None,
-            plugins: vec![PathBuf::from(test_guests::salesforce_plugin())],
-            runtime: RuntimeConfig::default(),
-            demo: true,
-        })
-        .await
-        .unwrap();
+        let (host, dir) = common::demo_host().await;
         let http = reqwest::Client::builder().redirect(Policy::none()).cookie_store(true).build().unwrap();
         Harness { host, _dir: dir, http }
     }

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+
+use registry_host::RuntimeConfig;
+use registry_host::serve::{Running, ServeConfig};
 use reqwest::redirect::Policy;
 use salesforce_emulator::seed::{DEMO_PASSWORD, DEMO_USERNAME};
 
@@ -33,4 +37,21 @@ pub async fn at_salesforce(authorize: &str, login_url: &str, allow: bool) -> Str
     let r = http.post(format!("{login_url}/services/oauth2/authorize/consent")).form(&[("tx", tx_of(&html).as_str()), ("decision", decision)]).send().await.unwrap();
     assert_eq!(r.status(), 302, "the emulator sends the browser back");
     r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// `serve --demo` in-process on a free port, with a fresh data directory
+/// (kept alive by the returned guard).
+pub async fn demo_host() -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry_host::serve::start(ServeConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        public_url: None,
+        plugins: vec![PathBuf::from(test_guests::salesforce_plugin())],
+        runtime: RuntimeConfig::default(),
+        demo: true,
+    })
+    .await
+    .unwrap();
+    (host, dir)
 }

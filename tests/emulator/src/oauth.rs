@@ -159,15 +159,24 @@ fn after_login(inner: &mut Inner, tx_id: &str, org: usize, user_id: &str, now: i
     Html(pages::consent(tx_id, &inner.apps[tx.app].seed.name, &username, &tx.scopes)).into_response()
 }
 
+/// The authorize transaction a login or consent form names.
+fn open_transaction(inner: &Inner, f: &Params) -> Result<(String, AuthTx), Response> {
+    let tx_id = f.get("tx").cloned().unwrap_or_default();
+    match inner.txs.get(&tx_id) {
+        Some(tx) => Ok((tx_id, tx.clone())),
+        None => Err(error_page(StatusCode::BAD_REQUEST, "invalid_request", "Your login attempt has timed out. Please try again.")),
+    }
+}
+
 /// `POST /services/oauth2/authorize/login`: the login form.
 pub async fn login(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Response {
     ctx.shared.delay().await;
     let f = parse_form(&body);
     let now = ctx.shared.now();
     let mut inner = ctx.shared.lock();
-    let tx_id = f.get("tx").cloned().unwrap_or_default();
-    let Some(tx) = inner.txs.get(&tx_id).cloned() else {
-        return error_page(StatusCode::BAD_REQUEST, "invalid_request", "Your login attempt has timed out. Please try again.");
+    let (tx_id, tx) = match open_transaction(&inner, &f) {
+        Ok(t) => t,
+        Err(page) => return page,
     };
     let username = f.get("username").cloned().unwrap_or_default();
     let account = inner
@@ -194,9 +203,9 @@ pub async fn consent(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Response {
     let f = parse_form(&body);
     let now = ctx.shared.now();
     let mut inner = ctx.shared.lock();
-    let tx_id = f.get("tx").cloned().unwrap_or_default();
-    let Some(tx) = inner.txs.get(&tx_id).cloned() else {
-        return error_page(StatusCode::BAD_REQUEST, "invalid_request", "Your login attempt has timed out. Please try again.");
+    let (tx_id, tx) = match open_transaction(&inner, &f) {
+        Ok(t) => t,
+        Err(page) => return page,
     };
     let Some((org, user_id)) = tx.user.clone() else {
         return error_page(StatusCode::BAD_REQUEST, "invalid_request", "Log in before approving access.");

@@ -304,29 +304,28 @@ impl Emulator {
 
     /// Moves the first org to a new instance host; returns the new URL.
     pub fn migrate(&self) -> Result<String, FaultError> {
-        migrate(&self.ctx, 0).map_err(FaultError::Bind)
+        let moved = self.fault(Fault::Migrate { org: None })?;
+        Ok(moved["instance_url"].as_str().expect("migrate reports the URL").to_string())
     }
 
     /// REQUEST_LIMIT_EXCEEDED after `after` more calls; `None` lifts it.
     pub fn throttle(&self, after: Option<u64>) {
-        self.ctx.shared.lock().faults.throttle_after = after;
+        self.fault(Fault::Throttle { after }).expect("cannot fail");
     }
 
     /// Fails the next `count` API calls.
     pub fn fail_next(&self, count: u64, kind: FailKind) {
-        let mut inner = self.ctx.shared.lock();
-        inner.faults.fail_next = count;
-        inner.faults.fail_kind = Some(kind);
+        self.fault(Fault::Fail { count, kind }).expect("cannot fail");
     }
 
     /// Adds latency to every request.
     pub fn set_latency(&self, latency: Duration) {
-        self.ctx.shared.lock().faults.latency_ms = latency.as_millis() as u64;
+        self.fault(Fault::Latency { ms: latency.as_millis() as u64 }).expect("cannot fail");
     }
 
     /// Lifts throttle, failures and latency.
     pub fn clear_faults(&self) {
-        self.ctx.shared.lock().faults = Default::default();
+        self.fault(Fault::Clear).expect("cannot fail");
     }
 
     /// Moves the emulator's clock forward (codes and sessions expire).

@@ -134,12 +134,12 @@ async fn field_validation_matches_salesforce() {
     assert_eq!(emu.live_records("Contact").len(), 1);
 }
 
+/// A complete User body; the test sets a real `ProfileId`.
 fn user_body(username: &str, nickname: &str) -> Value {
-    let profile = "PROFILE";
     json!({
         "Username": username, "LastName": "Turing", "Email": "alan@example.com", "Alias": "aturing",
         "CommunityNickname": nickname, "TimeZoneSidKey": "Europe/London", "LocaleSidKey": "en_GB",
-        "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US", "ProfileId": profile,
+        "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US",
     })
 }
 
