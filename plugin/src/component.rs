@@ -8,7 +8,7 @@ wit_bindgen::generate!({
 });
 
 use crate::wasi_transport::WasiTransport;
-use crate::{error, metadata, oauth, settings};
+use crate::{error, metadata, oauth, person, provision, settings};
 use exports::registry::provisioning::oauth2_server::{ApiUsage, AuthorizationRequest, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, Setting, SettingKind,
@@ -17,18 +17,12 @@ use exports::registry::provisioning::provisioning_target::{
     ProvisionOutcome, ProvisionRequest, TargetContext,
 };
 use registry::provisioning::log;
-use registry::provisioning::types::{FieldError, Oauth2ServerConfig, PluginError, RemoteError, TokenSet};
+use registry::provisioning::types::{
+    FieldError, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisioningAction, RemoteError, RemoteRef, TokenSet,
+};
 
 /// The component's export implementation.
 pub struct SalesforceProvisioner;
-
-fn not_yet(call: &str) -> PluginError {
-    PluginError::Unsupported(format!(
-        "{call} is not implemented yet in the {} plugin {}",
-        metadata::NAME,
-        metadata::VERSION
-    ))
-}
 
 fn field_error(e: settings::FieldError) -> FieldError {
     FieldError { field: e.field, message: e.message }
@@ -161,15 +155,81 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
             errors.into_iter().map(field_error).collect()
         })
     }
-    fn provision(_: TargetContext, _: ProvisionRequest) -> Result<ProvisionOutcome, PluginError> {
-        Err(not_yet("provision"))
+    fn provision(context: TargetContext, request: ProvisionRequest) -> Result<ProvisionOutcome, PluginError> {
+        let config = target_config(&context.settings)?;
+        let request = request_in(request);
+        provision::provision(&mut WasiTransport, &config, &tokens_in(context.tokens), &request).map(outcome_out).map_err(plugin_error)
     }
     fn provision_batch(
-        _: TargetContext,
-        _: Vec<ProvisionRequest>,
+        context: TargetContext,
+        requests: Vec<ProvisionRequest>,
     ) -> Result<Vec<Result<ProvisionOutcome, PluginError>>, PluginError> {
-        Err(not_yet("provision-batch"))
+        let config = target_config(&context.settings)?;
+        let requests: Vec<provision::Request> = requests.into_iter().map(request_in).collect();
+        let results = provision::provision_batch(&mut WasiTransport, &config, &tokens_in(context.tokens), &requests).map_err(plugin_error)?;
+        Ok(results.into_iter().map(|r| r.map(outcome_out).map_err(plugin_error)).collect())
     }
+}
+
+/// The target's settings, or the first bad one as `invalid-config`.
+fn target_config(values: &[(String, String)]) -> Result<settings::Config, PluginError> {
+    settings::Config::parse(values).map_err(|mut errors| PluginError::InvalidConfig(field_error(errors.remove(0))))
+}
+
+fn request_in(r: ProvisionRequest) -> provision::Request {
+    provision::Request {
+        action: match r.action {
+            ProvisioningAction::PersonAdded => provision::Action::Added,
+            ProvisioningAction::PersonUpdated => provision::Action::Updated,
+            ProvisioningAction::PersonDeleted => provision::Action::Deleted,
+            ProvisioningAction::PersonExpired => provision::Action::Expired,
+            ProvisioningAction::PersonEnteredGracePeriod => provision::Action::GracePeriod,
+            ProvisioningAction::PersonUnexpired => provision::Action::Unexpired,
+            ProvisioningAction::ReprovisionRequested => provision::Action::Reprovision,
+        },
+        person: person_in(r.person),
+        current: r.current.map(|c| provision::RemoteRef { object_type: c.object_type, remote_id: c.remote_id }),
+    }
+}
+
+fn person_in(p: Person) -> person::Person {
+    person::Person {
+        id: p.id,
+        status: match p.status {
+            PersonStatus::Active => person::Status::Active,
+            PersonStatus::GracePeriod => person::Status::GracePeriod,
+            PersonStatus::Suspended => person::Status::Suspended,
+            PersonStatus::Expired => person::Status::Expired,
+            PersonStatus::Deleted => person::Status::Deleted,
+        },
+        name: person::Name { honorific: p.name.honorific, given: p.name.given, middle: p.name.middle, family: p.name.family, suffix: p.name.suffix },
+        emails: p.emails.into_iter().map(|e| person::Email { address: e.address, kind: e.kind, verified: e.verified }).collect(),
+        identifiers: p.identifiers.into_iter().map(|i| person::Identifier { kind: i.kind, value: i.value }).collect(),
+        roles: p
+            .roles
+            .into_iter()
+            .map(|r| person::Role {
+                affiliation: r.affiliation,
+                title: r.title,
+                organization: r.organization,
+                department: r.department,
+                office_phone: r.office_phone,
+                mobile_phone: r.mobile_phone,
+                address: r.address.map(|a| person::Address {
+                    street: a.street,
+                    room: a.room,
+                    locality: a.locality,
+                    region: a.region,
+                    postal_code: a.postal_code,
+                    country: a.country,
+                }),
+            })
+            .collect(),
+    }
+}
+
+fn outcome_out(o: provision::Outcome) -> ProvisionOutcome {
+    ProvisionOutcome { remote: o.remote.map(|r| RemoteRef { object_type: r.object_type, remote_id: r.remote_id }), summary: o.summary }
 }
 
 // Export symbols carry WIT names (`pkg/iface#func`) that a native linker's

@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod metadata;
 pub mod oauth;
 pub mod person;
+pub mod provision;
 pub mod settings;
 pub mod template;
 pub mod wasi_transport;

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 use crate::person::Person;
 use crate::settings::{Config, FieldError};
+use crate::template::{Missing, Part, Template};
 
 /// Field values for a Contact (COmanage's whole mapping, plus the external
 /// id and the admin's extra mappings). Absent optional values are `null`, so
@@ -34,12 +35,7 @@ pub fn contact_fields(config: &Config, person: &Person) -> Result<Map<String, Va
     m.put("Phone", "roles[0].office_phone", role.office_phone.as_deref(), 40)?;
     m.put("MobilePhone", "roles[0].mobile_phone", role.mobile_phone.as_deref(), 40)?;
     let a = role.address.clone().unwrap_or_default();
-    let street = match (a.street.as_deref(), a.room.as_deref()) {
-        (Some(s), Some(r)) => Some(format!("{s}\n{r}")),
-        (Some(s), None) => Some(s.to_string()),
-        (None, Some(r)) => Some(r.to_string()),
-        (None, None) => None,
-    };
+    let street = join_street(&a);
     m.put("MailingStreet", "roles[0].address.street", street.as_deref(), 255)?;
     m.put("MailingCity", "roles[0].address.locality", a.locality.as_deref(), 40)?;
     m.put("MailingState", "roles[0].address.region", a.region.as_deref(), 80)?;
@@ -48,6 +44,72 @@ pub fn contact_fields(config: &Config, person: &Person) -> Result<Map<String, Va
     if let Some(account) = &config.account_id {
         m.0.insert("AccountId".into(), Value::String(account.clone()));
     }
+    common_tail(&mut m, config, person)?;
+    Ok(m.0)
+}
+
+/// Field values for a User: everything Salesforce requires to create one
+/// (Username from the template, a derived Alias and CommunityNickname, the
+/// locale settings and the Profile), the person's name, contact details and
+/// primary role, the FederationIdentifier, the external id and the extras.
+/// `IsActive` is decided by the caller.
+pub fn user_fields(config: &Config, person: &Person) -> Result<Map<String, Value>, Error> {
+    let Some(u) = &config.user else {
+        return Err(Error::config("object", "User settings are missing; choose the User object and give a Profile ID"));
+    };
+    let mut m = Fields::default();
+    let username_attr = template_attribute(&u.username_template);
+    let username = u.username_template.render(person).map_err(|missing| {
+        invalid(&missing.field(), format!("the Username template {} needs it", u.username_template))
+    })?;
+    if !looks_like_email(&username) {
+        return Err(invalid(&username_attr, format!("the Username '{username}' built from {} must look like an email address", u.username_template)));
+    }
+    m.put("Username", &username_attr, Some(&username), 80)?;
+    let n = &person.name;
+    m.put("FirstName", "name.given", Some(n.given.as_str()), 40)?;
+    if config.provision_middle_name {
+        m.put("MiddleName", "name.middle", n.middle.as_deref(), 40)?;
+    }
+    m.require("LastName", "name.family", n.family.as_deref(), 80, "Salesforce requires a last name for a User; add a family name")?;
+    m.put("Suffix", "name.suffix", n.suffix.as_deref(), 40)?;
+    let email = person.email(config.email_type.as_deref());
+    if let Some(e) = email
+        && !looks_like_email(e)
+    {
+        return Err(invalid("emails", format!("'{e}' is not an email address Salesforce accepts")));
+    }
+    m.require("Email", "emails", email, 128, "Salesforce requires an email address for a User; add one")?;
+    let text = |v: &str| Value::String(v.to_string());
+    m.0.insert("Alias".into(), text(&alias(person)));
+    m.0.insert("CommunityNickname".into(), text(&nickname(&username, &person.id)));
+    m.0.insert("ProfileId".into(), text(&u.profile_id));
+    m.0.insert("TimeZoneSidKey".into(), text(&u.time_zone));
+    m.0.insert("LocaleSidKey".into(), text(&u.locale));
+    m.0.insert("EmailEncodingKey".into(), text(&u.email_encoding));
+    m.0.insert("LanguageLocaleKey".into(), text(&u.language));
+    if let Some(kind) = &u.federation_identifier_type {
+        let why = format!("single sign-on needs the person's {kind} identifier in FederationIdentifier; add it");
+        m.require("FederationIdentifier", &format!("identifiers[{kind}]"), person.identifier(kind), 512, &why)?;
+    }
+    let role = person.primary_role().cloned().unwrap_or_default();
+    m.put("Title", "roles[0].title", role.title.as_deref(), 80)?;
+    m.put("Department", "roles[0].department", role.department.as_deref(), 80)?;
+    m.put("CompanyName", "roles[0].organization", role.organization.as_deref(), 80)?;
+    m.put("Phone", "roles[0].office_phone", role.office_phone.as_deref(), 40)?;
+    m.put("MobilePhone", "roles[0].mobile_phone", role.mobile_phone.as_deref(), 40)?;
+    let a = role.address.clone().unwrap_or_default();
+    m.put("Street", "roles[0].address.street", join_street(&a).as_deref(), 255)?;
+    m.put("City", "roles[0].address.locality", a.locality.as_deref(), 40)?;
+    m.put("State", "roles[0].address.region", a.region.as_deref(), 80)?;
+    m.put("PostalCode", "roles[0].address.postal_code", a.postal_code.as_deref(), 20)?;
+    m.put("Country", "roles[0].address.country", a.country.as_deref(), 80)?;
+    common_tail(&mut m, config, person)?;
+    Ok(m.0)
+}
+
+/// The external id and the admin's extra mappings, shared by both objects.
+fn common_tail(m: &mut Fields, config: &Config, person: &Person) -> Result<(), Error> {
     if let Some(ext) = &config.external_id_field {
         m.put(ext, "id", Some(person.id.as_str()), 255)?;
     }
@@ -57,7 +119,53 @@ pub fn contact_fields(config: &Config, person: &Person) -> Result<Map<String, Va
         })?;
         m.0.insert(mapping.field.clone(), Value::String(value));
     }
-    Ok(m.0)
+    Ok(())
+}
+
+/// Street and room on separate lines, as COmanage sends them.
+fn join_street(a: &crate::person::Address) -> Option<String> {
+    match (a.street.as_deref(), a.room.as_deref()) {
+        (Some(s), Some(r)) => Some(format!("{s}\n{r}")),
+        (Some(s), None) => Some(s.to_string()),
+        (None, Some(r)) => Some(r.to_string()),
+        (None, None) => None,
+    }
+}
+
+/// The person attribute a template's first placeholder reads, for errors
+/// about the rendered value.
+fn template_attribute(t: &Template) -> String {
+    t.parts
+        .iter()
+        .find_map(|p| match p {
+            Part::Placeholder(ph) => Some(Missing(ph.clone()).field()),
+            Part::Literal(_) => None,
+        })
+        .unwrap_or_else(|| "id".into())
+}
+
+/// `Alias` (at most 8 characters): the given name's initial and the family
+/// name, lower-case ASCII; a hash of the id when the name has no ASCII
+/// letters. Aliases need not be unique.
+pub fn alias(person: &Person) -> String {
+    let keep = |s: &str| s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect::<String>();
+    let given = keep(&person.name.given);
+    let family = keep(person.name.family.as_deref().unwrap_or(""));
+    let a: String = given.chars().take(1).chain(family.chars()).take(8).collect();
+    if a.is_empty() { format!("u{}", &short_hash(&person.id)[..7]) } else { a }
+}
+
+/// `CommunityNickname` (at most 40, unique in the org): the Username's local
+/// part and a hash of the registry id, so two people with the same local
+/// part in different domains never collide.
+pub fn nickname(username: &str, id: &str) -> String {
+    let local: String = username.split('@').next().unwrap_or(username).chars().take(31).collect();
+    format!("{local}.{}", &short_hash(id)[..8])
+}
+
+fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Default)]

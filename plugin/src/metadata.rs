@@ -38,6 +38,6 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     client_credentials: true,
     revoke: true,
     check_connection: true,
-    provision: false,
-    provision_batch: false,
+    provision: true,
+    provision_batch: true,
 };
