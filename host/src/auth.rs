@@ -38,6 +38,16 @@ pub fn random_password() -> String {
     random(18)
 }
 
+/// A random bearer token (for API tokens).
+pub fn random_token() -> String {
+    random(32)
+}
+
+/// The SHA-256 (hex) under which a bearer token is stored.
+pub fn token_hash(token: &str) -> String {
+    hash_token(token)
+}
+
 fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

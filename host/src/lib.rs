@@ -18,6 +18,8 @@ pub mod http_policy;
 pub mod inspect;
 pub mod limits;
 pub mod oauth;
+pub mod people;
+pub mod provisioning;
 pub mod runtime;
 pub mod sanitize;
 pub mod secrets;

@@ -135,8 +135,9 @@ impl OAuth {
         Ok((plugin, self.store.server_config(id)?))
     }
 
-    /// The server's host, plus the instance host of `tokens`.
-    fn allowlist(config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
+    /// The server's host, plus the instance host of `tokens`: what a plugin
+    /// call for the server may reach.
+    pub fn allowlist(config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
         check_origin(&config.server_url, "the Server URL")?;
         let mut a = HttpAllowlist::none().allow_url(&config.server_url).map_err(|e| FlowError::BadUrl(e.to_string()))?;
         if let Some(instance) = tokens.and_then(|t| t.instance_url.as_deref()) {
@@ -262,6 +263,20 @@ impl OAuth {
             }
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
         }
+    }
+
+    /// A new client-credentials token after `stale` was refused; like
+    /// [`OAuth::refresh`], one at a time per server, reusing a newer token.
+    pub async fn client_credentials_after(&self, id: i64, stale: &str) -> Result<TokenSet, FlowError> {
+        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        if let Some(t) = self.store.tokens(id)?
+            && t.access_token != stale
+        {
+            return Ok(t);
+        }
+        self.client_credentials(id).await?;
+        self.store.tokens(id)?.ok_or(FlowError::NoTokens)
     }
 
     /// "Test Connection": who the token acts as and the API usage. An expired

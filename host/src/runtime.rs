@@ -39,6 +39,10 @@ const MAX_RESOURCES: usize = 4096;
 /// Bytes of headers one `fields` resource may hold.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// What `provision-batch` returns: one result per request, or an error for
+/// the whole batch.
+pub type BatchResult = Result<Vec<Result<provisioning_target::ProvisionOutcome, types::PluginError>>, types::PluginError>;
+
 /// Limits and locations for the runtime.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -328,6 +332,19 @@ impl Plugin {
     ) -> Result<Result<provisioning_target::ProvisionOutcome, types::PluginError>, CallError> {
         self.call("provisioning-target.provision", allowlist, async |p, s| {
             p.registry_provisioning_provisioning_target().call_provision(s, context, request).await
+        })
+        .await
+    }
+
+    /// `provisioning-target.provision-batch`.
+    pub async fn provision_batch(
+        &self,
+        context: &provisioning_target::TargetContext,
+        requests: &[provisioning_target::ProvisionRequest],
+        allowlist: &HttpAllowlist,
+    ) -> Result<BatchResult, CallError> {
+        self.call("provisioning-target.provision-batch", allowlist, async |p, s| {
+            p.registry_provisioning_provisioning_target().call_provision_batch(s, context, requests).await
         })
         .await
     }
