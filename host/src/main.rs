@@ -160,11 +160,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 plugins,
                 runtime: cli.runtime.config()?,
                 demo,
+                engine: Default::default(),
             };
             let running = registry_host::serve::start(config).await?;
             println!("Registry host running (Ctrl-C to stop)");
             println!("  open:        {}/", running.public_url);
             println!("  database:    {}", running.store.path().display());
+            if running.resumed > 0 {
+                println!("  resumed:     {} provisioning job(s) left unfinished by the last run", running.resumed);
+            }
             match &running.created_admin {
                 Some((user, Some(password))) => println!("  admin login: {user} / {password}   (created now; keep it)"),
                 Some((user, None)) => println!("  admin login: {user} (created now, with REGISTRY_HOST_ADMIN_PASSWORD)"),

@@ -13,14 +13,19 @@ use salesforce_emulator::{Emulator, Seed};
 
 use crate::bindings::types::GrantType;
 use crate::oauth::OAuth;
+use crate::people::Scope;
+use crate::provisioning::{Engine, EngineConfig};
 use crate::runtime::{Plugin, Runtime, RuntimeConfig};
 use crate::secrets::SecretBox;
-use crate::store::{ServerInput, Store};
+use crate::store::{ServerInput, Store, TargetInput};
 use crate::web::{self, App};
 use crate::auth;
 
 /// Name of the OAuth2 server `--demo` creates.
 pub const DEMO_SERVER: &str = "Salesforce (demo emulator)";
+
+/// Name of the provisioning target `--demo` creates when there is none.
+pub const DEMO_TARGET: &str = "Salesforce Contacts (demo)";
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -35,8 +40,11 @@ pub struct ServeConfig {
     pub plugins: Vec<PathBuf>,
     /// Sandbox settings.
     pub runtime: RuntimeConfig,
-    /// Start the emulator and preconfigure a server for it.
+    /// Start the emulator and preconfigure a server (and, if there is none,
+    /// a target) for it.
     pub demo: bool,
+    /// How the provisioning engine works.
+    pub engine: EngineConfig,
 }
 
 /// A running host.
@@ -47,12 +55,18 @@ pub struct Running {
     pub public_url: String,
     /// The store.
     pub store: Arc<Store>,
+    /// The provisioning engine.
+    pub engine: Arc<Engine>,
+    /// Jobs a previous process left unfinished, resumed at start.
+    pub resumed: usize,
     /// The emulator, with `--demo`.
     pub emulator: Option<Emulator>,
     /// An admin created at start: (username, password if it was generated
     /// here; an operator's own password is never echoed).
     pub created_admin: Option<(String, Option<String>)>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// Held while serving: one host per data directory.
+    _lock: std::fs::File,
 }
 
 impl Running {
@@ -87,6 +101,11 @@ pub fn default_plugin() -> Option<PathBuf> {
 /// Starts serving; returns once the listener is bound.
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let lock_path = config.data_dir.join("serve.lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        anyhow::bail!("another registry-host is already serving {}; stop it first or use another --data-dir", config.data_dir.display());
+    }
     let secrets = SecretBox::load_or_create(&config.data_dir)?;
     let store = Arc::new(Store::open(&config.data_dir, secrets)?);
 
@@ -108,19 +127,22 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
-    let oauth = OAuth::new(store.clone(), Arc::new(plugins), &public_url);
+    let plugins = Arc::new(plugins);
+    let oauth = OAuth::new(store.clone(), plugins.clone(), &public_url);
 
     let created_admin = bootstrap_admin(&store, config.demo)?;
     let emulator = if config.demo { Some(demo(&store, &oauth, &names)?) } else { None };
 
-    let app = Arc::new(App::new(store.clone(), oauth, names, public_url.starts_with("https://")));
+    let engine = Engine::new(store.clone(), plugins.clone(), oauth.clone(), config.engine.clone());
+    let resumed = engine.start()?;
+    let app = Arc::new(App::new(store.clone(), oauth, plugins, engine.clone(), public_url.starts_with("https://")));
     let router = web::router(app);
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!("web server stopped: {e}");
         }
     });
-    Ok(Running { addr, public_url, store, emulator, created_admin, server: Some(server) })
+    Ok(Running { addr, public_url, store, engine, resumed, emulator, created_admin, server: Some(server), _lock: lock })
 }
 
 /// Creates the first admin from `REGISTRY_HOST_ADMIN_USER` /
@@ -162,5 +184,15 @@ fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emul
         None => store.create_server(&input)?,
     };
     emulator.add_callback_url(DEMO_CONSUMER_KEY, &oauth.redirect_uri(id)).map_err(anyhow::Error::msg)?;
+    if store.targets()?.is_empty() {
+        store.create_target(&TargetInput {
+            name: DEMO_TARGET.into(),
+            plugin: input.plugin.clone(),
+            server_id: id,
+            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into())],
+            enabled: true,
+            scope: Scope::default(),
+        })?;
+    }
     Ok(emulator)
 }

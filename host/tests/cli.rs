@@ -24,7 +24,7 @@ fn inspect_prints_the_plugin_and_its_settings() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("Plugin        salesforce 0.1.0\n"), "{stdout}");
-    assert!(stdout.contains("Capabilities  authorization-code, refresh, client-credentials, revoke, check-connection\n"), "{stdout}");
+    assert!(stdout.contains("Capabilities  authorization-code, refresh, client-credentials, revoke, check-connection, provision, provision-batch\n"), "{stdout}");
     assert!(stdout.contains("Settings (15)"), "{stdout}");
     assert!(stdout.contains("\nobject "), "{stdout}");
     assert!(stdout.contains("Choices: Contact, User."), "{stdout}");
@@ -45,7 +45,7 @@ fn inspect_json_is_machine_readable() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(json["name"], "salesforce");
-    assert_eq!(json["capabilities"], serde_json::json!(["authorization-code", "refresh", "client-credentials", "revoke", "check-connection"]));
+    assert_eq!(json["capabilities"], serde_json::json!(["authorization-code", "refresh", "client-credentials", "revoke", "check-connection", "provision", "provision-batch"]));
     let settings = json["settings"].as_array().unwrap();
     let names: Vec<&str> = settings.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(

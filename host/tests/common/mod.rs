@@ -50,6 +50,7 @@ pub async fn demo_host() -> (Running, tempfile::TempDir) {
         plugins: vec![PathBuf::from(test_guests::salesforce_plugin())],
         runtime: RuntimeConfig::default(),
         demo: true,
+        engine: registry_host::provisioning::EngineConfig { backoff_base: std::time::Duration::from_millis(50), backoff_max: std::time::Duration::from_millis(500), idle_poll: std::time::Duration::from_millis(100), ..Default::default() },
     })
     .await
     .unwrap();

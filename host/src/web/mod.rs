@@ -18,7 +18,13 @@ use crate::auth;
 use crate::bindings::oauth2_server::ConnectionInfo;
 use crate::bindings::types::GrantType;
 use crate::oauth::{FlowError, OAuth, check_origin};
+use crate::provisioning::Engine;
+use crate::runtime::Plugin;
 use crate::store::{Server, ServerInput, Session, Store, StoreError, TokenStatus};
+
+mod api;
+mod people;
+mod targets;
 
 const COOKIE: &str = "registry_session";
 /// Pre-session cookie carrying the login form's CSRF token.
@@ -33,6 +39,10 @@ pub struct App {
     pub oauth: OAuth,
     /// Names of the loaded plugins (choices for a server's plugin).
     pub plugins: Vec<String>,
+    /// The loaded plugins (their settings render the target form).
+    pub plugin_map: Arc<HashMap<String, Plugin>>,
+    /// The provisioning engine, woken when people or tokens change.
+    pub engine: Arc<Engine>,
     /// Whether cookies get `Secure` (the public URL is https).
     pub secure_cookies: bool,
     templates: Environment<'static>,
@@ -42,18 +52,27 @@ pub struct App {
 
 impl App {
     /// Builds the app.
-    pub fn new(store: Arc<Store>, oauth: OAuth, plugins: Vec<String>, secure_cookies: bool) -> Self {
+    pub fn new(store: Arc<Store>, oauth: OAuth, plugin_map: Arc<HashMap<String, Plugin>>, engine: Arc<Engine>, secure_cookies: bool) -> Self {
+        let mut plugins: Vec<String> = plugin_map.keys().cloned().collect();
+        plugins.sort();
         let mut env = Environment::new();
         for (name, src) in [
-            ("base.html", include_str!("../templates/base.html")),
-            ("login.html", include_str!("../templates/login.html")),
-            ("servers.html", include_str!("../templates/servers.html")),
-            ("server.html", include_str!("../templates/server.html")),
-            ("server_form.html", include_str!("../templates/server_form.html")),
+            ("base.html", include_str!("../../templates/base.html")),
+            ("login.html", include_str!("../../templates/login.html")),
+            ("servers.html", include_str!("../../templates/servers.html")),
+            ("server.html", include_str!("../../templates/server.html")),
+            ("server_form.html", include_str!("../../templates/server_form.html")),
+            ("people.html", include_str!("../../templates/people.html")),
+            ("person.html", include_str!("../../templates/person.html")),
+            ("person_form.html", include_str!("../../templates/person_form.html")),
+            ("targets.html", include_str!("../../templates/targets.html")),
+            ("target.html", include_str!("../../templates/target.html")),
+            ("target_form.html", include_str!("../../templates/target_form.html")),
         ] {
             env.add_template(name, src).expect("templates are valid");
         }
-        App { store, oauth, plugins, secure_cookies, templates: env, password_checks: tokio::sync::Semaphore::new(2) }
+        env.add_filter("time", |ms: i64| format_time(ms));
+        App { store, oauth, plugins, plugin_map, engine, secure_cookies, templates: env, password_checks: tokio::sync::Semaphore::new(2) }
     }
 
     fn render(&self, name: &str, ctx: Ctx) -> Response {
@@ -83,11 +102,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/servers/{id}/revoke", post(revoke_token))
         .route("/servers/{id}/test", post(test_connection))
         .route("/oauth2/callback/{id}", get(callback))
+        .merge(people::routes())
+        .merge(targets::routes())
+        .merge(api::routes())
         .with_state(app)
 }
 
 async fn css() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../templates/app.css"))
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../templates/app.css"))
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -505,6 +527,7 @@ fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error
         context! {
             admin => s.username.clone(), csrf => s.csrf_token.clone(), s => view(&server),
             redirect_uri => app.oauth.redirect_uri(id), notice => notice, error => error, connection => connection,
+            waiting => app.store.jobs_waiting_for(id).unwrap_or(0),
         },
     )
 }
@@ -537,7 +560,10 @@ async fn obtain_token(State(app): State<Arc<App>>, headers: HeaderMap, Path(id):
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("Could not start: {e}")), None),
         },
         GrantType::ClientCredentials => match app.oauth.client_credentials(id).await {
-            Ok(()) => see_other(&format!("/servers/{id}?notice=obtained")),
+            Ok(()) => {
+                app.engine.wake();
+                see_other(&format!("/servers/{id}?notice=obtained"))
+            }
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
         },
     }
@@ -577,7 +603,10 @@ async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pat
     // Only a callback whose state checks out may record anything on the
     // server; the others say what was wrong through a fixed message.
     match app.oauth.callback(id, &q).await {
-        Ok(()) => see_other(&format!("/servers/{id}?notice=obtained")),
+        Ok(()) => {
+            app.engine.wake();
+            see_other(&format!("/servers/{id}?notice=obtained"))
+        }
         Err(FlowError::UnknownState) => see_other(&format!("/servers/{id}?problem=state")),
         Err(FlowError::WrongServer) => see_other(&format!("/servers/{id}?problem=server")),
         Err(_) => see_other(&format!("/servers/{id}?notice=failed")),

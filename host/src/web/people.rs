@@ -1,0 +1,350 @@
+//! People pages: the list (search, paging), add, edit, delete, and a
+//! person's provisioning status per target, history and Reprovision.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use minijinja::context;
+use serde::Serialize;
+
+use super::{App, FormMap, current, guard, see_other, store_error, to_login};
+use crate::people::{Address, Email, FieldProblem, Identifier, Name, Person, Role, Status};
+use crate::store::{ProvState, StoreError};
+
+/// People shown per page.
+const PAGE: usize = 50;
+
+pub(super) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/people", get(list).post(create))
+        .route("/people/new", get(new))
+        .route("/people/{id}", get(show).post(update))
+        .route("/people/{id}/edit", get(edit))
+        .route("/people/{id}/delete", post(delete))
+        .route("/people/{id}/reprovision", post(reprovision))
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    name: String,
+    email: String,
+    status: &'static str,
+    affiliation: String,
+}
+
+async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
+    let Some(s) = current(&app, &headers) else { return to_login() };
+    let query = q.get("q").cloned().unwrap_or_default();
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1);
+    let (people, total) = match app.store.people(&query, (page - 1) * PAGE, PAGE) {
+        Ok(v) => v,
+        Err(e) => return store_error(e),
+    };
+    let rows: Vec<Row> = people
+        .iter()
+        .map(|p| Row {
+            id: p.id.clone(),
+            name: p.display_name(),
+            email: p.emails.first().map(|e| e.address.clone()).unwrap_or_default(),
+            status: p.status.as_str(),
+            affiliation: p.roles.first().map(|r| r.affiliation.clone()).unwrap_or_default(),
+        })
+        .collect();
+    let pages = total.div_ceil(PAGE).max(1);
+    let notice = q.get("notice").and_then(|n| (n == "deleted").then_some("Person deleted; their records are being removed from the targets."));
+    app.render(
+        "people.html",
+        context! { admin => s.username, csrf => s.csrf_token, people => rows, total => total, q => query, page => page, pages => pages, notice => notice },
+    )
+}
+
+/// One form row for an email or identifier.
+#[derive(Serialize, Default)]
+struct Pair {
+    a: String,
+    b: String,
+    verified: bool,
+}
+
+fn form_view(p: &Person) -> (HashMap<&'static str, String>, Vec<Pair>, Vec<Pair>) {
+    let n = &p.name;
+    let role = p.roles.first().cloned().unwrap_or_default();
+    let addr = role.address.clone().unwrap_or_default();
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let values = HashMap::from([
+        ("id", p.id.clone()),
+        ("status", p.status.as_str().to_string()),
+        ("honorific", o(&n.honorific)),
+        ("given", n.given.clone()),
+        ("middle", o(&n.middle)),
+        ("family", o(&n.family)),
+        ("suffix", o(&n.suffix)),
+        ("affiliation", role.affiliation.clone()),
+        ("title", o(&role.title)),
+        ("organization", o(&role.organization)),
+        ("department", o(&role.department)),
+        ("office_phone", o(&role.office_phone)),
+        ("mobile_phone", o(&role.mobile_phone)),
+        ("street", o(&addr.street)),
+        ("room", o(&addr.room)),
+        ("locality", o(&addr.locality)),
+        ("region", o(&addr.region)),
+        ("postal_code", o(&addr.postal_code)),
+        ("country", o(&addr.country)),
+    ]);
+    let mut emails: Vec<Pair> = p.emails.iter().map(|e| Pair { a: e.kind.clone(), b: e.address.clone(), verified: e.verified }).collect();
+    emails.push(Pair { a: "official".into(), ..Default::default() });
+    let mut ids: Vec<Pair> = p.identifiers.iter().map(|i| Pair { a: i.kind.clone(), b: i.value.clone(), verified: false }).collect();
+    ids.push(Pair::default());
+    (values, emails, ids)
+}
+
+/// Builds a person from the form; `base` keeps what the form does not show
+/// (roles after the first).
+fn from_form(f: &FormMap, base: &Person) -> Person {
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let opt = |k: &str| Some(get(k)).filter(|v| !v.is_empty());
+    let mut p = base.clone();
+    if base.id.is_empty() {
+        p.id = get("id");
+    }
+    p.status = Status::parse(&get("status")).unwrap_or_default();
+    p.name = Name { honorific: opt("honorific"), given: get("given"), middle: opt("middle"), family: opt("family"), suffix: opt("suffix") };
+    p.emails = (0..50)
+        .filter_map(|i| {
+            let address = get(&format!("email_{i}_address"));
+            (!address.is_empty()).then(|| Email { address, kind: get(&format!("email_{i}_type")), verified: f.contains_key(&format!("email_{i}_verified")) })
+        })
+        .collect();
+    p.identifiers = (0..50)
+        .filter_map(|i| {
+            let value = get(&format!("ident_{i}_value"));
+            let kind = get(&format!("ident_{i}_type"));
+            (!value.is_empty() || !kind.is_empty()).then_some(Identifier { kind, value })
+        })
+        .collect();
+    let address = Address { street: opt("street"), room: opt("room"), locality: opt("locality"), region: opt("region"), postal_code: opt("postal_code"), country: opt("country") };
+    let role = Role {
+        affiliation: get("affiliation"),
+        title: opt("title"),
+        organization: opt("organization"),
+        department: opt("department"),
+        office_phone: opt("office_phone"),
+        mobile_phone: opt("mobile_phone"),
+        address: Some(address),
+    };
+    let filled = role != Role { address: role.address.clone(), ..Role::default() } || role.address.as_ref().is_some_and(|a| *a != Address::default());
+    match (p.roles.is_empty(), filled) {
+        (true, true) => p.roles.push(role),
+        (false, _) => p.roles[0] = role,
+        (true, false) => {}
+    }
+    p
+}
+
+/// The form field a problem's attribute path belongs to.
+fn form_key(field: &str) -> String {
+    if let Some(rest) = field.strip_prefix("name.") {
+        return rest.to_string();
+    }
+    if let Some(rest) = field.strip_prefix("roles[0].") {
+        return rest.rsplit('.').next().unwrap_or(rest).to_string();
+    }
+    for (prefix, key) in [("emails[", "email"), ("identifiers[", "ident")] {
+        if let Some(rest) = field.strip_prefix(prefix)
+            && let Some((i, attr)) = rest.split_once("].")
+        {
+            return format!("{key}_{i}_{}", if attr == "type" { "type" } else if key == "email" { "address" } else { "value" });
+        }
+    }
+    field.to_string()
+}
+
+fn form_page(app: &App, s: &crate::store::Session, editing: Option<&str>, p: &Person, problems: &[FieldProblem], error: Option<String>) -> Response {
+    let (values, emails, ids) = form_view(p);
+    let errors: HashMap<String, String> = problems.iter().map(|f| (form_key(&f.field), f.message.clone())).collect();
+    let statuses: Vec<&str> = Status::SETTABLE.iter().map(|s| s.as_str()).collect();
+    let mut r = app.render(
+        "person_form.html",
+        context! {
+            admin => s.username.clone(), csrf => s.csrf_token.clone(), editing => editing, v => values, emails => emails, ids => ids,
+            errors => errors, problems => problems, statuses => statuses, error => error,
+        },
+    );
+    if !problems.is_empty() || error.is_some() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    r
+}
+
+async fn new(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(s) = current(&app, &headers) else { return to_login() };
+    form_page(&app, &s, None, &Person::default(), &[], None)
+}
+
+async fn create(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<FormMap>) -> Response {
+    let s = match guard(&app, &headers, &f) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut p = from_form(&f, &Person::default());
+    if let Err(problems) = p.normalize() {
+        return form_page(&app, &s, None, &p, &problems, None);
+    }
+    match app.store.create_person(p.clone()) {
+        Ok(saved) => {
+            app.engine.wake();
+            see_other(&format!("/people/{}?notice=created", saved.id))
+        }
+        Err(StoreError::Conflict(m)) => form_page(&app, &s, None, &p, &[FieldProblem { field: "id".into(), message: m }], None),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn edit(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let Some(s) = current(&app, &headers) else { return to_login() };
+    match app.store.person(&id) {
+        Ok(p) if p.status != Status::Deleted => form_page(&app, &s, Some(&id), &p, &[], None),
+        Ok(_) => see_other(&format!("/people/{id}")),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn update(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<FormMap>) -> Response {
+    let s = match guard(&app, &headers, &f) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let base = match app.store.person(&id) {
+        Ok(p) => p,
+        Err(e) => return store_error(e),
+    };
+    let mut p = from_form(&f, &base);
+    if let Err(problems) = p.normalize() {
+        return form_page(&app, &s, Some(&id), &p, &problems, None);
+    }
+    match app.store.update_person(&p) {
+        Ok(changed) => {
+            app.engine.wake();
+            see_other(&format!("/people/{id}?notice={}", if changed.is_some() { "saved" } else { "unchanged" }))
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<FormMap>) -> Response {
+    if let Err(r) = guard(&app, &headers, &f) {
+        return r;
+    }
+    match app.store.delete_person(&id) {
+        Ok(()) => {
+            app.engine.wake();
+            see_other("/people?notice=deleted")
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn reprovision(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<FormMap>) -> Response {
+    if let Err(r) = guard(&app, &headers, &f) {
+        return r;
+    }
+    match app.store.reprovision_person(&id, None) {
+        Ok(_) => {
+            app.engine.wake();
+            see_other(&format!("/people/{id}?notice=reprovision"))
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Serialize)]
+struct StateView {
+    target_id: i64,
+    target: String,
+    state: ProvState,
+    label: &'static str,
+    remote: Option<String>,
+    message: Option<String>,
+    updated: String,
+}
+
+async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<FormMap>) -> Response {
+    let Some(s) = current(&app, &headers) else { return to_login() };
+    let p = match app.store.person(&id) {
+        Ok(p) => p,
+        Err(e) => return store_error(e),
+    };
+    let (states, history) = match (app.store.person_states(&id), app.store.history(&id, 30)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return store_error(e),
+    };
+    let pending = states.iter().any(|t| t.state == ProvState::Pending);
+    let states: Vec<StateView> = states
+        .into_iter()
+        .map(|t| StateView {
+            target_id: t.target_id,
+            target: t.target,
+            label: t.state.label(),
+            state: t.state,
+            remote: t.remote_type.zip(t.remote_id).map(|(ty, id)| format!("{ty} {id}")),
+            message: t.message,
+            updated: super::format_time(t.updated_at),
+        })
+        .collect();
+    let notice = q.get("notice").and_then(|n| {
+        Some(match n.as_str() {
+            "created" => "Person added; provisioning is queued.",
+            "saved" => "Changes saved; provisioning is queued.",
+            "unchanged" => "Nothing changed.",
+            "reprovision" => "Reprovisioning is queued for every target.",
+            _ => return None,
+        })
+    });
+    app.render(
+        "person.html",
+        context! {
+            admin => s.username, csrf => s.csrf_token, p => p, status => p.status.as_str(), deleted => p.status == Status::Deleted,
+            states => states, history => history, notice => notice, refresh => pending.then_some(2),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_land_on_their_form_fields() {
+        assert_eq!(form_key("name.given"), "given");
+        assert_eq!(form_key("emails[1].address"), "email_1_address");
+        assert_eq!(form_key("identifiers[0].type"), "ident_0_type");
+        assert_eq!(form_key("identifiers[2].value"), "ident_2_value");
+        assert_eq!(form_key("roles[0].address.postal_code"), "postal_code");
+        assert_eq!(form_key("roles[0].title"), "title");
+    }
+
+    #[test]
+    fn the_form_keeps_what_it_does_not_show() {
+        let base = Person {
+            id: "P1".into(),
+            roles: vec![Role { affiliation: "staff".into(), ..Default::default() }, Role { affiliation: "member".into(), ..Default::default() }],
+            ..Default::default()
+        };
+        let f: FormMap = [("given", "Ada"), ("email_0_address", "ada@example.org"), ("email_0_type", "official"), ("email_0_verified", "on"), ("affiliation", "faculty"), ("id", "ignored")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let p = from_form(&f, &base);
+        assert_eq!(p.id, "P1", "an edit keeps the id");
+        assert_eq!(p.roles.len(), 2);
+        assert_eq!((p.roles[0].affiliation.as_str(), p.roles[1].affiliation.as_str()), ("faculty", "member"));
+        assert!(p.emails[0].verified);
+    }
+}

@@ -1,0 +1,332 @@
+//! Provisioning target pages: the form rendered from the plugin's declared
+//! settings and validated by the plugin, the target's state counts, its
+//! failures, and Reprovision all with progress.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use minijinja::context;
+use serde::Serialize;
+
+use super::{App, FormMap, current, guard, see_other, store_error, to_login};
+use crate::bindings::plugin_info::SettingKind;
+use crate::people::Scope;
+use crate::store::{Session, StoreError, TargetInput, TokenStatus};
+
+pub(super) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/targets", get(list).post(create))
+        .route("/targets/new", get(new))
+        .route("/targets/{id}", get(show).post(update))
+        .route("/targets/{id}/edit", get(edit))
+        .route("/targets/{id}/delete", post(delete))
+        .route("/targets/{id}/reprovision", post(reprovision_all))
+}
+
+/// Form field names of plugin settings get a prefix, so they never clash
+/// with the target's own fields.
+const SETTING: &str = "setting.";
+
+#[derive(Serialize)]
+struct SettingView {
+    name: String,
+    label: String,
+    kind: &'static str,
+    value: String,
+    required: bool,
+    help: String,
+    error: Option<String>,
+    options: Vec<(String, String)>,
+    placeholder: String,
+}
+
+#[derive(Serialize)]
+struct TargetRow {
+    id: i64,
+    name: String,
+    plugin: String,
+    server: String,
+    enabled: bool,
+    scope: String,
+    provisioned: i64,
+    pending: i64,
+    failed: i64,
+}
+
+async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
+    let Some(s) = current(&app, &headers) else { return to_login() };
+    let targets = match app.store.targets() {
+        Ok(t) => t,
+        Err(e) => return store_error(e),
+    };
+    let rows: Vec<TargetRow> = targets
+        .iter()
+        .map(|t| {
+            let counts = app.store.target_counts(t.id).unwrap_or_default();
+            let n = |st: crate::store::ProvState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+            TargetRow {
+                id: t.id,
+                name: t.name.clone(),
+                plugin: t.plugin.clone(),
+                server: t.server_name.clone(),
+                enabled: t.enabled,
+                scope: t.scope.describe(),
+                provisioned: n(crate::store::ProvState::Provisioned),
+                pending: n(crate::store::ProvState::Pending),
+                failed: n(crate::store::ProvState::Failed),
+            }
+        })
+        .collect();
+    let notice = q.get("notice").and_then(|n| (n == "deleted").then_some("Target deleted. The records it made stay in the remote system."));
+    app.render("targets.html", context! { admin => s.username, csrf => s.csrf_token, targets => rows, notice => notice })
+}
+
+fn settings_view(app: &App, plugin: &str, values: &HashMap<String, String>, errors: &HashMap<String, String>, editing: bool) -> Vec<SettingView> {
+    let Some(p) = app.plugin_map.get(plugin) else { return vec![] };
+    p.metadata()
+        .settings
+        .iter()
+        .map(|s| {
+            let (kind, options) = match &s.kind {
+                SettingKind::Text => ("text", vec![]),
+                SettingKind::Secret => ("password", vec![]),
+                SettingKind::Boolean => ("checkbox", vec![]),
+                SettingKind::Choice(o) => ("select", o.iter().map(|c| (c.value.clone(), c.label.clone())).collect()),
+            };
+            let given = values.get(&s.name).cloned();
+            let value = match (&s.kind, given) {
+                (SettingKind::Secret, _) => String::new(),
+                (_, Some(v)) => v,
+                (_, None) if !editing => s.default_value.clone().unwrap_or_default(),
+                (_, None) => String::new(),
+            };
+            let placeholder = match (&s.kind, values.get(&s.name)) {
+                (SettingKind::Secret, Some(v)) if !v.is_empty() => "•••••••• (leave empty to keep)".to_string(),
+                _ => s.default_value.clone().map(|d| format!("default: {d}")).unwrap_or_default(),
+            };
+            SettingView {
+                name: format!("{SETTING}{}", s.name),
+                label: s.label.clone(),
+                kind,
+                value,
+                required: s.required,
+                help: s.help.clone(),
+                error: errors.get(&s.name).cloned(),
+                options,
+                placeholder,
+            }
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn form_page(app: &App, s: &Session, id: Option<i64>, plugin: &str, f: &FormMap, settings: &HashMap<String, String>, errors: &HashMap<String, String>, error: Option<String>) -> Response {
+    let servers = match app.store.servers() {
+        Ok(v) => v,
+        Err(e) => return store_error(e),
+    };
+    let servers: Vec<(i64, String)> = servers.into_iter().filter(|x| x.plugin == plugin).map(|x| (x.id, x.name)).collect();
+    let mut r = app.render(
+        "target_form.html",
+        context! {
+            admin => s.username.clone(), csrf => s.csrf_token.clone(), id => id, plugin => plugin, plugins => app.plugins.clone(),
+            servers => servers, f => f, settings => settings_view(app, plugin, settings, errors, id.is_some()), errors => errors, error => error,
+        },
+    );
+    if !errors.is_empty() || error.is_some() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    r
+}
+
+async fn new(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
+    let Some(s) = current(&app, &headers) else { return to_login() };
+    let plugin = q.get("plugin").filter(|p| app.plugin_map.contains_key(*p)).cloned().unwrap_or_else(|| app.plugins.first().cloned().unwrap_or_default());
+    let mut f = FormMap::new();
+    f.insert("enabled".into(), "on".into());
+    form_page(&app, &s, None, &plugin, &f, &HashMap::new(), &HashMap::new(), None)
+}
+
+/// Checks the form and asks the plugin to validate the settings. `old`
+/// holds saved settings (secrets left empty are kept).
+async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<TargetInput, (String, HashMap<String, String>, HashMap<String, String>)> {
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let plugin = get("plugin");
+    let mut errors = HashMap::new();
+    let name = get("name");
+    if name.is_empty() {
+        errors.insert("name".to_string(), "Enter a name.".to_string());
+    }
+    let server_id: i64 = get("server_id").parse().unwrap_or(0);
+    match app.store.server(server_id) {
+        Ok(s) if s.plugin == plugin => {}
+        _ => {
+            errors.insert("server_id".into(), "Choose an OAuth2 server that uses this plugin (add one under OAuth2 Servers first).".into());
+        }
+    }
+    let mut settings: Vec<(String, String)> = Vec::new();
+    let mut shown: HashMap<String, String> = HashMap::new();
+    if let Some(p) = app.plugin_map.get(&plugin) {
+        for s in &p.metadata().settings {
+            let key = format!("{SETTING}{}", s.name);
+            let mut value = match s.kind {
+                SettingKind::Boolean => if f.contains_key(&key) { "true" } else { "false" }.to_string(),
+                _ => get(&key),
+            };
+            if matches!(s.kind, SettingKind::Secret) && value.is_empty() {
+                value = old.iter().find(|(n, _)| *n == s.name).map(|(_, v)| v.clone()).unwrap_or_default();
+            }
+            shown.insert(s.name.clone(), value.clone());
+            if !value.is_empty() {
+                settings.push((s.name.clone(), value));
+            }
+        }
+        match p.validate_settings(&settings, &crate::HttpAllowlist::none()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(fields)) => {
+                for e in fields {
+                    errors.insert(e.field, e.message);
+                }
+            }
+            Err(e) => {
+                errors.insert("plugin".into(), format!("the plugin could not check the settings: {e}"));
+            }
+        }
+    } else {
+        errors.insert("plugin".into(), format!("the plugin '{plugin}' is not loaded"));
+    }
+    if !errors.is_empty() {
+        return Err((plugin, shown, errors));
+    }
+    Ok(TargetInput { name, plugin, server_id, settings, enabled: f.contains_key("enabled"), scope: Scope::parse(&get("scope_domains"), &get("scope_affiliations")) })
+}
+
+async fn create(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<FormMap>) -> Response {
+    let s = match guard(&app, &headers, &f) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match validate(&app, &f, &[]).await {
+        Err((plugin, shown, errors)) => form_page(&app, &s, None, &plugin, &f, &shown, &errors, None),
+        Ok(input) => match app.store.create_target(&input) {
+            Ok(id) => see_other(&format!("/targets/{id}?notice=created")),
+            Err(StoreError::Conflict(m)) => form_page(&app, &s, None, &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
+            Err(e) => store_error(e),
+        },
+    }
+}
+
+async fn edit(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    let Some(s) = current(&app, &headers) else { return to_login() };
+    let t = match app.store.target(id) {
+        Ok(t) => t,
+        Err(e) => return store_error(e),
+    };
+    let mut f = FormMap::from([
+        ("name".to_string(), t.name.clone()),
+        ("server_id".to_string(), t.server_id.to_string()),
+        ("scope_domains".to_string(), t.scope.email_domains.join(", ")),
+        ("scope_affiliations".to_string(), t.scope.affiliations.join(", ")),
+    ]);
+    if t.enabled {
+        f.insert("enabled".into(), "on".into());
+    }
+    form_page(&app, &s, Some(id), &t.plugin, &f, &t.settings.iter().cloned().collect(), &HashMap::new(), None)
+}
+
+async fn update(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<FormMap>) -> Response {
+    let s = match guard(&app, &headers, &f) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let old = match app.store.target(id) {
+        Ok(t) => t,
+        Err(e) => return store_error(e),
+    };
+    match validate(&app, &f, &old.settings).await {
+        Err((plugin, shown, errors)) => form_page(&app, &s, Some(id), &plugin, &f, &shown, &errors, None),
+        Ok(input) => match app.store.update_target(id, &input) {
+            Ok(()) => see_other(&format!("/targets/{id}?notice=saved")),
+            Err(StoreError::Conflict(m)) => form_page(&app, &s, Some(id), &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
+            Err(e) => store_error(e),
+        },
+    }
+}
+
+async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<FormMap>) -> Response {
+    if let Err(r) = guard(&app, &headers, &f) {
+        return r;
+    }
+    match app.store.delete_target(id) {
+        Ok(()) => see_other("/targets?notice=deleted"),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn reprovision_all(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<FormMap>) -> Response {
+    if let Err(r) = guard(&app, &headers, &f) {
+        return r;
+    }
+    match app.store.start_run(id) {
+        Ok(_) => {
+            app.engine.wake();
+            see_other(&format!("/targets/{id}?notice=run"))
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Query(q): Query<FormMap>) -> Response {
+    let Some(s) = current(&app, &headers) else { return to_login() };
+    let t = match app.store.target(id) {
+        Ok(t) => t,
+        Err(e) => return store_error(e),
+    };
+    let server = match app.store.server(t.server_id) {
+        Ok(v) => v,
+        Err(e) => return store_error(e),
+    };
+    let counts: Vec<(String, &'static str, i64)> = app.store.target_counts(id).unwrap_or_default().into_iter().map(|(st, n)| (format!("{st:?}").to_lowercase(), st.label(), n)).collect();
+    let run = app.store.latest_run(id).ok().flatten();
+    let running = run.as_ref().is_some_and(|r| r.finished_at.is_none());
+    let (queued, failed_jobs) = app.store.job_counts(Some(id)).unwrap_or((0, 0));
+    let failures = app.store.target_failures(id, 20).unwrap_or_default();
+    let waiting = match server.token_status {
+        TokenStatus::Set => None,
+        TokenStatus::NeedsReauthorization => Some(format!("The OAuth2 server '{}' needs a new token: {queued} job(s) wait until an admin clicks Obtain New Token.", server.name)),
+        TokenStatus::NotSet => Some(format!("The OAuth2 server '{}' has no token yet: {queued} job(s) wait until one is obtained.", server.name)),
+    };
+    let settings: Vec<(String, String)> = match app.plugin_map.get(&t.plugin) {
+        Some(p) => p
+            .metadata()
+            .settings
+            .iter()
+            .filter_map(|s| {
+                let v = t.settings.iter().find(|(n, _)| *n == s.name).map(|(_, v)| v.clone())?;
+                Some((s.label.clone(), if matches!(s.kind, SettingKind::Secret) { "••••••••".into() } else { v }))
+            })
+            .collect(),
+        None => t.settings.clone(),
+    };
+    let notice = q.get("notice").and_then(|n| {
+        Some(match n.as_str() {
+            "created" => "Target added. New and changed people are provisioned from now on; use Reprovision all for everyone already here.",
+            "saved" => "Changes saved.",
+            "run" => "Reprovisioning everyone in scope.",
+            _ => return None,
+        })
+    });
+    app.render(
+        "target.html",
+        context! {
+            admin => s.username, csrf => s.csrf_token, t => t, scope => t.scope.describe(), settings => settings, counts => counts,
+            run => run, running => running, queued => queued, failed_jobs => failed_jobs, failures => failures, waiting => waiting,
+            server_id => server.id, notice => notice, refresh => (running || queued > 0).then_some(2),
+        },
+    )
+}
