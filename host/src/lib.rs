@@ -8,7 +8,12 @@
 //! - [`error`]: how a failed call is reported;
 //! - [`sanitize`]: plugin text made safe for logs;
 //! - [`inspect`]: a plugin's description for people and scripts;
-//! - [`bindings`]: the host side of the WIT contract.
+//! - [`bindings`]: the host side of the WIT contract;
+//! - [`store`]: the SQLite database (servers, people, targets, the job queue);
+//! - [`oauth`]: obtaining, refreshing and revoking tokens through plugins;
+//! - [`people`]: the registry's people, their changes and import formats;
+//! - [`provisioning`]: the engine that drains the job queue through plugins;
+//! - [`web`]: the admin UI and the JSON API; [`serve`] puts it all together.
 
 pub mod auth;
 pub mod bindings;

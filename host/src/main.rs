@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use registry_host::inspect::PluginSummary;
 use registry_host::{Runtime, RuntimeConfig};
 
+mod commands;
+
 /// The identity registry host: runs sandboxed provisioning plugins.
 #[derive(Parser)]
 #[command(name = "registry-host", version, about)]
@@ -79,6 +81,48 @@ enum Command {
     /// Manage admin accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage the registry's people.
+    #[command(subcommand)]
+    People(PeopleCommand),
+    /// Manage provisioning targets.
+    #[command(subcommand)]
+    Targets(TargetsCommand),
+    /// Manage tokens for the JSON API (/api/v1).
+    #[command(subcommand, name = "api-token")]
+    ApiToken(ApiTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum PeopleCommand {
+    /// Add or update people from a CSV or JSON file (see the README for the
+    /// format); every row is checked first and nothing is imported if any is bad.
+    Import {
+        /// FILE.csv or FILE.json.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TargetsCommand {
+    /// List targets with their queued and failed jobs.
+    List,
+    /// Queue everyone in a target's scope and follow the run.
+    Reprovision {
+        /// The target's name or id.
+        target: String,
+        /// Queue and return, without following the run.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiTokenCommand {
+    /// Create a token; it is printed once.
+    Create {
+        /// What the token is for, e.g. hr-feed.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,9 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Admin(AdminCommand::Create { username }) => {
-            let data_dir = cli.runtime.data_dir();
-            std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-            let store = registry_host::store::Store::open(&data_dir, registry_host::secrets::SecretBox::load_or_create(&data_dir)?)?;
+            let store = commands::open_store(&cli.runtime.data_dir())?;
             let password = match std::env::var("REGISTRY_HOST_ADMIN_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -201,6 +243,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("admin {username} created in {}", store.path().display());
             Ok(())
         }
+        Command::People(PeopleCommand::Import { file }) => commands::import_people(&cli.runtime.data_dir(), &file),
+        Command::Targets(TargetsCommand::List) => commands::list_targets(&cli.runtime.data_dir()),
+        Command::Targets(TargetsCommand::Reprovision { target, no_wait }) => {
+            commands::reprovision(&cli.runtime.data_dir(), &target, !no_wait).await
+        }
+        Command::ApiToken(ApiTokenCommand::Create { name }) => commands::create_api_token(&cli.runtime.data_dir(), &name),
     }
 }
 

@@ -439,6 +439,19 @@ impl Store {
     /// Adds or updates many people, `PEOPLE_PER_TRANSACTION` per transaction
     /// (each person with their jobs); `progress` gets the count done so far.
     pub fn import_people(&self, people: Vec<Person>, mut progress: impl FnMut(usize)) -> Result<ImportStats, StoreError> {
+        // Refused before anything is written, so a bad file changes nothing.
+        let deleted: Vec<String> = {
+            let conn = self.db();
+            let mut stmt = conn.prepare("SELECT id FROM people WHERE status = 'deleted'")?;
+            let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<std::collections::HashSet<_>, _>>()?;
+            people.iter().filter(|p| ids.contains(&p.id)).map(|p| p.id.clone()).collect()
+        };
+        if !deleted.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "{} belonged to deleted people and registry ids are never reused; give those rows new ids (nothing was imported)",
+                deleted.join(", ")
+            )));
+        }
         let mut stats = ImportStats::default();
         let mut done = 0;
         for chunk in people.chunks(PEOPLE_PER_TRANSACTION) {
@@ -458,7 +471,8 @@ impl Store {
                         stats.added += 1;
                     }
                     Some(old) if old.status == Status::Deleted => {
-                        return Err(StoreError::Conflict(format!("the id {} belonged to a deleted person; registry ids are never reused (nothing after row {} was imported)", p.id, done)));
+                        // Deleted while this import ran: the earlier chunks stand, each whole.
+                        return Err(StoreError::Conflict(format!("{} was deleted during the import; only the first {done} rows were imported", p.id)));
                     }
                     Some(old) if old == p => stats.unchanged += 1,
                     Some(old) => {
