@@ -131,7 +131,9 @@ impl Engine {
             let notified = self.wake.notified();
             match self.run_once().await {
                 Ok(0) => {
-                    let due = self.store.next_due().ok().flatten().map(|t| (t - now_ms()).max(1) as u64);
+                    // At least 10 ms: a due job blocked behind another worker's
+                    // job is not worth a busy loop.
+                    let due = self.store.next_due().ok().flatten().map(|t| (t - now_ms()).max(10) as u64);
                     let wait = due.map_or(self.config.idle_poll, |ms| Duration::from_millis(ms).min(self.config.idle_poll));
                     tokio::select! {
                         _ = notified => {}
@@ -267,6 +269,7 @@ impl Engine {
                         job,
                         remote: outcome.remote.map(|r| (r.object_type, r.remote_id)),
                         summary: outcome.summary,
+                        removed: outcome.removed,
                     }),
                     Err(v) if v == Verdict::Refresh && !refreshed => again.push((job, req)),
                     Err(v) => settled.push((job, v)),

@@ -229,7 +229,7 @@ fn person_in(p: Person) -> person::Person {
 }
 
 fn outcome_out(o: provision::Outcome) -> ProvisionOutcome {
-    ProvisionOutcome { remote: o.remote.map(|r| RemoteRef { object_type: r.object_type, remote_id: r.remote_id }), summary: o.summary }
+    ProvisionOutcome { remote: o.remote.map(|r| RemoteRef { object_type: r.object_type, remote_id: r.remote_id }), summary: o.summary, removed: o.removed }
 }
 
 // Export symbols carry WIT names (`pkg/iface#func`) that a native linker's

@@ -69,6 +69,9 @@ pub struct Outcome {
     pub remote: Option<RemoteRef>,
     /// One line for the person's history.
     pub summary: String,
+    /// Whether the person was taken out of Salesforce (a Contact deleted, a
+    /// User deactivated and kept).
+    pub removed: bool,
 }
 
 /// Whether a request keeps the person's record or removes it.
@@ -192,7 +195,7 @@ pub fn provision(t: &mut dyn Transport, config: &Config, tokens: &Tokens, req: &
             let fields = sync_fields(config, &req.person)?;
             sync(&mut api, config, req, fields)
         }
-        Intent::Remove => remove(&mut api, config, req),
+        Intent::Remove => remove(&mut api, config, req).map(|o| Outcome { removed: true, ..o }),
     }
 }
 
@@ -207,11 +210,11 @@ fn sync(api: &mut Api<'_>, config: &Config, req: &Request, mut fields: Map<Strin
         return match resp.status {
             201 => {
                 let id = id_of(&resp)?;
-                Ok(Outcome { summary: format!("created {object} {id} (upsert by {ext})"), remote: reference(object, id) })
+                Ok(Outcome { removed: false, summary: format!("created {object} {id} (upsert by {ext})"), remote: reference(object, id) })
             }
             200 => {
                 let id = id_of(&resp)?;
-                Ok(Outcome { summary: format!("updated {object} {id} (upsert by {ext})"), remote: reference(object, id) })
+                Ok(Outcome { removed: false, summary: format!("updated {object} {id} (upsert by {ext})"), remote: reference(object, id) })
             }
             // Before v46 an update by upsert answers without a body.
             204 => {
@@ -220,7 +223,7 @@ fn sync(api: &mut Api<'_>, config: &Config, req: &Request, mut fields: Map<Strin
                     None => api.lookup(object, ext, &req.person.id)?,
                 };
                 let id = id.ok_or_else(|| Error::Remote { code: "NOT_FOUND".into(), message: format!("the upserted {object} could not be found by {ext}"), status: Some(204), retryable: true })?;
-                Ok(Outcome { summary: format!("updated {object} {id} (upsert by {ext})"), remote: reference(object, id) })
+                Ok(Outcome { removed: false, summary: format!("updated {object} {id} (upsert by {ext})"), remote: reference(object, id) })
             }
             300 => Err(Error::Remote {
                 code: "MULTIPLE_RECORDS".into(),
@@ -234,16 +237,16 @@ fn sync(api: &mut Api<'_>, config: &Config, req: &Request, mut fields: Map<Strin
     if let Some(c) = current {
         let resp = api.send("PATCH", &format!("sobjects/{object}/{}", c.remote_id), Some(&Value::Object(fields.clone())))?;
         if resp.status == 204 || resp.status == 200 {
-            return Ok(Outcome { summary: format!("updated {object} {}", c.remote_id), remote: Some(c.clone()) });
+            return Ok(Outcome { removed: false, summary: format!("updated {object} {}", c.remote_id), remote: Some(c.clone()) });
         }
         if !gone(&resp) {
             return Err(rest_error(&resp));
         }
         let id = create(api, object, fields)?;
-        return Ok(Outcome { summary: format!("created {object} {id} again ({} was deleted in Salesforce)", c.remote_id), remote: reference(object, id) });
+        return Ok(Outcome { removed: false, summary: format!("created {object} {id} again ({} was deleted in Salesforce)", c.remote_id), remote: reference(object, id) });
     }
     let id = create(api, object, fields)?;
-    Ok(Outcome { summary: format!("created {object} {id}"), remote: reference(object, id) })
+    Ok(Outcome { removed: false, summary: format!("created {object} {id}"), remote: reference(object, id) })
 }
 
 fn create(api: &mut Api<'_>, object: &str, fields: Map<String, Value>) -> Result<String, Error> {
@@ -262,20 +265,20 @@ fn remove(api: &mut Api<'_>, config: &Config, req: &Request) -> Result<Outcome, 
         (None, None) => (config.object.api_name().to_string(), None),
     };
     let Some(id) = id else {
-        return Ok(Outcome { remote: None, summary: format!("nothing to remove: the person has no {object}") });
+        return Ok(Outcome { removed: false, remote: None, summary: format!("nothing to remove: the person has no {object}") });
     };
     if object == "User" {
         let resp = api.send("PATCH", &format!("sobjects/User/{id}"), Some(&json!({"IsActive": false})))?;
         return match resp.status {
-            200 | 204 => Ok(Outcome { summary: format!("deactivated User {id}"), remote: reference("User", id) }),
-            _ if gone(&resp) => Ok(Outcome { summary: format!("User {id} no longer exists in Salesforce"), remote: None }),
+            200 | 204 => Ok(Outcome { removed: false, summary: format!("deactivated User {id}"), remote: reference("User", id) }),
+            _ if gone(&resp) => Ok(Outcome { removed: false, summary: format!("User {id} no longer exists in Salesforce"), remote: None }),
             _ => Err(rest_error(&resp)),
         };
     }
     let resp = api.send("DELETE", &format!("sobjects/{object}/{id}"), None)?;
     match resp.status {
-        200 | 204 => Ok(Outcome { summary: format!("deleted {object} {id}"), remote: None }),
-        _ if gone(&resp) => Ok(Outcome { summary: format!("{object} {id} was already deleted in Salesforce"), remote: None }),
+        200 | 204 => Ok(Outcome { removed: false, summary: format!("deleted {object} {id}"), remote: None }),
+        _ if gone(&resp) => Ok(Outcome { removed: false, summary: format!("{object} {id} was already deleted in Salesforce"), remote: None }),
         _ => Err(rest_error(&resp)),
     }
 }
@@ -330,7 +333,14 @@ pub fn provision_batch(t: &mut dyn Transport, config: &Config, tokens: &Tokens, 
             *r = Some(Err(e.clone()));
         }
     }
-    Ok(results.into_iter().map(|r| r.expect("every request has a result")).collect())
+    Ok(results
+        .into_iter()
+        .zip(reqs)
+        .map(|(r, req)| {
+            let removed = intent(config, req) == Intent::Remove;
+            r.expect("every request has a result").map(|o| Outcome { removed, ..o })
+        })
+        .collect())
 }
 
 fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(usize, Step)>, results: &mut [Option<Result<Outcome, Error>>]) -> Result<(), Error> {
@@ -357,6 +367,7 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
             let answers = collection(api, "PATCH", &format!("composite/sobjects/{object}/{ext}"), &json!({"allOrNone": false, "records": records}), chunk.len())?;
             for ((i, _), a) in chunk.iter().zip(answers) {
                 results[*i] = Some(a.map(|(id, created)| Outcome {
+                    removed: false,
                     summary: format!("{} {object} {id} (upsert by {ext})", if created { "created" } else { "updated" }),
                     remote: reference(object, id),
                 }));
@@ -377,7 +388,7 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
         for ((i, id, f), a) in chunk.iter().zip(answers) {
             match a {
                 Err(Error::Remote { code, .. }) if is_gone(&code) => creates.push((*i, f.clone())),
-                other => results[*i] = Some(other.map(|_| Outcome { summary: format!("updated {object} {id}"), remote: reference(object, id.clone()) })),
+                other => results[*i] = Some(other.map(|_| Outcome { removed: false, summary: format!("updated {object} {id}"), remote: reference(object, id.clone()) })),
             }
         }
     }
@@ -388,6 +399,7 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
         for ((i, _), a) in chunk.iter().zip(answers) {
             let again = reqs[*i].current.as_ref().filter(|c| c.object_type == object);
             results[*i] = Some(a.map(|(id, _)| Outcome {
+                removed: false,
                 summary: match again {
                     Some(old) => format!("created {object} {id} again ({} was deleted in Salesforce)", old.remote_id),
                     None => format!("created {object} {id}"),
@@ -403,8 +415,8 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
         for ((i, id), a) in chunk.iter().zip(answers) {
             let kind = reqs[*i].current.as_ref().map_or(object, |c| c.object_type.as_str());
             results[*i] = Some(match a {
-                Ok(_) => Ok(Outcome { summary: format!("deleted {kind} {id}"), remote: None }),
-                Err(Error::Remote { code, .. }) if is_gone(&code) => Ok(Outcome { summary: format!("{kind} {id} was already deleted in Salesforce"), remote: None }),
+                Ok(_) => Ok(Outcome { removed: false, summary: format!("deleted {kind} {id}"), remote: None }),
+                Err(Error::Remote { code, .. }) if is_gone(&code) => Ok(Outcome { removed: false, summary: format!("{kind} {id} was already deleted in Salesforce"), remote: None }),
                 Err(e) => Err(e),
             });
         }
@@ -415,8 +427,8 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
         let answers = collection(api, "PATCH", "composite/sobjects", &json!({"allOrNone": false, "records": records}), chunk.len())?;
         for ((i, id), a) in chunk.iter().zip(answers) {
             results[*i] = Some(match a {
-                Ok(_) => Ok(Outcome { summary: format!("deactivated User {id}"), remote: reference("User", id.clone()) }),
-                Err(Error::Remote { code, .. }) if is_gone(&code) => Ok(Outcome { summary: format!("User {id} no longer exists in Salesforce"), remote: None }),
+                Ok(_) => Ok(Outcome { removed: false, summary: format!("deactivated User {id}"), remote: reference("User", id.clone()) }),
+                Err(Error::Remote { code, .. }) if is_gone(&code) => Ok(Outcome { removed: false, summary: format!("User {id} no longer exists in Salesforce"), remote: None }),
                 Err(e) => Err(e),
             });
         }

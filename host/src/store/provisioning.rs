@@ -188,6 +188,8 @@ pub struct Done {
     pub remote: Option<(String, String)>,
     /// The plugin's summary.
     pub summary: String,
+    /// Whether the person was taken out of the remote system.
+    pub removed: bool,
 }
 
 /// Targets as enqueueing needs them.
@@ -295,8 +297,10 @@ impl Store {
         self.open_target(row)
     }
 
+    /// Every target, disabled ones too: their jobs queue up and run, in
+    /// order, once the target is enabled again (claim skips them meanwhile).
     fn lite_targets(conn: &Connection) -> Result<Vec<Lite>, StoreError> {
-        let mut stmt = conn.prepare("SELECT id, scope FROM targets WHERE enabled = 1")?;
+        let mut stmt = conn.prepare("SELECT id, scope FROM targets")?;
         let rows = stmt
             .query_map([], |r| Ok(Lite { id: r.get(0)?, scope: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default() }))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -599,6 +603,7 @@ impl Store {
         let finished = if total == 0 { Some(now) } else { None };
         tx.execute("UPDATE runs SET total = ?1, finished_at = ?2 WHERE id = ?3", params![total, finished, run])?;
         tx.commit()?;
+        drop(conn);
         self.run(run)
     }
 
@@ -711,8 +716,19 @@ impl Store {
     }
 
     /// When the next queued job becomes ready, if one waits for its backoff.
+    /// Jobs that wait for a token or a disabled target do not count: they
+    /// are woken by the change that frees them. A time in the past means a
+    /// job is due but waits for an earlier job of the same person.
     pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.db().query_row("SELECT MIN(not_before) FROM jobs WHERE state = 'queued'", [], |r| r.get(0))?)
+        Ok(self.db().query_row(
+            "SELECT MIN(j.not_before) FROM jobs j
+             JOIN targets t ON t.id = j.target_id
+             JOIN oauth2_servers s ON s.id = t.server_id
+             WHERE j.state = 'queued' AND t.enabled = 1
+               AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     fn history_in(conn: &Connection, job: &Job, ok: bool, message: &str) -> Result<(), StoreError> {
@@ -745,7 +761,7 @@ impl Store {
                 // Superseded or its target deleted meanwhile.
                 continue;
             }
-            let state = if d.remote.is_none() || j.action == Action::Deleted { ProvState::Removed } else { ProvState::Provisioned };
+            let state = if d.remote.is_none() || d.removed { ProvState::Removed } else { ProvState::Provisioned };
             let (t, id) = d.remote.clone().unzip();
             tx.prepare_cached(
                 "INSERT INTO provisioned (person_id, target_id, state, remote_type, remote_id, message, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

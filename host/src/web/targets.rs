@@ -251,7 +251,11 @@ async fn update(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     match validate(&app, &f, &old.settings).await {
         Err((plugin, shown, errors)) => form_page(&app, &s, Some(id), &plugin, &f, &shown, &errors, None),
         Ok(input) => match app.store.update_target(id, &input) {
-            Ok(()) => see_other(&format!("/targets/{id}?notice=saved")),
+            Ok(()) => {
+                // Enabling releases the jobs that queued up meanwhile.
+                app.engine.wake();
+                see_other(&format!("/targets/{id}?notice=saved"))
+            }
             Err(StoreError::Conflict(m)) => form_page(&app, &s, Some(id), &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
             Err(e) => store_error(e),
         },
