@@ -324,3 +324,194 @@ async fn changing_the_secret_clears_tokens_and_client_credentials_get_a_token_di
     assert!(h.host.store.tokens(id).unwrap().unwrap().refresh_token.is_none());
     assert_no_secrets(&h, &page);
 }
+
+impl Harness {
+    /// Signs in and obtains the demo server's token through the UI.
+    async fn login_with_token(&self) -> String {
+        let csrf = self.login().await;
+        let emu = self.host.emulator.as_ref().unwrap();
+        let authorize = self.obtain(self.demo_id(), &csrf).await;
+        let callback = at_salesforce(&authorize, &emu.login_url(), true).await;
+        assert!(follow_callback(self, &callback).await.contains("Access Token Obtained."));
+        csrf
+    }
+
+    fn demo_target(&self) -> i64 {
+        self.host.store.targets().unwrap().into_iter().find(|t| t.name == registry_host::serve::DEMO_TARGET).unwrap().id
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut r = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls a person's API view until its demo-target state is `state`.
+    async fn api_until(&self, token: &str, id: &str, state: &str) -> serde_json::Value {
+        for _ in 0..200 {
+            let (_, v) = self.api(reqwest::Method::GET, &format!("/api/v1/people/{id}"), Some(token), None).await;
+            if v["provisioning"][0]["state"] == state {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{id} never became {state}");
+    }
+}
+
+#[tokio::test]
+async fn the_json_api_manages_people_and_provisions_them() {
+    let h = Harness::start().await;
+    h.login_with_token().await;
+    let emu = h.host.emulator.as_ref().unwrap();
+    use reqwest::Method;
+
+    let (status, body) = h.api(Method::GET, "/api/v1/people", None, None).await;
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().contains("api-token create"));
+    assert_eq!(h.api(Method::GET, "/api/v1/people", Some("rh_wrong"), None).await.0, 401);
+    let token = h.host.store.create_api_token("tests").unwrap();
+    let token = token.as_str();
+
+    // Bad input: every bad field named, nothing stored.
+    let bad = serde_json::json!({"id": "bad id", "status": "active", "name": {"given": ""}, "emails": [{"address": "nope"}]});
+    let (status, body) = h.api(Method::POST, "/api/v1/people", Some(token), Some(bad)).await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["id", "name.given", "emails[0].address"], "{body}");
+    let (status, body) = h.api(Method::POST, "/api/v1/people", Some(token), Some(serde_json::json!({"nmae": {}}))).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("unknown field `nmae`"), "{body}");
+    assert_eq!(h.api(Method::GET, "/api/v1/people", Some(token), None).await.1["total"], 0);
+
+    // Create: provisioned to the demo target with its Salesforce id.
+    let ada = serde_json::json!({
+        "id": "API1", "status": "active",
+        "name": {"given": "Ada", "family": "Lovelace"},
+        "emails": [{"address": "ada@example.org", "type": "official", "verified": true}],
+        "roles": [{"affiliation": "staff", "department": "Engines"}]
+    });
+    let (status, body) = h.api(Method::POST, "/api/v1/people", Some(token), Some(ada.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    let v = h.api_until(token, "API1", "provisioned").await;
+    let sf_id = v["provisioning"][0]["remote_id"].as_str().unwrap().to_string();
+    let contact = emu.live_records("Contact").into_iter().find(|c| c["Registry_ID__c"] == "API1").unwrap();
+    assert_eq!((contact["Id"].as_str(), contact["Department"].as_str()), (Some(sf_id.as_str()), Some("Engines")));
+    assert_eq!(h.api(Method::POST, "/api/v1/people", Some(token), Some(ada.clone())).await.0, 409, "ids are unique");
+
+    // Update, search, delete.
+    let mut changed = ada.clone();
+    changed["name"]["family"] = "King".into();
+    assert_eq!(h.api(Method::PUT, "/api/v1/people/API1", Some(token), Some(changed)).await.0, 200);
+    for _ in 0..200 {
+        if emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1" && c["LastName"] == "King") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1" && c["LastName"] == "King"));
+    let (_, found) = h.api(Method::GET, "/api/v1/people?q=king", Some(token), None).await;
+    assert_eq!(found["total"], 1);
+    assert_eq!(h.api(Method::GET, "/api/v1/people/NOPE", Some(token), None).await.0, 404);
+    assert_eq!(h.api(Method::DELETE, "/api/v1/people/API1", Some(token), None).await.0, 204);
+    h.api_until(token, "API1", "removed").await;
+    assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1"));
+    assert_eq!(h.api(Method::DELETE, "/api/v1/people/API1", Some(token), None).await.0, 404);
+
+    // Reprovision all through the API, followed to the end.
+    for i in 0..30 {
+        let p = serde_json::json!({"id": format!("API-{i}"), "name": {"given": "Bulk", "family": format!("P{i}")}, "emails": [{"address": format!("b{i}@example.org")}]});
+        assert_eq!(h.api(Method::POST, "/api/v1/people", Some(token), Some(p)).await.0, 201);
+    }
+    let target = h.demo_target();
+    let (status, run) = h.api(Method::POST, &format!("/api/v1/targets/{target}/reprovision"), Some(token), None).await;
+    assert_eq!((status, run["total"].as_i64()), (202, Some(30)));
+    let mut finished = serde_json::Value::Null;
+    for _ in 0..200 {
+        finished = h.api(Method::GET, &format!("/api/v1/runs/{}", run["id"]), Some(token), None).await.1;
+        if !finished["finished_at"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!((finished["done"].as_i64(), finished["failed"].as_i64()), (Some(30), Some(0)), "{finished}");
+    assert_eq!(emu.live_records("Contact").iter().filter(|c| c["Registry_ID__c"].as_str().is_some_and(|i| i.starts_with("API-"))).count(), 30);
+}
+
+#[tokio::test]
+async fn people_and_target_pages_validate_and_show_provisioning() {
+    let h = Harness::start().await;
+    let csrf = h.login_with_token().await;
+    let emu = h.host.emulator.as_ref().unwrap();
+
+    // A bad person form names the fields and keeps what was typed.
+    let (status, page, _) = h.post("/people", &[("csrf", &csrf), ("status", "active"), ("given", ""), ("family", "Hopper"), ("email_0_type", "official"), ("email_0_address", "grace-at-example")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"given-error\"") && page.contains("is not an email address"), "{page}");
+    assert!(page.contains("value=\"Hopper\""));
+    assert_eq!(h.host.store.people("", 0, 10).unwrap().1, 0, "nothing saved");
+
+    let (status, _, loc) = h.post("/people", &[("csrf", &csrf), ("id", "UI1"), ("status", "active"), ("given", "Grace"), ("family", "Hopper"), ("email_0_type", "official"), ("email_0_address", "grace@example.org"), ("affiliation", "faculty")]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/people/UI1?notice=created")));
+    let target = h.demo_target();
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = h.get("/people/UI1").await.1;
+        if page.contains(&format!("id=\"state-{target}\">Provisioned<")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let contact = emu.live_records("Contact").into_iter().find(|c| c["Registry_ID__c"] == "UI1").expect("in Salesforce");
+    assert!(page.contains(&format!("id=\"remote-{target}\">Contact {}<", contact["Id"].as_str().unwrap())), "{page}");
+    assert!(page.contains("created Contact"), "the history says what happened");
+
+    // The list finds them; paging and search work.
+    let (_, list, _) = h.get("/people?q=hopper").await;
+    assert!(list.contains("1 person matching") && list.contains("/people/UI1"), "{list}");
+    let (_, list, _) = h.get("/people?q=nobody").await;
+    assert!(list.contains("0 people matching"));
+
+    // The target form is rendered from the plugin's settings and validated by it.
+    let (_, form, _) = h.get("/targets/new").await;
+    assert!(form.contains("name=\"setting.object\"") && form.contains("name=\"setting.external_id_field\""), "{form}");
+    let server = h.demo_id().to_string();
+    let (status, page, _) = h
+        .post("/targets", &[("csrf", &csrf), ("name", "Users"), ("plugin", "salesforce"), ("server_id", &server), ("enabled", "on"), ("setting.object", "User"), ("setting.api_version", "62.0"), ("setting.inactive_action", "update")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"setting.profile_id-error\""), "the plugin names the missing Profile ID: {page}");
+    assert_eq!(h.host.store.targets().unwrap().len(), 1, "nothing saved");
+
+    // The target page shows its people and a finished Reprovision all.
+    let (status, _, loc) = h.post(&format!("/targets/{target}/reprovision"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = h.get(loc.as_deref().unwrap()).await.1;
+        if page.contains("Last reprovision") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(page.contains("1 of 1 done"), "{page}");
+    assert!(page.contains("id=\"count-provisioned\">1<"), "{page}");
+
+    // Delete in the UI: gone from Salesforce.
+    let (status, _, _) = h.post("/people/UI1/delete", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    for _ in 0..200 {
+        if !emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "UI1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "UI1"));
+}

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::{App, FormMap, current, guard, see_other, store_error, to_login};
 use crate::bindings::plugin_info::SettingKind;
+use crate::bindings::types::GrantType;
 use crate::people::Scope;
 use crate::store::{Session, StoreError, TargetInput, TokenStatus};
 
@@ -303,6 +304,7 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i6
     let waiting = match server.token_status {
         TokenStatus::Set => None,
         TokenStatus::NeedsReauthorization => Some(format!("The OAuth2 server '{}' needs a new token: {queued} job(s) wait until an admin clicks Obtain New Token.", server.name)),
+        TokenStatus::NotSet if server.grant_type == GrantType::ClientCredentials => None,
         TokenStatus::NotSet => Some(format!("The OAuth2 server '{}' has no token yet: {queued} job(s) wait until one is obtained.", server.name)),
     };
     let settings: Vec<(String, String)> = match app.plugin_map.get(&t.plugin) {
@@ -325,12 +327,14 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i6
             _ => return None,
         })
     });
+    // Only while something moves: jobs waiting for a token or a disabled target do not.
+    let refresh = ((running || queued > 0) && waiting.is_none() && t.enabled).then_some(2);
     app.render(
         "target.html",
         context! {
             admin => s.username, csrf => s.csrf_token, t => t, scope => t.scope.describe(), settings => settings, counts => counts,
             run => run, running => running, queued => queued, failed_jobs => failed_jobs, failures => failures, waiting => waiting,
-            server_id => server.id, notice => notice, refresh => (running || queued > 0).then_some(2),
+            server_id => server.id, notice => notice, refresh => refresh,
         },
     )
 }
