@@ -135,7 +135,7 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
             }
             return Ok(());
         }
-        let why = waiting_reason(&store.server(target.server_id)?);
+        let why = store.targets()?.into_iter().find(|t| t.id == target.id).and_then(|t| store.held_because(&t));
         if why != said {
             if let Some(why) = &why {
                 bar.suspend(|| println!("waiting: {why}"));
@@ -150,15 +150,5 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
                 return Ok(());
             }
         }
-    }
-}
-
-fn waiting_reason(server: &registry_host::store::Server) -> Option<String> {
-    use registry_host::bindings::types::GrantType;
-    use registry_host::store::TokenStatus;
-    match (server.token_status, server.grant_type) {
-        (TokenStatus::NeedsReauthorization, _) => Some(format!("the OAuth2 server '{}' needs a new token: Obtain New Token in the web UI", server.name)),
-        (TokenStatus::NotSet, GrantType::AuthorizationCode) => Some(format!("the OAuth2 server '{}' has no token yet: Obtain New Token in the web UI", server.name)),
-        _ => None,
     }
 }

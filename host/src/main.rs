@@ -1,14 +1,15 @@
 //! `registry-host`: the identity registry host's command line.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use registry_host::inspect::PluginSummary;
 use registry_host::{Runtime, RuntimeConfig};
 
+mod benchmarks;
 mod commands;
 
 /// The identity registry host: runs sandboxed provisioning plugins.
@@ -87,6 +88,9 @@ enum Command {
     /// Manage provisioning targets.
     #[command(subcommand)]
     Targets(TargetsCommand),
+    /// Measure the host: see the README's Performance section.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Manage tokens for the JSON API (/api/v1).
     #[command(subcommand, name = "api-token")]
     ApiToken(ApiTokenCommand),
@@ -113,6 +117,20 @@ enum TargetsCommand {
         /// Queue and return, without following the run.
         #[arg(long)]
         no_wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// A full "Reprovision all" against the bundled emulator: people per
+    /// second, API calls, peak memory.
+    Reprovision {
+        /// How many people.
+        #[arg(long, default_value_t = 10_000)]
+        people: usize,
+        /// The plugin component [default: the Salesforce plugin built for wasm32-wasip2].
+        #[arg(long)]
+        plugin: Option<PathBuf>,
     },
 }
 
@@ -191,7 +209,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin(PluginCommand::Bench { plugin, iterations }) => {
-            bench(&cli.runtime, &plugin, iterations.max(1)).await
+            benchmarks::plugin(cli.runtime.config()?, &plugin, iterations.max(1)).await
+        }
+        Command::Bench(BenchCommand::Reprovision { people, plugin }) => {
+            let plugin = plugin.or_else(registry_host::serve::default_plugin).context("no plugin: build it (see the README) or pass --plugin PATH")?;
+            benchmarks::reprovision(cli.runtime.config()?, &plugin, people).await
         }
         Command::Serve { listen, public_url, mut plugins, demo } => {
             if plugins.is_empty() {
@@ -250,62 +272,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ApiToken(ApiTokenCommand::Create { name }) => commands::create_api_token(&cli.runtime.data_dir(), &name),
     }
-}
-
-/// Prints the runtime's load and call costs for one plugin.
-async fn bench(args: &RuntimeArgs, path: &Path, iterations: u32) -> anyhow::Result<()> {
-    let wasm = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let cache_dir = tempfile::tempdir().context("cannot create a scratch cache directory")?;
-    let config = RuntimeConfig { cache_dir: Some(cache_dir.path().to_path_buf()), ..args.config()? };
-    let runtime = Runtime::new(config)?;
-
-    let compile_samples = iterations.min(5);
-    let cold = median(compile_samples, || {
-        let started = Instant::now();
-        wasmtime::component::Component::new(runtime.engine(), &wasm).map(|_| started.elapsed())
-    })?;
-    let first = runtime.load(&path.display().to_string(), &wasm).await?;
-    let cached = {
-        let mut samples = Vec::new();
-        for _ in 0..iterations {
-            let plugin = runtime.load(&path.display().to_string(), &wasm).await?;
-            samples.push(plugin.load_stats().compile_or_deserialize);
-        }
-        middle(samples)
-    };
-    let mut calls = Vec::new();
-    for _ in 0..iterations {
-        let started = Instant::now();
-        first.info().await?;
-        calls.push(started.elapsed());
-    }
-    let call = middle(calls);
-
-    println!("plugin                      {} ({})", first.name(), path.display());
-    println!("component size              {:.1} KiB", wasm.len() as f64 / 1024.0);
-    println!("cold compile (median of {compile_samples})   {:.2} ms", ms(cold));
-    println!("cached load (median of {iterations})  {:.3} ms", ms(cached));
-    println!("instantiate + info call     {:.1} µs (median of {iterations})", call.as_secs_f64() * 1e6);
-    println!("build profile               {}", if cfg!(debug_assertions) { "debug" } else { "release" });
-    Ok(())
-}
-
-fn median(
-    n: u32,
-    mut sample: impl FnMut() -> wasmtime::Result<Duration>,
-) -> anyhow::Result<Duration> {
-    let mut samples = Vec::new();
-    for _ in 0..n {
-        samples.push(sample().map_err(anyhow::Error::from)?);
-    }
-    Ok(middle(samples))
-}
-
-fn middle(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

@@ -1,7 +1,9 @@
 //! The admin's whole "Obtain New Token" in a real browser: headless Chromium
 //! (Debian's) driven through chromedriver with fantoccini. Log in, add a
 //! server, paste its Redirect URI into the connected app, click Obtain New
-//! Token, log in and Allow at the emulator, and see "Set". Screenshots go to
+//! Token, log in and Allow at the emulator, and see "Set"; then add a
+//! provisioning target and a person, see the person provisioned with their
+//! Salesforce id, delete them and see the Contact gone. Screenshots go to
 //! `<target>/tmp/browser/`.
 
 use std::net::TcpListener;
@@ -134,6 +136,50 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     click(&client, "#test").await;
     assert_eq!(text_of(&client, "#conn-user").await, DEMO_USERNAME);
     let last = shot(&client, "5-test-connection").await;
-    client.close().await.unwrap();
     assert!(std::fs::metadata(last).unwrap().len() > 10_000, "a real screenshot");
+
+    // A provisioning target on that server, its form rendered from the plugin's settings.
+    let server_id = host.store.servers().unwrap().into_iter().find(|s| s.name == "Salesforce (browser)").unwrap().id;
+    click(&client, "#nav-targets").await;
+    click(&client, "#add-target").await;
+    fill(&client, "#name", "Salesforce Contacts (browser)").await;
+    client.find(Locator::Css("#server_id")).await.unwrap().select_by_value(&server_id.to_string()).await.unwrap();
+    fill(&client, "[name='setting.external_id_field']", "Registry_ID__c").await;
+    shot(&client, "6-target-form").await;
+    click(&client, "#save").await;
+    assert!(text_of(&client, "#notice").await.contains("Target added"));
+    let target = host.store.targets().unwrap().into_iter().find(|t| t.name == "Salesforce Contacts (browser)").unwrap().id;
+
+    // Add a person; the page follows their provisioning until Salesforce has them.
+    click(&client, "#nav-people").await;
+    click(&client, "#add-person").await;
+    fill(&client, "#id", "BROWSER1").await;
+    fill(&client, "#given", "Margaret").await;
+    fill(&client, "#family", "Hamilton").await;
+    fill(&client, "#email_0_address", "margaret@example.org").await;
+    fill(&client, "#affiliation", "staff").await;
+    click(&client, "#save").await;
+    assert!(text_of(&client, "#notice").await.contains("Person added"));
+    let state = format!("#state-{target}");
+    let started = Instant::now();
+    while text_of(&client, &state).await != "Provisioned" {
+        assert!(started.elapsed() < Duration::from_secs(30), "never provisioned");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let contact = emu.live_records("Contact").into_iter().find(|c| c["Registry_ID__c"] == "BROWSER1").expect("the Contact in Salesforce");
+    assert_eq!(contact["LastName"], "Hamilton");
+    assert_eq!(text_of(&client, &format!("#remote-{target}")).await, format!("Contact {}", contact["Id"].as_str().unwrap()));
+    shot(&client, "7-person-provisioned").await;
+
+    // Delete (confirming the dialog): the Contact is gone from Salesforce.
+    click(&client, "#delete").await;
+    client.accept_alert().await.unwrap();
+    let started = Instant::now();
+    while text_of(&client, &state).await != "Removed" {
+        assert!(started.elapsed() < Duration::from_secs(30), "never removed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "BROWSER1"), "deleted in Salesforce");
+    shot(&client, "8-person-removed").await;
+    client.close().await.unwrap();
 }

@@ -9,7 +9,8 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, TokenStatus, now_ms};
+use crate::bindings::types::GrantType;
 use crate::people::{Action, Person, Scope, Status};
 
 /// Where a person stands with one target.
@@ -713,6 +714,21 @@ impl Store {
         }
         tx.commit()?;
         Ok(jobs)
+    }
+
+    /// Why a target's jobs cannot run now, if they cannot (the human side
+    /// of `claim`'s conditions): a disabled target, or a server without a
+    /// usable token that only an admin can get.
+    pub fn held_because(&self, target: &Target) -> Option<String> {
+        if !target.enabled {
+            return Some(format!("the target '{}' is disabled", target.name));
+        }
+        let server = self.server(target.server_id).ok()?;
+        match (server.token_status, server.grant_type) {
+            (TokenStatus::NeedsReauthorization, _) => Some(format!("the OAuth2 server '{}' needs a new token (Obtain New Token)", server.name)),
+            (TokenStatus::NotSet, GrantType::AuthorizationCode) => Some(format!("the OAuth2 server '{}' has no token yet (Obtain New Token)", server.name)),
+            _ => None,
+        }
     }
 
     /// When the next queued job becomes ready, if one waits for its backoff.

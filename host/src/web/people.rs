@@ -245,7 +245,8 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     match app.store.delete_person(&id) {
         Ok(()) => {
             app.engine.wake();
-            see_other("/people?notice=deleted")
+            // The tombstone page shows the removal from each target as it happens.
+            see_other(&format!("/people/{id}?notice=deleted"))
         }
         Err(e) => store_error(e),
     }
@@ -286,15 +287,19 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
         (Err(e), _) | (_, Err(e)) => return store_error(e),
     };
     let pending = states.iter().any(|t| t.state == ProvState::Pending);
+    let targets = app.store.targets().unwrap_or_default();
     let states: Vec<StateView> = states
         .into_iter()
         .map(|t| StateView {
+            message: match (t.state, targets.iter().find(|x| x.id == t.target_id)) {
+                (ProvState::Pending, Some(target)) => app.store.held_because(target).map(|why| format!("waiting: {why}")).or(t.message),
+                _ => t.message,
+            },
             target_id: t.target_id,
             target: t.target,
             label: t.state.label(),
             state: t.state,
             remote: t.remote_type.zip(t.remote_id).map(|(ty, id)| format!("{ty} {id}")),
-            message: t.message,
             updated: super::format_time(t.updated_at),
         })
         .collect();
@@ -304,6 +309,7 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
             "saved" => "Changes saved; provisioning is queued.",
             "unchanged" => "Nothing changed.",
             "reprovision" => "Reprovisioning is queued for every target.",
+            "deleted" => "Person deleted; their records are being removed from every target (Salesforce users are deactivated).",
             _ => return None,
         })
     });

@@ -15,9 +15,8 @@ use serde::Serialize;
 
 use super::{App, FormMap, current, guard, see_other, store_error, to_login};
 use crate::bindings::plugin_info::SettingKind;
-use crate::bindings::types::GrantType;
 use crate::people::Scope;
-use crate::store::{Session, StoreError, TargetInput, TokenStatus};
+use crate::store::{Session, StoreError, TargetInput};
 
 pub(super) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -301,12 +300,8 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i6
     let running = run.as_ref().is_some_and(|r| r.finished_at.is_none());
     let (queued, failed_jobs) = app.store.job_counts(Some(id)).unwrap_or((0, 0));
     let failures = app.store.target_failures(id, 20).unwrap_or_default();
-    let waiting = match server.token_status {
-        TokenStatus::Set => None,
-        TokenStatus::NeedsReauthorization => Some(format!("The OAuth2 server '{}' needs a new token: {queued} job(s) wait until an admin clicks Obtain New Token.", server.name)),
-        TokenStatus::NotSet if server.grant_type == GrantType::ClientCredentials => None,
-        TokenStatus::NotSet => Some(format!("The OAuth2 server '{}' has no token yet: {queued} job(s) wait until one is obtained.", server.name)),
-    };
+    // A disabled target has its own notice.
+    let waiting = if t.enabled { app.store.held_because(&t).map(|why| format!("Jobs cannot run: {why}. {queued} job(s) wait.")) } else { None };
     let settings: Vec<(String, String)> = match app.plugin_map.get(&t.plugin) {
         Some(p) => p
             .metadata()
