@@ -151,13 +151,24 @@ impl Engine {
 
     /// Claims one batch of ready jobs and runs it; returns how many jobs
     /// were claimed (0: nothing was ready).
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
+    pub async fn run_once(self: &Arc<Self>) -> Result<usize, StoreError> {
         let jobs = self.store.claim(self.config.batch_max)?;
         let n = jobs.len();
-        if n > 0 {
-            self.process(jobs).await?;
+        if n == 0 {
+            return Ok(0);
         }
-        Ok(n)
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        // Its own task, so that even a panic cannot strand the claimed jobs.
+        let engine = self.clone();
+        let outcome = tokio::spawn(async move { engine.process(jobs).await }).await;
+        let failure = match outcome {
+            Ok(Ok(())) => return Ok(n),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the worker failed: {e}"),
+        };
+        let released = self.store.release(&ids)?;
+        tracing::error!(released, error = %failure, "provisioning stopped midway; the unfinished jobs are queued again");
+        Err(StoreError::Conflict(failure))
     }
 
     fn backoff(&self, attempts: u32) -> Duration {
@@ -178,7 +189,9 @@ impl Engine {
                 if job.attempts + 1 >= self.config.max_attempts {
                     return self.store.finish_failed(job, &format!("gave up after {} attempts: {m}", job.attempts + 1));
                 }
-                let delay = delay.map_or_else(|| self.backoff(job.attempts), Duration::from_millis);
+                // The plugin's delay too is bounded: a remote system's "come
+                // back in a year" must not park a job out of sight.
+                let delay = delay.map_or_else(|| self.backoff(job.attempts), Duration::from_millis).min(self.config.backoff_max);
                 self.store.finish_retry(job, delay.as_millis() as i64, &m)
             }
         }
@@ -241,7 +254,10 @@ impl Engine {
         for job in jobs {
             let person = match self.store.person(&job.person_id) {
                 Ok(p) => p,
-                Err(StoreError::NotFound(_)) => continue,
+                Err(StoreError::NotFound(_)) => {
+                    self.store.finish_failed(&job, "the person's stored record cannot be read; edit and save the person")?;
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let current = self.store.remote_ref(&job.person_id, job.target_id)?.map(|(object_type, remote_id)| RemoteRef { object_type, remote_id });
@@ -276,6 +292,11 @@ impl Engine {
                 }
             }
             self.store.finish_done(&done)?;
+            // The plugin says only a new authorization helps: the server shows
+            // it, and claim holds its jobs until an admin obtains a token.
+            if let Some((_, Verdict::Wait(m))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Wait(_))) {
+                self.store.set_error(target.server_id, m, Some(TokenStatus::NeedsReauthorization))?;
+            }
             for (job, v) in settled {
                 self.settle(&job, v)?;
             }

@@ -96,3 +96,92 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn people_import_checks_every_row_first_and_shows_what_it_did() {
+    let data = tempfile::tempdir().unwrap();
+    let bad = data.path().join("bad.csv");
+    std::fs::write(&bad, "id,status,given,family,emails\nR1,active,Ada,Lovelace,official:ada@example.org\nR2,zombie,,Hopper,grace-at-example\n").unwrap();
+    let out = registry_host(&["people", "import", bad.to_str().unwrap()], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("row 3: status: 'zombie' is not one of"), "{stderr}");
+    assert!(stderr.contains("row 3: name.given: a given name is required"), "{stderr}");
+    assert!(stderr.contains("row 3: emails[0].address: 'grace-at-example' is not an email address"), "{stderr}");
+    assert!(stderr.contains("3 problem(s) in") && stderr.contains("nothing was imported"), "{stderr}");
+
+    let good = data.path().join("people.csv");
+    std::fs::write(&good, "id,status,given,family,emails,identifiers,affiliation\nR1,active,Ada,Lovelace,official:ada@example.org,eppn:ada@example.org,staff\nR2,expired,Grace,Hopper,official:grace@example.org,,faculty\n").unwrap();
+    let out = registry_host(&["people", "import", good.to_str().unwrap()], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("2 added, 0 updated, 0 unchanged"), "{}", text(&out.stdout));
+    // The first row was the one in the bad file: it was not imported then.
+    let store = registry_host::store::Store::open(data.path(), registry_host::secrets::SecretBox::load_or_create(data.path()).unwrap()).unwrap();
+    let ada = store.person("R1").unwrap();
+    assert_eq!((ada.name.family.as_deref(), ada.identifiers[0].value.as_str()), (Some("Lovelace"), "ada@example.org"));
+    assert_eq!(store.person("R2").unwrap().status, registry_host::people::Status::Expired);
+
+    let json = data.path().join("people.json");
+    std::fs::write(&json, r#"[{"id": "R1", "name": {"given": "Ada", "family": "King"}, "emails": [{"address": "ada@example.org"}]}]"#).unwrap();
+    let out = registry_host(&["people", "import", json.to_str().unwrap()], data.path());
+    assert!(text(&out.stdout).contains("0 added, 1 updated, 0 unchanged"), "{}", text(&out.stdout));
+    assert_eq!(store.person("R1").unwrap().name.family.as_deref(), Some("King"));
+
+    store.delete_person("R2").unwrap();
+    let out = registry_host(&["people", "import", good.to_str().unwrap()], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("R2 belonged to deleted people"), "{}", text(&out.stderr));
+    assert_eq!(store.person("R1").unwrap().name.family.as_deref(), Some("King"), "nothing was imported");
+}
+
+#[test]
+fn targets_and_api_tokens_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let out = registry_host(&["targets", "list"], data.path());
+    assert!(text(&out.stdout).contains("no provisioning targets"), "{}", text(&out.stdout));
+    let out = registry_host(&["targets", "reprovision", "Contacts"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no target 'Contacts'; targets: none"), "{}", text(&out.stderr));
+
+    let store = registry_host::store::Store::open(data.path(), registry_host::secrets::SecretBox::load_or_create(data.path()).unwrap()).unwrap();
+    let server = store
+        .create_server(&registry_host::store::ServerInput {
+            name: "SF".into(),
+            description: String::new(),
+            plugin: "salesforce".into(),
+            server_url: "https://login.salesforce.com".into(),
+            client_id: "id".into(),
+            client_secret: Some("secret".into()),
+            grant_type: registry_host::bindings::types::GrantType::AuthorizationCode,
+            scope: None,
+        })
+        .unwrap();
+    store
+        .create_target(&registry_host::store::TargetInput {
+            name: "Contacts".into(),
+            plugin: "salesforce".into(),
+            server_id: server,
+            settings: vec![],
+            enabled: true,
+            scope: Default::default(),
+        })
+        .unwrap();
+    let mut p = registry_host::people::Person::default();
+    p.name.given = "Ada".into();
+    store.create_person(p).unwrap();
+    let out = registry_host(&["targets", "list"], data.path());
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().nth(1).is_some_and(|l| l.contains("Contacts") && l.contains("salesforce") && l.contains("SF")), "{stdout}");
+    let out = registry_host(&["targets", "reprovision", "Contacts"], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("queued 1 people for 'Contacts'") && stdout.contains("no `registry-host serve` is running"), "{stdout}");
+
+    let out = registry_host(&["api-token", "create", "hr-feed"], data.path());
+    let token = text(&out.stdout).trim().to_string();
+    assert!(token.starts_with("rh_") && token.len() > 30, "{token}");
+    assert_eq!(store.api_token(&token).unwrap().as_deref(), Some("hr-feed"));
+    let out = registry_host(&["api-token", "create", "hr-feed"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("already exists"));
+}

@@ -480,4 +480,17 @@ async fn scope_and_disabled_targets_decide_who_is_provisioned() {
     h.store.update_target(t, &input).unwrap();
     h.drain().await;
     assert_eq!(h.state("S3", t).0, ProvState::Provisioned);
+
+    // The scope narrows: Reprovision all removes the records now outside it.
+    input.scope = Scope::parse("example.org", "faculty");
+    h.store.update_target(t, &input).unwrap();
+    let run = h.store.start_run(t).unwrap();
+    assert_eq!(run.total, 2, "S1 and S3 have records to remove");
+    h.drain().await;
+    assert!(h.contacts_with("S1").is_empty() && h.contacts_with("S3").is_empty());
+    assert_eq!(h.store.run(run.id).unwrap().done, 2);
+    // A deleted target keeps its history lines, with its name.
+    h.store.delete_target(t).unwrap();
+    let history = h.store.history("S1", 10).unwrap();
+    assert!(history.iter().all(|e| e.target.as_deref() == Some("Staff at example.org")), "{history:?}");
 }

@@ -542,7 +542,7 @@ impl Store {
     pub fn history(&self, id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let conn = self.db();
         let mut stmt = conn.prepare(
-            "SELECT h.at, t.name, h.action, h.ok, h.message FROM history h LEFT JOIN targets t ON t.id = h.target_id
+            "SELECT h.at, COALESCE(t.name, h.target_name), h.action, h.ok, h.message FROM history h LEFT JOIN targets t ON t.id = h.target_id
              WHERE h.person_id = ?1 ORDER BY h.id DESC LIMIT ?2",
         )?;
         let rows = stmt
@@ -596,6 +596,15 @@ impl Store {
             let Ok(p) = serde_json::from_str::<Person>(&data) else { continue };
             if target.scope.includes(&p) {
                 Self::enqueue_one(&tx, &p.id, target_id, Action::Reprovision, Some(run))?;
+                total += 1;
+                continue;
+            }
+            // Out of scope: a record made before the scope narrowed is removed.
+            let state: Option<String> = tx
+                .query_row("SELECT state FROM provisioned WHERE person_id = ?1 AND target_id = ?2", params![p.id, target_id], |r| r.get(0))
+                .optional()?;
+            if matches!(state.as_deref(), Some("provisioned" | "pending" | "failed")) {
+                Self::enqueue_one(&tx, &p.id, target_id, Action::Deleted, Some(run))?;
                 total += 1;
             } else {
                 Self::set_state(&tx, &p.id, target_id, ProvState::NotInScope, Some("outside the target's scope"))?;
@@ -669,6 +678,19 @@ impl Store {
         )?)
     }
 
+    /// Puts claimed jobs that are still running back in the queue (after
+    /// their worker failed), so later jobs of the same people are not blocked.
+    pub fn release(&self, jobs: &[i64]) -> Result<usize, StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        for id in jobs {
+            n += tx.prepare_cached("UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'")?.execute(params![id])?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Puts jobs a crashed or stopped process left running back in the queue.
     pub fn reset_running(&self) -> Result<usize, StoreError> {
         Ok(self.db().execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", [])?)
@@ -732,23 +754,27 @@ impl Store {
     }
 
     /// When the next queued job becomes ready, if one waits for its backoff.
-    /// Jobs that wait for a token or a disabled target do not count: they
-    /// are woken by the change that frees them. A time in the past means a
-    /// job is due but waits for an earlier job of the same person.
+    /// Jobs that wait for a token, a disabled target or an earlier job of
+    /// the same person do not count: they are freed by a change that wakes
+    /// the workers, or by the worker that finishes the earlier job.
     pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.db().query_row(
             "SELECT MIN(j.not_before) FROM jobs j
              JOIN targets t ON t.id = j.target_id
              JOIN oauth2_servers s ON s.id = t.server_id
              WHERE j.state = 'queued' AND t.enabled = 1
-               AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))",
+               AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))
+               AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')",
             [],
             |r| r.get(0),
         )?)
     }
 
     fn history_in(conn: &Connection, job: &Job, ok: bool, message: &str) -> Result<(), StoreError> {
-        conn.prepare_cached("INSERT INTO history (person_id, target_id, at, action, ok, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        conn.prepare_cached(
+            "INSERT INTO history (person_id, target_id, target_name, at, action, ok, message)
+             VALUES (?1, ?2, (SELECT name FROM targets WHERE id = ?2), ?3, ?4, ?5, ?6)",
+        )?
             .execute(params![job.person_id, job.target_id, now_ms(), job.action.as_str(), ok, message])?;
         Ok(())
     }
@@ -798,6 +824,29 @@ impl Store {
     pub fn finish_retry(&self, job: &Job, delay_ms: i64, error: &str) -> Result<(), StoreError> {
         let mut conn = self.db();
         let tx = conn.transaction()?;
+        // A later change of the same person queued meanwhile sends their
+        // current state anyway: it takes this job's place (and its run).
+        let later: Option<(i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT id, run_id FROM jobs WHERE person_id = ?1 AND target_id = ?2 AND id > ?3 AND state = 'queued' ORDER BY id LIMIT 1",
+                params![job.person_id, job.target_id, job.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((later_id, later_run)) = later {
+            if tx.execute("DELETE FROM jobs WHERE id = ?1 AND state = 'running'", params![job.id])? > 0 {
+                Self::history_in(&tx, job, false, &format!("attempt {} failed: {error}; superseded by a later change", job.attempts + 1))?;
+                match (job.run_id, later_run) {
+                    (Some(r), None) => {
+                        tx.execute("UPDATE jobs SET run_id = ?2 WHERE id = ?1", params![later_id, r])?;
+                    }
+                    (Some(r), Some(l)) if r != l => Self::count_run(&tx, r, true)?,
+                    _ => {}
+                }
+            }
+            tx.commit()?;
+            return Ok(());
+        }
         if tx.execute(
             "UPDATE jobs SET state = 'queued', attempts = attempts + 1, not_before = ?2, last_error = ?3 WHERE id = ?1",
             params![job.id, now_ms() + delay_ms, error],

@@ -41,7 +41,7 @@ struct Row {
 async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
     let Some(s) = current(&app, &headers) else { return to_login() };
     let query = q.get("q").cloned().unwrap_or_default();
-    let page: usize = q.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1);
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1).min(1_000_000);
     let (people, total) = match app.store.people(&query, (page - 1) * PAGE, PAGE) {
         Ok(v) => v,
         Err(e) => return store_error(e),
