@@ -152,3 +152,24 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
         }
     }
 }
+
+/// Reads target settings for `plugin test`: a JSON object of strings, or
+/// `name=value` lines (`#` starts a comment).
+pub fn read_settings(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&text).with_context(|| format!("{}: expected a JSON object of strings, e.g. {{\"object\": \"User\"}}", path.display()))?;
+        return Ok(map.into_iter().collect());
+    }
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').with_context(|| format!("{}:{}: expected name=value", path.display(), n + 1))?;
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(out)
+}

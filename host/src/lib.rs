@@ -13,11 +13,13 @@
 //! - [`oauth`]: obtaining, refreshing and revoking tokens through plugins;
 //! - [`people`]: the registry's people, their changes and import formats;
 //! - [`provisioning`]: the engine that drains the job queue through plugins;
-//! - [`web`]: the admin UI and the JSON API; [`serve`] puts it all together.
+//! - [`web`]: the admin UI and the JSON API; [`serve`] puts it all together;
+//! - [`testing`]: a test bed for plugin authors; [`conformance`]: `plugin test`.
 
 pub mod auth;
 pub mod bindings;
 pub mod cache;
+pub mod conformance;
 pub mod error;
 pub mod http_policy;
 pub mod inspect;
@@ -30,6 +32,7 @@ pub mod sanitize;
 pub mod secrets;
 pub mod serve;
 pub mod store;
+pub mod testing;
 pub mod web;
 
 pub use error::{CallError, Failure, LoadError};

@@ -162,6 +162,19 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run the conformance suite on a plugin against the bundled Salesforce
+    /// emulator, in the registry's sandbox; exits non-zero on any failure.
+    Test {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// Target settings for the provisioning checks: a JSON object
+        /// {"name": "value"} or `name=value` lines.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure loading and calling a plugin: cold compile, cached load,
     /// instantiate + one call.
     Bench {
@@ -206,6 +219,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", summary.to_table());
             }
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Test { plugin, settings, json }) => {
+            let settings = match settings {
+                Some(path) => commands::read_settings(&path)?,
+                None => Vec::new(),
+            };
+            let bed = registry_host::testing::TestBed::start_with(&plugin, cli.runtime.config()?).await?;
+            let report = registry_host::conformance::run(&bed, &settings).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            anyhow::ensure!(report.failed == 0, "{} check(s) failed", report.failed);
             Ok(())
         }
         Command::Plugin(PluginCommand::Bench { plugin, iterations }) => {

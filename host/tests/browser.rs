@@ -45,8 +45,18 @@ async fn shot(client: &fantoccini::Client, name: &str) -> PathBuf {
     path
 }
 
+/// The element's text. Pages that follow provisioning reload themselves,
+/// so an element can go stale between finding and reading it: look again.
 async fn text_of(client: &fantoccini::Client, css: &str) -> String {
-    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+    let started = Instant::now();
+    loop {
+        let el = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        match el.text().await {
+            Ok(t) => return t,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 async fn fill(client: &fantoccini::Client, css: &str, value: &str) {
@@ -56,7 +66,16 @@ async fn fill(client: &fantoccini::Client, css: &str, value: &str) {
 }
 
 async fn click(client: &fantoccini::Client, css: &str) {
-    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    let started = Instant::now();
+    loop {
+        let el = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        match el.click().await {
+            Ok(_) => return,
+            // Stale after a self-reload: find it again.
+            Err(_) if started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -14,12 +14,13 @@ const GUESTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("HOSTILE_ALLOC_WASM", "hostile-fixture", Some("alloc-unbounded"), "hostile_fixture.wasm"),
     ("HOSTILE_HTTP_WASM", "hostile-fixture", Some("forbidden-host"), "hostile_fixture.wasm"),
     ("HOSTILE_PANIC_WASM", "hostile-fixture", Some("panics"), "hostile_fixture.wasm"),
+    ("EXAMPLE_PLUGIN_WASM", "example-plugin", None, "example_plugin.wasm"),
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().parent().unwrap().to_path_buf();
-    for watched in ["plugin", "tests/fixtures", "wit", "Cargo.lock"] {
+    for watched in ["plugin", "tests/fixtures", "tests/example-plugin", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());

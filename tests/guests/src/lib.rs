@@ -29,3 +29,8 @@ pub fn hostile_http() -> &'static Path {
 pub fn hostile_panic() -> &'static Path {
     Path::new(env!("HOSTILE_PANIC_WASM"))
 }
+
+/// The example plugin of docs/writing-a-plugin.md.
+pub fn example_plugin() -> &'static Path {
+    Path::new(env!("EXAMPLE_PLUGIN_WASM"))
+}
