@@ -54,6 +54,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Outgoing HTTP requests one call may make.
     pub max_http_requests: usize,
+    /// Calls that may run at once with instances from a pre-reserved pool
+    /// (wasmtime's pooling allocator); `None` allocates per call.
+    pub pooling: Option<u32>,
 }
 
 impl Default for RuntimeConfig {
@@ -63,6 +66,7 @@ impl Default for RuntimeConfig {
             deadline: Duration::from_secs(10),
             cache_dir: None,
             max_http_requests: 256,
+            pooling: None,
         }
     }
 }
@@ -128,6 +132,18 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
         let mut wasm_config = Config::new();
         wasm_config.epoch_interruption(true);
+        if let Some(slots) = config.pooling {
+            // A component instantiates a few core modules (the guest and the
+            // WASI adapter pieces); the limits leave room for that per slot.
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.total_component_instances(slots)
+                .total_core_instances(slots * 16)
+                .total_memories(slots * 4)
+                .total_tables(slots * 16)
+                .total_stacks(slots)
+                .max_memory_size(config.memory_limit.max(1 << 16));
+            wasm_config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&wasm_config)?;
 
         let mut linker = Linker::new(&engine);

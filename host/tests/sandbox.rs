@@ -238,3 +238,29 @@ async fn files_that_are_not_plugins_get_a_clear_error() {
     let error = runtime.load("empty", empty_component).await.err().expect("refused");
     assert!(matches!(error, LoadError::Contract { .. }), "{error}");
 }
+
+#[tokio::test]
+async fn the_pooling_allocator_keeps_every_limit() {
+    let runtime = Runtime::new(RuntimeConfig { pooling: Some(4), deadline: Duration::from_secs(1), ..RuntimeConfig::default() }).unwrap();
+    let plugin = load(&runtime, test_guests::salesforce_plugin()).await;
+    // As many calls at once as there are slots, three times over: slots are reused.
+    for _ in 0..3 {
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let p = plugin.clone();
+                tokio::spawn(async move { p.validate_settings(&[], &HttpAllowlist::none()).await })
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap().unwrap().unwrap();
+        }
+    }
+    let alloc = load(&runtime, test_guests::hostile_alloc()).await;
+    let error = alloc.validate_settings(&[], &HttpAllowlist::none()).await.unwrap_err();
+    assert!(matches!(error.failure, Failure::MemoryLimit { limit, .. } if limit == 64 << 20), "{error}");
+    let looping = load(&runtime, test_guests::hostile_loop()).await;
+    let error = looping.validate_settings(&[], &HttpAllowlist::none()).await.unwrap_err();
+    assert!(matches!(error.failure, Failure::Timeout(_)), "{error}");
+    // The pool still serves after the failures.
+    plugin.validate_settings(&[], &HttpAllowlist::none()).await.unwrap().unwrap();
+}
