@@ -1,7 +1,7 @@
 //! What the sandbox costs: component load (cold and cached), instantiate +
 //! one call, and one person's provisioning through the component against
 //! the loopback emulator versus the same plugin logic compiled natively and
-//! driven with a native HTTP client. Prints figures; run with
+//! driven with a native keep-alive HTTP client. Prints figures; run with
 //! `cargo bench -p registry-host --bench sandbox`.
 
 use std::io::{Read, Write};
@@ -16,32 +16,66 @@ use salesforce_provisioner::http::{Request, Response, Transport};
 
 const SAMPLES: usize = 300;
 
-/// HTTP/1.1 over a fresh loopback connection per request, as the sandbox's
-/// wasi-http does, so the comparison isolates the sandbox.
-struct NativeTransport;
+/// HTTP/1.1 over loopback with one kept-alive connection, as a native
+/// client would do it (and as the host's sender does).
+#[derive(Default)]
+struct NativeTransport {
+    conn: Option<(String, TcpStream)>,
+}
 
 impl Transport for NativeTransport {
     fn send(&mut self, req: Request) -> Result<Response, String> {
         let rest = req.url.strip_prefix("http://").ok_or("the bench speaks plain http to loopback only")?;
         let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-        let mut stream = TcpStream::connect(authority).map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).ok();
-        let mut head = format!("{} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-length: {}\r\n", req.method, req.body.len());
+        if self.conn.as_ref().is_none_or(|(a, _)| a != authority) {
+            let stream = TcpStream::connect(authority).map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).ok();
+            self.conn = Some((authority.to_string(), stream));
+        }
+        let stream = &mut self.conn.as_mut().expect("connected").1;
+        let mut head = format!("{} {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-length: {}\r\n", req.method, req.body.len());
         for (k, v) in &req.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&req.body)).map_err(|e| e.to_string())?;
+        // Read the head, then exactly the body its content-length names.
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no header end")?;
+        let mut buf = [0u8; 16 * 1024];
+        let split = loop {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+            raw.extend_from_slice(&buf[..n]);
+        };
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
         let mut lines = head.lines();
         let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).ok_or("no status")?;
         let headers: Vec<(String, String)> =
             lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
         let mut body = raw[split + 4..].to_vec();
-        if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let length: Option<usize> = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok());
+        loop {
+            let complete = match (chunked, length) {
+                (true, _) => body.ends_with(b"0\r\n\r\n"),
+                (false, Some(n)) => body.len() >= n,
+                (false, None) => true,
+            };
+            if complete {
+                break;
+            }
+            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        if chunked {
             body = dechunk(&body);
         }
         Ok(Response { status, headers, body })
@@ -137,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
         person: native_person(),
         current: None,
     };
+    let mut native_http = NativeTransport::default();
     let (mut sandboxed, mut native) = (Vec::new(), Vec::new());
     // Interleaved, so drift in the emulator (its growing log) hits both alike.
     for _ in 0..SAMPLES {
@@ -144,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
         bed.provision(&ctx, &request).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         sandboxed.push(t.elapsed());
         let t = Instant::now();
-        tokio::task::block_in_place(|| salesforce_provisioner::provision::provision(&mut NativeTransport, &config, &native_tokens, &native_request))
+        tokio::task::block_in_place(|| salesforce_provisioner::provision::provision(&mut native_http, &config, &native_tokens, &native_request))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         native.push(t.elapsed());
     }
@@ -163,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
         fetcher.validate_settings(&settings, &allow).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         get_sandboxed.push(t.elapsed());
         let t = Instant::now();
-        let r = tokio::task::block_in_place(|| NativeTransport.send(Request { method: "GET", url: url.clone(), headers: vec![], body: vec![] }))
+        let r = tokio::task::block_in_place(|| native_http.send(Request { method: "GET", url: url.clone(), headers: vec![], body: vec![] }))
             .map_err(anyhow::Error::msg)?;
         anyhow::ensure!(r.status == 200, "GET {url}: {}", r.status);
         get_native.push(t.elapsed());

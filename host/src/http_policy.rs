@@ -207,12 +207,14 @@ impl WasiHttpHooks for SandboxHooks {
         }
         self.sent += 1;
         tracing::debug!(plugin = %self.plugin, method = %request.method(), uri = %request.uri(), "outgoing HTTP request");
-        let _ = fut;
+        let _ = (fut, options);
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let response = crate::http_client::send(request).await?;
+            // The connection is driven by its own task and outlives the call.
+            let io = async { Ok(()) };
             Ok((
-                response.map(BodyExt::boxed_unsync),
+                response.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
             ))
         })

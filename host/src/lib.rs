@@ -5,6 +5,7 @@
 //! - [`cache`]: precompiled components on disk;
 //! - [`limits`]: the per-call memory cap;
 //! - [`http_policy`]: which outgoing HTTP requests a call may make;
+//! - [`http_client`]: how the allowed ones are sent (kept-alive connections);
 //! - [`error`]: how a failed call is reported;
 //! - [`sanitize`]: plugin text made safe for logs;
 //! - [`inspect`]: a plugin's description for people and scripts;
@@ -21,6 +22,7 @@ pub mod bindings;
 pub mod cache;
 pub mod conformance;
 pub mod error;
+pub mod http_client;
 pub mod http_policy;
 pub mod inspect;
 pub mod limits;

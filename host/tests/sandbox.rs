@@ -264,3 +264,48 @@ async fn the_pooling_allocator_keeps_every_limit() {
     // The pool still serves after the failures.
     plugin.validate_settings(&[], &HttpAllowlist::none()).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn connections_are_kept_alive_across_calls() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (connections, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (c, r) = (connections.clone(), requests.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            c.fetch_add(1, Ordering::SeqCst);
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Answer every request on the connection until the client closes it.
+                while let Ok(n) = stream.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        r.fetch_add(1, Ordering::SeqCst);
+                        if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let runtime = runtime();
+    let plugin = load(&runtime, test_guests::hostile_http()).await;
+    let server = format!("http://{addr}");
+    let allow = HttpAllowlist::none().allow_url(&server).unwrap();
+    for _ in 0..5 {
+        let verdict = plugin.validate_settings(&settings(&[("url", &format!("{server}/ping"))]), &allow).await;
+        assert_eq!(verdict.unwrap(), Ok(()));
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 5);
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "five calls, one kept-alive connection");
+}
