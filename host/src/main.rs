@@ -38,6 +38,12 @@ struct RuntimeArgs {
     /// Compile plugins on every load instead of using the precompiled cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    /// Keep this many plugin instances' memory pre-reserved (wasmtime's
+    /// pooling allocator: instantiation about twice as fast). Calls beyond
+    /// this many at once are refused, so allow for the provisioning workers
+    /// plus the admin UI's calls.
+    #[arg(long, global = true, env = "REGISTRY_HOST_PLUGIN_POOL")]
+    plugin_pool: Option<u32>,
 }
 
 impl RuntimeArgs {
@@ -50,10 +56,12 @@ impl RuntimeArgs {
     fn config(&self) -> anyhow::Result<RuntimeConfig> {
         anyhow::ensure!(self.plugin_memory_mib > 0, "--plugin-memory-mib must be at least 1");
         anyhow::ensure!(self.plugin_timeout_ms > 0, "--plugin-timeout-ms must be at least 1");
+        anyhow::ensure!(self.plugin_pool != Some(0), "--plugin-pool must be at least 1 (or left out)");
         Ok(RuntimeConfig {
             memory_limit: self.plugin_memory_mib << 20,
             deadline: Duration::from_millis(self.plugin_timeout_ms),
             cache_dir: (!self.no_cache).then(|| self.data_dir().join("cache").join("components")),
+            pooling: self.plugin_pool,
             ..RuntimeConfig::default()
         })
     }

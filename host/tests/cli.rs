@@ -185,3 +185,15 @@ fn targets_and_api_tokens_from_the_command_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("already exists"));
 }
+
+#[test]
+fn the_plugin_pool_flag_runs_plugins_from_the_pooling_allocator() {
+    let data = tempfile::tempdir().unwrap();
+    let plugin = test_guests::salesforce_plugin().to_str().unwrap();
+    let out = registry_host(&["--plugin-pool", "4", "plugin", "test", plugin], data.path());
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("19 passed, 0 failed, 0 skipped"), "{}", text(&out.stdout));
+    let out = registry_host(&["--plugin-pool", "0", "plugin", "inspect", plugin], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--plugin-pool must be at least 1"), "{}", text(&out.stderr));
+}
