@@ -115,11 +115,22 @@ pub async fn send(mut request: http::Request<WasiBody>) -> Result<http::Response
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     *request.uri_mut() = Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
     let key: Key = (use_tls, authority);
-    let mut sender = match checkout(&key) {
-        Some(s) => s,
-        None => connect(&key).await?,
+    let (mut sender, reused) = match checkout(&key) {
+        Some(s) => (s, true),
+        None => (connect(&key).await?, false),
     };
-    let response = sender.send_request(request).await?;
+    let response = match sender.try_send_request(request).await {
+        Ok(r) => r,
+        Err(mut e) => match e.take_message() {
+            // The server closed a kept-alive connection before the request
+            // went out: nothing was sent, so send it on a new one.
+            Some(request) if reused => {
+                sender = connect(&key).await?;
+                sender.send_request(request).await?
+            }
+            _ => return Err(e.into_error().into()),
+        },
+    };
     checkin(key, sender);
     Ok(response)
 }

@@ -309,3 +309,34 @@ async fn connections_are_kept_alive_across_calls() {
     assert_eq!(requests.load(Ordering::SeqCst), 5);
     assert_eq!(connections.load(Ordering::SeqCst), 1, "five calls, one kept-alive connection");
 }
+
+#[tokio::test]
+async fn a_server_that_drops_idle_connections_still_gets_every_request() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // One request per connection, then the server hangs up (without
+        // saying so in a header, as idle timeouts do).
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        }
+    });
+    let runtime = runtime();
+    let plugin = load(&runtime, test_guests::hostile_http()).await;
+    let server = format!("http://{addr}");
+    let allow = HttpAllowlist::none().allow_url(&server).unwrap();
+    for i in 0..4 {
+        let verdict = plugin.validate_settings(&settings(&[("url", &format!("{server}/ping"))]), &allow).await;
+        assert_eq!(verdict.unwrap(), Ok(()), "request {i}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
