@@ -12,9 +12,8 @@ use registry_host::oauth::OAuth;
 use registry_host::people::{Email, Identifier, Name, Person, Role, Scope, Status};
 use registry_host::provisioning::{Engine, EngineConfig};
 use registry_host::secrets::SecretBox;
-use registry_host::store::{ServerInput, Store, TargetInput};
+use registry_host::store::{Store, TargetInput};
 use registry_host::{Runtime, RuntimeConfig};
-use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET};
 use salesforce_emulator::{Emulator, Seed};
 
 /// Prints the runtime's load and call costs for one plugin.
@@ -89,16 +88,7 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
     let plugin = runtime.load_file(path).await?;
     let plugins = Arc::new(HashMap::from([(plugin.name().to_string(), plugin.clone())]));
     let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9");
-    let server = store.create_server(&ServerInput {
-        name: "Emulator".into(),
-        description: String::new(),
-        plugin: plugin.name().into(),
-        server_url: emu.login_url(),
-        client_id: DEMO_CONSUMER_KEY.into(),
-        client_secret: Some(DEMO_CONSUMER_SECRET.into()),
-        grant_type: GrantType::ClientCredentials,
-        scope: None,
-    })?;
+    let server = store.create_server(&registry_host::testing::emulator_server(&emu, plugin.name(), GrantType::ClientCredentials))?;
     let people: Vec<Person> = (0..n)
         .map(|i| Person {
             id: format!("P{i:07}"),

@@ -39,6 +39,21 @@ pub struct TestBed {
     deadline: std::time::Duration,
 }
 
+/// An OAuth2 server, as an admin would enter it, for the emulator's demo
+/// connected app and `plugin`.
+pub fn emulator_server(emulator: &Emulator, plugin: &str, grant_type: GrantType) -> crate::store::ServerInput {
+    crate::store::ServerInput {
+        name: "Emulator".into(),
+        description: String::new(),
+        plugin: plugin.into(),
+        server_url: emulator.login_url(),
+        client_id: DEMO_CONSUMER_KEY.into(),
+        client_secret: Some(DEMO_CONSUMER_SECRET.into()),
+        grant_type,
+        scope: Some("api refresh_token".into()),
+    }
+}
+
 /// A plain active person with an official email `<given>@example.org`.
 pub fn person(id: &str, given: &str, family: &str) -> types::Person {
     let mut p = crate::people::Person::default();

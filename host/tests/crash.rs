@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use registry_host::bindings::types::GrantType;
 use registry_host::people::{Email, Name, Person, Scope, Status};
 use registry_host::secrets::SecretBox;
-use registry_host::store::{ProvState, ServerInput, Store, TargetInput};
-use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET};
+use registry_host::store::{ProvState, Store, TargetInput};
 use salesforce_emulator::{Emulator, Seed};
 
 const PEOPLE: usize = 3000;
@@ -68,16 +67,7 @@ fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
             .collect();
         store.import_people(people, |_| {}).unwrap();
         let server = store
-            .create_server(&ServerInput {
-                name: "Emulator".into(),
-                description: String::new(),
-                plugin: "salesforce".into(),
-                server_url: emu.login_url(),
-                client_id: DEMO_CONSUMER_KEY.into(),
-                client_secret: Some(DEMO_CONSUMER_SECRET.into()),
-                grant_type: GrantType::ClientCredentials,
-                scope: None,
-            })
+            .create_server(&registry_host::testing::emulator_server(&emu, "salesforce", GrantType::ClientCredentials))
             .unwrap();
         let target = store
             .create_target(&TargetInput {

@@ -13,9 +13,9 @@ use registry_host::oauth::OAuth;
 use registry_host::people::{Email, Identifier, Name, Person, Role, Scope, Status};
 use registry_host::provisioning::{Engine, EngineConfig};
 use registry_host::secrets::SecretBox;
-use registry_host::store::{ProvState, ServerInput, Store, TargetInput, TokenStatus};
+use registry_host::store::{ProvState, Store, TargetInput, TokenStatus};
 use registry_host::{Plugin, Runtime, RuntimeConfig};
-use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET};
+use salesforce_emulator::seed::DEMO_CONSUMER_KEY;
 use salesforce_emulator::{Emulator, FailKind, Seed};
 use serde_json::Value;
 
@@ -44,16 +44,7 @@ impl Harness {
         let plugins = Arc::new(HashMap::from([("salesforce".to_string(), plugin().await)]));
         let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9");
         let server = store
-            .create_server(&ServerInput {
-                name: "Emulator".into(),
-                description: String::new(),
-                plugin: "salesforce".into(),
-                server_url: emu.login_url(),
-                client_id: DEMO_CONSUMER_KEY.into(),
-                client_secret: Some(DEMO_CONSUMER_SECRET.into()),
-                grant_type: grant,
-                scope: Some("api refresh_token".into()),
-            })
+            .create_server(&registry_host::testing::emulator_server(&emu, "salesforce", grant))
             .unwrap();
         emu.add_callback_url(DEMO_CONSUMER_KEY, &oauth.redirect_uri(server)).unwrap();
         let config = EngineConfig {
