@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use registry_host::bindings::types::GrantType;
 use registry_host::oauth::OAuth;
-use registry_host::people::{Email, Identifier, Name, Person, Role, Scope, Status};
+use registry_host::people::{Person, Scope};
+use registry_host::testing::registry_person;
 use registry_host::provisioning::{Engine, EngineConfig};
 use registry_host::secrets::SecretBox;
 use registry_host::store::{Store, TargetInput};
@@ -89,16 +90,7 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
     let plugins = Arc::new(HashMap::from([(plugin.name().to_string(), plugin.clone())]));
     let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9");
     let server = store.create_server(&registry_host::testing::emulator_server(&emu, plugin.name(), GrantType::ClientCredentials))?;
-    let people: Vec<Person> = (0..n)
-        .map(|i| Person {
-            id: format!("P{i:07}"),
-            status: Status::Active,
-            name: Name { given: "Bench".into(), family: Some(format!("Person {i}")), ..Name::default() },
-            emails: vec![Email { address: format!("p{i}@example.org"), kind: "official".into(), verified: true }],
-            identifiers: vec![Identifier { kind: "eppn".into(), value: format!("p{i}@example.org") }],
-            roles: vec![Role { affiliation: "staff".into(), department: Some("Research".into()), title: Some("Analyst".into()), ..Role::default() }],
-        })
-        .collect();
+    let people: Vec<Person> = (0..n).map(|i| registry_person(&format!("P{i:07}"), "Bench", &format!("Person {i}"), &format!("p{i}@example.org"))).collect();
     let started = Instant::now();
     store.import_people(people, |_| {})?;
     let import = started.elapsed();

@@ -21,7 +21,7 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
 /// Whether a `registry-host serve` holds this data directory (and so will
 /// work through queued jobs).
 pub fn server_running(data_dir: &Path) -> bool {
-    let Ok(lock) = std::fs::OpenOptions::new().read(true).write(true).open(data_dir.join("serve.lock")) else { return false };
+    let Ok(lock) = std::fs::OpenOptions::new().read(true).write(true).open(data_dir.join(registry_host::serve::LOCK_FILE)) else { return false };
     // Taking the lock proves nobody holds it; it is released when `lock` drops.
     lock.try_lock().is_err()
 }
@@ -135,7 +135,7 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
             }
             return Ok(());
         }
-        let why = store.targets()?.into_iter().find(|t| t.id == target.id).and_then(|t| store.held_because(&t));
+        let why = store.held_because(&store.target(target.id)?);
         if why != said {
             if let Some(why) = &why {
                 bar.suspend(|| println!("waiting: {why}"));

@@ -43,26 +43,15 @@ fn tls() -> Arc<rustls::ClientConfig> {
 }
 
 /// An idle connection to `key` that can take a request now, if any.
+/// Closed ones are dropped; ones still busy with an earlier response's body
+/// stay for later.
 fn checkout(key: &Key) -> Option<SendRequest<WasiBody>> {
     let mut idle = idle().lock().unwrap_or_else(|e| e.into_inner());
     let list = idle.get_mut(key)?;
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    while let Some(mut sender) = list.pop() {
-        if sender.is_closed() {
-            continue;
-        }
-        // Still busy with an earlier response's body: leave it for later.
-        match sender.poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => return Some(sender),
-            Poll::Ready(Err(_)) => continue,
-            Poll::Pending => {
-                list.insert(0, sender);
-                return None;
-            }
-        }
-    }
-    None
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    list.retain(|s| !s.is_closed());
+    let ready = list.iter_mut().position(|s| matches!(s.poll_ready(&mut cx), Poll::Ready(Ok(()))))?;
+    Some(list.swap_remove(ready))
 }
 
 fn checkin(key: Key, sender: SendRequest<WasiBody>) {

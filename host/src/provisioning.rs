@@ -25,7 +25,7 @@ use crate::bindings::types::{GrantType, PluginError, RemoteRef, TokenSet};
 use crate::error::{CallError, Failure};
 use crate::oauth::{OAuth, explain};
 use crate::runtime::Plugin;
-use crate::store::{Done, Job, Store, StoreError, Target, TokenStatus, now_ms};
+use crate::store::{Done, Job, Store, StoreError, TokenStatus, now_ms};
 
 /// How the engine works.
 #[derive(Debug, Clone)]
@@ -197,19 +197,6 @@ impl Engine {
         }
     }
 
-    /// The target's settings with the plugin's defaults filled in.
-    fn settings(plugin: &Plugin, target: &Target) -> Vec<(String, String)> {
-        let mut values: Vec<(String, String)> = target.settings.iter().filter(|(_, v)| !v.trim().is_empty()).cloned().collect();
-        for s in &plugin.metadata().settings {
-            if let Some(d) = &s.default_value
-                && !values.iter().any(|(n, _)| *n == s.name)
-            {
-                values.push((s.name.clone(), d.clone()));
-            }
-        }
-        values
-    }
-
     async fn tokens(&self, server_id: i64) -> Result<Option<TokenSet>, String> {
         if let Some(t) = self.store.tokens(server_id).map_err(|e| e.to_string())? {
             return Ok(Some(t));
@@ -249,19 +236,17 @@ impl Engine {
                 return Ok(());
             }
         };
-        let settings = Self::settings(plugin, &target);
+        let settings = plugin.settings_with_defaults(&target.settings);
+        let inputs = self.store.job_inputs(&jobs)?;
         let mut pending: Vec<(Job, ProvisionRequest)> = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let person = match self.store.person(&job.person_id) {
-                Ok(p) => p,
-                Err(StoreError::NotFound(_)) => {
-                    self.store.finish_failed(&job, "the person's stored record cannot be read; edit and save the person")?;
-                    continue;
-                }
-                Err(e) => return Err(e),
+        for (job, (person, current)) in jobs.into_iter().zip(inputs) {
+            let Some(person) = person else {
+                self.store.finish_failed(&job, "the person's stored record cannot be read; edit and save the person")?;
+                continue;
             };
-            let current = self.store.remote_ref(&job.person_id, job.target_id)?.map(|(object_type, remote_id)| RemoteRef { object_type, remote_id });
-            pending.push((job.clone(), ProvisionRequest { action: job.action.to_wit(), person: person.to_wit(), current }));
+            let current = current.map(|(object_type, remote_id)| RemoteRef { object_type, remote_id });
+            let request = ProvisionRequest { action: job.action.to_wit(), person: person.to_wit(), current };
+            pending.push((job, request));
         }
         let mut refreshed = false;
         while !pending.is_empty() {

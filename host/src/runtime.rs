@@ -321,6 +321,20 @@ impl Plugin {
         self.sandbox.call(export, allowlist, f).await
     }
 
+    /// Target settings as calls get them: blank values dropped and the
+    /// plugin's declared defaults filled in for whatever is missing.
+    pub fn settings_with_defaults(&self, values: &[(String, String)]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = values.iter().filter(|(_, v)| !v.trim().is_empty()).cloned().collect();
+        for s in &self.metadata().settings {
+            if let Some(d) = &s.default_value
+                && !out.iter().any(|(n, _)| *n == s.name)
+            {
+                out.push((s.name.clone(), d.clone()));
+            }
+        }
+        out
+    }
+
     /// `plugin-info.info`.
     pub async fn info(&self) -> Result<plugin_info::PluginMetadata, CallError> {
         describe(&self.sandbox).await

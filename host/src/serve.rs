@@ -27,6 +27,9 @@ pub const DEMO_SERVER: &str = "Salesforce (demo emulator)";
 /// Name of the provisioning target `--demo` creates when there is none.
 pub const DEMO_TARGET: &str = "Salesforce Contacts (demo)";
 
+/// The file in the data directory a serving host holds locked.
+pub const LOCK_FILE: &str = "serve.lock";
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -101,7 +104,7 @@ pub fn default_plugin() -> Option<PathBuf> {
 /// Starts serving; returns once the listener is bound.
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let lock_path = config.data_dir.join("serve.lock");
+    let lock_path = config.data_dir.join(LOCK_FILE);
     let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
         anyhow::bail!("another registry-host is already serving {}; stop it first or use another --data-dir", config.data_dir.display());

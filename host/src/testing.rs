@@ -54,14 +54,23 @@ pub fn emulator_server(emulator: &Emulator, plugin: &str, grant_type: GrantType)
     }
 }
 
-/// A plain active person with an official email `<given>@example.org`.
+/// An active registry person with an official, verified `email`, the same
+/// address as their eppn, and a staff role in Research.
+pub fn registry_person(id: &str, given: &str, family: &str, email: &str) -> crate::people::Person {
+    use crate::people::{Email, Identifier, Name, Person, Role, Status};
+    Person {
+        id: id.into(),
+        status: Status::Active,
+        name: Name { given: given.into(), family: Some(family.into()), ..Name::default() },
+        emails: vec![Email { address: email.into(), kind: "official".into(), verified: true }],
+        identifiers: vec![Identifier { kind: "eppn".into(), value: email.into() }],
+        roles: vec![Role { affiliation: "staff".into(), department: Some("Research".into()), title: Some("Analyst".into()), ..Role::default() }],
+    }
+}
+
+/// [`registry_person`] as plugins get it, with email `<given>@example.org`.
 pub fn person(id: &str, given: &str, family: &str) -> types::Person {
-    let mut p = crate::people::Person::default();
-    p.id = id.into();
-    p.name.given = given.into();
-    p.name.family = Some(family.into());
-    p.emails.push(crate::people::Email { address: format!("{}@example.org", given.to_lowercase()), kind: "official".into(), verified: true });
-    p.to_wit()
+    registry_person(id, given, family, &format!("{}@example.org", given.to_lowercase())).to_wit()
 }
 
 impl TestBed {
@@ -86,13 +95,8 @@ impl TestBed {
 
     /// The OAuth2 server configuration for the emulator's demo app.
     pub fn server(&self, grant_type: GrantType) -> Oauth2ServerConfig {
-        Oauth2ServerConfig {
-            server_url: self.emulator.login_url(),
-            client_id: DEMO_CONSUMER_KEY.into(),
-            client_secret: DEMO_CONSUMER_SECRET.into(),
-            grant_type,
-            scope: Some("api refresh_token".into()),
-        }
+        let s = emulator_server(&self.emulator, self.plugin.name(), grant_type);
+        Oauth2ServerConfig { server_url: s.server_url, client_id: s.client_id, client_secret: s.client_secret.unwrap_or_default(), grant_type, scope: s.scope }
     }
 
     /// What the registry would allow a call: the login host, and the
@@ -114,24 +118,9 @@ impl TestBed {
         self.plugin.exchange_code(&config, &code, REDIRECT_URI, Some(&verifier), &self.allowlist(None)).await?.map_err(plugin_error)
     }
 
-    /// What the admin's browser does at the emulator: opens `authorize_url`,
-    /// logs in as the demo user and clicks Allow; returns the callback URL.
+    /// What the admin's browser does at the emulator: see [`consent_at`].
     pub async fn consent(&self, authorize_url: &str) -> anyhow::Result<String> {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-        let page = http.get(authorize_url).send().await?.text().await?;
-        let login = self.emulator.login_url();
-        let r = http
-            .post(format!("{login}/services/oauth2/authorize/login"))
-            .form(&[("tx", hidden_tx(&page)?.as_str()), ("username", DEMO_USERNAME), ("pw", DEMO_PASSWORD)])
-            .send()
-            .await?;
-        let r = if r.status() == 302 {
-            r
-        } else {
-            let page = r.text().await?;
-            http.post(format!("{login}/services/oauth2/authorize/consent")).form(&[("tx", hidden_tx(&page)?.as_str()), ("decision", "allow")]).send().await?
-        };
-        r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string).context("the emulator did not redirect back")
+        consent_at(authorize_url, &self.emulator.login_url(), true).await
     }
 
     /// Tokens through the client credentials grant.
@@ -141,15 +130,8 @@ impl TestBed {
 
     /// A target context with `settings` (the plugin's defaults fill the rest).
     pub fn context(&self, settings: &[(&str, &str)], tokens: &TokenSet) -> TargetContext {
-        let mut values: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        for s in &self.plugin.metadata().settings {
-            if let Some(d) = &s.default_value
-                && !values.iter().any(|(n, _)| *n == s.name)
-            {
-                values.push((s.name.clone(), d.clone()));
-            }
-        }
-        TargetContext { settings: values, tokens: tokens.clone() }
+        let values: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TargetContext { settings: self.plugin.settings_with_defaults(&values), tokens: tokens.clone() }
     }
 
     /// A request to provision a new person.
@@ -185,6 +167,30 @@ fn plugin_error(e: PluginError) -> anyhow::Error {
 fn hidden_tx(page: &str) -> anyhow::Result<String> {
     let start = page.find("name=\"tx\" value=\"").context("the emulator did not show its login form")? + 17;
     Ok(page[start..].split('"').next().unwrap_or_default().to_string())
+}
+
+/// What the admin's browser does at the emulator whose login host is
+/// `login_url`: opens `authorize_url`, logs in as the demo user, and clicks
+/// Allow (or Deny); returns where the emulator sends the browser back (the
+/// client's callback). An app approved before skips the consent page, so
+/// there is nothing to deny.
+pub async fn consent_at(authorize_url: &str, login_url: &str, allow: bool) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let page = http.get(authorize_url).send().await?.text().await?;
+    let r = http
+        .post(format!("{login_url}/services/oauth2/authorize/login"))
+        .form(&[("tx", hidden_tx(&page)?.as_str()), ("username", DEMO_USERNAME), ("pw", DEMO_PASSWORD)])
+        .send()
+        .await?;
+    let r = if r.status() == 302 {
+        anyhow::ensure!(allow, "the app was approved before, so there is no consent page to deny on");
+        r
+    } else {
+        let page = r.text().await?;
+        let decision = if allow { "allow" } else { "deny" };
+        http.post(format!("{login_url}/services/oauth2/authorize/consent")).form(&[("tx", hidden_tx(&page)?.as_str()), ("decision", decision)]).send().await?
+    };
+    r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string).context("the emulator did not redirect back")
 }
 
 /// A query parameter of `url`.

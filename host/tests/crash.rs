@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use registry_host::bindings::types::GrantType;
-use registry_host::people::{Email, Name, Person, Scope, Status};
+use registry_host::people::{Person, Scope};
+use registry_host::testing::registry_person;
 use registry_host::secrets::SecretBox;
 use registry_host::store::{ProvState, Store, TargetInput};
 use salesforce_emulator::{Emulator, Seed};
@@ -56,15 +57,7 @@ fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let run_id = {
         let store = open(dir.path());
-        let people: Vec<Person> = (0..PEOPLE)
-            .map(|i| Person {
-                id: format!("C{i:05}"),
-                status: Status::Active,
-                name: Name { given: "Crash".into(), family: Some(format!("Test {i}")), ..Name::default() },
-                emails: vec![Email { address: format!("c{i}@example.org"), kind: "official".into(), verified: true }],
-                ..Person::default()
-            })
-            .collect();
+        let people: Vec<Person> = (0..PEOPLE).map(|i| registry_person(&format!("C{i:05}"), "Crash", &format!("Test {i}"), &format!("c{i}@example.org"))).collect();
         store.import_people(people, |_| {}).unwrap();
         let server = store
             .create_server(&registry_host::testing::emulator_server(&emu, "salesforce", GrantType::ClientCredentials))

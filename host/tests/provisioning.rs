@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use registry_host::bindings::types::GrantType;
 use registry_host::oauth::OAuth;
-use registry_host::people::{Email, Identifier, Name, Person, Role, Scope, Status};
+use registry_host::people::{Person, Scope, Status};
 use registry_host::provisioning::{Engine, EngineConfig};
 use registry_host::secrets::SecretBox;
 use registry_host::store::{ProvState, Store, TargetInput, TokenStatus};
@@ -116,16 +116,7 @@ impl Harness {
     }
 }
 
-fn person(id: &str, given: &str, family: &str, email: &str) -> Person {
-    Person {
-        id: id.into(),
-        status: Status::Active,
-        name: Name { given: given.into(), family: Some(family.into()), ..Name::default() },
-        emails: vec![Email { address: email.into(), kind: "official".into(), verified: true }],
-        identifiers: vec![Identifier { kind: "eppn".into(), value: email.into() }],
-        roles: vec![Role { affiliation: "staff".into(), department: Some("Research".into()), title: Some("Analyst".into()), ..Role::default() }],
-    }
-}
+use registry_host::testing::registry_person as person;
 
 const UPSERT: &[(&str, &str)] = &[("object", "Contact"), ("external_id_field", "Registry_ID__c")];
 
@@ -244,7 +235,7 @@ async fn upserts_never_duplicate_and_reprovision_all_batches() {
     assert!(seen.values().all(|n| *n == 1));
 
     // A single person's Reprovision also finds the existing record.
-    h.store.reprovision_person("B0007", None).unwrap();
+    h.store.reprovision_person("B0007").unwrap();
     h.drain().await;
     assert_eq!(h.contacts_with("B0007").len(), 1);
     assert_eq!(h.state("B0007", t).0, ProvState::Provisioned);
@@ -403,7 +394,7 @@ async fn throttling_and_5xx_bursts_are_retried_with_backoff() {
     assert_eq!(state, ProvState::Failed);
     assert!(message.unwrap().contains("gave up after 5 attempts"));
     h.emu.clear_faults();
-    h.store.reprovision_person("X4", None).unwrap();
+    h.store.reprovision_person("X4").unwrap();
     h.drain().await;
     assert_eq!(h.state("X4", t).0, ProvState::Provisioned);
 }

@@ -121,7 +121,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE history (
         id INTEGER PRIMARY KEY,
         person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-        target_id INTEGER REFERENCES targets(id) ON DELETE CASCADE,
+        -- An audit trail: it outlives its target, keeping the target's name.
+        target_id INTEGER REFERENCES targets(id) ON DELETE SET NULL,
+        target_name TEXT,
         at INTEGER NOT NULL,
         action TEXT NOT NULL,
         ok INTEGER NOT NULL,
@@ -135,22 +137,6 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         last_used_at INTEGER
     );",
-    // 3: history outlives its target (an audit trail), keeping the target's name.
-    "CREATE TABLE history_v3 (
-        id INTEGER PRIMARY KEY,
-        person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-        target_id INTEGER REFERENCES targets(id) ON DELETE SET NULL,
-        target_name TEXT,
-        at INTEGER NOT NULL,
-        action TEXT NOT NULL,
-        ok INTEGER NOT NULL,
-        message TEXT NOT NULL
-    );
-    INSERT INTO history_v3 (id, person_id, target_id, target_name, at, action, ok, message)
-        SELECT h.id, h.person_id, h.target_id, t.name, h.at, h.action, h.ok, h.message FROM history h LEFT JOIN targets t ON t.id = h.target_id;
-    DROP TABLE history;
-    ALTER TABLE history_v3 RENAME TO history;
-    CREATE INDEX history_by_person ON history(person_id, id);",
 ];
 
 /// Store failures.

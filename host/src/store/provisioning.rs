@@ -30,7 +30,8 @@ pub enum ProvState {
 }
 
 impl ProvState {
-    fn as_str(self) -> &'static str {
+    /// The stored name, also the pages' CSS class and element ids.
+    pub fn as_str(self) -> &'static str {
         match self {
             ProvState::Pending => "pending",
             ProvState::Provisioned => "provisioned",
@@ -346,23 +347,35 @@ impl Store {
         Self::set_state(conn, person, target, ProvState::Pending, None)
     }
 
-    /// Queues provisioning of `p` for every enabled target; a person outside
-    /// a target's scope who has a record there gets it removed.
-    fn enqueue(conn: &Connection, targets: &[Lite], p: &Person, action: Action) -> Result<(), StoreError> {
-        for t in targets {
-            if action == Action::Deleted || t.scope.includes(p) {
-                Self::enqueue_one(conn, &p.id, t.id, action, None)?;
-                continue;
-            }
-            let state: Option<String> = conn
-                .query_row("SELECT state FROM provisioned WHERE person_id = ?1 AND target_id = ?2", params![p.id, t.id], |r| r.get(0))
-                .optional()?;
-            match state.as_deref() {
-                Some("provisioned" | "pending" | "failed") => Self::enqueue_one(conn, &p.id, t.id, Action::Deleted, None)?,
-                _ => Self::set_state(conn, &p.id, t.id, ProvState::NotInScope, Some("outside the target's scope"))?,
-            }
+    /// Queues `action` for `p` with one target (as part of `run`, if any):
+    /// a person outside the target's scope who has a record there gets it
+    /// removed, anyone else outside is marked not in scope. Whether a job
+    /// was queued.
+    fn enqueue_for(conn: &Connection, target: &Lite, p: &Person, action: Action, run: Option<i64>) -> Result<bool, StoreError> {
+        if action == Action::Deleted || target.scope.includes(p) {
+            Self::enqueue_one(conn, &p.id, target.id, action, run)?;
+            return Ok(true);
         }
-        Ok(())
+        let state: Option<String> = conn
+            .prepare_cached("SELECT state FROM provisioned WHERE person_id = ?1 AND target_id = ?2")?
+            .query_row(params![p.id, target.id], |r| r.get(0))
+            .optional()?;
+        if matches!(state.as_deref(), Some("provisioned" | "pending" | "failed")) {
+            Self::enqueue_one(conn, &p.id, target.id, Action::Deleted, run)?;
+            return Ok(true);
+        }
+        Self::set_state(conn, &p.id, target.id, ProvState::NotInScope, Some("outside the target's scope"))?;
+        Ok(false)
+    }
+
+    /// Queues provisioning of `p` for every target (disabled ones hold their
+    /// jobs until enabled); returns how many jobs were queued.
+    fn enqueue(conn: &Connection, targets: &[Lite], p: &Person, action: Action) -> Result<usize, StoreError> {
+        let mut queued = 0;
+        for t in targets {
+            queued += usize::from(Self::enqueue_for(conn, t, p, action, None)?);
+        }
+        Ok(queued)
     }
 
     fn write_person(tx: &Transaction<'_>, p: &Person, now: i64, insert: bool) -> Result<(), StoreError> {
@@ -553,35 +566,44 @@ impl Store {
         Ok(rows)
     }
 
-    /// "Reprovision": queues the person again for every enabled target (or
-    /// just `target`). Returns how many jobs were queued.
-    pub fn reprovision_person(&self, id: &str, target: Option<i64>) -> Result<usize, StoreError> {
+    /// "Reprovision": queues the person again for every target; returns how
+    /// many jobs were queued (targets whose scope excludes them get none).
+    pub fn reprovision_person(&self, id: &str) -> Result<usize, StoreError> {
         let mut conn = self.db();
         let tx = conn.transaction()?;
         let p = Self::stored_person(&tx, id)?.ok_or_else(|| StoreError::NotFound(format!("person {id}")))?;
         let action = if p.status == Status::Deleted { Action::Deleted } else { Action::Reprovision };
-        let targets: Vec<Lite> = Self::lite_targets(&tx)?.into_iter().filter(|t| target.is_none_or(|x| x == t.id)).collect();
-        Self::enqueue(&tx, &targets, &p, action)?;
+        let queued = Self::enqueue(&tx, &Self::lite_targets(&tx)?, &p, action)?;
         tx.commit()?;
-        Ok(targets.len())
+        Ok(queued)
     }
 
-    /// The remote record a person has with a target.
-    pub fn remote_ref(&self, person: &str, target: i64) -> Result<Option<(String, String)>, StoreError> {
-        let row: Option<(Option<String>, Option<String>)> = self
-            .db()
-            .query_row("SELECT remote_type, remote_id FROM provisioned WHERE person_id = ?1 AND target_id = ?2", params![person, target], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(match row {
-            Some((Some(t), Some(id))) => Some((t, id)),
-            _ => None,
-        })
+    /// What the plugin needs for each job: the person (`None` if their
+    /// stored record cannot be read) and the remote record they have with
+    /// the job's target, read under one lock with one query per job.
+    pub fn job_inputs(&self, jobs: &[Job]) -> Result<Vec<(Option<Person>, Option<(String, String)>)>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.data, v.remote_type, v.remote_id FROM people p
+             LEFT JOIN provisioned v ON v.person_id = p.id AND v.target_id = ?2 WHERE p.id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let row: Option<(String, Option<String>, Option<String>)> =
+                stmt.query_row(params![job.person_id, job.target_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
+            out.push(match row {
+                Some((data, t, id)) => (serde_json::from_str(&data).ok(), t.zip(id)),
+                None => (None, None),
+            });
+        }
+        Ok(out)
     }
 
     /// "Reprovision all": queues every person in the target's scope (in one
     /// transaction) and returns the run that tracks them.
     pub fn start_run(&self, target_id: i64) -> Result<Run, StoreError> {
         let target = self.target(target_id)?;
+        let lite = Lite { id: target.id, scope: target.scope };
         let mut conn = self.db();
         let tx = conn.transaction()?;
         let now = now_ms();
@@ -594,21 +616,7 @@ impl Store {
         let mut total = 0i64;
         for data in people {
             let Ok(p) = serde_json::from_str::<Person>(&data) else { continue };
-            if target.scope.includes(&p) {
-                Self::enqueue_one(&tx, &p.id, target_id, Action::Reprovision, Some(run))?;
-                total += 1;
-                continue;
-            }
-            // Out of scope: a record made before the scope narrowed is removed.
-            let state: Option<String> = tx
-                .query_row("SELECT state FROM provisioned WHERE person_id = ?1 AND target_id = ?2", params![p.id, target_id], |r| r.get(0))
-                .optional()?;
-            if matches!(state.as_deref(), Some("provisioned" | "pending" | "failed")) {
-                Self::enqueue_one(&tx, &p.id, target_id, Action::Deleted, Some(run))?;
-                total += 1;
-            } else {
-                Self::set_state(&tx, &p.id, target_id, ProvState::NotInScope, Some("outside the target's scope"))?;
-            }
+            total += i64::from(Self::enqueue_for(&tx, &lite, &p, Action::Reprovision, Some(run))?);
         }
         let finished = if total == 0 { Some(now) } else { None };
         tx.execute("UPDATE runs SET total = ?1, finished_at = ?2 WHERE id = ?3", params![total, finished, run])?;

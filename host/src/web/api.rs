@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{App, FormMap};
-use crate::people::{FieldProblem, Person, Status};
+use crate::people::{FieldProblem, Person};
 use crate::store::StoreError;
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -140,11 +140,7 @@ async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     if let Err(r) = authorized(&app, &headers) {
         return r;
     }
-    match app.store.person(&id) {
-        Ok(p) if p.status == Status::Deleted => return error(StatusCode::NOT_FOUND, format!("person {id} is already deleted"), &[]),
-        Err(e) => return store_error(e),
-        Ok(_) => {}
-    }
+    // A person already deleted is NotFound here too.
     match app.store.delete_person(&id) {
         Ok(()) => {
             app.engine.wake();
@@ -158,7 +154,7 @@ async fn reprovision(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): 
     if let Err(r) = authorized(&app, &headers) {
         return r;
     }
-    match app.store.reprovision_person(&id, None) {
+    match app.store.reprovision_person(&id) {
         Ok(n) => {
             app.engine.wake();
             (StatusCode::ACCEPTED, axum::Json(json!({"queued": n}))).into_response()

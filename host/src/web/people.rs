@@ -57,10 +57,9 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<F
         })
         .collect();
     let pages = total.div_ceil(PAGE).max(1);
-    let notice = q.get("notice").and_then(|n| (n == "deleted").then_some("Person deleted; their records are being removed from the targets."));
     app.render(
         "people.html",
-        context! { admin => s.username, csrf => s.csrf_token, people => rows, total => total, q => query, page => page, pages => pages, notice => notice },
+        context! { admin => s.username, csrf => s.csrf_token, people => rows, total => total, q => query, page => page, pages => pages },
     )
 }
 
@@ -256,7 +255,7 @@ async fn reprovision(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): 
     if let Err(r) = guard(&app, &headers, &f) {
         return r;
     }
-    match app.store.reprovision_person(&id, None) {
+    match app.store.reprovision_person(&id) {
         Ok(_) => {
             app.engine.wake();
             see_other(&format!("/people/{id}?notice=reprovision"))
@@ -287,12 +286,17 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
         (Err(e), _) | (_, Err(e)) => return store_error(e),
     };
     let pending = states.iter().any(|t| t.state == ProvState::Pending);
-    let targets = app.store.targets().unwrap_or_default();
+    // Why pending jobs wait, per target (only looked up when something is pending).
+    let held: HashMap<i64, String> = if pending {
+        app.store.targets().unwrap_or_default().iter().filter_map(|t| Some((t.id, app.store.held_because(t)?))).collect()
+    } else {
+        HashMap::new()
+    };
     let states: Vec<StateView> = states
         .into_iter()
         .map(|t| StateView {
-            message: match (t.state, targets.iter().find(|x| x.id == t.target_id)) {
-                (ProvState::Pending, Some(target)) => app.store.held_because(target).map(|why| format!("waiting: {why}")).or(t.message),
+            message: match (t.state, held.get(&t.target_id)) {
+                (ProvState::Pending, Some(why)) => Some(format!("waiting: {why}")),
                 _ => t.message,
             },
             target_id: t.target_id,

@@ -291,11 +291,7 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i6
         Ok(t) => t,
         Err(e) => return store_error(e),
     };
-    let server = match app.store.server(t.server_id) {
-        Ok(v) => v,
-        Err(e) => return store_error(e),
-    };
-    let counts: Vec<(String, &'static str, i64)> = app.store.target_counts(id).unwrap_or_default().into_iter().map(|(st, n)| (format!("{st:?}").to_lowercase(), st.label(), n)).collect();
+    let counts: Vec<(&'static str, &'static str, i64)> = app.store.target_counts(id).unwrap_or_default().into_iter().map(|(st, n)| (st.as_str(), st.label(), n)).collect();
     let run = app.store.latest_run(id).ok().flatten();
     let running = run.as_ref().is_some_and(|r| r.finished_at.is_none());
     let (queued, failed_jobs) = app.store.job_counts(Some(id)).unwrap_or((0, 0));
@@ -329,7 +325,7 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i6
         context! {
             admin => s.username, csrf => s.csrf_token, t => t, scope => t.scope.describe(), settings => settings, counts => counts,
             run => run, running => running, queued => queued, failed_jobs => failed_jobs, failures => failures, waiting => waiting,
-            server_id => server.id, notice => notice, refresh => refresh,
+            server_id => t.server_id, notice => notice, refresh => refresh,
         },
     )
 }

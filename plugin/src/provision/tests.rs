@@ -83,6 +83,7 @@ fn contacts_are_created_updated_and_recreated_when_deleted_in_salesforce() {
     let out = provision(&mut t, &c, &tokens(), &req(Action::Updated, person("P1"), Some(("Contact", "003A")))).unwrap();
     assert_eq!((t.sent[0].method, t.sent[0].url.as_str()), ("PATCH", &*format!("{BASE}/sobjects/Contact/003A")));
     assert_eq!(out.summary, "updated Contact 003A");
+    assert!(!out.removed);
 
     let deleted = reply(404, json!([{"errorCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]));
     let mut t = fake(vec![deleted, reply(201, json!({"id": "003B", "success": true, "errors": []}))]);
@@ -116,10 +117,10 @@ fn deleting_removes_the_contact_and_a_missing_one_counts_as_removed() {
     let mut t = fake(vec![reply(204, Value::Null)]);
     let out = provision(&mut t, &c, &tokens(), &req(Action::Deleted, person("P1"), Some(("Contact", "003A")))).unwrap();
     assert_eq!((t.sent[0].method, t.sent[0].url.as_str()), ("DELETE", &*format!("{BASE}/sobjects/Contact/003A")));
-    assert_eq!(out.remote, None);
+    assert_eq!((out.remote, out.removed), (None, true));
     let mut t = fake(vec![reply(404, json!([{"errorCode": "ENTITY_IS_DELETED", "message": "entity is deleted"}]))]);
     let out = provision(&mut t, &c, &tokens(), &req(Action::Deleted, person("P1"), Some(("Contact", "003A")))).unwrap();
-    assert!(out.summary.contains("already deleted"));
+    assert!(out.summary.contains("already deleted") && out.removed);
     let mut t = fake(vec![]);
     let out = provision(&mut t, &c, &tokens(), &req(Action::Deleted, person("P1"), None)).unwrap();
     assert!(t.sent.is_empty() && out.summary.starts_with("nothing to remove"));
@@ -175,6 +176,7 @@ fn users_get_every_required_field_and_are_deactivated_never_deleted() {
     assert_eq!(body(&t.sent[0]), json!({"IsActive": false}));
     assert_eq!(out.remote.unwrap().remote_id, "005A", "a deactivated user still exists");
     assert_eq!(out.summary, "deactivated User 005A");
+    assert!(out.removed, "deactivated counts as removed though the record stays");
 
     let mut no_eppn = person("P2");
     no_eppn.identifiers.clear();
@@ -255,6 +257,8 @@ fn batches_update_delete_and_create_again_what_salesforce_lost() {
     assert_eq!(body(&t.sent[1])["records"].as_array().unwrap().len(), 2, "P2 (gone) is created with P3");
     let ids: Vec<Option<String>> = out.iter().map(|r| r.as_ref().unwrap().remote.as_ref().map(|r| r.remote_id.clone())).collect();
     assert_eq!(ids, [Some("003A".into()), Some("003G".into()), Some("003F".into()), None, None], "creates go P3 then P2");
+    let removed: Vec<bool> = out.iter().map(|r| r.as_ref().unwrap().removed).collect();
+    assert_eq!(removed, [false, false, false, true, true]);
 }
 
 #[test]
