@@ -3,9 +3,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use base64::Engine as _;
-use sha2::{Digest, Sha256};
-
+use crate::secrets::{random, token_hash};
 use crate::store::{Session, Store, StoreError};
 
 /// Session lifetime.
@@ -27,29 +25,9 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
-fn random(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).expect("the OS has randomness");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}
-
 /// A random password for a generated admin.
 pub fn random_password() -> String {
     random(18)
-}
-
-/// A random bearer token (for API tokens).
-pub fn random_token() -> String {
-    random(32)
-}
-
-/// The SHA-256 (hex) under which a bearer token is stored.
-pub fn token_hash(token: &str) -> String {
-    hash_token(token)
-}
-
-fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Creates an admin with an argon2id hash of `password`.
@@ -81,18 +59,18 @@ pub fn login(store: &Store, username: &str, password: &str) -> Result<Option<Str
         return Ok(None);
     }
     let token = random(32);
-    store.create_session(&hash_token(&token), id, &random(24), SESSION_TTL_MS)?;
+    store.create_session(&token_hash(&token), id, &random(24), SESSION_TTL_MS)?;
     Ok(Some(token))
 }
 
 /// The session for a cookie token.
 pub fn session(store: &Store, token: &str) -> Result<Option<Session>, StoreError> {
-    store.session(&hash_token(token))
+    store.session(&token_hash(token))
 }
 
 /// Ends the session for a cookie token.
 pub fn logout(store: &Store, token: &str) -> Result<(), StoreError> {
-    store.delete_session(&hash_token(token))
+    store.delete_session(&token_hash(token))
 }
 
 /// Compares CSRF tokens in constant time.

@@ -7,14 +7,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use registry_plugin_runtime::contract::explain;
+use registry_plugin_runtime::latest::oauth2_server::{AuthorizationRequest, ConnectionInfo};
+use registry_plugin_runtime::latest::types::{GrantType, Oauth2ServerConfig, PluginError, TokenSet};
+use registry_plugin_runtime::{CallError, HttpAllowlist, Origin, Plugin};
 use sha2::{Digest, Sha256};
 
-use crate::bindings::oauth2_server::{AuthorizationRequest, ConnectionInfo};
-use crate::bindings::types::{GrantType, Oauth2ServerConfig, PluginError, TokenSet};
-use crate::error::CallError;
-use crate::http_policy::{HttpAllowlist, is_loopback};
-use crate::runtime::Plugin;
-use crate::store::{Store, StoreError, TokenStatus};
+use crate::domain::TokenStatus;
+use crate::secrets::random;
+use crate::store::{Store, StoreError};
 
 /// How long an "Obtain New Token" may take from click to callback.
 pub const PENDING_TTL_MS: i64 = 10 * 60 * 1000;
@@ -57,54 +58,10 @@ pub enum FlowError {
     BadUrl(String),
 }
 
-/// Describes a plugin error to an admin.
-pub fn explain(e: &PluginError) -> String {
-    match e {
-        PluginError::Unauthorized(m) => format!("the access token was refused: {m}"),
-        PluginError::ReauthorizationRequired(m) => format!("a new token is needed: {m}"),
-        PluginError::RateLimited(_) => "the provider is throttling requests; try again later".into(),
-        PluginError::InvalidConfig(f) => format!("{}: {}", field_label(&f.field), f.message),
-        PluginError::InvalidPerson(f) => format!("{}: {}", f.field, f.message),
-        PluginError::Remote(r) => format!("the provider refused ({}): {}", r.code, r.message),
-        PluginError::Transport(m) => format!("the provider could not be reached: {m}"),
-        PluginError::Unsupported(m) => format!("not supported by the plugin: {m}"),
-    }
-}
-
-/// The form label of a configuration field.
-pub fn field_label(field: &str) -> &str {
-    match field {
-        "server_url" => "Server URL",
-        "client_id" => "Client ID",
-        "client_secret" => "Client Secret",
-        "redirect_uri" => "Redirect URI",
-        "grant_type" => "Grant type",
-        "scope" => "Scope",
-        other => other,
-    }
-}
-
-fn random(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).expect("the OS has randomness");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}
-
-/// Checks a URL the plugin will be allowed to reach: https, or http to loopback.
-pub fn check_origin(url: &str, what: &str) -> Result<(), FlowError> {
-    let u = url.parse::<http::Uri>().map_err(|e| FlowError::BadUrl(format!("{what} {url} is not a URL: {e}")))?;
-    let host = u.host().unwrap_or("");
-    match u.scheme_str() {
-        Some("https") if !host.is_empty() => Ok(()),
-        Some("http") if is_loopback(host) => Ok(()),
-        _ => Err(FlowError::BadUrl(format!("{what} {url} must use https (plain http only to this machine)"))),
-    }
-}
-
-/// `scheme://host[:port]` of a URL, lower-cased; `None` if it has none.
-fn origin_of(url: &str) -> Option<String> {
-    let u = url.parse::<http::Uri>().ok()?;
-    Some(format!("{}://{}", u.scheme_str()?, u.authority()?.as_str().to_ascii_lowercase()))
+/// Checks a URL a plugin will be allowed to reach (the runtime's origin
+/// rule: https, or plain http only to loopback); `what` names it for the admin.
+pub fn check_origin(url: &str, what: &str) -> Result<Origin, FlowError> {
+    Origin::of_url(url).map_err(|e| FlowError::BadUrl(format!("{what} {url} is not allowed: {e}")))
 }
 
 /// The OAuth actions for the registry's servers.
@@ -139,12 +96,11 @@ impl OAuth {
     /// call for the server may reach.
     pub fn allowlist(config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
         check_origin(&config.server_url, "the Server URL")?;
-        let mut a = HttpAllowlist::none().allow_url(&config.server_url).map_err(|e| FlowError::BadUrl(e.to_string()))?;
-        if let Some(instance) = tokens.and_then(|t| t.instance_url.as_deref()) {
+        let instance = tokens.and_then(|t| t.instance_url.as_deref());
+        if let Some(instance) = instance {
             check_origin(instance, "the instance URL")?;
-            a = a.allow_url(instance).map_err(|e| FlowError::BadUrl(e.to_string()))?;
         }
-        Ok(a)
+        HttpAllowlist::for_server(&config.server_url, instance).map_err(|e| FlowError::BadUrl(e.to_string()))
     }
 
     /// Tokens from a provider must name an acceptable instance before they are kept.
@@ -173,9 +129,8 @@ impl OAuth {
         let redirect_uri = self.redirect_uri(id);
         let request = AuthorizationRequest { state: state.clone(), code_challenge: challenge, redirect_uri: redirect_uri.clone(), prompt: prompt.map(str::to_string) };
         let url = plugin.authorization_url(&config, &request).await?.map_err(|e| FlowError::Plugin(explain(&e)))?;
-        check_origin(&url, "the authorization URL")?;
         // The admin's browser goes only to the configured server.
-        if origin_of(&url) != origin_of(&config.server_url) {
+        if check_origin(&url, "the authorization URL")? != check_origin(&config.server_url, "the Server URL")? {
             return Err(FlowError::BadUrl(format!("the plugin's authorization URL does not point at the Server URL ({})", config.server_url)));
         }
         self.store.put_pending(&state, id, &verifier, &redirect_uri, PENDING_TTL_MS)?;
@@ -312,7 +267,8 @@ mod tests {
     fn origins_must_be_https_or_loopback() {
         assert!(check_origin("https://na1.salesforce.com", "x").is_ok());
         assert!(check_origin("http://127.0.0.1:4000", "x").is_ok());
-        assert!(check_origin("http://na1.salesforce.com", "x").unwrap_err().to_string().contains("must use https"));
+        let plain = check_origin("http://na1.salesforce.com", "The Server URL").unwrap_err().to_string();
+        assert!(plain.starts_with("The Server URL http://na1.salesforce.com is not allowed: plain http:// is only allowed to loopback"), "{plain}");
         assert!(check_origin("ftp://x", "x").is_err());
         assert!(check_origin("not a url", "x").is_err());
     }

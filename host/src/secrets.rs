@@ -13,6 +13,25 @@ use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
+/// `n` random bytes from the OS, URL-safe base64 without padding: state
+/// values, PKCE verifiers, passwords and tokens.
+pub fn random(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("the OS has randomness");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// A random bearer token (sessions, API tokens).
+pub fn random_token() -> String {
+    random(32)
+}
+
+/// The SHA-256 (hex) under which a bearer token is stored.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 /// Environment variable holding the key (base64 of 32 random bytes).
 pub const KEY_ENV: &str = "REGISTRY_HOST_SECRET_KEY";
 /// Key file name inside the data directory.

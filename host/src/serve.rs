@@ -11,13 +11,14 @@ use anyhow::Context as _;
 use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET};
 use salesforce_emulator::{Emulator, Seed};
 
-use crate::bindings::types::GrantType;
+use registry_plugin_runtime::latest::types::GrantType;
 use crate::oauth::OAuth;
-use crate::people::Scope;
-use crate::provisioning::{Engine, EngineConfig};
-use crate::runtime::{Plugin, Runtime, RuntimeConfig};
+use crate::domain::Scope;
+use crate::engine::{Engine, EngineConfig};
+use registry_plugin_runtime::{Plugin, Runtime, RuntimeConfig};
 use crate::secrets::SecretBox;
-use crate::store::{ServerInput, Store, TargetInput};
+use crate::domain::{ServerInput, TargetInput};
+use crate::store::Store;
 use crate::web::{self, App};
 use crate::auth;
 

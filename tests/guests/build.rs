@@ -15,6 +15,7 @@ const GUESTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("HOSTILE_HTTP_WASM", "hostile-fixture", Some("forbidden-host"), "hostile_fixture.wasm"),
     ("HOSTILE_PANIC_WASM", "hostile-fixture", Some("panics"), "hostile_fixture.wasm"),
     ("EXAMPLE_PLUGIN_WASM", "example-plugin", None, "example_plugin.wasm"),
+    ("EXAMPLE_PLUGIN_V0_1_0_WASM", "example-plugin", Some("contract-0-1-0"), "example_plugin.wasm"),
 ];
 
 fn main() {

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{App, FormMap};
-use crate::people::{FieldProblem, Person};
+use crate::domain::{FieldProblem, Person};
 use crate::store::StoreError;
 
 pub(super) fn routes() -> Router<Arc<App>> {

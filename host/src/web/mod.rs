@@ -15,12 +15,13 @@ use minijinja::{Environment, Value as Ctx, context};
 use serde::Serialize;
 
 use crate::auth;
-use crate::bindings::oauth2_server::ConnectionInfo;
-use crate::bindings::types::GrantType;
+use registry_plugin_runtime::latest::oauth2_server::ConnectionInfo;
+use registry_plugin_runtime::latest::types::GrantType;
 use crate::oauth::{FlowError, OAuth, check_origin};
-use crate::provisioning::Engine;
-use crate::runtime::Plugin;
-use crate::store::{Server, ServerInput, Session, Store, StoreError, TokenStatus};
+use crate::engine::Engine;
+use registry_plugin_runtime::Plugin;
+use crate::domain::{Server, ServerInput, TokenStatus};
+use crate::store::{Session, Store, StoreError};
 
 mod api;
 mod people;
@@ -626,7 +627,7 @@ mod tests {
         let plugins = vec!["salesforce".to_string()];
         let errors = validate_server(&form(&[("server_url", "http://login.salesforce.com"), ("grant_type", "client_credentials"), ("scope", "api;drop")]), &plugins, false).unwrap_err();
         assert_eq!(errors["name"], "Enter a name.");
-        assert!(errors["server_url"].contains("must use https"));
+        assert!(errors["server_url"].contains("is not allowed: plain http:// is only allowed to loopback"), "{}", errors["server_url"]);
         assert!(errors["client_id"].contains("consumer key"));
         assert!(errors["client_secret"].starts_with("Enter the Client Secret"));
         assert!(errors.contains_key("scope"));

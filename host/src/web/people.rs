@@ -13,8 +13,9 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::{App, FormMap, current, guard, see_other, store_error, to_login};
-use crate::people::{Address, Email, FieldProblem, Identifier, Name, Person, Role, Status};
-use crate::store::{ProvState, StoreError};
+use crate::domain::{Address, Email, FieldProblem, Identifier, Name, Person, Role, Status};
+use crate::domain::ProvState;
+use crate::store::StoreError;
 
 /// People shown per page.
 const PAGE: usize = 50;

@@ -14,9 +14,10 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::{App, FormMap, current, guard, see_other, store_error, to_login};
-use crate::bindings::plugin_info::SettingKind;
-use crate::people::Scope;
-use crate::store::{Session, StoreError, TargetInput};
+use registry_plugin_runtime::latest::plugin_info::SettingKind;
+use crate::domain::Scope;
+use crate::domain::TargetInput;
+use crate::store::{Session, StoreError};
 
 pub(super) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -68,7 +69,7 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<F
         .iter()
         .map(|t| {
             let counts = app.store.target_counts(t.id).unwrap_or_default();
-            let n = |st: crate::store::ProvState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+            let n = |st: crate::domain::ProvState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
             TargetRow {
                 id: t.id,
                 name: t.name.clone(),
@@ -76,9 +77,9 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<F
                 server: t.server_name.clone(),
                 enabled: t.enabled,
                 scope: t.scope.describe(),
-                provisioned: n(crate::store::ProvState::Provisioned),
-                pending: n(crate::store::ProvState::Pending),
-                failed: n(crate::store::ProvState::Failed),
+                provisioned: n(crate::domain::ProvState::Provisioned),
+                pending: n(crate::domain::ProvState::Pending),
+                failed: n(crate::domain::ProvState::Failed),
             }
         })
         .collect();
@@ -186,7 +187,7 @@ async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<Ta
                 settings.push((s.name.clone(), value));
             }
         }
-        match p.validate_settings(&settings, &crate::HttpAllowlist::none()).await {
+        match p.validate_settings(&settings, &registry_plugin_runtime::HttpAllowlist::none()).await {
             Ok(Ok(())) => {}
             Ok(Err(fields)) => {
                 for e in fields {

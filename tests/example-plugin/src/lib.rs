@@ -6,12 +6,15 @@
 //!
 //! Read with docs/writing-a-plugin.md.
 
-wit_bindgen::generate!({
-    // The contract; `generate_all` also makes the wasi:http bindings.
-    path: "../../wit",
-    world: "provisioner",
-    generate_all,
-});
+// The contract's latest version; `generate_all` also makes the wasi:http
+// bindings.
+#[cfg(not(feature = "contract-0-1-0"))]
+wit_bindgen::generate!({ path: "../../wit/0.2.0", world: "provisioner", generate_all });
+
+// The registry's own tests also build this plugin against the frozen first
+// release, as a plugin made for 0.1.0 was built, to prove hosts still load it.
+#[cfg(feature = "contract-0-1-0")]
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "provisioner", generate_all });
 
 use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{Capabilities, PluginMetadata, Setting, SettingKind};

@@ -34,3 +34,9 @@ pub fn hostile_panic() -> &'static Path {
 pub fn example_plugin() -> &'static Path {
     Path::new(env!("EXAMPLE_PLUGIN_WASM"))
 }
+
+/// The example plugin built against the frozen `registry:provisioning@0.1.0`,
+/// as a plugin released for the first contract version was.
+pub fn example_plugin_v0_1_0() -> &'static Path {
+    Path::new(env!("EXAMPLE_PLUGIN_V0_1_0_WASM"))
+}

@@ -1,0 +1,242 @@
+//! One call: a fresh [`Store`] whose [`HostState`] carries the WASI context
+//! (granting nothing), the HTTP hooks with the call's allowlist, the memory
+//! limiter and the captured output; the deadline; and the classification of
+//! whatever stopped the call into a [`Failure`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::contract::v0_1_0::Convert;
+use crate::contract::{latest, v0_1_0};
+use crate::engine::RuntimeConfig;
+use crate::error::{CallError, Failure};
+use crate::http::policy::{HttpAllowlist, SandboxHooks};
+use crate::limits::{CappedOutput, MemoryLimiter};
+use crate::plugin::{Instance, Pre, Sandboxed};
+use crate::sanitize::sanitize;
+
+/// How much of a plugin's stdout/stderr a call keeps (for panic messages and
+/// the log); the rest is dropped.
+const OUTPUT_CAPTURE_BYTES: usize = 16 * 1024;
+
+/// Longest log line a plugin may write; the rest is cut.
+const MAX_LOG_LINE: usize = 4 * 1024;
+
+/// Log lines one call may write; later ones are dropped (and counted).
+const MAX_LOG_LINES: usize = 200;
+
+/// Resource handles (requests, bodies, streams, ...) a call may hold at once.
+const MAX_RESOURCES: usize = 4096;
+
+/// Bytes of headers one `fields` resource may hold.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// State of one call's store.
+pub struct HostState {
+    plugin: Arc<str>,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: SandboxHooks,
+    limiter: MemoryLimiter,
+    stdout: CappedOutput,
+    stderr: CappedOutput,
+    log_lines: usize,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+impl HostState {
+    fn log(&mut self, level: latest::log::Level, message: &str) {
+        use latest::log::Level;
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            return;
+        }
+        let message = sanitize(message, MAX_LOG_LINE);
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(plugin, "{message}"),
+            Level::Debug => tracing::debug!(plugin, "{message}"),
+            Level::Info => tracing::info!(plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin, "{message}"),
+            Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+impl latest::log::Host for HostState {
+    async fn log(&mut self, level: latest::log::Level, message: String) {
+        HostState::log(self, level, &message);
+    }
+}
+
+impl v0_1_0::log::Host for HostState {
+    async fn log(&mut self, level: v0_1_0::log::Level, message: String) {
+        HostState::log(self, level.convert(), &message);
+    }
+}
+
+impl Sandboxed {
+    /// Runs `f` against a fresh instance in a fresh store, under the memory
+    /// cap, the deadline and `allowlist`. Every way the call can fail comes
+    /// back as a [`CallError`] naming the plugin and `export`.
+    pub(crate) async fn call<R>(
+        &self,
+        export: &'static str,
+        allowlist: &HttpAllowlist,
+        f: impl AsyncFnOnce(&Instance, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let inner = &self.runtime.inner;
+        let config = &inner.config;
+        let stdout = CappedOutput::new(OUTPUT_CAPTURE_BYTES);
+        let stderr = CappedOutput::new(OUTPUT_CAPTURE_BYTES);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HEADER_BYTES);
+        let hooks = SandboxHooks::new(self.name.clone(), allowlist.clone(), config.max_http_requests, inner.sender.clone());
+        let mut store = Store::new(
+            &inner.engine,
+            HostState {
+                plugin: self.name.clone(),
+                wasi,
+                http,
+                table,
+                hooks,
+                limiter: MemoryLimiter::new(config.memory_limit),
+                stdout,
+                stderr,
+                log_lines: 0,
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let deadline = Instant::now() + config.deadline;
+        store.set_epoch_deadline(1);
+        // Yield to the executor every tick so a busy plugin never starves
+        // other tasks; stop it once the deadline has passed.
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        });
+
+        let run = async {
+            let instance = match &self.pre {
+                Pre::V0_1_0(pre) => Instance::V0_1_0(pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?),
+                Pre::V0_2_0(pre) => Instance::V0_2_0(pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?),
+            };
+            f(&instance, &mut store).await.map_err(Stage::Call)
+        };
+        // The epoch stops wasm code; the timeout also covers time spent
+        // waiting on the host (e.g. a slow HTTP response).
+        let outcome = tokio::time::timeout(config.deadline, run).await;
+
+        let state = store.data();
+        let plugin = &*self.name;
+        let output = state.stderr.contents();
+        for (stream, text) in [("stdout", state.stdout.contents()), ("stderr", output.clone())] {
+            if !text.trim().is_empty() {
+                let text = sanitize(text.trim_end(), OUTPUT_CAPTURE_BYTES);
+                tracing::info!(plugin, export, stream, output = %text, "plugin wrote output");
+            }
+        }
+        if state.log_lines > MAX_LOG_LINES {
+            tracing::warn!(plugin, export, dropped = state.log_lines - MAX_LOG_LINES, "plugin logged too much; lines dropped");
+        }
+        let failure = match outcome {
+            Ok(Ok(value)) => match state.hooks.first_denied() {
+                // A refused request is a sandbox violation even if the plugin
+                // coped with the error it got.
+                Some(denied) => Failure::HttpDenied(denied.clone()),
+                None => return Ok(value),
+            },
+            Err(_elapsed) => Failure::Timeout(config.deadline),
+            Ok(Err(stage)) => classify(stage, state, config, &output),
+        };
+        let error = CallError { plugin: self.name.to_string(), export, failure };
+        tracing::warn!(plugin, export, error = %error, "plugin call failed");
+        Err(error)
+    }
+}
+
+/// Where a call failed before classification.
+enum Stage {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+fn classify(stage: Stage, state: &HostState, config: &RuntimeConfig, stderr: &str) -> Failure {
+    let (error, instantiating) = match stage {
+        Stage::Instantiate(e) => (e, true),
+        Stage::Call(e) => (e, false),
+    };
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return Failure::Timeout(config.deadline);
+    }
+    if let Some(denied) = state.hooks.first_denied() {
+        return Failure::HttpDenied(denied.clone());
+    }
+    if let Some(requested) = state.limiter.refused() {
+        return Failure::MemoryLimit { limit: config.memory_limit, requested };
+    }
+    if instantiating {
+        return Failure::Instantiate(format!("{error:#}"));
+    }
+    match panic_message(stderr) {
+        Some(message) => Failure::Panic(message),
+        None => Failure::Trap(trap_summary(&error)),
+    }
+}
+
+/// Pulls the message out of Rust's panic report ("thread '..' panicked at
+/// file:line:col:\nmessage").
+fn panic_message(stderr: &str) -> Option<String> {
+    let at = stderr.find("panicked at ")?;
+    let report = &stderr[at + "panicked at ".len()..];
+    let (location, rest) = report.split_once('\n').unwrap_or((report, ""));
+    let message = rest.lines().next().unwrap_or("").trim();
+    let location = location.trim_end_matches(':');
+    let text = if message.is_empty() { location.to_string() } else { format!("{message} (at {location})") };
+    Some(sanitize(&text, 1024))
+}
+
+/// The trap's reason without the wasm backtrace.
+fn trap_summary(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_extracted() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:58:9:\nhostile fixture panicked on purpose\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(stderr).as_deref(), Some("hostile fixture panicked on purpose (at src/lib.rs:58:9)"));
+        assert_eq!(panic_message("just some output"), None);
+    }
+}

@@ -1,0 +1,204 @@
+//! The engine: one wasmtime [`Engine`] per host with its linker, the
+//! precompiled cache, the HTTP sender and the epoch ticker that enforces
+//! deadlines; and loading a component into a [`Plugin`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::cache::{ComponentCache, wasm_digest};
+use crate::call::HostState;
+use crate::contract::{ContractVersion, v0_1_0, v0_2_0};
+use crate::error::LoadError;
+use crate::http::sender::Sender;
+use crate::plugin::{LoadStats, Plugin, Pre, Sandboxed};
+use crate::sanitize::sanitize;
+
+/// How often the engine's epoch advances; the deadline's resolution and how
+/// often a busy plugin yields to other tasks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits and locations for the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Linear memory cap per call, in bytes.
+    pub memory_limit: usize,
+    /// Wall-clock time a call may take, including its HTTP waits.
+    pub deadline: Duration,
+    /// Where precompiled components are kept; `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Outgoing HTTP requests one call may make.
+    pub max_http_requests: usize,
+    /// Calls that may run at once with instances from a pre-reserved pool
+    /// (wasmtime's pooling allocator); `None` allocates per call.
+    pub pooling: Option<u32>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit: 64 << 20,
+            deadline: Duration::from_secs(10),
+            cache_dir: None,
+            max_http_requests: 256,
+            pooling: None,
+        }
+    }
+}
+
+/// The host's plugin runtime. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) cache: ComponentCache,
+    pub(crate) config: RuntimeConfig,
+    pub(crate) sender: Sender,
+}
+
+impl Runtime {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let mut wasm_config = Config::new();
+        wasm_config.epoch_interruption(true);
+        if let Some(slots) = config.pooling {
+            // A component instantiates a few core modules (the guest and the
+            // WASI adapter pieces); the limits leave room for that per slot.
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.total_component_instances(slots)
+                .total_core_instances(slots * 16)
+                .total_memories(slots * 4)
+                .total_tables(slots * 16)
+                .total_stacks(slots)
+                .max_memory_size(config.memory_limit.max(1 << 16));
+            wasm_config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wasm_config)?;
+
+        let mut linker = Linker::new(&engine);
+        // Rust's std (and most languages' runtimes) import wasi:cli, io,
+        // clocks, random and filesystem; they are linked but the context
+        // grants nothing: no preopens, no env, no args, no sockets.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        // Every contract version's `log` import; their names differ by version.
+        v0_1_0::log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        v0_2_0::log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+
+        spawn_epoch_ticker(&engine);
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                cache: ComponentCache::new(config.cache_dir.clone()),
+                config,
+                sender: Sender::new(),
+            }),
+        })
+    }
+
+    /// The wasmtime engine (for benchmarks and tools).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The runtime's configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Loads a plugin from a `.wasm` component file.
+    pub async fn load_file(&self, path: &Path) -> Result<Plugin, LoadError> {
+        let wasm = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        self.load(&path.display().to_string(), &wasm).await
+    }
+
+    /// Loads a plugin from component bytes; `origin` names it in errors
+    /// until it has described itself. A component of any version in
+    /// [`ContractVersion::ALL`] loads.
+    pub async fn load(&self, origin: &str, wasm: &[u8]) -> Result<Plugin, LoadError> {
+        let started = Instant::now();
+        // Compiling takes a CPU for a while: keep it off the async workers.
+        let digest = wasm_digest(wasm);
+        let (engine, cache, bytes, key) =
+            (self.inner.engine.clone(), self.inner.cache.clone(), wasm.to_vec(), digest.clone());
+        let compiled = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &key))
+            .await
+            .map_err(|e| LoadError::Compile { origin: origin.to_string(), message: e.to_string() })?;
+        let (component, cache) =
+            compiled.map_err(|e| LoadError::Compile { origin: origin.to_string(), message: format!("{e:#}") })?;
+        let compiled = started.elapsed();
+        let contract = ContractVersion::of(&self.inner.engine, &component)
+            .map_err(|message| LoadError::Contract { origin: origin.to_string(), contract: None, message })?;
+        let mismatch = |e: wasmtime::Error| LoadError::Contract {
+            origin: origin.to_string(),
+            contract: Some(contract),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(mismatch)?;
+        let pre = match contract {
+            ContractVersion::V0_1_0 => Pre::V0_1_0(v0_1_0::ProvisionerPre::new(instance_pre).map_err(mismatch)?),
+            ContractVersion::V0_2_0 => Pre::V0_2_0(v0_2_0::ProvisionerPre::new(instance_pre).map_err(mismatch)?),
+        };
+        let mut sandbox = Sandboxed { runtime: self.clone(), name: Arc::from(sanitize(origin, 256)), pre };
+        let metadata =
+            sandbox.describe().await.map_err(|source| LoadError::Info { origin: origin.to_string(), source })?;
+        if !is_valid_name(&metadata.name) {
+            return Err(LoadError::Contract {
+                origin: origin.to_string(),
+                contract: Some(contract),
+                message: format!(
+                    "its name {:?} must be 1 to 64 lower-case letters, digits and dashes, starting with a letter or digit",
+                    sanitize(&metadata.name, 80)
+                ),
+            });
+        }
+        sandbox.name = Arc::from(metadata.name.as_str());
+        tracing::info!(plugin = %sandbox.name, origin, %contract, cache = ?cache, ?compiled, "plugin loaded");
+        Ok(Plugin::new(sandbox, digest, wasm.len(), LoadStats { cache, compile_or_deserialize: compiled }, metadata))
+    }
+}
+
+/// Plugin names appear in every log line and error; keep them plain.
+fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_names_are_plain() {
+        for good in ["salesforce", "hostile-loop-forever", "x1"] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", "Salesforce", "-x", "a b", "salesforce\nINFO forged", &"a".repeat(65)] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! How plugin failures are reported. A [`CallError`] always names the plugin,
+//! the export called and the reason, so an admin reading a log line or a
+//! provisioning history knows what happened without a debugger.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::http::policy::DeniedRequest;
+
+/// A call into a plugin that did not complete. The plugin's own typed errors
+/// (the WIT `plugin-error`) are not this: they are a completed call's result.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin '{plugin}' failed in {export}: {failure}")]
+pub struct CallError {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The WIT export called, e.g. `provisioning-target.provision`.
+    pub export: &'static str,
+    /// What went wrong.
+    pub failure: Failure,
+}
+
+/// Why a call did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Ran past the wall-clock deadline and was stopped.
+    #[error("it ran past its {0:?} deadline and was stopped")]
+    Timeout(Duration),
+    /// Tried to grow memory past the cap.
+    #[error("it tried to grow its memory to {requested} bytes in all, beyond its limit of {limit} bytes, and was stopped")]
+    MemoryLimit {
+        /// The cap in bytes.
+        limit: usize,
+        /// What it asked for.
+        requested: usize,
+    },
+    /// Made an HTTP request its allowlist does not permit.
+    #[error("it made a forbidden HTTP request ({request}: {reason})", request = .0.request, reason = .0.reason)]
+    HttpDenied(DeniedRequest),
+    /// Panicked (the guest's panic message is kept).
+    #[error("it panicked: {0}")]
+    Panic(String),
+    /// Any other trap.
+    #[error("it crashed: {0}")]
+    Trap(String),
+    /// Could not be instantiated for the call.
+    #[error("it could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// A plugin that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not a valid component for this host.
+    #[error("{origin} is not a valid WebAssembly component: {message}")]
+    Compile {
+        /// File name or label.
+        origin: String,
+        /// wasmtime's explanation.
+        message: String,
+    },
+    /// Targets no contract version this host knows, imports something the
+    /// host does not provide, or lacks an export.
+    #[error("{origin} does not fit the {} contract: {message}", contract.map_or_else(|| crate::contract::PACKAGE.to_string(), |c| c.to_string()))]
+    Contract {
+        /// File name or label.
+        origin: String,
+        /// The version it claims, when it names one this host knows.
+        contract: Option<crate::ContractVersion>,
+        /// What does not match.
+        message: String,
+    },
+    /// Its `plugin-info.info` call failed.
+    #[error("{origin} could not describe itself: {source}")]
+    Info {
+        /// File name or label.
+        origin: String,
+        /// The failed call.
+        source: CallError,
+    },
+}

@@ -1,0 +1,5 @@
+//! The runtime's integration tests, in one binary (each test binary links
+//! wasmtime, which costs link time).
+
+mod contracts;
+mod sandbox;

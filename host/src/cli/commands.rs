@@ -1,0 +1,175 @@
+//! The data commands of the CLI: `people`, `targets`, `api-token`. They
+//! work on the database directly (SQLite in WAL mode lets them run beside
+//! `serve`); provisioning itself happens in `serve`'s engine, which picks up
+//! whatever these commands queue.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use registry_host::import::parse_import;
+use registry_host::secrets::SecretBox;
+use registry_host::store::Store;
+
+/// Opens (creating if needed) the data directory's store.
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    Ok(Store::open(data_dir, SecretBox::load_or_create(data_dir)?)?)
+}
+
+/// Whether a `registry-host serve` holds this data directory (and so will
+/// work through queued jobs).
+pub fn server_running(data_dir: &Path) -> bool {
+    let Ok(lock) = std::fs::OpenOptions::new().read(true).write(true).open(data_dir.join(registry_host::serve::LOCK_FILE)) else { return false };
+    // Taking the lock proves nobody holds it; it is released when `lock` drops.
+    lock.try_lock().is_err()
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}} left)"))
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// `people import FILE`: every row is checked first; if any is bad, all
+/// problems are printed and nothing is imported.
+pub fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let people = match parse_import(&file.display().to_string(), &text) {
+        Ok(p) => p,
+        Err(problems) => {
+            for p in problems.iter().take(50) {
+                eprintln!("  {}: {p}", file.display());
+            }
+            if problems.len() > 50 {
+                eprintln!("  ... and {} more", problems.len() - 50);
+            }
+            anyhow::bail!("{} problem(s) in {}; fix them and import again (nothing was imported)", problems.len(), file.display());
+        }
+    };
+    let store = open_store(data_dir)?;
+    let bar = bar(people.len() as u64, "importing");
+    let stats = store.import_people(people, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    let (queued, _) = store.job_counts(None)?;
+    println!("imported {}: {} added, {} updated, {} unchanged", file.display(), stats.added, stats.updated, stats.unchanged);
+    if queued > 0 && !server_running(data_dir) {
+        println!("{queued} provisioning job(s) are queued; they run when `registry-host serve` runs on this data directory");
+    }
+    Ok(())
+}
+
+/// `api-token create NAME`.
+pub fn create_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(!name.trim().is_empty(), "the token needs a name, e.g. `api-token create hr-feed`");
+    let token = open_store(data_dir)?.create_api_token(name.trim())?;
+    println!("{token}");
+    eprintln!("API token '{}' created; it is shown only now. Send it as `Authorization: Bearer <token>`.", name.trim());
+    Ok(())
+}
+
+/// `targets list`.
+pub fn list_targets(data_dir: &Path) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let targets = store.targets()?;
+    if targets.is_empty() {
+        println!("no provisioning targets; add one in the web UI under Provisioning Targets");
+        return Ok(());
+    }
+    println!("{:<4} {:<32} {:<12} {:<9} {:<28} QUEUED  FAILED", "ID", "NAME", "PLUGIN", "ENABLED", "OAUTH2 SERVER");
+    for t in targets {
+        let (queued, failed) = store.job_counts(Some(t.id))?;
+        println!(
+            "{:<4} {:<32} {:<12} {:<9} {:<28} {queued:<7} {failed}",
+            t.id,
+            t.name,
+            t.plugin,
+            if t.enabled { "yes" } else { "no" },
+            t.server_name
+        );
+    }
+    Ok(())
+}
+
+/// `targets reprovision NAME|ID`: queues everyone in scope, then follows
+/// the run while a server works through it.
+pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let targets = store.targets()?;
+    let target = targets
+        .iter()
+        .find(|t| t.name == which || t.id.to_string() == which)
+        .with_context(|| {
+            let names: Vec<String> = targets.iter().map(|t| format!("{} ({})", t.name, t.id)).collect();
+            format!("no target '{which}'; targets: {}", if names.is_empty() { "none".into() } else { names.join(", ") })
+        })?;
+    let run = store.start_run(target.id)?;
+    println!("run {} queued {} people for '{}'", run.id, run.total, target.name);
+    if !target.enabled {
+        println!("the target is disabled: the jobs wait until it is enabled");
+        return Ok(());
+    }
+    if !wait || run.total == 0 {
+        return Ok(());
+    }
+    if !server_running(data_dir) {
+        println!("no `registry-host serve` is running on {}; the run starts when it does", data_dir.display());
+        return Ok(());
+    }
+    let bar = bar(run.total as u64, "provisioning");
+    let mut said = None;
+    loop {
+        let now = store.run(run.id)?;
+        bar.set_position((now.done + now.failed) as u64);
+        if now.finished_at.is_some() {
+            bar.finish_and_clear();
+            println!("run {} finished: {} provisioned, {} failed", now.id, now.done, now.failed);
+            if now.failed > 0 {
+                println!("see the failures on the target's page in the web UI");
+            }
+            return Ok(());
+        }
+        let why = store.held_because(&store.target(target.id)?);
+        if why != said {
+            if let Some(why) = &why {
+                bar.suspend(|| println!("waiting: {why}"));
+            }
+            said = why;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::signal::ctrl_c() => {
+                bar.abandon();
+                println!("stopped watching; the run goes on in the server");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reads target settings for `plugin test`: a JSON object of strings, or
+/// `name=value` lines (`#` starts a comment).
+pub fn read_settings(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&text).with_context(|| format!("{}: expected a JSON object of strings, e.g. {{\"object\": \"User\"}}", path.display()))?;
+        return Ok(map.into_iter().collect());
+    }
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').with_context(|| format!("{}:{}: expected name=value", path.display(), n + 1))?;
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(out)
+}

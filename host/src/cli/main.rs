@@ -1,0 +1,311 @@
+//! `registry-host`: the identity registry host's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use registry_plugin_runtime::inspect::PluginSummary;
+use registry_plugin_runtime::{Runtime, RuntimeConfig};
+
+mod benchmarks;
+mod commands;
+
+/// The identity registry host: runs sandboxed provisioning plugins.
+#[derive(Parser)]
+#[command(name = "registry-host", version, about)]
+struct Cli {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where state lives and how plugins are confined.
+#[derive(Args)]
+struct RuntimeArgs {
+    /// Directory for the registry's data and caches [default: the user's
+    /// data dir + /registry-host, else ./data].
+    #[arg(long, global = true, env = "REGISTRY_HOST_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Memory cap per plugin call, in MiB.
+    #[arg(long, global = true, default_value_t = 64, env = "REGISTRY_HOST_PLUGIN_MEMORY_MIB")]
+    plugin_memory_mib: usize,
+    /// Deadline per plugin call, in milliseconds.
+    #[arg(long, global = true, default_value_t = 10_000, env = "REGISTRY_HOST_PLUGIN_TIMEOUT_MS")]
+    plugin_timeout_ms: u64,
+    /// Compile plugins on every load instead of using the precompiled cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Keep this many plugin instances' memory pre-reserved (wasmtime's
+    /// pooling allocator: instantiation about twice as fast). Calls beyond
+    /// this many at once are refused, so allow for the provisioning workers
+    /// plus the admin UI's calls.
+    #[arg(long, global = true, env = "REGISTRY_HOST_PLUGIN_POOL")]
+    plugin_pool: Option<u32>,
+}
+
+impl RuntimeArgs {
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            dirs::data_dir().map(|d| d.join("registry-host")).unwrap_or_else(|| PathBuf::from("data"))
+        })
+    }
+
+    fn config(&self) -> anyhow::Result<RuntimeConfig> {
+        anyhow::ensure!(self.plugin_memory_mib > 0, "--plugin-memory-mib must be at least 1");
+        anyhow::ensure!(self.plugin_timeout_ms > 0, "--plugin-timeout-ms must be at least 1");
+        anyhow::ensure!(self.plugin_pool != Some(0), "--plugin-pool must be at least 1 (or left out)");
+        Ok(RuntimeConfig {
+            memory_limit: self.plugin_memory_mib << 20,
+            deadline: Duration::from_millis(self.plugin_timeout_ms),
+            cache_dir: (!self.no_cache).then(|| self.data_dir().join("cache").join("components")),
+            pooling: self.plugin_pool,
+            ..RuntimeConfig::default()
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Run the registry: the admin web UI and the plugin runtime.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "REGISTRY_HOST_LISTEN")]
+        listen: std::net::SocketAddr,
+        /// The URL browsers use to reach this host (for Redirect URIs) [default: http://<listen>].
+        #[arg(long, env = "REGISTRY_HOST_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// A plugin component to load (repeatable) [default: the Salesforce plugin built for wasm32-wasip2].
+        #[arg(long = "plugin")]
+        plugins: Vec<PathBuf>,
+        /// Also start the Salesforce emulator and preconfigure a server for it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manage admin accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage the registry's people.
+    #[command(subcommand)]
+    People(PeopleCommand),
+    /// Manage provisioning targets.
+    #[command(subcommand)]
+    Targets(TargetsCommand),
+    /// Measure the host: see the README's Performance section.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Manage tokens for the JSON API (/api/v1).
+    #[command(subcommand, name = "api-token")]
+    ApiToken(ApiTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum PeopleCommand {
+    /// Add or update people from a CSV or JSON file (see the README for the
+    /// format); every row is checked first and nothing is imported if any is bad.
+    Import {
+        /// FILE.csv or FILE.json.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TargetsCommand {
+    /// List targets with their queued and failed jobs.
+    List,
+    /// Queue everyone in a target's scope and follow the run.
+    Reprovision {
+        /// The target's name or id.
+        target: String,
+        /// Queue and return, without following the run.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// A full "Reprovision all" against the bundled emulator: people per
+    /// second, API calls, peak memory.
+    Reprovision {
+        /// How many people.
+        #[arg(long, default_value_t = 10_000)]
+        people: usize,
+        /// The plugin component [default: the Salesforce plugin built for wasm32-wasip2].
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiTokenCommand {
+    /// Create a token; it is printed once.
+    Create {
+        /// What the token is for, e.g. hr-feed.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin; the password is read from REGISTRY_HOST_ADMIN_PASSWORD or one line of stdin.
+    Create {
+        /// Login name.
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a plugin in the sandbox and print what it says about itself.
+    Inspect {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the conformance suite on a plugin against the bundled Salesforce
+    /// emulator, in the registry's sandbox; exits non-zero on any failure.
+    Test {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// Target settings for the provisioning checks: a JSON object
+        /// {"name": "value"} or `name=value` lines.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure loading and calling a plugin: cold compile, cached load,
+    /// instantiate + one call.
+    Bench {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// Samples per figure.
+        #[arg(long, default_value_t = 200)]
+        iterations: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REGISTRY_HOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let result = runtime
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
+            let runtime = Runtime::new(cli.runtime.config()?)?;
+            let plugin = runtime.load_file(&plugin).await?;
+            let summary = PluginSummary::of(&plugin);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", summary.to_table());
+            }
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Test { plugin, settings, json }) => {
+            let settings = match settings {
+                Some(path) => commands::read_settings(&path)?,
+                None => Vec::new(),
+            };
+            let bed = registry_plugin_testbed::TestBed::start_with(&plugin, cli.runtime.config()?).await?;
+            let report = registry_plugin_testbed::conformance::run(&bed, &settings).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            anyhow::ensure!(report.failed == 0, "{} check(s) failed", report.failed);
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Bench { plugin, iterations }) => {
+            benchmarks::plugin(cli.runtime.config()?, &plugin, iterations.max(1)).await
+        }
+        Command::Bench(BenchCommand::Reprovision { people, plugin }) => {
+            let plugin = plugin.or_else(registry_host::serve::default_plugin).context("no plugin: build it (see the README) or pass --plugin PATH")?;
+            benchmarks::reprovision(cli.runtime.config()?, &plugin, people).await
+        }
+        Command::Serve { listen, public_url, mut plugins, demo } => {
+            if plugins.is_empty() {
+                plugins.extend(registry_host::serve::default_plugin());
+            }
+            let config = registry_host::serve::ServeConfig {
+                data_dir: cli.runtime.data_dir(),
+                listen,
+                public_url,
+                plugins,
+                runtime: cli.runtime.config()?,
+                demo,
+                engine: Default::default(),
+            };
+            let running = registry_host::serve::start(config).await?;
+            println!("Registry host running (Ctrl-C to stop)");
+            println!("  open:        {}/", running.public_url);
+            println!("  database:    {}", running.store.path().display());
+            if running.resumed > 0 {
+                println!("  resumed:     {} provisioning job(s) left unfinished by the last run", running.resumed);
+            }
+            match &running.created_admin {
+                Some((user, Some(password))) => println!("  admin login: {user} / {password}   (created now; keep it)"),
+                Some((user, None)) => println!("  admin login: {user} (created now, with REGISTRY_HOST_ADMIN_PASSWORD)"),
+                None => {}
+            }
+            if let Some(emu) = &running.emulator {
+                println!("  emulator:    login {}  instance {}", emu.login_url(), emu.instance_url());
+                println!("  Salesforce login on the emulator: {} / {}", salesforce_emulator::seed::DEMO_USERNAME, salesforce_emulator::seed::DEMO_PASSWORD);
+                println!("  then: OAuth2 Servers -> {} -> Obtain New Token", registry_host::serve::DEMO_SERVER);
+            }
+            tokio::select! {
+                r = running.wait() => r,
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        Command::Admin(AdminCommand::Create { username }) => {
+            let store = commands::open_store(&cli.runtime.data_dir())?;
+            let password = match std::env::var("REGISTRY_HOST_ADMIN_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprint!("password for {username}: ");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            registry_host::auth::create_admin(&store, &username, &password)?;
+            println!("admin {username} created in {}", store.path().display());
+            Ok(())
+        }
+        Command::People(PeopleCommand::Import { file }) => commands::import_people(&cli.runtime.data_dir(), &file),
+        Command::Targets(TargetsCommand::List) => commands::list_targets(&cli.runtime.data_dir()),
+        Command::Targets(TargetsCommand::Reprovision { target, no_wait }) => {
+            commands::reprovision(&cli.runtime.data_dir(), &target, !no_wait).await
+        }
+        Command::ApiToken(ApiTokenCommand::Create { name }) => commands::create_api_token(&cli.runtime.data_dir(), &name),
+    }
+}

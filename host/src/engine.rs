@@ -1,0 +1,400 @@
+//! The provisioning engine: a pool of workers drains the durable job queue
+//! (see [`crate::store`]) through the plugins.
+//!
+//! - Several ready jobs for one target go to the plugin's `provision-batch`
+//!   in one call when it claims that capability; one job goes to `provision`.
+//! - `unauthorized`: one refresh per server at a time, shared by every
+//!   waiting job ([`OAuth::refresh`]), the new tokens (and instance URL)
+//!   kept, and the refused jobs retried once.
+//! - `reauthorization-required`: the server is marked "needs a new token"
+//!   and its jobs wait, uncounted, until an admin obtains one.
+//! - `rate-limited`, retryable remote errors, transport failures and
+//!   timeouts: exponential backoff with jitter, up to `max_attempts`; then
+//!   the job is failed and kept.
+//! - everything else (a bad person, a bad setting, a refusal): failed at
+//!   once, with the reason on the person's page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use registry_plugin_runtime::contract::explain;
+use registry_plugin_runtime::latest::provisioning_target::{ProvisionOutcome, ProvisionRequest, TargetContext};
+use registry_plugin_runtime::latest::types::{GrantType, PluginError, RemoteRef, TokenSet};
+use registry_plugin_runtime::{CallError, Failure, Plugin};
+
+use crate::domain::{Done, Job, TokenStatus};
+use crate::oauth::OAuth;
+use crate::store::{Store, StoreError, now_ms};
+
+/// Why [`Engine::run_once`] did not finish its batch.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The batch's worker failed or panicked; its unfinished jobs were put
+    /// back in the queue.
+    #[error("provisioning stopped midway ({released} unfinished jobs queued again): {reason}")]
+    Worker {
+        /// What the worker reported.
+        reason: String,
+        /// Jobs put back in the queue.
+        released: usize,
+    },
+}
+
+/// How the engine works.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Workers running at once.
+    pub workers: usize,
+    /// Most jobs one plugin call carries.
+    pub batch_max: usize,
+    /// First retry delay; doubled per attempt.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Attempts before a retryable job is failed for good.
+    pub max_attempts: u32,
+    /// How often idle workers look at the queue (changes also wake them).
+    pub idle_poll: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
+            batch_max: 1000,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(600),
+            max_attempts: 8,
+            idle_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The engine. Share one per process.
+pub struct Engine {
+    store: Arc<Store>,
+    plugins: Arc<HashMap<String, Plugin>>,
+    oauth: OAuth,
+    config: EngineConfig,
+    wake: Notify,
+}
+
+/// What to do with a job whose call did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// Refresh the token and try once more.
+    Refresh,
+    /// Wait for an admin to obtain a new token.
+    Wait(String),
+    /// Try again after a delay (the plugin's, or the backoff's).
+    Retry(Option<u64>, String),
+    /// Give up.
+    Fail(String),
+}
+
+fn verdict(e: &PluginError) -> Verdict {
+    match e {
+        PluginError::Unauthorized(_) => Verdict::Refresh,
+        PluginError::ReauthorizationRequired(_) => Verdict::Wait(format!("waiting for a new token: {}", explain(e))),
+        PluginError::RateLimited(ms) => Verdict::Retry(*ms, "the remote system is throttling requests".into()),
+        PluginError::Remote(r) if r.retryable => Verdict::Retry(None, explain(e)),
+        PluginError::Transport(_) => Verdict::Retry(None, explain(e)),
+        PluginError::InvalidPerson(f) => Verdict::Fail(format!("fix the person's {}: {}", f.field, f.message)),
+        PluginError::InvalidConfig(f) => Verdict::Fail(format!("fix the target's setting {}: {}", f.field, f.message)),
+        _ => Verdict::Fail(explain(e)),
+    }
+}
+
+fn call_verdict(e: &CallError) -> Verdict {
+    match e.failure {
+        Failure::Timeout(_) => Verdict::Retry(None, e.to_string()),
+        _ => Verdict::Fail(e.to_string()),
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, calling `plugins` with tokens from `oauth`.
+    pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, oauth: OAuth, config: EngineConfig) -> Arc<Self> {
+        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new() })
+    }
+
+    /// Tells idle workers there is work (a person changed, a token arrived).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Puts jobs a previous process left running back in the queue and
+    /// starts the workers.
+    pub fn start(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let resumed = self.store.reset_running()?;
+        if resumed > 0 {
+            tracing::info!(resumed, "resuming jobs left unfinished by the last run");
+        }
+        for n in 0..self.config.workers {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.worker(n).await });
+        }
+        Ok(resumed)
+    }
+
+    async fn worker(self: Arc<Self>, n: usize) {
+        loop {
+            // Register interest before looking, so a wake between the look
+            // and the wait is not lost.
+            let notified = self.wake.notified();
+            match self.run_once().await {
+                Ok(0) => {
+                    // At least 10 ms: a due job blocked behind another worker's
+                    // job is not worth a busy loop.
+                    let due = self.store.next_due().ok().flatten().map(|t| (t - now_ms()).max(10) as u64);
+                    let wait = due.map_or(self.config.idle_poll, |ms| Duration::from_millis(ms).min(self.config.idle_poll));
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(worker = n, error = %e, "provisioning worker could not use the database");
+                    tokio::time::sleep(self.config.idle_poll).await;
+                }
+            }
+        }
+    }
+
+    /// Claims one batch of ready jobs and runs it; returns how many jobs
+    /// were claimed (0: nothing was ready).
+    pub async fn run_once(self: &Arc<Self>) -> Result<usize, EngineError> {
+        let jobs = self.store.claim(self.config.batch_max)?;
+        let n = jobs.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        // Its own task, so that even a panic cannot strand the claimed jobs.
+        let engine = self.clone();
+        let outcome = tokio::spawn(async move { engine.process(jobs).await }).await;
+        let failure = match outcome {
+            Ok(Ok(())) => return Ok(n),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the worker failed: {e}"),
+        };
+        let released = self.store.release(&ids)?;
+        tracing::error!(released, error = %failure, "provisioning stopped midway; the unfinished jobs are queued again");
+        Err(EngineError::Worker { reason: failure, released })
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let base = self.config.backoff_base.as_millis() as f64 * 2f64.powi(attempts.min(30) as i32);
+        let capped = base.min(self.config.backoff_max.as_millis() as f64);
+        let mut r = [0u8; 2];
+        getrandom::fill(&mut r).expect("the OS has randomness");
+        let jitter = 0.5 + (u16::from_le_bytes(r) as f64 / u16::MAX as f64) / 2.0;
+        Duration::from_millis((capped * jitter) as u64)
+    }
+
+    fn settle(&self, job: &Job, v: Verdict) -> Result<(), StoreError> {
+        match v {
+            Verdict::Fail(m) => self.store.finish_failed(job, &m),
+            Verdict::Wait(m) => self.store.finish_waiting(std::slice::from_ref(job), &m),
+            Verdict::Refresh => self.settle(job, Verdict::Retry(None, "the access token was refused again after a refresh".into())),
+            Verdict::Retry(delay, m) => {
+                if job.attempts + 1 >= self.config.max_attempts {
+                    return self.store.finish_failed(job, &format!("gave up after {} attempts: {m}", job.attempts + 1));
+                }
+                // The plugin's delay too is bounded: a remote system's "come
+                // back in a year" must not park a job out of sight.
+                let delay = delay.map_or_else(|| self.backoff(job.attempts), Duration::from_millis).min(self.config.backoff_max);
+                self.store.finish_retry(job, delay.as_millis() as i64, &m)
+            }
+        }
+    }
+
+    async fn tokens(&self, server_id: i64) -> Result<Option<TokenSet>, String> {
+        if let Some(t) = self.store.tokens(server_id).map_err(|e| e.to_string())? {
+            return Ok(Some(t));
+        }
+        let server = self.store.server(server_id).map_err(|e| e.to_string())?;
+        if server.grant_type == GrantType::ClientCredentials && server.token_status == TokenStatus::NotSet {
+            self.oauth.client_credentials(server_id).await.map_err(|e| e.to_string())?;
+            return self.store.tokens(server_id).map_err(|e| e.to_string());
+        }
+        Ok(None)
+    }
+
+    async fn process(&self, jobs: Vec<Job>) -> Result<(), StoreError> {
+        let target = match self.store.target(jobs[0].target_id) {
+            Ok(t) => t,
+            // Deleted meanwhile: its jobs went with it.
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Some(plugin) = self.plugins.get(&target.plugin) else {
+            let m = format!("the plugin '{}' is not loaded; start the host with --plugin for it", target.plugin);
+            for j in &jobs {
+                self.settle(j, Verdict::Retry(None, m.clone()))?;
+            }
+            return Ok(());
+        };
+        let mut tokens = match self.tokens(target.server_id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                let server = self.store.server(target.server_id)?;
+                return self.store.finish_waiting(&jobs, &format!("waiting for a token: use Obtain New Token on the server '{}'", server.name));
+            }
+            Err(m) => {
+                for j in &jobs {
+                    self.settle(j, Verdict::Retry(None, format!("no token: {m}")))?;
+                }
+                return Ok(());
+            }
+        };
+        let settings = plugin.settings_with_defaults(&target.settings);
+        let inputs = self.store.job_inputs(&jobs)?;
+        let mut pending: Vec<(Job, ProvisionRequest)> = Vec::with_capacity(jobs.len());
+        for (job, (person, current)) in jobs.into_iter().zip(inputs) {
+            let Some(person) = person else {
+                self.store.finish_failed(&job, "the person's stored record cannot be read; edit and save the person")?;
+                continue;
+            };
+            let current = current.map(|(object_type, remote_id)| RemoteRef { object_type, remote_id });
+            let request = ProvisionRequest { action: job.action.to_wit(), person: person.to_wit(), current };
+            pending.push((job, request));
+        }
+        let mut refreshed = false;
+        while !pending.is_empty() {
+            let allow = match OAuth::allowlist(&self.store.server_config(target.server_id)?, Some(&tokens)) {
+                Ok(a) => a,
+                Err(e) => {
+                    for (j, _) in &pending {
+                        self.settle(j, Verdict::Fail(e.to_string()))?;
+                    }
+                    return Ok(());
+                }
+            };
+            let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
+            let results = self.call(plugin, &context, &pending, &allow).await;
+            let mut done = Vec::new();
+            let mut again = Vec::new();
+            let mut settled = Vec::new();
+            for ((job, req), result) in pending.into_iter().zip(results) {
+                match result {
+                    Ok(outcome) => done.push(Done {
+                        job,
+                        remote: outcome.remote.map(|r| (r.object_type, r.remote_id)),
+                        summary: outcome.summary,
+                        removed: outcome.removed,
+                    }),
+                    Err(v) if v == Verdict::Refresh && !refreshed => again.push((job, req)),
+                    Err(v) => settled.push((job, v)),
+                }
+            }
+            self.store.finish_done(&done)?;
+            // The plugin says only a new authorization helps: the server shows
+            // it, and claim holds its jobs until an admin obtains a token.
+            if let Some((_, Verdict::Wait(m))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Wait(_))) {
+                self.store.set_error(target.server_id, m, Some(TokenStatus::NeedsReauthorization))?;
+            }
+            for (job, v) in settled {
+                self.settle(&job, v)?;
+            }
+            pending = Vec::new();
+            if again.is_empty() {
+                break;
+            }
+            refreshed = true;
+            match self.refresh(target.server_id, &tokens).await {
+                Ok(fresh) => {
+                    tokens = fresh;
+                    pending = again;
+                }
+                Err(v) => {
+                    for (job, _) in &again {
+                        self.settle(job, v.clone())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh token after `stale` was refused: shared with every other job
+    /// of the server that hit the same refusal.
+    async fn refresh(&self, server_id: i64, stale: &TokenSet) -> Result<TokenSet, Verdict> {
+        let server = self.store.server(server_id).map_err(|e| Verdict::Retry(None, e.to_string()))?;
+        let result = match server.grant_type {
+            GrantType::AuthorizationCode => self.oauth.refresh(server_id, &stale.access_token).await,
+            GrantType::ClientCredentials => match self.oauth.client_credentials_after(server_id, &stale.access_token).await {
+                Ok(t) => Ok(t),
+                Err(e) => Err(e),
+            },
+        };
+        result.map_err(|e| {
+            let needs_admin = self.store.server(server_id).map(|s| s.token_status == TokenStatus::NeedsReauthorization).unwrap_or(false);
+            if needs_admin {
+                Verdict::Wait(format!("waiting for a new token on the server '{}': {e}", server.name))
+            } else {
+                Verdict::Retry(None, format!("the token could not be refreshed: {e}"))
+            }
+        })
+    }
+
+    /// One plugin call for all of `pending`: the batch export when there is
+    /// more than one and the plugin has it. One verdict or outcome per job.
+    async fn call(
+        &self,
+        plugin: &Plugin,
+        context: &TargetContext,
+        pending: &[(Job, ProvisionRequest)],
+        allow: &registry_plugin_runtime::HttpAllowlist,
+    ) -> Vec<Result<ProvisionOutcome, Verdict>> {
+        let batch = pending.len() > 1 && plugin.metadata().capabilities.contains(registry_plugin_runtime::latest::plugin_info::Capabilities::PROVISION_BATCH);
+        if batch {
+            let requests: Vec<ProvisionRequest> = pending.iter().map(|(_, r)| r.clone()).collect();
+            return match plugin.provision_batch(context, &requests, allow).await {
+                Ok(Ok(results)) if results.len() == requests.len() => results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect(),
+                Ok(Ok(results)) => {
+                    let m = format!("the plugin answered {} requests with {} results", requests.len(), results.len());
+                    vec![Err(Verdict::Fail(m)); requests.len()]
+                }
+                Ok(Err(e)) => vec![Err(verdict(&e)); requests.len()],
+                Err(e) => vec![Err(call_verdict(&e)); requests.len()],
+            };
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for (_, request) in pending {
+            out.push(match plugin.provision(context, request, allow).await {
+                Ok(r) => r.map_err(|e| verdict(&e)),
+                Err(e) => Err(call_verdict(&e)),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry_plugin_runtime::latest::types::{FieldError, RemoteError};
+
+    #[test]
+    fn plugin_errors_decide_refresh_wait_retry_or_fail() {
+        assert_eq!(verdict(&PluginError::Unauthorized("x".into())), Verdict::Refresh);
+        assert!(matches!(verdict(&PluginError::ReauthorizationRequired("dead".into())), Verdict::Wait(_)));
+        assert_eq!(verdict(&PluginError::RateLimited(Some(1500))), Verdict::Retry(Some(1500), "the remote system is throttling requests".into()));
+        let remote = |retryable| PluginError::Remote(RemoteError { code: "UNABLE_TO_LOCK_ROW".into(), message: "busy".into(), status: Some(400), retryable });
+        assert!(matches!(verdict(&remote(true)), Verdict::Retry(None, _)));
+        assert!(matches!(verdict(&remote(false)), Verdict::Fail(_)));
+        assert!(matches!(verdict(&PluginError::Transport("refused".into())), Verdict::Retry(None, _)));
+        match verdict(&PluginError::InvalidPerson(FieldError { field: "name.family".into(), message: "too long".into() })) {
+            Verdict::Fail(m) => assert_eq!(m, "fix the person's name.family: too long"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

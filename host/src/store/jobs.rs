@@ -1,0 +1,335 @@
+//! The durable job queue. Jobs for one person and target run in order: a
+//! job is only claimable when no earlier unfinished job exists for the
+//! pair. A claimed job is `running` until its result commits; a crash leaves
+//! it `running`, and [`Store::reset_running`] puts it back at the next start.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Store, StoreError, now_ms, parsed};
+use crate::domain::{Action, Done, Job, Person, ProvState, Scope};
+
+/// Targets as enqueueing needs them.
+pub(super) struct Lite {
+    pub(super) id: i64,
+    pub(super) scope: Scope,
+}
+
+impl Store {
+    /// Every target, disabled ones too: their jobs queue up and run, in
+    /// order, once the target is enabled again (claim skips them meanwhile).
+    pub(super) fn lite_targets(conn: &Connection) -> Result<Vec<Lite>, StoreError> {
+        let mut stmt = conn.prepare("SELECT id, scope FROM targets")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|(id, scope)| Ok(Lite { id, scope: super::targets::read_scope(id, &scope)? })).collect()
+    }
+
+    pub(super) fn set_state(conn: &Connection, person: &str, target: i64, state: ProvState, message: Option<&str>) -> Result<(), StoreError> {
+        conn.execute(
+            "INSERT INTO provisioned (person_id, target_id, state, message, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (person_id, target_id) DO UPDATE SET state = excluded.state, message = excluded.message, updated_at = excluded.updated_at",
+            params![person, target, state.as_str(), message, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Queues one job for `person` and `target`, replacing queued jobs it
+    /// supersedes (a job reads the person as they are when it runs).
+    pub(super) fn enqueue_one(conn: &Connection, person: &str, target: i64, action: Action, run: Option<i64>) -> Result<(), StoreError> {
+        let mut inherited: Option<i64> = None;
+        {
+            let mut stmt = conn.prepare_cached("SELECT id, run_id, state FROM jobs WHERE person_id = ?1 AND target_id = ?2 AND state IN ('queued', 'failed')")?;
+            let old: Vec<(i64, Option<i64>, String)> = stmt.query_map(params![person, target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+            for (id, old_run, state) in old {
+                // A superseded queued job of a run hands the run over (or
+                // counts as done for it), so runs always finish.
+                if let Some(r) = old_run
+                    && state == "queued"
+                {
+                    if run.is_none() && inherited.is_none() {
+                        inherited = Some(r);
+                    } else if run != Some(r) {
+                        Self::count_run(conn, r, true)?;
+                    }
+                }
+                conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![id])?;
+            }
+        }
+        conn.execute(
+            "INSERT INTO jobs (person_id, target_id, action, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![person, target, action.as_str(), run.or(inherited), now_ms()],
+        )?;
+        Self::set_state(conn, person, target, ProvState::Pending, None)
+    }
+
+    /// Queues `action` for `p` with one target (as part of `run`, if any):
+    /// a person outside the target's scope who has a record there gets it
+    /// removed, anyone else outside is marked not in scope. Whether a job
+    /// was queued.
+    pub(super) fn enqueue_for(conn: &Connection, target: &Lite, p: &Person, action: Action, run: Option<i64>) -> Result<bool, StoreError> {
+        if action == Action::Deleted || target.scope.includes(p) {
+            Self::enqueue_one(conn, &p.id, target.id, action, run)?;
+            return Ok(true);
+        }
+        let state: Option<String> = conn
+            .prepare_cached("SELECT state FROM provisioned WHERE person_id = ?1 AND target_id = ?2")?
+            .query_row(params![p.id, target.id], |r| r.get(0))
+            .optional()?;
+        if matches!(state.as_deref(), Some("provisioned" | "pending" | "failed")) {
+            Self::enqueue_one(conn, &p.id, target.id, Action::Deleted, run)?;
+            return Ok(true);
+        }
+        Self::set_state(conn, &p.id, target.id, ProvState::NotInScope, Some("outside the target's scope"))?;
+        Ok(false)
+    }
+
+    /// Queues provisioning of `p` for every target (disabled ones hold their
+    /// jobs until enabled); returns how many jobs were queued.
+    pub(super) fn enqueue(conn: &Connection, targets: &[Lite], p: &Person, action: Action) -> Result<usize, StoreError> {
+        let mut queued = 0;
+        for t in targets {
+            queued += usize::from(Self::enqueue_for(conn, t, p, action, None)?);
+        }
+        Ok(queued)
+    }
+
+    /// What the plugin needs for each job: the person (`None` if their
+    /// stored record cannot be read) and the remote record they have with
+    /// the job's target, read under one lock with one query per job.
+    pub fn job_inputs(&self, jobs: &[Job]) -> Result<Vec<(Option<Person>, Option<(String, String)>)>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.data, v.remote_type, v.remote_id FROM people p
+             LEFT JOIN provisioned v ON v.person_id = p.id AND v.target_id = ?2 WHERE p.id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let row: Option<(String, Option<String>, Option<String>)> =
+                stmt.query_row(params![job.person_id, job.target_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
+            out.push(match row {
+                Some((data, t, id)) => (serde_json::from_str(&data).ok(), t.zip(id)),
+                None => (None, None),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Jobs not yet done: (queued or running, failed) for a target, or all.
+    pub fn job_counts(&self, target_id: Option<i64>) -> Result<(i64, i64), StoreError> {
+        let conn = self.db();
+        let q = |state: &str| -> rusqlite::Result<i64> {
+            conn.query_row(
+                &format!("SELECT COUNT(*) FROM jobs WHERE {state} AND (?1 IS NULL OR target_id = ?1)"),
+                params![target_id],
+                |r| r.get(0),
+            )
+        };
+        Ok((q("state IN ('queued', 'running')")?, q("state = 'failed'")?))
+    }
+
+    /// Queued jobs of the server's targets, which wait for a usable token.
+    pub fn jobs_waiting_for(&self, server_id: i64) -> Result<i64, StoreError> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM jobs j JOIN targets t ON t.id = j.target_id WHERE t.server_id = ?1 AND j.state = 'queued'",
+            params![server_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Puts claimed jobs that are still running back in the queue (after
+    /// their worker failed), so later jobs of the same people are not blocked.
+    pub fn release(&self, jobs: &[i64]) -> Result<usize, StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        for id in jobs {
+            n += tx.prepare_cached("UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'")?.execute(params![id])?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Puts jobs a crashed or stopped process left running back in the queue.
+    pub fn reset_running(&self) -> Result<usize, StoreError> {
+        Ok(self.db().execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", [])?)
+    }
+
+    /// Claims up to `max` ready jobs, all for one target, oldest first. A job
+    /// is ready when its target is enabled, its server has a token (or can
+    /// get one by itself), its backoff has passed, and no earlier job for the
+    /// same person and target is unfinished.
+    pub fn claim(&self, max: usize) -> Result<Vec<Job>, StoreError> {
+        let now = now_ms();
+        let mut conn = self.db();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let jobs: Vec<Job> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id FROM jobs j
+                 JOIN targets t ON t.id = j.target_id
+                 JOIN oauth2_servers s ON s.id = t.server_id
+                 WHERE j.state = 'queued' AND j.not_before <= ?1 AND t.enabled = 1
+                   AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))
+                   AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
+                 ORDER BY j.id LIMIT ?2",
+            )?;
+            stmt.query_map(params![now, max as i64], |r| {
+                Ok(Job {
+                    id: r.get(0)?,
+                    person_id: r.get(1)?,
+                    target_id: r.get(2)?,
+                    action: parsed("job action", r.get(3)?, Action::parse)?,
+                    attempts: r.get::<_, i64>(4)? as u32,
+                    run_id: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        let Some(first) = jobs.first().map(|j| j.target_id) else { return Ok(vec![]) };
+        let jobs: Vec<Job> = jobs.into_iter().filter(|j| j.target_id == first).collect();
+        {
+            let mut mark = tx.prepare_cached("UPDATE jobs SET state = 'running' WHERE id = ?1")?;
+            for j in &jobs {
+                mark.execute(params![j.id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(jobs)
+    }
+
+    /// When the next queued job becomes ready, if one waits for its backoff.
+    /// Jobs that wait for a token, a disabled target or an earlier job of
+    /// the same person do not count: they are freed by a change that wakes
+    /// the workers, or by the worker that finishes the earlier job.
+    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.db().query_row(
+            "SELECT MIN(j.not_before) FROM jobs j
+             JOIN targets t ON t.id = j.target_id
+             JOIN oauth2_servers s ON s.id = t.server_id
+             WHERE j.state = 'queued' AND t.enabled = 1
+               AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))
+               AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub(super) fn history_in(conn: &Connection, job: &Job, ok: bool, message: &str) -> Result<(), StoreError> {
+        conn.prepare_cached(
+            "INSERT INTO history (person_id, target_id, target_name, at, action, ok, message)
+             VALUES (?1, ?2, (SELECT name FROM targets WHERE id = ?2), ?3, ?4, ?5, ?6)",
+        )?
+            .execute(params![job.person_id, job.target_id, now_ms(), job.action.as_str(), ok, message])?;
+        Ok(())
+    }
+
+    pub(super) fn count_run(conn: &Connection, run: i64, ok: bool) -> Result<(), StoreError> {
+        let column = if ok { "done" } else { "failed" };
+        conn.execute(
+            &format!(
+                "UPDATE runs SET {column} = {column} + 1,
+                 finished_at = CASE WHEN done + failed + 1 >= total AND finished_at IS NULL THEN ?2 ELSE finished_at END WHERE id = ?1"
+            ),
+            params![run, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Records finished jobs: the remote ids, the states, the history lines
+    /// and the runs' progress, all in one transaction.
+    pub fn finish_done(&self, done: &[Done]) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        for d in done {
+            let j = &d.job;
+            if tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![j.id])? == 0 {
+                // Superseded or its target deleted meanwhile.
+                continue;
+            }
+            let state = if d.remote.is_none() || d.removed { ProvState::Removed } else { ProvState::Provisioned };
+            let (t, id) = d.remote.clone().unzip();
+            tx.prepare_cached(
+                "INSERT INTO provisioned (person_id, target_id, state, remote_type, remote_id, message, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (person_id, target_id) DO UPDATE SET state = excluded.state, remote_type = excluded.remote_type,
+                 remote_id = excluded.remote_id, message = excluded.message, updated_at = excluded.updated_at",
+            )?
+            .execute(params![j.person_id, j.target_id, state.as_str(), t, id, d.summary, now])?;
+            Self::history_in(&tx, j, true, &d.summary)?;
+            if let Some(run) = j.run_id {
+                Self::count_run(&tx, run, true)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A job that will be tried again after `delay_ms`.
+    pub fn finish_retry(&self, job: &Job, delay_ms: i64, error: &str) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        // A later change of the same person queued meanwhile sends their
+        // current state anyway: it takes this job's place (and its run).
+        let later: Option<(i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT id, run_id FROM jobs WHERE person_id = ?1 AND target_id = ?2 AND id > ?3 AND state = 'queued' ORDER BY id LIMIT 1",
+                params![job.person_id, job.target_id, job.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((later_id, later_run)) = later {
+            if tx.execute("DELETE FROM jobs WHERE id = ?1 AND state = 'running'", params![job.id])? > 0 {
+                Self::history_in(&tx, job, false, &format!("attempt {} failed: {error}; superseded by a later change", job.attempts + 1))?;
+                match (job.run_id, later_run) {
+                    (Some(r), None) => {
+                        tx.execute("UPDATE jobs SET run_id = ?2 WHERE id = ?1", params![later_id, r])?;
+                    }
+                    (Some(r), Some(l)) if r != l => Self::count_run(&tx, r, true)?,
+                    _ => {}
+                }
+            }
+            tx.commit()?;
+            return Ok(());
+        }
+        if tx.execute(
+            "UPDATE jobs SET state = 'queued', attempts = attempts + 1, not_before = ?2, last_error = ?3 WHERE id = ?1",
+            params![job.id, now_ms() + delay_ms, error],
+        )? > 0
+        {
+            let message = format!("attempt {} failed: {error}; trying again in {:.1} s", job.attempts + 1, delay_ms as f64 / 1000.0);
+            Self::set_state(&tx, &job.person_id, job.target_id, ProvState::Pending, Some(&message))?;
+            Self::history_in(&tx, job, false, &message)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A job that failed for good: kept (as `failed`) until the person changes
+    /// or is reprovisioned.
+    pub fn finish_failed(&self, job: &Job, error: &str) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        if tx.execute("UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![job.id, error])? > 0 {
+            Self::set_state(&tx, &job.person_id, job.target_id, ProvState::Failed, Some(error))?;
+            Self::history_in(&tx, job, false, error)?;
+            if let Some(run) = job.run_id {
+                Self::count_run(&tx, run, false)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Jobs that wait (no attempt counted) until their server has a token.
+    pub fn finish_waiting(&self, jobs: &[Job], why: &str) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        for job in jobs {
+            if tx.execute("UPDATE jobs SET state = 'queued', last_error = ?2 WHERE id = ?1", params![job.id, why])? > 0 {
+                Self::set_state(&tx, &job.person_id, job.target_id, ProvState::Pending, Some(why))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! The SQLite schema, one migration per version.
+
+/// Schema versions, applied in order; each runs in its own transaction.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: OAuth2 servers, pending authorizations, admins and their sessions.
+    "CREATE TABLE oauth2_servers (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        plugin TEXT NOT NULL,
+        server_url TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        client_secret BLOB,
+        grant_type TEXT NOT NULL CHECK (grant_type IN ('authorization_code', 'client_credentials')),
+        scope TEXT,
+        access_token BLOB,
+        refresh_token BLOB,
+        token_meta TEXT,
+        instance_url TEXT,
+        token_status TEXT NOT NULL DEFAULT 'not_set' CHECK (token_status IN ('not_set', 'set', 'needs_reauthorization')),
+        token_issued_at INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE oauth2_pending (
+        state TEXT PRIMARY KEY,
+        server_id INTEGER NOT NULL REFERENCES oauth2_servers(id) ON DELETE CASCADE,
+        code_verifier BLOB NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE admins (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        admin_id INTEGER NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
+    // 2: people, provisioning targets, the job queue, per-target state,
+    // history, reprovision runs and API tokens.
+    "CREATE TABLE people (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        sort_name TEXT NOT NULL,
+        search TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX people_by_name ON people(sort_name COLLATE NOCASE, id);
+    CREATE TABLE targets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        plugin TEXT NOT NULL,
+        server_id INTEGER NOT NULL REFERENCES oauth2_servers(id) ON DELETE RESTRICT,
+        settings BLOB NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        scope TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        total INTEGER NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+    CREATE TABLE provisioned (
+        person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'provisioned', 'removed', 'failed', 'not_in_scope')),
+        remote_type TEXT,
+        remote_id TEXT,
+        message TEXT,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (person_id, target_id)
+    );
+    CREATE INDEX provisioned_by_target ON provisioned(target_id, state);
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        action TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before INTEGER NOT NULL DEFAULT 0,
+        run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_by_pair ON jobs(person_id, target_id, id);
+    CREATE INDEX jobs_ready ON jobs(state, not_before, id);
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        -- An audit trail: it outlives its target, keeping the target's name.
+        target_id INTEGER REFERENCES targets(id) ON DELETE SET NULL,
+        target_name TEXT,
+        at INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX history_by_person ON history(person_id, id);
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );",
+];
+

@@ -1,0 +1,213 @@
+//! People: each change and the provisioning jobs it causes commit in one
+//! transaction, so a crash can lose neither. A deleted person stays as a
+//! tombstone: registry ids are never reused.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{Store, StoreError, now_ms, parsed};
+use crate::domain::{Action, HistoryEntry, ImportStats, Person, ProvState, Status, TargetState};
+
+/// People written per transaction by an import.
+const PEOPLE_PER_TRANSACTION: usize = 500;
+
+impl Store {
+    pub(super) fn write_person(tx: &Transaction<'_>, p: &Person, now: i64, insert: bool) -> Result<(), StoreError> {
+        let data = serde_json::to_string(p).expect("plain data");
+        if insert {
+            tx.execute(
+                "INSERT INTO people (id, status, sort_name, search, data, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![p.id, p.status.as_str(), p.display_name(), p.search_text(), data, now],
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE people SET status = ?2, sort_name = ?3, search = ?4, data = ?5, updated_at = ?6 WHERE id = ?1",
+                params![p.id, p.status.as_str(), p.display_name(), p.search_text(), data, now],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn stored_person(conn: &Connection, id: &str) -> Result<Option<Person>, StoreError> {
+        let data: Option<String> = conn.query_row("SELECT data FROM people WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+        Ok(data.and_then(|d| serde_json::from_str(&d).ok()))
+    }
+
+    /// Adds a person (already normalized) and queues their provisioning, in
+    /// one transaction. An empty id gets a new one.
+    pub fn create_person(&self, mut p: Person) -> Result<Person, StoreError> {
+        if p.id.is_empty() {
+            p.id = crate::domain::new_id();
+        }
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        if let Some(old) = Self::stored_person(&tx, &p.id)? {
+            let why = if old.status == Status::Deleted { "belonged to a deleted person; registry ids are never reused" } else { "is taken" };
+            return Err(StoreError::Conflict(format!("the id {} {why}", p.id)));
+        }
+        Self::write_person(&tx, &p, now_ms(), true)?;
+        Self::enqueue(&tx, &Self::lite_targets(&tx)?, &p, Action::Added)?;
+        tx.commit()?;
+        Ok(p)
+    }
+
+    /// Saves an edit (already normalized) and queues what it means; nothing
+    /// is queued when nothing changed. Returns the action, if any.
+    pub fn update_person(&self, p: &Person) -> Result<Option<Action>, StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        let old = Self::stored_person(&tx, &p.id)?.filter(|o| o.status != Status::Deleted).ok_or_else(|| StoreError::NotFound(format!("person {}", p.id)))?;
+        if old == *p {
+            return Ok(None);
+        }
+        let action = Action::for_change(old.status, p.status);
+        Self::write_person(&tx, p, now_ms(), false)?;
+        Self::enqueue(&tx, &Self::lite_targets(&tx)?, p, action)?;
+        tx.commit()?;
+        Ok(Some(action))
+    }
+
+    /// Deletes a person: kept as a tombstone (its id is never reused) until
+    /// every target has removed them.
+    pub fn delete_person(&self, id: &str) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        let mut p = Self::stored_person(&tx, id)?.filter(|o| o.status != Status::Deleted).ok_or_else(|| StoreError::NotFound(format!("person {id}")))?;
+        p.status = Status::Deleted;
+        Self::write_person(&tx, &p, now_ms(), false)?;
+        // Every target that knows the person removes them, enabled or not
+        // in scope included; the others have nothing to do.
+        let known: Vec<i64> = {
+            let mut stmt = tx.prepare("SELECT target_id FROM provisioned WHERE person_id = ?1 AND state != 'not_in_scope'")?;
+            stmt.query_map(params![id], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        for t in Self::lite_targets(&tx)?.into_iter().filter(|t| known.contains(&t.id)) {
+            Self::enqueue_one(&tx, id, t.id, Action::Deleted, None)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Adds or updates many people, `PEOPLE_PER_TRANSACTION` per transaction
+    /// (each person with their jobs); `progress` gets the count done so far.
+    pub fn import_people(&self, people: Vec<Person>, mut progress: impl FnMut(usize)) -> Result<ImportStats, StoreError> {
+        // Refused before anything is written, so a bad file changes nothing.
+        let deleted: Vec<String> = {
+            let conn = self.db();
+            let mut stmt = conn.prepare("SELECT id FROM people WHERE status = 'deleted'")?;
+            let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<std::collections::HashSet<_>, _>>()?;
+            people.iter().filter(|p| ids.contains(&p.id)).map(|p| p.id.clone()).collect()
+        };
+        if !deleted.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "{} belonged to deleted people and registry ids are never reused; give those rows new ids (nothing was imported)",
+                deleted.join(", ")
+            )));
+        }
+        let mut stats = ImportStats::default();
+        let mut done = 0;
+        for chunk in people.chunks(PEOPLE_PER_TRANSACTION) {
+            let mut conn = self.db();
+            let tx = conn.transaction()?;
+            let targets = Self::lite_targets(&tx)?;
+            let now = now_ms();
+            for p in chunk {
+                let mut p = p.clone();
+                if p.id.is_empty() {
+                    p.id = crate::domain::new_id();
+                }
+                match Self::stored_person(&tx, &p.id)? {
+                    None => {
+                        Self::write_person(&tx, &p, now, true)?;
+                        Self::enqueue(&tx, &targets, &p, Action::Added)?;
+                        stats.added += 1;
+                    }
+                    Some(old) if old.status == Status::Deleted => {
+                        // Deleted while this import ran: the earlier chunks stand, each whole.
+                        return Err(StoreError::Conflict(format!("{} was deleted during the import; only the first {done} rows were imported", p.id)));
+                    }
+                    Some(old) if old == p => stats.unchanged += 1,
+                    Some(old) => {
+                        Self::write_person(&tx, &p, now, false)?;
+                        Self::enqueue(&tx, &targets, &p, Action::for_change(old.status, p.status))?;
+                        stats.updated += 1;
+                    }
+                }
+            }
+            tx.commit()?;
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(stats)
+    }
+
+    /// One person (a deleted one too, with status `deleted`).
+    pub fn person(&self, id: &str) -> Result<Person, StoreError> {
+        Self::stored_person(&self.db(), id)?.ok_or_else(|| StoreError::NotFound(format!("person {id}")))
+    }
+
+    /// People not deleted, matching `query` (name, id, email or identifier),
+    /// by name; and how many match in all.
+    pub fn people(&self, query: &str, offset: usize, limit: usize) -> Result<(Vec<Person>, usize), StoreError> {
+        let like = format!("%{}%", query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let conn = self.db();
+        let total: i64 = conn.query_row("SELECT COUNT(*) FROM people WHERE status != 'deleted' AND search LIKE ?1 ESCAPE '\\'", params![like], |r| r.get(0))?;
+        let mut stmt = conn.prepare(
+            "SELECT data FROM people WHERE status != 'deleted' AND search LIKE ?1 ESCAPE '\\' ORDER BY sort_name COLLATE NOCASE, id LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![like, limit as i64, offset as i64], |r| r.get::<_, String>(0))?
+            .filter_map(|d| d.ok().and_then(|d| serde_json::from_str(&d).ok()))
+            .collect();
+        Ok((rows, total as usize))
+    }
+
+    /// A person's state with every target that knows them.
+    pub fn person_states(&self, id: &str) -> Result<Vec<TargetState>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare(
+            "SELECT p.target_id, t.name, p.state, p.remote_type, p.remote_id, p.message, p.updated_at
+             FROM provisioned p JOIN targets t ON t.id = p.target_id WHERE p.person_id = ?1 ORDER BY t.name COLLATE NOCASE",
+        )?;
+        let rows = stmt
+            .query_map(params![id], |r| {
+                Ok(TargetState {
+                    target_id: r.get(0)?,
+                    target: r.get(1)?,
+                    state: parsed("provisioning state", r.get(2)?, ProvState::parse)?,
+                    remote_type: r.get(3)?,
+                    remote_id: r.get(4)?,
+                    message: r.get(5)?,
+                    updated_at: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The latest `limit` history lines of a person, newest first.
+    pub fn history(&self, id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare(
+            "SELECT h.at, COALESCE(t.name, h.target_name), h.action, h.ok, h.message FROM history h LEFT JOIN targets t ON t.id = h.target_id
+             WHERE h.person_id = ?1 ORDER BY h.id DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![id, limit as i64], |r| {
+                Ok(HistoryEntry { at: r.get(0)?, target: r.get(1)?, action: r.get(2)?, ok: r.get::<_, i64>(3)? != 0, message: r.get(4)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// "Reprovision": queues the person again for every target; returns how
+    /// many jobs were queued (targets whose scope excludes them get none).
+    pub fn reprovision_person(&self, id: &str) -> Result<usize, StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        let p = Self::stored_person(&tx, id)?.ok_or_else(|| StoreError::NotFound(format!("person {id}")))?;
+        let action = if p.status == Status::Deleted { Action::Deleted } else { Action::Reprovision };
+        let queued = Self::enqueue(&tx, &Self::lite_targets(&tx)?, &p, action)?;
+        tx.commit()?;
+        Ok(queued)
+    }
+}

@@ -1,0 +1,345 @@
+//! OAuth2 servers: their configuration (the client secret sealed), the
+//! tokens they hold (sealed), and pending "Obtain New Token" sign-ins.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, now_ms, parsed, unique};
+use crate::domain::{Saved, Server, ServerInput, TokenStatus, grant_parse, grant_str};
+use registry_plugin_runtime::latest::types::{Oauth2ServerConfig, TokenSet};
+
+/// A pending "Obtain New Token".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The server.
+    pub server_id: i64,
+    /// PKCE verifier.
+    pub code_verifier: String,
+    /// The redirect URI sent.
+    pub redirect_uri: String,
+    /// Whether it expired before use.
+    pub expired: bool,
+}
+
+/// Token fields that are not secret, kept as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TokenMeta {
+    issued_at: Option<u64>,
+    expires_at: Option<u64>,
+    scope: Option<String>,
+    token_type: String,
+    extra: Vec<(String, String)>,
+}
+
+impl Store {
+    /// Adds a server.
+    pub fn create_server(&self, input: &ServerInput) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO oauth2_servers (name, description, plugin, server_url, client_id, grant_type, scope, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now],
+        )
+        .map_err(|e| unique(e, || format!("a server named '{}' already exists", input.name)))?;
+        let id = tx.last_insert_rowid();
+        if let Some(secret) = input.client_secret.as_deref().filter(|s| !s.is_empty()) {
+            tx.execute("UPDATE oauth2_servers SET client_secret = ?1 WHERE id = ?2", params![self.secrets.seal(&Self::aad("client_secret", id), secret), id])?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Saves an edit. Changing the Server URL, Client ID or Client Secret
+    /// clears the stored tokens, since they belong to the old configuration.
+    pub fn update_server(&self, id: i64, input: &ServerInput) -> Result<Saved, StoreError> {
+        let before = self.server(id)?;
+        // A secret sealed under another key counts as different: typing it
+        // again is how an admin recovers from a changed key.
+        let old_secret = self.client_secret(id).ok().flatten();
+        let secret_changed = input.client_secret.as_deref().is_some_and(|s| !s.is_empty() && Some(s) != old_secret.as_deref());
+        let clear = before.server_url != input.server_url || before.client_id != input.client_id || secret_changed;
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE oauth2_servers SET name = ?1, description = ?2, plugin = ?3, server_url = ?4, client_id = ?5, grant_type = ?6, scope = ?7, updated_at = ?8 WHERE id = ?9",
+            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now_ms(), id],
+        )
+        .map_err(|e| unique(e, || format!("a server named '{}' already exists", input.name)))?;
+        if secret_changed {
+            let sealed = self.secrets.seal(&Self::aad("client_secret", id), input.client_secret.as_deref().unwrap_or_default());
+            tx.execute("UPDATE oauth2_servers SET client_secret = ?1 WHERE id = ?2", params![sealed, id])?;
+        }
+        let had_tokens = before.token_status != TokenStatus::NotSet;
+        if clear {
+            Self::clear_tokens_in(&tx, id)?;
+        }
+        tx.commit()?;
+        Ok(Saved { id, tokens_cleared: clear && had_tokens })
+    }
+
+    /// Deletes a server (and its pending authorizations).
+    pub fn delete_server(&self, id: i64) -> Result<(), StoreError> {
+        let n = self.db().execute("DELETE FROM oauth2_servers WHERE id = ?1", params![id])?;
+        if n == 0 { Err(StoreError::NotFound(format!("server {id}"))) } else { Ok(()) }
+    }
+
+    pub(super) fn row_to_server(r: &rusqlite::Row<'_>) -> rusqlite::Result<Server> {
+        Ok(Server {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            description: r.get("description")?,
+            plugin: r.get("plugin")?,
+            server_url: r.get("server_url")?,
+            client_id: r.get("client_id")?,
+            has_secret: r.get::<_, Option<Vec<u8>>>("client_secret")?.is_some(),
+            grant_type: parsed("grant type", r.get("grant_type")?, grant_parse)?,
+            scope: r.get("scope")?,
+            token_status: parsed("token status", r.get("token_status")?, TokenStatus::parse)?,
+            instance_url: r.get("instance_url")?,
+            token_issued_at: r.get("token_issued_at")?,
+            last_error: r.get("last_error")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
+
+    /// Every server, by name.
+    pub fn servers(&self) -> Result<Vec<Server>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare("SELECT * FROM oauth2_servers ORDER BY name COLLATE NOCASE")?;
+        let rows = stmt.query_map([], Self::row_to_server)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// One server.
+    pub fn server(&self, id: i64) -> Result<Server, StoreError> {
+        self.db()
+            .query_row("SELECT * FROM oauth2_servers WHERE id = ?1", params![id], Self::row_to_server)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("server {id}")))
+    }
+
+    pub(super) fn client_secret(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .db()
+            .query_row("SELECT client_secret FROM oauth2_servers WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("server {id}")))?;
+        sealed.map(|s| self.secrets.open(&Self::aad("client_secret", id), &s)).transpose().map_err(Into::into)
+    }
+
+    /// The configuration handed to the plugin (with the secret).
+    pub fn server_config(&self, id: i64) -> Result<Oauth2ServerConfig, StoreError> {
+        let s = self.server(id)?;
+        Ok(Oauth2ServerConfig {
+            server_url: s.server_url,
+            client_id: s.client_id,
+            client_secret: self.client_secret(id)?.unwrap_or_default(),
+            grant_type: s.grant_type,
+            scope: s.scope,
+        })
+    }
+
+    /// Stores a fresh token set and marks the token "Set".
+    pub fn save_tokens(&self, id: i64, t: &TokenSet) -> Result<(), StoreError> {
+        let meta = TokenMeta { issued_at: t.issued_at, expires_at: t.expires_at, scope: t.scope.clone(), token_type: t.token_type.clone(), extra: t.extra.clone() };
+        let access = self.secrets.seal(&Self::aad("access_token", id), &t.access_token);
+        let refresh = t.refresh_token.as_deref().map(|r| self.secrets.seal(&Self::aad("refresh_token", id), r));
+        let n = self.db().execute(
+            "UPDATE oauth2_servers SET access_token = ?1, refresh_token = ?2, token_meta = ?3, instance_url = ?4, token_status = 'set',
+             token_issued_at = ?5, last_error = NULL, updated_at = ?6 WHERE id = ?7",
+            params![access, refresh, serde_json::to_string(&meta).expect("plain data"), t.instance_url, t.issued_at.map(|v| v as i64), now_ms(), id],
+        )?;
+        if n == 0 { Err(StoreError::NotFound(format!("server {id}"))) } else { Ok(()) }
+    }
+
+    /// The held token set, if any.
+    pub fn tokens(&self, id: i64) -> Result<Option<TokenSet>, StoreError> {
+        let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>)> = self
+            .db()
+            .query_row("SELECT access_token, refresh_token, token_meta, instance_url FROM oauth2_servers WHERE id = ?1", params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let (Some(access), refresh, meta, instance_url) = row.ok_or_else(|| StoreError::NotFound(format!("server {id}")))? else {
+            return Ok(None);
+        };
+        let meta: TokenMeta = match meta {
+            Some(m) => serde_json::from_str(&m).map_err(|e| StoreError::Unreadable(format!("token details of server {id}: {e}")))?,
+            None => TokenMeta { issued_at: None, expires_at: None, scope: None, token_type: "Bearer".into(), extra: vec![] },
+        };
+        Ok(Some(TokenSet {
+            access_token: self.secrets.open(&Self::aad("access_token", id), &access)?,
+            refresh_token: refresh.map(|r| self.secrets.open(&Self::aad("refresh_token", id), &r)).transpose()?,
+            instance_url,
+            issued_at: meta.issued_at,
+            expires_at: meta.expires_at,
+            scope: meta.scope,
+            token_type: meta.token_type,
+            extra: meta.extra,
+        }))
+    }
+
+    pub(super) fn clear_tokens_in(conn: &Connection, id: i64) -> Result<(), StoreError> {
+        // A sign-in begun under the old configuration must not complete.
+        conn.execute("DELETE FROM oauth2_pending WHERE server_id = ?1", params![id])?;
+        conn.execute(
+            "UPDATE oauth2_servers SET access_token = NULL, refresh_token = NULL, token_meta = NULL, instance_url = NULL,
+             token_status = 'not_set', token_issued_at = NULL, updated_at = ?1 WHERE id = ?2",
+            params![now_ms(), id],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the tokens (after a revoke).
+    pub fn clear_tokens(&self, id: i64) -> Result<(), StoreError> {
+        Self::clear_tokens_in(&self.db(), id)
+    }
+
+    /// Records a failure the admin should see; `status` changes the token
+    /// status (e.g. to "needs a new token").
+    pub fn set_error(&self, id: i64, message: &str, status: Option<TokenStatus>) -> Result<(), StoreError> {
+        let conn = self.db();
+        conn.execute("UPDATE oauth2_servers SET last_error = ?1, updated_at = ?2 WHERE id = ?3", params![message, now_ms(), id])?;
+        if let Some(s) = status {
+            conn.execute("UPDATE oauth2_servers SET token_status = ?1 WHERE id = ?2", params![s.as_str(), id])?;
+        }
+        Ok(())
+    }
+
+    /// Remembers an authorization in progress (single use, expiring).
+    pub fn put_pending(&self, state: &str, server_id: i64, code_verifier: &str, redirect_uri: &str, ttl_ms: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        let conn = self.db();
+        conn.execute("DELETE FROM oauth2_pending WHERE expires_at < ?1", params![now - 24 * 3600 * 1000])?;
+        conn.execute(
+            "INSERT INTO oauth2_pending (state, server_id, code_verifier, redirect_uri, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![state, server_id, self.secrets.seal(&format!("oauth2_pending.code_verifier.{state}"), code_verifier), redirect_uri, now + ttl_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Takes (and deletes) the pending authorization for `state`.
+    pub fn take_pending(&self, state: &str) -> Result<Option<Pending>, StoreError> {
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        let row: Option<(i64, Vec<u8>, String, i64)> = tx
+            .query_row("SELECT server_id, code_verifier, redirect_uri, expires_at FROM oauth2_pending WHERE state = ?1", params![state], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        tx.execute("DELETE FROM oauth2_pending WHERE state = ?1", params![state])?;
+        tx.commit()?;
+        let Some((server_id, verifier, redirect_uri, expires_at)) = row else { return Ok(None) };
+        Ok(Some(Pending {
+            server_id,
+            code_verifier: self.secrets.open(&format!("oauth2_pending.code_verifier.{state}"), &verifier)?,
+            redirect_uri,
+            expired: now_ms() > expires_at,
+        }))
+    }
+
+    pub(super) fn aad(column: &str, id: i64) -> String {
+        format!("oauth2_servers.{column}.{id}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretBox;
+    use crate::store::DB_FILE;
+    use registry_plugin_runtime::latest::types::GrantType;
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), SecretBox::new(&[1; 32])).unwrap();
+        (dir, store)
+    }
+
+    fn input(name: &str) -> ServerInput {
+        ServerInput {
+            name: name.into(),
+            description: "".into(),
+            plugin: "salesforce".into(),
+            server_url: "https://login.salesforce.com".into(),
+            client_id: "3MVG9key".into(),
+            client_secret: Some("s3cret".into()),
+            grant_type: GrantType::AuthorizationCode,
+            scope: Some("api refresh_token".into()),
+        }
+    }
+
+    fn tokens() -> TokenSet {
+        TokenSet {
+            access_token: "00D!access".into(),
+            refresh_token: Some("5Aep-refresh".into()),
+            instance_url: Some("https://na1.salesforce.com".into()),
+            issued_at: Some(1_795_000_000_000),
+            expires_at: None,
+            scope: Some("api".into()),
+            token_type: "Bearer".into(),
+            extra: vec![("id".into(), "https://login/id/00D/005".into())],
+        }
+    }
+
+
+    #[test]
+    fn secrets_are_encrypted_in_the_file_and_round_trip() {
+        let (dir, store) = open();
+        let id = store.create_server(&input("SF")).unwrap();
+        store.save_tokens(id, &tokens()).unwrap();
+        assert_eq!(store.tokens(id).unwrap().unwrap(), tokens());
+        assert_eq!(store.server_config(id).unwrap().client_secret, "s3cret");
+        let s = store.server(id).unwrap();
+        assert_eq!((s.token_status, s.instance_url.as_deref(), s.has_secret), (TokenStatus::Set, Some("https://na1.salesforce.com"), true));
+        store.db().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        let raw = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        for secret in ["s3cret", "00D!access", "5Aep-refresh"] {
+            assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is in the file in clear");
+        }
+        // Another key cannot read them, and says so.
+        drop(store);
+        let other = Store::open(dir.path(), SecretBox::new(&[2; 32])).unwrap();
+        assert!(other.tokens(id).unwrap_err().to_string().contains("cannot be decrypted"));
+    }
+
+    #[test]
+    fn changing_url_id_or_secret_clears_tokens_but_other_edits_do_not() {
+        let (_dir, store) = open();
+        let id = store.create_server(&input("SF")).unwrap();
+        store.save_tokens(id, &tokens()).unwrap();
+        let mut same = input("SF renamed");
+        same.client_secret = None;
+        assert!(!store.update_server(id, &same).unwrap().tokens_cleared);
+        same.client_secret = Some("s3cret".into());
+        assert!(!store.update_server(id, &same).unwrap().tokens_cleared, "the same secret again changes nothing");
+        assert!(store.tokens(id).unwrap().is_some());
+        let mut changed = same.clone();
+        changed.client_secret = Some("new".into());
+        assert!(store.update_server(id, &changed).unwrap().tokens_cleared);
+        assert!(store.tokens(id).unwrap().is_none());
+        assert_eq!(store.server(id).unwrap().token_status, TokenStatus::NotSet);
+        assert_eq!(store.server_config(id).unwrap().client_secret, "new");
+        store.save_tokens(id, &tokens()).unwrap();
+        changed.server_url = "https://test.salesforce.com".into();
+        assert!(store.update_server(id, &changed).unwrap().tokens_cleared);
+        assert!(matches!(store.create_server(&input("SF renamed")), Err(StoreError::Conflict(m)) if m.contains("already exists")));
+    }
+
+    #[test]
+    fn pending_authorizations_are_single_use() {
+        let (_dir, store) = open();
+        let id = store.create_server(&input("SF")).unwrap();
+        store.put_pending("st", id, "verifier", "http://h/cb", 60_000).unwrap();
+        let p = store.take_pending("st").unwrap().unwrap();
+        assert_eq!((p.server_id, p.code_verifier.as_str(), p.expired), (id, "verifier", false));
+        assert!(store.take_pending("st").unwrap().is_none());
+        store.put_pending("old", id, "v", "http://h/cb", -1).unwrap();
+        assert!(store.take_pending("old").unwrap().unwrap().expired);
+        store.delete_server(id).unwrap();
+        assert!(matches!(store.server(id), Err(StoreError::NotFound(_))));
+    }
+}

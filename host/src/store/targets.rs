@@ -1,0 +1,189 @@
+//! Provisioning targets (their plugin settings sealed), their "Reprovision
+//! all" runs, and how their people stand.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::jobs::Lite;
+use super::{Store, StoreError, now_ms, parsed, unique};
+use crate::domain::{Action, Person, ProvState, Run, Scope, Target, TargetInput, TokenStatus};
+use registry_plugin_runtime::latest::types::GrantType;
+
+fn map_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Target, Vec<u8>, String)> {
+    Ok((
+        Target {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            plugin: r.get("plugin")?,
+            server_id: r.get("server_id")?,
+            server_name: r.get("server_name")?,
+            settings: vec![],
+            enabled: r.get::<_, i64>("enabled")? != 0,
+            scope: Scope::default(),
+        },
+        r.get("settings")?,
+        r.get("scope")?,
+    ))
+}
+
+impl Store {
+    pub(super) fn settings_aad(id: i64) -> String {
+        format!("targets.settings.{id}")
+    }
+
+    pub(super) fn open_target(&self, (mut t, sealed, scope): (Target, Vec<u8>, String)) -> Result<Target, StoreError> {
+        let json = self.secrets.open(&Self::settings_aad(t.id), &sealed)?;
+        t.settings = serde_json::from_str(&json).map_err(|e| StoreError::Unreadable(format!("settings of target {}: {e}", t.id)))?;
+        t.scope = read_scope(t.id, &scope)?;
+        Ok(t)
+    }
+
+    /// Adds a target.
+    pub fn create_target(&self, input: &TargetInput) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO targets (name, plugin, server_id, settings, enabled, scope, created_at, updated_at) VALUES (?1, ?2, ?3, x'', ?4, ?5, ?6, ?6)",
+            params![input.name, input.plugin, input.server_id, input.enabled, serde_json::to_string(&input.scope).expect("plain data"), now],
+        )
+        .map_err(|e| unique(e, || format!("a target named '{}' already exists, or its OAuth2 server is gone", input.name)))?;
+        let id = tx.last_insert_rowid();
+        let sealed = self.secrets.seal(&Self::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
+        tx.execute("UPDATE targets SET settings = ?1 WHERE id = ?2", params![sealed, id])?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Saves an edit.
+    pub fn update_target(&self, id: i64, input: &TargetInput) -> Result<(), StoreError> {
+        let sealed = self.secrets.seal(&Self::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
+        let n = self
+            .db()
+            .execute(
+                "UPDATE targets SET name = ?1, plugin = ?2, server_id = ?3, settings = ?4, enabled = ?5, scope = ?6, updated_at = ?7 WHERE id = ?8",
+                params![input.name, input.plugin, input.server_id, sealed, input.enabled, serde_json::to_string(&input.scope).expect("plain data"), now_ms(), id],
+            )
+            .map_err(|e| unique(e, || format!("a target named '{}' already exists, or its OAuth2 server is gone", input.name)))?;
+        if n == 0 { Err(StoreError::NotFound(format!("target {id}"))) } else { Ok(()) }
+    }
+
+    /// Deletes a target, its jobs and its per-person state (the remote
+    /// records stay where they are).
+    pub fn delete_target(&self, id: i64) -> Result<(), StoreError> {
+        let n = self.db().execute("DELETE FROM targets WHERE id = ?1", params![id])?;
+        if n == 0 { Err(StoreError::NotFound(format!("target {id}"))) } else { Ok(()) }
+    }
+
+    /// Every target, by name.
+    pub fn targets(&self) -> Result<Vec<Target>, StoreError> {
+        let rows = {
+            let conn = self.db();
+            let mut stmt = conn.prepare(
+                "SELECT t.*, s.name AS server_name FROM targets t JOIN oauth2_servers s ON s.id = t.server_id ORDER BY t.name COLLATE NOCASE",
+            )?;
+            stmt.query_map([], map_target)?.collect::<Result<Vec<_>, _>>()?
+        };
+        rows.into_iter().map(|r| self.open_target(r)).collect()
+    }
+
+    /// One target.
+    pub fn target(&self, id: i64) -> Result<Target, StoreError> {
+        let row = self
+            .db()
+            .query_row("SELECT t.*, s.name AS server_name FROM targets t JOIN oauth2_servers s ON s.id = t.server_id WHERE t.id = ?1", params![id], map_target)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("target {id}")))?;
+        self.open_target(row)
+    }
+
+    /// "Reprovision all": queues every person in the target's scope (in one
+    /// transaction) and returns the run that tracks them.
+    pub fn start_run(&self, target_id: i64) -> Result<Run, StoreError> {
+        let target = self.target(target_id)?;
+        let lite = Lite { id: target.id, scope: target.scope };
+        let mut conn = self.db();
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        tx.execute("INSERT INTO runs (target_id, total, started_at) VALUES (?1, 0, ?2)", params![target_id, now])?;
+        let run = tx.last_insert_rowid();
+        let people: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT data FROM people WHERE status != 'deleted' ORDER BY id")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        let mut total = 0i64;
+        for data in people {
+            // An unreadable stored person is skipped here; the person's own
+            // page and jobs say what is wrong with it.
+            let Ok(p) = serde_json::from_str::<Person>(&data) else { continue };
+            total += i64::from(Self::enqueue_for(&tx, &lite, &p, Action::Reprovision, Some(run))?);
+        }
+        let finished = if total == 0 { Some(now) } else { None };
+        tx.execute("UPDATE runs SET total = ?1, finished_at = ?2 WHERE id = ?3", params![total, finished, run])?;
+        tx.commit()?;
+        drop(conn);
+        self.run(run)
+    }
+
+    /// One run.
+    pub fn run(&self, id: i64) -> Result<Run, StoreError> {
+        self.db()
+            .query_row("SELECT id, target_id, total, done, failed, started_at, finished_at FROM runs WHERE id = ?1", params![id], map_run)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("run {id}")))
+    }
+
+    /// The target's latest run.
+    pub fn latest_run(&self, target_id: i64) -> Result<Option<Run>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT id, target_id, total, done, failed, started_at, finished_at FROM runs WHERE target_id = ?1 ORDER BY id DESC LIMIT 1",
+                params![target_id],
+                map_run,
+            )
+            .optional()?)
+    }
+
+    /// How many people are in each state with a target.
+    pub fn target_counts(&self, target_id: i64) -> Result<Vec<(ProvState, i64)>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare("SELECT state, COUNT(*) FROM provisioned WHERE target_id = ?1 GROUP BY state ORDER BY state")?;
+        let rows = stmt.query_map(params![target_id], |r| Ok((parsed("provisioning state", r.get(0)?, ProvState::parse)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The target's people that failed for good, newest first.
+    pub fn target_failures(&self, target_id: i64, limit: usize) -> Result<Vec<(String, String, String)>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare(
+            "SELECT p.person_id, pe.sort_name, COALESCE(p.message, '') FROM provisioned p JOIN people pe ON pe.id = p.person_id
+             WHERE p.target_id = ?1 AND p.state = 'failed' ORDER BY p.updated_at DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![target_id, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Why a target's jobs cannot run now, if they cannot (the human side
+    /// of `claim`'s conditions): a disabled target, or a server without a
+    /// usable token that only an admin can get.
+    pub fn held_because(&self, target: &Target) -> Option<String> {
+        if !target.enabled {
+            return Some(format!("the target '{}' is disabled", target.name));
+        }
+        let server = self.server(target.server_id).ok()?;
+        match (server.token_status, server.grant_type) {
+            (TokenStatus::NeedsReauthorization, _) => Some(format!("the OAuth2 server '{}' needs a new token (Obtain New Token)", server.name)),
+            (TokenStatus::NotSet, GrantType::AuthorizationCode) => Some(format!("the OAuth2 server '{}' has no token yet (Obtain New Token)", server.name)),
+            _ => None,
+        }
+    }
+}
+
+fn map_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run { id: r.get(0)?, target_id: r.get(1)?, total: r.get(2)?, done: r.get(3)?, failed: r.get(4)?, started_at: r.get(5)?, finished_at: r.get(6)? })
+}
+
+/// A target's stored scope.
+pub(super) fn read_scope(id: i64, json: &str) -> Result<Scope, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Unreadable(format!("scope of target {id}: {e}")))
+}

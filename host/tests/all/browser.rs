@@ -1,0 +1,204 @@
+//! The admin's whole "Obtain New Token" in a real browser: headless Chromium
+//! (Debian's) driven through chromedriver with fantoccini. Log in, add a
+//! server, paste its Redirect URI into the connected app, click Obtain New
+//! Token, log in and Allow at the emulator, and see "Set"; then add a
+//! provisioning target and a person, see the person provisioned with their
+//! Salesforce id, delete them and see the Contact gone. Screenshots go to
+//! `<target>/tmp/browser/`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
+
+use crate::common;
+
+struct Driver(Child);
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn find(var: &str, candidates: &[&str]) -> PathBuf {
+    if let Ok(p) = std::env::var(var) {
+        return PathBuf::from(p);
+    }
+    candidates.iter().map(PathBuf::from).find(|p| p.exists()).unwrap_or_else(|| {
+        panic!("{} not found: install Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`) or set {var}", candidates[0])
+    })
+}
+
+async fn shot(client: &fantoccini::Client, name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, client.screenshot().await.unwrap()).unwrap();
+    path
+}
+
+/// The element's text. Pages that follow provisioning reload themselves,
+/// so an element can go stale between finding and reading it: look again.
+async fn text_of(client: &fantoccini::Client, css: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let el = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        match el.text().await {
+            Ok(t) => return t,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
+}
+
+async fn fill(client: &fantoccini::Client, css: &str, value: &str) {
+    let el = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+async fn click(client: &fantoccini::Client, css: &str) {
+    let started = Instant::now();
+    loop {
+        let el = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        match el.click().await {
+            Ok(_) => return,
+            // Stale after a self-reload: find it again.
+            Err(_) if started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_admin_obtains_a_token_in_a_real_browser() {
+    let chromium = find("CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+    let chromedriver = find("CHROMEDRIVER", &["/usr/bin/chromedriver"]);
+    let port = free_port();
+    let _driver = Driver(Command::new(&chromedriver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("chromedriver starts"));
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start listening");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (host, _data) = common::demo_host().await;
+    let emu = host.emulator.as_ref().unwrap();
+    let (admin, password) = host.created_admin.clone().unwrap();
+    let password = password.expect("the demo generates the admin password");
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--no-first-run", "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                     format!("--user-data-dir={}", profile.path().display())],
+        }),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a chromedriver session");
+
+    // Log in to the registry.
+    client.goto(&format!("{}/servers", host.public_url)).await.unwrap();
+    assert!(client.current_url().await.unwrap().path().ends_with("/login"));
+    fill(&client, "#username", &admin).await;
+    fill(&client, "#password", &password).await;
+    click(&client, "#login").await;
+    assert!(text_of(&client, "h1").await.contains("OAuth2 Servers"));
+
+    // Add a server through the form.
+    click(&client, "#add-server").await;
+    fill(&client, "#name", "Salesforce (browser)").await;
+    fill(&client, "#server_url", &emu.login_url()).await;
+    fill(&client, "#client_id", DEMO_CONSUMER_KEY).await;
+    fill(&client, "#client_secret", DEMO_CONSUMER_SECRET).await;
+    fill(&client, "#scope", "api refresh_token").await;
+    click(&client, "#save").await;
+    assert!(text_of(&client, "#notice").await.contains("Server added"));
+    assert_eq!(text_of(&client, "#token-status").await, "Not Set");
+    let redirect_uri = client.find(Locator::Css("#redirect-uri")).await.unwrap().attr("value").await.unwrap().unwrap();
+    assert!(redirect_uri.starts_with(&format!("{}/oauth2/callback/", host.public_url)));
+    shot(&client, "1-server-added").await;
+    // What the admin does in Salesforce Setup: paste the Redirect URI into the connected app.
+    emu.add_callback_url(DEMO_CONSUMER_KEY, &redirect_uri).unwrap();
+
+    // Obtain New Token: the emulator's login page, then Allow.
+    click(&client, "#obtain").await;
+    fill(&client, "#username", DEMO_USERNAME).await;
+    fill(&client, "#password", DEMO_PASSWORD).await;
+    shot(&client, "2-salesforce-login").await;
+    click(&client, "#Login").await;
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#oaapprove")).await.unwrap();
+    shot(&client, "3-salesforce-allow").await;
+    click(&client, "#oaapprove").await;
+
+    // Back in the registry: "Set".
+    assert_eq!(text_of(&client, "#notice").await, "Access Token Obtained.");
+    assert_eq!(text_of(&client, "#token-status").await, "Set");
+    assert_eq!(text_of(&client, "#instance-url").await, emu.instance_url());
+    shot(&client, "4-token-set").await;
+
+    click(&client, "#test").await;
+    assert_eq!(text_of(&client, "#conn-user").await, DEMO_USERNAME);
+    let last = shot(&client, "5-test-connection").await;
+    assert!(std::fs::metadata(last).unwrap().len() > 10_000, "a real screenshot");
+
+    // A provisioning target on that server, its form rendered from the plugin's settings.
+    let server_id = host.store.servers().unwrap().into_iter().find(|s| s.name == "Salesforce (browser)").unwrap().id;
+    click(&client, "#nav-targets").await;
+    click(&client, "#add-target").await;
+    fill(&client, "#name", "Salesforce Contacts (browser)").await;
+    client.find(Locator::Css("#server_id")).await.unwrap().select_by_value(&server_id.to_string()).await.unwrap();
+    fill(&client, "[name='setting.external_id_field']", "Registry_ID__c").await;
+    shot(&client, "6-target-form").await;
+    click(&client, "#save").await;
+    assert!(text_of(&client, "#notice").await.contains("Target added"));
+    let target = host.store.targets().unwrap().into_iter().find(|t| t.name == "Salesforce Contacts (browser)").unwrap().id;
+
+    // Add a person; the page follows their provisioning until Salesforce has them.
+    click(&client, "#nav-people").await;
+    click(&client, "#add-person").await;
+    fill(&client, "#id", "BROWSER1").await;
+    fill(&client, "#given", "Margaret").await;
+    fill(&client, "#family", "Hamilton").await;
+    fill(&client, "#email_0_address", "margaret@example.org").await;
+    fill(&client, "#affiliation", "staff").await;
+    click(&client, "#save").await;
+    assert!(text_of(&client, "#notice").await.contains("Person added"));
+    let state = format!("#state-{target}");
+    let started = Instant::now();
+    while text_of(&client, &state).await != "Provisioned" {
+        assert!(started.elapsed() < Duration::from_secs(30), "never provisioned");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let contact = emu.live_records("Contact").into_iter().find(|c| c["Registry_ID__c"] == "BROWSER1").expect("the Contact in Salesforce");
+    assert_eq!(contact["LastName"], "Hamilton");
+    assert_eq!(text_of(&client, &format!("#remote-{target}")).await, format!("Contact {}", contact["Id"].as_str().unwrap()));
+    shot(&client, "7-person-provisioned").await;
+
+    // Delete (confirming the dialog): the Contact is gone from Salesforce.
+    click(&client, "#delete").await;
+    client.accept_alert().await.unwrap();
+    let started = Instant::now();
+    while text_of(&client, &state).await != "Removed" {
+        assert!(started.elapsed() < Duration::from_secs(30), "never removed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "BROWSER1"), "deleted in Salesforce");
+    shot(&client, "8-person-removed").await;
+    client.close().await.unwrap();
+}

@@ -1,0 +1,197 @@
+//! `registry-host plugin inspect` as a user runs it.
+
+use std::process::{Command, Output};
+
+fn registry_host(args: &[&str], data_dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("REGISTRY_HOST_LOG")
+        .output()
+        .expect("registry-host runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn inspect_prints_the_plugin_and_its_settings() {
+    let data = tempfile::tempdir().unwrap();
+    let plugin = test_guests::salesforce_plugin().to_str().unwrap();
+    let out = registry_host(&["plugin", "inspect", plugin], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("Plugin        salesforce 0.1.0\n"), "{stdout}");
+    assert!(stdout.contains("Capabilities  authorization-code, refresh, client-credentials, revoke, check-connection, provision, provision-batch\n"), "{stdout}");
+    assert!(stdout.contains("Settings (15)"), "{stdout}");
+    assert!(stdout.contains("\nobject "), "{stdout}");
+    assert!(stdout.contains("Choices: Contact, User."), "{stdout}");
+
+    // The compiled component was cached under the data dir.
+    let cached: Vec<_> = walk(&data.path().join("cache/components"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+}
+
+#[test]
+fn inspect_json_is_machine_readable() {
+    let data = tempfile::tempdir().unwrap();
+    let plugin = test_guests::salesforce_plugin().to_str().unwrap();
+    let out = registry_host(&["plugin", "inspect", plugin, "--json"], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(json["name"], "salesforce");
+    assert_eq!(json["capabilities"], serde_json::json!(["authorization-code", "refresh", "client-credentials", "revoke", "check-connection", "provision", "provision-batch"]));
+    let settings = json["settings"].as_array().unwrap();
+    let names: Vec<&str> = settings.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "object", "api_version", "external_id_field", "email_type", "provision_middle_name",
+            "account_id", "inactive_action", "field_mappings", "profile_id", "username_template",
+            "federation_identifier_type", "time_zone", "locale", "email_encoding", "language"
+        ]
+    );
+    let object = &settings[0];
+    assert_eq!(object["kind"], "choice");
+    assert_eq!(object["choices"], serde_json::json!(["Contact", "User"]));
+    assert_eq!(object["default"], "Contact");
+    assert_eq!(object["required"], true);
+    assert_eq!(json["size_bytes"].as_u64().unwrap(), std::fs::metadata(plugin).unwrap().len());
+}
+
+#[test]
+fn inspect_explains_bad_input() {
+    let data = tempfile::tempdir().unwrap();
+    let out = registry_host(&["plugin", "inspect", "/nonexistent/plugin.wasm"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("error: cannot read plugin /nonexistent/plugin.wasm"), "{stderr}");
+
+    let plugin = test_guests::salesforce_plugin().to_str().unwrap();
+    let out = registry_host(&["--plugin-memory-mib", "0", "plugin", "inspect", plugin], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--plugin-memory-mib must be at least 1"), "{}", text(&out.stderr));
+
+    // A plugin whose own memory needs exceed the cap is refused, by name.
+    let out = registry_host(&["--plugin-memory-mib", "1", "plugin", "inspect", plugin], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("could not describe itself") && stderr.contains("limit of 1048576 bytes"), "{stderr}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn people_import_checks_every_row_first_and_shows_what_it_did() {
+    let data = tempfile::tempdir().unwrap();
+    let bad = data.path().join("bad.csv");
+    std::fs::write(&bad, "id,status,given,family,emails\nR1,active,Ada,Lovelace,official:ada@example.org\nR2,zombie,,Hopper,grace-at-example\n").unwrap();
+    let out = registry_host(&["people", "import", bad.to_str().unwrap()], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("row 3: status: 'zombie' is not one of"), "{stderr}");
+    assert!(stderr.contains("row 3: name.given: a given name is required"), "{stderr}");
+    assert!(stderr.contains("row 3: emails[0].address: 'grace-at-example' is not an email address"), "{stderr}");
+    assert!(stderr.contains("3 problem(s) in") && stderr.contains("nothing was imported"), "{stderr}");
+
+    let good = data.path().join("people.csv");
+    std::fs::write(&good, "id,status,given,family,emails,identifiers,affiliation\nR1,active,Ada,Lovelace,official:ada@example.org,eppn:ada@example.org,staff\nR2,expired,Grace,Hopper,official:grace@example.org,,faculty\n").unwrap();
+    let out = registry_host(&["people", "import", good.to_str().unwrap()], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("2 added, 0 updated, 0 unchanged"), "{}", text(&out.stdout));
+    // The first row was the one in the bad file: it was not imported then.
+    let store = registry_host::store::Store::open(data.path(), registry_host::secrets::SecretBox::load_or_create(data.path()).unwrap()).unwrap();
+    let ada = store.person("R1").unwrap();
+    assert_eq!((ada.name.family.as_deref(), ada.identifiers[0].value.as_str()), (Some("Lovelace"), "ada@example.org"));
+    assert_eq!(store.person("R2").unwrap().status, registry_host::domain::Status::Expired);
+
+    let json = data.path().join("people.json");
+    std::fs::write(&json, r#"[{"id": "R1", "name": {"given": "Ada", "family": "King"}, "emails": [{"address": "ada@example.org"}]}]"#).unwrap();
+    let out = registry_host(&["people", "import", json.to_str().unwrap()], data.path());
+    assert!(text(&out.stdout).contains("0 added, 1 updated, 0 unchanged"), "{}", text(&out.stdout));
+    assert_eq!(store.person("R1").unwrap().name.family.as_deref(), Some("King"));
+
+    store.delete_person("R2").unwrap();
+    let out = registry_host(&["people", "import", good.to_str().unwrap()], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("R2 belonged to deleted people"), "{}", text(&out.stderr));
+    assert_eq!(store.person("R1").unwrap().name.family.as_deref(), Some("King"), "nothing was imported");
+}
+
+#[test]
+fn targets_and_api_tokens_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let out = registry_host(&["targets", "list"], data.path());
+    assert!(text(&out.stdout).contains("no provisioning targets"), "{}", text(&out.stdout));
+    let out = registry_host(&["targets", "reprovision", "Contacts"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no target 'Contacts'; targets: none"), "{}", text(&out.stderr));
+
+    let store = registry_host::store::Store::open(data.path(), registry_host::secrets::SecretBox::load_or_create(data.path()).unwrap()).unwrap();
+    let server = store
+        .create_server(&registry_host::domain::ServerInput {
+            name: "SF".into(),
+            description: String::new(),
+            plugin: "salesforce".into(),
+            server_url: "https://login.salesforce.com".into(),
+            client_id: "id".into(),
+            client_secret: Some("secret".into()),
+            grant_type: registry_plugin_runtime::latest::types::GrantType::AuthorizationCode,
+            scope: None,
+        })
+        .unwrap();
+    store
+        .create_target(&registry_host::domain::TargetInput {
+            name: "Contacts".into(),
+            plugin: "salesforce".into(),
+            server_id: server,
+            settings: vec![],
+            enabled: true,
+            scope: Default::default(),
+        })
+        .unwrap();
+    let mut p = registry_host::domain::Person::default();
+    p.name.given = "Ada".into();
+    store.create_person(p).unwrap();
+    let out = registry_host(&["targets", "list"], data.path());
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().nth(1).is_some_and(|l| l.contains("Contacts") && l.contains("salesforce") && l.contains("SF")), "{stdout}");
+    let out = registry_host(&["targets", "reprovision", "Contacts"], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("queued 1 people for 'Contacts'") && stdout.contains("no `registry-host serve` is running"), "{stdout}");
+
+    let out = registry_host(&["api-token", "create", "hr-feed"], data.path());
+    let token = text(&out.stdout).trim().to_string();
+    assert!(token.starts_with("rh_") && token.len() > 30, "{token}");
+    assert_eq!(store.api_token(&token).unwrap().as_deref(), Some("hr-feed"));
+    let out = registry_host(&["api-token", "create", "hr-feed"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("already exists"));
+}
+
+#[test]
+fn a_zero_plugin_pool_is_refused_by_name() {
+    // The pool itself is tested in tests/sandbox.rs.
+    let data = tempfile::tempdir().unwrap();
+    let plugin = test_guests::salesforce_plugin().to_str().unwrap();
+    let out = registry_host(&["--plugin-pool", "0", "plugin", "inspect", plugin], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--plugin-pool must be at least 1"), "{}", text(&out.stderr));
+}

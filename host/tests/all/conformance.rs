@@ -1,0 +1,90 @@
+//! `registry-host plugin test` as plugin authors run it: the Salesforce
+//! plugin passes every check, the example plugin passes what it claims, and
+//! each hostile fixture fails with its real cause named. Also the `testing`
+//! module used as an author would, in a plain test.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+
+fn plugin_test(plugin: &Path, extra: &[&str]) -> Output {
+    let data = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--plugin-timeout-ms", "1000", "plugin", "test"])
+        .arg(plugin)
+        .args(extra)
+        .env_remove("REGISTRY_HOST_LOG")
+        .output()
+        .expect("registry-host runs")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name}"))
+}
+
+#[test]
+fn the_salesforce_plugin_passes_every_check() {
+    let out = plugin_test(test_guests::salesforce_plugin(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("conformance run for salesforce 0.1.0 (registry:provisioning@0.2.0)\n"), "{stdout}");
+    assert!(stdout.contains("\npass  provision.repeat "), "{stdout}");
+    assert!(stdout.contains("19 passed, 0 failed, 0 skipped"), "{stdout}");
+
+    // User mode, from a settings file, passes too.
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("user.conf");
+    std::fs::write(&settings, "# User mode\nobject = User\nprofile_id = 00e5g0000000002AAA\n").unwrap();
+    let out = plugin_test(test_guests::salesforce_plugin(), &["--settings", settings.to_str().unwrap(), "--json"]);
+    let report = json(&out);
+    assert_eq!(report["failed"], 0, "{report:#}");
+    assert!(check(&report, "provision.create")["detail"].as_str().unwrap().starts_with("User "), "{report:#}");
+    assert!(check(&report, "provision.delete")["detail"].as_str().unwrap().contains("deactivated User"), "{report:#}");
+
+    // Settings the plugin refuses fail the run, with the plugin's words.
+    std::fs::write(&settings, r#"{"object": "User"}"#).unwrap();
+    let out = plugin_test(test_guests::salesforce_plugin(), &["--settings", settings.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let detail = check(&report, "settings.valid-accepted")["detail"].as_str().unwrap().to_string();
+    assert!(detail.starts_with("good settings were refused: profile_id:"), "{detail}");
+}
+
+#[test]
+fn hostile_fixtures_fail_with_the_real_cause() {
+    let cases = [
+        (test_guests::hostile_loop(), "sandbox.deadline", "ran past the 1s deadline in: provisioning-target.validate-settings"),
+        (test_guests::hostile_alloc(), "settings.valid-accepted", "beyond its limit of 67108864 bytes"),
+        (test_guests::hostile_http(), "sandbox.allowlist", "GET https://exfiltrate.example.com/steal"),
+        (test_guests::hostile_panic(), "settings.valid-accepted", "it panicked: hostile fixture panicked on purpose"),
+    ];
+    for (plugin, failing, cause) in cases {
+        let out = plugin_test(plugin, &["--json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", plugin.display());
+        let report = json(&out);
+        let c = check(&report, failing);
+        assert_eq!(c["status"], "fail", "{report:#}");
+        assert!(c["detail"].as_str().unwrap().contains(cause), "{report:#}");
+        // They claim nothing, so the capability checks are skipped, not failed.
+        assert_eq!(check(&report, "oauth.code-exchange")["status"], "skip");
+        assert_eq!(check(&report, "provision.create")["detail"], "the plugin does not claim 'provision'");
+    }
+}
+
+#[test]
+fn the_example_plugin_passes_what_it_claims() {
+    let out = plugin_test(test_guests::example_plugin(), &["--json"]);
+    let report = json(&out);
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(check(&report, "oauth.client-credentials")["status"], "pass");
+    assert_eq!(check(&report, "provision.repeat")["status"], "pass");
+    assert_eq!(check(&report, "oauth.code-exchange")["status"], "skip");
+    assert_eq!(report["failed"], 0);
+}
+

@@ -1,0 +1,11 @@
+//! The host's integration tests, in one binary (each test binary links
+//! wasmtime, which costs link time).
+
+mod browser;
+mod cli;
+mod common;
+mod conformance;
+mod crash;
+mod no_secrets;
+mod provisioning;
+mod web;

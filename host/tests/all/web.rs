@@ -1,0 +1,517 @@
+//! The admin UI end to end over HTTP with a cookie-keeping client: login,
+//! the server form, and every "Obtain New Token" path against the emulator
+//! through the real sandboxed plugin.
+
+use registry_host::serve::{DEMO_SERVER, Running};
+use reqwest::redirect::Policy;
+use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_USERNAME};
+
+use crate::common;
+use common::at_salesforce;
+
+struct Harness {
+    host: Running,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let (host, dir) = common::demo_host().await;
+        let http = reqwest::Client::builder().redirect(Policy::none()).cookie_store(true).build().unwrap();
+        Harness { host, _dir: dir, http }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.host.public_url)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String, Option<String>) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        (r.status().as_u16(), unescape(r.text().await.unwrap()), loc)
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let r = self.http.post(self.url(path)).form(form).send().await.unwrap();
+        let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        (r.status().as_u16(), unescape(r.text().await.unwrap()), loc)
+    }
+
+    /// Opens the login form and submits it (with its CSRF token).
+    async fn submit_login(&self, user: &str, password: &str) -> (u16, String, Option<String>) {
+        let form = self.get("/login").await.1;
+        self.post("/login", &[("csrf", &csrf(&form)), ("username", user), ("password", password)]).await
+    }
+
+    fn admin(&self) -> (String, String) {
+        let (user, password) = self.host.created_admin.clone().expect("the demo creates an admin");
+        (user, password.expect("the demo generates the password"))
+    }
+
+    async fn login(&self) -> String {
+        let (user, password) = self.admin();
+        let (status, _, loc) = self.submit_login(&user, &password).await;
+        assert_eq!((status, loc.as_deref()), (303, Some("/servers")));
+        let (_, page, _) = self.get("/servers").await;
+        csrf(&page)
+    }
+
+    fn demo_id(&self) -> i64 {
+        self.host.store.servers().unwrap().into_iter().find(|s| s.name == DEMO_SERVER).unwrap().id
+    }
+
+    /// Clicks Obtain New Token and returns the provider URL the browser is sent to.
+    async fn obtain(&self, id: i64, csrf: &str) -> String {
+        let (status, _, loc) = self.post(&format!("/servers/{id}/token"), &[("csrf", csrf)]).await;
+        assert_eq!(status, 303);
+        loc.unwrap()
+    }
+}
+
+/// The page text with the entities minijinja escapes turned back.
+fn unescape(page: String) -> String {
+    page.replace("&#x2f;", "/").replace("&#x27;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+fn csrf(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+/// Follows a callback in the admin's browser; returns the server page it lands on.
+async fn follow_callback(h: &Harness, callback: &str) -> String {
+    let r = h.http.get(callback).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    h.get(&to).await.1
+}
+
+fn assert_no_secrets(h: &Harness, page: &str) {
+    assert!(!page.contains(DEMO_CONSUMER_SECRET), "the client secret leaked into a page");
+    for s in h.host.store.servers().unwrap() {
+        if let Some(t) = h.host.store.tokens(s.id).unwrap() {
+            assert!(!page.contains(&t.access_token), "an access token leaked into a page");
+            if let Some(r) = t.refresh_token {
+                assert!(!page.contains(&r), "a refresh token leaked into a page");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_is_required_and_forms_carry_csrf_tokens() {
+    let h = Harness::start().await;
+    let (status, _, loc) = h.get("/servers").await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/login")));
+    let (status, page, _) = h.submit_login("admin", "wrong password").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("Wrong username or password."));
+    // The login form itself carries a CSRF token: a cross-site post is refused.
+    let (user, password) = h.admin();
+    let fresh = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let r = fresh.post(h.url("/login")).form(&[("username", user.as_str()), ("password", password.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let token = h.login().await;
+    let (status, page, _) = h.get("/servers").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(DEMO_SERVER) && page.contains("Not Set"));
+    // Every POST without, or with a wrong, CSRF token is refused and changes nothing.
+    let id = h.demo_id();
+    let before = h.host.store.server(id).unwrap();
+    for action in ["delete", "token", "revoke", "test", ""] {
+        let path = if action.is_empty() { format!("/servers/{id}") } else { format!("/servers/{id}/{action}") };
+        for form in [vec![("csrf", "forged"), ("name", "Hijacked")], vec![("name", "Hijacked")]] {
+            let (status, _, _) = h.post(&path, &form).await;
+            assert_eq!(status, 403, "{path} {form:?}");
+        }
+    }
+    let (status, _, _) = h.post("/servers", &[("name", "Sneaky"), ("server_url", "https://login.salesforce.com"), ("client_id", "x"), ("client_secret", "y")]).await;
+    assert_eq!(status, 403);
+    assert_eq!(h.host.store.server(id).unwrap(), before);
+    assert_eq!(h.host.store.servers().unwrap().len(), 1);
+    // Logout ends the session on the server, not just in this browser.
+    let session = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let cookie_header = {
+        let r = h.http.get(h.url("/servers")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        // Recover the session cookie by logging in on a second client.
+        drop(r);
+        let form = session.get(h.url("/login")).send().await.unwrap();
+        let login_cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let page = form.text().await.unwrap();
+        let r = session
+            .post(h.url("/login"))
+            .header("cookie", &login_cookie)
+            .form(&[("csrf", csrf(&page).as_str()), ("username", user.as_str()), ("password", password.as_str())])
+            .send()
+            .await
+            .unwrap();
+        r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+    };
+    let page = session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap().text().await.unwrap();
+    let second_csrf = csrf(&page);
+    session.post(h.url("/logout")).header("cookie", &cookie_header).form(&[("csrf", second_csrf.as_str())]).send().await.unwrap();
+    let replay = session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap();
+    assert_eq!(replay.status(), 303, "a logged-out session cookie is dead");
+    h.post("/logout", &[("csrf", &token)]).await;
+    assert_eq!(h.get("/servers").await.0, 303);
+}
+
+#[tokio::test]
+async fn the_server_form_validates_and_keeps_the_secret_masked() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let (status, page, _) = h
+        .post("/servers", &[("csrf", &csrf), ("name", ""), ("server_url", "http://login.salesforce.com"), ("client_id", ""), ("grant_type", "authorization_code")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"name-error\">Enter a name."));
+    assert!(page.contains("id=\"server_url-error\">The Server URL http://login.salesforce.com is not allowed: plain http:// is only allowed to loopback"), "{page}");
+    assert!(page.contains("id=\"client_id-error\""));
+    let (status, _, loc) = h
+        .post("/servers", &[("csrf", &csrf), ("name", "Prod"), ("server_url", "https://login.salesforce.com"), ("client_id", "3MVG9prod"), ("client_secret", "prod-secret"), ("grant_type", "authorization_code"), ("scope", "api refresh_token")])
+        .await;
+    assert_eq!(status, 303);
+    let loc = loc.unwrap();
+    let page = h.get(&loc).await.1;
+    assert!(page.contains("Server added."));
+    assert!(page.contains("••••••••") && !page.contains("prod-secret"));
+    let id: i64 = loc.trim_start_matches("/servers/").split('?').next().unwrap().parse().unwrap();
+    assert!(page.contains(&format!("value=\"{}/oauth2/callback/{id}\"", h.host.public_url)), "the Redirect URI is shown");
+    let edit = h.get(&format!("/servers/{id}/edit")).await.1;
+    assert!(!edit.contains("prod-secret") && edit.contains("leave empty to keep the saved secret"));
+    // A duplicate name says so on the name field.
+    let (status, page, _) = h.post("/servers", &[("csrf", &csrf), ("name", "Prod"), ("server_url", "https://login.salesforce.com"), ("client_id", "x"), ("client_secret", "y")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("already exists"));
+}
+
+#[tokio::test]
+async fn obtain_new_token_end_to_end_then_test_and_revoke() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let id = h.demo_id();
+    let emu = h.host.emulator.as_ref().unwrap();
+    let authorize = h.obtain(id, &csrf).await;
+    assert!(authorize.starts_with(&format!("{}/services/oauth2/authorize?", emu.login_url())));
+    assert!(authorize.contains("code_challenge=") && authorize.contains("prompt=login"));
+    let callback = at_salesforce(&authorize, &emu.login_url(), true).await;
+    assert!(callback.starts_with(&format!("{}/oauth2/callback/{id}?code=", h.host.public_url)));
+    let page = follow_callback(&h, &callback).await;
+    assert!(page.contains("Access Token Obtained."), "{page}");
+    assert!(page.contains("id=\"token-status\" class=\"badge set\">Set<"));
+    assert!(page.contains(&format!("id=\"instance-url\">{}<", emu.instance_url())));
+    assert!(page.contains("id=\"issued-at\""));
+    assert_no_secrets(&h, &page);
+
+    // The same callback again: the state was single use.
+    let page = follow_callback(&h, &callback).await;
+    assert!(page.contains("already used"), "{page}");
+    assert!(page.contains(">Set<"), "a replay changes nothing");
+
+    let (status, page, _) = h.post(&format!("/servers/{id}/test"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("id=\"conn-user\">{DEMO_USERNAME}<")), "{page}");
+    assert!(page.contains(&format!("id=\"conn-org\">{}<", emu.orgs()[0].id)));
+    assert!(page.contains("daily API requests used"));
+
+    // An expired access token is refreshed by Test Connection.
+    emu.expire_access_tokens();
+    let (_, page, _) = h.post(&format!("/servers/{id}/test"), &[("csrf", &csrf)]).await;
+    assert!(page.contains("Connection works"), "{page}");
+
+    let refresh = h.host.store.tokens(id).unwrap().unwrap().refresh_token.unwrap();
+    let (status, _, loc) = h.post(&format!("/servers/{id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let page = h.get(&loc.unwrap()).await.1;
+    assert!(page.contains("revoked at the provider") && page.contains(">Not Set<"));
+    assert_eq!(emu.refresh_token_status(&refresh), Some(salesforce_emulator::RefreshStatus::Revoked));
+    assert!(h.host.store.tokens(id).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let id = h.demo_id();
+    let emu = h.host.emulator.as_ref().unwrap();
+
+    // Deny at the emulator's consent page.
+    let authorize = h.obtain(id, &csrf).await;
+    let callback = at_salesforce(&authorize, &emu.login_url(), false).await;
+    let page = follow_callback(&h, &callback).await;
+    assert!(page.contains("access was denied at the provider"), "{page}");
+    assert!(page.contains(">Not Set<"));
+    // With a token held, a denied attempt changes nothing. (The app is now
+    // approved, so Salesforce shows no consent page: the provider's denial
+    // redirect is made by hand, with the attempt's real state.)
+    let authorize = h.obtain(id, &csrf).await;
+    follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
+    let authorize = h.obtain(id, &csrf).await;
+    let state = url::Url::parse(&authorize).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let denied = format!("{}/oauth2/callback/{id}?error=access_denied&error_description=end-user+denied+authorization&state={state}", h.host.public_url);
+    let page = follow_callback(&h, &denied).await;
+    assert!(page.contains("access was denied at the provider"), "{page}");
+    assert!(page.contains(">Set<"), "a denied attempt keeps the token held");
+
+    let page = follow_callback(&h, &format!("{}/oauth2/callback/{id}?code=abc&state=made-up", h.host.public_url)).await;
+    assert!(page.contains("already used or is not ours"), "{page}");
+    // An error with a state that is not ours is not believed, nor recorded.
+    let before = h.host.store.server(id).unwrap().last_error;
+    let page = follow_callback(&h, &format!("{}/oauth2/callback/{id}?error=access_denied&error_description=Forged%20text&state=made-up", h.host.public_url)).await;
+    assert!(page.contains("already used or is not ours") && !page.contains("Forged text"), "{page}");
+    assert_eq!(h.host.store.server(id).unwrap().last_error, before);
+
+    // A Redirect URI the connected app does not list: Salesforce shows its own
+    // error page and never comes back (so the host's page says to paste it).
+    let (_, _, loc) = h
+        .post("/servers", &[("csrf", &csrf), ("name", "Unregistered"), ("server_url", &emu.login_url()), ("client_id", DEMO_CONSUMER_KEY), ("client_secret", DEMO_CONSUMER_SECRET)])
+        .await;
+    let other: i64 = loc.unwrap().trim_start_matches("/servers/").split('?').next().unwrap().parse().unwrap();
+    let authorize = h.obtain(other, &csrf).await;
+    let r = reqwest::get(&authorize).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("redirect_uri must match configuration"));
+    assert!(h.get(&format!("/servers/{other}")).await.1.contains("Add this exactly as a Callback URL of the connected app."));
+
+    // A wrong secret: saving clears nothing (no token yet), the exchange fails by name.
+    let (status, _, _) = h
+        .post(
+            &format!("/servers/{id}"),
+            &[("csrf", &csrf), ("name", DEMO_SERVER), ("server_url", &emu.login_url()), ("client_id", DEMO_CONSUMER_KEY), ("client_secret", "wrong-secret"), ("grant_type", "authorization_code"), ("scope", "api refresh_token"), ("plugin", "salesforce")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let authorize = h.obtain(id, &csrf).await;
+    let callback = at_salesforce(&authorize, &emu.login_url(), true).await;
+    let page = follow_callback(&h, &callback).await;
+    assert!(page.contains("Client Secret: Salesforce refused the client credentials"), "{page}");
+    assert!(page.contains(">Not Set<"));
+}
+
+#[tokio::test]
+async fn changing_the_secret_clears_tokens_and_client_credentials_get_a_token_directly() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let id = h.demo_id();
+    let emu = h.host.emulator.as_ref().unwrap();
+    let authorize = h.obtain(id, &csrf).await;
+    follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
+    assert!(h.host.store.tokens(id).unwrap().is_some());
+    let form = |secret: &'static str, grant: &'static str| {
+        vec![("csrf", csrf.clone()), ("name", DEMO_SERVER.to_string()), ("server_url", emu.login_url()), ("client_id", DEMO_CONSUMER_KEY.to_string()), ("client_secret", secret.to_string()), ("grant_type", grant.to_string()), ("scope", "api refresh_token".to_string()), ("plugin", "salesforce".to_string())]
+    };
+    let f = form("", "authorization_code");
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, _, loc) = h.post(&format!("/servers/{id}"), &pairs).await;
+    assert_eq!(loc.as_deref(), Some(format!("/servers/{id}?notice=saved").as_str()), "an empty secret keeps the saved one and the tokens");
+    let f = form("rotated-secret", "authorization_code");
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, _, loc) = h.post(&format!("/servers/{id}"), &pairs).await;
+    let page = h.get(&loc.unwrap()).await.1;
+    assert!(page.contains("the stored tokens were cleared"), "{page}");
+    assert!(page.contains(">Not Set<"));
+
+    let f = form(DEMO_CONSUMER_SECRET, "client_credentials");
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    h.post(&format!("/servers/{id}"), &pairs).await;
+    let (status, _, loc) = h.post(&format!("/servers/{id}/token"), &[("csrf", &csrf)]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some(format!("/servers/{id}?notice=obtained").as_str())));
+    let page = h.get(&format!("/servers/{id}")).await.1;
+    assert!(page.contains(">Set<") && !page.contains("redirect-uri"), "client credentials: Set, and no Redirect URI");
+    assert!(h.host.store.tokens(id).unwrap().unwrap().refresh_token.is_none());
+    assert_no_secrets(&h, &page);
+}
+
+impl Harness {
+    /// Signs in and obtains the demo server's token through the UI.
+    async fn login_with_token(&self) -> String {
+        let csrf = self.login().await;
+        let emu = self.host.emulator.as_ref().unwrap();
+        let authorize = self.obtain(self.demo_id(), &csrf).await;
+        let callback = at_salesforce(&authorize, &emu.login_url(), true).await;
+        assert!(follow_callback(self, &callback).await.contains("Access Token Obtained."));
+        csrf
+    }
+
+    fn demo_target(&self) -> i64 {
+        self.host.store.targets().unwrap().into_iter().find(|t| t.name == registry_host::serve::DEMO_TARGET).unwrap().id
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut r = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls a person's API view until its demo-target state is `state`.
+    async fn api_until(&self, token: &str, id: &str, state: &str) -> serde_json::Value {
+        for _ in 0..200 {
+            let (_, v) = self.api(reqwest::Method::GET, &format!("/api/v1/people/{id}"), Some(token), None).await;
+            if v["provisioning"][0]["state"] == state {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{id} never became {state}");
+    }
+}
+
+#[tokio::test]
+async fn the_json_api_manages_people_and_provisions_them() {
+    let h = Harness::start().await;
+    h.login_with_token().await;
+    let emu = h.host.emulator.as_ref().unwrap();
+    use reqwest::Method;
+
+    let (status, body) = h.api(Method::GET, "/api/v1/people", None, None).await;
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().contains("api-token create"));
+    assert_eq!(h.api(Method::GET, "/api/v1/people", Some("rh_wrong"), None).await.0, 401);
+    let token = h.host.store.create_api_token("tests").unwrap();
+    let token = token.as_str();
+
+    // Bad input: every bad field named, nothing stored.
+    let bad = serde_json::json!({"id": "bad id", "status": "active", "name": {"given": ""}, "emails": [{"address": "nope"}]});
+    let (status, body) = h.api(Method::POST, "/api/v1/people", Some(token), Some(bad)).await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["id", "name.given", "emails[0].address"], "{body}");
+    let (status, body) = h.api(Method::POST, "/api/v1/people", Some(token), Some(serde_json::json!({"nmae": {}}))).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("unknown field `nmae`"), "{body}");
+    assert_eq!(h.api(Method::GET, "/api/v1/people", Some(token), None).await.1["total"], 0);
+
+    // Create: provisioned to the demo target with its Salesforce id.
+    let ada = serde_json::json!({
+        "id": "API1", "status": "active",
+        "name": {"given": "Ada", "family": "Lovelace"},
+        "emails": [{"address": "ada@example.org", "type": "official", "verified": true}],
+        "roles": [{"affiliation": "staff", "department": "Engines"}]
+    });
+    let (status, body) = h.api(Method::POST, "/api/v1/people", Some(token), Some(ada.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    let v = h.api_until(token, "API1", "provisioned").await;
+    let sf_id = v["provisioning"][0]["remote_id"].as_str().unwrap().to_string();
+    let contact = emu.live_records("Contact").into_iter().find(|c| c["Registry_ID__c"] == "API1").unwrap();
+    assert_eq!((contact["Id"].as_str(), contact["Department"].as_str()), (Some(sf_id.as_str()), Some("Engines")));
+    assert_eq!(h.api(Method::POST, "/api/v1/people", Some(token), Some(ada.clone())).await.0, 409, "ids are unique");
+
+    // Update, search, delete.
+    let mut changed = ada.clone();
+    changed["name"]["family"] = "King".into();
+    assert_eq!(h.api(Method::PUT, "/api/v1/people/API1", Some(token), Some(changed)).await.0, 200);
+    for _ in 0..200 {
+        if emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1" && c["LastName"] == "King") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1" && c["LastName"] == "King"));
+    let (_, found) = h.api(Method::GET, "/api/v1/people?q=king", Some(token), None).await;
+    assert_eq!(found["total"], 1);
+    assert_eq!(h.api(Method::GET, "/api/v1/people/NOPE", Some(token), None).await.0, 404);
+    assert_eq!(h.api(Method::DELETE, "/api/v1/people/API1", Some(token), None).await.0, 204);
+    h.api_until(token, "API1", "removed").await;
+    assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1"));
+    assert_eq!(h.api(Method::DELETE, "/api/v1/people/API1", Some(token), None).await.0, 404);
+
+    // Reprovision all through the API, followed to the end.
+    for i in 0..30 {
+        let p = serde_json::json!({"id": format!("API-{i}"), "name": {"given": "Bulk", "family": format!("P{i}")}, "emails": [{"address": format!("b{i}@example.org")}]});
+        assert_eq!(h.api(Method::POST, "/api/v1/people", Some(token), Some(p)).await.0, 201);
+    }
+    let target = h.demo_target();
+    let (status, run) = h.api(Method::POST, &format!("/api/v1/targets/{target}/reprovision"), Some(token), None).await;
+    assert_eq!((status, run["total"].as_i64()), (202, Some(30)));
+    let mut finished = serde_json::Value::Null;
+    for _ in 0..200 {
+        finished = h.api(Method::GET, &format!("/api/v1/runs/{}", run["id"]), Some(token), None).await.1;
+        if !finished["finished_at"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!((finished["done"].as_i64(), finished["failed"].as_i64()), (Some(30), Some(0)), "{finished}");
+    assert_eq!(emu.live_records("Contact").iter().filter(|c| c["Registry_ID__c"].as_str().is_some_and(|i| i.starts_with("API-"))).count(), 30);
+}
+
+#[tokio::test]
+async fn people_and_target_pages_validate_and_show_provisioning() {
+    let h = Harness::start().await;
+    let csrf = h.login_with_token().await;
+    let emu = h.host.emulator.as_ref().unwrap();
+
+    // A bad person form names the fields and keeps what was typed.
+    let (status, page, _) = h.post("/people", &[("csrf", &csrf), ("status", "active"), ("given", ""), ("family", "Hopper"), ("email_0_type", "official"), ("email_0_address", "grace-at-example")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"given-error\"") && page.contains("is not an email address"), "{page}");
+    assert!(page.contains("value=\"Hopper\""));
+    assert_eq!(h.host.store.people("", 0, 10).unwrap().1, 0, "nothing saved");
+
+    let (status, _, loc) = h.post("/people", &[("csrf", &csrf), ("id", "UI1"), ("status", "active"), ("given", "Grace"), ("family", "Hopper"), ("email_0_type", "official"), ("email_0_address", "grace@example.org"), ("affiliation", "faculty")]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/people/UI1?notice=created")));
+    let target = h.demo_target();
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = h.get("/people/UI1").await.1;
+        if page.contains(&format!("id=\"state-{target}\">Provisioned<")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let contact = emu.live_records("Contact").into_iter().find(|c| c["Registry_ID__c"] == "UI1").expect("in Salesforce");
+    assert!(page.contains(&format!("id=\"remote-{target}\">Contact {}<", contact["Id"].as_str().unwrap())), "{page}");
+    assert!(page.contains("created Contact"), "the history says what happened");
+
+    // The list finds them; paging and search work.
+    let (_, list, _) = h.get("/people?q=hopper").await;
+    assert!(list.contains("1 person matching") && list.contains("/people/UI1"), "{list}");
+    let (_, list, _) = h.get("/people?q=nobody").await;
+    assert!(list.contains("0 people matching"));
+
+    // The target form is rendered from the plugin's settings and validated by it.
+    let (_, form, _) = h.get("/targets/new").await;
+    assert!(form.contains("name=\"setting.object\"") && form.contains("name=\"setting.external_id_field\""), "{form}");
+    let server = h.demo_id().to_string();
+    let (status, page, _) = h
+        .post("/targets", &[("csrf", &csrf), ("name", "Users"), ("plugin", "salesforce"), ("server_id", &server), ("enabled", "on"), ("setting.object", "User"), ("setting.api_version", "62.0"), ("setting.inactive_action", "update")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"setting.profile_id-error\""), "the plugin names the missing Profile ID: {page}");
+    assert_eq!(h.host.store.targets().unwrap().len(), 1, "nothing saved");
+
+    // The target page shows its people and a finished Reprovision all.
+    let (status, _, loc) = h.post(&format!("/targets/{target}/reprovision"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = h.get(loc.as_deref().unwrap()).await.1;
+        if page.contains("Last reprovision") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(page.contains("1 of 1 done"), "{page}");
+    assert!(page.contains("id=\"count-provisioned\">1<"), "{page}");
+
+    // Delete in the UI: gone from Salesforce.
+    let (status, _, _) = h.post("/people/UI1/delete", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    for _ in 0..200 {
+        if !emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "UI1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "UI1"));
+}

@@ -1,0 +1,234 @@
+//! What the sandbox costs: component load (cold and cached), instantiate +
+//! one call, and one person's provisioning through the component against
+//! the loopback emulator versus the same plugin logic compiled natively and
+//! driven with a native keep-alive HTTP client. Prints figures; run with
+//! `cargo bench -p registry-plugin-testbed --bench sandbox`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use registry_plugin_runtime::latest::provisioning_target::ProvisionRequest;
+use registry_plugin_runtime::latest::types::ProvisioningAction;
+use registry_plugin_testbed::{TestBed, person};
+use registry_plugin_runtime::{Runtime, RuntimeConfig};
+use salesforce_provisioner::http::{Request, Response, Transport};
+
+const SAMPLES: usize = 300;
+
+/// HTTP/1.1 over loopback with one kept-alive connection, as a native
+/// client would do it (and as the host's sender does).
+#[derive(Default)]
+struct NativeTransport {
+    conn: Option<(String, TcpStream)>,
+}
+
+impl Transport for NativeTransport {
+    fn send(&mut self, req: Request) -> Result<Response, String> {
+        let rest = req.url.strip_prefix("http://").ok_or("the bench speaks plain http to loopback only")?;
+        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+        if self.conn.as_ref().is_none_or(|(a, _)| a != authority) {
+            let stream = TcpStream::connect(authority).map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).ok();
+            self.conn = Some((authority.to_string(), stream));
+        }
+        let stream = &mut self.conn.as_mut().expect("connected").1;
+        let mut head = format!("{} {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-length: {}\r\n", req.method, req.body.len());
+        for (k, v) in &req.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&req.body)).map_err(|e| e.to_string())?;
+        // Read the head, then exactly the body its content-length names.
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let split = loop {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.lines();
+        let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).ok_or("no status")?;
+        let headers: Vec<(String, String)> =
+            lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+        let mut body = raw[split + 4..].to_vec();
+        let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let length: Option<usize> = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok());
+        loop {
+            let complete = match (chunked, length) {
+                (true, _) => body.ends_with(b"0\r\n\r\n"),
+                (false, Some(n)) => body.len() >= n,
+                (false, None) => true,
+            };
+            if complete {
+                break;
+            }
+            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        if chunked {
+            body = dechunk(&body);
+        }
+        Ok(Response { status, headers, body })
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[end + 2..end + 2 + size]);
+        b = &b[end + 4 + size..];
+    }
+    out
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let wasm_path = test_guests::salesforce_plugin();
+    let wasm = std::fs::read(wasm_path)?;
+    let cache = tempfile::tempdir()?;
+
+    // Load: cold compile, then from the precompiled cache.
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..RuntimeConfig::default() })?;
+    let mut cold = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        registry_plugin_runtime::wasmtime::component::Component::new(runtime.engine(), &wasm)?;
+        cold.push(t.elapsed());
+    }
+    let plugin = runtime.load("bench", &wasm).await?;
+    let mut cached = Vec::new();
+    for _ in 0..50 {
+        cached.push(runtime.load("bench", &wasm).await?.load_stats().compile_or_deserialize);
+    }
+
+    // Instantiate + one trivial call (settings validation of the defaults).
+    let none = registry_plugin_runtime::HttpAllowlist::none();
+    let mut trivial = Vec::new();
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        plugin.validate_settings(&[], &none).await?.ok();
+        trivial.push(t.elapsed());
+    }
+    // The same with instances from wasmtime's pooling allocator.
+    let pooled_runtime = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), pooling: Some(16), ..RuntimeConfig::default() })?;
+    let pooled = pooled_runtime.load("bench", &wasm).await?;
+    let mut trivial_pooled = Vec::new();
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        pooled.validate_settings(&[], &none).await?.ok();
+        trivial_pooled.push(t.elapsed());
+    }
+    let mut info = Vec::new();
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        plugin.info().await?;
+        info.push(t.elapsed());
+    }
+
+    // One person, sandboxed vs native, against the same emulator.
+    let bed = TestBed::start(wasm_path).await?;
+    let tokens = bed.client_credentials().await?;
+    let settings = [("external_id_field", "Registry_ID__c")];
+    let ctx = bed.context(&settings, &tokens);
+    let request = ProvisionRequest { action: ProvisioningAction::PersonUpdated, person: person("BENCH-1", "Ada", "Lovelace"), current: None };
+    bed.provision(&ctx, &request).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let config = salesforce_provisioner::settings::Config::parse(&ctx.settings).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let native_tokens = salesforce_provisioner::oauth::Tokens {
+        access_token: tokens.access_token.clone(),
+        refresh_token: None,
+        instance_url: tokens.instance_url.clone(),
+        issued_at: None,
+        expires_at: None,
+        scope: None,
+        token_type: "Bearer".into(),
+        extra: vec![],
+    };
+    let native_request = salesforce_provisioner::provision::Request {
+        action: salesforce_provisioner::provision::Action::Updated,
+        person: native_person(),
+        current: None,
+    };
+    let mut native_http = NativeTransport::default();
+    let (mut sandboxed, mut native) = (Vec::new(), Vec::new());
+    // Interleaved, so drift in the emulator (its growing log) hits both alike.
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        bed.provision(&ctx, &request).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        sandboxed.push(t.elapsed());
+        let t = Instant::now();
+        tokio::task::block_in_place(|| salesforce_provisioner::provision::provision(&mut native_http, &config, &native_tokens, &native_request))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        native.push(t.elapsed());
+    }
+    let (s, n) = (median(sandboxed), median(native));
+
+    // Where the difference goes: one bare GET through the sandbox (the
+    // hostile fixture's validate-settings fetches its `url` setting) versus
+    // the same GET natively, against the same loopback server.
+    let fetcher = runtime.load("fetch", &std::fs::read(test_guests::hostile_http())?).await?;
+    let url = format!("{}/services/data", bed.emulator.instance_url());
+    let settings = [("url".to_string(), url.clone())];
+    let allow = bed.allowlist(Some(&tokens));
+    let (mut get_sandboxed, mut get_native) = (Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        fetcher.validate_settings(&settings, &allow).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        get_sandboxed.push(t.elapsed());
+        let t = Instant::now();
+        let r = tokio::task::block_in_place(|| native_http.send(Request { method: "GET", url: url.clone(), headers: vec![], body: vec![] }))
+            .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(r.status == 200, "GET {url}: {}", r.status);
+        get_native.push(t.elapsed());
+    }
+    let (gs, gn) = (median(get_sandboxed), median(get_native));
+
+    println!("component size                     {:.1} KiB", wasm.len() as f64 / 1024.0);
+    println!("cold compile (median of 3)         {:.1} ms", median(cold).as_secs_f64() * 1e3);
+    println!("cached load (median of 50)         {:.2} ms", median(cached).as_secs_f64() * 1e3);
+    println!("instantiate + trivial call         {:.1} µs (validate-settings, median of {SAMPLES})", us(median(trivial.clone())));
+    println!("  with the pooling allocator       {:.1} µs", us(median(trivial_pooled)));
+    println!("instantiate + info call            {:.1} µs (15 settings lifted, median of {SAMPLES})", us(median(info)));
+    println!("one person, sandboxed              {:.1} µs (upsert through the component, median of {SAMPLES})", us(s));
+    println!("one person, native                 {:.1} µs (same logic, native HTTP, median of {SAMPLES})", us(n));
+    println!("sandboxed / native                 {:.2}", s.as_secs_f64() / n.as_secs_f64());
+    println!("where it goes: one GET, sandboxed  {:.1} µs (instantiate + wasi-http request, median of {SAMPLES})", us(gs));
+    println!("               one GET, native     {:.1} µs", us(gn));
+    println!("               instantiate         {:.1} µs (the trivial call above)", us(median(trivial.clone())));
+    println!("build profile                      {}", if cfg!(debug_assertions) { "debug" } else { "release" });
+    Ok(())
+}
+
+fn native_person() -> salesforce_provisioner::person::Person {
+    use salesforce_provisioner::person::{Email, Name, Person, Status};
+    Person {
+        id: "BENCH-1".into(),
+        status: Status::Active,
+        name: Name { honorific: None, given: "Ada".into(), middle: None, family: Some("Lovelace".into()), suffix: None },
+        emails: vec![Email { address: "ada@example.org".into(), kind: "official".into(), verified: true }],
+        identifiers: vec![],
+        roles: vec![],
+    }
+}
