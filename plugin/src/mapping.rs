@@ -197,6 +197,10 @@ fn invalid(field: &str, message: String) -> Error {
 }
 
 /// The shape Salesforce accepts: one `@`, no spaces, a dotted domain.
+///
+/// The host has its own check (`host/src/domain/person.rs`), by design: a
+/// plugin shares nothing with the host but the WIT, and checks what its own
+/// service accepts, whatever the registry let through.
 pub fn looks_like_email(v: &str) -> bool {
     let Some((local, domain)) = v.split_once('@') else { return false };
     !local.is_empty() && !domain.contains('@') && !v.contains(char::is_whitespace) && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')

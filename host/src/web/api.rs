@@ -4,17 +4,18 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::error::{Api, WebError};
 use super::{App, FormMap};
 use crate::domain::{FieldProblem, Person};
-use crate::store::StoreError;
 
 pub(super) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -26,43 +27,37 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/v1/runs/{id}", get(run))
 }
 
-fn error(status: StatusCode, message: impl Into<String>, fields: &[FieldProblem]) -> Response {
-    (status, axum::Json(json!({"error": message.into(), "fields": fields}))).into_response()
+fn error(status: StatusCode, message: impl Into<String>) -> WebError {
+    WebError::new(status, message).api()
 }
 
-fn store_error(e: StoreError) -> Response {
-    match e {
-        StoreError::NotFound(what) => error(StatusCode::NOT_FOUND, format!("{what} not found"), &[]),
-        StoreError::Conflict(m) => error(StatusCode::CONFLICT, m, &[]),
-        other => {
-            tracing::error!("store: {other}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "the database failed; see the server log", &[])
+/// A caller with a valid API token; others get a JSON 401.
+pub(super) struct ApiClient;
+
+impl FromRequestParts<Arc<App>> for ApiClient {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        let token = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        let unauthorized = |m: &str| {
+            let mut r = error(StatusCode::UNAUTHORIZED, m).into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"registry\""));
+            r
+        };
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Err(unauthorized("send an API token as 'Authorization: Bearer TOKEN' (create one with `registry-host api-token create NAME`)"));
+        };
+        match app.store.api_token(token).api().map_err(IntoResponse::into_response)? {
+            Some(_) => Ok(ApiClient),
+            None => Err(unauthorized("the API token is not valid")),
         }
     }
 }
 
-/// The token's name, or the 401 to send.
-fn authorized(app: &App, headers: &HeaderMap) -> Result<String, Response> {
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    let unauthorized = |m: &str| {
-        let mut r = error(StatusCode::UNAUTHORIZED, m, &[]);
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"registry\""));
-        r
-    };
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Err(unauthorized("send an API token as 'Authorization: Bearer TOKEN' (create one with `registry-host api-token create NAME`)"));
-    };
-    match app.store.api_token(token) {
-        Ok(Some(name)) => Ok(name),
-        Ok(None) => Err(unauthorized("the API token is not valid")),
-        Err(e) => Err(store_error(e)),
-    }
-}
-
 /// Parses and normalizes a person from a JSON body.
-fn person_body(body: &Bytes) -> Result<Person, Response> {
-    let mut p: Person = serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("the body is not a person object: {e}"), &[]))?;
-    p.normalize().map_err(|problems| error(StatusCode::UNPROCESSABLE_ENTITY, "the person has invalid fields", &problems))?;
+fn person_body(body: &Bytes) -> Result<Person, WebError> {
+    let mut p: Person = serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("the body is not a person object: {e}")))?;
+    p.normalize().map_err(|problems| error(StatusCode::UNPROCESSABLE_ENTITY, "the person has invalid fields").fields(problems))?;
     Ok(p)
 }
 
@@ -72,126 +67,63 @@ fn with_state(app: &App, p: &Person) -> Value {
     v
 }
 
-async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
-    }
+async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, _: ApiClient) -> Result<Response, WebError> {
     let offset = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
     let limit = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);
-    match app.store.people(q.get("q").map(String::as_str).unwrap_or(""), offset, limit) {
-        Ok((people, total)) => axum::Json(json!({"total": total, "offset": offset, "limit": limit, "people": people})).into_response(),
-        Err(e) => store_error(e),
-    }
+    let (people, total) = app.store.people(q.get("q").map(String::as_str).unwrap_or(""), offset, limit).api()?;
+    Ok(Json(json!({"total": total, "offset": offset, "limit": limit, "people": people})).into_response())
 }
 
-async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
+async fn create(State(app): State<Arc<App>>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
+    let saved = app.store.create_person(person_body(&body)?).api()?;
+    app.engine.wake();
+    let mut r = (StatusCode::CREATED, Json(with_state(&app, &saved))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/people/{}", saved.id)) {
+        r.headers_mut().insert(header::LOCATION, v);
     }
-    let p = match person_body(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match app.store.create_person(p) {
-        Ok(saved) => {
-            app.engine.wake();
-            let mut r = (StatusCode::CREATED, axum::Json(with_state(&app, &saved))).into_response();
-            if let Ok(v) = header::HeaderValue::from_str(&format!("/api/v1/people/{}", saved.id)) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        }
-        Err(e) => store_error(e),
-    }
+    Ok(r)
 }
 
-async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
-    }
-    match app.store.person(&id) {
-        Ok(p) => axum::Json(with_state(&app, &p)).into_response(),
-        Err(e) => store_error(e),
-    }
+async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
+    let p = app.store.person(&id).api()?;
+    Ok(Json(with_state(&app, &p)).into_response())
 }
 
-async fn update(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
-    }
-    let mut p = match person_body(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
+    let mut p = person_body(&body)?;
     if !p.id.is_empty() && p.id != id {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "the id in the body differs from the URL's", &[FieldProblem { field: "id".into(), message: format!("leave it out or make it {id}") }]);
+        let problem = FieldProblem { field: "id".into(), message: format!("leave it out or make it {id}") };
+        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "the id in the body differs from the URL's").fields(vec![problem]));
     }
     p.id = id;
-    match app.store.update_person(&p) {
-        Ok(_) => {
-            app.engine.wake();
-            axum::Json(with_state(&app, &p)).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    app.store.update_person(&p).api()?;
+    app.engine.wake();
+    Ok(Json(with_state(&app, &p)).into_response())
 }
 
-async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
-    }
+async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
     // A person already deleted is NotFound here too.
-    match app.store.delete_person(&id) {
-        Ok(()) => {
-            app.engine.wake();
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    app.store.delete_person(&id).api()?;
+    app.engine.wake();
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn reprovision(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
-    }
-    match app.store.reprovision_person(&id) {
-        Ok(n) => {
-            app.engine.wake();
-            (StatusCode::ACCEPTED, axum::Json(json!({"queued": n}))).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+async fn reprovision(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
+    let n = app.store.reprovision_person(&id).api()?;
+    app.engine.wake();
+    Ok((StatusCode::ACCEPTED, Json(json!({"queued": n}))).into_response())
 }
 
-async fn targets(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
-    }
-    match app.store.targets() {
-        Ok(t) => axum::Json(json!({"targets": t})).into_response(),
-        Err(e) => store_error(e),
-    }
+async fn targets(State(app): State<Arc<App>>, _: ApiClient) -> Result<Response, WebError> {
+    Ok(Json(json!({"targets": app.store.targets().api()?})).into_response())
 }
 
-async fn reprovision_all(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
-    }
-    match app.store.start_run(id) {
-        Ok(run) => {
-            app.engine.wake();
-            (StatusCode::ACCEPTED, axum::Json(run)).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+async fn reprovision_all(State(app): State<Arc<App>>, Path(id): Path<i64>, _: ApiClient) -> Result<Response, WebError> {
+    let run = app.store.start_run(id).api()?;
+    app.engine.wake();
+    Ok((StatusCode::ACCEPTED, Json(run)).into_response())
 }
 
-async fn run(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
-    }
-    match app.store.run(id) {
-        Ok(run) => axum::Json(run).into_response(),
-        Err(e) => store_error(e),
-    }
+async fn run(State(app): State<Arc<App>>, Path(id): Path<i64>, _: ApiClient) -> Result<Response, WebError> {
+    Ok(Json(app.store.run(id).api()?).into_response())
 }

@@ -5,17 +5,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use minijinja::context;
 use serde::Serialize;
 
-use super::{App, FormMap, current, guard, see_other, store_error, to_login};
+use super::error::WebError;
+use super::session::{Admin, AdminForm};
+use super::{App, FormMap, see_other};
 use crate::domain::{Address, Email, FieldProblem, Identifier, Name, Person, Role, Status};
 use crate::domain::ProvState;
-use crate::store::StoreError;
+use crate::store::{Session, StoreError};
 
 /// People shown per page.
 const PAGE: usize = 50;
@@ -39,14 +40,10 @@ struct Row {
     affiliation: String,
 }
 
-async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
-    let Some(s) = current(&app, &headers) else { return to_login() };
+async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
     let query = q.get("q").cloned().unwrap_or_default();
     let page: usize = q.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1).min(1_000_000);
-    let (people, total) = match app.store.people(&query, (page - 1) * PAGE, PAGE) {
-        Ok(v) => v,
-        Err(e) => return store_error(e),
-    };
+    let (people, total) = app.store.people(&query, (page - 1) * PAGE, PAGE)?;
     let rows: Vec<Row> = people
         .iter()
         .map(|p| Row {
@@ -58,10 +55,10 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<F
         })
         .collect();
     let pages = total.div_ceil(PAGE).max(1);
-    app.render(
+    Ok(app.render(
         "people.html",
         context! { admin => s.username, csrf => s.csrf_token, people => rows, total => total, q => query, page => page, pages => pages },
-    )
+    ))
 }
 
 /// One form row for an email or identifier.
@@ -166,7 +163,7 @@ fn form_key(field: &str) -> String {
     field.to_string()
 }
 
-fn form_page(app: &App, s: &crate::store::Session, editing: Option<&str>, p: &Person, problems: &[FieldProblem], error: Option<String>) -> Response {
+fn form_page(app: &App, s: &Session, editing: Option<&str>, p: &Person, problems: &[FieldProblem], error: Option<String>) -> Response {
     let (values, emails, ids) = form_view(p);
     let errors: HashMap<String, String> = problems.iter().map(|f| (form_key(&f.field), f.message.clone())).collect();
     let statuses: Vec<&str> = Status::SETTABLE.iter().map(|s| s.as_str()).collect();
@@ -183,86 +180,55 @@ fn form_page(app: &App, s: &crate::store::Session, editing: Option<&str>, p: &Pe
     r
 }
 
-async fn new(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some(s) = current(&app, &headers) else { return to_login() };
+async fn new(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
     form_page(&app, &s, None, &Person::default(), &[], None)
 }
 
-async fn create(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<FormMap>) -> Response {
-    let s = match guard(&app, &headers, &f) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let mut p = from_form(&f, &Person::default());
     if let Err(problems) = p.normalize() {
-        return form_page(&app, &s, None, &p, &problems, None);
+        return Ok(form_page(&app, &s, None, &p, &problems, None));
     }
     match app.store.create_person(p.clone()) {
         Ok(saved) => {
             app.engine.wake();
-            see_other(&format!("/people/{}?notice=created", saved.id))
+            Ok(see_other(&format!("/people/{}?notice=created", saved.id)))
         }
-        Err(StoreError::Conflict(m)) => form_page(&app, &s, None, &p, &[FieldProblem { field: "id".into(), message: m }], None),
-        Err(e) => store_error(e),
+        Err(StoreError::Conflict(m)) => Ok(form_page(&app, &s, None, &p, &[FieldProblem { field: "id".into(), message: m }], None)),
+        Err(e) => Err(e.into()),
     }
 }
 
-async fn edit(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let Some(s) = current(&app, &headers) else { return to_login() };
-    match app.store.person(&id) {
-        Ok(p) if p.status != Status::Deleted => form_page(&app, &s, Some(&id), &p, &[], None),
-        Ok(_) => see_other(&format!("/people/{id}")),
-        Err(e) => store_error(e),
+async fn edit(State(app): State<Arc<App>>, Path(id): Path<String>, Admin(s): Admin) -> Result<Response, WebError> {
+    let p = app.store.person(&id)?;
+    if p.status == Status::Deleted {
+        return Ok(see_other(&format!("/people/{id}")));
     }
+    Ok(form_page(&app, &s, Some(&id), &p, &[], None))
 }
 
-async fn update(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<FormMap>) -> Response {
-    let s = match guard(&app, &headers, &f) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let base = match app.store.person(&id) {
-        Ok(p) => p,
-        Err(e) => return store_error(e),
-    };
+async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    let base = app.store.person(&id)?;
     let mut p = from_form(&f, &base);
     if let Err(problems) = p.normalize() {
-        return form_page(&app, &s, Some(&id), &p, &problems, None);
+        return Ok(form_page(&app, &s, Some(&id), &p, &problems, None));
     }
-    match app.store.update_person(&p) {
-        Ok(changed) => {
-            app.engine.wake();
-            see_other(&format!("/people/{id}?notice={}", if changed.is_some() { "saved" } else { "unchanged" }))
-        }
-        Err(e) => store_error(e),
-    }
+    let changed = app.store.update_person(&p)?;
+    app.engine.wake();
+    Ok(see_other(&format!("/people/{id}?notice={}", if changed.is_some() { "saved" } else { "unchanged" })))
 }
 
-async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<FormMap>) -> Response {
-    if let Err(r) = guard(&app, &headers, &f) {
-        return r;
-    }
-    match app.store.delete_person(&id) {
-        Ok(()) => {
-            app.engine.wake();
-            // The tombstone page shows the removal from each target as it happens.
-            see_other(&format!("/people/{id}?notice=deleted"))
-        }
-        Err(e) => store_error(e),
-    }
+async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>, _: AdminForm) -> Result<Response, WebError> {
+    app.store.delete_person(&id)?;
+    app.engine.wake();
+    // The tombstone page shows the removal from each target as it happens.
+    Ok(see_other(&format!("/people/{id}?notice=deleted")))
 }
 
-async fn reprovision(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<FormMap>) -> Response {
-    if let Err(r) = guard(&app, &headers, &f) {
-        return r;
-    }
-    match app.store.reprovision_person(&id) {
-        Ok(_) => {
-            app.engine.wake();
-            see_other(&format!("/people/{id}?notice=reprovision"))
-        }
-        Err(e) => store_error(e),
-    }
+async fn reprovision(State(app): State<Arc<App>>, Path(id): Path<String>, _: AdminForm) -> Result<Response, WebError> {
+    app.store.reprovision_person(&id)?;
+    app.engine.wake();
+    Ok(see_other(&format!("/people/{id}?notice=reprovision")))
 }
 
 #[derive(Serialize)]
@@ -276,16 +242,9 @@ struct StateView {
     updated: String,
 }
 
-async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<FormMap>) -> Response {
-    let Some(s) = current(&app, &headers) else { return to_login() };
-    let p = match app.store.person(&id) {
-        Ok(p) => p,
-        Err(e) => return store_error(e),
-    };
-    let (states, history) = match (app.store.person_states(&id), app.store.history(&id, 30)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return store_error(e),
-    };
+async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
+    let p = app.store.person(&id)?;
+    let (states, history) = (app.store.person_states(&id)?, app.store.history(&id, 30)?);
     let pending = states.iter().any(|t| t.state == ProvState::Pending);
     // Why pending jobs wait, per target (only looked up when something is pending).
     let held: HashMap<i64, String> = if pending {
@@ -318,13 +277,13 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
             _ => return None,
         })
     });
-    app.render(
+    Ok(app.render(
         "person.html",
         context! {
             admin => s.username, csrf => s.csrf_token, p => p, status => p.status.as_str(), deleted => p.status == Status::Deleted,
             states => states, history => history, notice => notice, refresh => pending.then_some(2),
         },
-    )
+    ))
 }
 
 #[cfg(test)]

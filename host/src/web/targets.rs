@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use minijinja::context;
 use serde::Serialize;
 
-use super::{App, FormMap, current, guard, see_other, store_error, to_login};
+use super::error::WebError;
+use super::session::{Admin, AdminForm};
+use super::{App, FormMap, see_other};
 use registry_plugin_runtime::latest::plugin_info::SettingKind;
 use crate::domain::Scope;
 use crate::domain::TargetInput;
@@ -59,12 +60,8 @@ struct TargetRow {
     failed: i64,
 }
 
-async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
-    let Some(s) = current(&app, &headers) else { return to_login() };
-    let targets = match app.store.targets() {
-        Ok(t) => t,
-        Err(e) => return store_error(e),
-    };
+async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
+    let targets = app.store.targets()?;
     let rows: Vec<TargetRow> = targets
         .iter()
         .map(|t| {
@@ -84,7 +81,7 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<F
         })
         .collect();
     let notice = q.get("notice").and_then(|n| (n == "deleted").then_some("Target deleted. The records it made stay in the remote system."));
-    app.render("targets.html", context! { admin => s.username, csrf => s.csrf_token, targets => rows, notice => notice })
+    Ok(app.render("targets.html", context! { admin => s.username, csrf => s.csrf_token, targets => rows, notice => notice }))
 }
 
 fn settings_view(app: &App, plugin: &str, values: &HashMap<String, String>, errors: &HashMap<String, String>, editing: bool) -> Vec<SettingView> {
@@ -126,12 +123,8 @@ fn settings_view(app: &App, plugin: &str, values: &HashMap<String, String>, erro
 }
 
 #[allow(clippy::too_many_arguments)]
-fn form_page(app: &App, s: &Session, id: Option<i64>, plugin: &str, f: &FormMap, settings: &HashMap<String, String>, errors: &HashMap<String, String>, error: Option<String>) -> Response {
-    let servers = match app.store.servers() {
-        Ok(v) => v,
-        Err(e) => return store_error(e),
-    };
-    let servers: Vec<(i64, String)> = servers.into_iter().filter(|x| x.plugin == plugin).map(|x| (x.id, x.name)).collect();
+fn form_page(app: &App, s: &Session, id: Option<i64>, plugin: &str, f: &FormMap, settings: &HashMap<String, String>, errors: &HashMap<String, String>, error: Option<String>) -> Result<Response, WebError> {
+    let servers: Vec<(i64, String)> = app.store.servers()?.into_iter().filter(|x| x.plugin == plugin).map(|x| (x.id, x.name)).collect();
     let mut r = app.render(
         "target_form.html",
         context! {
@@ -142,11 +135,10 @@ fn form_page(app: &App, s: &Session, id: Option<i64>, plugin: &str, f: &FormMap,
     if !errors.is_empty() || error.is_some() {
         *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
     }
-    r
+    Ok(r)
 }
 
-async fn new(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<FormMap>) -> Response {
-    let Some(s) = current(&app, &headers) else { return to_login() };
+async fn new(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
     let plugin = q.get("plugin").filter(|p| app.plugin_map.contains_key(*p)).cloned().unwrap_or_else(|| app.plugins.first().cloned().unwrap_or_default());
     let mut f = FormMap::new();
     f.insert("enabled".into(), "on".into());
@@ -207,27 +199,19 @@ async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<Ta
     Ok(TargetInput { name, plugin, server_id, settings, enabled: f.contains_key("enabled"), scope: Scope::parse(&get("scope_domains"), &get("scope_affiliations")) })
 }
 
-async fn create(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<FormMap>) -> Response {
-    let s = match guard(&app, &headers, &f) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     match validate(&app, &f, &[]).await {
         Err((plugin, shown, errors)) => form_page(&app, &s, None, &plugin, &f, &shown, &errors, None),
         Ok(input) => match app.store.create_target(&input) {
-            Ok(id) => see_other(&format!("/targets/{id}?notice=created")),
+            Ok(id) => Ok(see_other(&format!("/targets/{id}?notice=created"))),
             Err(StoreError::Conflict(m)) => form_page(&app, &s, None, &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
-            Err(e) => store_error(e),
+            Err(e) => Err(e.into()),
         },
     }
 }
 
-async fn edit(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    let Some(s) = current(&app, &headers) else { return to_login() };
-    let t = match app.store.target(id) {
-        Ok(t) => t,
-        Err(e) => return store_error(e),
-    };
+async fn edit(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s): Admin) -> Result<Response, WebError> {
+    let t = app.store.target(id)?;
     let mut f = FormMap::from([
         ("name".to_string(), t.name.clone()),
         ("server_id".to_string(), t.server_id.to_string()),
@@ -240,58 +224,35 @@ async fn edit(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i6
     form_page(&app, &s, Some(id), &t.plugin, &f, &t.settings.iter().cloned().collect(), &HashMap::new(), None)
 }
 
-async fn update(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<FormMap>) -> Response {
-    let s = match guard(&app, &headers, &f) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let old = match app.store.target(id) {
-        Ok(t) => t,
-        Err(e) => return store_error(e),
-    };
+async fn update(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    let old = app.store.target(id)?;
     match validate(&app, &f, &old.settings).await {
         Err((plugin, shown, errors)) => form_page(&app, &s, Some(id), &plugin, &f, &shown, &errors, None),
         Ok(input) => match app.store.update_target(id, &input) {
             Ok(()) => {
                 // Enabling releases the jobs that queued up meanwhile.
                 app.engine.wake();
-                see_other(&format!("/targets/{id}?notice=saved"))
+                Ok(see_other(&format!("/targets/{id}?notice=saved")))
             }
             Err(StoreError::Conflict(m)) => form_page(&app, &s, Some(id), &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
-            Err(e) => store_error(e),
+            Err(e) => Err(e.into()),
         },
     }
 }
 
-async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<FormMap>) -> Response {
-    if let Err(r) = guard(&app, &headers, &f) {
-        return r;
-    }
-    match app.store.delete_target(id) {
-        Ok(()) => see_other("/targets?notice=deleted"),
-        Err(e) => store_error(e),
-    }
+async fn delete(State(app): State<Arc<App>>, Path(id): Path<i64>, _: AdminForm) -> Result<Response, WebError> {
+    app.store.delete_target(id)?;
+    Ok(see_other("/targets?notice=deleted"))
 }
 
-async fn reprovision_all(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<FormMap>) -> Response {
-    if let Err(r) = guard(&app, &headers, &f) {
-        return r;
-    }
-    match app.store.start_run(id) {
-        Ok(_) => {
-            app.engine.wake();
-            see_other(&format!("/targets/{id}?notice=run"))
-        }
-        Err(e) => store_error(e),
-    }
+async fn reprovision_all(State(app): State<Arc<App>>, Path(id): Path<i64>, _: AdminForm) -> Result<Response, WebError> {
+    app.store.start_run(id)?;
+    app.engine.wake();
+    Ok(see_other(&format!("/targets/{id}?notice=run")))
 }
 
-async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i64>, Query(q): Query<FormMap>) -> Response {
-    let Some(s) = current(&app, &headers) else { return to_login() };
-    let t = match app.store.target(id) {
-        Ok(t) => t,
-        Err(e) => return store_error(e),
-    };
+async fn show(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
+    let t = app.store.target(id)?;
     let counts: Vec<(&'static str, &'static str, i64)> = app.store.target_counts(id).unwrap_or_default().into_iter().map(|(st, n)| (st.as_str(), st.label(), n)).collect();
     let run = app.store.latest_run(id).ok().flatten();
     let running = run.as_ref().is_some_and(|r| r.finished_at.is_none());
@@ -321,12 +282,12 @@ async fn show(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<i6
     });
     // Only while something moves: jobs waiting for a token or a disabled target do not.
     let refresh = ((running || queued > 0) && waiting.is_none() && t.enabled).then_some(2);
-    app.render(
+    Ok(app.render(
         "target.html",
         context! {
             admin => s.username, csrf => s.csrf_token, t => t, scope => t.scope.describe(), settings => settings, counts => counts,
             run => run, running => running, queued => queued, failed_jobs => failed_jobs, failures => failures, waiting => waiting,
             server_id => t.server_id, notice => notice, refresh => refresh,
         },
-    )
+    ))
 }

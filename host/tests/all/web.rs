@@ -515,3 +515,57 @@ async fn people_and_target_pages_validate_and_show_provisioning() {
     }
     assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "UI1"));
 }
+
+/// The `href` of the link with `id` on `page`, if it is there.
+fn link(page: &str, id: &str) -> Option<String> {
+    let at = page.find(&format!("id=\"{id}\""))?;
+    let start = page[..at].rfind("href=\"")? + 6;
+    Some(page[start..].split('"').next()?.to_string())
+}
+
+/// The people ids the list links to, in order.
+fn listed(page: &str) -> Vec<String> {
+    page.match_indices("<td><a href=\"/people/").map(|(i, m)| page[i + m.len()..].split('"').next().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn the_people_list_pages_through_more_than_a_page() {
+    let h = Harness::start().await;
+    h.login().await;
+    // 60 Pagers and 5 Zulus: both the whole list and a search for the
+    // Pagers span two pages of 50 (sorted by family name, then given).
+    for i in 0..60 {
+        h.host.store.create_person(common::person(&format!("PG-{i:02}"), &format!("P{i:02}"), "Pager", &format!("p{i:02}@pager.example"))).unwrap();
+    }
+    for i in 0..5 {
+        h.host.store.create_person(common::person(&format!("ZU-{i}"), &format!("Z{i}"), "Zulu", &format!("z{i}@zulu.example"))).unwrap();
+    }
+    let pagers = |range: std::ops::Range<usize>| range.map(|i| format!("PG-{i:02}")).collect::<Vec<_>>();
+    let zulus: Vec<String> = (0..5).map(|i| format!("ZU-{i}")).collect();
+
+    let (status, first, _) = h.get("/people").await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first.contains("id=\"people-count\">65 people") && first.contains("Page 1 of 2"), "{first}");
+    assert_eq!(listed(&first), pagers(0..50));
+    assert_eq!(link(&first, "prev"), None);
+    let next = link(&first, "next").expect("a link to page 2");
+    assert_eq!(next, "/people?q=&page=2");
+    let (status, second, _) = h.get(&next).await;
+    assert_eq!(status, 200, "{second}");
+    assert!(second.contains("Page 2 of 2"), "{second}");
+    assert_eq!(listed(&second), [pagers(50..60), zulus].concat());
+    assert_eq!((link(&second, "prev").as_deref(), link(&second, "next")), (Some("/people?q=&page=1"), None));
+
+    // A search with more than a page of hits keeps its (encoded) query in the links.
+    let (status, first, _) = h.get("/people?q=%40pager.example").await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first.contains("60 people matching “@pager.example”") && first.contains("Page 1 of 2"), "{first}");
+    assert_eq!(listed(&first), pagers(0..50));
+    let next = link(&first, "next").expect("a link to page 2");
+    assert_eq!(next, "/people?q=%40pager.example&page=2");
+    let (status, second, _) = h.get(&next).await;
+    assert_eq!(status, 200, "{second}");
+    assert!(second.contains("60 people matching “@pager.example”") && second.contains("Page 2 of 2"), "{second}");
+    assert_eq!(listed(&second), pagers(50..60));
+    assert_eq!(link(&second, "prev").as_deref(), Some("/people?q=%40pager.example&page=1"));
+}

@@ -11,9 +11,7 @@
 #[cfg(not(feature = "contract-0-1-0"))]
 wit_bindgen::generate!({ path: "../../wit/0.2.0", world: "provisioner", generate_all });
 
-// The registry's own tests also build this plugin against the frozen first
-// release, as a plugin made for 0.1.0 was built, to prove hosts still load it.
-#[cfg(feature = "contract-0-1-0")]
+#[cfg(feature = "contract-0-1-0")] // The registry's test that hosts still load plugins built for 0.1.0.
 wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "provisioner", generate_all });
 
 use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionInfo};

@@ -1,0 +1,390 @@
+//! OAuth2 server pages: the list, add, edit, delete, a server's page with
+//! Obtain New Token, Revoke Token and Test Connection, and the OAuth2
+//! callback.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use minijinja::{Value as Ctx, context};
+use serde::Serialize;
+
+use super::error::WebError;
+use super::session::{Admin, AdminForm};
+use super::{App, FormMap, format_time, see_other};
+use crate::domain::{Server, ServerInput, TokenStatus};
+use crate::oauth::{FlowError, check_origin};
+use crate::store::{Session, StoreError};
+use registry_plugin_runtime::latest::oauth2_server::ConnectionInfo;
+use registry_plugin_runtime::latest::types::GrantType;
+
+pub(super) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/servers", get(servers).post(create_server))
+        .route("/servers/new", get(new_server))
+        .route("/servers/{id}", get(server_page).post(update_server))
+        .route("/servers/{id}/edit", get(edit_server))
+        .route("/servers/{id}/delete", post(delete_server))
+        .route("/servers/{id}/token", post(obtain_token))
+        .route("/servers/{id}/revoke", post(revoke_token))
+        .route("/servers/{id}/test", post(test_connection))
+        .route("/oauth2/callback/{id}", get(callback))
+}
+
+/// A server as the templates show it.
+#[derive(Serialize)]
+struct ServerView {
+    id: i64,
+    name: String,
+    description: String,
+    server_url: String,
+    client_id: String,
+    has_secret: bool,
+    grant_label: &'static str,
+    authorization_code: bool,
+    scope: Option<String>,
+    status_label: &'static str,
+    status_class: &'static str,
+    has_token: bool,
+    instance_url: Option<String>,
+    issued: Option<String>,
+    last_error: Option<String>,
+}
+
+fn view(s: &Server) -> ServerView {
+    let (status_label, status_class) = match s.token_status {
+        TokenStatus::Set => ("Set", "set"),
+        TokenStatus::NotSet => ("Not Set", "not-set"),
+        TokenStatus::NeedsReauthorization => ("Needs a new token", "needs"),
+    };
+    ServerView {
+        id: s.id,
+        name: s.name.clone(),
+        description: s.description.clone(),
+        server_url: s.server_url.clone(),
+        client_id: s.client_id.clone(),
+        has_secret: s.has_secret,
+        grant_label: match s.grant_type {
+            GrantType::AuthorizationCode => "Authorization Code",
+            GrantType::ClientCredentials => "Client Credentials",
+        },
+        authorization_code: s.grant_type == GrantType::AuthorizationCode,
+        scope: s.scope.clone(),
+        status_label,
+        status_class,
+        has_token: s.token_status != TokenStatus::NotSet,
+        instance_url: s.instance_url.clone(),
+        issued: s.token_issued_at.map(format_time),
+        last_error: s.last_error.clone(),
+    }
+}
+
+async fn servers(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
+    let notice = q.get("notice").and_then(|n| notice_text(n));
+    let views: Vec<ServerView> = app.store.servers()?.iter().map(view).collect();
+    Ok(app.render("servers.html", context! { admin => s.username, csrf => s.csrf_token, servers => views, notice => notice }))
+}
+
+#[derive(Serialize)]
+struct FieldView {
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    value: String,
+    required: bool,
+    error: Option<String>,
+    help: &'static str,
+    placeholder: &'static str,
+    options: Vec<OptionView>,
+}
+
+#[derive(Serialize)]
+struct OptionView {
+    value: String,
+    label: String,
+}
+
+fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, String>, has_secret: bool) -> Vec<FieldView> {
+    let v = |k: &str| values.get(k).cloned().unwrap_or_default();
+    let e = |k: &str| errors.get(k).cloned();
+    let field = |name: &'static str, label: &'static str, kind: &'static str, required: bool, help: &'static str| FieldView {
+        name,
+        label,
+        kind,
+        value: if kind == "password" { String::new() } else { v(name) },
+        required,
+        error: e(name),
+        help,
+        placeholder: "",
+        options: vec![],
+    };
+    let mut fields = vec![
+        field("name", "Name", "text", true, "How this server is listed, e.g. \"Salesforce production\"."),
+        field("description", "Description", "textarea", false, ""),
+        field("server_url", "Server URL", "text", true, "The Salesforce login host: https://login.salesforce.com, https://test.salesforce.com for sandboxes, or your My Domain (https://NAME.my.salesforce.com); /services/oauth2 may be added."),
+        field("client_id", "Client ID", "text", true, "The connected app's consumer key."),
+        field("client_secret", "Client Secret", "password", false, "The connected app's consumer secret. Stored encrypted; never shown again."),
+    ];
+    if has_secret {
+        fields[4].placeholder = "•••••••• (leave empty to keep the saved secret)";
+    }
+    let mut grant = field("grant_type", "Access Token Grant Type", "select", true, "Authorization Code: an admin signs in at Salesforce and allows access. Client Credentials: the app's run-as user, no browser.");
+    grant.options = vec![
+        OptionView { value: "authorization_code".into(), label: "Authorization Code".into() },
+        OptionView { value: "client_credentials".into(), label: "Client Credentials".into() },
+    ];
+    if grant.value.is_empty() {
+        grant.value = "authorization_code".into();
+    }
+    fields.push(grant);
+    fields.push(field("scope", "Scope", "text", false, "Space separated, e.g. \"api refresh_token\". Empty: the connected app's default."));
+    let mut plugin = field("plugin", "Plugin", "select", true, "The plugin that speaks this server's OAuth.");
+    plugin.options = app.plugins.iter().map(|p| OptionView { value: p.clone(), label: p.clone() }).collect();
+    if plugin.value.is_empty() {
+        plugin.value = app.plugins.first().cloned().unwrap_or_default();
+    }
+    fields.push(plugin);
+    fields
+}
+
+/// Validates the server form; errors are keyed by field name.
+pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool) -> Result<ServerInput, HashMap<String, String>> {
+    let mut errors = HashMap::new();
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let name = get("name");
+    if name.is_empty() {
+        errors.insert("name".into(), "Enter a name.".into());
+    } else if name.chars().count() > 100 {
+        errors.insert("name".into(), "Use at most 100 characters.".into());
+    }
+    let server_url = get("server_url");
+    if server_url.is_empty() {
+        errors.insert("server_url".into(), "Enter the Server URL, e.g. https://login.salesforce.com.".into());
+    } else if let Err(e) = check_origin(&server_url, "The Server URL") {
+        errors.insert("server_url".into(), format!("{e}."));
+    } else if server_url.contains(['?', '#']) {
+        errors.insert("server_url".into(), "The Server URL takes no query or fragment.".into());
+    } else {
+        let path = server_url.split("://").nth(1).and_then(|r| r.find('/').map(|i| &r[i..])).unwrap_or("").trim_end_matches('/');
+        if !path.is_empty() && path != "/services/oauth2" {
+            errors.insert("server_url".into(), "Give the login host only (e.g. https://login.salesforce.com), optionally ending in /services/oauth2.".into());
+        }
+    }
+    let client_id = get("client_id");
+    if client_id.is_empty() {
+        errors.insert("client_id".into(), "Enter the Client ID (the connected app's consumer key).".into());
+    } else if client_id.len() > 255 || client_id.contains(char::is_whitespace) {
+        errors.insert("client_id".into(), "A Client ID has no spaces and at most 255 characters.".into());
+    }
+    let grant_type = match get("grant_type").as_str() {
+        "authorization_code" | "" => GrantType::AuthorizationCode,
+        "client_credentials" => GrantType::ClientCredentials,
+        _ => {
+            errors.insert("grant_type".into(), "Choose Authorization Code or Client Credentials.".into());
+            GrantType::AuthorizationCode
+        }
+    };
+    let secret = f.get("client_secret").cloned().filter(|s| !s.is_empty());
+    if secret.is_none() && !has_secret {
+        errors.insert("client_secret".into(), "Enter the Client Secret (the connected app's consumer secret): token requests and the check of each token response's signature need it.".into());
+    }
+    let scope = get("scope");
+    if !scope.chars().all(|c| c.is_ascii_alphanumeric() || " _:./-".contains(c)) {
+        errors.insert("scope".into(), "Scopes are words separated by spaces, e.g. \"api refresh_token\".".into());
+    }
+    let plugin = get("plugin");
+    let plugin = if plugin.is_empty() { plugins.first().cloned().unwrap_or_default() } else { plugin };
+    if !plugins.contains(&plugin) {
+        errors.insert("plugin".into(), format!("No plugin named '{plugin}' is loaded."));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ServerInput {
+        name,
+        description: get("description"),
+        plugin,
+        server_url,
+        client_id,
+        client_secret: secret,
+        grant_type,
+        scope: (!scope.is_empty()).then_some(scope),
+    })
+}
+
+async fn new_server(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
+    let fields = form_fields(&app, &FormMap::new(), &HashMap::new(), false);
+    app.render("server_form.html", context! { admin => s.username, csrf => s.csrf_token, fields => fields, form => context!{ name => "" } })
+}
+
+fn form_again(app: &App, s: &Session, id: Option<i64>, f: &FormMap, errors: HashMap<String, String>, has_secret: bool) -> Response {
+    let fields = form_fields(app, f, &errors, has_secret);
+    let mut r = app.render(
+        "server_form.html",
+        context! { admin => s.username.clone(), csrf => s.csrf_token.clone(), fields => fields, id => id, errors => true, form => context!{ name => f.get("name").cloned().unwrap_or_default() } },
+    );
+    *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    r
+}
+
+async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    let input = match validate_server(&f, &app.plugins, false) {
+        Ok(i) => i,
+        Err(errors) => return Ok(form_again(&app, &s, None, &f, errors, false)),
+    };
+    match app.store.create_server(&input) {
+        Ok(id) => Ok(see_other(&format!("/servers/{id}?notice=created"))),
+        Err(StoreError::Conflict(m)) => Ok(form_again(&app, &s, None, &f, HashMap::from([("name".to_string(), format!("{m}; choose another name."))]), false)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s): Admin) -> Result<Response, WebError> {
+    let server = app.store.server(id)?;
+    let values: FormMap = [
+        ("name", server.name.clone()),
+        ("description", server.description.clone()),
+        ("server_url", server.server_url.clone()),
+        ("client_id", server.client_id.clone()),
+        ("grant_type", if server.grant_type == GrantType::ClientCredentials { "client_credentials".into() } else { "authorization_code".into() }),
+        ("scope", server.scope.clone().unwrap_or_default()),
+        ("plugin", server.plugin.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let fields = form_fields(&app, &values, &HashMap::new(), server.has_secret);
+    Ok(app.render("server_form.html", context! { admin => s.username, csrf => s.csrf_token, fields => fields, id => id, form => context!{ name => server.name } }))
+}
+
+async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    let has_secret = app.store.server(id)?.has_secret;
+    let input = match validate_server(&f, &app.plugins, has_secret) {
+        Ok(i) => i,
+        Err(errors) => return Ok(form_again(&app, &s, Some(id), &f, errors, has_secret)),
+    };
+    match app.store.update_server(id, &input) {
+        Ok(saved) if saved.tokens_cleared => Ok(see_other(&format!("/servers/{id}?notice=saved_cleared"))),
+        Ok(_) => Ok(see_other(&format!("/servers/{id}?notice=saved"))),
+        Err(StoreError::Conflict(m)) => Ok(form_again(&app, &s, Some(id), &f, HashMap::from([("name".to_string(), format!("{m}; choose another name."))]), has_secret)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_server(State(app): State<Arc<App>>, Path(id): Path<i64>, _: AdminForm) -> Result<Response, WebError> {
+    app.store.delete_server(id)?;
+    Ok(see_other("/servers?notice=deleted"))
+}
+
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "created" => "Server added. Copy the Redirect URI into the connected app, then click Obtain New Token.",
+        "saved" => "Changes saved.",
+        "saved_cleared" => "Changes saved. The Server URL, Client ID or Client Secret changed, so the stored tokens were cleared: obtain a new token.",
+        "obtained" => "Access Token Obtained.",
+        "revoked" => "The token was revoked at the provider and forgotten here.",
+        "deleted" => "Server deleted.",
+        _ => return None,
+    })
+}
+
+fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error: Option<String>, connection: Option<Ctx>) -> Result<Response, WebError> {
+    let server = app.store.server(id)?;
+    Ok(app.render(
+        "server.html",
+        context! {
+            admin => s.username.clone(), csrf => s.csrf_token.clone(), s => view(&server),
+            redirect_uri => app.oauth.redirect_uri(id), notice => notice, error => error, connection => connection,
+            waiting => app.store.jobs_waiting_for(id).unwrap_or(0),
+        },
+    ))
+}
+
+async fn server_page(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
+    let notice = q.get("notice").and_then(|n| notice_text(n));
+    let error = match (q.get("notice").map(String::as_str), q.get("problem").map(String::as_str)) {
+        (Some("failed"), _) => Some(app.store.server(id).ok().and_then(|s| s.last_error).unwrap_or_else(|| "The last action failed.".into())),
+        (_, Some("state")) => Some(FlowError::UnknownState.to_string()),
+        (_, Some("server")) => Some(FlowError::WrongServer.to_string()),
+        _ => None,
+    };
+    server_view_page(&app, &s, id, notice, error, None)
+}
+
+async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
+    match app.store.server(id)?.grant_type {
+        GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login")).await {
+            // 303 so the browser GETs the provider's page.
+            Ok(url) => Ok(Redirect::to(&url).into_response()),
+            Err(e) => server_view_page(&app, &s, id, None, Some(format!("Could not start: {e}")), None),
+        },
+        GrantType::ClientCredentials => match app.oauth.client_credentials(id).await {
+            Ok(()) => {
+                app.engine.wake();
+                Ok(see_other(&format!("/servers/{id}?notice=obtained")))
+            }
+            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
+        },
+    }
+}
+
+async fn revoke_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
+    match app.oauth.revoke(id).await {
+        Ok(()) => Ok(see_other(&format!("/servers/{id}?notice=revoked"))),
+        Err(e) => server_view_page(&app, &s, id, None, Some(format!("Revoke failed: {e}")), None),
+    }
+}
+
+fn connection_view(info: &ConnectionInfo) -> Ctx {
+    let usage = info.api_usage.as_ref().map(|u| format!("{} of {} daily API requests used", u.used, u.limit));
+    context! { user => info.user.clone(), organization => info.organization.clone(), usage => usage, details => info.details.clone() }
+}
+
+async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
+    match app.oauth.test_connection(id).await {
+        Ok(info) => server_view_page(&app, &s, id, None, None, Some(connection_view(&info))),
+        Err(e) => server_view_page(&app, &s, id, None, Some(format!("Test Connection failed: {e}")), None),
+    }
+}
+
+async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<FormMap>, _: Admin) -> Response {
+    // Only a callback whose state checks out may record anything on the
+    // server; the others say what was wrong through a fixed message.
+    match app.oauth.callback(id, &q).await {
+        Ok(()) => {
+            app.engine.wake();
+            see_other(&format!("/servers/{id}?notice=obtained"))
+        }
+        Err(FlowError::UnknownState) => see_other(&format!("/servers/{id}?problem=state")),
+        Err(FlowError::WrongServer) => see_other(&format!("/servers/{id}?problem=server")),
+        Err(_) => see_other(&format!("/servers/{id}?notice=failed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> FormMap {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_server_form_says_which_field_is_wrong() {
+        let plugins = vec!["salesforce".to_string()];
+        let errors = validate_server(&form(&[("server_url", "http://login.salesforce.com"), ("grant_type", "client_credentials"), ("scope", "api;drop")]), &plugins, false).unwrap_err();
+        assert_eq!(errors["name"], "Enter a name.");
+        assert!(errors["server_url"].contains("is not allowed: plain http:// is only allowed to loopback"), "{}", errors["server_url"]);
+        assert!(errors["client_id"].contains("consumer key"));
+        assert!(errors["client_secret"].starts_with("Enter the Client Secret"));
+        assert!(errors.contains_key("scope"));
+        let path = validate_server(&form(&[("server_url", "https://login.salesforce.com/home")]), &plugins, false).unwrap_err();
+        assert!(path["server_url"].contains("login host only"));
+        let ok = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000/services/oauth2"), ("client_id", "3MVG9"), ("scope", "api refresh_token")]), &plugins, true).unwrap();
+        assert_eq!((ok.plugin.as_str(), ok.grant_type, ok.client_secret), ("salesforce", GrantType::AuthorizationCode, None), "an edit keeps the saved secret");
+    }
+}
