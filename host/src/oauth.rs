@@ -58,10 +58,18 @@ pub enum FlowError {
     BadUrl(String),
 }
 
-/// Checks a URL a plugin will be allowed to reach (the runtime's origin
-/// rule: https, or plain http only to loopback); `what` names it for the admin.
-pub fn check_origin(url: &str, what: &str) -> Result<Origin, FlowError> {
-    Origin::of_url(url).map_err(|e| FlowError::BadUrl(format!("{what} {url} is not allowed: {e}")))
+/// Checks a URL a plugin will be allowed to reach: the runtime's origin
+/// rule (https, or plain http only to loopback), and plain http at all only
+/// when `insecure_loopback` (the operator's opt-in); `what` names it for the
+/// admin.
+pub fn check_origin(url: &str, what: &str, insecure_loopback: bool) -> Result<Origin, FlowError> {
+    let origin = Origin::of_url(url).map_err(|e| FlowError::BadUrl(format!("{what} {url} is not allowed: {e}")))?;
+    if origin.scheme == "http" && !insecure_loopback {
+        return Err(FlowError::BadUrl(format!(
+            "{what} {url} is not allowed: plain http:// to this machine needs the operator's opt-in (--allow-insecure-loopback, or --demo); use https://"
+        )));
+    }
+    Ok(origin)
 }
 
 /// The OAuth actions for the registry's servers.
@@ -70,15 +78,23 @@ pub struct OAuth {
     store: Arc<Store>,
     plugins: Arc<HashMap<String, Plugin>>,
     public_url: String,
+    insecure_loopback: bool,
     /// One refresh at a time per server: refresh tokens may rotate, and a
     /// second concurrent refresh with the same one would kill it.
     refreshing: Arc<std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl OAuth {
-    /// `public_url` is where browsers reach this host (for the Redirect URI).
-    pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, public_url: &str) -> Self {
-        OAuth { store, plugins, public_url: public_url.trim_end_matches('/').to_string(), refreshing: Default::default() }
+    /// `public_url` is where browsers reach this host (for the Redirect
+    /// URI); `insecure_loopback` allows plain http to loopback servers (the
+    /// operator's opt-in, as the runtime's).
+    pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, public_url: &str, insecure_loopback: bool) -> Self {
+        OAuth { store, plugins, public_url: public_url.trim_end_matches('/').to_string(), insecure_loopback, refreshing: Default::default() }
+    }
+
+    /// Whether plain http to loopback servers is allowed.
+    pub fn insecure_loopback(&self) -> bool {
+        self.insecure_loopback
     }
 
     /// The Redirect URI to register for server `id`.
@@ -94,11 +110,11 @@ impl OAuth {
 
     /// The server's host, plus the instance host of `tokens`: what a plugin
     /// call for the server may reach.
-    pub fn allowlist(config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
-        check_origin(&config.server_url, "the Server URL")?;
+    pub fn allowlist(&self, config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
+        check_origin(&config.server_url, "the Server URL", self.insecure_loopback)?;
         let instance = tokens.and_then(|t| t.instance_url.as_deref());
         if let Some(instance) = instance {
-            check_origin(instance, "the instance URL")?;
+            check_origin(instance, "the instance URL", self.insecure_loopback)?;
         }
         HttpAllowlist::for_server(&config.server_url, instance).map_err(|e| FlowError::BadUrl(e.to_string()))
     }
@@ -106,7 +122,7 @@ impl OAuth {
     /// Tokens from a provider must name an acceptable instance before they are kept.
     fn keep(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
         if let Some(instance) = tokens.instance_url.as_deref() {
-            check_origin(instance, "the instance URL in the token response")?;
+            check_origin(instance, "the instance URL in the token response", self.insecure_loopback)?;
         }
         self.store.save_tokens(id, tokens)?;
         Ok(())
@@ -130,7 +146,7 @@ impl OAuth {
         let request = AuthorizationRequest { state: state.clone(), code_challenge: challenge, redirect_uri: redirect_uri.clone(), prompt: prompt.map(str::to_string) };
         let url = plugin.authorization_url(&config, &request).await?.map_err(|e| FlowError::Plugin(explain(&e)))?;
         // The admin's browser goes only to the configured server.
-        if check_origin(&url, "the authorization URL")? != check_origin(&config.server_url, "the Server URL")? {
+        if check_origin(&url, "the authorization URL", self.insecure_loopback)? != check_origin(&config.server_url, "the Server URL", self.insecure_loopback)? {
             return Err(FlowError::BadUrl(format!("the plugin's authorization URL does not point at the Server URL ({})", config.server_url)));
         }
         self.store.put_pending(&state, id, &verifier, &redirect_uri, PENDING_TTL_MS)?;
@@ -161,7 +177,7 @@ impl OAuth {
         }
         let code = params.get("code").filter(|c| !c.is_empty()).ok_or_else(|| FlowError::Denied("the provider sent no code".into()))?;
         let (plugin, config) = self.plugin(id)?;
-        let allow = Self::allowlist(&config, None)?;
+        let allow = self.allowlist(&config, None)?;
         match plugin.exchange_code(&config, code, &pending.redirect_uri, Some(&pending.code_verifier), &allow).await? {
             Ok(tokens) => self.keep(id, &tokens),
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
@@ -174,7 +190,7 @@ impl OAuth {
         if config.grant_type != GrantType::ClientCredentials {
             return Err(FlowError::WrongGrant("this server uses the authorization code grant"));
         }
-        let allow = Self::allowlist(&config, None)?;
+        let allow = self.allowlist(&config, None)?;
         match plugin.client_credentials(&config, &allow).await? {
             Ok(tokens) => self.keep(id, &tokens),
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
@@ -185,7 +201,7 @@ impl OAuth {
     pub async fn revoke(&self, id: i64) -> Result<(), FlowError> {
         let (plugin, config) = self.plugin(id)?;
         let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
-        let allow = Self::allowlist(&config, None)?;
+        let allow = self.allowlist(&config, None)?;
         match plugin.revoke(&config, &tokens, &allow).await? {
             Ok(()) => {
                 self.store.clear_tokens(id)?;
@@ -206,7 +222,7 @@ impl OAuth {
         if tokens.access_token != stale {
             return Ok(tokens);
         }
-        let allow = Self::allowlist(&config, None)?;
+        let allow = self.allowlist(&config, None)?;
         match plugin.refresh(&config, &tokens, &allow).await? {
             Ok(fresh) => {
                 self.keep(id, &fresh)?;
@@ -239,7 +255,7 @@ impl OAuth {
     pub async fn test_connection(&self, id: i64) -> Result<ConnectionInfo, FlowError> {
         let (plugin, config) = self.plugin(id)?;
         let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
-        let allow = Self::allowlist(&config, Some(&tokens))?;
+        let allow = self.allowlist(&config, Some(&tokens))?;
         match plugin.check_connection(&config, &tokens, &allow).await? {
             Ok(info) => Ok(info),
             Err(PluginError::Unauthorized(_)) => {
@@ -251,7 +267,7 @@ impl OAuth {
                         self.store.tokens(id)?.ok_or(FlowError::NoTokens)?
                     }
                 };
-                let allow = Self::allowlist(&config, Some(&fresh))?;
+                let allow = self.allowlist(&config, Some(&fresh))?;
                 plugin.check_connection(&config, &fresh, &allow).await?.map_err(|e| self.failed(id, FlowError::Plugin(explain(&e))))
             }
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
@@ -265,11 +281,13 @@ mod tests {
 
     #[test]
     fn origins_must_be_https_or_loopback() {
-        assert!(check_origin("https://na1.salesforce.com", "x").is_ok());
-        assert!(check_origin("http://127.0.0.1:4000", "x").is_ok());
-        let plain = check_origin("http://na1.salesforce.com", "The Server URL").unwrap_err().to_string();
+        assert!(check_origin("https://na1.salesforce.com", "x", false).is_ok());
+        assert!(check_origin("http://127.0.0.1:4000", "x", true).is_ok());
+        let local = check_origin("http://127.0.0.1:4000", "The Server URL", false).unwrap_err().to_string();
+        assert!(local.contains("needs the operator's opt-in (--allow-insecure-loopback, or --demo)"), "{local}");
+        let plain = check_origin("http://na1.salesforce.com", "The Server URL", true).unwrap_err().to_string();
         assert!(plain.starts_with("The Server URL http://na1.salesforce.com is not allowed: plain http:// is only allowed to loopback"), "{plain}");
-        assert!(check_origin("ftp://x", "x").is_err());
-        assert!(check_origin("not a url", "x").is_err());
+        assert!(check_origin("ftp://x", "x", true).is_err());
+        assert!(check_origin("not a url", "x", true).is_err());
     }
 }

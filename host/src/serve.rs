@@ -65,6 +65,10 @@ pub struct Running {
     pub resumed: usize,
     /// The emulator, with `--demo`.
     pub emulator: Option<Emulator>,
+    /// The loaded plugins, by name.
+    pub plugins: Arc<HashMap<String, Plugin>>,
+    /// Whether plain http to loopback is allowed (`--demo` or the operator's opt-in).
+    pub insecure_loopback: bool,
     /// An admin created at start: (username, password if it was generated
     /// here; an operator's own password is never echoed).
     pub created_admin: Option<(String, Option<String>)>,
@@ -91,15 +95,29 @@ impl Drop for Running {
     }
 }
 
-/// The Salesforce plugin where `cargo build --release --target wasm32-wasip2`
-/// puts it, if it is there.
-pub fn default_plugin() -> Option<PathBuf> {
-    let rel = Path::new("wasm32-wasip2/release/salesforce_provisioner.wasm");
-    let mut candidates = vec![PathBuf::from("target").join(rel)];
-    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
-        candidates.insert(0, PathBuf::from(dir).join(rel));
+/// The data directory's plugin folder: with `--plugin` paths, the only
+/// place plugins are loaded from. A plugin gets client secrets and tokens,
+/// so it is never picked up from wherever the process happens to run.
+pub const PLUGIN_DIR: &str = "plugins";
+
+/// The `.wasm` components in `<data_dir>/plugins`, sorted by name (none if
+/// the folder does not exist).
+pub fn installed_plugins(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = data_dir.join(PLUGIN_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading the plugin folder {}", dir.display())),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("reading the plugin folder {}", dir.display()))?.path();
+        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+            found.push(path);
+        }
     }
-    candidates.into_iter().find(|p| p.is_file())
+    found.sort();
+    Ok(found)
 }
 
 /// Starts serving; returns once the listener is bound.
@@ -115,9 +133,16 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 
     anyhow::ensure!(
         !config.plugins.is_empty(),
-        "no plugin to load: build the Salesforce plugin with `cargo build --release --target wasm32-wasip2 -p salesforce-provisioner` or pass --plugin PATH"
+        "no plugin to load: build the Salesforce plugin with `cargo build --release --target wasm32-wasip2 -p salesforce-provisioner` and pass --plugin PATH, or put components in the data directory's plugins folder"
     );
-    let runtime = Runtime::new(config.runtime.clone())?;
+    // The demo's emulator speaks plain http on loopback; otherwise that is
+    // the operator's explicit choice (--allow-insecure-loopback).
+    let mut runtime_config = config.runtime.clone();
+    runtime_config.insecure_loopback |= config.demo;
+    if runtime_config.insecure_loopback {
+        tracing::warn!("plain http:// to loopback addresses is allowed for plugins and OAuth2 servers (--demo or --allow-insecure-loopback); never use this in production");
+    }
+    let runtime = Runtime::new(runtime_config.clone())?;
     let mut plugins: HashMap<String, Plugin> = HashMap::new();
     for path in &config.plugins {
         let plugin = runtime.load_file(path).await.with_context(|| format!("loading plugin {}", path.display()))?;
@@ -132,21 +157,21 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
     let plugins = Arc::new(plugins);
-    let oauth = OAuth::new(store.clone(), plugins.clone(), &public_url);
+    let oauth = OAuth::new(store.clone(), plugins.clone(), &public_url, runtime_config.insecure_loopback);
 
     let created_admin = bootstrap_admin(&store, config.demo)?;
     let emulator = if config.demo { Some(demo(&store, &oauth, &names)?) } else { None };
 
     let engine = Engine::new(store.clone(), plugins.clone(), oauth.clone(), config.engine.clone());
     let resumed = engine.start()?;
-    let app = Arc::new(App::new(store.clone(), oauth, plugins, engine.clone(), public_url.starts_with("https://")));
+    let app = Arc::new(App::new(store.clone(), oauth, plugins.clone(), engine.clone(), public_url.starts_with("https://")));
     let router = web::router(app);
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!("web server stopped: {e}");
         }
     });
-    Ok(Running { addr, public_url, store, engine, resumed, emulator, created_admin, server: Some(server), _lock: lock })
+    Ok(Running { addr, public_url, store, engine, resumed, emulator, plugins, insecure_loopback: runtime_config.insecure_loopback, created_admin, server: Some(server), _lock: lock })
 }
 
 /// Creates the first admin from `REGISTRY_HOST_ADMIN_USER` /

@@ -131,9 +131,14 @@ impl Url {
         Ok(Url { scheme, authority, host, path_and_query: path })
     }
 
-    /// Whether the host is loopback (`localhost`, `127.x.x.x`, `[::1]`).
+    /// Whether the host is loopback: `localhost`, an IPv4 literal in
+    /// 127.0.0.0/8, or `[::1]`. Names are never trusted by their look
+    /// (`127.evil.example`, `app.localhost`), whatever DNS says of them.
     pub fn is_loopback(&self) -> bool {
-        self.host == "localhost" || self.host.ends_with(".localhost") || self.host.starts_with("127.") || self.host == "[::1]"
+        let host = self.host.as_str();
+        host == "localhost"
+            || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+            || host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).and_then(|h| h.parse::<std::net::Ipv6Addr>().ok()).is_some_and(|ip| ip.is_loopback())
     }
 
     /// `scheme://authority`.
@@ -159,6 +164,12 @@ mod tests {
         let u = Url::parse("http://127.0.0.1:4000").unwrap();
         assert_eq!((u.authority.as_str(), u.host.as_str(), u.path_and_query.as_str()), ("127.0.0.1:4000", "127.0.0.1", "/"));
         assert!(u.is_loopback());
+        for yes in ["http://localhost:1", "http://127.1.2.3", "http://[::1]:8080", "http://[0::1]/x"] {
+            assert!(Url::parse(yes).unwrap().is_loopback(), "{yes}");
+        }
+        for no in ["http://127.evil.example", "http://app.localhost", "http://localhost.example.com", "http://127.0.0.1.nip.io", "http://10.0.0.1", "http://[::ffff:127.0.0.1]"] {
+            assert!(!Url::parse(no).unwrap().is_loopback(), "{no}");
+        }
         assert_eq!(Url::parse("http://[::1]:80/x").unwrap().host, "[::1]");
         assert!(Url::parse("ftp://x").is_err());
         assert!(Url::parse("https://user@x.com").is_err());

@@ -117,7 +117,8 @@ impl Sandboxed {
         table.set_max_capacity(MAX_RESOURCES);
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(MAX_HEADER_BYTES);
-        let hooks = SandboxHooks::new(self.name.clone(), allowlist.clone(), config.max_http_requests, inner.sender.clone());
+        let hooks = SandboxHooks::new(self.name.clone(), allowlist.clone(), config.max_http_requests, inner.sender.clone())
+            .insecure_loopback(config.insecure_loopback);
         let mut store = Store::new(
             &inner.engine,
             HostState {

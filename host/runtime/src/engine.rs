@@ -35,6 +35,11 @@ pub struct RuntimeConfig {
     /// Calls that may run at once with instances from a pre-reserved pool
     /// (wasmtime's pooling allocator); `None` allocates per call.
     pub pooling: Option<u32>,
+    /// Whether plugins may use plain `http://` to loopback addresses on
+    /// their allowlist: only for a local emulator (demos, tests), by the
+    /// operator's choice. Otherwise every request must be https, so an
+    /// allowlisted loopback port cannot reach local sidecars in clear.
+    pub insecure_loopback: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -45,6 +50,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             max_http_requests: 256,
             pooling: None,
+            insecure_loopback: false,
         }
     }
 }

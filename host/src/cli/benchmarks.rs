@@ -79,6 +79,8 @@ fn ms(d: Duration) -> f64 {
 /// emulator through `path`, with the engine as `serve` runs it.
 pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow::Result<()> {
     anyhow::ensure!(n > 0, "--people must be at least 1");
+    // The in-process emulator speaks plain http on loopback.
+    let config = RuntimeConfig { insecure_loopback: true, ..config };
     let mut seed = Seed::demo(vec![]);
     // Enough daily calls that the limit is not what is measured.
     seed.orgs[0].daily_api_limit = 1_000_000;
@@ -88,7 +90,7 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
     let runtime = Runtime::new(config)?;
     let plugin = runtime.load_file(path).await?;
     let plugins = Arc::new(HashMap::from([(plugin.name().to_string(), plugin.clone())]));
-    let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9");
+    let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
     let server = store.create_server(&ServerInput::for_config("Emulator", plugin.name(), &registry_plugin_testbed::emulator_server(&emu, GrantType::ClientCredentials)))?;
     let people: Vec<Person> = (0..n).map(|i| Person::example(&format!("P{i:07}"), "Bench", &format!("Person {i}"), &format!("p{i}@example.org"))).collect();
     let started = Instant::now();

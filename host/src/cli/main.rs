@@ -44,6 +44,11 @@ struct RuntimeArgs {
     /// plus the admin UI's calls.
     #[arg(long, global = true, env = "REGISTRY_HOST_PLUGIN_POOL")]
     plugin_pool: Option<u32>,
+    /// Let plugins and OAuth2 servers use plain http:// to loopback
+    /// addresses (a local emulator; `serve --demo` implies it). Without it,
+    /// everything is https.
+    #[arg(long, global = true, env = "REGISTRY_HOST_ALLOW_INSECURE_LOOPBACK")]
+    allow_insecure_loopback: bool,
 }
 
 impl RuntimeArgs {
@@ -62,6 +67,7 @@ impl RuntimeArgs {
             deadline: Duration::from_millis(self.plugin_timeout_ms),
             cache_dir: (!self.no_cache).then(|| self.data_dir().join("cache").join("components")),
             pooling: self.plugin_pool,
+            insecure_loopback: self.allow_insecure_loopback,
             ..RuntimeConfig::default()
         })
     }
@@ -80,7 +86,8 @@ enum Command {
         /// The URL browsers use to reach this host (for Redirect URIs) [default: http://<listen>].
         #[arg(long, env = "REGISTRY_HOST_PUBLIC_URL")]
         public_url: Option<String>,
-        /// A plugin component to load (repeatable) [default: the Salesforce plugin built for wasm32-wasip2].
+        /// A plugin component to load (repeatable); the components in
+        /// <data dir>/plugins are loaded too. Nothing else is.
         #[arg(long = "plugin")]
         plugins: Vec<PathBuf>,
         /// Also start the Salesforce emulator and preconfigure a server for it.
@@ -136,9 +143,9 @@ enum BenchCommand {
         /// How many people.
         #[arg(long, default_value_t = 10_000)]
         people: usize,
-        /// The plugin component [default: the Salesforce plugin built for wasm32-wasip2].
+        /// The plugin component, e.g. target/wasm32-wasip2/release/salesforce_provisioner.wasm.
         #[arg(long)]
-        plugin: Option<PathBuf>,
+        plugin: PathBuf,
     },
 }
 
@@ -248,15 +255,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             benchmarks::plugin(cli.runtime.config()?, &plugin, iterations.max(1)).await
         }
         Command::Bench(BenchCommand::Reprovision { people, plugin }) => {
-            let plugin = plugin.or_else(registry_host::serve::default_plugin).context("no plugin: build it (see the README) or pass --plugin PATH")?;
             benchmarks::reprovision(cli.runtime.config()?, &plugin, people).await
         }
         Command::Serve { listen, public_url, mut plugins, demo } => {
-            if plugins.is_empty() {
-                plugins.extend(registry_host::serve::default_plugin());
-            }
+            let data_dir = cli.runtime.data_dir();
+            plugins.extend(registry_host::serve::installed_plugins(&data_dir)?);
+            anyhow::ensure!(
+                !plugins.is_empty(),
+                "no plugin to load: pass --plugin PATH (e.g. target/wasm32-wasip2/release/salesforce_provisioner.wasm, built as the README says) or put components in {}",
+                data_dir.join(registry_host::serve::PLUGIN_DIR).display()
+            );
             let config = registry_host::serve::ServeConfig {
-                data_dir: cli.runtime.data_dir(),
+                data_dir,
                 listen,
                 public_url,
                 plugins,
@@ -268,6 +278,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Registry host running (Ctrl-C to stop)");
             println!("  open:        {}/", running.public_url);
             println!("  database:    {}", running.store.path().display());
+            if running.insecure_loopback {
+                println!("  warning:     plain http:// to loopback is allowed (--demo or --allow-insecure-loopback); not for production");
+            }
+            let mut loaded: Vec<String> = running.plugins.values().map(|p| format!("{} ({})", p.name(), p.contract())).collect();
+            loaded.sort();
+            println!("  plugins:     {}", loaded.join(", "));
             if running.resumed > 0 {
                 println!("  resumed:     {} provisioning job(s) left unfinished by the last run", running.resumed);
             }

@@ -67,9 +67,23 @@ fn with_state(app: &App, p: &Person) -> Value {
     v
 }
 
+/// The largest `offset` a search takes: SQLite counts rows in signed 64 bits,
+/// and no registry holds more people than this anyway.
+const MAX_OFFSET: usize = 1 << 40;
+
+/// A whole-number query parameter from 0 to `max` (`default` when absent);
+/// anything else is a 400 naming the parameter, never a wrapped value.
+fn number(q: &FormMap, name: &str, default: usize, max: usize) -> Result<usize, WebError> {
+    let Some(raw) = q.get(name) else { return Ok(default) };
+    raw.parse::<usize>().ok().filter(|n| *n <= max).ok_or_else(|| {
+        let message = format!("must be a whole number from 0 to {max}, not '{}'", raw.chars().take(40).collect::<String>());
+        error(StatusCode::BAD_REQUEST, format!("{name} {message}")).fields(vec![FieldProblem { field: name.into(), message }])
+    })
+}
+
 async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, _: ApiClient) -> Result<Response, WebError> {
-    let offset = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let limit = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);
+    let offset = number(&q, "offset", 0, MAX_OFFSET)?;
+    let limit = number(&q, "limit", 100, usize::MAX)?.clamp(1, 1000);
     let (people, total) = app.store.people(q.get("q").map(String::as_str).unwrap_or(""), offset, limit).api()?;
     Ok(Json(json!({"total": total, "offset": offset, "limit": limit, "people": people})).into_response())
 }

@@ -152,7 +152,7 @@ fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, String>, ha
 }
 
 /// Validates the server form; errors are keyed by field name.
-pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool) -> Result<ServerInput, HashMap<String, String>> {
+pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecure_loopback: bool) -> Result<ServerInput, HashMap<String, String>> {
     let mut errors = HashMap::new();
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let name = get("name");
@@ -164,7 +164,7 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool) -> Res
     let server_url = get("server_url");
     if server_url.is_empty() {
         errors.insert("server_url".into(), "Enter the Server URL, e.g. https://login.salesforce.com.".into());
-    } else if let Err(e) = check_origin(&server_url, "The Server URL") {
+    } else if let Err(e) = check_origin(&server_url, "The Server URL", insecure_loopback) {
         errors.insert("server_url".into(), format!("{e}."));
     } else if server_url.contains(['?', '#']) {
         errors.insert("server_url".into(), "The Server URL takes no query or fragment.".into());
@@ -232,7 +232,7 @@ fn form_again(app: &App, s: &Session, id: Option<i64>, f: &FormMap, errors: Hash
 }
 
 async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
-    let input = match validate_server(&f, &app.plugins, false) {
+    let input = match validate_server(&f, &app.plugins, false, app.oauth.insecure_loopback()) {
         Ok(i) => i,
         Err(errors) => return Ok(form_again(&app, &s, None, &f, errors, false)),
     };
@@ -263,7 +263,7 @@ async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s):
 
 async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let has_secret = app.store.server(id)?.has_secret;
-    let input = match validate_server(&f, &app.plugins, has_secret) {
+    let input = match validate_server(&f, &app.plugins, has_secret, app.oauth.insecure_loopback()) {
         Ok(i) => i,
         Err(errors) => return Ok(form_again(&app, &s, Some(id), &f, errors, has_secret)),
     };
@@ -376,15 +376,17 @@ mod tests {
     #[test]
     fn the_server_form_says_which_field_is_wrong() {
         let plugins = vec!["salesforce".to_string()];
-        let errors = validate_server(&form(&[("server_url", "http://login.salesforce.com"), ("grant_type", "client_credentials"), ("scope", "api;drop")]), &plugins, false).unwrap_err();
+        let errors = validate_server(&form(&[("server_url", "http://login.salesforce.com"), ("grant_type", "client_credentials"), ("scope", "api;drop")]), &plugins, false, true).unwrap_err();
         assert_eq!(errors["name"], "Enter a name.");
         assert!(errors["server_url"].contains("is not allowed: plain http:// is only allowed to loopback"), "{}", errors["server_url"]);
         assert!(errors["client_id"].contains("consumer key"));
         assert!(errors["client_secret"].starts_with("Enter the Client Secret"));
         assert!(errors.contains_key("scope"));
-        let path = validate_server(&form(&[("server_url", "https://login.salesforce.com/home")]), &plugins, false).unwrap_err();
+        let path = validate_server(&form(&[("server_url", "https://login.salesforce.com/home")]), &plugins, false, true).unwrap_err();
         assert!(path["server_url"].contains("login host only"));
-        let ok = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000/services/oauth2"), ("client_id", "3MVG9"), ("scope", "api refresh_token")]), &plugins, true).unwrap();
+        let local = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000"), ("client_id", "3MVG9")]), &plugins, true, false).unwrap_err();
+        assert!(local["server_url"].contains("needs the operator's opt-in"), "{}", local["server_url"]);
+        let ok = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000/services/oauth2"), ("client_id", "3MVG9"), ("scope", "api refresh_token")]), &plugins, true, true).unwrap();
         assert_eq!((ok.plugin.as_str(), ok.grant_type, ok.client_secret), ("salesforce", GrantType::AuthorizationCode, None), "an edit keeps the saved secret");
     }
 }

@@ -147,8 +147,10 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Ad
                 let _ = auth::logout(&app.store, &token);
             }
         }
-        // A forged logout must not end the session; clearing this browser's cookie is harmless.
-        Err(FormRefused::Login | FormRefused::Csrf) => {}
+        // A logout without the session's CSRF token changes nothing: neither
+        // the session nor this browser's cookie.
+        Err(refused @ FormRefused::Csrf) => return refused.into_response(),
+        Err(FormRefused::Login) => {}
     }
     let mut r = see_other("/login");
     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("registry_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"));

@@ -195,3 +195,45 @@ fn a_zero_plugin_pool_is_refused_by_name() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--plugin-pool must be at least 1"), "{}", text(&out.stderr));
 }
+
+/// A plugin gets client secrets and tokens, so `serve` loads only what it is
+/// told to: `--plugin` paths and `<data dir>/plugins`, never a component
+/// that happens to sit under the working directory.
+#[test]
+fn serve_loads_plugins_only_from_explicit_paths_and_the_data_dir() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let planted = cwd.path().join("target/wasm32-wasip2/release");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::copy(test_guests::hostile_http(), planted.join("salesforce_provisioner.wasm")).unwrap();
+    let serve = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_registry-host"))
+            .current_dir(cwd.path())
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("REGISTRY_HOST_ADMIN_PASSWORD", "a-long-enough-password")
+            .env_remove("REGISTRY_HOST_LOG")
+            .env_remove("CARGO_TARGET_DIR")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let refused = serve(&[]).wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("no plugin to load: pass --plugin PATH"), "{stderr}");
+    assert!(!stderr.contains("hostile"), "{stderr}");
+
+    std::fs::create_dir_all(data.path().join("plugins")).unwrap();
+    std::fs::copy(test_guests::salesforce_plugin(), data.path().join("plugins/salesforce.wasm")).unwrap();
+    let mut running = serve(&[]);
+    let mut lines = BufReader::new(running.stdout.take().unwrap()).lines();
+    let plugins = lines.by_ref().map_while(Result::ok).find(|l| l.trim_start().starts_with("plugins:"));
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert_eq!(plugins.as_deref().map(str::trim), Some("plugins:     salesforce (registry:provisioning@0.2.0)"));
+}

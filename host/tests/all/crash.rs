@@ -26,7 +26,7 @@ fn serve(dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_registry-host"))
         .arg("--data-dir")
         .arg(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--plugin"])
+        .args(["--allow-insecure-loopback", "serve", "--listen", "127.0.0.1:0", "--plugin"])
         .arg(test_guests::salesforce_plugin())
         .env_remove("REGISTRY_HOST_LOG")
         .stdout(Stdio::piped())

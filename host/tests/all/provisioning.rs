@@ -30,7 +30,7 @@ struct Harness {
 }
 
 async fn plugin() -> Plugin {
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let runtime = Runtime::new(RuntimeConfig { insecure_loopback: true, ..RuntimeConfig::default() }).unwrap();
     runtime.load_file(test_guests::salesforce_plugin()).await.unwrap()
 }
 
@@ -43,7 +43,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path()).unwrap()).unwrap());
         let plugins = Arc::new(HashMap::from([("salesforce".to_string(), plugin().await)]));
-        let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9");
+        let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
         let server = store
             .create_server(&common::emulator_server(&emu, "salesforce", grant))
             .unwrap();

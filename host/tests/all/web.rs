@@ -151,7 +151,14 @@ async fn login_is_required_and_forms_carry_csrf_tokens() {
     };
     let page = session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap().text().await.unwrap();
     let second_csrf = csrf(&page);
-    session.post(h.url("/logout")).header("cookie", &cookie_header).form(&[("csrf", second_csrf.as_str())]).send().await.unwrap();
+    // A forged logout (no CSRF token) changes nothing: 403, no cookie
+    // cleared, the session still opens pages.
+    let forged = session.post(h.url("/logout")).header("cookie", &cookie_header).form(&[("csrf", "")]).send().await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.headers().get("set-cookie").is_none(), "a forged logout clears no cookie");
+    assert_eq!(session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap().status(), 200);
+    let out = session.post(h.url("/logout")).header("cookie", &cookie_header).form(&[("csrf", second_csrf.as_str())]).send().await.unwrap();
+    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"), "a real logout clears the cookie");
     let replay = session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap();
     assert_eq!(replay.status(), 303, "a logged-out session cookie is dead");
     h.post("/logout", &[("csrf", &token)]).await;
@@ -420,6 +427,13 @@ async fn the_json_api_manages_people_and_provisions_them() {
     let (_, found) = h.api(Method::GET, "/api/v1/people?q=king", Some(token), None).await;
     assert_eq!(found["total"], 1);
     assert_eq!(h.api(Method::GET, "/api/v1/people/NOPE", Some(token), None).await.0, 404);
+    // Paging numbers out of range are refused by name, never wrapped.
+    for bad in ["offset=18446744073709551615", "offset=-1", "offset=abc", "limit=1e3"] {
+        let (status, body) = h.api(Method::GET, &format!("/api/v1/people?{bad}"), Some(token), None).await;
+        let name = bad.split('=').next().unwrap();
+        assert_eq!((status, body["fields"][0]["field"].as_str()), (400, Some(name)), "{bad}: {body}");
+    }
+    assert_eq!(h.api(Method::GET, "/api/v1/people?offset=5&limit=5000", Some(token), None).await.1["limit"], 1000);
     assert_eq!(h.api(Method::DELETE, "/api/v1/people/API1", Some(token), None).await.0, 204);
     h.api_until(token, "API1", "removed").await;
     assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1"));

@@ -96,8 +96,10 @@ impl TestBed {
         Self::start_with(wasm, RuntimeConfig::default()).await
     }
 
-    /// Like [`TestBed::start`], with other sandbox settings.
-    pub async fn start_with(wasm: impl AsRef<Path>, config: RuntimeConfig) -> anyhow::Result<TestBed> {
+    /// Like [`TestBed::start`], with other sandbox settings. Plain http to
+    /// loopback is allowed whatever `config` says: the emulator is local.
+    pub async fn start_with(wasm: impl AsRef<Path>, mut config: RuntimeConfig) -> anyhow::Result<TestBed> {
+        config.insecure_loopback = true;
         let emulator = Emulator::start(Seed::demo(vec![REDIRECT_URI.into()])).context("starting the Salesforce emulator")?;
         let deadline = config.deadline;
         let plugin = Runtime::new(config)?.load_file(wasm.as_ref()).await?;

@@ -68,6 +68,9 @@ pub enum PolicyError {
         /// The refused origin.
         origin: String,
     },
+    /// Plain http to loopback, which the operator has not allowed.
+    #[error("plain http:// to {0} is refused: the operator has not allowed plain http to loopback (--allow-insecure-loopback, or --demo); use https://")]
+    InsecureLoopback(String),
     /// The call already made as many requests as one call may.
     #[error("a call may make at most {0} HTTP requests")]
     TooManyRequests(usize),
@@ -174,13 +177,21 @@ pub struct SandboxHooks {
     sent: usize,
     first_denied: Option<DeniedRequest>,
     sender: Sender,
+    insecure_loopback: bool,
 }
 
 impl SandboxHooks {
     /// Hooks for one call of `plugin` with `allowlist`, allowing at most
     /// `max_requests` requests, sent through the runtime's `sender`.
     pub(crate) fn new(plugin: Arc<str>, allowlist: HttpAllowlist, max_requests: usize, sender: Sender) -> Self {
-        Self { plugin, allowlist, max_requests, sent: 0, first_denied: None, sender }
+        Self { plugin, allowlist, max_requests, sent: 0, first_denied: None, sender, insecure_loopback: false }
+    }
+
+    /// Whether plain `http://` to the allowlist's loopback origins may go
+    /// out (see [`RuntimeConfig::insecure_loopback`](crate::RuntimeConfig)).
+    pub(crate) fn insecure_loopback(mut self, allowed: bool) -> Self {
+        self.insecure_loopback = allowed;
+        self
     }
 
     /// The first request refused, if any.
@@ -190,6 +201,9 @@ impl SandboxHooks {
 
     fn decide(&self, uri: &Uri) -> Result<(), PolicyError> {
         self.allowlist.check(uri)?;
+        if uri.scheme_str() == Some("http") && !self.insecure_loopback {
+            return Err(PolicyError::InsecureLoopback(uri.host().unwrap_or_default().to_string()));
+        }
         if self.sent >= self.max_requests {
             return Err(PolicyError::TooManyRequests(self.max_requests));
         }
@@ -321,7 +335,9 @@ mod tests {
     #[test]
     fn hooks_cap_requests_and_keep_only_the_first_refusal() {
         let list = HttpAllowlist::none().allow_url("http://127.0.0.1:1").unwrap();
-        let mut hooks = SandboxHooks::new(Arc::from("p"), list, 2, Sender::new());
+        let hooks = SandboxHooks::new(Arc::from("p"), list.clone(), 2, Sender::new());
+        assert_eq!(hooks.decide(&uri("http://127.0.0.1:1/")), Err(PolicyError::InsecureLoopback("127.0.0.1".into())), "plain http only by opt-in");
+        let mut hooks = SandboxHooks::new(Arc::from("p"), list, 2, Sender::new()).insecure_loopback(true);
         assert!(hooks.decide(&uri("http://127.0.0.1:1/")).is_ok());
         hooks.sent = 2;
         assert_eq!(hooks.decide(&uri("http://127.0.0.1:1/")), Err(PolicyError::TooManyRequests(2)));

@@ -18,7 +18,8 @@ const DEADLINE: Duration = Duration::from_secs(1);
 const MARGIN: Duration = Duration::from_millis(750);
 
 fn runtime() -> Runtime {
-    Runtime::new(RuntimeConfig { deadline: DEADLINE, ..RuntimeConfig::default() }).unwrap()
+    // The loopback test servers speak plain http, which needs the opt-in.
+    Runtime::new(RuntimeConfig { deadline: DEADLINE, insecure_loopback: true, ..RuntimeConfig::default() }).unwrap()
 }
 
 async fn load(runtime: &Runtime, path: &Path) -> Plugin {
@@ -346,6 +347,20 @@ async fn a_closed_kept_alive_connection_is_replaced_not_reused() {
     // hang-up that races the request is not reached here: it cannot be
     // timed reliably from a test.)
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn plain_http_to_loopback_needs_the_operators_opt_in() {
+    let runtime = Runtime::new(RuntimeConfig { deadline: DEADLINE, ..RuntimeConfig::default() }).unwrap();
+    let plugin = load(&runtime, test_guests::hostile_http()).await;
+    let server = loopback_server();
+    let allow = HttpAllowlist::none().allow_url(&server).unwrap();
+    let error = plugin.validate_settings(&settings(&[("url", &format!("{server}/ping"))]), &allow).await.unwrap_err();
+    match &error.failure {
+        Failure::HttpDenied(d) => assert!(matches!(d.reason, PolicyError::InsecureLoopback(_)), "{error}"),
+        other => panic!("expected a denied request, got {other:?}"),
+    }
+    assert!(error.to_string().contains("--allow-insecure-loopback"), "{error}");
 }
 
 #[tokio::test]

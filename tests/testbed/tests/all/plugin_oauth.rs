@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 const CALLBACK: &str = "http://127.0.0.1:9/oauth2/callback/1";
 
 async fn plugin() -> Plugin {
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let runtime = Runtime::new(RuntimeConfig { insecure_loopback: true, ..RuntimeConfig::default() }).unwrap();
     runtime.load_file(std::path::Path::new(test_guests::salesforce_plugin())).await.unwrap()
 }
 
