@@ -10,7 +10,8 @@ use base64::Engine as _;
 use registry_plugin_runtime::contract::explain;
 use registry_plugin_runtime::latest::oauth2_server::{AuthorizationRequest, ConnectionInfo};
 use registry_plugin_runtime::latest::types::{GrantType, Oauth2ServerConfig, PluginError, TokenSet};
-use registry_plugin_runtime::{CallError, HttpAllowlist, Origin, Plugin};
+use registry_plugin_runtime::http::policy::check_instance;
+use registry_plugin_runtime::{CallError, HostPattern, HttpAllowlist, Origin, Plugin};
 use sha2::{Digest, Sha256};
 
 use crate::domain::TokenStatus;
@@ -119,13 +120,38 @@ impl OAuth {
         HttpAllowlist::for_server(&config.server_url, instance).map_err(|e| FlowError::BadUrl(e.to_string()))
     }
 
-    /// Tokens from a provider must name an acceptable instance before they are kept.
+    /// Tokens from a provider (or from a plugin, which builds the token set
+    /// itself) are kept only if their instance URL is one the plugin and the
+    /// server trust: it becomes an allowed origin for every later call, with
+    /// the bearer token and people's data. Anything else is refused, said on
+    /// the server page, and nothing is stored.
     fn keep(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
         if let Some(instance) = tokens.instance_url.as_deref() {
-            check_origin(instance, "the instance URL in the token response", self.insecure_loopback)?;
+            let origin = check_origin(instance, "the instance URL in the token response", self.insecure_loopback)
+                .map_err(|e| self.failed(id, e))?;
+            self.check_instance(id, &origin).map_err(|e| self.failed(id, e))?;
         }
         self.store.save_tokens(id, tokens)?;
         Ok(())
+    }
+
+    /// The instance rule (`registry_plugin_runtime::http::policy::check_instance`)
+    /// with the server's plugin's declared API hosts and the server's own.
+    fn check_instance(&self, id: i64, origin: &Origin) -> Result<(), FlowError> {
+        let server = self.store.server(id)?;
+        let plugin = self.plugins.get(&server.plugin).ok_or_else(|| FlowError::NoPlugin(server.plugin.clone()))?;
+        let patterns = |list: &[String], whose: &str| -> Vec<HostPattern> {
+            list.iter()
+                .filter_map(|p| {
+                    HostPattern::parse(p)
+                        .inspect_err(|e| tracing::warn!(server = id, "ignoring {whose} API host pattern: {e}"))
+                        .ok()
+                })
+                .collect()
+        };
+        let plugin_hosts = patterns(&plugin.metadata().api_hosts, "the plugin's");
+        let server_hosts = patterns(&server.api_hosts, "the server's");
+        check_instance(origin, &plugin_hosts, &server_hosts).map_err(FlowError::BadUrl)
     }
 
     fn failed(&self, id: i64, e: FlowError) -> FlowError {

@@ -207,6 +207,8 @@ fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emul
         client_secret: Some(DEMO_CONSUMER_SECRET.into()),
         grant_type: GrantType::AuthorizationCode,
         scope: Some("api refresh_token".into()),
+        // The emulator's instance host, and only it.
+        api_hosts: vec![emulator.instance_url().trim_start_matches("http://").trim_end_matches('/').to_string()],
     };
     let id = match existing {
         Some(s) => store.update_server(s.id, &input)?.id,

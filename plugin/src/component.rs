@@ -72,6 +72,7 @@ impl exports::registry::provisioning::plugin_info::Guest for SalesforceProvision
                 })
                 .collect(),
             capabilities,
+            api_hosts: metadata::API_HOSTS.iter().map(|h| h.to_string()).collect(),
         }
     }
 }

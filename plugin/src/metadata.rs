@@ -8,6 +8,12 @@ pub const DESCRIPTION: &str = "Provisions registry people to Salesforce as Conta
 authorized through an OAuth2 connected app. Users are deactivated rather than deleted; \
 with an External ID field, records are upserted so retries never duplicate.";
 
+/// The hosts Salesforce names as instance URLs in token responses: My Domain
+/// hosts (`NAME.my.salesforce.com`, sandboxes under
+/// `.sandbox.my.salesforce.com`), classic instances (`na1.salesforce.com`)
+/// and Experience Cloud / Visualforce hosts under `force.com`.
+pub const API_HOSTS: &[&str] = &["*.my.salesforce.com", "*.sandbox.my.salesforce.com", "*.salesforce.com", "*.force.com"];
+
 /// The plugin's version, from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -19,6 +19,8 @@ pub struct PluginSummary {
     pub capabilities: Vec<&'static str>,
     /// Declared settings.
     pub settings: Vec<SettingSummary>,
+    /// The hosts its tokens' instance URLs may name (patterns).
+    pub api_hosts: Vec<String>,
     /// Component size in bytes.
     pub size_bytes: usize,
     /// Component SHA-256, hex.
@@ -102,6 +104,7 @@ impl PluginSummary {
                     }
                 })
                 .collect(),
+            api_hosts: m.api_hosts.clone(),
             size_bytes: 0,
             sha256: String::new(),
             contract: String::new(),
@@ -116,6 +119,9 @@ impl PluginSummary {
         out.push_str(&format!("Plugin        {} {}\n", self.name, self.version));
         out.push_str(&format!("Description   {}\n", self.description));
         out.push_str(&format!("Capabilities  {capabilities}\n"));
+        if !self.api_hosts.is_empty() {
+            out.push_str(&format!("API hosts     {}\n", self.api_hosts.join(", ")));
+        }
         if !self.contract.is_empty() {
             out.push_str(&format!("Contract      {}\n", self.contract));
         }
@@ -200,6 +206,7 @@ mod tests {
                 },
             ],
             capabilities: Capabilities::PROVISION | Capabilities::REFRESH,
+            api_hosts: vec!["*.example.com".into()],
         };
         let summary = PluginSummary::from_metadata(&metadata);
         assert_eq!(summary.capabilities, vec!["refresh", "provision"]);

@@ -61,5 +61,5 @@ pub use contract::{ContractVersion, latest};
 pub use wasmtime;
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{CallError, Failure, LoadError};
-pub use http::policy::{HttpAllowlist, Origin, PolicyError};
+pub use http::policy::{HostPattern, HttpAllowlist, Origin, PolicyError};
 pub use plugin::{BatchResult, LoadStats, Plugin};

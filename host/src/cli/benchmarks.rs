@@ -91,7 +91,9 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
     let plugin = runtime.load_file(path).await?;
     let plugins = Arc::new(HashMap::from([(plugin.name().to_string(), plugin.clone())]));
     let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
-    let server = store.create_server(&ServerInput::for_config("Emulator", plugin.name(), &registry_plugin_testbed::emulator_server(&emu, GrantType::ClientCredentials)))?;
+    let mut input = ServerInput::for_config("Emulator", plugin.name(), &registry_plugin_testbed::emulator_server(&emu, GrantType::ClientCredentials));
+    input.api_hosts = vec![emu.instance_url().trim_start_matches("http://").trim_end_matches('/').to_string()];
+    let server = store.create_server(&input)?;
     let people: Vec<Person> = (0..n).map(|i| Person::example(&format!("P{i:07}"), "Bench", &format!("Person {i}"), &format!("p{i}@example.org"))).collect();
     let started = Instant::now();
     store.import_people(people, |_| {})?;

@@ -50,6 +50,10 @@ pub struct ServerInput {
     pub grant_type: GrantType,
     /// Scope.
     pub scope: Option<String>,
+    /// Host patterns the instance URL in this server's tokens may name, on
+    /// top of the plugin's own (see `registry_plugin_runtime::HostPattern`);
+    /// empty: the plugin's alone.
+    pub api_hosts: Vec<String>,
 }
 
 /// An OAuth2 server as shown (no secrets).
@@ -73,6 +77,8 @@ pub struct Server {
     pub grant_type: GrantType,
     /// Scope.
     pub scope: Option<String>,
+    /// The admin's API host patterns (empty: the plugin's alone).
+    pub api_hosts: Vec<String>,
     /// Token status.
     pub token_status: TokenStatus,
     /// Instance URL from the last token response.
@@ -110,6 +116,7 @@ impl ServerInput {
             client_secret: Some(config.client_secret.clone()),
             grant_type: config.grant_type,
             scope: config.scope.clone(),
+            api_hosts: Vec::new(),
         }
     }
 }

@@ -190,6 +190,7 @@ mod tests {
             client_secret: Some("s".into()),
             grant_type: registry_plugin_runtime::latest::types::GrantType::ClientCredentials,
             scope: None,
+            api_hosts: vec![],
         };
         let id = store.create_server(&input).unwrap();
         // The schema's CHECKs keep these out; a file edited by another tool

@@ -38,9 +38,9 @@ impl Store {
         let mut conn = self.db();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO oauth2_servers (name, description, plugin, server_url, client_id, grant_type, scope, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now],
+            "INSERT INTO oauth2_servers (name, description, plugin, server_url, client_id, grant_type, scope, api_hosts, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8)",
+            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now, input.api_hosts.join(" ")],
         )
         .map_err(|e| unique(e, || format!("a server named '{}' already exists", input.name)))?;
         let id = tx.last_insert_rowid();
@@ -51,20 +51,21 @@ impl Store {
         Ok(id)
     }
 
-    /// Saves an edit. Changing the Server URL, Client ID or Client Secret
-    /// clears the stored tokens, since they belong to the old configuration.
+    /// Saves an edit. Changing the Server URL, Client ID, Client Secret or
+    /// API hosts clears the stored tokens, since they belong to the old
+    /// configuration (and the next token response is checked anew).
     pub fn update_server(&self, id: i64, input: &ServerInput) -> Result<Saved, StoreError> {
         let before = self.server(id)?;
         // A secret sealed under another key counts as different: typing it
         // again is how an admin recovers from a changed key.
         let old_secret = self.client_secret(id).ok().flatten();
         let secret_changed = input.client_secret.as_deref().is_some_and(|s| !s.is_empty() && Some(s) != old_secret.as_deref());
-        let clear = before.server_url != input.server_url || before.client_id != input.client_id || secret_changed;
+        let clear = before.server_url != input.server_url || before.client_id != input.client_id || before.api_hosts != input.api_hosts || secret_changed;
         let mut conn = self.db();
         let tx = conn.transaction()?;
         tx.execute(
-            "UPDATE oauth2_servers SET name = ?1, description = ?2, plugin = ?3, server_url = ?4, client_id = ?5, grant_type = ?6, scope = ?7, updated_at = ?8 WHERE id = ?9",
-            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now_ms(), id],
+            "UPDATE oauth2_servers SET name = ?1, description = ?2, plugin = ?3, server_url = ?4, client_id = ?5, grant_type = ?6, scope = ?7, updated_at = ?8, api_hosts = ?10 WHERE id = ?9",
+            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now_ms(), id, input.api_hosts.join(" ")],
         )
         .map_err(|e| unique(e, || format!("a server named '{}' already exists", input.name)))?;
         if secret_changed {
@@ -96,6 +97,7 @@ impl Store {
             has_secret: r.get::<_, Option<Vec<u8>>>("client_secret")?.is_some(),
             grant_type: parsed("grant type", r.get("grant_type")?, grant_parse)?,
             scope: r.get("scope")?,
+            api_hosts: r.get::<_, String>("api_hosts")?.split_whitespace().map(str::to_string).collect(),
             token_status: parsed("token status", r.get("token_status")?, TokenStatus::parse)?,
             instance_url: r.get("instance_url")?,
             token_issued_at: r.get("token_issued_at")?,
@@ -269,6 +271,7 @@ mod tests {
             client_secret: Some("s3cret".into()),
             grant_type: GrantType::AuthorizationCode,
             scope: Some("api refresh_token".into()),
+            api_hosts: vec![],
         }
     }
 

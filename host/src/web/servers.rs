@@ -47,6 +47,7 @@ struct ServerView {
     grant_label: &'static str,
     authorization_code: bool,
     scope: Option<String>,
+    api_hosts: Vec<String>,
     status_label: &'static str,
     status_class: &'static str,
     has_token: bool,
@@ -74,6 +75,7 @@ fn view(s: &Server) -> ServerView {
         },
         authorization_code: s.grant_type == GrantType::AuthorizationCode,
         scope: s.scope.clone(),
+        api_hosts: s.api_hosts.clone(),
         status_label,
         status_class,
         has_token: s.token_status != TokenStatus::NotSet,
@@ -142,6 +144,7 @@ fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, String>, ha
     }
     fields.push(grant);
     fields.push(field("scope", "Scope", "text", false, "Space separated, e.g. \"api refresh_token\". Empty: the connected app's default."));
+    fields.push(field("api_hosts", "API hosts", "text", false, "The hosts this server's tokens may name as their instance, e.g. \"acme.my.salesforce.com\" or \"*.my.salesforce.com\", space separated. An instance URL must match these and the plugin's own list; anything else is refused before it is stored. Empty: the plugin's list alone."));
     let mut plugin = field("plugin", "Plugin", "select", true, "The plugin that speaks this server's OAuth.");
     plugin.options = app.plugins.iter().map(|p| OptionView { value: p.clone(), label: p.clone() }).collect();
     if plugin.value.is_empty() {
@@ -192,6 +195,16 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
     if secret.is_none() && !has_secret {
         errors.insert("client_secret".into(), "Enter the Client Secret (the connected app's consumer secret): token requests and the check of each token response's signature need it.".into());
     }
+    let mut api_hosts = Vec::new();
+    for pattern in get("api_hosts").split([' ', ',', '\n']).filter(|p| !p.trim().is_empty()) {
+        match registry_plugin_runtime::HostPattern::parse(pattern) {
+            Ok(p) => api_hosts.push(p.to_string()),
+            Err(e) => {
+                errors.insert("api_hosts".into(), format!("{e}."));
+                break;
+            }
+        }
+    }
     let scope = get("scope");
     if !scope.chars().all(|c| c.is_ascii_alphanumeric() || " _:./-".contains(c)) {
         errors.insert("scope".into(), "Scopes are words separated by spaces, e.g. \"api refresh_token\".".into());
@@ -213,6 +226,7 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
         client_secret: secret,
         grant_type,
         scope: (!scope.is_empty()).then_some(scope),
+        api_hosts,
     })
 }
 
@@ -252,6 +266,7 @@ async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s):
         ("client_id", server.client_id.clone()),
         ("grant_type", if server.grant_type == GrantType::ClientCredentials { "client_credentials".into() } else { "authorization_code".into() }),
         ("scope", server.scope.clone().unwrap_or_default()),
+        ("api_hosts", server.api_hosts.join(" ")),
         ("plugin", server.plugin.clone()),
     ]
     .into_iter()
@@ -298,6 +313,7 @@ fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error
         "server.html",
         context! {
             admin => s.username.clone(), csrf => s.csrf_token.clone(), s => view(&server),
+            plugin_api_hosts => app.plugin_map.get(&server.plugin).map(|p| p.metadata().api_hosts.clone()).unwrap_or_default(),
             redirect_uri => app.oauth.redirect_uri(id), notice => notice, error => error, connection => connection,
             waiting => app.store.jobs_waiting_for(id).unwrap_or(0),
         },
@@ -382,6 +398,8 @@ mod tests {
         assert!(errors["client_id"].contains("consumer key"));
         assert!(errors["client_secret"].starts_with("Enter the Client Secret"));
         assert!(errors.contains_key("scope"));
+        let hosts = validate_server(&form(&[("api_hosts", "acme.my.salesforce.com *.com")]), &plugins, false, true).unwrap_err();
+        assert!(hosts["api_hosts"].contains("'*.com' would match a whole top-level domain"), "{}", hosts["api_hosts"]);
         let path = validate_server(&form(&[("server_url", "https://login.salesforce.com/home")]), &plugins, false, true).unwrap_err();
         assert!(path["server_url"].contains("login host only"));
         let local = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000"), ("client_id", "3MVG9")]), &plugins, true, false).unwrap_err();

@@ -154,6 +154,7 @@ fn targets_and_api_tokens_from_the_command_line() {
             client_secret: Some("secret".into()),
             grant_type: registry_plugin_runtime::latest::types::GrantType::AuthorizationCode,
             scope: None,
+            api_hosts: vec![],
         })
         .unwrap();
     store

@@ -19,7 +19,10 @@ pub async fn at_salesforce(authorize: &str, login_url: &str, allow: bool) -> Str
 /// An OAuth2 server, as an admin would enter it, for the emulator's demo
 /// connected app and `plugin`.
 pub fn emulator_server(emulator: &Emulator, plugin: &str, grant_type: GrantType) -> ServerInput {
-    ServerInput::for_config("Emulator", plugin, &registry_plugin_testbed::emulator_server(emulator, grant_type))
+    let mut input = ServerInput::for_config("Emulator", plugin, &registry_plugin_testbed::emulator_server(emulator, grant_type));
+    // The emulator's instances are on loopback (any port: an org may migrate).
+    input.api_hosts = vec!["127.0.0.1".into()];
+    input
 }
 
 /// An active person with an official, verified `email` (also their eppn)

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod conformance;
 mod crash;
+mod instance_urls;
 mod no_secrets;
 mod provisioning;
 mod web;

@@ -308,7 +308,7 @@ async fn changing_the_secret_clears_tokens_and_client_credentials_get_a_token_di
     follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
     assert!(h.host.store.tokens(id).unwrap().is_some());
     let form = |secret: &'static str, grant: &'static str| {
-        vec![("csrf", csrf.clone()), ("name", DEMO_SERVER.to_string()), ("server_url", emu.login_url()), ("client_id", DEMO_CONSUMER_KEY.to_string()), ("client_secret", secret.to_string()), ("grant_type", grant.to_string()), ("scope", "api refresh_token".to_string()), ("plugin", "salesforce".to_string())]
+        vec![("csrf", csrf.clone()), ("name", DEMO_SERVER.to_string()), ("server_url", emu.login_url()), ("client_id", DEMO_CONSUMER_KEY.to_string()), ("client_secret", secret.to_string()), ("grant_type", grant.to_string()), ("scope", "api refresh_token".to_string()), ("plugin", "salesforce".to_string()), ("api_hosts", h.host.store.server(id).unwrap().api_hosts.join(" "))]
     };
     let f = form("", "authorization_code");
     let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -39,6 +39,9 @@ impl exports::registry::provisioning::plugin_info::Guest for Example {
                 help: "Copy the person's first email address into the Contact's Email.".into(),
             }],
             capabilities: Capabilities::CLIENT_CREDENTIALS | Capabilities::PROVISION,
+            // Where Salesforce's tokens may send us (0.2.0 and later).
+            #[cfg(not(feature = "contract-0-1-0"))]
+            api_hosts: vec!["*.my.salesforce.com".into(), "*.salesforce.com".into(), "*.force.com".into()],
         }
     }
 }

@@ -202,8 +202,16 @@ fn plugin_info(run: &mut Run<'_>) {
             _ => {}
         }
     }
+    for pattern in &meta.api_hosts {
+        if let Err(e) = registry_plugin_runtime::HostPattern::parse(pattern) {
+            problems.push(format!("api-hosts: {e}"));
+        }
+    }
     if problems.is_empty() {
-        run.pass("plugin-info", format!("{} {}: {} settings, names unique, defaults valid", meta.name, meta.version, meta.settings.len()));
+        run.pass(
+            "plugin-info",
+            format!("{} {}: {} settings, names unique, defaults valid, {} API host pattern(s)", meta.name, meta.version, meta.settings.len(), meta.api_hosts.len()),
+        );
     } else {
         run.fail("plugin-info", problems.join("; "));
     }

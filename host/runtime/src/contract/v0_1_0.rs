@@ -114,7 +114,19 @@ record!(oauth2_server::ConnectionInfo => latest::oauth2_server::ConnectionInfo {
 record!(provisioning_target::ProvisionOutcome => latest::provisioning_target::ProvisionOutcome { remote, summary, removed });
 record!(plugin_info::ChoiceOption => latest::plugin_info::ChoiceOption { value, label });
 record!(plugin_info::Setting => latest::plugin_info::Setting { name, label, kind, default_value, required, help });
-record!(plugin_info::PluginMetadata => latest::plugin_info::PluginMetadata { name, version, description, settings, capabilities });
+impl Convert<latest::plugin_info::PluginMetadata> for plugin_info::PluginMetadata {
+    fn convert(self) -> latest::plugin_info::PluginMetadata {
+        latest::plugin_info::PluginMetadata {
+            name: self.name,
+            version: self.version,
+            description: self.description,
+            settings: self.settings.convert(),
+            capabilities: self.capabilities.convert(),
+            // 0.1.0 has no way to declare API hosts: the server's list decides.
+            api_hosts: Vec::new(),
+        }
+    }
+}
 
 impl Convert<latest::types::PluginError> for types::PluginError {
     fn convert(self) -> latest::types::PluginError {

@@ -50,6 +50,88 @@ impl fmt::Display for Origin {
     }
 }
 
+/// A pattern for the hosts a token's instance URL may name: an exact host
+/// (`na1.salesforce.com`, `127.0.0.1`), or `*.` and a domain for any name
+/// under it, at any depth, but not the domain itself (`*.force.com`). An
+/// optional `:port` must then match too; without it any port does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    wildcard: bool,
+    host: String,
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Parses a pattern; `Err` says what is wrong with it.
+    pub fn parse(text: &str) -> Result<HostPattern, String> {
+        let t = text.trim().to_ascii_lowercase();
+        let (wildcard, rest) = match t.strip_prefix("*.") {
+            Some(r) => (true, r.to_string()),
+            None => (false, t.clone()),
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => {
+                (h.to_string(), Some(p.parse::<u16>().map_err(|_| format!("'{text}' has a bad port; write host or host:port"))?))
+            }
+            _ => (rest, None),
+        };
+        let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+            return Err(format!("'{text}' is not a host name or pattern: write e.g. na1.salesforce.com or *.my.salesforce.com"));
+        }
+        if wildcard && !host.contains('.') {
+            return Err(format!("'{text}' would match a whole top-level domain; name at least two labels after '*.'"));
+        }
+        Ok(HostPattern { wildcard, host, port })
+    }
+
+    /// Whether `origin`'s host (and port, if the pattern names one) match.
+    pub fn matches(&self, origin: &Origin) -> bool {
+        let host_ok = if self.wildcard {
+            origin.host.strip_suffix(&self.host).is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.'))
+        } else {
+            origin.host == self.host
+        };
+        host_ok && self.port.is_none_or(|p| p == origin.port)
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.wildcard {
+            f.write_str("*.")?;
+        }
+        f.write_str(&self.host)?;
+        match self.port {
+            Some(p) => write!(f, ":{p}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether the instance URL a token set names may be trusted, given the
+/// plugin's declared API host patterns and the OAuth2 server's own list:
+/// it must match one of each list that is not empty, and at least one list
+/// must be given. A loopback instance (possible only under the operator's
+/// plain-http opt-in) is a local emulator no plugin can know of: the server's
+/// list alone decides for it. `Err` is a sentence for the admin.
+pub fn check_instance(origin: &Origin, plugin: &[HostPattern], server: &[HostPattern]) -> Result<(), String> {
+    let list = |p: &[HostPattern]| p.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let plugin = if is_loopback(&origin.host) { &[][..] } else { plugin };
+    if plugin.is_empty() && server.is_empty() {
+        return Err(format!(
+            "the instance URL {origin} is not trusted: neither the plugin nor the OAuth2 server lists the API hosts its tokens may name; add them to the server's API hosts"
+        ));
+    }
+    if !plugin.is_empty() && !plugin.iter().any(|p| p.matches(origin)) {
+        return Err(format!("the instance URL {origin} is not one of the plugin's API hosts ({}); nothing was stored", list(plugin)));
+    }
+    if !server.is_empty() && !server.iter().any(|p| p.matches(origin)) {
+        return Err(format!("the instance URL {origin} is not one of the OAuth2 server's API hosts ({}); nothing was stored", list(server)));
+    }
+    Ok(())
+}
+
 /// Why a URL cannot be allowed or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -358,6 +440,49 @@ mod tests {
             Origin::of_url("https://Login.Salesforce.com/services").unwrap(),
             Origin::of_url("https://login.salesforce.com:443/x").unwrap()
         );
+    }
+
+    #[test]
+    fn host_patterns_match_names_under_a_domain_and_nothing_that_looks_like_one() {
+        let o = |u: &str| Origin::of_url(u).unwrap();
+        let my = HostPattern::parse("*.my.salesforce.com").unwrap();
+        assert!(my.matches(&o("https://acme.my.salesforce.com")));
+        assert!(my.matches(&o("https://acme--dev.sandbox.my.salesforce.com")));
+        assert!(my.matches(&o("https://ACME.My.Salesforce.com:8443/x")), "any port without one in the pattern");
+        for no in ["https://my.salesforce.com", "https://salesforce.com.evil.example", "https://evilmy.salesforce.com", "https://acme.my.salesforce.com.evil.example", "https://attacker.invalid"] {
+            assert!(!my.matches(&o(no)), "{no}");
+        }
+        let exact = HostPattern::parse("127.0.0.1:4000").unwrap();
+        assert!(exact.matches(&o("http://127.0.0.1:4000")));
+        assert!(!exact.matches(&o("http://127.0.0.1:4001")), "another port");
+        assert!(HostPattern::parse("na1.salesforce.com").unwrap().matches(&o("https://na1.salesforce.com")));
+        for bad in ["", "*.com", "*", "a b.com", "https://x.com", "x.com:99999", "*.*.com"] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(HostPattern::parse(" *.Force.com ").unwrap().to_string(), "*.force.com");
+    }
+
+    #[test]
+    fn an_instance_must_match_the_plugins_hosts_and_the_servers() {
+        let o = |u: &str| Origin::of_url(u).unwrap();
+        let p = |list: &[&str]| list.iter().map(|x| HostPattern::parse(x).unwrap()).collect::<Vec<_>>();
+        let salesforce = p(&["*.my.salesforce.com", "*.salesforce.com", "*.force.com"]);
+        assert!(check_instance(&o("https://acme.my.salesforce.com"), &salesforce, &[]).is_ok());
+        for evil in ["https://attacker.invalid", "https://salesforce.com.evil.example", "https://login.salesforce.com.evil.example"] {
+            let e = check_instance(&o(evil), &salesforce, &[]).unwrap_err();
+            assert!(e.contains(&o(evil).to_string()) && e.contains("plugin's API hosts"), "{e}");
+        }
+        // The admin's list narrows the plugin's.
+        let narrowed = p(&["acme.my.salesforce.com"]);
+        assert!(check_instance(&o("https://acme.my.salesforce.com"), &salesforce, &narrowed).is_ok());
+        assert!(check_instance(&o("https://other.my.salesforce.com"), &salesforce, &narrowed).unwrap_err().contains("OAuth2 server's API hosts"));
+        // A loopback instance: the server's list alone, port included.
+        let emulator = p(&["127.0.0.1:4001"]);
+        assert!(check_instance(&o("http://127.0.0.1:4001"), &salesforce, &emulator).is_ok());
+        assert!(check_instance(&o("http://127.0.0.1:4002"), &salesforce, &emulator).is_err(), "another loopback port");
+        assert!(check_instance(&o("http://127.0.0.1:4001"), &salesforce, &[]).is_err());
+        // Nobody declared anything: refused, with what to do.
+        assert!(check_instance(&o("https://acme.my.salesforce.com"), &[], &[]).unwrap_err().contains("add them to the server's API hosts"));
     }
 
     #[test]

@@ -14,8 +14,13 @@ async fn a_0_1_0_and_a_0_2_0_component_load_in_one_runtime() {
     assert_eq!(old.contract().to_string(), "registry:provisioning@0.1.0");
     assert_ne!(old.digest(), new.digest(), "two different components");
 
-    // The old component's metadata comes up into the latest types intact.
-    assert_eq!(old.metadata(), new.metadata());
+    // The old component's metadata comes up into the latest types intact;
+    // 0.1.0 cannot declare API hosts.
+    assert!(old.metadata().api_hosts.is_empty());
+    assert_eq!(new.metadata().api_hosts, ["*.my.salesforce.com", "*.salesforce.com", "*.force.com"]);
+    let mut old_meta = old.metadata().clone();
+    old_meta.api_hosts = new.metadata().api_hosts.clone();
+    assert_eq!(&old_meta, new.metadata());
     assert!(old.metadata().capabilities.contains(Capabilities::CLIENT_CREDENTIALS | Capabilities::PROVISION));
 
     // Its typed errors come up too: a bad setting is refused by both,
