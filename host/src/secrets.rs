@@ -66,6 +66,7 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    key: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -77,7 +78,7 @@ impl std::fmt::Debug for SecretBox {
 impl SecretBox {
     /// A box for a raw 32-byte key.
     pub fn new(key: &[u8; 32]) -> Self {
-        SecretBox { cipher: XChaCha20Poly1305::new(Key::from_slice(key)) }
+        SecretBox { cipher: XChaCha20Poly1305::new(Key::from_slice(key)), key: *key }
     }
 
     /// The key from the environment, else from `data_dir/secret.key`
@@ -117,6 +118,19 @@ impl SecretBox {
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// A key for another purpose (`label`), derived from this one, e.g. the
+    /// key that authenticates the precompiled component cache: whoever can
+    /// read the data dir's secret key could write both anyway.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"registry-host derived key\0");
+        h.update(label.as_bytes());
+        h.update([0]);
+        h.update(self.key);
+        h.finalize().into()
     }
 
     /// Encrypts `plain` for the place named `aad` (e.g. `oauth2_servers.client_secret.7`).

@@ -22,7 +22,7 @@ use crate::sanitize::sanitize;
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Limits and locations for the runtime.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RuntimeConfig {
     /// Linear memory cap per call, in bytes.
     pub memory_limit: usize,
@@ -35,11 +35,30 @@ pub struct RuntimeConfig {
     /// Calls that may run at once with instances from a pre-reserved pool
     /// (wasmtime's pooling allocator); `None` allocates per call.
     pub pooling: Option<u32>,
+    /// The key that authenticates precompiled artifacts in `cache_dir` (an
+    /// HMAC over each): artifacts written under another key are compiled
+    /// again, never loaded. Keep it secret and stable to reuse the cache
+    /// across processes; the default is random per process.
+    pub cache_key: [u8; 32],
     /// Whether plugins may use plain `http://` to loopback addresses on
     /// their allowlist: only for a local emulator (demos, tests), by the
     /// operator's choice. Otherwise every request must be https, so an
     /// allowlisted loopback port cannot reach local sidecars in clear.
     pub insecure_loopback: bool,
+}
+
+impl std::fmt::Debug for RuntimeConfig {
+    // The cache key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("memory_limit", &self.memory_limit)
+            .field("deadline", &self.deadline)
+            .field("cache_dir", &self.cache_dir)
+            .field("max_http_requests", &self.max_http_requests)
+            .field("pooling", &self.pooling)
+            .field("insecure_loopback", &self.insecure_loopback)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -50,6 +69,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             max_http_requests: 256,
             pooling: None,
+            cache_key: random_key(),
             insecure_loopback: false,
         }
     }
@@ -103,7 +123,7 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
-                cache: ComponentCache::new(config.cache_dir.clone()),
+                cache: ComponentCache::new(config.cache_dir.clone(), config.cache_key),
                 config,
                 sender: Sender::new(),
             }),
@@ -170,6 +190,12 @@ impl Runtime {
         tracing::info!(plugin = %sandbox.name, origin, %contract, cache = ?cache, ?compiled, "plugin loaded");
         Ok(Plugin::new(sandbox, digest, wasm.len(), LoadStats { cache, compile_or_deserialize: compiled }, metadata))
     }
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the OS has randomness");
+    key
 }
 
 /// Plugin names appear in every log line and error; keep them plain.

@@ -66,6 +66,17 @@ impl RuntimeArgs {
             memory_limit: self.plugin_memory_mib << 20,
             deadline: Duration::from_millis(self.plugin_timeout_ms),
             cache_dir: (!self.no_cache).then(|| self.data_dir().join("cache").join("components")),
+            // Artifacts are authenticated with a key derived from the data
+            // dir's secret key, so every process of this registry trusts
+            // them and nobody else can plant native code there.
+            cache_key: match self.no_cache {
+                true => RuntimeConfig::default().cache_key,
+                false => {
+                    let dir = self.data_dir();
+                    std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+                    registry_host::secrets::SecretBox::load_or_create(&dir)?.derive("component-cache")
+                }
+            },
             pooling: self.plugin_pool,
             insecure_loopback: self.allow_insecure_loopback,
             ..RuntimeConfig::default()

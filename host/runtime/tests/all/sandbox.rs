@@ -212,12 +212,52 @@ async fn precompiled_cache_is_used_and_survives_corruption() {
 
     // A damaged artifact is replaced, not trusted.
     let wasm = std::fs::read(path).unwrap();
-    let cache = registry_plugin_runtime::cache::ComponentCache::new(Some(dir.path().to_path_buf()));
+    let cache = registry_plugin_runtime::cache::ComponentCache::new(Some(dir.path().to_path_buf()), [0; 32]);
     let entry = cache.entry_path(runtime.engine(), &registry_plugin_runtime::cache::wasm_digest(&wasm)).unwrap();
     std::fs::write(&entry, b"garbage").unwrap();
     let third = load(&runtime, path).await;
     assert_eq!(third.load_stats().cache, CacheOutcome::Miss);
     assert_eq!(load(&runtime, path).await.load_stats().cache, CacheOutcome::Hit);
+}
+
+/// A precompiled artifact is native code: it is loaded only when its MAC,
+/// under the cache's key, checks out for this very wasm.
+#[tokio::test]
+async fn cached_artifacts_are_authenticated_before_they_are_loaded() {
+    use registry_plugin_runtime::cache::{ComponentCache, wasm_digest};
+    let dir = tempfile::tempdir().unwrap();
+    let key = [42; 32];
+    let config = || RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()), cache_key: key, ..RuntimeConfig::default() };
+    let runtime = Runtime::new(config()).unwrap();
+    let (salesforce, example) = (test_guests::salesforce_plugin(), test_guests::example_plugin());
+    assert_eq!(load(&runtime, salesforce).await.load_stats().cache, CacheOutcome::Miss);
+    assert_eq!(load(&runtime, example).await.load_stats().cache, CacheOutcome::Miss);
+
+    // The Salesforce artifact copied under the example's digest: refused,
+    // recompiled, and the example is what runs.
+    let cache = ComponentCache::new(Some(dir.path().to_path_buf()), key);
+    let entry = |p: &Path| cache.entry_path(runtime.engine(), &wasm_digest(&std::fs::read(p).unwrap())).unwrap();
+    std::fs::copy(entry(salesforce), entry(example)).unwrap();
+    let swapped = load(&runtime, example).await;
+    assert_eq!((swapped.load_stats().cache, swapped.name()), (CacheOutcome::Miss, "example-contacts"));
+    assert_eq!(load(&runtime, example).await.load_stats().cache, CacheOutcome::Hit, "rewritten, authenticated");
+
+    // Another process with the same key reuses the cache; one with another
+    // key (it could have been written by anyone) does not trust it.
+    assert_eq!(load(&Runtime::new(config()).unwrap(), salesforce).await.load_stats().cache, CacheOutcome::Hit);
+    let stranger = Runtime::new(RuntimeConfig { cache_key: [7; 32], ..config() }).unwrap();
+    assert_eq!(load(&stranger, salesforce).await.load_stats().cache, CacheOutcome::Miss);
+
+    // A cache directory others may write to is not used at all.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let open_runtime = Runtime::new(config()).unwrap();
+        assert_eq!(load(&open_runtime, salesforce).await.load_stats().cache, CacheOutcome::Miss);
+        assert_eq!(load(&open_runtime, salesforce).await.load_stats().cache, CacheOutcome::Miss, "never read, never written");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
 }
 
 #[tokio::test]
