@@ -269,7 +269,7 @@ impl Engine {
         }
         let mut refreshed = false;
         while !pending.is_empty() {
-            let allow = match self.oauth.allowlist(&self.store.server_config(target.server_id)?, Some(&tokens)) {
+            let allow = match self.oauth.allowlist(target.server_id, &self.store.server_config(target.server_id)?, Some(&tokens)) {
                 Ok(a) => a,
                 Err(e) => {
                     for (j, _) in &pending {

@@ -111,11 +111,15 @@ impl OAuth {
 
     /// The server's host, plus the instance host of `tokens`: what a plugin
     /// call for the server may reach.
-    pub fn allowlist(&self, config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
+    /// The tokens' instance is checked again on every call, not only when the
+    /// tokens arrived: the server's API hosts, its plugin or the plugin's
+    /// declaration may have changed since.
+    pub fn allowlist(&self, id: i64, config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
         check_origin(&config.server_url, "the Server URL", self.insecure_loopback)?;
         let instance = tokens.and_then(|t| t.instance_url.as_deref());
         if let Some(instance) = instance {
-            check_origin(instance, "the instance URL", self.insecure_loopback)?;
+            let origin = check_origin(instance, "the instance URL", self.insecure_loopback)?;
+            self.check_instance(id, &origin)?;
         }
         HttpAllowlist::for_server(&config.server_url, instance).map_err(|e| FlowError::BadUrl(e.to_string()))
     }
@@ -140,17 +144,13 @@ impl OAuth {
     fn check_instance(&self, id: i64, origin: &Origin) -> Result<(), FlowError> {
         let server = self.store.server(id)?;
         let plugin = self.plugins.get(&server.plugin).ok_or_else(|| FlowError::NoPlugin(server.plugin.clone()))?;
-        let patterns = |list: &[String], whose: &str| -> Vec<HostPattern> {
-            list.iter()
-                .filter_map(|p| {
-                    HostPattern::parse(p)
-                        .inspect_err(|e| tracing::warn!(server = id, "ignoring {whose} API host pattern: {e}"))
-                        .ok()
-                })
-                .collect()
+        // A pattern that does not parse is never read as "no pattern": that
+        // would loosen the rule.
+        let patterns = |list: &[String], whose: &str| -> Result<Vec<HostPattern>, FlowError> {
+            list.iter().map(|p| HostPattern::parse(p).map_err(|e| FlowError::BadUrl(format!("{whose} API hosts: {e}")))).collect()
         };
-        let plugin_hosts = patterns(&plugin.metadata().api_hosts, "the plugin's");
-        let server_hosts = patterns(&server.api_hosts, "the server's");
+        let plugin_hosts = patterns(&plugin.metadata().api_hosts, "the plugin's")?;
+        let server_hosts = patterns(&server.api_hosts, "the OAuth2 server's")?;
         check_instance(origin, &plugin_hosts, &server_hosts).map_err(FlowError::BadUrl)
     }
 
@@ -203,7 +203,7 @@ impl OAuth {
         }
         let code = params.get("code").filter(|c| !c.is_empty()).ok_or_else(|| FlowError::Denied("the provider sent no code".into()))?;
         let (plugin, config) = self.plugin(id)?;
-        let allow = self.allowlist(&config, None)?;
+        let allow = self.allowlist(id, &config, None)?;
         match plugin.exchange_code(&config, code, &pending.redirect_uri, Some(&pending.code_verifier), &allow).await? {
             Ok(tokens) => self.keep(id, &tokens),
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
@@ -216,7 +216,7 @@ impl OAuth {
         if config.grant_type != GrantType::ClientCredentials {
             return Err(FlowError::WrongGrant("this server uses the authorization code grant"));
         }
-        let allow = self.allowlist(&config, None)?;
+        let allow = self.allowlist(id, &config, None)?;
         match plugin.client_credentials(&config, &allow).await? {
             Ok(tokens) => self.keep(id, &tokens),
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
@@ -227,7 +227,7 @@ impl OAuth {
     pub async fn revoke(&self, id: i64) -> Result<(), FlowError> {
         let (plugin, config) = self.plugin(id)?;
         let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
-        let allow = self.allowlist(&config, None)?;
+        let allow = self.allowlist(id, &config, None)?;
         match plugin.revoke(&config, &tokens, &allow).await? {
             Ok(()) => {
                 self.store.clear_tokens(id)?;
@@ -248,7 +248,7 @@ impl OAuth {
         if tokens.access_token != stale {
             return Ok(tokens);
         }
-        let allow = self.allowlist(&config, None)?;
+        let allow = self.allowlist(id, &config, None)?;
         match plugin.refresh(&config, &tokens, &allow).await? {
             Ok(fresh) => {
                 self.keep(id, &fresh)?;
@@ -281,7 +281,7 @@ impl OAuth {
     pub async fn test_connection(&self, id: i64) -> Result<ConnectionInfo, FlowError> {
         let (plugin, config) = self.plugin(id)?;
         let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
-        let allow = self.allowlist(&config, Some(&tokens))?;
+        let allow = self.allowlist(id, &config, Some(&tokens))?;
         match plugin.check_connection(&config, &tokens, &allow).await? {
             Ok(info) => Ok(info),
             Err(PluginError::Unauthorized(_)) => {
@@ -293,7 +293,7 @@ impl OAuth {
                         self.store.tokens(id)?.ok_or(FlowError::NoTokens)?
                     }
                 };
-                let allow = self.allowlist(&config, Some(&fresh))?;
+                let allow = self.allowlist(id, &config, Some(&fresh))?;
                 plugin.check_connection(&config, &fresh, &allow).await?.map_err(|e| self.failed(id, FlowError::Plugin(explain(&e))))
             }
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),

@@ -70,8 +70,38 @@ impl PluginSummary {
         summary
     }
 
-    /// Summarizes metadata alone (size and digest left empty).
+    /// Summarizes metadata alone (size and digest left empty). Every text
+    /// is the plugin's own, so it is cleaned of control characters (a
+    /// plugin must not drive the operator's terminal) and cut.
     pub fn from_metadata(m: &PluginMetadata) -> Self {
+        let clean = |t: &str| crate::sanitize::sanitize(t, 2048);
+        let m = &PluginMetadata {
+            name: clean(&m.name),
+            version: clean(&m.version),
+            description: clean(&m.description),
+            settings: m
+                .settings
+                .iter()
+                .map(|s| crate::latest::plugin_info::Setting {
+                    name: clean(&s.name),
+                    label: clean(&s.label),
+                    kind: match &s.kind {
+                        SettingKind::Choice(options) => SettingKind::Choice(
+                            options
+                                .iter()
+                                .map(|o| crate::latest::plugin_info::ChoiceOption { value: clean(&o.value), label: clean(&o.label) })
+                                .collect(),
+                        ),
+                        other => other.clone(),
+                    },
+                    default_value: s.default_value.as_deref().map(clean),
+                    required: s.required,
+                    help: clean(&s.help),
+                })
+                .collect(),
+            capabilities: m.capabilities,
+            api_hosts: m.api_hosts.iter().map(|h| clean(h)).collect(),
+        };
         Self {
             name: m.name.clone(),
             version: m.version.clone(),

@@ -58,6 +58,11 @@ impl RuntimeArgs {
         })
     }
 
+    /// Whether the registry's secret key is set or already in the data dir.
+    fn has_registry_key(&self) -> bool {
+        std::env::var_os(registry_host::secrets::KEY_ENV).is_some() || self.data_dir().join(registry_host::secrets::KEY_FILE).is_file()
+    }
+
     fn config(&self) -> anyhow::Result<RuntimeConfig> {
         anyhow::ensure!(self.plugin_memory_mib > 0, "--plugin-memory-mib must be at least 1");
         anyhow::ensure!(self.plugin_timeout_ms > 0, "--plugin-timeout-ms must be at least 1");
@@ -66,16 +71,15 @@ impl RuntimeArgs {
             memory_limit: self.plugin_memory_mib << 20,
             deadline: Duration::from_millis(self.plugin_timeout_ms),
             cache_dir: (!self.no_cache).then(|| self.data_dir().join("cache").join("components")),
-            // Artifacts are authenticated with a key derived from the data
-            // dir's secret key, so every process of this registry trusts
-            // them and nobody else can plant native code there.
-            cache_key: match self.no_cache {
-                true => RuntimeConfig::default().cache_key,
-                false => {
-                    let dir = self.data_dir();
-                    std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
-                    registry_host::secrets::SecretBox::load_or_create(&dir)?.derive("component-cache")
-                }
+            // Artifacts are authenticated with a key derived from the
+            // registry's secret key, so every process of this registry trusts
+            // them and nobody else can plant native code there. Without a
+            // registry here yet (a plugin author's `plugin test`), a key for
+            // this process only: nothing is created just to cache.
+            cache_key: if self.no_cache || !self.has_registry_key() {
+                RuntimeConfig::default().cache_key
+            } else {
+                registry_host::secrets::SecretBox::load_or_create(&self.data_dir())?.derive("component-cache")
             },
             pooling: self.plugin_pool,
             insecure_loopback: self.allow_insecure_loopback,
@@ -270,6 +274,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { listen, public_url, mut plugins, demo } => {
             let data_dir = cli.runtime.data_dir();
+            // The registry's key first: the component cache's key derives from it.
+            std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+            registry_host::secrets::SecretBox::load_or_create(&data_dir)?;
             plugins.extend(registry_host::serve::installed_plugins(&data_dir)?);
             anyhow::ensure!(
                 !plugins.is_empty(),

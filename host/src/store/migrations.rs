@@ -118,7 +118,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         last_used_at INTEGER
     );",
-    // v4: the hosts a server's tokens may name as their instance, on top of
+    // Version 3: the hosts a server's tokens may name as their instance, on top of
     // the plugin's own patterns; space separated.
     "ALTER TABLE oauth2_servers ADD COLUMN api_hosts TEXT NOT NULL DEFAULT '';",
 ];

@@ -29,7 +29,7 @@ impl Store {
 
     pub(super) fn stored_person(conn: &Connection, id: &str) -> Result<Option<Person>, StoreError> {
         let data: Option<String> = conn.query_row("SELECT data FROM people WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
-        Ok(data.and_then(|d| serde_json::from_str(&d).ok()))
+        data.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Unreadable(format!("record of person {id}: {e}")))).transpose()
     }
 
     /// Adds a person (already normalized) and queues their provisioning, in

@@ -144,7 +144,7 @@ fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, String>, ha
     }
     fields.push(grant);
     fields.push(field("scope", "Scope", "text", false, "Space separated, e.g. \"api refresh_token\". Empty: the connected app's default."));
-    fields.push(field("api_hosts", "API hosts", "text", false, "The hosts this server's tokens may name as their instance, e.g. \"acme.my.salesforce.com\" or \"*.my.salesforce.com\", space separated. An instance URL must match these and the plugin's own list; anything else is refused before it is stored. Empty: the plugin's list alone."));
+    fields.push(field("api_hosts", "API hosts", "text", false, "The hosts this server's tokens may name as their instance, e.g. \"acme.my.salesforce.com\" or \"*.my.salesforce.com\", space separated. An instance URL must match these and the plugin's own list; anything else is refused before it is stored. Left empty, the plugin's declared list is taken, shown on the server page to narrow."));
     let mut plugin = field("plugin", "Plugin", "select", true, "The plugin that speaks this server's OAuth.");
     plugin.options = app.plugins.iter().map(|p| OptionView { value: p.clone(), label: p.clone() }).collect();
     if plugin.value.is_empty() {
@@ -247,7 +247,7 @@ fn form_again(app: &App, s: &Session, id: Option<i64>, f: &FormMap, errors: Hash
 
 async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let input = match validate_server(&f, &app.plugins, false, app.oauth.insecure_loopback()) {
-        Ok(i) => i,
+        Ok(i) => with_plugin_hosts(&app, i),
         Err(errors) => return Ok(form_again(&app, &s, None, &f, errors, false)),
     };
     match app.store.create_server(&input) {
@@ -279,7 +279,7 @@ async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s):
 async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let has_secret = app.store.server(id)?.has_secret;
     let input = match validate_server(&f, &app.plugins, has_secret, app.oauth.insecure_loopback()) {
-        Ok(i) => i,
+        Ok(i) => with_plugin_hosts(&app, i),
         Err(errors) => return Ok(form_again(&app, &s, Some(id), &f, errors, has_secret)),
     };
     match app.store.update_server(id, &input) {
@@ -299,12 +299,24 @@ fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "created" => "Server added. Copy the Redirect URI into the connected app, then click Obtain New Token.",
         "saved" => "Changes saved.",
-        "saved_cleared" => "Changes saved. The Server URL, Client ID or Client Secret changed, so the stored tokens were cleared: obtain a new token.",
+        "saved_cleared" => "Changes saved. The Server URL, Client ID, Client Secret, API hosts or plugin changed, so the stored tokens were cleared: obtain a new token.",
         "obtained" => "Access Token Obtained.",
         "revoked" => "The token was revoked at the provider and forgotten here.",
         "deleted" => "Server deleted.",
         _ => return None,
     })
+}
+
+/// A server saved without API hosts takes its plugin's declared ones, which
+/// the server page then shows for the admin to narrow: the server's own list
+/// is what makes an instance URL trusted.
+fn with_plugin_hosts(app: &App, mut input: ServerInput) -> ServerInput {
+    if input.api_hosts.is_empty()
+        && let Some(plugin) = app.plugin_map.get(&input.plugin)
+    {
+        input.api_hosts = plugin.metadata().api_hosts.iter().filter_map(|h| registry_plugin_runtime::HostPattern::parse(h).ok()).map(|h| h.to_string()).collect();
+    }
+    input
 }
 
 fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error: Option<String>, connection: Option<Ctx>) -> Result<Response, WebError> {

@@ -150,6 +150,9 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Ad
         // A logout without the session's CSRF token changes nothing: neither
         // the session nor this browser's cookie.
         Err(refused @ FormRefused::Csrf) => return refused.into_response(),
+        // No live session. A cross-site POST carries no (SameSite=Lax)
+        // cookie: clear nothing then, or a forged form could sign us out.
+        Err(FormRefused::Login) if cookie(&headers, COOKIE).is_none() => return see_other("/login"),
         Err(FormRefused::Login) => {}
     }
     let mut r = see_other("/login");

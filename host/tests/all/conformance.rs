@@ -1,7 +1,7 @@
 //! `registry-host plugin test` as plugin authors run it: the Salesforce
 //! plugin passes every check, the example plugin passes what it claims, and
-//! each hostile fixture fails with its real cause named. Also the `testing`
-//! module used as an author would, in a plain test.
+//! each hostile fixture fails with its real cause named. (The test bed used
+//! as an author would is tested in `tests/testbed`.)
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -45,9 +45,13 @@ async fn a_plugin_made_instance_url_outside_the_api_hosts_is_refused_and_not_sto
     let name = hostile.name().to_string();
     let oauth = OAuth::new(store.clone(), Arc::new(HashMap::from([(name.clone(), hostile)])), "http://127.0.0.1:9", true);
     let refused = [
-        ("https://attacker.invalid", &[][..]),
-        ("https://salesforce.com.evil.example", &[][..]),
-        ("https://acme.my.salesforce.com.evil.example", &[][..]),
+        ("https://attacker.invalid", &["*.salesforce.com"][..]),
+        ("https://salesforce.com.evil.example", &["*.salesforce.com"][..]),
+        ("https://acme.my.salesforce.com.evil.example", &["*.salesforce.com"][..]),
+        // The plugin's own declaration vouches for nothing: the server lists none.
+        ("https://acme.salesforce.com", &[][..]),
+        // The admin listed it, but the plugin does not declare it.
+        ("https://attacker.invalid", &["attacker.invalid"][..]),
         // In the plugin's hosts, but the admin narrowed the server's.
         ("https://other.my.salesforce.com", &["acme.my.salesforce.com"][..]),
         // Another loopback port than the one the server names.
@@ -62,9 +66,19 @@ async fn a_plugin_made_instance_url_outside_the_api_hosts_is_refused_and_not_sto
         assert!(store.tokens(id).unwrap().is_none(), "{url}: nothing is stored");
         assert!(store.server(id).unwrap().last_error.unwrap().contains(&origin), "{url}: the server page says why");
     }
-    let id = store.create_server(&server("Good", &name, "https://login.salesforce.com", "instance=https://acme.my.salesforce.com", &[])).unwrap();
+    let id = store.create_server(&server("Good", &name, "https://login.salesforce.com", "instance=https://acme.my.salesforce.com", &["*.my.salesforce.com"])).unwrap();
     oauth.client_credentials(id).await.unwrap();
     assert_eq!(store.tokens(id).unwrap().unwrap().instance_url.as_deref(), Some("https://acme.my.salesforce.com"));
+    // Narrowing the server's list afterwards stops every later call to the
+    // stored instance, not only the next token.
+    let config = store.server_config(id).unwrap();
+    let tokens = store.tokens(id).unwrap();
+    assert!(oauth.allowlist(id, &config, tokens.as_ref()).is_ok());
+    let mut narrowed = server("Good", &name, "https://login.salesforce.com", "instance=https://acme.my.salesforce.com", &["other.my.salesforce.com"]);
+    narrowed.client_secret = None;
+    assert!(store.update_server(id, &narrowed).unwrap().tokens_cleared);
+    let error = oauth.allowlist(id, &config, tokens.as_ref()).unwrap_err().to_string();
+    assert!(error.contains("https://acme.my.salesforce.com:443 is not one of the OAuth2 server's API hosts"), "{error}");
 }
 
 /// The real plugin against the emulator: its instance is on another

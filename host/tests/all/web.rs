@@ -157,6 +157,10 @@ async fn login_is_required_and_forms_carry_csrf_tokens() {
     assert_eq!(forged.status(), 403);
     assert!(forged.headers().get("set-cookie").is_none(), "a forged logout clears no cookie");
     assert_eq!(session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap().status(), 200);
+    // Cross-site, the browser sends no (SameSite=Lax) cookie: nothing is cleared either.
+    let cross_site = session.post(h.url("/logout")).form(&[("csrf", "")]).send().await.unwrap();
+    assert_eq!(cross_site.status(), 303);
+    assert!(cross_site.headers().get("set-cookie").is_none(), "a cookieless logout clears no cookie");
     let out = session.post(h.url("/logout")).header("cookie", &cookie_header).form(&[("csrf", second_csrf.as_str())]).send().await.unwrap();
     assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"), "a real logout clears the cookie");
     let replay = session.get(h.url("/servers")).header("cookie", &cookie_header).send().await.unwrap();

@@ -82,6 +82,9 @@ impl HostPattern {
         if wildcard && !host.contains('.') {
             return Err(format!("'{text}' would match a whole top-level domain; name at least two labels after '*.'"));
         }
+        if wildcard && host.rsplit('.').next().is_some_and(|l| l.chars().all(|c| c.is_ascii_digit())) {
+            return Err(format!("'{text}' is a wildcard over IP addresses; name the address itself"));
+        }
         Ok(HostPattern { wildcard, host, port })
     }
 
@@ -110,17 +113,20 @@ impl fmt::Display for HostPattern {
 }
 
 /// Whether the instance URL a token set names may be trusted, given the
-/// plugin's declared API host patterns and the OAuth2 server's own list:
-/// it must match one of each list that is not empty, and at least one list
-/// must be given. A loopback instance (possible only under the operator's
-/// plain-http opt-in) is a local emulator no plugin can know of: the server's
-/// list alone decides for it. `Err` is a sentence for the admin.
+/// plugin's declared API host patterns and the OAuth2 server's own list.
+/// The server's list, which an admin confirmed, is required and must match:
+/// a plugin's own declaration alone would let a hostile plugin vouch for the
+/// URL it made up. The plugin's list, when it declares one, must match too
+/// (a 0.1.0 plugin cannot declare any). A loopback instance (possible only
+/// under the operator's plain-http opt-in) is a local emulator no plugin can
+/// know of: the server's list alone decides for it. `Err` is a sentence for
+/// the admin.
 pub fn check_instance(origin: &Origin, plugin: &[HostPattern], server: &[HostPattern]) -> Result<(), String> {
     let list = |p: &[HostPattern]| p.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     let plugin = if is_loopback(&origin.host) { &[][..] } else { plugin };
-    if plugin.is_empty() && server.is_empty() {
+    if server.is_empty() {
         return Err(format!(
-            "the instance URL {origin} is not trusted: neither the plugin nor the OAuth2 server lists the API hosts its tokens may name; add them to the server's API hosts"
+            "the instance URL {origin} is not trusted: the OAuth2 server lists no API hosts its tokens may name; add them to the server's API hosts (Edit)"
         ));
     }
     if !plugin.is_empty() && !plugin.iter().any(|p| p.matches(origin)) {
@@ -456,7 +462,7 @@ mod tests {
         assert!(exact.matches(&o("http://127.0.0.1:4000")));
         assert!(!exact.matches(&o("http://127.0.0.1:4001")), "another port");
         assert!(HostPattern::parse("na1.salesforce.com").unwrap().matches(&o("https://na1.salesforce.com")));
-        for bad in ["", "*.com", "*", "a b.com", "https://x.com", "x.com:99999", "*.*.com"] {
+        for bad in ["", "*.com", "*", "a b.com", "https://x.com", "x.com:99999", "*.*.com", "*.0.0.1"] {
             assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(HostPattern::parse(" *.Force.com ").unwrap().to_string(), "*.force.com");
@@ -467,9 +473,9 @@ mod tests {
         let o = |u: &str| Origin::of_url(u).unwrap();
         let p = |list: &[&str]| list.iter().map(|x| HostPattern::parse(x).unwrap()).collect::<Vec<_>>();
         let salesforce = p(&["*.my.salesforce.com", "*.salesforce.com", "*.force.com"]);
-        assert!(check_instance(&o("https://acme.my.salesforce.com"), &salesforce, &[]).is_ok());
+        assert!(check_instance(&o("https://acme.my.salesforce.com"), &salesforce, &salesforce).is_ok());
         for evil in ["https://attacker.invalid", "https://salesforce.com.evil.example", "https://login.salesforce.com.evil.example"] {
-            let e = check_instance(&o(evil), &salesforce, &[]).unwrap_err();
+            let e = check_instance(&o(evil), &salesforce, &p(&["*.evil.example", "attacker.invalid"])).unwrap_err();
             assert!(e.contains(&o(evil).to_string()) && e.contains("plugin's API hosts"), "{e}");
         }
         // The admin's list narrows the plugin's.
@@ -481,8 +487,12 @@ mod tests {
         assert!(check_instance(&o("http://127.0.0.1:4001"), &salesforce, &emulator).is_ok());
         assert!(check_instance(&o("http://127.0.0.1:4002"), &salesforce, &emulator).is_err(), "another loopback port");
         assert!(check_instance(&o("http://127.0.0.1:4001"), &salesforce, &[]).is_err());
-        // Nobody declared anything: refused, with what to do.
-        assert!(check_instance(&o("https://acme.my.salesforce.com"), &[], &[]).unwrap_err().contains("add them to the server's API hosts"));
+        // The plugin's declaration alone vouches for nothing: the server's
+        // list is required.
+        assert!(check_instance(&o("https://acme.my.salesforce.com"), &salesforce, &[]).unwrap_err().contains("add them to the server's API hosts"));
+        assert!(check_instance(&o("https://attacker.invalid"), &p(&["attacker.invalid"]), &[]).is_err(), "a hostile plugin's own list");
+        // A 0.1.0 plugin declares none: the server's list decides.
+        assert!(check_instance(&o("https://acme.my.salesforce.com"), &[], &p(&["*.my.salesforce.com"])).is_ok());
     }
 
     #[test]
