@@ -513,7 +513,8 @@ fn compute_name(object: &ObjectDef, fields: &mut IndexMap<String, Value>) {
 }
 
 /// Salesforce's address check: one `@`, a non-empty local part without
-/// spaces, and a dotted domain.
+/// spaces, and a dotted domain. Kept apart from the host's and the plugin's
+/// checks on purpose: the emulator plays Salesforce, whose rule it is.
 pub fn valid_email(v: &str) -> bool {
     let Some((local, domain)) = v.split_once('@') else { return false };
     !local.is_empty()

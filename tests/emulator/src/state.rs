@@ -255,6 +255,9 @@ pub struct Shared {
 }
 
 /// Random URL-safe text of `n` bytes of entropy.
+///
+/// The host has its own (`host/src/secrets.rs`): the emulator stands in for
+/// Salesforce and shares no code with the registry it is tested against.
 pub fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];
     getrandom::fill(&mut buf).expect("the OS has randomness");
