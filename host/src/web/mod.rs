@@ -89,12 +89,39 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/servers") }))
         .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
         .merge(session::routes())
         .merge(servers::routes())
         .merge(people::routes())
         .merge(targets::routes())
         .merge(api::routes())
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(app)
+}
+
+/// What every answer carries: no script but our own file, no framing, no
+/// sniffing, no referrer to other sites; and nothing kept in caches but the
+/// static files (Back after logout must not show a person's page).
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_static = request.uri().path().starts_with("/static/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, if is_static { "public, max-age=300" } else { "no-store" }),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
+}
+
+async fn js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../templates/app.js"))
 }
 
 async fn css() -> impl IntoResponse {

@@ -587,3 +587,32 @@ async fn the_people_list_pages_through_more_than_a_page() {
     assert_eq!(listed(&second), pagers(50..60));
     assert_eq!(link(&second, "prev").as_deref(), Some("/people?q=%40pager.example&page=1"));
 }
+
+/// Every answer carries the security headers; pages are never cached (Back
+/// after logout shows nothing), and no page holds inline script, so the CSP
+/// can forbid it.
+#[tokio::test]
+async fn every_page_carries_security_headers_and_no_inline_script() {
+    let h = Harness::start().await;
+    h.login().await;
+    let server = h.demo_id();
+    let target = h.host.store.targets().unwrap()[0].id;
+    for path in ["/login", "/servers", &format!("/servers/{server}"), &format!("/servers/{server}/edit"), "/servers/new", "/people", "/people/new", "/targets", &format!("/targets/{target}"), "/targets/new", "/nowhere"] {
+        let r = h.http.get(h.url(path)).send().await.unwrap();
+        let headers = r.headers().clone();
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let csp = header("content-security-policy");
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(header("cache-control"), "no-store", "{path}");
+        let page = r.text().await.unwrap();
+        for inline in ["onclick=", "onsubmit=", "onchange=", "<script>", "javascript:"] {
+            assert!(!page.contains(inline), "{path} holds inline script ({inline})");
+        }
+    }
+    let js = h.http.get(h.url("/static/app.js")).send().await.unwrap();
+    assert_eq!(js.headers()["cache-control"], "public, max-age=300");
+    assert!(js.text().await.unwrap().contains("dataset.confirm"), "the confirmations live in the script file");
+}

@@ -1,0 +1,16 @@
+// The admin UI's only script, served from /static/app.js so the pages' CSP
+// allows no inline script at all.
+document.addEventListener("submit", (e) => {
+  const message = e.target.dataset && e.target.dataset.confirm;
+  if (message && !window.confirm(message)) e.preventDefault();
+});
+document.addEventListener("click", (e) => {
+  const button = e.target.closest && e.target.closest("[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  if (source && navigator.clipboard) navigator.clipboard.writeText(source.value).then(() => { button.textContent = "Copied"; });
+});
+document.addEventListener("change", (e) => {
+  const select = e.target;
+  if (select.dataset && select.dataset.reload) location = select.dataset.reload + encodeURIComponent(select.value);
+});
