@@ -36,6 +36,9 @@ pub fn token_hash(token: &str) -> String {
 pub const KEY_ENV: &str = "REGISTRY_HOST_SECRET_KEY";
 /// Key file name inside the data directory.
 pub const KEY_FILE: &str = "secret.key";
+/// The database file ([`crate::store::DB_FILE`]): a key is never made anew
+/// beside one, whose secrets the lost key sealed.
+const DATABASE_FILE: &str = "registry.sqlite3";
 const NONCE_LEN: usize = 24;
 
 /// Why the key could not be had, or a value not opened.
@@ -56,6 +59,20 @@ pub enum SecretError {
         path: String,
         /// The error.
         source: std::io::Error,
+    },
+    /// The key file is readable or writable by others.
+    #[error("key file {path} is open to other users (mode {mode:o}); run `chmod 600 {path}` and start again")]
+    LooseKeyFile {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The data directory holds a database but its key is gone.
+    #[error("{dir} holds a registry database but no {KEY_FILE}: the secrets in it were sealed with that key, and a new one would make every one of them unreadable. Restore {KEY_FILE} from a backup (or set {KEY_ENV}); to start over instead, move the database away")]
+    KeyLost {
+        /// The data directory.
+        dir: String,
     },
     /// A stored value does not decrypt with this key (wrong key or damaged data).
     #[error("a stored secret ({0}) cannot be decrypted: the secret key changed or the database was altered")]
@@ -96,12 +113,15 @@ impl SecretBox {
                     use std::os::unix::fs::PermissionsExt;
                     let mode = fs::metadata(&path).map_err(io)?.permissions().mode();
                     if mode & 0o077 != 0 {
-                        tracing::warn!("key file {} is readable by others (mode {:o}); run `chmod 600` on it", path.display(), mode & 0o777);
+                        return Err(SecretError::LooseKeyFile { path: path.display().to_string(), mode: mode & 0o777 });
                     }
                 }
                 Ok(Self::new(&decode_key(&text, &path.display().to_string())?))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if data_dir.join(DATABASE_FILE).exists() {
+                    return Err(SecretError::KeyLost { dir: data_dir.display().to_string() });
+                }
                 let mut key = [0u8; 32];
                 getrandom::fill(&mut key).map_err(|e| io(std::io::Error::other(e.to_string())))?;
                 let mut opts = OpenOptions::new();
@@ -183,6 +203,18 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_key_beside_a_database_is_never_silently_replaced() {
+        assert_eq!(DATABASE_FILE, crate::store::DB_FILE);
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = SecretBox::load_or_create(dir.path()).unwrap();
+        drop(crate::store::Store::open(dir.path(), secrets).unwrap());
+        fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
+        let err = SecretBox::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("holds a registry database but no secret.key") && err.contains("Restore secret.key"), "{err}");
+        assert!(!dir.path().join(KEY_FILE).exists(), "no new key was made");
+    }
+
+    #[test]
     fn the_key_file_is_created_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let a = SecretBox::load_or_create(dir.path()).unwrap();
@@ -194,6 +226,14 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir.path().join(KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+            let err = SecretBox::load_or_create(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("is open to other users (mode 644)") && err.contains("chmod 600"), "{err}");
+            fs::set_permissions(dir.path().join(KEY_FILE), fs::Permissions::from_mode(0o600)).unwrap();
         }
         fs::write(dir.path().join(KEY_FILE), "not base64!").unwrap();
         let err = SecretBox::load_or_create(dir.path()).unwrap_err().to_string();
