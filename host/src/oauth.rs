@@ -42,6 +42,10 @@ pub enum FlowError {
     /// The callback came too late.
     #[error("the sign-in took longer than 10 minutes; click Obtain New Token again")]
     Expired,
+    /// The callback comes from another browser session than the one that
+    /// clicked Obtain New Token.
+    #[error("this sign-in was started in another browser session; click Obtain New Token again here")]
+    OtherSession,
     /// The callback's state belongs to another server.
     #[error("the sign-in answer belongs to another server; click Obtain New Token again")]
     WrongServer,
@@ -160,7 +164,9 @@ impl OAuth {
     }
 
     /// Starts "Obtain New Token": returns the URL to send the browser to.
-    pub async fn begin(&self, id: i64, prompt: Option<&str>) -> Result<String, FlowError> {
+    /// `session` identifies the admin's browser session (an opaque value);
+    /// only a callback from the same session may complete the sign-in.
+    pub async fn begin(&self, id: i64, prompt: Option<&str>, session: &str) -> Result<String, FlowError> {
         let (plugin, config) = self.plugin(id)?;
         if config.grant_type != GrantType::AuthorizationCode {
             return Err(FlowError::WrongGrant("this server uses client credentials: Obtain New Token fetches the token directly"));
@@ -175,19 +181,22 @@ impl OAuth {
         if check_origin(&url, "the authorization URL", self.insecure_loopback)? != check_origin(&config.server_url, "the Server URL", self.insecure_loopback)? {
             return Err(FlowError::BadUrl(format!("the plugin's authorization URL does not point at the Server URL ({})", config.server_url)));
         }
-        self.store.put_pending(&state, id, &verifier, &redirect_uri, PENDING_TTL_MS)?;
+        self.store.put_pending(&state, id, &verifier, &redirect_uri, session, PENDING_TTL_MS)?;
         Ok(url)
     }
 
     /// Handles the provider's redirect back to `/oauth2/callback/{id}`.
     /// Nothing in it is believed, an `error` included, until its state is
     /// one of ours, for this server, and fresh.
-    pub async fn callback(&self, id: i64, params: &HashMap<String, String>) -> Result<(), FlowError> {
+    pub async fn callback(&self, id: i64, params: &HashMap<String, String>, session: &str) -> Result<(), FlowError> {
         let state = params.get("state").map(String::as_str).unwrap_or("");
         // The state is consumed whatever happens next: it is single use.
         let pending = self.store.take_pending(state)?.ok_or(FlowError::UnknownState)?;
         if pending.server_id != id {
             return Err(FlowError::WrongServer);
+        }
+        if pending.session != session {
+            return Err(FlowError::OtherSession);
         }
         if pending.expired {
             return Err(self.failed(id, FlowError::Expired));

@@ -19,6 +19,8 @@ pub struct Pending {
     pub redirect_uri: String,
     /// Whether it expired before use.
     pub expired: bool,
+    /// The browser session that started it.
+    pub session: String,
 }
 
 /// Token fields that are not secret, kept as JSON.
@@ -216,13 +218,13 @@ impl Store {
     }
 
     /// Remembers an authorization in progress (single use, expiring).
-    pub fn put_pending(&self, state: &str, server_id: i64, code_verifier: &str, redirect_uri: &str, ttl_ms: i64) -> Result<(), StoreError> {
+    pub fn put_pending(&self, state: &str, server_id: i64, code_verifier: &str, redirect_uri: &str, session: &str, ttl_ms: i64) -> Result<(), StoreError> {
         let now = now_ms();
         let conn = self.db();
         conn.execute("DELETE FROM oauth2_pending WHERE expires_at < ?1", params![now - 24 * 3600 * 1000])?;
         conn.execute(
-            "INSERT INTO oauth2_pending (state, server_id, code_verifier, redirect_uri, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![state, server_id, self.secrets.seal(&format!("oauth2_pending.code_verifier.{state}"), code_verifier), redirect_uri, now + ttl_ms],
+            "INSERT INTO oauth2_pending (state, server_id, code_verifier, redirect_uri, expires_at, session) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![state, server_id, self.secrets.seal(&format!("oauth2_pending.code_verifier.{state}"), code_verifier), redirect_uri, now + ttl_ms, session],
         )?;
         Ok(())
     }
@@ -231,19 +233,20 @@ impl Store {
     pub fn take_pending(&self, state: &str) -> Result<Option<Pending>, StoreError> {
         let mut conn = self.db();
         let tx = conn.transaction()?;
-        let row: Option<(i64, Vec<u8>, String, i64)> = tx
-            .query_row("SELECT server_id, code_verifier, redirect_uri, expires_at FROM oauth2_pending WHERE state = ?1", params![state], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        let row: Option<(i64, Vec<u8>, String, i64, String)> = tx
+            .query_row("SELECT server_id, code_verifier, redirect_uri, expires_at, session FROM oauth2_pending WHERE state = ?1", params![state], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()?;
         tx.execute("DELETE FROM oauth2_pending WHERE state = ?1", params![state])?;
         tx.commit()?;
-        let Some((server_id, verifier, redirect_uri, expires_at)) = row else { return Ok(None) };
+        let Some((server_id, verifier, redirect_uri, expires_at, session)) = row else { return Ok(None) };
         Ok(Some(Pending {
             server_id,
             code_verifier: self.secrets.open(&format!("oauth2_pending.code_verifier.{state}"), &verifier)?,
             redirect_uri,
             expired: now_ms() > expires_at,
+            session,
         }))
     }
 
@@ -340,11 +343,11 @@ mod tests {
     fn pending_authorizations_are_single_use() {
         let (_dir, store) = open();
         let id = store.create_server(&input("SF")).unwrap();
-        store.put_pending("st", id, "verifier", "http://h/cb", 60_000).unwrap();
+        store.put_pending("st", id, "verifier", "http://h/cb", "session-a", 60_000).unwrap();
         let p = store.take_pending("st").unwrap().unwrap();
         assert_eq!((p.server_id, p.code_verifier.as_str(), p.expired), (id, "verifier", false));
         assert!(store.take_pending("st").unwrap().is_none());
-        store.put_pending("old", id, "v", "http://h/cb", -1).unwrap();
+        store.put_pending("old", id, "v", "http://h/cb", "session-a", -1).unwrap();
         assert!(store.take_pending("old").unwrap().unwrap().expired);
         store.delete_server(id).unwrap();
         assert!(matches!(store.server(id), Err(StoreError::NotFound(_))));

@@ -338,14 +338,21 @@ async fn server_page(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q):
         (Some("failed"), _) => Some(app.store.server(id).ok().and_then(|s| s.last_error).unwrap_or_else(|| "The last action failed.".into())),
         (_, Some("state")) => Some(FlowError::UnknownState.to_string()),
         (_, Some("server")) => Some(FlowError::WrongServer.to_string()),
+        (_, Some("session")) => Some(FlowError::OtherSession.to_string()),
         _ => None,
     };
     server_view_page(&app, &s, id, notice, error, None)
 }
 
+/// What ties an Obtain New Token to the browser session that started it:
+/// the hash of the session's CSRF token (secret, and one per session).
+fn session_binding(s: &Session) -> String {
+    crate::secrets::token_hash(&s.csrf_token)
+}
+
 async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
     match app.store.server(id)?.grant_type {
-        GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login")).await {
+        GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login"), &session_binding(&s)).await {
             // 303 so the browser GETs the provider's page.
             Ok(url) => Ok(Redirect::to(&url).into_response()),
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("Could not start: {e}")), None),
@@ -379,16 +386,18 @@ async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin
     }
 }
 
-async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<FormMap>, _: Admin) -> Response {
-    // Only a callback whose state checks out may record anything on the
-    // server; the others say what was wrong through a fixed message.
-    match app.oauth.callback(id, &q).await {
+async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<FormMap>, Admin(s): Admin) -> Response {
+    // Only a callback whose state checks out, from the session that started
+    // the sign-in, may record anything on the server; the others say what
+    // was wrong through a fixed message.
+    match app.oauth.callback(id, &q, &session_binding(&s)).await {
         Ok(()) => {
             app.engine.wake();
             see_other(&format!("/servers/{id}?notice=obtained"))
         }
         Err(FlowError::UnknownState) => see_other(&format!("/servers/{id}?problem=state")),
         Err(FlowError::WrongServer) => see_other(&format!("/servers/{id}?problem=server")),
+        Err(FlowError::OtherSession) => see_other(&format!("/servers/{id}?problem=session")),
         Err(_) => see_other(&format!("/servers/{id}?notice=failed")),
     }
 }

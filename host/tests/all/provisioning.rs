@@ -66,11 +66,11 @@ impl Harness {
 
     /// Obtain New Token, as the admin's browser does it.
     async fn obtain_token(&self) {
-        let authorize = self.oauth.begin(self.server, None).await.unwrap();
+        let authorize = self.oauth.begin(self.server, None, "browser-a").await.unwrap();
         let callback = common::at_salesforce(&authorize, &self.emu.login_url(), true).await;
         let url = reqwest::Url::parse(&callback).unwrap();
         let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
-        self.oauth.callback(self.server, &params).await.unwrap();
+        self.oauth.callback(self.server, &params, "browser-a").await.unwrap();
     }
 
     fn target(&self, name: &str, settings: &[(&str, &str)], scope: Scope) -> i64 {
@@ -476,4 +476,22 @@ async fn scope_and_disabled_targets_decide_who_is_provisioned() {
     h.store.delete_target(t).unwrap();
     let history = h.store.history("S1", 10).unwrap();
     assert!(history.iter().all(|e| e.target.as_deref() == Some("Staff at example.org")), "{history:?}");
+}
+
+/// The OAuth `state` is bound to the browser session that clicked Obtain New
+/// Token: another session's callback with that state completes nothing.
+#[tokio::test]
+async fn obtain_new_token_completes_only_in_the_session_that_started_it() {
+    let h = Harness::new(GrantType::AuthorizationCode).await;
+    h.store.clear_tokens(h.server).unwrap();
+    let authorize = h.oauth.begin(h.server, None, "browser-a").await.unwrap();
+    let callback = common::at_salesforce(&authorize, &h.emu.login_url(), true).await;
+    let params: HashMap<String, String> = reqwest::Url::parse(&callback).unwrap().query_pairs().into_owned().collect();
+    let error = h.oauth.callback(h.server, &params, "browser-b").await.unwrap_err();
+    assert!(matches!(error, registry_host::oauth::FlowError::OtherSession), "{error}");
+    assert!(error.to_string().contains("started in another browser session"));
+    assert!(h.store.tokens(h.server).unwrap().is_none(), "nothing was stored");
+    // The state was single use: the right session cannot replay it either.
+    let replay = h.oauth.callback(h.server, &params, "browser-a").await.unwrap_err();
+    assert!(matches!(replay, registry_host::oauth::FlowError::UnknownState), "{replay}");
 }
