@@ -26,7 +26,7 @@ use registry_plugin_runtime::latest::types::{GrantType, PluginError, RemoteRef, 
 use registry_plugin_runtime::{CallError, Failure, Plugin};
 
 use crate::domain::{Done, Job, TokenStatus};
-use crate::oauth::OAuth;
+use crate::oauth::{FlowError, OAuth};
 use crate::store::{Store, StoreError, now_ms};
 
 /// Why [`Engine::run_once`] did not finish its batch.
@@ -271,6 +271,16 @@ impl Engine {
         while !pending.is_empty() {
             let allow = match self.oauth.allowlist(target.server_id, &self.store.server_config(target.server_id)?, Some(&tokens)) {
                 Ok(a) => a,
+                // Tokens stored before the server's API hosts said otherwise
+                // (an upgrade, a plugin that narrowed its own): they are
+                // dropped, the server page says why, and the jobs wait for a
+                // token as they do for any server without one.
+                Err(FlowError::UntrustedInstance(why)) => {
+                    self.store.clear_tokens(target.server_id)?;
+                    self.store.set_error(target.server_id, &why, None)?;
+                    let jobs: Vec<Job> = pending.into_iter().map(|(j, _)| j).collect();
+                    return self.store.finish_waiting(&jobs, &format!("waiting for a token: {why}"));
+                }
                 Err(e) => {
                     for (j, _) in &pending {
                         self.settle(j, Verdict::Fail(e.to_string()))?;

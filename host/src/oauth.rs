@@ -61,6 +61,10 @@ pub enum FlowError {
     /// A URL from the configuration or a token response is not acceptable.
     #[error("{0}")]
     BadUrl(String),
+    /// The instance URL tokens name is not among the API hosts the plugin
+    /// and the server trust.
+    #[error("{0}")]
+    UntrustedInstance(String),
 }
 
 /// Checks a URL a plugin will be allowed to reach: the runtime's origin
@@ -151,11 +155,11 @@ impl OAuth {
         // A pattern that does not parse is never read as "no pattern": that
         // would loosen the rule.
         let patterns = |list: &[String], whose: &str| -> Result<Vec<HostPattern>, FlowError> {
-            list.iter().map(|p| HostPattern::parse(p).map_err(|e| FlowError::BadUrl(format!("{whose} API hosts: {e}")))).collect()
+            list.iter().map(|p| HostPattern::parse(p).map_err(|e| FlowError::UntrustedInstance(format!("{whose} API hosts: {e}")))).collect()
         };
         let plugin_hosts = patterns(&plugin.metadata().api_hosts, "the plugin's")?;
         let server_hosts = patterns(&server.api_hosts, "the OAuth2 server's")?;
-        check_instance(origin, &plugin_hosts, &server_hosts).map_err(FlowError::BadUrl)
+        check_instance(origin, &plugin_hosts, &server_hosts).map_err(FlowError::UntrustedInstance)
     }
 
     fn failed(&self, id: i64, e: FlowError) -> FlowError {

@@ -15,7 +15,7 @@ use registry_plugin_runtime::latest::types::GrantType;
 use crate::oauth::OAuth;
 use crate::domain::Scope;
 use crate::engine::{Engine, EngineConfig};
-use registry_plugin_runtime::{Plugin, Runtime, RuntimeConfig};
+use registry_plugin_runtime::{HostPattern, Origin, Plugin, Runtime, RuntimeConfig};
 use crate::secrets::SecretBox;
 use crate::domain::{ServerInput, TargetInput};
 use crate::store::Store;
@@ -208,7 +208,7 @@ fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emul
         grant_type: GrantType::AuthorizationCode,
         scope: Some("api refresh_token".into()),
         // The emulator's instance host, and only it.
-        api_hosts: vec![emulator.instance_url().trim_start_matches("http://").trim_end_matches('/').to_string()],
+        api_hosts: vec![HostPattern::exact(&Origin::of_url(&emulator.instance_url())?).to_string()],
     };
     let id = match existing {
         Some(s) => store.update_server(s.id, &input)?.id,

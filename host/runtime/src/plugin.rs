@@ -150,11 +150,8 @@ impl Plugin {
     ) -> Result<Result<(), Vec<types::FieldError>>, CallError> {
         let settings = settings.to_vec();
         self.sandbox
-            .call("provisioning-target.validate-settings", allowlist, async |i, s| match i {
-                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_validate_settings(s, &settings).await,
-                Instance::V0_1_0(p) => {
-                    Ok(p.registry_provisioning_provisioning_target().call_validate_settings(s, &settings).await?.map_err(Convert::convert))
-                }
+            .call("provisioning-target.validate-settings", allowlist, async |i, s| {
+                dispatch!(i, s, registry_provisioning_provisioning_target.call_validate_settings(&settings))
             })
             .await
     }
@@ -263,13 +260,8 @@ impl Plugin {
         allowlist: &HttpAllowlist,
     ) -> Result<Result<(), types::PluginError>, CallError> {
         self.sandbox
-            .call("oauth2-server.revoke", allowlist, async |i, s| match i {
-                Instance::V0_2_0(p) => p.registry_provisioning_oauth2_server().call_revoke(s, config, tokens).await,
-                Instance::V0_1_0(p) => Ok(p
-                    .registry_provisioning_oauth2_server()
-                    .call_revoke(s, &config.clone().convert(), &tokens.clone().convert())
-                    .await?
-                    .map_err(Convert::convert)),
+            .call("oauth2-server.revoke", allowlist, async |i, s| {
+                dispatch!(i, s, registry_provisioning_oauth2_server.call_revoke(config, tokens))
             })
             .await
     }

@@ -14,7 +14,7 @@ use registry_host::engine::{Engine, EngineConfig};
 use registry_host::secrets::SecretBox;
 use registry_host::domain::{ServerInput, TargetInput};
 use registry_host::store::Store;
-use registry_plugin_runtime::{Runtime, RuntimeConfig};
+use registry_plugin_runtime::{HostPattern, Origin, Runtime, RuntimeConfig};
 use salesforce_emulator::{Emulator, Seed};
 
 /// Prints the runtime's load and call costs for one plugin.
@@ -92,7 +92,7 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
     let plugins = Arc::new(HashMap::from([(plugin.name().to_string(), plugin.clone())]));
     let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
     let mut input = ServerInput::for_config("Emulator", plugin.name(), &registry_plugin_testbed::emulator_server(&emu, GrantType::ClientCredentials));
-    input.api_hosts = vec![emu.instance_url().trim_start_matches("http://").trim_end_matches('/').to_string()];
+    input.api_hosts = vec![HostPattern::exact(&Origin::of_url(&emu.instance_url())?).to_string()];
     let server = store.create_server(&input)?;
     let people: Vec<Person> = (0..n).map(|i| Person::example(&format!("P{i:07}"), "Bench", &format!("Person {i}"), &format!("p{i}@example.org"))).collect();
     let started = Instant::now();

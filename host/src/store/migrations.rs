@@ -118,10 +118,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         last_used_at INTEGER
     );",
-    // Version 3: the hosts a server's tokens may name as their instance, on top of
+    // 3: the hosts a server's tokens may name as their instance, on top of
     // the plugin's own patterns; space separated.
     "ALTER TABLE oauth2_servers ADD COLUMN api_hosts TEXT NOT NULL DEFAULT '';",
-    // Version 4: the browser session that started an Obtain New Token, so
+    // 4: the browser session that started an Obtain New Token, so
     // only that session's callback completes it.
     "ALTER TABLE oauth2_pending ADD COLUMN session TEXT NOT NULL DEFAULT '';",
 ];

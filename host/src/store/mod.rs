@@ -69,11 +69,16 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// A write refused by a unique constraint becomes [`StoreError::Conflict`]
-/// with `message`; any other failure stays a database error.
+/// A write refused by a UNIQUE or PRIMARY KEY constraint becomes
+/// [`StoreError::Conflict`] with `message`; any other failure (a foreign key,
+/// a CHECK) stays a database error rather than pass for a taken name.
 fn unique(e: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => StoreError::Conflict(message()),
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+        {
+            StoreError::Conflict(message())
+        }
         _ => StoreError::Sql(e),
     }
 }
@@ -176,31 +181,5 @@ mod tests {
         drop(again);
         let err = Store::open(dir.path(), SecretBox::new(&[1; 32])).unwrap_err().to_string();
         assert!(err.contains("schema version 99"), "{err}");
-    }
-
-    #[test]
-    fn a_stored_value_this_program_does_not_know_is_an_error_not_a_default() {
-        let (_dir, store) = open();
-        let input = crate::domain::ServerInput {
-            name: "SF".into(),
-            description: String::new(),
-            plugin: "salesforce".into(),
-            server_url: "https://login.salesforce.com".into(),
-            client_id: "id".into(),
-            client_secret: Some("s".into()),
-            grant_type: registry_plugin_runtime::latest::types::GrantType::ClientCredentials,
-            scope: None,
-            api_hosts: vec![],
-        };
-        let id = store.create_server(&input).unwrap();
-        // The schema's CHECKs keep these out; a file edited by another tool
-        // (or damaged) may still hold them.
-        store.db().pragma_update(None, "ignore_check_constraints", true).unwrap();
-        store.db().execute("UPDATE oauth2_servers SET grant_type = 'device_code' WHERE id = ?1", [id]).unwrap();
-        let err = store.server(id).unwrap_err().to_string();
-        assert!(err.contains("unknown grant type 'device_code'"), "{err}");
-        store.db().execute("UPDATE oauth2_servers SET grant_type = 'client_credentials', token_status = 'half_set' WHERE id = ?1", [id]).unwrap();
-        let err = store.servers().unwrap_err().to_string();
-        assert!(err.contains("unknown token status 'half_set'"), "{err}");
     }
 }

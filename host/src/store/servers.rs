@@ -352,4 +352,33 @@ mod tests {
         store.delete_server(id).unwrap();
         assert!(matches!(store.server(id), Err(StoreError::NotFound(_))));
     }
+
+    #[test]
+    fn a_stored_value_this_program_does_not_know_is_an_error_not_a_default() {
+        let (_dir, store) = open();
+        let mut input = input("SF");
+        input.grant_type = GrantType::ClientCredentials;
+        let id = store.create_server(&input).unwrap();
+        // The schema's CHECKs keep these out; a file edited by another tool
+        // (or damaged) may still hold them.
+        store.db().pragma_update(None, "ignore_check_constraints", true).unwrap();
+        store.db().execute("UPDATE oauth2_servers SET grant_type = 'device_code' WHERE id = ?1", [id]).unwrap();
+        let err = store.server(id).unwrap_err().to_string();
+        assert!(err.contains("unknown grant type 'device_code'"), "{err}");
+        store.db().execute("UPDATE oauth2_servers SET grant_type = 'client_credentials', token_status = 'half_set' WHERE id = ?1", [id]).unwrap();
+        let err = store.servers().unwrap_err().to_string();
+        assert!(err.contains("unknown token status 'half_set'"), "{err}");
+    }
+
+    #[test]
+    fn only_a_taken_name_is_a_conflict() {
+        use crate::domain::{Scope, TargetInput};
+        let (_dir, store) = open();
+        let server = store.create_server(&input("SF")).unwrap();
+        let target = |server_id| TargetInput { name: "T".into(), plugin: "salesforce".into(), server_id, settings: vec![], enabled: true, scope: Scope::default() };
+        store.create_target(&target(server)).unwrap();
+        assert!(matches!(store.create_target(&target(server)), Err(StoreError::Conflict(m)) if m == "a target named 'T' already exists"));
+        // A missing server is named as missing, not passed off as a taken name.
+        assert!(matches!(store.create_target(&target(server + 99)), Err(StoreError::NotFound(m)) if m.contains("server")));
+    }
 }

@@ -39,6 +39,8 @@ impl Store {
 
     /// Adds a target.
     pub fn create_target(&self, input: &TargetInput) -> Result<i64, StoreError> {
+        // Named, rather than left to the foreign key's bare failure.
+        self.server(input.server_id)?;
         let now = now_ms();
         let mut conn = self.db();
         let tx = conn.transaction()?;
@@ -46,7 +48,7 @@ impl Store {
             "INSERT INTO targets (name, plugin, server_id, settings, enabled, scope, created_at, updated_at) VALUES (?1, ?2, ?3, x'', ?4, ?5, ?6, ?6)",
             params![input.name, input.plugin, input.server_id, input.enabled, serde_json::to_string(&input.scope).expect("plain data"), now],
         )
-        .map_err(|e| unique(e, || format!("a target named '{}' already exists, or its OAuth2 server is gone", input.name)))?;
+        .map_err(|e| unique(e, || format!("a target named '{}' already exists", input.name)))?;
         let id = tx.last_insert_rowid();
         let sealed = self.secrets.seal(&Self::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
         tx.execute("UPDATE targets SET settings = ?1 WHERE id = ?2", params![sealed, id])?;
@@ -57,13 +59,14 @@ impl Store {
     /// Saves an edit.
     pub fn update_target(&self, id: i64, input: &TargetInput) -> Result<(), StoreError> {
         let sealed = self.secrets.seal(&Self::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
+        self.server(input.server_id)?;
         let n = self
             .db()
             .execute(
                 "UPDATE targets SET name = ?1, plugin = ?2, server_id = ?3, settings = ?4, enabled = ?5, scope = ?6, updated_at = ?7 WHERE id = ?8",
                 params![input.name, input.plugin, input.server_id, sealed, input.enabled, serde_json::to_string(&input.scope).expect("plain data"), now_ms(), id],
             )
-            .map_err(|e| unique(e, || format!("a target named '{}' already exists, or its OAuth2 server is gone", input.name)))?;
+            .map_err(|e| unique(e, || format!("a target named '{}' already exists", input.name)))?;
         if n == 0 { Err(StoreError::NotFound(format!("target {id}"))) } else { Ok(()) }
     }
 

@@ -60,7 +60,7 @@ async fn a_plugin_made_instance_url_outside_the_api_hosts_is_refused_and_not_sto
     for (i, (url, hosts)) in refused.iter().enumerate() {
         let id = store.create_server(&server(&format!("S{i}"), &name, "https://login.salesforce.com", &format!("instance={url}"), hosts)).unwrap();
         let error = oauth.client_credentials(id).await.expect_err(url);
-        assert!(matches!(error, FlowError::BadUrl(_)), "{url}: {error}");
+        assert!(matches!(error, FlowError::UntrustedInstance(_)), "{url}: {error}");
         let origin = registry_plugin_runtime::Origin::of_url(url).unwrap().to_string();
         assert!(error.to_string().contains(&origin), "{url}: {error}");
         assert!(store.tokens(id).unwrap().is_none(), "{url}: nothing is stored");
@@ -106,4 +106,41 @@ async fn a_token_response_naming_another_loopback_port_is_refused() {
     let id = store.create_server(&exact).unwrap();
     oauth.client_credentials(id).await.unwrap();
     assert!(oauth.test_connection(id).await.is_ok());
+}
+
+/// Tokens stored before the rule (or before the plugin narrowed its own
+/// hosts) are not trusted by the engine either: it drops them, the server
+/// page says why, and the jobs wait for a token instead of failing for good.
+#[tokio::test]
+async fn the_engine_drops_stored_tokens_whose_instance_is_no_longer_trusted() {
+    use registry_host::domain::{ProvState, Scope, TargetInput};
+    use registry_host::engine::{Engine, EngineConfig};
+    let emu = Emulator::start(Seed::demo(vec![])).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), SecretBox::new(&[7; 32])).unwrap());
+    let plugins = Arc::new(HashMap::from([("salesforce".to_string(), load(test_guests::salesforce_plugin()).await)]));
+    let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
+    let mut input = common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials);
+    let id = store.create_server(&input).unwrap();
+    oauth.client_credentials(id).await.unwrap();
+    let tokens = store.tokens(id).unwrap().unwrap();
+    // The same tokens, held as if from before the server had API hosts.
+    input.api_hosts.clear();
+    input.client_secret = None;
+    assert!(store.update_server(id, &input).unwrap().tokens_cleared);
+    store.save_tokens(id, &tokens).unwrap();
+    let target = store
+        .create_target(&TargetInput { name: "T".into(), plugin: "salesforce".into(), server_id: id, settings: vec![], enabled: true, scope: Scope::default() })
+        .unwrap();
+    store.create_person(common::person("U1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+    let engine = Engine::new(store.clone(), plugins, oauth, EngineConfig::default());
+    assert_eq!(engine.run_once().await.unwrap(), 1);
+
+    assert!(store.tokens(id).unwrap().is_none(), "the untrusted tokens are dropped");
+    let server = store.server(id).unwrap();
+    assert!(server.last_error.as_deref().unwrap_or("").contains("lists no API hosts"), "{:?}", server.last_error);
+    let state = store.person_states("U1").unwrap().into_iter().find(|s| s.target_id == target).unwrap();
+    assert_eq!(state.state, ProvState::Pending, "waiting, not failed");
+    assert!(state.message.unwrap_or_default().starts_with("waiting for a token"));
+    assert!(emu.live_records("Contact").is_empty(), "nothing went to the instance");
 }

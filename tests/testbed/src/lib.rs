@@ -117,7 +117,9 @@ impl TestBed {
     }
 
     /// What the registry would allow a call: the login host, and the
-    /// instance named by `tokens`.
+    /// instance named by `tokens`. (The registry first checks that instance
+    /// against the plugin's and the server's API hosts; against the local
+    /// emulator there is nothing to check it with.)
     pub fn allowlist(&self, tokens: Option<&TokenSet>) -> HttpAllowlist {
         let instance = tokens.and_then(|t| t.instance_url.as_deref());
         HttpAllowlist::for_server(&self.emulator.login_url(), instance).expect("the emulator's URLs are valid")

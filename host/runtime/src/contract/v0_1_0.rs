@@ -34,7 +34,7 @@ pub(crate) trait Convert<T> {
 macro_rules! same {
     ($($t:ty),*) => { $(impl Convert<$t> for $t { fn convert(self) -> $t { self } })* };
 }
-same!(String, bool, u16, u64);
+same!((), String, bool, u16, u64);
 
 impl<A: Convert<B>, B> Convert<Option<B>> for Option<A> {
     fn convert(self) -> Option<B> {

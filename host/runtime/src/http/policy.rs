@@ -88,6 +88,11 @@ impl HostPattern {
         Ok(HostPattern { wildcard, host, port })
     }
 
+    /// The pattern naming exactly `origin`'s host and port.
+    pub fn exact(origin: &Origin) -> HostPattern {
+        HostPattern { wildcard: false, host: origin.host.clone(), port: Some(origin.port) }
+    }
+
     /// Whether `origin`'s host (and port, if the pattern names one) match.
     pub fn matches(&self, origin: &Origin) -> bool {
         let host_ok = if self.wildcard {

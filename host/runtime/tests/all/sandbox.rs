@@ -306,8 +306,9 @@ async fn the_pooling_allocator_keeps_every_limit() {
     plugin.validate_settings(&[], &HttpAllowlist::none()).await.unwrap().unwrap();
 }
 
-#[tokio::test]
-async fn connections_are_kept_alive_across_calls() {
+/// A loopback HTTP/1.1 server that answers every request on a connection
+/// until the client closes it; counts (connections, requests).
+fn keep_alive_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -322,7 +323,6 @@ async fn connections_are_kept_alive_across_calls() {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
-                // Answer every request on the connection until the client closes it.
                 while let Ok(n) = stream.read(&mut chunk) {
                     if n == 0 {
                         return;
@@ -339,9 +339,15 @@ async fn connections_are_kept_alive_across_calls() {
             });
         }
     });
+    (format!("http://{addr}"), connections, requests)
+}
+
+#[tokio::test]
+async fn connections_are_kept_alive_across_calls() {
+    use std::sync::atomic::Ordering;
+    let (server, connections, requests) = keep_alive_server();
     let runtime = runtime();
     let plugin = load(&runtime, test_guests::hostile_http()).await;
-    let server = format!("http://{addr}");
     let allow = HttpAllowlist::none().allow_url(&server).unwrap();
     for _ in 0..5 {
         let verdict = plugin.validate_settings(&settings(&[("url", &format!("{server}/ping"))]), &allow).await;
@@ -405,35 +411,8 @@ async fn plain_http_to_loopback_needs_the_operators_opt_in() {
 
 #[tokio::test]
 async fn each_runtime_keeps_its_own_connections() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            counted.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut chunk) {
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let server = format!("http://{addr}");
+    use std::sync::atomic::Ordering;
+    let (server, connections, _) = keep_alive_server();
     let allow = HttpAllowlist::none().allow_url(&server).unwrap();
     let (first, second) = (runtime(), runtime());
     for rt in [&first, &second, &first, &second] {
