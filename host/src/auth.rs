@@ -39,11 +39,58 @@ pub fn create_admin(store: &Store, username: &str, password: &str) -> Result<i64
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AdminError::WeakPassword);
     }
+    Ok(store.create_admin(username, &hash(password))?)
+}
+
+fn hash(password: &str) -> String {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the OS has randomness");
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-    let hash = Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default parameters").to_string();
-    Ok(store.create_admin(username, &hash)?)
+    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default parameters").to_string()
+}
+
+fn verify(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// Why a password was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    /// The current password given is wrong.
+    #[error("current password: that is not your current password")]
+    WrongCurrent,
+    /// The new password is too short.
+    #[error("new password: use at least {MIN_PASSWORD_LEN} characters")]
+    WeakPassword,
+    /// The two new passwords differ.
+    #[error("confirm new password: the two new passwords differ")]
+    Mismatch,
+    /// The database refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Changes an admin's password after checking the current one, and ends
+/// every other session of theirs; `keep` (the session asking) stays.
+pub fn change_password(store: &Store, keep: &Session, current: &str, new: &str, confirm: &str) -> Result<(), PasswordChangeError> {
+    let admin_id = keep.admin_id;
+    let stored = store.admin_password_hash(admin_id)?.unwrap_or_default();
+    if !verify(current, &stored) {
+        return Err(PasswordChangeError::WrongCurrent);
+    }
+    if new.chars().count() < MIN_PASSWORD_LEN {
+        return Err(PasswordChangeError::WeakPassword);
+    }
+    if new != confirm {
+        return Err(PasswordChangeError::Mismatch);
+    }
+    store.set_password(admin_id, &hash(new), Some(&keep.token_hash))?;
+    Ok(())
+}
+
+/// Ends every session of `keep`'s admin but `keep` itself.
+pub fn end_other_sessions(store: &Store, keep: &Session) -> Result<usize, StoreError> {
+    store.end_sessions(keep.admin_id, Some(&keep.token_hash))
 }
 
 /// Checks a login; on success opens a session and returns its token.
@@ -54,8 +101,7 @@ pub fn login(store: &Store, username: &str, password: &str) -> Result<Option<Str
             .map(|h| Argon2::default().verify_password(password.as_bytes(), &h));
         return Ok(None);
     };
-    let Ok(parsed) = PasswordHash::new(&hash) else { return Ok(None) };
-    if Argon2::default().verify_password(password.as_bytes(), &parsed).is_err() {
+    if !verify(password, &hash) {
         return Ok(None);
     }
     let token = random(32);
@@ -71,6 +117,38 @@ pub fn session(store: &Store, token: &str) -> Result<Option<Session>, StoreError
 /// Ends the session for a cookie token.
 pub fn logout(store: &Store, token: &str) -> Result<(), StoreError> {
     store.delete_session(&token_hash(token))
+}
+
+/// Longest API token lifetime, in days (ten years).
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// Creates an API token: `name` is 1–64 printable characters; it expires
+/// after `days` if given. Returns the token, to be shown once.
+pub fn create_api_token(store: &Store, name: &str, days: Option<u32>) -> Result<String, TokenError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(TokenError::BadName);
+    }
+    let expires_at = match days {
+        None => None,
+        Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => Some(crate::store::now_ms() + i64::from(d) * 24 * 60 * 60 * 1000),
+        Some(_) => return Err(TokenError::BadExpiry),
+    };
+    Ok(store.create_api_token(name, expires_at)?)
+}
+
+/// Why an API token was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The name is empty, too long or has control characters.
+    #[error("name: use 1–64 printable characters")]
+    BadName,
+    /// The lifetime is out of range.
+    #[error("expires after: use 1 to {MAX_TOKEN_DAYS} days, or nothing for a token that does not expire")]
+    BadExpiry,
+    /// The database refused (e.g. the name is taken).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Compares CSRF tokens in constant time.
@@ -101,5 +179,26 @@ mod tests {
         assert!(!csrf_ok(&s, "forged"));
         logout(&store, &token).unwrap();
         assert!(session(&store, &token).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_password_change_checks_the_current_one_and_ends_other_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), SecretBox::new(&[3; 32])).unwrap();
+        let id = create_admin(&store, "admin", "correct horse battery").unwrap();
+        let here = login(&store, "admin", "correct horse battery").unwrap().unwrap();
+        let here = session(&store, &here).unwrap().unwrap();
+        let elsewhere = login(&store, "admin", "correct horse battery").unwrap().unwrap();
+        assert!(matches!(change_password(&store, &here, "guess guess guess", "new password 1", "new password 1"), Err(PasswordChangeError::WrongCurrent)));
+        assert!(matches!(change_password(&store, &here, "correct horse battery", "short", "short"), Err(PasswordChangeError::WeakPassword)));
+        assert!(matches!(change_password(&store, &here, "correct horse battery", "new password 1", "new password 2"), Err(PasswordChangeError::Mismatch)));
+        assert!(session(&store, &elsewhere).unwrap().is_some(), "refused changes end nothing");
+        change_password(&store, &here, "correct horse battery", "new password 1", "new password 1").unwrap();
+        assert!(store.session(&here.token_hash).unwrap().is_some(), "the session that changed it stays");
+        assert!(session(&store, &elsewhere).unwrap().is_none(), "every other session ends");
+        assert!(login(&store, "admin", "correct horse battery").unwrap().is_none());
+        assert!(login(&store, "admin", "new password 1").unwrap().is_some());
+        assert_eq!(end_other_sessions(&store, &here).unwrap(), 1);
+        assert_eq!(store.session_count(id).unwrap(), 1);
     }
 }

@@ -36,6 +36,8 @@ pub fn token_hash(token: &str) -> String {
 pub const KEY_ENV: &str = "REGISTRY_HOST_SECRET_KEY";
 /// Key file name inside the data directory.
 pub const KEY_FILE: &str = "secret.key";
+/// The next key, while a rotation is under way.
+pub const NEXT_KEY_FILE: &str = "secret.key.next";
 /// The database file ([`crate::store::DB_FILE`]): a key is never made anew
 /// beside one, whose secrets the lost key sealed.
 const DATABASE_FILE: &str = "registry.sqlite3";
@@ -74,6 +76,15 @@ pub enum SecretError {
         /// The data directory.
         dir: String,
     },
+    /// A key rotation stopped before it finished.
+    #[error("{dir} holds {NEXT_KEY_FILE}: a key rotation stopped before it finished. Run `registry-host secrets rotate` again to finish it (it uses both keys)")]
+    RotationUnfinished {
+        /// The data directory.
+        dir: String,
+    },
+    /// Rotation works on the key file, not on a key from the environment.
+    #[error("the key comes from {KEY_ENV}: rotation replaces the data directory's {KEY_FILE}, so it cannot rotate a key it did not store")]
+    KeyInEnvironment,
     /// A stored value does not decrypt with this key (wrong key or damaged data).
     #[error("a stored secret ({0}) cannot be decrypted: the secret key changed or the database was altered")]
     Undecryptable(String),
@@ -104,40 +115,34 @@ impl SecretBox {
         if let Ok(v) = std::env::var(KEY_ENV) {
             return Ok(Self::new(&decode_key(&v, KEY_ENV)?));
         }
-        let path = data_dir.join(KEY_FILE);
-        let io = |source| SecretError::Io { path: path.display().to_string(), source };
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let mode = fs::metadata(&path).map_err(io)?.permissions().mode();
-                    if mode & 0o077 != 0 {
-                        return Err(SecretError::LooseKeyFile { path: path.display().to_string(), mode: mode & 0o777 });
-                    }
-                }
-                Ok(Self::new(&decode_key(&text, &path.display().to_string())?))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if data_dir.join(DATABASE_FILE).exists() {
-                    return Err(SecretError::KeyLost { dir: data_dir.display().to_string() });
-                }
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-                let mut opts = OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(&path).map_err(io)?;
-                f.write_all(base64::engine::general_purpose::STANDARD.encode(key).as_bytes()).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                Ok(Self::new(&key))
-            }
-            Err(e) => Err(io(e)),
+        if data_dir.join(NEXT_KEY_FILE).exists() {
+            return Err(SecretError::RotationUnfinished { dir: data_dir.display().to_string() });
         }
+        let path = data_dir.join(KEY_FILE);
+        if let Some(key) = read_key_file(&path)? {
+            return Ok(key);
+        }
+        if data_dir.join(DATABASE_FILE).exists() {
+            return Err(SecretError::KeyLost { dir: data_dir.display().to_string() });
+        }
+        create_key_file(&path)
+    }
+
+    /// Starts (or resumes) replacing the key file: the new key is written
+    /// to `secret.key.next` first, so a rotation that stops half way can be
+    /// run again with both keys at hand.
+    pub fn begin_rotation(data_dir: &Path) -> Result<Rotation, SecretError> {
+        if std::env::var_os(KEY_ENV).is_some() {
+            return Err(SecretError::KeyInEnvironment);
+        }
+        let path = data_dir.join(KEY_FILE);
+        let next = data_dir.join(NEXT_KEY_FILE);
+        let old = read_key_file(&path)?.ok_or_else(|| SecretError::Io { path: path.display().to_string(), source: std::io::ErrorKind::NotFound.into() })?;
+        let new = match read_key_file(&next)? {
+            Some(new) => new,
+            None => create_key_file(&next)?,
+        };
+        Ok(Rotation { old, new, path, next })
     }
 
     /// A key for another purpose (`label`), derived from this one, e.g. the
@@ -176,6 +181,68 @@ impl SecretBox {
         let plain = self.cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() }).map_err(|_| bad())?;
         String::from_utf8(plain).map_err(|_| bad())
     }
+}
+
+/// A key rotation under way: the key in use and its successor.
+#[derive(Debug)]
+pub struct Rotation {
+    /// The key the database's secrets are sealed with now.
+    pub old: SecretBox,
+    /// The key they are to be sealed with.
+    pub new: SecretBox,
+    path: std::path::PathBuf,
+    next: std::path::PathBuf,
+}
+
+impl Rotation {
+    /// Makes the new key the key file, once every secret is sealed with
+    /// it; the old key is gone after this.
+    pub fn finish(self) -> Result<(), SecretError> {
+        fs::rename(&self.next, &self.path).map_err(|source| SecretError::Io { path: self.path.display().to_string(), source })?;
+        if let Some(dir) = self.path.parent() {
+            // The rename itself is durable only once the directory is synced.
+            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+}
+
+/// The key in `path`, refusing a file open to other users; None if there
+/// is no such file.
+fn read_key_file(path: &Path) -> Result<Option<SecretBox>, SecretError> {
+    let io = |source| SecretError::Io { path: path.display().to_string(), source };
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(SecretError::LooseKeyFile { path: path.display().to_string(), mode: mode & 0o777 });
+        }
+    }
+    Ok(Some(SecretBox::new(&decode_key(&text, &path.display().to_string())?)))
+}
+
+/// A new random key, written to `path` (mode 0600, synced).
+fn create_key_file(path: &Path) -> Result<SecretBox, SecretError> {
+    let io = |source| SecretError::Io { path: path.display().to_string(), source };
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(base64::engine::general_purpose::STANDARD.encode(key).as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(SecretBox::new(&key))
 }
 
 fn decode_key(text: &str, source_name: &str) -> Result<[u8; 32], SecretError> {
@@ -238,5 +305,25 @@ mod tests {
         fs::write(dir.path().join(KEY_FILE), "not base64!").unwrap();
         let err = SecretBox::load_or_create(dir.path()).unwrap_err().to_string();
         assert!(err.contains("secret.key") && err.contains("base64 of 32 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_rotation_keeps_both_keys_until_it_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SecretBox::load_or_create(dir.path()).unwrap();
+        let sealed = first.seal("x", "v");
+        let rotation = SecretBox::begin_rotation(dir.path()).unwrap();
+        assert_eq!(rotation.old.open("x", &sealed).unwrap(), "v");
+        drop(rotation);
+        // Stopped half way: nothing starts on a guess, and a second run gets the same new key.
+        let err = SecretBox::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("secrets rotate") && err.contains("again"), "{err}");
+        let rotation = SecretBox::begin_rotation(dir.path()).unwrap();
+        let resealed = rotation.new.seal("x", "v");
+        rotation.finish().unwrap();
+        let now = SecretBox::load_or_create(dir.path()).unwrap();
+        assert_eq!(now.open("x", &resealed).unwrap(), "v");
+        assert!(now.open("x", &sealed).is_err(), "the old key is gone");
+        assert!(!dir.path().join(NEXT_KEY_FILE).exists());
     }
 }

@@ -49,6 +49,8 @@ pub struct ServeConfig {
     pub demo: bool,
     /// How the provisioning engine works.
     pub engine: EngineConfig,
+    /// Timeouts and the connection cap of the web server.
+    pub web: web::WebLimits,
 }
 
 /// A running host.
@@ -164,14 +166,27 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 
     let engine = Engine::new(store.clone(), plugins.clone(), oauth.clone(), config.engine.clone());
     let resumed = engine.start()?;
-    let app = Arc::new(App::new(store.clone(), oauth, plugins.clone(), engine.clone(), public_url.starts_with("https://")));
-    let router = web::router(app);
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!("web server stopped: {e}");
-        }
-    });
+    let app = App::new(store.clone(), oauth, plugins.clone(), engine.clone(), public_url.starts_with("https://")).allow_hosts(host_names(&public_url, addr));
+    let router = web::router(Arc::new(app));
+    let server = tokio::spawn(web::serve(listener, router, config.web.clone()));
     Ok(Running { addr, public_url, store, engine, resumed, emulator, plugins, insecure_loopback: runtime_config.insecure_loopback, created_admin, server: Some(server), _lock: lock })
+}
+
+/// The `Host` values the web server answers: the public URL's, the listen
+/// address itself (a reverse proxy may pass that on), and on loopback its
+/// other spellings. Any other name (a DNS name rebound to this address by
+/// a page on another site) is refused.
+fn host_names(public_url: &str, addr: SocketAddr) -> Vec<String> {
+    let authority = public_url.split_once("://").map_or(public_url, |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or("");
+    let mut hosts = vec![authority.to_string(), addr.to_string()];
+    if addr.ip().is_loopback() {
+        let port = addr.port();
+        hosts.extend([format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")]);
+    }
+    hosts.sort();
+    hosts.dedup();
+    hosts
 }
 
 /// Creates the first admin from `REGISTRY_HOST_ADMIN_USER` /
@@ -226,4 +241,17 @@ fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emul
         })?;
     }
     Ok(emulator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_names;
+
+    #[test]
+    fn the_web_server_answers_for_its_public_name_and_listen_address_only() {
+        let hosts = host_names("https://registry.example.org/", "10.0.0.5:8080".parse().unwrap());
+        assert_eq!(hosts, ["10.0.0.5:8080", "registry.example.org"]);
+        let hosts = host_names("http://127.0.0.1:8080", "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(hosts, ["127.0.0.1:8080", "[::1]:8080", "localhost:8080"]);
+    }
 }

@@ -65,12 +65,50 @@ pub fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `api-token create NAME`.
-pub fn create_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+/// `api-token create NAME [--expires-in-days N]`.
+pub fn create_api_token(data_dir: &Path, name: &str, days: Option<u32>) -> anyhow::Result<()> {
     anyhow::ensure!(!name.trim().is_empty(), "the token needs a name, e.g. `api-token create hr-feed`");
-    let token = open_store(data_dir)?.create_api_token(name.trim())?;
+    let token = registry_host::auth::create_api_token(&open_store(data_dir)?, name, days)?;
     println!("{token}");
-    eprintln!("API token '{}' created; it is shown only now. Send it as `Authorization: Bearer <token>`.", name.trim());
+    let until = days.map(|d| format!(", valid for {d} day(s)")).unwrap_or_default();
+    eprintln!("API token '{}' created{until}; it is shown only now. Send it as `Authorization: Bearer <token>`.", name.trim());
+    Ok(())
+}
+
+/// `api-token list`.
+pub fn list_api_tokens(data_dir: &Path) -> anyhow::Result<()> {
+    let tokens = open_store(data_dir)?.api_tokens()?;
+    if tokens.is_empty() {
+        println!("no API tokens; create one with `registry-host api-token create NAME`");
+        return Ok(());
+    }
+    let now = registry_host::store::now_ms();
+    let time = |t: Option<i64>, none: &str| t.map(registry_host::web::format_time).unwrap_or_else(|| none.to_string());
+    println!("{:<24} {:<8} {:<24} {:<24} EXPIRES", "NAME", "STATE", "CREATED", "LAST USED");
+    for t in tokens {
+        println!("{:<24} {:<8} {:<24} {:<24} {}", t.name, t.state(now), time(Some(t.created_at), ""), time(t.last_used_at, "never"), time(t.expires_at, "never"));
+    }
+    Ok(())
+}
+
+/// `api-token revoke NAME`.
+pub fn revoke_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(open_store(data_dir)?.revoke_api_token(name)?, "there is no active API token named '{name}' (see `registry-host api-token list`)");
+    println!("API token '{name}' revoked; requests with it now get 401");
+    Ok(())
+}
+
+/// `secrets rotate`: a new key, every secret re-sealed with it in one
+/// transaction, then the key file replaced. Refused while `serve` runs:
+/// it holds the old key and would go on sealing with it.
+pub fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(!server_running(data_dir), "a registry-host serve is running on {}; stop it first (it holds the old key), then rotate", data_dir.display());
+    let rotation = SecretBox::begin_rotation(data_dir)?;
+    let store = Store::open(data_dir, rotation.old.clone())?;
+    let count = store.reseal(&rotation.new).context("re-sealing the secrets (nothing was changed)")?;
+    drop(store);
+    rotation.finish()?;
+    println!("re-sealed {count} secret(s) with a new key in {}; back it up: the old key opens nothing any more", data_dir.join(registry_host::secrets::KEY_FILE).display());
     Ok(())
 }
 

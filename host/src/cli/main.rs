@@ -124,6 +124,9 @@ enum Command {
     /// Manage tokens for the JSON API (/api/v1).
     #[command(subcommand, name = "api-token")]
     ApiToken(ApiTokenCommand),
+    /// Manage the secret key that seals client secrets and tokens.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
 }
 
 #[derive(Subcommand)]
@@ -170,7 +173,24 @@ enum ApiTokenCommand {
     Create {
         /// What the token is for, e.g. hr-feed.
         name: String,
+        /// Days until it stops working (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
+    /// List tokens: name, state, created, last used, expiry (never the token).
+    List,
+    /// Revoke a token: requests with it get 401 from now on.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Make a new secret key and re-seal every stored secret with it, in one
+    /// transaction (stop `serve` first).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -291,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 runtime: cli.runtime.config()?,
                 demo,
                 engine: Default::default(),
+                web: Default::default(),
             };
             let running = registry_host::serve::start(config).await?;
             println!("Registry host running (Ctrl-C to stop)");
@@ -340,6 +361,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Targets(TargetsCommand::Reprovision { target, no_wait }) => {
             commands::reprovision(&cli.runtime.data_dir(), &target, !no_wait).await
         }
-        Command::ApiToken(ApiTokenCommand::Create { name }) => commands::create_api_token(&cli.runtime.data_dir(), &name),
+        Command::ApiToken(ApiTokenCommand::Create { name, expires_in_days }) => commands::create_api_token(&cli.runtime.data_dir(), &name, expires_in_days),
+        Command::ApiToken(ApiTokenCommand::List) => commands::list_api_tokens(&cli.runtime.data_dir()),
+        Command::ApiToken(ApiTokenCommand::Revoke { name }) => commands::revoke_api_token(&cli.runtime.data_dir(), &name),
+        Command::Secrets(SecretsCommand::Rotate) => commands::rotate_key(&cli.runtime.data_dir()),
     }
 }

@@ -180,6 +180,16 @@ pub struct FieldProblem {
 /// Longest value the registry keeps in one attribute (targets have their
 /// own, usually smaller, limits and say so themselves).
 pub const MAX_VALUE: usize = 256;
+/// Longest street: a few address lines.
+pub const MAX_STREET: usize = 1024;
+/// Longest email or identifier type.
+pub const MAX_KIND: usize = 64;
+/// Most emails one person may have.
+pub const MAX_EMAILS: usize = 20;
+/// Most identifiers one person may have.
+pub const MAX_IDENTIFIERS: usize = 50;
+/// Most roles one person may have.
+pub const MAX_ROLES: usize = 50;
 
 impl Person {
     /// Trims values, drops empty optional ones, and checks everything,
@@ -212,6 +222,7 @@ impl Person {
             ("name.family".into(), n.family.clone().unwrap_or_default()),
             ("name.suffix".into(), n.suffix.clone().unwrap_or_default()),
         ];
+        let (mut streets, mut kinds): (Vec<(String, String)>, Vec<(String, String)>) = (Vec::new(), Vec::new());
         for (i, e) in self.emails.iter_mut().enumerate() {
             e.address = e.address.trim().to_string();
             e.kind = e.kind.trim().to_ascii_lowercase();
@@ -222,6 +233,7 @@ impl Person {
                 bad(format!("emails[{i}].address"), format!("'{}' is not an email address (name@domain.example)", e.address));
             }
             lengths.push((format!("emails[{i}].address"), e.address.clone()));
+            kinds.push((format!("emails[{i}].type"), e.kind.clone()));
         }
         for (i, id) in self.identifiers.iter_mut().enumerate() {
             id.kind = id.kind.trim().to_ascii_lowercase();
@@ -233,6 +245,7 @@ impl Person {
                 bad(format!("identifiers[{i}].value"), "the identifier has no value".into());
             }
             lengths.push((format!("identifiers[{i}].value"), id.value.clone()));
+            kinds.push((format!("identifiers[{i}].type"), id.kind.clone()));
         }
         for (i, r) in self.roles.iter_mut().enumerate() {
             r.affiliation = r.affiliation.trim().to_ascii_lowercase();
@@ -253,11 +266,24 @@ impl Person {
             for (f, v) in [("title", &r.title), ("organization", &r.organization), ("department", &r.department), ("office_phone", &r.office_phone), ("mobile_phone", &r.mobile_phone)] {
                 lengths.push((format!("roles[{i}].{f}"), v.clone().unwrap_or_default()));
             }
+            if let Some(a) = &r.address {
+                streets.push((format!("roles[{i}].address.street"), a.street.clone().unwrap_or_default()));
+                for (f, v) in [("room", &a.room), ("locality", &a.locality), ("region", &a.region), ("postal_code", &a.postal_code), ("country", &a.country)] {
+                    lengths.push((format!("roles[{i}].address.{f}"), v.clone().unwrap_or_default()));
+                }
+            }
         }
-        for (field, v) in lengths {
-            let len = v.chars().count();
-            if len > MAX_VALUE {
-                bad(field, format!("at most {MAX_VALUE} characters; this has {len}"));
+        for (values, max) in [(lengths, MAX_VALUE), (streets, MAX_STREET), (kinds, MAX_KIND)] {
+            for (field, v) in values {
+                let len = v.chars().count();
+                if len > max {
+                    bad(field, format!("at most {max} characters; this has {len}"));
+                }
+            }
+        }
+        for (field, len, max) in [("emails", self.emails.len(), MAX_EMAILS), ("identifiers", self.identifiers.len(), MAX_IDENTIFIERS), ("roles", self.roles.len(), MAX_ROLES)] {
+            if len > max {
+                bad(field.into(), format!("at most {max}; this person has {len}"));
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
@@ -405,5 +431,23 @@ pub(crate) mod tests {
         bad.emails.push(Email { address: "nope".into(), kind: "personal".into(), verified: false });
         let fields: Vec<String> = bad.normalize().unwrap_err().into_iter().map(|f| f.field).collect();
         assert_eq!(fields, ["id", "name.given", "emails[1].address", "name.family"]);
+    }
+
+    #[test]
+    fn every_field_and_list_is_bounded() {
+        let mut huge = ada();
+        huge.roles[0].address = Some(Address { street: Some("s".repeat(1_900_000)), locality: Some("l".repeat(300)), ..Default::default() });
+        huge.emails = (0..25).map(|i| Email { address: format!("a{i}@example.org"), kind: "k".repeat(65), verified: false }).collect();
+        huge.identifiers = (0..51).map(|i| Identifier { kind: "eppn".into(), value: format!("v{i}") }).collect();
+        let problems = huge.normalize().unwrap_err();
+        let message = |field: &str| problems.iter().find(|p| p.field == field).map(|p| p.message.clone()).unwrap_or_else(|| panic!("{field} in {problems:?}"));
+        assert_eq!(message("roles[0].address.street"), "at most 1024 characters; this has 1900000");
+        assert_eq!(message("roles[0].address.locality"), "at most 256 characters; this has 300");
+        assert_eq!(message("emails[0].type"), "at most 64 characters; this has 65");
+        assert_eq!(message("emails"), "at most 20; this person has 25");
+        assert_eq!(message("identifiers"), "at most 50; this person has 51");
+        let mut fine = ada();
+        fine.roles[0].address = Some(Address { street: Some("1 Main St\nBuilding 2".repeat(40)), ..Default::default() });
+        fine.normalize().unwrap();
     }
 }

@@ -5,7 +5,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms, parsed};
+use super::{Store, StoreError, now_ms, parsed, write};
 use crate::domain::{Action, Done, Job, Person, ProvState, Scope};
 
 /// Targets as enqueueing needs them.
@@ -141,7 +141,7 @@ impl Store {
     /// their worker failed), so later jobs of the same people are not blocked.
     pub fn release(&self, jobs: &[i64]) -> Result<usize, StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         let mut n = 0;
         for id in jobs {
             n += tx.prepare_cached("UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'")?.execute(params![id])?;
@@ -162,7 +162,7 @@ impl Store {
     pub fn claim(&self, max: usize) -> Result<Vec<Job>, StoreError> {
         let now = now_ms();
         let mut conn = self.db();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = write(&mut conn)?;
         let jobs: Vec<Job> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id FROM jobs j
@@ -239,7 +239,7 @@ impl Store {
     /// and the runs' progress, all in one transaction.
     pub fn finish_done(&self, done: &[Done]) -> Result<(), StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         let now = now_ms();
         for d in done {
             let j = &d.job;
@@ -267,7 +267,7 @@ impl Store {
     /// A job that will be tried again after `delay_ms`.
     pub fn finish_retry(&self, job: &Job, delay_ms: i64, error: &str) -> Result<(), StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         // A later change of the same person queued meanwhile sends their
         // current state anyway: it takes this job's place (and its run).
         let later: Option<(i64, Option<i64>)> = tx
@@ -308,7 +308,7 @@ impl Store {
     /// or is reprovisioned.
     pub fn finish_failed(&self, job: &Job, error: &str) -> Result<(), StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         if tx.execute("UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![job.id, error])? > 0 {
             Self::set_state(&tx, &job.person_id, job.target_id, ProvState::Failed, Some(error))?;
             Self::history_in(&tx, job, false, error)?;
@@ -323,7 +323,7 @@ impl Store {
     /// Jobs that wait (no attempt counted) until their server has a token.
     pub fn finish_waiting(&self, jobs: &[Job], why: &str) -> Result<(), StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         for job in jobs {
             if tx.execute("UPDATE jobs SET state = 'queued', last_error = ?2 WHERE id = ?1", params![job.id, why])? > 0 {
                 Self::set_state(&tx, &job.person_id, job.target_id, ProvState::Pending, Some(why))?;

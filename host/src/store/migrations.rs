@@ -124,4 +124,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 4: the browser session that started an Obtain New Token, so
     // only that session's callback completes it.
     "ALTER TABLE oauth2_pending ADD COLUMN session TEXT NOT NULL DEFAULT '';",
+    // 5: API tokens that expire or are revoked (kept, so the list shows
+    // them), and when each session began.
+    "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+    ALTER TABLE api_tokens ADD COLUMN revoked_at INTEGER;
+    ALTER TABLE sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -13,12 +13,13 @@ use crate::secrets::{SecretBox, SecretError};
 
 mod admins;
 mod jobs;
+mod keys;
 mod migrations;
 mod people;
 mod servers;
 mod targets;
 
-pub use admins::Session;
+pub use admins::{ApiToken, Session};
 pub use servers::Pending;
 use migrations::MIGRATIONS;
 
@@ -62,6 +63,15 @@ pub enum StoreError {
         /// Ours.
         known: usize,
     },
+}
+
+/// Begins a write transaction. IMMEDIATE takes the write lock at BEGIN, so
+/// a transaction that reads and then writes waits (busy timeout) for
+/// another process's writer instead of failing with SQLITE_BUSY_SNAPSHOT
+/// when that writer committed between its read and its write: the CLI
+/// importing beside `serve` reprovisioning.
+fn write(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 /// Milliseconds since the epoch.
@@ -124,7 +134,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Long enough to wait out another process's largest transaction
+        // (queueing a "Reprovision all" of 100,000 people takes seconds).
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         let store = Store { conn: Mutex::new(conn), secrets, path };
         store.migrate()?;
         Ok(store)
@@ -146,7 +158,7 @@ impl Store {
             return Err(StoreError::TooNew { path: self.path.display().to_string(), found: version, known: MIGRATIONS.len() });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = conn.transaction()?;
+            let tx = write(&mut conn)?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{Store, StoreError, now_ms, parsed};
+use super::{Store, StoreError, now_ms, parsed, write};
 use crate::domain::{Action, HistoryEntry, ImportStats, Person, ProvState, Status, TargetState};
 
 /// People written per transaction by an import.
@@ -39,7 +39,7 @@ impl Store {
             p.id = crate::domain::new_id();
         }
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         if let Some(old) = Self::stored_person(&tx, &p.id)? {
             let why = if old.status == Status::Deleted { "belonged to a deleted person; registry ids are never reused" } else { "is taken" };
             return Err(StoreError::Conflict(format!("the id {} {why}", p.id)));
@@ -54,7 +54,7 @@ impl Store {
     /// is queued when nothing changed. Returns the action, if any.
     pub fn update_person(&self, p: &Person) -> Result<Option<Action>, StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         let old = Self::stored_person(&tx, &p.id)?.filter(|o| o.status != Status::Deleted).ok_or_else(|| StoreError::NotFound(format!("person {}", p.id)))?;
         if old == *p {
             return Ok(None);
@@ -70,7 +70,7 @@ impl Store {
     /// every target has removed them.
     pub fn delete_person(&self, id: &str) -> Result<(), StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         let mut p = Self::stored_person(&tx, id)?.filter(|o| o.status != Status::Deleted).ok_or_else(|| StoreError::NotFound(format!("person {id}")))?;
         p.status = Status::Deleted;
         Self::write_person(&tx, &p, now_ms(), false)?;
@@ -107,7 +107,7 @@ impl Store {
         let mut done = 0;
         for chunk in people.chunks(PEOPLE_PER_TRANSACTION) {
             let mut conn = self.db();
-            let tx = conn.transaction()?;
+            let tx = write(&mut conn)?;
             let targets = Self::lite_targets(&tx)?;
             let now = now_ms();
             for p in chunk {
@@ -203,7 +203,7 @@ impl Store {
     /// many jobs were queued (targets whose scope excludes them get none).
     pub fn reprovision_person(&self, id: &str) -> Result<usize, StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         let p = Self::stored_person(&tx, id)?.ok_or_else(|| StoreError::NotFound(format!("person {id}")))?;
         let action = if p.status == Status::Deleted { Action::Deleted } else { Action::Reprovision };
         let queued = Self::enqueue(&tx, &Self::lite_targets(&tx)?, &p, action)?;

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, now_ms, parsed, unique};
+use super::{Store, StoreError, now_ms, parsed, unique, write};
 use crate::domain::{Saved, Server, ServerInput, TokenStatus, grant_parse, grant_str};
 use registry_plugin_runtime::latest::types::{Oauth2ServerConfig, TokenSet};
 
@@ -38,7 +38,7 @@ impl Store {
     pub fn create_server(&self, input: &ServerInput) -> Result<i64, StoreError> {
         let now = now_ms();
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         tx.execute(
             "INSERT INTO oauth2_servers (name, description, plugin, server_url, client_id, grant_type, scope, api_hosts, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8)",
@@ -68,7 +68,7 @@ impl Store {
             || before.plugin != input.plugin
             || secret_changed;
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         tx.execute(
             "UPDATE oauth2_servers SET name = ?1, description = ?2, plugin = ?3, server_url = ?4, client_id = ?5, grant_type = ?6, scope = ?7, updated_at = ?8, api_hosts = ?10 WHERE id = ?9",
             params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now_ms(), id, input.api_hosts.join(" ")],
@@ -232,7 +232,7 @@ impl Store {
     /// Takes (and deletes) the pending authorization for `state`.
     pub fn take_pending(&self, state: &str) -> Result<Option<Pending>, StoreError> {
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         let row: Option<(i64, Vec<u8>, String, i64, String)> = tx
             .query_row("SELECT server_id, code_verifier, redirect_uri, expires_at, session FROM oauth2_pending WHERE state = ?1", params![state], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::jobs::Lite;
-use super::{Store, StoreError, now_ms, parsed, unique};
+use super::{Store, StoreError, now_ms, parsed, unique, write};
 use crate::domain::{Action, Person, ProvState, Run, Scope, Target, TargetInput, TokenStatus};
 use registry_plugin_runtime::latest::types::GrantType;
 
@@ -43,7 +43,7 @@ impl Store {
         self.server(input.server_id)?;
         let now = now_ms();
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         tx.execute(
             "INSERT INTO targets (name, plugin, server_id, settings, enabled, scope, created_at, updated_at) VALUES (?1, ?2, ?3, x'', ?4, ?5, ?6, ?6)",
             params![input.name, input.plugin, input.server_id, input.enabled, serde_json::to_string(&input.scope).expect("plain data"), now],
@@ -105,7 +105,7 @@ impl Store {
         let target = self.target(target_id)?;
         let lite = Lite { id: target.id, scope: target.scope };
         let mut conn = self.db();
-        let tx = conn.transaction()?;
+        let tx = write(&mut conn)?;
         let now = now_ms();
         tx.execute("INSERT INTO runs (target_id, total, started_at) VALUES (?1, 0, ?2)", params![target_id, now])?;
         let run = tx.last_insert_rowid();

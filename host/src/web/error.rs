@@ -57,9 +57,35 @@ impl IntoResponse for WebError {
         if self.json {
             (self.status, Json(json!({"error": self.message, "fields": self.fields}))).into_response()
         } else {
-            (self.status, self.message).into_response()
+            // A page, not text/plain: escaped, so a message naming what
+            // came in (an id from the path) cannot turn into markup.
+            let title = self.status.canonical_reason().unwrap_or("Error");
+            let page = format!(
+                "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+                 <title>{title} · Registry Admin</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
+                 <body><main><section class=\"card narrow\"><h1>{title}</h1><p id=\"error\" role=\"alert\">{}</p>\
+                 <p><a href=\"/\">Back to the start page</a></p></section></main></body></html>\n",
+                escape(&self.message)
+            );
+            (self.status, axum::response::Html(page)).into_response()
         }
     }
+}
+
+/// `&`, `<`, `>`, `"` and `'` as entities.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `.api()` on results, so JSON handlers can use `?` on store calls.
@@ -81,8 +107,20 @@ mod tests {
     async fn answer(e: WebError) -> (StatusCode, String) {
         let r = e.into_response();
         let status = r.status();
-        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
-        (status, String::from_utf8(body.to_vec()).unwrap())
+        let html = r.headers()["content-type"].to_str().unwrap().starts_with("text/html");
+        let body = String::from_utf8(axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap().to_vec()).unwrap();
+        // A page's message is its alert paragraph.
+        let text = match html {
+            true => body.split("role=\"alert\">").nth(1).and_then(|b| b.split("</p>").next()).unwrap().to_string(),
+            false => body,
+        };
+        (status, text)
+    }
+
+    #[tokio::test]
+    async fn a_page_escapes_what_the_message_repeats() {
+        let e = WebError::from(StoreError::NotFound("person <script>alert(1)</script>".into()));
+        assert_eq!(answer(e).await.1, "person &lt;script&gt;alert(1)&lt;/script&gt; not found");
     }
 
     #[tokio::test]

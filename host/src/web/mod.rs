@@ -18,13 +18,17 @@ use crate::oauth::OAuth;
 use crate::store::Store;
 use registry_plugin_runtime::Plugin;
 
+mod account;
 mod api;
+mod connections;
 mod error;
 mod people;
 mod servers;
 mod session;
 mod targets;
+mod throttle;
 
+pub use connections::{WebLimits, serve};
 pub use servers::validate_server;
 
 type FormMap = HashMap<String, String>;
@@ -46,6 +50,9 @@ pub struct App {
     templates: Environment<'static>,
     /// Password checks (argon2: ~19 MiB and tens of ms each) run two at a time.
     password_checks: tokio::sync::Semaphore,
+    throttle: throttle::LoginThrottle,
+    /// `Host` header values requests may carry (see [`App::allow_hosts`]).
+    hosts: Vec<String>,
 }
 
 impl App {
@@ -66,11 +73,31 @@ impl App {
             ("targets.html", include_str!("../../templates/targets.html")),
             ("target.html", include_str!("../../templates/target.html")),
             ("target_form.html", include_str!("../../templates/target_form.html")),
+            ("account.html", include_str!("../../templates/account.html")),
         ] {
             env.add_template(name, src).expect("templates are valid");
         }
         env.add_filter("time", |ms: i64| format_time(ms));
-        App { store, oauth, plugins, plugin_map, engine, secure_cookies, templates: env, password_checks: tokio::sync::Semaphore::new(2) }
+        App {
+            store,
+            oauth,
+            plugins,
+            plugin_map,
+            engine,
+            secure_cookies,
+            templates: env,
+            password_checks: tokio::sync::Semaphore::new(2),
+            throttle: throttle::LoginThrottle::default(),
+            hosts: Vec::new(),
+        }
+    }
+
+    /// Answers only requests whose `Host` is one of `hosts` (host:port as
+    /// browsers send it), so a page on another site cannot reach this one
+    /// through a DNS name rebound to its address. Empty: any host.
+    pub fn allow_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        self
     }
 
     fn render(&self, name: &str, ctx: Ctx) -> Response {
@@ -95,8 +122,27 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(people::routes())
         .merge(targets::routes())
         .merge(api::routes())
+        .merge(account::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), known_host))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(app)
+}
+
+/// Unknown paths: a page that does not repeat the path.
+async fn not_found() -> Response {
+    error::WebError::new(StatusCode::NOT_FOUND, "There is no such page.").into_response()
+}
+
+async fn known_host(axum::extract::State(app): axum::extract::State<Arc<App>>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !app.hosts.is_empty() {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        if !app.hosts.contains(&host) {
+            // 421: this server does not answer for that name.
+            return error::WebError::new(StatusCode::MISDIRECTED_REQUEST, "This host does not answer for that name; use its public URL.").into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// What every answer carries: no script but our own file, no framing, no

@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, FromRequest, FromRequestParts, Request, State};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Form, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use minijinja::context;
@@ -45,8 +48,37 @@ impl FromRequestParts<Arc<App>> for Admin {
     type Rejection = Redirect;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Redirect> {
-        current(app, &parts.headers).map(Admin).ok_or_else(|| Redirect::to("/login"))
+        current(app, &parts.headers).map(Admin).ok_or_else(|| {
+            // Back to the page asked for after signing in.
+            let asked = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            match (parts.method == axum::http::Method::GET).then(|| same_site_path(asked)).flatten() {
+                Some(path) if path != "/" => Redirect::to(&format!("/login?next={}", urlencoding(path))),
+                _ => Redirect::to("/login"),
+            }
+        })
     }
+}
+
+/// `next` if it is a path on this site (not `//host`, not `/\host`, no
+/// control characters, not the login page itself); where a login may send
+/// the browser on to.
+fn same_site_path(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+        && !next.starts_with("/login")
+        && next.len() <= 2000;
+    ok.then_some(next)
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A POSTed form from a signed-in admin, its CSRF token checked.
@@ -91,9 +123,9 @@ impl FromRequest<Arc<App>> for AdminForm {
 }
 
 /// The login form, with a fresh CSRF token in a short-lived pre-session cookie.
-fn login_form(app: &App, username: &str, error: Option<&str>, status: StatusCode) -> Response {
+fn login_form(app: &App, username: &str, next: &str, error: Option<&str>, status: StatusCode) -> Response {
     let token = auth::random_password();
-    let mut r = app.render("login.html", context! { username => username, error => error, csrf => token.clone() });
+    let mut r = app.render("login.html", context! { username => username, next => next, error => error, csrf => token.clone() });
     *r.status_mut() = status;
     let mut c = format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
     if app.secure_cookies {
@@ -103,38 +135,65 @@ fn login_form(app: &App, username: &str, error: Option<&str>, status: StatusCode
     r
 }
 
-async fn login_page(State(app): State<Arc<App>>, admin: Result<Admin, Redirect>) -> Response {
+async fn login_page(State(app): State<Arc<App>>, Query(q): Query<FormMap>, admin: Result<Admin, Redirect>) -> Response {
+    let next = q.get("next").and_then(|n| same_site_path(n)).unwrap_or("");
     if admin.is_ok() {
-        return see_other("/servers");
+        return see_other(if next.is_empty() { "/servers" } else { next });
     }
-    login_form(&app, "", None, StatusCode::OK)
+    login_form(&app, "", next, None, StatusCode::OK)
 }
 
-async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<FormMap>) -> Result<Response, WebError> {
+/// How long a login waits for a free password check before answering 503:
+/// a flood must not queue real logins behind it without bound.
+const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn retry_after(mut r: Response, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    r
+}
+
+async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, extensions: Extensions, Form(f): Form<FormMap>) -> Result<Response, WebError> {
     let username = f.get("username").cloned().unwrap_or_default();
+    let next = f.get("next").and_then(|n| same_site_path(n)).unwrap_or("").to_string();
     let given = f.get("csrf").map(String::as_str).unwrap_or("");
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || expected.len() != given.len() || expected.bytes().zip(given.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
-        return Ok(login_form(&app, &username, Some("The login form expired; please try again."), StatusCode::FORBIDDEN));
+        return Ok(login_form(&app, &username, &next, Some("The login form expired; please try again."), StatusCode::FORBIDDEN));
+    }
+    let client = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    if let Err(wait) = app.throttle.check(client, &username, Instant::now()) {
+        let message = format!("Too many wrong passwords. Try again in {} s.", wait.as_secs().max(1));
+        return Ok(retry_after(login_form(&app, &username, &next, Some(&message), StatusCode::TOO_MANY_REQUESTS), wait));
     }
     let password = f.get("password").cloned().unwrap_or_default();
     let store = app.store.clone();
     let (u, p) = (username.clone(), password);
-    let Ok(_permit) = app.password_checks.acquire().await else {
-        return Err(WebError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+    let permit = match tokio::time::timeout(PASSWORD_CHECK_WAIT, app.password_checks.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) => return Err(WebError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down")),
+        Err(_) => {
+            let busy = login_form(&app, &username, &next, Some("Too many logins at once; try again in a moment."), StatusCode::SERVICE_UNAVAILABLE);
+            return Ok(retry_after(busy, std::time::Duration::from_secs(1)));
+        }
     };
     let result = tokio::task::spawn_blocking(move || auth::login(&store, &u, &p)).await;
+    drop(permit);
     match result.map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?? {
         Some(token) => {
+            app.throttle.succeeded(client, &username);
             let mut cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", auth::SESSION_TTL_MS / 1000);
             if app.secure_cookies {
                 cookie.push_str("; Secure");
             }
-            let mut r = see_other("/servers");
+            let mut r = see_other(if next.is_empty() { "/servers" } else { &next });
             r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ascii"));
             Ok(r)
         }
-        None => Ok(login_form(&app, &username, Some("Wrong username or password."), StatusCode::UNAUTHORIZED)),
+        None => {
+            app.throttle.failed(client, &username, Instant::now());
+            Ok(login_form(&app, &username, &next, Some("Wrong username or password."), StatusCode::UNAUTHORIZED))
+        }
     }
 }
 
@@ -158,4 +217,17 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Ad
     let mut r = see_other("/login");
     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("registry_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_site_path;
+
+    #[test]
+    fn a_login_only_returns_to_paths_on_this_site() {
+        assert_eq!(same_site_path("/people?q=ada"), Some("/people?q=ada"));
+        for bad in ["https://evil.example/", "//evil.example/x", "/\\evil.example", "evil", "/login?next=/x", "/a\nb", ""] {
+            assert_eq!(same_site_path(bad), None, "{bad}");
+        }
+    }
 }

@@ -187,6 +187,84 @@ fn targets_and_api_tokens_from_the_command_line() {
     assert!(text(&out.stderr).contains("already exists"));
 }
 
+/// API tokens are listed (never shown again), revoked, and expire.
+#[test]
+fn api_tokens_are_listed_revoked_and_expire_from_the_cli() {
+    let data = tempfile::tempdir().unwrap();
+    let out = registry_host(&["api-token", "create", "hr-feed", "--expires-in-days", "30"], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_string();
+    assert!(text(&out.stderr).contains("valid for 30 day(s)"));
+    let out = registry_host(&["api-token", "create", "forever"], data.path());
+    let forever = text(&out.stdout).trim().to_string();
+    let out = registry_host(&["api-token", "create", "bad", "--expires-in-days", "0"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("expires after: use 1 to 3650 days"), "{}", text(&out.stderr));
+
+    let list = text(&registry_host(&["api-token", "list"], data.path()).stdout);
+    let row = |name: &str| list.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {list}")).to_string();
+    assert!(row("hr-feed").contains("active") && row("hr-feed").contains("never"), "{list}");
+    assert!(row("forever").split_whitespace().last() == Some("never"), "{list}");
+    assert!(!list.contains(&token) && !list.contains(&forever), "the list never shows a token");
+
+    let out = registry_host(&["api-token", "revoke", "hr-feed"], data.path());
+    assert!(out.status.success() && text(&out.stdout).contains("401"), "{}", text(&out.stderr));
+    let store = registry_host::store::Store::open(data.path(), registry_host::secrets::SecretBox::load_or_create(data.path()).unwrap()).unwrap();
+    assert_eq!(store.api_token(&token).unwrap(), None, "a revoked token opens nothing");
+    assert_eq!(store.api_token(&forever).unwrap().as_deref(), Some("forever"));
+    let out = registry_host(&["api-token", "revoke", "hr-feed"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no active API token named 'hr-feed'"));
+    assert!(text(&registry_host(&["api-token", "list"], data.path()).stdout).lines().any(|l| l.starts_with("hr-feed") && l.contains("revoked")));
+
+    // Expired: refused, and listed as such.
+    let stale = store.create_api_token("stale", Some(registry_host::store::now_ms() - 1)).unwrap();
+    assert_eq!(store.api_token(&stale).unwrap(), None);
+    assert!(text(&registry_host(&["api-token", "list"], data.path()).stdout).lines().any(|l| l.starts_with("stale") && l.contains("expired")));
+}
+
+/// `secrets rotate` re-seals every secret with a new key; the old key
+/// opens nothing afterwards, and a running `serve` blocks it.
+#[test]
+fn secrets_rotate_reseals_everything_with_a_new_key() {
+    use registry_host::secrets::{KEY_FILE, SecretBox};
+    let data = tempfile::tempdir().unwrap();
+    let old_key = SecretBox::load_or_create(data.path()).unwrap();
+    let store = registry_host::store::Store::open(data.path(), old_key.clone()).unwrap();
+    let input = registry_host::domain::ServerInput {
+        name: "SF".into(),
+        description: String::new(),
+        plugin: "salesforce".into(),
+        server_url: "https://login.salesforce.com".into(),
+        client_id: "id".into(),
+        client_secret: Some("the client secret".into()),
+        grant_type: registry_plugin_runtime::latest::types::GrantType::AuthorizationCode,
+        scope: None,
+        api_hosts: vec![],
+    };
+    let server = store.create_server(&input).unwrap();
+    drop(store);
+    let before = std::fs::read_to_string(data.path().join(KEY_FILE)).unwrap();
+
+    let out = registry_host(&["secrets", "rotate"], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("re-sealed 1 secret(s)"), "{}", text(&out.stdout));
+    assert_ne!(std::fs::read_to_string(data.path().join(KEY_FILE)).unwrap(), before);
+    let new_key = SecretBox::load_or_create(data.path()).unwrap();
+    let store = registry_host::store::Store::open(data.path(), new_key).unwrap();
+    assert_eq!(store.server_config(server).unwrap().client_secret, "the client secret");
+    drop(store);
+    let stale = registry_host::store::Store::open(data.path(), old_key).unwrap();
+    assert!(stale.server_config(server).is_err(), "the old key opens nothing any more");
+
+    // While a serve holds the data directory, rotation is refused.
+    let lock = std::fs::File::create(data.path().join(registry_host::serve::LOCK_FILE)).unwrap();
+    lock.lock().unwrap();
+    let out = registry_host(&["secrets", "rotate"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("stop it first"), "{}", text(&out.stderr));
+}
+
 #[test]
 fn a_zero_plugin_pool_is_refused_by_name() {
     // The pool itself is tested in tests/sandbox.rs.

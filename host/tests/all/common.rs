@@ -34,6 +34,11 @@ pub fn person(id: &str, given: &str, family: &str, email: &str) -> Person {
 /// `serve --demo` in-process on a free port, with a fresh data directory
 /// (kept alive by the returned guard).
 pub async fn demo_host() -> (Running, tempfile::TempDir) {
+    demo_host_with(Default::default()).await
+}
+
+/// [`demo_host`] with the web server's limits set.
+pub async fn demo_host_with(web: registry_host::web::WebLimits) -> (Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let host = registry_host::serve::start(ServeConfig {
         data_dir: dir.path().to_path_buf(),
@@ -43,6 +48,7 @@ pub async fn demo_host() -> (Running, tempfile::TempDir) {
         runtime: RuntimeConfig::default(),
         demo: true,
         engine: registry_host::engine::EngineConfig { backoff_base: std::time::Duration::from_millis(50), backoff_max: std::time::Duration::from_millis(500), idle_poll: std::time::Duration::from_millis(100), ..Default::default() },
+        web,
     })
     .await
     .unwrap();

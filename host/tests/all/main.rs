@@ -1,9 +1,11 @@
 //! The host's integration tests, in one binary (each test binary links
 //! wasmtime, which costs link time).
 
+mod admin_security;
 mod browser;
 mod cli;
 mod common;
+mod concurrent_writers;
 mod conformance;
 mod crash;
 mod instance_urls;

@@ -9,47 +9,50 @@ use salesforce_emulator::seed::{DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_US
 use crate::common;
 use common::at_salesforce;
 
-struct Harness {
-    host: Running,
+pub(crate) struct Harness {
+    pub host: Running,
     _dir: tempfile::TempDir,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
 }
 
 impl Harness {
-    async fn start() -> Self {
-        let (host, dir) = common::demo_host().await;
+    pub async fn start() -> Self {
+        Self::with(common::demo_host().await)
+    }
+
+    pub fn with((host, dir): (Running, tempfile::TempDir)) -> Self {
         let http = reqwest::Client::builder().redirect(Policy::none()).cookie_store(true).build().unwrap();
         Harness { host, _dir: dir, http }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.host.public_url)
     }
 
-    async fn get(&self, path: &str) -> (u16, String, Option<String>) {
+    pub async fn get(&self, path: &str) -> (u16, String, Option<String>) {
         let r = self.http.get(self.url(path)).send().await.unwrap();
         let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
         (r.status().as_u16(), unescape(r.text().await.unwrap()), loc)
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
         let r = self.http.post(self.url(path)).form(form).send().await.unwrap();
         let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
         (r.status().as_u16(), unescape(r.text().await.unwrap()), loc)
     }
 
     /// Opens the login form and submits it (with its CSRF token).
-    async fn submit_login(&self, user: &str, password: &str) -> (u16, String, Option<String>) {
+    pub async fn submit_login(&self, user: &str, password: &str) -> (u16, String, Option<String>) {
         let form = self.get("/login").await.1;
         self.post("/login", &[("csrf", &csrf(&form)), ("username", user), ("password", password)]).await
     }
 
-    fn admin(&self) -> (String, String) {
+    pub fn admin(&self) -> (String, String) {
         let (user, password) = self.host.created_admin.clone().expect("the demo creates an admin");
         (user, password.expect("the demo generates the password"))
     }
 
-    async fn login(&self) -> String {
+    pub async fn login(&self) -> String {
         let (user, password) = self.admin();
         let (status, _, loc) = self.submit_login(&user, &password).await;
         assert_eq!((status, loc.as_deref()), (303, Some("/servers")));
@@ -70,11 +73,11 @@ impl Harness {
 }
 
 /// The page text with the entities minijinja escapes turned back.
-fn unescape(page: String) -> String {
+pub(crate) fn unescape(page: String) -> String {
     page.replace("&#x2f;", "/").replace("&#x27;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
-fn csrf(page: &str) -> String {
+pub(crate) fn csrf(page: &str) -> String {
     let start = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
     page[start..].split('"').next().unwrap().to_string()
 }
@@ -103,7 +106,7 @@ fn assert_no_secrets(h: &Harness, page: &str) {
 async fn login_is_required_and_forms_carry_csrf_tokens() {
     let h = Harness::start().await;
     let (status, _, loc) = h.get("/servers").await;
-    assert_eq!((status, loc.as_deref()), (303, Some("/login")));
+    assert_eq!((status, loc.as_deref()), (303, Some("/login?next=/servers")));
     let (status, page, _) = h.submit_login("admin", "wrong password").await;
     assert_eq!(status, 401);
     assert!(page.contains("Wrong username or password."));
@@ -388,7 +391,7 @@ async fn the_json_api_manages_people_and_provisions_them() {
     assert_eq!(status, 401);
     assert!(body["error"].as_str().unwrap().contains("api-token create"));
     assert_eq!(h.api(Method::GET, "/api/v1/people", Some("rh_wrong"), None).await.0, 401);
-    let token = h.host.store.create_api_token("tests").unwrap();
+    let token = h.host.store.create_api_token("tests", None).unwrap();
     let token = token.as_str();
 
     // Bad input: every bad field named, nothing stored.
