@@ -357,6 +357,12 @@ impl Engine {
 
     /// One plugin call for all of `pending`: the batch export when there is
     /// more than one and the plugin has it. One verdict or outcome per job.
+    ///
+    /// A batch that fails as a whole for good (the plugin trapped, or
+    /// refused it with a permanent error) is halved and each half tried, so
+    /// that one person whose data sets the failure off fails alone and the
+    /// others are provisioned; up to [`SPLIT_BUDGET`] extra calls, so an
+    /// error about no person in particular does not multiply the calls.
     async fn call(
         &self,
         plugin: &Plugin,
@@ -364,29 +370,64 @@ impl Engine {
         pending: &[(Job, ProvisionRequest)],
         allow: &registry_plugin_runtime::HttpAllowlist,
     ) -> Vec<Result<ProvisionOutcome, Verdict>> {
-        let batch = pending.len() > 1 && plugin.metadata().capabilities.contains(registry_plugin_runtime::latest::plugin_info::Capabilities::PROVISION_BATCH);
-        if batch {
-            let requests: Vec<ProvisionRequest> = pending.iter().map(|(_, r)| r.clone()).collect();
-            return match plugin.provision_batch(context, &requests, allow).await {
-                Ok(Ok(results)) if results.len() == requests.len() => results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect(),
-                Ok(Ok(results)) => {
-                    let m = format!("the plugin answered {} requests with {} results", requests.len(), results.len());
-                    vec![Err(Verdict::Fail(m)); requests.len()]
+        let batch = plugin.metadata().capabilities.contains(registry_plugin_runtime::latest::plugin_info::Capabilities::PROVISION_BATCH);
+        if !batch || pending.len() == 1 {
+            let mut out = Vec::with_capacity(pending.len());
+            for (_, request) in pending {
+                out.push(match plugin.provision(context, request, allow).await {
+                    Ok(r) => r.map_err(|e| verdict(&e)),
+                    Err(e) => Err(call_verdict(&e)),
+                });
+            }
+            return out;
+        }
+        let mut out: Vec<Option<Result<ProvisionOutcome, Verdict>>> = vec![None; pending.len()];
+        let mut budget = SPLIT_BUDGET;
+        // Depth first, left half before right.
+        let mut parts = vec![0..pending.len()];
+        while let Some(part) = parts.pop() {
+            let requests: Vec<ProvisionRequest> = pending[part.clone()].iter().map(|(_, r)| r.clone()).collect();
+            let answer = if requests.len() == 1 {
+                match plugin.provision(context, &requests[0], allow).await {
+                    Ok(r) => Ok(vec![r.map_err(|e| verdict(&e))]),
+                    Err(e) => Err(call_verdict(&e)),
                 }
-                Ok(Err(e)) => vec![Err(verdict(&e)); requests.len()],
-                Err(e) => vec![Err(call_verdict(&e)); requests.len()],
+            } else {
+                match plugin.provision_batch(context, &requests, allow).await {
+                    Ok(Ok(results)) if results.len() == requests.len() => Ok(results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect()),
+                    Ok(Ok(results)) => Err(Verdict::Fail(format!("the plugin answered {} requests with {} results", requests.len(), results.len()))),
+                    Ok(Err(e)) => Err(verdict(&e)),
+                    Err(e) => Err(call_verdict(&e)),
+                }
             };
+            match answer {
+                Ok(results) => {
+                    for (slot, r) in out[part].iter_mut().zip(results) {
+                        *slot = Some(r);
+                    }
+                }
+                Err(Verdict::Fail(why)) if part.len() > 1 && budget >= 2 => {
+                    budget -= 2;
+                    tracing::info!(people = part.len(), error = %why, "a batch failed as a whole; trying each half");
+                    let middle = part.start + part.len() / 2;
+                    parts.push(middle..part.end);
+                    parts.push(part.start..middle);
+                }
+                Err(v) => {
+                    for slot in &mut out[part] {
+                        *slot = Some(Err(v.clone()));
+                    }
+                }
+            }
         }
-        let mut out = Vec::with_capacity(pending.len());
-        for (_, request) in pending {
-            out.push(match plugin.provision(context, request, allow).await {
-                Ok(r) => r.map_err(|e| verdict(&e)),
-                Err(e) => Err(call_verdict(&e)),
-            });
-        }
-        out
+        out.into_iter().map(|r| r.expect("every part is answered")).collect()
     }
 }
+
+/// Extra plugin calls one batch may spend on finding the people it fails
+/// for as a whole: a few bad people among a thousand cost about 2·log2(1000)
+/// ≈ 20 each.
+pub const SPLIT_BUDGET: usize = 48;
 
 #[cfg(test)]
 mod tests {

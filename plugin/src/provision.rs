@@ -364,7 +364,7 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
     if let Some(ext) = &config.external_id_field {
         for chunk in upserts.chunks(COLLECTION_LIMIT) {
             let records: Vec<Value> = chunk.iter().map(|(_, f)| typed(f.clone())).collect();
-            let answers = collection(api, "PATCH", &format!("composite/sobjects/{object}/{ext}"), &json!({"allOrNone": false, "records": records}), chunk.len())?;
+            let answers = records_call(api, "PATCH", &format!("composite/sobjects/{object}/{ext}"), &records)?;
             for ((i, _), a) in chunk.iter().zip(answers) {
                 results[*i] = Some(a.map(|(id, created)| Outcome {
                     removed: false,
@@ -384,7 +384,7 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
                 typed(f)
             })
             .collect();
-        let answers = collection(api, "PATCH", "composite/sobjects", &json!({"allOrNone": false, "records": records}), chunk.len())?;
+        let answers = records_call(api, "PATCH", "composite/sobjects", &records)?;
         for ((i, id, f), a) in chunk.iter().zip(answers) {
             match a {
                 Err(Error::Remote { code, .. }) if is_gone(&code) => creates.push((*i, f.clone())),
@@ -395,7 +395,7 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
 
     for chunk in creates.chunks(COLLECTION_LIMIT) {
         let records: Vec<Value> = chunk.iter().map(|(_, f)| typed(f.clone())).collect();
-        let answers = collection(api, "POST", "composite/sobjects", &json!({"allOrNone": false, "records": records}), chunk.len())?;
+        let answers = records_call(api, "POST", "composite/sobjects", &records)?;
         for ((i, _), a) in chunk.iter().zip(answers) {
             let again = reqs[*i].current.as_ref().filter(|c| c.object_type == object);
             results[*i] = Some(a.map(|(id, _)| Outcome {
@@ -424,7 +424,7 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
 
     for chunk in deactivates.chunks(COLLECTION_LIMIT) {
         let records: Vec<Value> = chunk.iter().map(|(_, id)| json!({"attributes": {"type": "User"}, "id": id, "IsActive": false})).collect();
-        let answers = collection(api, "PATCH", "composite/sobjects", &json!({"allOrNone": false, "records": records}), chunk.len())?;
+        let answers = records_call(api, "PATCH", "composite/sobjects", &records)?;
         for ((i, id), a) in chunk.iter().zip(answers) {
             results[*i] = Some(match a {
                 Ok(_) => Ok(Outcome { removed: false, summary: format!("deactivated User {id}"), remote: reference("User", id.clone()) }),
@@ -446,6 +446,38 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
 
 /// A collection record's id and whether it was created, or its error.
 type RecordResult = Result<(String, bool), Error>;
+
+/// Extra calls one collection may spend on finding the records Salesforce
+/// refuses a whole call for: enough to isolate a few bad records among 200
+/// (each costs about 2·log2(200) ≈ 16), not so many that an error about no
+/// record in particular (a field the org lacks) burns the API budget.
+pub const SPLIT_BUDGET: usize = 32;
+
+/// Sends `records` (at most [`COLLECTION_LIMIT`]) in one collection call.
+/// When Salesforce refuses the call as a whole for something in the data
+/// (HTTP 400, not retryable: e.g. JSON_PARSER_ERROR for one record's
+/// value), halves it and sends each half, so that a bad record fails alone
+/// and the others go through.
+fn records_call(api: &mut Api<'_>, method: &'static str, path: &str, records: &[Value]) -> Result<Vec<RecordResult>, Error> {
+    let mut budget = SPLIT_BUDGET;
+    in_halves(api, method, path, records, &mut budget)
+}
+
+fn in_halves(api: &mut Api<'_>, method: &'static str, path: &str, records: &[Value], budget: &mut usize) -> Result<Vec<RecordResult>, Error> {
+    match collection(api, method, path, &json!({"allOrNone": false, "records": records}), records.len()) {
+        Err(e) if matches!(e, Error::Remote { status: Some(400), retryable: false, .. }) => {
+            if records.len() == 1 || *budget < 2 {
+                return Ok(vec![Err(e); records.len()]);
+            }
+            *budget -= 2;
+            let (a, b) = records.split_at(records.len() / 2);
+            let mut answers = in_halves(api, method, path, a, budget)?;
+            answers.extend(in_halves(api, method, path, b, budget)?);
+            Ok(answers)
+        }
+        other => other,
+    }
+}
 
 /// One `composite/sobjects` call: per record, the id and whether it was
 /// created, or the record's error.

@@ -14,6 +14,8 @@ const GUESTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("HOSTILE_ALLOC_WASM", "hostile-fixture", Some("alloc-unbounded"), "hostile_fixture.wasm"),
     ("HOSTILE_HTTP_WASM", "hostile-fixture", Some("forbidden-host"), "hostile_fixture.wasm"),
     ("HOSTILE_PANIC_WASM", "hostile-fixture", Some("panics"), "hostile_fixture.wasm"),
+    ("HOSTILE_POISON_WASM", "hostile-fixture", Some("poison-person"), "hostile_fixture.wasm"),
+    ("HOSTILE_HOARDER_WASM", "hostile-fixture", Some("hoarder"), "hostile_fixture.wasm"),
     ("EXAMPLE_PLUGIN_WASM", "example-plugin", None, "example_plugin.wasm"),
     ("EXAMPLE_PLUGIN_V0_1_0_WASM", "example-plugin", Some("contract-0-1-0"), "example_plugin.wasm"),
 ];

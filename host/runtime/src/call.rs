@@ -30,11 +30,19 @@ const MAX_LOG_LINE: usize = 4 * 1024;
 /// Log lines one call may write; later ones are dropped (and counted).
 const MAX_LOG_LINES: usize = 200;
 
-/// Resource handles (requests, bodies, streams, ...) a call may hold at once.
-const MAX_RESOURCES: usize = 4096;
+/// Resource handles (requests, bodies, streams, ...) a call may hold at
+/// once. A real plugin holds a few dozen; with [`MAX_HEADER_BYTES`] this
+/// bounds header memory to 16 MiB a call.
+pub(crate) const MAX_RESOURCES: usize = 1024;
 
-/// Bytes of headers one `fields` resource may hold.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Bytes of headers (names and values) one `fields` resource may hold.
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Bytes the host copies out of the guest for one call's results (or one
+/// call from the guest to the host): strings and lists may alias one
+/// region of guest memory, so without a bound a 64 MiB guest could make
+/// the host allocate far more.
+pub(crate) const MAX_TRANSFER_BYTES: usize = 16 << 20;
 
 /// State of one call's store.
 pub struct HostState {
@@ -134,6 +142,7 @@ impl Sandboxed {
             },
         );
         store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(MAX_TRANSFER_BYTES);
         let deadline = Instant::now() + config.deadline;
         store.set_epoch_deadline(1);
         // Yield to the executor every tick so a busy plugin never starves
@@ -200,6 +209,20 @@ fn classify(stage: Stage, state: &HostState, config: &RuntimeConfig, stderr: &st
     }
     if let Some(requested) = state.limiter.refused() {
         return Failure::MemoryLimit { limit: config.memory_limit, requested };
+    }
+    if let Some(requested) = state.limiter.tables_refused() {
+        return Failure::Limit(format!("it tried to grow its tables to {requested} elements in all, beyond the limit of {}", crate::limits::MAX_TABLE_ELEMENTS));
+    }
+    // Limits wasmtime enforces itself, known by their messages.
+    let text = format!("{error:#}");
+    if text.contains("resource table has no free keys") {
+        return Failure::Limit(format!("it held more than {MAX_RESOURCES} resources (requests, headers, streams) at once"));
+    }
+    if text.contains("total size of fields exceeds limit") {
+        return Failure::Limit(format!("it put more than {} KiB of headers in one header map", MAX_HEADER_BYTES >> 10));
+    }
+    if text.contains("fuel allocated for hostcalls has been exhausted") {
+        return Failure::Limit(format!("it handed the host more than {} MiB of data in one go", MAX_TRANSFER_BYTES >> 20));
     }
     if instantiating {
         return Failure::Instantiate(format!("{error:#}"));

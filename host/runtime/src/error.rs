@@ -34,6 +34,10 @@ pub enum Failure {
         /// What it asked for.
         requested: usize,
     },
+    /// Went past another sandbox limit (tables, resources, data handed to
+    /// the host); the text says which.
+    #[error("{0}, and was stopped")]
+    Limit(String),
     /// Made an HTTP request its allowlist does not permit.
     #[error("it made a forbidden HTTP request ({request}: {reason})", request = .0.request, reason = .0.reason)]
     HttpDenied(DeniedRequest),

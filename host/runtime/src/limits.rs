@@ -10,9 +10,10 @@ use tokio::io::AsyncWrite;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-/// Table elements a plugin may have; generous for real code, small enough to
-/// stop a table-growth bomb.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Table elements a plugin may have in all its tables together (host
+/// memory, 8–16 bytes each, not counted in linear memory): generous for
+/// real code, small enough that 64 tables cannot reach 64 × this.
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// Core instances, memories and tables per store: a component built by a
 /// normal toolchain has a handful; a hostile one must not multiply the cap.
 const MAX_INSTANCES: usize = 64;
@@ -26,18 +27,26 @@ pub struct MemoryLimiter {
     max_bytes: usize,
     total: usize,
     refused: Option<usize>,
+    table_elements: usize,
+    tables_refused: Option<usize>,
 }
 
 impl MemoryLimiter {
     /// A limiter allowing at most `max_bytes` of linear memory in the store.
     pub fn new(max_bytes: usize) -> Self {
-        Self { max_bytes, total: 0, refused: None }
+        Self { max_bytes, total: 0, refused: None, table_elements: 0, tables_refused: None }
     }
 
     /// The store-wide total a refused growth would have reached, if any
     /// growth was refused.
     pub fn refused(&self) -> Option<usize> {
         self.refused
+    }
+
+    /// The store-wide table element total a refused table growth would
+    /// have reached, if any was refused.
+    pub fn tables_refused(&self) -> Option<usize> {
+        self.tables_refused
     }
 }
 
@@ -61,11 +70,17 @@ impl ResourceLimiter for MemoryLimiter {
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        let total = self.table_elements.saturating_sub(current).saturating_add(desired);
+        if total > MAX_TABLE_ELEMENTS {
+            self.tables_refused.get_or_insert(total);
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
@@ -163,10 +178,37 @@ mod tests {
         assert_eq!(out.contents(), "hello");
     }
 
+    /// A hostile core module: four tables and `grow(n)`, which grows each of
+    /// them by `n` (answering table 3's old size, or -1 if refused). Hand
+    /// encoded: Rust cannot emit `table.grow`.
+    const FOUR_TABLES: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+        0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f, // type 0: (i32) -> i32
+        0x03, 0x02, 0x01, 0x00, // func 0: type 0
+        0x04, 0x0d, 0x04, 0x70, 0x00, 0x00, 0x70, 0x00, 0x00, 0x70, 0x00, 0x00, 0x70, 0x00, 0x00, // 4 funcref tables, min 0
+        0x07, 0x08, 0x01, 0x04, b'g', b'r', b'o', b'w', 0x00, 0x00, // export "grow"
+        0x0a, 0x23, 0x01, 0x21, 0x00, // code: one body of 33 bytes, no locals
+        0xd0, 0x70, 0x20, 0x00, 0xfc, 0x0f, 0x00, 0x1a, // ref.null func; local.get 0; table.grow 0; drop
+        0xd0, 0x70, 0x20, 0x00, 0xfc, 0x0f, 0x01, 0x1a,
+        0xd0, 0x70, 0x20, 0x00, 0xfc, 0x0f, 0x02, 0x1a,
+        0xd0, 0x70, 0x20, 0x00, 0xfc, 0x0f, 0x03, 0x0b, // table.grow 3; end
+    ];
+
     #[test]
-    fn caps_tables() {
-        let mut limiter = MemoryLimiter::new(1);
-        assert!(limiter.table_growing(0, 1000, None).unwrap());
-        assert!(!limiter.table_growing(0, MAX_TABLE_ELEMENTS + 1, None).unwrap());
+    fn tables_are_capped_in_total_not_each() {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, FOUR_TABLES).unwrap();
+        let mut store = wasmtime::Store::new(&engine, MemoryLimiter::new(64 << 20));
+        store.limiter(|l| l);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let grow = instance.get_typed_func::<i32, i32>(&mut store, "grow").unwrap();
+        let quarter = (MAX_TABLE_ELEMENTS / 4) as i32;
+        assert_eq!(grow.call(&mut store, quarter).unwrap(), 0, "a quarter of the cap in each of four tables");
+        assert_eq!(store.data().tables_refused(), None);
+        // One more element each: each table alone would be far below the
+        // cap, but together they are past it (64 such tables were 512 MiB).
+        assert_eq!(grow.call(&mut store, 1).unwrap(), -1);
+        assert_eq!(store.data().tables_refused(), Some(MAX_TABLE_ELEMENTS + 1));
+        assert_eq!(grow.call(&mut store, 1 << 20).unwrap(), -1);
     }
 }

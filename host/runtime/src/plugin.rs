@@ -11,6 +11,7 @@ use crate::contract::{ContractVersion, latest};
 use crate::engine::Runtime;
 use crate::error::CallError;
 use crate::http::policy::HttpAllowlist;
+use crate::sanitize::Tidy;
 use latest::{oauth2_server, plugin_info, provisioning_target, types};
 
 /// What `provision-batch` returns: one result per request, or an error for
@@ -154,6 +155,7 @@ impl Plugin {
                 dispatch!(i, s, registry_provisioning_provisioning_target.call_validate_settings(&settings))
             })
             .await
+            .map(Tidy::tidy)
     }
 
     /// `provisioning-target.provision`.
@@ -168,6 +170,7 @@ impl Plugin {
                 dispatch!(i, s, registry_provisioning_provisioning_target.call_provision(context, request))
             })
             .await
+            .map(Tidy::tidy)
     }
 
     /// `provisioning-target.provision-batch`.
@@ -187,6 +190,7 @@ impl Plugin {
                 }
             })
             .await
+            .map(Tidy::tidy)
     }
 
     /// `oauth2-server.authorization-url`.
@@ -223,6 +227,7 @@ impl Plugin {
                     .convert()),
             })
             .await
+            .map(Tidy::tidy)
     }
 
     /// `oauth2-server.refresh`.
@@ -237,6 +242,7 @@ impl Plugin {
                 dispatch!(i, s, registry_provisioning_oauth2_server.call_refresh(config, tokens))
             })
             .await
+            .map(Tidy::tidy)
     }
 
     /// `oauth2-server.client-credentials`.
@@ -250,6 +256,7 @@ impl Plugin {
                 dispatch!(i, s, registry_provisioning_oauth2_server.call_client_credentials(config))
             })
             .await
+            .map(Tidy::tidy)
     }
 
     /// `oauth2-server.revoke`.
@@ -264,6 +271,7 @@ impl Plugin {
                 dispatch!(i, s, registry_provisioning_oauth2_server.call_revoke(config, tokens))
             })
             .await
+            .map(Tidy::tidy)
     }
 
     /// `oauth2-server.check-connection`; `allowlist` should name the server's
@@ -279,5 +287,6 @@ impl Plugin {
                 dispatch!(i, s, registry_provisioning_oauth2_server.call_check_connection(config, tokens))
             })
             .await
+            .map(Tidy::tidy)
     }
 }

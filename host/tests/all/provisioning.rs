@@ -242,6 +242,38 @@ async fn upserts_never_duplicate_and_reprovision_all_batches() {
     assert_eq!(h.state("B0007", t).0, ProvState::Provisioned);
 }
 
+/// One person whose data makes Salesforce refuse a whole collection call
+/// (a Do Not Call mapping fed "maybe"): the plugin halves the call until
+/// that person fails alone, and the other 999 are provisioned.
+#[tokio::test]
+async fn one_bad_person_among_a_thousand_fails_alone() {
+    let h = Harness::new(GrantType::ClientCredentials).await;
+    let settings = [("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("field_mappings", "DoNotCall={identifier:do-not-call}")];
+    let t = h.target("Contacts", &settings, Scope::default());
+    let people: Vec<Person> = (0..1000)
+        .map(|i| {
+            let mut p = person(&format!("M{i:04}"), "Many", &format!("Person {i}"), &format!("m{i}@example.org"));
+            let value = if i == 617 { "maybe" } else { "false" };
+            p.identifiers.push(registry_host::domain::Identifier { kind: "do-not-call".into(), value: value.into() });
+            p
+        })
+        .collect();
+    h.store.import_people(people, |_| {}).unwrap();
+    let before = h.api_calls();
+    h.drain().await;
+    let calls = h.api_calls() - before;
+    assert_eq!(h.emu.live_records("Contact").iter().filter(|r| r["Registry_ID__c"].is_string()).count(), 999);
+    let (state, _, message) = h.state("M0617", t);
+    assert_eq!(state, ProvState::Failed);
+    let message = message.unwrap();
+    assert!(message.contains("JSON_PARSER_ERROR") && message.contains("maybe"), "{message}");
+    assert_eq!(h.state("M0616", t).0, ProvState::Provisioned);
+    assert_eq!(h.store.job_counts(Some(t)).unwrap(), (0, 1));
+    // Five calls of 200, and the halving of one of them: 2·log2(200) more.
+    println!("1,000 people, one refused: {calls} API calls");
+    assert!(calls <= 5 + 16, "{calls} API calls");
+}
+
 #[tokio::test]
 async fn users_are_created_deactivated_and_reactivated() {
     let h = Harness::new(GrantType::ClientCredentials).await;

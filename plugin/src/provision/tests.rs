@@ -271,3 +271,42 @@ fn a_batch_error_is_outer_only_before_anything_was_done() {
     assert!(out[..200].iter().all(Result::is_ok));
     assert!(out[200..].iter().all(|r| matches!(r, Err(Error::Unauthorized(_)))));
 }
+
+/// Refuses, as a whole, any collection call holding the record whose
+/// Registry_ID__c is `bad` (or every call, with `bad` empty), the way
+/// Salesforce refuses a body it cannot deserialize.
+struct Refuses {
+    bad: &'static str,
+    sent: Vec<usize>,
+}
+
+impl Transport for Refuses {
+    fn send(&mut self, request: HttpRequest) -> Result<Response, String> {
+        let records = body(&request)["records"].as_array().unwrap().clone();
+        self.sent.push(records.len());
+        if self.bad.is_empty() || records.iter().any(|r| r["Registry_ID__c"] == self.bad) {
+            let refusal = json!([{"errorCode": "JSON_PARSER_ERROR", "message": "Cannot deserialize instance of boolean from VALUE_STRING value maybe"}]);
+            return Ok(reply(400, refusal));
+        }
+        Ok(reply(200, ok_records(records.len(), true)))
+    }
+}
+
+#[test]
+fn a_call_refused_for_one_record_is_halved_until_that_record_fails_alone() {
+    let c = config(&[("external_id_field", "Registry_ID__c")]);
+    let reqs: Vec<Request> = (0..10).map(|i| req(Action::Reprovision, person(&format!("P{i}")), None)).collect();
+    let mut t = Refuses { bad: "P3", sent: vec![] };
+    let out = provision_batch(&mut t, &c, &tokens(), &reqs).unwrap();
+    assert!(matches!(&out[3], Err(Error::Remote { code, status: Some(400), .. }) if code == "JSON_PARSER_ERROR"));
+    assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 9, "everyone else is provisioned");
+    assert_eq!(t.sent, [10, 5, 2, 3, 1, 2, 1, 1, 5], "halves, depth first");
+
+    // Refused whatever is sent: not about one record. The search stops at
+    // its budget and every record carries the refusal.
+    let reqs: Vec<Request> = (0..200).map(|i| req(Action::Reprovision, person(&format!("P{i}")), None)).collect();
+    let mut t = Refuses { bad: "", sent: vec![] };
+    let out = provision_batch(&mut t, &c, &tokens(), &reqs).unwrap();
+    assert_eq!(t.sent.len(), 1 + SPLIT_BUDGET);
+    assert!(out.iter().all(|r| matches!(r, Err(Error::Remote { code, .. }) if code == "JSON_PARSER_ERROR")));
+}

@@ -491,6 +491,20 @@ fn parse_body(object: &ObjectDef, body: &Map<String, Value>, mode: Mode) -> Resu
     Ok(out)
 }
 
+/// The JSON_PARSER_ERROR a value in `body` causes, if any. Salesforce
+/// deserializes a whole request before it acts on any record, so in a
+/// collection one such value refuses the whole call (HTTP 400), not just
+/// its record.
+pub fn parse_error(object: &ObjectDef, body: &Map<String, Value>) -> Option<SfError> {
+    body.iter().filter(|(k, _)| *k != "attributes").find_map(|(k, v)| match (&object.field(k)?.ty, v) {
+        (_, Value::Null) | (FieldType::Boolean, Value::Bool(_)) => None,
+        (FieldType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => None,
+        (FieldType::Boolean, other) => Some(json_error("boolean", other)),
+        (_, other @ (Value::Object(_) | Value::Array(_))) => Some(json_error("string", other)),
+        _ => None,
+    })
+}
+
 fn json_error(ty: &str, got: &Value) -> SfError {
     let token = match got {
         Value::Object(_) => "START_OBJECT",

@@ -488,6 +488,16 @@ fn collection_body(body: &Bytes) -> Result<(bool, Vec<Value>), ApiError> {
     Ok((all_or_none, records))
 }
 
+/// Refuses the whole call when a record holds a value Salesforce cannot
+/// deserialize (see [`crate::records::parse_error`]).
+fn parseable(body: (bool, Vec<Value>), resolve: &dyn Fn(&Value) -> Result<crate::schema::ObjectDef, SfError>) -> Result<(bool, Vec<Value>), ApiError> {
+    let refused = body.1.iter().find_map(|r| crate::records::parse_error(&resolve(r).ok()?, r.as_object()?));
+    match refused {
+        Some(e) => Err(ApiError::bad_request(e)),
+        None => Ok(body),
+    }
+}
+
 fn check_count(n: usize) -> Result<(), ApiError> {
     if n > COLLECTION_LIMIT {
         return Err(ApiError::bad_request(SfError::new(
@@ -535,7 +545,7 @@ fn collections(inner: &mut Inner, shared: &Shared, org: usize, c: &Call<'_>, res
     let m = c.method.clone();
     match (rest, m) {
         ([], Method::POST) => {
-            let (aon, records) = match collection_body(c.body) {
+            let (aon, records) = match collection_body(c.body).and_then(|b| parseable(b, &resolve)) {
                 Ok(x) => x,
                 Err(e) => return e.into_response(),
             };
@@ -547,7 +557,7 @@ fn collections(inner: &mut Inner, shared: &Shared, org: usize, c: &Call<'_>, res
             })
         }
         ([], Method::PATCH) => {
-            let (aon, records) = match collection_body(c.body) {
+            let (aon, records) = match collection_body(c.body).and_then(|b| parseable(b, &resolve)) {
                 Ok(x) => x,
                 Err(e) => return e.into_response(),
             };
@@ -645,7 +655,7 @@ fn collections(inner: &mut Inner, shared: &Shared, org: usize, c: &Call<'_>, res
             let Some(f) = o.field(field).filter(|f| f.external_id).cloned() else {
                 return ApiError::not_found(SfError::with_fields("NOT_FOUND", format!("Provided external ID field does not exist or is not accessible: {field}"), vec![])).into_response();
             };
-            let (aon, records) = match collection_body(c.body) {
+            let (aon, records) = match collection_body(c.body).and_then(|b| parseable(b, &resolve)) {
                 Ok(x) => x,
                 Err(e) => return e.into_response(),
             };

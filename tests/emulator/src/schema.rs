@@ -268,6 +268,8 @@ fn contact() -> ObjectDef {
         Field::text("MailingPostalCode", "Mailing Zip/Postal Code", 20),
         Field::text("MailingCountry", "Mailing Country", 80),
         Field::new("Description", "Contact Description", FieldType::Textarea, 32000),
+        Field::new("DoNotCall", "Do Not Call", FieldType::Boolean, 0).default(serde_json::Value::Bool(false)),
+        Field::new("HasOptedOutOfEmail", "Email Opt Out", FieldType::Boolean, 0).default(serde_json::Value::Bool(false)),
     ]);
     ObjectDef {
         name: "Contact",

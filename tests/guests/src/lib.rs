@@ -30,6 +30,18 @@ pub fn hostile_panic() -> &'static Path {
     Path::new(env!("HOSTILE_PANIC_WASM"))
 }
 
+/// A batch plugin that provisions everyone, except that a person named
+/// Poison makes the whole call trap.
+pub fn hostile_poison() -> &'static Path {
+    Path::new(env!("HOSTILE_POISON_WASM"))
+}
+
+/// A batch plugin that makes the host hold memory its guest cap does not
+/// count: header maps, long texts, aliased strings (see the fixture).
+pub fn hostile_hoarder() -> &'static Path {
+    Path::new(env!("HOSTILE_HOARDER_WASM"))
+}
+
 /// The example plugin of docs/writing-a-plugin.md.
 pub fn example_plugin() -> &'static Path {
     Path::new(env!("EXAMPLE_PLUGIN_WASM"))

@@ -2,4 +2,5 @@
 //! wasmtime, which costs link time).
 
 mod contracts;
+mod host_memory;
 mod sandbox;

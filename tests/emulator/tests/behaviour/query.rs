@@ -130,6 +130,34 @@ async fn collections_create_with_and_without_all_or_none() {
     assert_eq!((s, v), (400, json!([{"message": "record limit reached. cannot submit more than 200 records into this call", "errorCode": "EXCEEDED_ID_LIMIT"}])));
 }
 
+/// Salesforce reads a whole request before it acts on any record: a value
+/// it cannot deserialize refuses the whole collection call, whatever
+/// allOrNone says, and nothing is stored.
+#[tokio::test]
+async fn one_unparseable_value_refuses_the_whole_collection() {
+    let emu = start();
+    let http = client();
+    let t = tokens(&emu, &http).await;
+    let recs = json!([
+        {"attributes": {"type": "Contact"}, "LastName": "Good", "DoNotCall": false},
+        {"attributes": {"type": "Contact"}, "LastName": "Bad", "DoNotCall": "maybe"},
+        {"attributes": {"type": "Contact"}, "LastName": "AlsoGood", "DoNotCall": "TRUE"},
+    ]);
+    let (s, v) = collection(&http, &t, Method::POST, "composite/sobjects", Some(json!({"allOrNone": false, "records": recs}))).await;
+    assert_eq!(s, 400);
+    assert_eq!(v[0]["errorCode"], "JSON_PARSER_ERROR");
+    assert!(v[0]["message"].as_str().unwrap().starts_with("Cannot deserialize instance of boolean from VALUE_STRING value \"maybe\""), "{v}");
+    assert!(emu.records("Contact").is_empty());
+    let upsert = json!([{"attributes": {"type": "Contact"}, "Registry_ID__c": "P1", "LastName": "L", "HasOptedOutOfEmail": {"a": 1}}]);
+    let (s, v) = collection(&http, &t, Method::PATCH, "composite/sobjects/Contact/Registry_ID__c", Some(json!({"records": upsert}))).await;
+    assert_eq!((s, v[0]["errorCode"].as_str()), (400, Some("JSON_PARSER_ERROR")));
+    // Without the bad record, the same call goes through.
+    let good = json!([recs[0], recs[2]]);
+    let (s, v) = collection(&http, &t, Method::POST, "composite/sobjects", Some(json!({"allOrNone": false, "records": good}))).await;
+    assert_eq!((s, v[1]["success"].as_bool()), (200, Some(true)));
+    assert_eq!(emu.live_records("Contact").iter().map(|r| r["DoNotCall"].clone()).collect::<Vec<_>>(), [json!(false), json!(true)]);
+}
+
 #[tokio::test]
 async fn collections_update_upsert_retrieve_and_delete() {
     let emu = start();
