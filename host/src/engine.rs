@@ -9,8 +9,13 @@
 //! - `reauthorization-required`: the server is marked "needs a new token"
 //!   and its jobs wait, uncounted, until an admin obtains one.
 //! - `rate-limited`, retryable remote errors, transport failures and
-//!   timeouts: exponential backoff with jitter, up to `max_attempts`; then
-//!   the job is failed and kept.
+//!   timeouts: exponential backoff with jitter, from seconds to an hour,
+//!   for `retry_horizon` (days) from the first failure; then the job is
+//!   failed and kept. A target whose calls keep failing is quarantined:
+//!   its jobs wait, one probe job at growing intervals checks the remote
+//!   system, and the target resumes by itself when a probe succeeds.
+//! - `quota-exhausted`, or a target past its API share: the target pauses
+//!   (jobs wait, no attempt counted) and probes again an hour later.
 //! - everything else (a bad person, a bad setting, a refusal): failed at
 //!   once, with the reason on the person's page.
 
@@ -57,8 +62,11 @@ pub struct EngineConfig {
     pub backoff_base: Duration,
     /// Longest retry delay.
     pub backoff_max: Duration,
-    /// Attempts before a retryable job is failed for good.
+    /// Attempts before a retryable job is failed for good, whatever the
+    /// horizon (for tests; unbounded by default).
     pub max_attempts: u32,
+    /// How long after its first failure a job keeps being retried.
+    pub retry_horizon: Duration,
     /// How often idle workers look at the queue (changes also wake them).
     pub idle_poll: Duration,
 }
@@ -69,8 +77,9 @@ impl Default for EngineConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
             batch_max: 1000,
             backoff_base: Duration::from_secs(2),
-            backoff_max: Duration::from_secs(600),
-            max_attempts: 8,
+            backoff_max: Duration::from_secs(3600),
+            max_attempts: u32::MAX,
+            retry_horizon: Duration::from_secs(4 * 24 * 3600),
             idle_poll: Duration::from_secs(1),
         }
     }
@@ -94,6 +103,8 @@ enum Verdict {
     Wait(String),
     /// Try again after a delay (the plugin's, or the backoff's).
     Retry(Option<u64>, String),
+    /// The remote system's quota is used up: the target waits, no attempt counted.
+    Budget(String),
     /// Give up.
     Fail(String),
 }
@@ -103,6 +114,7 @@ fn verdict(e: &PluginError) -> Verdict {
         PluginError::Unauthorized(_) => Verdict::Refresh,
         PluginError::ReauthorizationRequired(_) => Verdict::Wait(format!("waiting for a new token: {}", explain(e))),
         PluginError::RateLimited(ms) => Verdict::Retry(*ms, "the remote system is throttling requests".into()),
+        PluginError::QuotaExhausted(_) => Verdict::Budget(explain(e)),
         PluginError::Remote(r) if r.retryable => Verdict::Retry(None, explain(e)),
         PluginError::Transport(_) => Verdict::Retry(None, explain(e)),
         PluginError::InvalidPerson(f) => Verdict::Fail(format!("fix the person's {}: {}", f.field, f.message)),
@@ -127,6 +139,22 @@ impl Engine {
     /// Tells idle workers there is work (a person changed, a token arrived).
     pub fn wake(&self) {
         self.wake.notify_waiters();
+    }
+
+    /// Asks each target's plugin what a removal does under its settings
+    /// (targets saved in the UI have it already; this covers the rest, and
+    /// a plugin upgraded since). Only destructive removals are held past a
+    /// target's threshold.
+    pub async fn refresh_removal_effects(&self) -> Result<(), StoreError> {
+        use registry_plugin_runtime::latest::types::RemovalEffect;
+        for t in self.store.targets()? {
+            let Some(plugin) = self.plugins.get(&t.plugin) else { continue };
+            let effect = plugin.removal_effect(&plugin.settings_with_defaults(&t.settings)).await;
+            let destructive = !matches!(effect, Ok(RemovalEffect::Keep | RemovalEffect::Mark));
+            let guards = self.store.safeguards(t.id)?;
+            self.store.set_safeguards(t.id, &guards, destructive)?;
+        }
+        Ok(())
     }
 
     /// Puts jobs a previous process left running back in the queue and
@@ -204,7 +232,13 @@ impl Engine {
             Verdict::Fail(m) => self.store.finish_failed(job, &m),
             Verdict::Wait(m) => self.store.finish_waiting(std::slice::from_ref(job), &m),
             Verdict::Refresh => self.settle(job, Verdict::Retry(None, "the access token was refused again after a refresh".into())),
+            Verdict::Budget(m) => self.store.finish_waiting(std::slice::from_ref(job), &format!("waiting: {m}")),
             Verdict::Retry(delay, m) => {
+                let failing_for = Duration::from_millis((self.store.now() - job.failing_since.unwrap_or(self.store.now())).max(0) as u64);
+                if failing_for >= self.config.retry_horizon {
+                    let hours = failing_for.as_secs_f64() / 3600.0;
+                    return self.store.finish_failed(job, &format!("gave up after {hours:.0} h of failed attempts ({} in all): {m}", job.attempts + 1));
+                }
                 if job.attempts + 1 >= self.config.max_attempts {
                     return self.store.finish_failed(job, &format!("gave up after {} attempts: {m}", job.attempts + 1));
                 }
@@ -300,11 +334,13 @@ impl Engine {
                         remote: outcome.remote.map(|r| (r.object_type, r.remote_id)),
                         summary: outcome.summary,
                         removed: outcome.removed,
+                        usage: outcome.usage.map(|u| (u.used, u.limit)),
                     }),
                     Err(v) if v == Verdict::Refresh && !refreshed => again.push((job, req)),
                     Err(v) => settled.push((job, v)),
                 }
             }
+            self.target_health(target.id, &done, &settled)?;
             self.store.finish_done(&done)?;
             // The plugin says only a new authorization helps: the server shows
             // it, and claim holds its jobs until an admin obtains a token.
@@ -329,6 +365,33 @@ impl Engine {
                         self.settle(job, v.clone())?;
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// What a call says about its target: a success ends a pause (the
+    /// probe worked) and records the API usage seen; a call that only
+    /// failed for a passing reason counts towards quarantine; a spent quota
+    /// pauses the target.
+    fn target_health(&self, target: i64, done: &[Done], settled: &[(Job, Verdict)]) -> Result<(), StoreError> {
+        if let Some(m) = settled.iter().find_map(|(_, v)| if let Verdict::Budget(m) = v { Some(m) } else { None }) {
+            let until = self.store.now() + crate::store::safeguards_budget_wait();
+            self.store.pause_target(target, until, &format!("{m}; a probe at {} checks again", crate::domain::format_time(until)))?;
+            tracing::warn!(target, "the remote system's API quota is used up; the target waits");
+        }
+        if !done.is_empty() {
+            if self.store.target_succeeded(target)? {
+                tracing::info!(target, "a probe succeeded; the target resumes");
+            }
+            if let Some((used, limit)) = done.iter().filter_map(|d| d.usage).max_by_key(|(used, _)| *used)
+                && let Some(reason) = self.store.record_usage(target, used, limit)?
+            {
+                tracing::warn!(target, %reason, "the target's API share is used up; it waits");
+            }
+        } else if let Some((_, Verdict::Retry(_, why))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Retry(..))) {
+            if let Some(until) = self.store.target_call_failed(target, why)? {
+                tracing::warn!(target, next_probe = %crate::domain::format_time(until), "the target is quarantined: its calls keep failing");
             }
         }
         Ok(())

@@ -164,7 +164,14 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let created_admin = bootstrap_admin(&store, config.demo)?;
     let emulator = if config.demo { Some(demo(&store, &oauth, &names)?) } else { None };
 
+    anyhow::ensure!(
+        config.engine.retry_horizon > config.engine.backoff_base,
+        "the retry horizon ({:?}) is shorter than the first retry delay ({:?}): no job would ever be retried; give a horizon of days",
+        config.engine.retry_horizon,
+        config.engine.backoff_base
+    );
     let engine = Engine::new(store.clone(), plugins.clone(), oauth.clone(), config.engine.clone());
+    engine.refresh_removal_effects().await?;
     let resumed = engine.start()?;
     let app = App::new(store.clone(), oauth, plugins.clone(), engine.clone(), public_url.starts_with("https://")).allow_hosts(host_names(&public_url, addr));
     let router = web::router(Arc::new(app));

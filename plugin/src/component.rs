@@ -9,7 +9,7 @@ wit_bindgen::generate!({
 
 use crate::wasi_transport::WasiTransport;
 use crate::{error, metadata, oauth, person, provision, settings};
-use exports::registry::provisioning::oauth2_server::{ApiUsage, AuthorizationRequest, ConnectionInfo};
+use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, Setting, SettingKind,
 };
@@ -18,7 +18,8 @@ use exports::registry::provisioning::provisioning_target::{
 };
 use registry::provisioning::log;
 use registry::provisioning::types::{
-    FieldError, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisioningAction, RemoteError, RemoteRef, TokenSet,
+    ApiUsage, FieldError, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect,
+    TokenSet,
 };
 
 /// The component's export implementation.
@@ -113,6 +114,7 @@ fn plugin_error(e: error::Error) -> PluginError {
         error::Error::Unauthorized(m) => PluginError::Unauthorized(m),
         error::Error::ReauthorizationRequired(m) => PluginError::ReauthorizationRequired(m),
         error::Error::RateLimited(ms) => PluginError::RateLimited(ms),
+        error::Error::QuotaExhausted(usage) => PluginError::QuotaExhausted(usage.map(|(used, limit)| ApiUsage { used, limit })),
         error::Error::InvalidConfig(f) => PluginError::InvalidConfig(field_error(f)),
         error::Error::InvalidPerson(f) => PluginError::InvalidPerson(field_error(f)),
         error::Error::Remote { code, message, status, retryable } => PluginError::Remote(RemoteError { code, message, status, retryable }),
@@ -156,10 +158,25 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
             errors.into_iter().map(field_error).collect()
         })
     }
+    fn check_settings(context: TargetContext) -> Result<(), Vec<FieldError>> {
+        let config = settings::Config::parse(&context.settings).map_err(|errors| errors.into_iter().map(field_error).collect::<Vec<_>>())?;
+        provision::check_settings(&mut WasiTransport, &config, &tokens_in(context.tokens)).map_err(|errors| errors.into_iter().map(field_error).collect())
+    }
+    fn describe_removal(values: Vec<(String, String)>) -> RemovalEffect {
+        match settings::Config::parse(&values).map(|c| c.removal) {
+            Ok(settings::Removal::Keep) => RemovalEffect::Keep,
+            Ok(settings::Removal::Mark(_)) => RemovalEffect::Mark,
+            Ok(settings::Removal::Deactivate) => RemovalEffect::Deactivate,
+            // Unparseable settings: the cautious answer.
+            Ok(settings::Removal::Delete) | Err(_) => RemovalEffect::Delete,
+        }
+    }
     fn provision(context: TargetContext, request: ProvisionRequest) -> Result<ProvisionOutcome, PluginError> {
         let config = target_config(&context.settings)?;
         let request = request_in(request);
-        provision::provision(&mut WasiTransport, &config, &tokens_in(context.tokens), &request).map(outcome_out).map_err(plugin_error)
+        let mut t = Watching::default();
+        let result = provision::provision(&mut t, &config, &tokens_in(context.tokens), &request);
+        result.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)
     }
     fn provision_batch(
         context: TargetContext,
@@ -167,8 +184,23 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
     ) -> Result<Vec<Result<ProvisionOutcome, PluginError>>, PluginError> {
         let config = target_config(&context.settings)?;
         let requests: Vec<provision::Request> = requests.into_iter().map(request_in).collect();
-        let results = provision::provision_batch(&mut WasiTransport, &config, &tokens_in(context.tokens), &requests).map_err(plugin_error)?;
-        Ok(results.into_iter().map(|r| r.map(outcome_out).map_err(plugin_error)).collect())
+        let mut t = Watching::default();
+        let results = provision::provision_batch(&mut t, &config, &tokens_in(context.tokens), &requests).map_err(plugin_error)?;
+        Ok(results.into_iter().map(|r| r.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)).collect())
+    }
+}
+
+/// [`WasiTransport`], remembering the last API usage Salesforce reported.
+#[derive(Default)]
+struct Watching {
+    usage: Option<(u64, u64)>,
+}
+
+impl crate::http::Transport for Watching {
+    fn send(&mut self, request: crate::http::Request) -> Result<crate::http::Response, String> {
+        let response = WasiTransport.send(request)?;
+        self.usage = response.api_usage().or(self.usage);
+        Ok(response)
     }
 }
 
@@ -229,8 +261,13 @@ fn person_in(p: Person) -> person::Person {
     }
 }
 
-fn outcome_out(o: provision::Outcome) -> ProvisionOutcome {
-    ProvisionOutcome { remote: o.remote.map(|r| RemoteRef { object_type: r.object_type, remote_id: r.remote_id }), summary: o.summary, removed: o.removed }
+fn outcome_out(o: provision::Outcome, usage: Option<(u64, u64)>) -> ProvisionOutcome {
+    ProvisionOutcome {
+        remote: o.remote.map(|r| RemoteRef { object_type: r.object_type, remote_id: r.remote_id }),
+        summary: o.summary,
+        removed: o.removed,
+        usage: usage.map(|(used, limit)| ApiUsage { used, limit }),
+    }
 }
 
 // Export symbols carry WIT names (`pkg/iface#func`) that a native linker's

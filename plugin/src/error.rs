@@ -12,6 +12,8 @@ pub enum Error {
     ReauthorizationRequired(String),
     /// Throttled: retry after this many ms (or the host's backoff).
     RateLimited(Option<u64>),
+    /// The org's daily API requests are used up: (used, limit) if known.
+    QuotaExhausted(Option<(u64, u64)>),
     /// A setting or the OAuth2 server configuration is wrong.
     InvalidConfig(FieldError),
     /// The person cannot be provisioned as they are.

@@ -61,6 +61,15 @@ impl Response {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// The org's API usage from `Sforce-Limit-Info: api-usage=USED/LIMIT`,
+    /// which Salesforce puts on every REST answer.
+    pub fn api_usage(&self) -> Option<(u64, u64)> {
+        let info = self.header("Sforce-Limit-Info")?;
+        let usage = info.split(',').find_map(|part| part.trim().strip_prefix("api-usage="))?;
+        let (used, limit) = usage.split_once('/')?;
+        Some((used.trim().parse().ok()?, limit.trim().parse().ok()?))
+    }
+
     /// The body as (lossy) text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()

@@ -122,6 +122,20 @@ fn common_tail(m: &mut Fields, config: &Config, person: &Person) -> Result<(), E
     Ok(())
 }
 
+/// The fields a "mark" removal sets, from the admin's `Field__c={template}`
+/// list.
+pub fn mark_fields(mappings: &[crate::settings::FieldMapping], person: &Person) -> Result<Map<String, Value>, Error> {
+    let mut out = Map::new();
+    for mapping in mappings {
+        let value = mapping
+            .template
+            .render(person)
+            .map_err(|missing| invalid(&missing.field(), format!("the mark field {}={} needs it", mapping.field, mapping.template)))?;
+        out.insert(mapping.field.clone(), Value::String(value));
+    }
+    Ok(out)
+}
+
 /// Street and room on separate lines, as COmanage sends them.
 fn join_street(a: &crate::person::Address) -> Option<String> {
     match (a.street.as_deref(), a.room.as_deref()) {

@@ -239,6 +239,11 @@ pub fn rest_error(resp: &Response) -> Error {
     let (code, message) = first.unwrap_or_else(|| (format!("HTTP_{}", resp.status), short(&resp.text())));
     match (resp.status, code.as_str()) {
         (401, _) | (_, "INVALID_SESSION_ID") => Error::Unauthorized(message),
+        // The daily allowance is used up (not a burst): no retry within
+        // minutes can succeed.
+        (_, "REQUEST_LIMIT_EXCEEDED") if message.contains("TotalRequests") || resp.api_usage().is_some_and(|(used, limit)| used >= limit) => {
+            Error::QuotaExhausted(resp.api_usage())
+        }
         (_, "REQUEST_LIMIT_EXCEEDED") | (429, _) => Error::RateLimited(None),
         (_, "UNABLE_TO_LOCK_ROW") => Error::Remote { code, message, status: Some(resp.status), retryable: true },
         (s, _) => Error::Remote { code, message, status: Some(s), retryable: s >= 500 },

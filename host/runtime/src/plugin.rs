@@ -158,6 +158,34 @@ impl Plugin {
             .map(Tidy::tidy)
     }
 
+    /// `provisioning-target.check-settings`: the settings checked against the
+    /// remote system. A 0.1.0 plugin has no such check: `Ok(Ok(()))`.
+    pub async fn check_settings(
+        &self,
+        context: &provisioning_target::TargetContext,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<(), Vec<types::FieldError>>, CallError> {
+        self.sandbox
+            .call("provisioning-target.check-settings", allowlist, async |i, s| match i {
+                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_check_settings(s, context).await,
+                Instance::V0_1_0(_) => Ok(Ok(())),
+            })
+            .await
+            .map(Tidy::tidy)
+    }
+
+    /// `provisioning-target.describe-removal`. A 0.1.0 plugin cannot say, so
+    /// its removals count as deletions (the cautious answer).
+    pub async fn removal_effect(&self, settings: &[(String, String)]) -> Result<types::RemovalEffect, CallError> {
+        let settings = settings.to_vec();
+        self.sandbox
+            .call("provisioning-target.describe-removal", &HttpAllowlist::none(), async |i, s| match i {
+                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_describe_removal(s, &settings).await,
+                Instance::V0_1_0(_) => Ok(types::RemovalEffect::Delete),
+            })
+            .await
+    }
+
     /// `provisioning-target.provision`.
     pub async fn provision(
         &self,

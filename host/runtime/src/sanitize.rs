@@ -77,6 +77,7 @@ impl Tidy for types::PluginError {
             E::Unauthorized(m) => E::Unauthorized(m.tidy()),
             E::ReauthorizationRequired(m) => E::ReauthorizationRequired(m.tidy()),
             E::RateLimited(after) => E::RateLimited(after),
+            E::QuotaExhausted(usage) => E::QuotaExhausted(usage),
             E::InvalidConfig(f) => E::InvalidConfig(f.tidy()),
             E::InvalidPerson(f) => E::InvalidPerson(f.tidy()),
             E::Remote(r) => E::Remote(types::RemoteError { code: r.code.tidy(), message: r.message.tidy(), ..r }),

@@ -135,18 +135,46 @@ pub fn list_targets(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The target named `which` (or with that id).
+fn find_target(store: &Store, which: &str) -> anyhow::Result<registry_host::domain::Target> {
+    let targets = store.targets()?;
+    let names: Vec<String> = targets.iter().map(|t| format!("{} ({})", t.name, t.id)).collect();
+    targets
+        .into_iter()
+        .find(|t| t.name == which || t.id.to_string() == which)
+        .with_context(|| format!("no target '{which}'; targets: {}", if names.is_empty() { "none".into() } else { names.join(", ") }))
+}
+
+/// `targets removals NAME|ID [--confirm|--discard]`.
+pub fn removals(data_dir: &Path, which: &str, confirm: bool, discard: bool) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let target = find_target(&store, which)?;
+    let health = store.target_health(target.id)?;
+    if health.held_removals == 0 {
+        println!("'{}' holds no removals (threshold: {} within 24 hours)", target.name, health.removal_threshold);
+        return Ok(());
+    }
+    if confirm {
+        let n = store.confirm_removals(target.id)?;
+        println!("{n} removal(s) confirmed for '{}'; `registry-host serve` runs them", target.name);
+    } else if discard {
+        let n = store.discard_removals(target.id, "the command line")?;
+        println!("{n} removal(s) discarded for '{}': those records stay, no longer managed", target.name);
+    } else {
+        println!("'{}' holds {} removal(s) for confirmation (threshold: {} within 24 hours):", target.name, health.held_removals, health.removal_threshold);
+        for h in store.held_removals(target.id, 1000)? {
+            println!("  {:<20} {:<40} {}", h.person_id, h.name, h.remote.unwrap_or_default());
+        }
+        println!("run again with --confirm to remove them, or --discard to leave the records in place");
+    }
+    Ok(())
+}
+
 /// `targets reprovision NAME|ID`: queues everyone in scope, then follows
 /// the run while a server works through it.
 pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
-    let targets = store.targets()?;
-    let target = targets
-        .iter()
-        .find(|t| t.name == which || t.id.to_string() == which)
-        .with_context(|| {
-            let names: Vec<String> = targets.iter().map(|t| format!("{} ({})", t.name, t.id)).collect();
-            format!("no target '{which}'; targets: {}", if names.is_empty() { "none".into() } else { names.join(", ") })
-        })?;
+    let target = find_target(&store, which)?;
     let run = store.start_run(target.id)?;
     println!("run {} queued {} people for '{}'", run.id, run.total, target.name);
     if !target.enabled {

@@ -143,6 +143,18 @@ enum PeopleCommand {
 enum TargetsCommand {
     /// List targets with their queued and failed jobs.
     List,
+    /// Show the removals a target holds for confirmation, and confirm or
+    /// discard them.
+    Removals {
+        /// The target's name or id.
+        target: String,
+        /// Let them run.
+        #[arg(long, conflicts_with = "discard")]
+        confirm: bool,
+        /// Drop them: the records stay in the remote system, no longer managed.
+        #[arg(long)]
+        discard: bool,
+    },
     /// Queue everyone in a target's scope and follow the run.
     Reprovision {
         /// The target's name or id.
@@ -358,6 +370,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::People(PeopleCommand::Import { file }) => commands::import_people(&cli.runtime.data_dir(), &file),
         Command::Targets(TargetsCommand::List) => commands::list_targets(&cli.runtime.data_dir()),
+        Command::Targets(TargetsCommand::Removals { target, confirm, discard }) => commands::removals(&cli.runtime.data_dir(), &target, confirm, discard),
         Command::Targets(TargetsCommand::Reprovision { target, no_wait }) => {
             commands::reprovision(&cli.runtime.data_dir(), &target, !no_wait).await
         }

@@ -86,6 +86,8 @@ pub struct Job {
     pub attempts: u32,
     /// The reprovision run it belongs to.
     pub run_id: Option<i64>,
+    /// When its first attempt failed (retries stop a horizon after).
+    pub failing_since: Option<i64>,
 }
 
 /// A "Reprovision all" run.
@@ -118,6 +120,8 @@ pub struct Done {
     pub summary: String,
     /// Whether the person was taken out of the remote system.
     pub removed: bool,
+    /// The remote system's API usage the call saw (used, limit).
+    pub usage: Option<(u64, u64)>,
 }
 
 

@@ -159,16 +159,23 @@ impl Store {
     /// is ready when its target is enabled, its server has a token (or can
     /// get one by itself), its backoff has passed, and no earlier job for the
     /// same person and target is unfinished.
+    ///
+    /// Before choosing, removals past a target's threshold are held for an
+    /// admin's confirmation (see [`Store::hold_removals`]); a paused target
+    /// (quarantined, or waiting for its API budget) gives nothing until its
+    /// pause ends, and then one job: the probe.
     pub fn claim(&self, max: usize) -> Result<Vec<Job>, StoreError> {
-        let now = now_ms();
+        let now = self.now();
         let mut conn = self.db();
         let tx = write(&mut conn)?;
+        Self::hold_removals(&tx, now)?;
         let jobs: Vec<Job> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id FROM jobs j
+                "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since FROM jobs j
                  JOIN targets t ON t.id = j.target_id
                  JOIN oauth2_servers s ON s.id = t.server_id
-                 WHERE j.state = 'queued' AND j.not_before <= ?1 AND t.enabled = 1
+                 WHERE j.state = 'queued' AND j.not_before <= ?1 AND t.enabled = 1 AND j.held = 0
+                   AND (t.paused_until IS NULL OR t.paused_until <= ?1)
                    AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))
                    AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
                  ORDER BY j.id LIMIT ?2",
@@ -181,12 +188,17 @@ impl Store {
                     action: parsed("job action", r.get(3)?, Action::parse)?,
                     attempts: r.get::<_, i64>(4)? as u32,
                     run_id: r.get(5)?,
+                    failing_since: r.get(6)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?
         };
         let Some(first) = jobs.first().map(|j| j.target_id) else { return Ok(vec![]) };
-        let jobs: Vec<Job> = jobs.into_iter().filter(|j| j.target_id == first).collect();
+        let mut jobs: Vec<Job> = jobs.into_iter().filter(|j| j.target_id == first).collect();
+        let probing: i64 = tx.query_row("SELECT pause_level FROM targets WHERE id = ?1", params![first], |r| r.get(0))?;
+        if probing > 0 {
+            jobs.truncate(1);
+        }
         {
             let mut mark = tx.prepare_cached("UPDATE jobs SET state = 'running' WHERE id = ?1")?;
             for j in &jobs {
@@ -197,16 +209,17 @@ impl Store {
         Ok(jobs)
     }
 
-    /// When the next queued job becomes ready, if one waits for its backoff.
+    /// When the next queued job becomes ready, if one waits for its backoff
+    /// or its target's pause.
     /// Jobs that wait for a token, a disabled target or an earlier job of
     /// the same person do not count: they are freed by a change that wakes
     /// the workers, or by the worker that finishes the earlier job.
     pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.db().query_row(
-            "SELECT MIN(j.not_before) FROM jobs j
+            "SELECT MIN(MAX(j.not_before, COALESCE(t.paused_until, 0))) FROM jobs j
              JOIN targets t ON t.id = j.target_id
              JOIN oauth2_servers s ON s.id = t.server_id
-             WHERE j.state = 'queued' AND t.enabled = 1
+             WHERE j.state = 'queued' AND t.enabled = 1 AND j.held = 0
                AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))
                AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')",
             [],
@@ -291,12 +304,13 @@ impl Store {
             tx.commit()?;
             return Ok(());
         }
+        let now = self.now();
         if tx.execute(
-            "UPDATE jobs SET state = 'queued', attempts = attempts + 1, not_before = ?2, last_error = ?3 WHERE id = ?1",
-            params![job.id, now_ms() + delay_ms, error],
+            "UPDATE jobs SET state = 'queued', attempts = attempts + 1, not_before = ?2, last_error = ?3, failing_since = COALESCE(failing_since, ?4) WHERE id = ?1",
+            params![job.id, now + delay_ms, error, now],
         )? > 0
         {
-            let message = format!("attempt {} failed: {error}; trying again in {:.1} s", job.attempts + 1, delay_ms as f64 / 1000.0);
+            let message = format!("attempt {} failed: {error}; next attempt at {}", job.attempts + 1, crate::domain::format_time(now + delay_ms));
             Self::set_state(&tx, &job.person_id, job.target_id, ProvState::Pending, Some(&message))?;
             Self::history_in(&tx, job, false, &message)?;
         }

@@ -129,4 +129,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
     ALTER TABLE api_tokens ADD COLUMN revoked_at INTEGER;
     ALTER TABLE sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;",
+    // 6: safeguards for real orgs: removals held for confirmation, retries
+    // measured from the first failure, targets paused (quarantine, API
+    // budget) and the API usage they last saw.
+    "ALTER TABLE jobs ADD COLUMN failing_since INTEGER;
+    ALTER TABLE jobs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE targets ADD COLUMN removal_threshold INTEGER;
+    ALTER TABLE targets ADD COLUMN api_share INTEGER;
+    ALTER TABLE targets ADD COLUMN destructive_removals INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE targets ADD COLUMN paused_until INTEGER;
+    ALTER TABLE targets ADD COLUMN pause_reason TEXT;
+    ALTER TABLE targets ADD COLUMN pause_level INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE targets ADD COLUMN failures_in_row INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE targets ADD COLUMN failing_since INTEGER;
+    ALTER TABLE targets ADD COLUMN usage_used INTEGER;
+    ALTER TABLE targets ADD COLUMN usage_limit INTEGER;
+    ALTER TABLE targets ADD COLUMN usage_at INTEGER;
+    CREATE INDEX history_by_target ON history(target_id, at);",
 ];

@@ -16,10 +16,18 @@ mod jobs;
 mod keys;
 mod migrations;
 mod people;
+mod safeguards;
 mod servers;
 mod targets;
 
 pub use admins::{ApiToken, Session};
+pub use safeguards::{HeldRemoval, Safeguards, TargetHealth};
+
+/// How long a target whose API quota or share is spent waits before it
+/// probes again (ms).
+pub fn safeguards_budget_wait() -> i64 {
+    safeguards::BUDGET_WAIT_MS
+}
 pub use servers::Pending;
 use migrations::MIGRATIONS;
 
@@ -116,6 +124,9 @@ pub struct Store {
     conn: Mutex<Connection>,
     secrets: SecretBox,
     path: PathBuf,
+    /// Added to the wall clock for queue decisions (backoff, horizon,
+    /// pauses): tests move time forward instead of sleeping.
+    clock_offset_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Store {
@@ -137,9 +148,20 @@ impl Store {
         // Long enough to wait out another process's largest transaction
         // (queueing a "Reprovision all" of 100,000 people takes seconds).
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        let store = Store { conn: Mutex::new(conn), secrets, path };
+        let store = Store { conn: Mutex::new(conn), secrets, path, clock_offset_ms: std::sync::atomic::AtomicI64::new(0) };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The queue's clock (ms since the epoch): the wall clock, moved by
+    /// [`Store::advance_clock`].
+    pub fn now(&self) -> i64 {
+        now_ms() + self.clock_offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the queue's clock forward (tests of retries measured in hours).
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.clock_offset_ms.fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The database file.

@@ -4,7 +4,6 @@
 //! handed to handlers (login throttling is per client).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 

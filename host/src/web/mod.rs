@@ -23,6 +23,7 @@ mod api;
 mod connections;
 mod error;
 mod people;
+mod safeguards;
 mod servers;
 mod session;
 mod targets;
@@ -123,6 +124,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(targets::routes())
         .merge(api::routes())
         .merge(account::routes())
+        .merge(safeguards::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(app.clone(), known_host))
         .layer(axum::middleware::from_fn(security_headers))
@@ -178,11 +180,7 @@ fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-/// `2026-11-24 16:03:18 UTC`.
-pub fn format_time(ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    at.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC")).expect("every field is in the description")
-}
+pub use crate::domain::format_time;
 
 #[cfg(test)]
 mod tests {

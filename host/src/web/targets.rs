@@ -14,11 +14,11 @@ use serde::Serialize;
 
 use super::error::WebError;
 use super::session::{Admin, AdminForm};
-use super::{App, FormMap, see_other};
+use super::{App, FormMap, safeguards, see_other};
 use registry_plugin_runtime::latest::plugin_info::SettingKind;
 use crate::domain::Scope;
 use crate::domain::TargetInput;
-use crate::store::{Session, StoreError};
+use crate::store::{Safeguards, Session, StoreError};
 
 pub(super) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -147,7 +147,7 @@ async fn new(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Ad
 
 /// Checks the form and asks the plugin to validate the settings. `old`
 /// holds saved settings (secrets left empty are kept).
-async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<TargetInput, (String, HashMap<String, String>, HashMap<String, String>)> {
+async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<(TargetInput, Safeguards), (String, HashMap<String, String>, HashMap<String, String>)> {
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let plugin = get("plugin");
     let mut errors = HashMap::new();
@@ -193,17 +193,33 @@ async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<Ta
     } else {
         errors.insert("plugin".into(), format!("the plugin '{plugin}' is not loaded"));
     }
+    let safeguards = safeguards::parse(f).unwrap_or_else(|e| {
+        errors.extend(e);
+        Safeguards::default()
+    });
+    // Only settings that passed the plugin's own check go to the remote system.
+    if errors.is_empty()
+        && let Some(p) = app.plugin_map.get(&plugin)
+    {
+        errors.extend(safeguards::check_remotely(app, p, server_id, &settings).await);
+    }
     if !errors.is_empty() {
         return Err((plugin, shown, errors));
     }
-    Ok(TargetInput { name, plugin, server_id, settings, enabled: f.contains_key("enabled"), scope: Scope::parse(&get("scope_domains"), &get("scope_affiliations")) })
+    let input = TargetInput { name, plugin, server_id, settings, enabled: f.contains_key("enabled"), scope: Scope::parse(&get("scope_domains"), &get("scope_affiliations")) };
+    Ok((input, safeguards))
 }
 
 async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     match validate(&app, &f, &[]).await {
         Err((plugin, shown, errors)) => form_page(&app, &s, None, &plugin, &f, &shown, &errors, None),
-        Ok(input) => match app.store.create_target(&input) {
-            Ok(id) => Ok(see_other(&format!("/targets/{id}?notice=created"))),
+        Ok((input, guards)) => match app.store.create_target(&input) {
+            Ok(id) => {
+                if let Some(p) = app.plugin_map.get(&input.plugin) {
+                    safeguards::save(&app, id, p, &input.settings, &guards).await?;
+                }
+                Ok(see_other(&format!("/targets/{id}?notice=created")))
+            }
             Err(StoreError::Conflict(m)) => form_page(&app, &s, None, &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
             Err(e) => Err(e.into()),
         },
@@ -221,6 +237,9 @@ async fn edit(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s): Admin)
     if t.enabled {
         f.insert("enabled".into(), "on".into());
     }
+    let guards = app.store.safeguards(id)?;
+    f.insert("removal_threshold".into(), guards.removal_threshold.map(|n| n.to_string()).unwrap_or_default());
+    f.insert("api_share".into(), guards.api_share.map(|n| n.to_string()).unwrap_or_default());
     form_page(&app, &s, Some(id), &t.plugin, &f, &t.settings.iter().cloned().collect(), &HashMap::new(), None)
 }
 
@@ -228,8 +247,11 @@ async fn update(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { se
     let old = app.store.target(id)?;
     match validate(&app, &f, &old.settings).await {
         Err((plugin, shown, errors)) => form_page(&app, &s, Some(id), &plugin, &f, &shown, &errors, None),
-        Ok(input) => match app.store.update_target(id, &input) {
+        Ok((input, guards)) => match app.store.update_target(id, &input) {
             Ok(()) => {
+                if let Some(p) = app.plugin_map.get(&input.plugin) {
+                    safeguards::save(&app, id, p, &input.settings, &guards).await?;
+                }
                 // Enabling releases the jobs that queued up meanwhile.
                 app.engine.wake();
                 Ok(see_other(&format!("/targets/{id}?notice=saved")))
@@ -277,17 +299,21 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<
             "created" => "Target added. New and changed people are provisioned from now on; use Reprovision all for everyone already here.",
             "saved" => "Changes saved.",
             "run" => "Reprovisioning everyone in scope.",
+            "confirmed" => "The held removals are confirmed and run now.",
+            "discarded" => "The held removals are discarded: those records stay, no longer managed.",
             _ => return None,
         })
     });
     // Only while something moves: jobs waiting for a token or a disabled target do not.
     let refresh = ((running || queued > 0) && waiting.is_none() && t.enabled).then_some(2);
+    let guards = app.store.safeguards(id)?;
+    let health = safeguards::view(&app, id, &guards)?;
     Ok(app.render(
         "target.html",
         context! {
             admin => s.username, csrf => s.csrf_token, t => t, scope => t.scope.describe(), settings => settings, counts => counts,
             run => run, running => running, queued => queued, failed_jobs => failed_jobs, failures => failures, waiting => waiting,
-            server_id => t.server_id, notice => notice, refresh => refresh,
+            server_id => t.server_id, notice => notice, refresh => refresh, health => health, guards => guards,
         },
     ))
 }

@@ -25,7 +25,7 @@ fn inspect_prints_the_plugin_and_its_settings() {
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("Plugin        salesforce 0.1.0\n"), "{stdout}");
     assert!(stdout.contains("Capabilities  authorization-code, refresh, client-credentials, revoke, check-connection, provision, provision-batch\n"), "{stdout}");
-    assert!(stdout.contains("Settings (15)"), "{stdout}");
+    assert!(stdout.contains("Settings (20)"), "{stdout}");
     assert!(stdout.contains("\nobject "), "{stdout}");
     assert!(stdout.contains("Choices: Contact, User."), "{stdout}");
 
@@ -52,7 +52,7 @@ fn inspect_json_is_machine_readable() {
         names,
         [
             "object", "api_version", "external_id_field", "email_type", "provision_middle_name",
-            "account_id", "inactive_action", "field_mappings", "profile_id", "username_template",
+            "account_id", "inactive_action", "match_by", "match_field", "match_template", "on_remove", "mark_fields", "field_mappings", "profile_id", "username_template",
             "federation_identifier_type", "time_zone", "locale", "email_encoding", "language"
         ]
     );

@@ -35,7 +35,11 @@ fn the_salesforce_plugin_passes_every_check() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("conformance run for salesforce 0.1.0 (registry:provisioning@0.2.0)\n"), "{stdout}");
     assert!(stdout.contains("\npass  provision.repeat "), "{stdout}");
-    assert!(stdout.contains("19 passed, 0 failed, 0 skipped"), "{stdout}");
+    let line = |name: &str| stdout.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_default().to_string();
+    assert!(line("removal.effect").starts_with("pass ") && line("removal.effect").ends_with("a removal keeps the record, no longer managed"), "{stdout}");
+    assert!(line("settings.remote-check").starts_with("pass "), "{stdout}");
+    assert!(line("provision.delete").contains("kept Contact"), "{stdout}");
+    assert!(stdout.contains("21 passed, 0 failed, 0 skipped"), "{stdout}");
 
     // User mode, from a settings file, passes too.
     let dir = tempfile::tempdir().unwrap();

@@ -12,4 +12,5 @@ mod crash;
 mod instance_urls;
 mod no_secrets;
 mod provisioning;
+mod real_org;
 mod web;

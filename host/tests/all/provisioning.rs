@@ -20,12 +20,12 @@ use salesforce_emulator::seed::DEMO_CONSUMER_KEY;
 use salesforce_emulator::{Emulator, FailKind, Seed};
 use serde_json::Value;
 
-struct Harness {
-    emu: Emulator,
-    store: Arc<Store>,
-    oauth: OAuth,
-    engine: Arc<Engine>,
-    server: i64,
+pub(crate) struct Harness {
+    pub emu: Emulator,
+    pub store: Arc<Store>,
+    pub oauth: OAuth,
+    pub engine: Arc<Engine>,
+    pub server: i64,
     _dir: tempfile::TempDir,
 }
 
@@ -38,7 +38,20 @@ impl Harness {
     /// A store with one server for the emulator's demo app (client
     /// credentials: the host fetches its own tokens; authorization code:
     /// the demo admin signs in and consents).
-    async fn new(grant: GrantType) -> Harness {
+    pub async fn new(grant: GrantType) -> Harness {
+        let config = EngineConfig {
+            workers: 1,
+            backoff_base: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(20),
+            max_attempts: 5,
+            idle_poll: Duration::from_millis(20),
+            ..EngineConfig::default()
+        };
+        Self::with_config(grant, config).await
+    }
+
+    /// [`Harness::new`] with the engine configured as given.
+    pub async fn with_config(grant: GrantType, config: EngineConfig) -> Harness {
         let emu = Emulator::start(Seed::demo(vec![])).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path()).unwrap()).unwrap());
@@ -48,14 +61,6 @@ impl Harness {
             .create_server(&common::emulator_server(&emu, "salesforce", grant))
             .unwrap();
         emu.add_callback_url(DEMO_CONSUMER_KEY, &oauth.redirect_uri(server)).unwrap();
-        let config = EngineConfig {
-            workers: 1,
-            backoff_base: Duration::from_millis(5),
-            backoff_max: Duration::from_millis(20),
-            max_attempts: 5,
-            idle_poll: Duration::from_millis(20),
-            ..EngineConfig::default()
-        };
         let engine = Engine::new(store.clone(), plugins, oauth.clone(), config);
         let h = Harness { emu, store, oauth, engine, server, _dir: dir };
         if grant == GrantType::AuthorizationCode {
@@ -73,7 +78,7 @@ impl Harness {
         self.oauth.callback(self.server, &params, "browser-a").await.unwrap();
     }
 
-    fn target(&self, name: &str, settings: &[(&str, &str)], scope: Scope) -> i64 {
+    pub fn target(&self, name: &str, settings: &[(&str, &str)], scope: Scope) -> i64 {
         self.store
             .create_target(&TargetInput {
                 name: name.into(),
@@ -88,14 +93,14 @@ impl Harness {
 
     /// Runs the engine until no job is queued that could run now (jobs
     /// waiting for a token or for a later retry are left).
-    async fn drain(&self) {
+    pub async fn drain(&self) {
         let started = Instant::now();
         loop {
             let claimed = self.engine.run_once().await.unwrap();
             if claimed == 0 {
                 let due = self.store.next_due().unwrap();
                 match due {
-                    Some(at) if at - registry_host::store::now_ms() < 2_000 => tokio::time::sleep(Duration::from_millis(5)).await,
+                    Some(at) if at - self.store.now() < 2_000 => tokio::time::sleep(Duration::from_millis(5)).await,
                     _ => return,
                 }
             }
@@ -103,7 +108,7 @@ impl Harness {
         }
     }
 
-    fn state(&self, person: &str, target: i64) -> (ProvState, Option<String>, Option<String>) {
+    pub fn state(&self, person: &str, target: i64) -> (ProvState, Option<String>, Option<String>) {
         let s = self.store.person_states(person).unwrap().into_iter().find(|s| s.target_id == target).expect("a state for the target");
         (s.state, s.remote_id, s.message)
     }
@@ -112,19 +117,19 @@ impl Harness {
         self.emu.live_records("Contact").into_iter().filter(|r| r["Registry_ID__c"] == registry_id).collect()
     }
 
-    fn api_calls(&self) -> u64 {
+    pub fn api_calls(&self) -> u64 {
         self.emu.api_usage().0
     }
 }
 
 use crate::common::person;
 
-const UPSERT: &[(&str, &str)] = &[("object", "Contact"), ("external_id_field", "Registry_ID__c")];
+const UPSERT: &[(&str, &str)] = &[("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("on_remove", "delete")];
 
 #[tokio::test]
 async fn contacts_are_created_updated_expired_and_deleted() {
     let h = Harness::new(GrantType::ClientCredentials).await;
-    let t = h.target("Contacts", &[("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("inactive_action", "remove")], Scope::default());
+    let t = h.target("Contacts", &[("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("inactive_action", "remove"), ("on_remove", "delete")], Scope::default());
     let p = h.store.create_person(person("R100", "Ada", "Lovelace", "ada@example.org")).unwrap();
     assert_eq!(h.state("R100", t).0, ProvState::Pending, "queued in the same transaction as the person");
     h.drain().await;
@@ -173,7 +178,7 @@ async fn contacts_are_created_updated_expired_and_deleted() {
 #[tokio::test]
 async fn without_an_external_id_the_stored_id_is_used_and_a_lost_record_is_recreated() {
     let h = Harness::new(GrantType::ClientCredentials).await;
-    let t = h.target("Contacts", &[("object", "Contact")], Scope::default());
+    let t = h.target("Contacts", &[("object", "Contact"), ("on_remove", "delete")], Scope::default());
     let mut p = h.store.create_person(person("R200", "Grace", "Hopper", "grace@example.org")).unwrap();
     h.drain().await;
     let (_, first, _) = h.state("R200", t);

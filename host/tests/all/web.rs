@@ -442,8 +442,10 @@ async fn the_json_api_manages_people_and_provisions_them() {
     }
     assert_eq!(h.api(Method::GET, "/api/v1/people?offset=5&limit=5000", Some(token), None).await.1["limit"], 1000);
     assert_eq!(h.api(Method::DELETE, "/api/v1/people/API1", Some(token), None).await.0, 204);
-    h.api_until(token, "API1", "removed").await;
-    assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1"));
+    let removed = h.api_until(token, "API1", "removed").await;
+    // The demo target keeps Contacts when people go (the Contact default).
+    assert!(removed["provisioning"][0]["message"].as_str().unwrap().ends_with("in Salesforce; no longer managed"), "{removed}");
+    assert!(emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "API1"));
     assert_eq!(h.api(Method::DELETE, "/api/v1/people/API1", Some(token), None).await.0, 404);
 
     // Reprovision all through the API, followed to the end.
@@ -525,16 +527,19 @@ async fn people_and_target_pages_validate_and_show_provisioning() {
     assert!(page.contains("1 of 1 done"), "{page}");
     assert!(page.contains("id=\"count-provisioned\">1<"), "{page}");
 
-    // Delete in the UI: gone from Salesforce.
+    // Delete in the UI: kept in Salesforce (the Contact default), no longer managed.
     let (status, _, _) = h.post("/people/UI1/delete", &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
+    let mut page = String::new();
     for _ in 0..200 {
-        if !emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "UI1") {
+        page = h.get("/people/UI1").await.1;
+        if page.contains("no longer managed") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(!emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "UI1"));
+    assert!(page.contains("in Salesforce; no longer managed"), "{page}");
+    assert!(emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "UI1"));
 }
 
 /// The `href` of the link with `id` on `page`, if it is there.

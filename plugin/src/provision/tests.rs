@@ -113,7 +113,7 @@ fn an_external_id_field_makes_every_sync_an_upsert_by_the_registry_id() {
 
 #[test]
 fn deleting_removes_the_contact_and_a_missing_one_counts_as_removed() {
-    let c = config(&[]);
+    let c = config(&[("on_remove", "delete")]);
     let mut t = fake(vec![reply(204, Value::Null)]);
     let out = provision(&mut t, &c, &tokens(), &req(Action::Deleted, person("P1"), Some(("Contact", "003A")))).unwrap();
     assert_eq!((t.sent[0].method, t.sent[0].url.as_str()), ("DELETE", &*format!("{BASE}/sobjects/Contact/003A")));
@@ -125,7 +125,7 @@ fn deleting_removes_the_contact_and_a_missing_one_counts_as_removed() {
     let out = provision(&mut t, &c, &tokens(), &req(Action::Deleted, person("P1"), None)).unwrap();
     assert!(t.sent.is_empty() && out.summary.starts_with("nothing to remove"));
     // With an external id, a record whose creation answer was lost is found.
-    let c = config(&[("external_id_field", "Registry_ID__c")]);
+    let c = config(&[("external_id_field", "Registry_ID__c"), ("on_remove", "delete")]);
     let mut t = fake(vec![reply(200, json!({"totalSize": 1, "done": true, "records": [{"Id": "003Z"}]})), reply(204, Value::Null)]);
     provision(&mut t, &c, &tokens(), &req(Action::Deleted, person("O'Brien"), None)).unwrap();
     assert!(t.sent[0].url.contains("query?q=SELECT%20Id%20FROM%20Contact%20WHERE%20Registry_ID__c%20%3D%20%27O%5C%27Brien%27"), "{}", t.sent[0].url);
@@ -189,7 +189,11 @@ fn salesforce_errors_map_to_what_the_host_should_do() {
     let c = config(&[]);
     let run = |r: Response| provision(&mut fake(vec![r]), &c, &tokens(), &req(Action::Updated, person("P1"), Some(("Contact", "003A")))).unwrap_err();
     assert!(matches!(run(reply(401, json!([{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]))), Error::Unauthorized(_)));
-    assert!(matches!(run(reply(403, json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]))), Error::RateLimited(_)));
+    assert!(matches!(run(reply(403, json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "ConcurrentPerOrgLongTxn Limit exceeded."}]))), Error::RateLimited(_)));
+    // The daily allowance is not throttling: no retry within minutes helps.
+    let mut daily = reply(403, json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]));
+    daily.headers.push(("sforce-limit-info".into(), "api-usage=15000/15000".into()));
+    assert_eq!(run(daily), Error::QuotaExhausted(Some((15000, 15000))));
     assert!(matches!(run(reply(400, json!([{"errorCode": "UNABLE_TO_LOCK_ROW", "message": "unable to obtain exclusive access"}]))), Error::Remote { retryable: true, .. }));
     assert!(matches!(run(reply(500, json!([{"errorCode": "UNKNOWN_EXCEPTION", "message": "An unexpected error occurred"}]))), Error::Remote { retryable: true, .. }));
     match run(reply(400, json!([{"errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "Title is required"}]))) {
@@ -239,7 +243,7 @@ fn batches_upsert_two_hundred_a_call_and_map_each_result_back() {
 
 #[test]
 fn batches_update_delete_and_create_again_what_salesforce_lost() {
-    let c = config(&[]);
+    let c = config(&[("on_remove", "delete")]);
     let reqs = vec![
         req(Action::Updated, person("P1"), Some(("Contact", "003A"))),
         req(Action::Updated, person("P2"), Some(("Contact", "003B"))),
@@ -309,4 +313,90 @@ fn a_call_refused_for_one_record_is_halved_until_that_record_fails_alone() {
     let out = provision_batch(&mut t, &c, &tokens(), &reqs).unwrap();
     assert_eq!(t.sent.len(), 1 + SPLIT_BUDGET);
     assert!(out.iter().all(|r| matches!(r, Err(Error::Remote { code, .. }) if code == "JSON_PARSER_ERROR")));
+}
+
+#[test]
+fn removal_keeps_marks_or_deletes_as_the_target_says() {
+    let gone = |c: &Config, current| provision(&mut fake(vec![reply(204, Value::Null)]), c, &tokens(), &req(Action::Deleted, person("P1"), current));
+    // Keep (the Contact default): nothing is sent, and the record is no longer managed.
+    let mut t = fake(vec![]);
+    let out = provision(&mut t, &config(&[]), &tokens(), &req(Action::Deleted, person("P1"), Some(("Contact", "003A")))).unwrap();
+    assert!(t.sent.is_empty());
+    assert_eq!((out.summary.as_str(), out.removed), ("kept Contact 003A in Salesforce; no longer managed", true));
+    // Mark: the mark fields are set and the record kept.
+    let c = config(&[("on_remove", "mark"), ("mark_fields", "Registry_Status__c=deleted; Left__c={status}")]);
+    let mut t = fake(vec![reply(204, Value::Null)]);
+    let out = provision(&mut t, &c, &tokens(), &req(Action::Deleted, person("P1"), Some(("Contact", "003A")))).unwrap();
+    assert_eq!((t.sent[0].method, t.sent[0].url.as_str()), ("PATCH", &*format!("{BASE}/sobjects/Contact/003A")));
+    assert_eq!(body(&t.sent[0]), json!({"Registry_Status__c": "deleted", "Left__c": "active"}));
+    assert!(out.summary.starts_with("marked Contact 003A (") && out.removed && out.remote.is_some());
+    assert!(gone(&config(&[("on_remove", "delete")]), Some(("Contact", "003A"))).unwrap().summary.starts_with("deleted Contact 003A"));
+    // In a batch, keep sends nothing and mark goes as one collection call.
+    let reqs: Vec<Request> = (0..3).map(|i| req(Action::Deleted, person(&format!("P{i}")), Some(("Contact", "003X")))).collect();
+    let mut t = fake(vec![]);
+    let out = provision_batch(&mut t, &config(&[]), &tokens(), &reqs).unwrap();
+    assert!(t.sent.is_empty() && out.iter().all(|o| o.as_ref().unwrap().summary.starts_with("kept")));
+    let mut t = fake(vec![reply(200, ok_records(3, false))]);
+    let out = provision_batch(&mut t, &c, &tokens(), &reqs).unwrap();
+    assert_eq!((t.sent.len(), t.sent[0].url.as_str()), (1, &*format!("{BASE}/composite/sobjects")));
+    assert_eq!(body(&t.sent[0])["records"][0]["Registry_Status__c"], "deleted");
+    assert!(out.iter().all(|o| o.as_ref().unwrap().summary.starts_with("marked Contact")));
+}
+
+fn records(rs: &[(&str, &str, Option<&str>)]) -> Response {
+    let records: Vec<Value> = rs.iter().map(|(id, email, ext)| json!({"Id": id, "Email": email, "Registry_ID__c": ext})).collect();
+    reply(200, json!({"totalSize": records.len(), "done": true, "records": records}))
+}
+
+#[test]
+fn people_without_a_record_adopt_the_one_the_org_holds_by_email() {
+    let c = config(&[("external_id_field", "Registry_ID__c"), ("match_by", "email")]);
+    // p0 is held once (adopted), p1 twice (ambiguous), p2 by another person's record (no match: upsert), p3 nowhere.
+    let reqs: Vec<Request> = (0..4).map(|i| req(Action::Added, person(&format!("P{i}")), None)).collect();
+    let found = records(&[("003A", "p0@example.org", None), ("003B", "p1@example.org", None), ("003C", "P1@example.org", Some("P1")), ("003D", "p2@example.org", Some("P9"))]);
+    let adopted = json!([{"id": "003A", "success": true, "errors": []}]);
+    let mut t = fake(vec![found, reply(200, ok_records(2, true)), reply(200, adopted)]);
+    let out = provision_batch(&mut t, &c, &tokens(), &reqs).unwrap();
+    assert_eq!(t.sent.len(), 3, "one query, one upsert call, one adoption call");
+    let query = &t.sent[0].url;
+    assert!(query.contains("SELECT%20Id%2C%20Email%2C%20Registry_ID__c%20FROM%20Contact%20WHERE%20Email%20IN%20%28") && query.contains("%27p3%40example.org%27"), "{query}");
+    assert_eq!(body(&t.sent[2])["records"][0]["id"], "003A");
+    assert_eq!(body(&t.sent[2])["records"][0]["Registry_ID__c"], "P0", "the adopted record gets the External ID");
+    assert_eq!(out[0].as_ref().unwrap().summary, "matched existing Contact 003A by Email");
+    match &out[1] {
+        Err(Error::Remote { code, message, retryable: false, .. }) => {
+            assert_eq!(code, "AMBIGUOUS_MATCH");
+            assert!(message.starts_with("2 Contacts have Email p1@example.org: 003B, 003C;"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let upserts = body(&t.sent[1]);
+    let upserted: Vec<&str> = upserts["records"].as_array().unwrap().iter().map(|r| r["Registry_ID__c"].as_str().unwrap()).collect();
+    assert_eq!(upserted, ["P2", "P3"]);
+
+    // One person alone: the same, with one query.
+    let mut t = fake(vec![records(&[("003A", "p0@example.org", None)]), reply(204, Value::Null)]);
+    let out = provision(&mut t, &c, &tokens(), &req(Action::Added, person("P0"), None)).unwrap();
+    assert_eq!(t.sent[1].url, format!("{BASE}/sobjects/Contact/003A"));
+    assert_eq!(out.summary, "matched existing Contact 003A by Email");
+    // Someone already provisioned is never searched for.
+    let mut t = fake(vec![reply(200, json!({"id": "003A", "success": true, "errors": [], "created": false}))]);
+    provision(&mut t, &c, &tokens(), &req(Action::Updated, person("P0"), Some(("Contact", "003A")))).unwrap();
+    assert_eq!(t.sent.len(), 1);
+    assert!(!t.sent[0].url.contains("query"));
+}
+
+#[test]
+fn a_record_two_people_would_adopt_is_neithers() {
+    let c = config(&[("match_by", "email")]);
+    let mut a = person("P1");
+    let mut b = person("P2");
+    a.emails[0].address = "shared@example.org".into();
+    b.emails[0].address = "shared@example.org".into();
+    let mut t = fake(vec![records(&[("003S", "shared@example.org", None)])]);
+    let out = provision_batch(&mut t, &c, &tokens(), &[req(Action::Added, a, None), req(Action::Added, b, None)]).unwrap();
+    assert_eq!(t.sent.len(), 1, "nothing is written");
+    for r in out {
+        assert!(matches!(r, Err(Error::Remote { code, message, .. }) if code == "AMBIGUOUS_MATCH" && message.contains("003S matches 2 people")));
+    }
 }

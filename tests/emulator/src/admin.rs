@@ -54,6 +54,21 @@ pub enum Fault {
         /// `server_error` (500) or `unable_to_lock_row`.
         kind: FailKind,
     },
+    /// Every REST call answers 503 for `minutes` of emulator time
+    /// (`advance_clock` ends it).
+    Outage {
+        /// How long.
+        minutes: u64,
+    },
+    /// Set an org's daily API request limit (by id or name; the first when
+    /// absent). Usage is counted per UTC day and rolls over with the clock.
+    DailyLimit {
+        /// Org id or name.
+        #[serde(default)]
+        org: Option<String>,
+        /// Requests a day.
+        limit: u64,
+    },
     /// Add latency to every request.
     Latency {
         /// Milliseconds.
@@ -150,6 +165,17 @@ pub fn apply(ctx: &Arc<Ctx>, fault: Fault) -> Result<Value, FaultError> {
             inner.faults.fail_kind = Some(kind);
             Ok(json!({ "fail_next": count }))
         }
+        Fault::Outage { minutes } => {
+            let until = shared.now() + (minutes as i64) * 60_000;
+            shared.lock().faults.down_until = Some(until);
+            Ok(json!({ "down_until": until }))
+        }
+        Fault::DailyLimit { org, limit } => {
+            let mut inner = shared.lock();
+            let idx = find_org(&inner, org.as_deref())?;
+            inner.orgs[idx].daily_limit = limit;
+            Ok(json!({ "daily_limit": limit }))
+        }
         Fault::Latency { ms } => {
             shared.lock().faults.latency_ms = ms;
             Ok(json!({ "latency_ms": ms }))
@@ -163,6 +189,18 @@ pub fn apply(ctx: &Arc<Ctx>, fault: Fault) -> Result<Value, FaultError> {
             Ok(json!({ "cleared": true }))
         }
     }
+}
+
+/// Creates records in an org as its own users would have (no API call
+/// counted): an org that already holds data. Returns their ids.
+pub fn insert(shared: &Shared, org: usize, object: &str, records: Vec<serde_json::Map<String, Value>>) -> Result<Vec<String>, String> {
+    let mut inner = shared.lock();
+    let def = inner.orgs[org].schema.object(object).cloned().ok_or_else(|| format!("no object {object}"))?;
+    let actor = inner.orgs[org].store.all("User").next().map(|u| u.id.clone()).unwrap_or_default();
+    let now = shared.now();
+    crate::rest::with_writer(&mut inner, shared, org, &actor, now, |store, w| {
+        records.iter().map(|r| store.create(w, &def, r).map(|(id, _)| id).map_err(|e| format!("{}: {}", e.code, e.message))).collect()
+    })
 }
 
 /// Records of `object` in an org, deleted ones marked by `IsDeleted`.

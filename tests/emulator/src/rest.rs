@@ -88,12 +88,15 @@ pub async fn api(inst: Arc<Inst>, method: Method, uri: Uri, headers: HeaderMap, 
     }
     let org = session.org;
     inner.roll_day(org, now);
-    let limit_exceeded = {
-        let o = &inner.orgs[org];
-        o.api_usage >= o.daily_limit || inner.faults.throttle_after == Some(0)
-    };
-    let mut resp = if limit_exceeded {
+    let daily_exceeded = inner.orgs[org].api_usage >= inner.orgs[org].daily_limit;
+    let mut resp = if inner.faults.down_until.is_some_and(|until| now < until) {
+        // Down: nothing is counted, as nothing reached the org.
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, SfError::new("SERVER_UNAVAILABLE", "Salesforce is temporarily unavailable for maintenance. Please try again later.")).into_response();
+    } else if daily_exceeded {
         ApiError::new(StatusCode::FORBIDDEN, SfError::new("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")).into_response()
+    } else if inner.faults.throttle_after == Some(0) {
+        // A burst limit (too many long-running requests at once), which passes.
+        ApiError::new(StatusCode::FORBIDDEN, SfError::new("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")).into_response()
     } else {
         inner.count_call(org, now);
         if let Some(n) = inner.faults.throttle_after.as_mut() {
@@ -248,7 +251,7 @@ fn object_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
 
 /// Splits the org so its store can be written while other orgs' usernames
 /// are consulted.
-fn with_writer<R>(inner: &mut Inner, shared: &Shared, org: usize, actor: &str, now: i64, f: impl FnOnce(&mut crate::records::Store, &Writer<'_>) -> R) -> R {
+pub(crate) fn with_writer<R>(inner: &mut Inner, shared: &Shared, org: usize, actor: &str, now: i64, f: impl FnOnce(&mut crate::records::Store, &Writer<'_>) -> R) -> R {
     let (before, rest) = inner.orgs.split_at_mut(org);
     let (this, after) = rest.split_first_mut().expect("org index is valid");
     let others: Vec<&Org> = before.iter().chain(after.iter()).collect();

@@ -318,6 +318,16 @@ impl Emulator {
         self.fault(Fault::Fail { count, kind }).expect("cannot fail");
     }
 
+    /// Every REST call answers 503 for `minutes` of emulator time.
+    pub fn outage(&self, minutes: u64) {
+        self.fault(Fault::Outage { minutes }).expect("cannot fail");
+    }
+
+    /// Sets the first org's daily API request limit.
+    pub fn set_daily_limit(&self, limit: u64) {
+        self.fault(Fault::DailyLimit { org: None, limit }).expect("the seed has an org");
+    }
+
     /// Adds latency to every request.
     pub fn set_latency(&self, latency: Duration) {
         self.fault(Fault::Latency { ms: latency.as_millis() as u64 }).expect("cannot fail");
@@ -341,6 +351,12 @@ impl Emulator {
     /// The first org's live records of `object`.
     pub fn live_records(&self, object: &str) -> Vec<Value> {
         self.records(object).into_iter().filter(|r| r["IsDeleted"] != Value::Bool(true)).collect()
+    }
+
+    /// Creates records in the first org as if its users had (no API call
+    /// counted), e.g. Contacts an org held before provisioning began.
+    pub fn insert_records(&self, object: &str, records: Vec<serde_json::Map<String, Value>>) -> Result<Vec<String>, String> {
+        admin::insert(&self.ctx.shared, 0, object, records)
     }
 
     /// Every logged request (login and instance hosts), oldest first.

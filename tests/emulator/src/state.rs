@@ -189,6 +189,9 @@ pub struct Faults {
     pub fail_kind: Option<FailKind>,
     /// Added to every request.
     pub latency_ms: u64,
+    /// Until this time (emulator clock, ms) every REST call answers 503,
+    /// as in an outage or maintenance window.
+    pub down_until: Option<i64>,
 }
 
 /// One logged request.

@@ -111,13 +111,13 @@ impl exports::registry::provisioning::provisioning_target::Guest for Example {
 
         if request.action == ProvisioningAction::PersonDeleted {
             let Some(current) = request.current else {
-                return Ok(ProvisionOutcome { remote: None, summary: "nothing to delete".into(), removed: true });
+                return Ok(outcome(None, "nothing to delete".into(), true));
             };
             let url = format!("{instance}{API}/sobjects/Contact/{}", current.remote_id);
             let (status, body) = http::send("DELETE", &url, &headers, b"")?;
             return match status {
                 // 404: already gone, which is what was asked.
-                204 | 404 => Ok(ProvisionOutcome { remote: None, summary: format!("deleted Contact {}", current.remote_id), removed: true }),
+                204 | 404 => Ok(outcome(None, format!("deleted Contact {}", current.remote_id), true)),
                 _ => Err(error(status, &body)),
             };
         }
@@ -138,16 +138,32 @@ impl exports::registry::provisioning::provisioning_target::Guest for Example {
         }
         let id = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["id"].as_str().map(str::to_string)).unwrap_or_default();
         let verb = if status == 201 { "created" } else { "updated" };
-        Ok(ProvisionOutcome {
-            summary: format!("{verb} Contact {id}"),
-            remote: Some(RemoteRef { object_type: "Contact".into(), remote_id: id }),
-            removed: false,
-        })
+        let summary = format!("{verb} Contact {id}");
+        Ok(outcome(Some(RemoteRef { object_type: "Contact".into(), remote_id: id }), summary, false))
+    }
+
+    // Since contract 0.2.0: nothing to check remotely, and a removal deletes.
+    #[cfg(not(feature = "contract-0-1-0"))]
+    fn check_settings(_: TargetContext) -> Result<(), Vec<FieldError>> {
+        Ok(())
+    }
+
+    #[cfg(not(feature = "contract-0-1-0"))]
+    fn describe_removal(_: Vec<(String, String)>) -> registry::provisioning::types::RemovalEffect {
+        registry::provisioning::types::RemovalEffect::Delete
     }
 
     fn provision_batch(_: TargetContext, _: Vec<ProvisionRequest>) -> Result<Vec<Result<ProvisionOutcome, PluginError>>, PluginError> {
         Err(PluginError::Unsupported("provision-batch".into()))
     }
+}
+
+/// An outcome; 0.2.0 adds the API usage seen, which this plugin does not track.
+fn outcome(remote: Option<RemoteRef>, summary: String, removed: bool) -> ProvisionOutcome {
+    #[cfg(not(feature = "contract-0-1-0"))]
+    return ProvisionOutcome { remote, summary, removed, usage: None };
+    #[cfg(feature = "contract-0-1-0")]
+    return ProvisionOutcome { remote, summary, removed };
 }
 
 /// Salesforce's error answer as the variant that tells the host what to do.

@@ -12,7 +12,8 @@ use registry_plugin_runtime::contract::explain;
 use registry_plugin_runtime::latest::oauth2_server::AuthorizationRequest;
 use registry_plugin_runtime::latest::plugin_info::{Capabilities, SettingKind};
 use registry_plugin_runtime::latest::provisioning_target::{ProvisionOutcome, TargetContext};
-use registry_plugin_runtime::latest::types::{self, FieldError, GrantType, PluginError, ProvisioningAction, RemoteRef, TokenSet};
+use registry_plugin_runtime::latest::types::{self, FieldError, GrantType, PluginError, ProvisioningAction, RemoteRef, RemovalEffect, TokenSet};
+use registry_plugin_runtime::contract::ContractVersion;
 use registry_plugin_runtime::{CallError, Failure, HttpAllowlist};
 
 use crate::{REDIRECT_URI, TestBed, person, query};
@@ -132,8 +133,17 @@ impl Run<'_> {
 }
 
 /// The checks that need a token and the `provision` capability.
-const PROVISIONING_CHECKS: [&str; 8] =
-    ["provision.create", "provision.repeat", "provision.update", "provision.delete", "provision.batch", "errors.unauthorized", "errors.rate-limited", "errors.invalid-person"];
+const PROVISIONING_CHECKS: [&str; 9] = [
+    "settings.remote-check",
+    "provision.create",
+    "provision.repeat",
+    "provision.update",
+    "provision.delete",
+    "provision.batch",
+    "errors.unauthorized",
+    "errors.rate-limited",
+    "errors.invalid-person",
+];
 
 /// Runs every check. `settings` are the target settings for the
 /// provisioning checks (the plugin's defaults fill the rest).
@@ -144,6 +154,7 @@ pub async fn run(bed: &TestBed, settings: &[(String, String)]) -> Report {
 
     plugin_info(&mut run);
     settings_validation(&mut run).await;
+    removal_effect(&mut run).await;
     authorization_url(&mut run).await;
     let tokens = oauth(&mut run).await;
     match tokens {
@@ -412,10 +423,51 @@ fn live(run: &Run<'_>, r: &RemoteRef) -> Vec<serde_json::Value> {
     run.bed.records(&r.object_type)
 }
 
+/// What a removal does, as the plugin says (the delete check expects it).
+async fn removal_effect(run: &mut Run<'_>) {
+    let settings = run.settings.clone();
+    if let Some(effect) = run.call("removal.effect", run.bed.plugin.removal_effect(&settings).await) {
+        let said = match (run.bed.plugin.contract(), effect) {
+            (ContractVersion::V0_1_0, _) => "not declared (contract 0.1.0): hosts count removals as deletions".to_string(),
+            (_, e) => format!("a removal {}", effect_words(e)),
+        };
+        run.pass("removal.effect", said);
+    }
+}
+
+fn effect_words(e: RemovalEffect) -> &'static str {
+    match e {
+        RemovalEffect::Keep => "keeps the record, no longer managed",
+        RemovalEffect::Mark => "marks the record and keeps it",
+        RemovalEffect::Deactivate => "deactivates the record",
+        RemovalEffect::Delete => "deletes the record",
+    }
+}
+
+/// The settings checked against the remote system with real tokens.
+async fn remote_check(run: &mut Run<'_>, tokens: &TokenSet) {
+    const NAME: &str = "settings.remote-check";
+    if run.bed.plugin.contract() == ContractVersion::V0_1_0 {
+        return run.record(NAME, Status::Skip, "contract 0.1.0 has no check-settings");
+    }
+    let ctx = run.context(tokens);
+    let allow = run.bed.allowlist(Some(tokens));
+    if let Some(result) = run.call(NAME, run.bed.plugin.check_settings(&ctx, &allow).await) {
+        match result {
+            Ok(()) => run.pass(NAME, "the remote system accepts the settings"),
+            Err(errors) => {
+                let d = format!("good settings were refused by the remote check: {}", field_errors(&errors));
+                run.fail(NAME, d)
+            }
+        }
+    }
+}
+
 async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
     const CREATE: &str = "provision.create";
+    remote_check(run, &tokens).await;
     if run.skip_unless(CREATE, Capabilities::PROVISION, "provision") {
-        for name in PROVISIONING_CHECKS.iter().filter(|n| **n != CREATE && **n != "provision.batch") {
+        for name in PROVISIONING_CHECKS.iter().filter(|n| **n != CREATE && **n != "provision.batch" && **n != "settings.remote-check") {
             run.record(name, Status::Skip, "the plugin does not claim 'provision'");
         }
         batch(run, &tokens).await;
@@ -466,18 +518,24 @@ async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
         }
     }
 
-    // Deleted, or kept but deactivated (as Salesforce users are).
+    // As the plugin said: deleted or deactivated (gone), or kept or marked
+    // (still there) and no longer managed.
     let gone = || !bed.records(&remote.object_type).iter().any(|r| r["Id"] == remote.remote_id.as_str() && r["IsActive"] != false);
+    let effect = bed.plugin.removal_effect(&run.settings).await.unwrap_or(RemovalEffect::Delete);
     if let Some(deleted) = provision(run, "provision.delete", &ctx, ProvisioningAction::PersonDeleted, king.clone(), Some(remote.clone())).await {
         let kept = deleted.remote.is_some() && !deleted.removed;
-        if gone() && !kept {
+        let as_said = match effect {
+            RemovalEffect::Keep | RemovalEffect::Mark => !gone() && deleted.removed,
+            RemovalEffect::Deactivate | RemovalEffect::Delete => gone() && !kept,
+        };
+        if as_said {
             // Deleting again must be harmless.
             let still = deleted.remote.clone().or(Some(remote.clone()));
             if provision(run, "provision.delete", &ctx, ProvisioningAction::PersonDeleted, king, still).await.is_some() {
                 run.pass("provision.delete", format!("removed ({}), and removing again is harmless", deleted.summary));
             }
         } else {
-            run.fail("provision.delete", format!("the record is still live (outcome: {})", deleted.summary));
+            run.fail("provision.delete", format!("the plugin said a removal {}, but: {} (outcome: {})", effect_words(effect), if gone() { "the record is gone" } else { "the record is still live" }, deleted.summary));
         }
     }
     batch(run, &tokens).await;

@@ -95,6 +95,8 @@ pub fn explain(e: &PluginError) -> String {
         PluginError::Unauthorized(m) => format!("the access token was refused: {m}"),
         PluginError::ReauthorizationRequired(m) => format!("a new token is needed: {m}"),
         PluginError::RateLimited(_) => "the provider is throttling requests; try again later".into(),
+        PluginError::QuotaExhausted(Some(u)) => format!("the provider's API quota is used up ({} of {} calls); work waits until it frees calls", u.used, u.limit),
+        PluginError::QuotaExhausted(None) => "the provider's API quota is used up; work waits until it frees calls".into(),
         PluginError::InvalidConfig(f) => format!("{}: {}", field_label(&f.field), f.message),
         PluginError::InvalidPerson(f) => format!("{}: {}", f.field, f.message),
         PluginError::Remote(r) => format!("the provider refused ({}): {}", r.code, r.message),

@@ -109,9 +109,14 @@ record!(types::RemoteRef => latest::types::RemoteRef { object_type, remote_id })
 record!(types::TokenSet => latest::types::TokenSet { access_token, refresh_token, instance_url, issued_at, expires_at, scope, token_type, extra });
 record!(types::FieldError => latest::types::FieldError { field, message });
 record!(types::RemoteError => latest::types::RemoteError { code, message, status, retryable });
-record!(oauth2_server::ApiUsage => latest::oauth2_server::ApiUsage { used, limit });
+record!(oauth2_server::ApiUsage => latest::types::ApiUsage { used, limit });
 record!(oauth2_server::ConnectionInfo => latest::oauth2_server::ConnectionInfo { user, organization, api_usage, details });
-record!(provisioning_target::ProvisionOutcome => latest::provisioning_target::ProvisionOutcome { remote, summary, removed });
+impl Convert<latest::provisioning_target::ProvisionOutcome> for provisioning_target::ProvisionOutcome {
+    fn convert(self) -> latest::provisioning_target::ProvisionOutcome {
+        // 0.1.0 reports no API usage.
+        latest::provisioning_target::ProvisionOutcome { remote: self.remote.convert(), summary: self.summary, removed: self.removed, usage: None }
+    }
+}
 record!(plugin_info::ChoiceOption => latest::plugin_info::ChoiceOption { value, label });
 record!(plugin_info::Setting => latest::plugin_info::Setting { name, label, kind, default_value, required, help });
 impl Convert<latest::plugin_info::PluginMetadata> for plugin_info::PluginMetadata {

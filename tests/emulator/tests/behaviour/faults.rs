@@ -79,7 +79,8 @@ async fn throttling_and_the_daily_limit() {
         assert_eq!(api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await.0, 200);
     }
     let (s, limit, body) = api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await;
-    assert_eq!((s, body.as_str()), (403, r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#));
+    // A burst limit, not the daily one: its message says which.
+    assert_eq!((s, body.as_str()), (403, r#"[{"message":"ConcurrentPerOrgLongTxn Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#));
     assert_eq!(limit.as_deref(), Some("api-usage=2/15000"));
     emu.throttle(None);
     assert_eq!(api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await.0, 200);
@@ -100,6 +101,33 @@ async fn throttling_and_the_daily_limit() {
     let (_, fresh) = post_token(&emu, &http, &[("grant_type", "refresh_token"), ("refresh_token", other["refresh_token"].as_str().unwrap()), ("client_id", KEY), ("client_secret", SECRET)]).await;
     let (s, limit, _) = api(&http, Method::GET, &data_url(&fresh, "limits"), access(&fresh), None).await;
     assert_eq!((s, limit.as_deref()), (200, Some("api-usage=1/5")));
+}
+
+/// An outage answers 503 to every REST call, counts none, and ends with
+/// the clock; a lowered daily limit is the daily limit's answer, with the
+/// usage in Sforce-Limit-Info, until the day rolls over.
+#[tokio::test]
+async fn an_outage_ends_with_the_clock_and_a_spent_daily_limit_rolls_over() {
+    let emu = start();
+    let http = client();
+    let t = tokens(&emu, &http).await;
+    emu.outage(30);
+    let (s, _, body) = api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await;
+    assert_eq!(s, 503);
+    assert_eq!(json(&body)[0]["errorCode"], "SERVER_UNAVAILABLE");
+    assert_eq!(emu.api_usage().0, 0, "nothing reached the org");
+    emu.advance_clock(Duration::from_secs(31 * 60));
+    assert_eq!(api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await.0, 200);
+
+    emu.set_daily_limit(2);
+    assert_eq!(api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await.0, 200);
+    let (s, limit, body) = api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await;
+    assert_eq!((s, body.as_str()), (403, r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#));
+    assert_eq!(limit.as_deref(), Some("api-usage=2/2"));
+    emu.advance_clock(Duration::from_secs(86_400));
+    let (_, fresh) = refresh(&emu, &http, &t).await;
+    let (s, limit, _) = api(&http, Method::GET, &data_url(&fresh, "limits"), access(&fresh), None).await;
+    assert_eq!((s, limit.as_deref()), (200, Some("api-usage=1/2")));
 }
 
 #[tokio::test]

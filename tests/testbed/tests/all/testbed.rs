@@ -9,7 +9,7 @@ use registry_plugin_testbed::{TestBed, person};
 async fn the_test_bed_in_an_authors_own_test() {
     let bed = TestBed::start(test_guests::salesforce_plugin()).await.unwrap();
     let tokens = bed.authorize().await.unwrap();
-    let ctx = bed.context(&[("external_id_field", "Registry_ID__c")], &tokens);
+    let ctx = bed.context(&[("external_id_field", "Registry_ID__c"), ("on_remove", "delete")], &tokens);
     bed.emulator.clear_request_log();
     let outcome = bed.provision(&ctx, &bed.added(person("T-1", "Ada", "Lovelace"))).await.unwrap().unwrap();
     let remote = outcome.remote.unwrap();

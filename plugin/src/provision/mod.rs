@@ -15,10 +15,10 @@ use serde_json::{Map, Value, json};
 
 use crate::error::Error;
 use crate::http::{Request as HttpRequest, Response, Transport, encode_component};
-use crate::mapping::{contact_fields, user_fields};
+use crate::mapping::{contact_fields, mark_fields, user_fields};
 use crate::oauth::{Tokens, rest_error};
 use crate::person::{Person, Status};
-use crate::settings::{Config, InactiveAction, ObjectKind};
+use crate::settings::{Config, InactiveAction, ObjectKind, Removal};
 
 /// Records one `composite/sobjects` call may carry.
 pub const COLLECTION_LIMIT: usize = 200;
@@ -202,6 +202,24 @@ pub fn provision(t: &mut dyn Transport, config: &Config, tokens: &Tokens, req: &
 fn sync(api: &mut Api<'_>, config: &Config, req: &Request, mut fields: Map<String, Value>) -> Result<Outcome, Error> {
     let object = config.object.api_name();
     let current = req.current.as_ref().filter(|c| c.object_type == object);
+    if let (None, Some(m)) = (current, &config.matching)
+        && let Some(value) = matching::match_value(m, &req.person, &fields)
+    {
+        let holders = matching::look_up(api, config, m, std::slice::from_ref(&value))?;
+        match matching::decide(&holders, &value, &req.person.id) {
+            matching::Found::Nothing => {}
+            matching::Found::Several(ids) => return Err(matching::ambiguous(config, m, &value, &ids)),
+            matching::Found::One(id) => {
+                let resp = api.send("PATCH", &format!("sobjects/{object}/{id}"), Some(&Value::Object(fields.clone())))?;
+                if resp.status == 204 || resp.status == 200 {
+                    return Ok(Outcome { removed: false, summary: format!("matched existing {object} {id} by {}", m.label), remote: reference(object, id) });
+                }
+                if !gone(&resp) {
+                    return Err(rest_error(&resp));
+                }
+            }
+        }
+    }
     if let Some(ext) = &config.external_id_field {
         // The key travels in the URL.
         fields.remove(ext);
@@ -257,7 +275,19 @@ fn create(api: &mut Api<'_>, object: &str, fields: Map<String, Value>) -> Result
     id_of(&resp)
 }
 
+/// What "keep" does: nothing in Salesforce; the host stops managing the
+/// record (and keeps its id, should the person come back).
+fn kept(object: &str, current: Option<&RemoteRef>) -> Outcome {
+    match current {
+        Some(c) => Outcome { removed: false, summary: format!("kept {} {} in Salesforce; no longer managed", c.object_type, c.remote_id), remote: Some(c.clone()) },
+        None => Outcome { removed: false, summary: format!("nothing to remove: the person has no {object}"), remote: None },
+    }
+}
+
 fn remove(api: &mut Api<'_>, config: &Config, req: &Request) -> Result<Outcome, Error> {
+    if config.removal == Removal::Keep {
+        return Ok(kept(config.object.api_name(), req.current.as_ref()));
+    }
     let (object, id) = match (&req.current, &config.external_id_field) {
         (Some(c), _) => (c.object_type.clone(), Some(c.remote_id.clone())),
         // A record made by a call whose answer was lost is still found.
@@ -267,6 +297,15 @@ fn remove(api: &mut Api<'_>, config: &Config, req: &Request) -> Result<Outcome, 
     let Some(id) = id else {
         return Ok(Outcome { removed: false, remote: None, summary: format!("nothing to remove: the person has no {object}") });
     };
+    if let Removal::Mark(mappings) = &config.removal {
+        let fields = mark_fields(mappings, &req.person)?;
+        let resp = api.send("PATCH", &format!("sobjects/{object}/{id}"), Some(&Value::Object(fields.clone())))?;
+        return match resp.status {
+            200 | 204 => Ok(marked(&object, id, &fields)),
+            _ if gone(&resp) => Ok(Outcome { removed: false, summary: format!("{object} {id} was already deleted in Salesforce"), remote: None }),
+            _ => Err(rest_error(&resp)),
+        };
+    }
     if object == "User" {
         let resp = api.send("PATCH", &format!("sobjects/User/{id}"), Some(&json!({"IsActive": false})))?;
         return match resp.status {
@@ -283,245 +322,18 @@ fn remove(api: &mut Api<'_>, config: &Config, req: &Request) -> Result<Outcome, 
     }
 }
 
-/// One result per request, in order.
-pub type BatchResults = Vec<Result<Outcome, Error>>;
-
-/// What a batch does with one request.
-enum Step {
-    Upsert(Map<String, Value>),
-    Update(String, Map<String, Value>),
-    Create(Map<String, Value>),
-    Delete(String),
-    Deactivate(String),
-    /// Needs a lookup first: done one at a time.
-    Single,
+/// The outcome of a "mark" removal.
+fn marked(object: &str, id: String, fields: &Map<String, Value>) -> Outcome {
+    let set: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+    Outcome { removed: false, summary: format!("marked {object} {id} ({}); no longer managed", set.join(", ")), remote: reference(object, id) }
 }
 
-/// Provisions many people with `composite/sobjects` (200 records a call,
-/// `allOrNone=false`). An error before any call succeeded is the outer
-/// error; after that, it becomes the result of every request not yet done.
-pub fn provision_batch(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[Request]) -> Result<BatchResults, Error> {
-    let mut api = Api::new(t, config, tokens)?;
-    let object = config.object.api_name();
-    let mut results: Vec<Option<Result<Outcome, Error>>> = vec![None; reqs.len()];
-    let mut steps: Vec<(usize, Step)> = Vec::new();
-    for (i, req) in reqs.iter().enumerate() {
-        let current = req.current.as_ref();
-        match intent(config, req) {
-            Intent::Sync => match sync_fields(config, &req.person) {
-                Err(e) => results[i] = Some(Err(e)),
-                Ok(f) if config.external_id_field.is_some() => steps.push((i, Step::Upsert(f))),
-                Ok(f) => match current.filter(|c| c.object_type == object) {
-                    Some(c) => steps.push((i, Step::Update(c.remote_id.clone(), f))),
-                    None => steps.push((i, Step::Create(f))),
-                },
-            },
-            Intent::Remove => match current {
-                Some(c) if c.object_type == "User" => steps.push((i, Step::Deactivate(c.remote_id.clone()))),
-                Some(c) => steps.push((i, Step::Delete(c.remote_id.clone()))),
-                None => steps.push((i, Step::Single)),
-            },
-        }
-    }
+mod batch;
+mod matching;
+mod org_check;
 
-    let outcome = run_steps(&mut api, config, reqs, steps, &mut results);
-    if let Err(e) = outcome {
-        if !api.succeeded {
-            return Err(e);
-        }
-        for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(Err(e.clone()));
-        }
-    }
-    Ok(results
-        .into_iter()
-        .zip(reqs)
-        .map(|(r, req)| {
-            let removed = intent(config, req) == Intent::Remove;
-            r.expect("every request has a result").map(|o| Outcome { removed, ..o })
-        })
-        .collect())
-}
-
-fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(usize, Step)>, results: &mut [Option<Result<Outcome, Error>>]) -> Result<(), Error> {
-    let object = config.object.api_name();
-    let (mut upserts, mut updates, mut creates, mut deletes, mut deactivates, mut singles) = (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (i, step) in steps {
-        match step {
-            Step::Upsert(f) => upserts.push((i, f)),
-            Step::Update(id, f) => updates.push((i, id, f)),
-            Step::Create(f) => creates.push((i, f)),
-            Step::Delete(id) => deletes.push((i, id)),
-            Step::Deactivate(id) => deactivates.push((i, id)),
-            Step::Single => singles.push(i),
-        }
-    }
-    let typed = |mut f: Map<String, Value>| {
-        f.insert("attributes".into(), json!({"type": object}));
-        Value::Object(f)
-    };
-
-    if let Some(ext) = &config.external_id_field {
-        for chunk in upserts.chunks(COLLECTION_LIMIT) {
-            let records: Vec<Value> = chunk.iter().map(|(_, f)| typed(f.clone())).collect();
-            let answers = records_call(api, "PATCH", &format!("composite/sobjects/{object}/{ext}"), &records)?;
-            for ((i, _), a) in chunk.iter().zip(answers) {
-                results[*i] = Some(a.map(|(id, created)| Outcome {
-                    removed: false,
-                    summary: format!("{} {object} {id} (upsert by {ext})", if created { "created" } else { "updated" }),
-                    remote: reference(object, id),
-                }));
-            }
-        }
-    }
-
-    for chunk in updates.chunks(COLLECTION_LIMIT) {
-        let records: Vec<Value> = chunk
-            .iter()
-            .map(|(_, id, f)| {
-                let mut f = f.clone();
-                f.insert("id".into(), Value::String(id.clone()));
-                typed(f)
-            })
-            .collect();
-        let answers = records_call(api, "PATCH", "composite/sobjects", &records)?;
-        for ((i, id, f), a) in chunk.iter().zip(answers) {
-            match a {
-                Err(Error::Remote { code, .. }) if is_gone(&code) => creates.push((*i, f.clone())),
-                other => results[*i] = Some(other.map(|_| Outcome { removed: false, summary: format!("updated {object} {id}"), remote: reference(object, id.clone()) })),
-            }
-        }
-    }
-
-    for chunk in creates.chunks(COLLECTION_LIMIT) {
-        let records: Vec<Value> = chunk.iter().map(|(_, f)| typed(f.clone())).collect();
-        let answers = records_call(api, "POST", "composite/sobjects", &records)?;
-        for ((i, _), a) in chunk.iter().zip(answers) {
-            let again = reqs[*i].current.as_ref().filter(|c| c.object_type == object);
-            results[*i] = Some(a.map(|(id, _)| Outcome {
-                removed: false,
-                summary: match again {
-                    Some(old) => format!("created {object} {id} again ({} was deleted in Salesforce)", old.remote_id),
-                    None => format!("created {object} {id}"),
-                },
-                remote: reference(object, id),
-            }));
-        }
-    }
-
-    for chunk in deletes.chunks(COLLECTION_LIMIT) {
-        let ids: Vec<&str> = chunk.iter().map(|(_, id)| id.as_str()).collect();
-        let answers = collection(api, "DELETE", &format!("composite/sobjects?ids={}&allOrNone=false", ids.join(",")), &Value::Null, chunk.len())?;
-        for ((i, id), a) in chunk.iter().zip(answers) {
-            let kind = reqs[*i].current.as_ref().map_or(object, |c| c.object_type.as_str());
-            results[*i] = Some(match a {
-                Ok(_) => Ok(Outcome { removed: false, summary: format!("deleted {kind} {id}"), remote: None }),
-                Err(Error::Remote { code, .. }) if is_gone(&code) => Ok(Outcome { removed: false, summary: format!("{kind} {id} was already deleted in Salesforce"), remote: None }),
-                Err(e) => Err(e),
-            });
-        }
-    }
-
-    for chunk in deactivates.chunks(COLLECTION_LIMIT) {
-        let records: Vec<Value> = chunk.iter().map(|(_, id)| json!({"attributes": {"type": "User"}, "id": id, "IsActive": false})).collect();
-        let answers = records_call(api, "PATCH", "composite/sobjects", &records)?;
-        for ((i, id), a) in chunk.iter().zip(answers) {
-            results[*i] = Some(match a {
-                Ok(_) => Ok(Outcome { removed: false, summary: format!("deactivated User {id}"), remote: reference("User", id.clone()) }),
-                Err(Error::Remote { code, .. }) if is_gone(&code) => Ok(Outcome { removed: false, summary: format!("User {id} no longer exists in Salesforce"), remote: None }),
-                Err(e) => Err(e),
-            });
-        }
-    }
-
-    for i in singles {
-        let outcome = match remove(api, config, &reqs[i]) {
-            Err(e @ (Error::Unauthorized(_) | Error::RateLimited(_) | Error::Transport(_))) => return Err(e),
-            other => other,
-        };
-        results[i] = Some(outcome);
-    }
-    Ok(())
-}
-
-/// A collection record's id and whether it was created, or its error.
-type RecordResult = Result<(String, bool), Error>;
-
-/// Extra calls one collection may spend on finding the records Salesforce
-/// refuses a whole call for: enough to isolate a few bad records among 200
-/// (each costs about 2·log2(200) ≈ 16), not so many that an error about no
-/// record in particular (a field the org lacks) burns the API budget.
-pub const SPLIT_BUDGET: usize = 32;
-
-/// Sends `records` (at most [`COLLECTION_LIMIT`]) in one collection call.
-/// When Salesforce refuses the call as a whole for something in the data
-/// (HTTP 400, not retryable: e.g. JSON_PARSER_ERROR for one record's
-/// value), halves it and sends each half, so that a bad record fails alone
-/// and the others go through.
-fn records_call(api: &mut Api<'_>, method: &'static str, path: &str, records: &[Value]) -> Result<Vec<RecordResult>, Error> {
-    let mut budget = SPLIT_BUDGET;
-    in_halves(api, method, path, records, &mut budget)
-}
-
-fn in_halves(api: &mut Api<'_>, method: &'static str, path: &str, records: &[Value], budget: &mut usize) -> Result<Vec<RecordResult>, Error> {
-    match collection(api, method, path, &json!({"allOrNone": false, "records": records}), records.len()) {
-        Err(e) if matches!(e, Error::Remote { status: Some(400), retryable: false, .. }) => {
-            if records.len() == 1 || *budget < 2 {
-                return Ok(vec![Err(e); records.len()]);
-            }
-            *budget -= 2;
-            let (a, b) = records.split_at(records.len() / 2);
-            let mut answers = in_halves(api, method, path, a, budget)?;
-            answers.extend(in_halves(api, method, path, b, budget)?);
-            Ok(answers)
-        }
-        other => other,
-    }
-}
-
-/// One `composite/sobjects` call: per record, the id and whether it was
-/// created, or the record's error.
-fn collection(api: &mut Api<'_>, method: &'static str, path: &str, body: &Value, expected: usize) -> Result<Vec<RecordResult>, Error> {
-    let resp = api.send(method, path, if body.is_null() { None } else { Some(body) })?;
-    if resp.status != 200 {
-        return Err(rest_error(&resp));
-    }
-    let v = json_body(&resp)?;
-    let items = v.as_array().filter(|a| a.len() == expected).ok_or_else(|| Error::Remote {
-        code: "MALFORMED_RESPONSE".into(),
-        message: format!("Salesforce answered a collection of {expected} with something else"),
-        status: Some(200),
-        retryable: false,
-    })?;
-    Ok(items
-        .iter()
-        .map(|item| {
-            if item["success"].as_bool() == Some(true) {
-                let id = item["id"].as_str().unwrap_or_default().to_string();
-                Ok((id, item["created"].as_bool().unwrap_or(false)))
-            } else {
-                Err(record_error(item))
-            }
-        })
-        .collect())
-}
-
-/// A collection record's error (`statusCode`, not `errorCode`) as [`Error`].
-fn record_error(item: &Value) -> Error {
-    let e = item["errors"].as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null);
-    let code = e["statusCode"].as_str().unwrap_or("UNKNOWN_ERROR").to_string();
-    let mut message = e["message"].as_str().unwrap_or("").chars().take(500).collect::<String>();
-    if let Some(fields) = e["fields"].as_array().filter(|f| !f.is_empty()) {
-        let names: Vec<&str> = fields.iter().filter_map(Value::as_str).collect();
-        message = format!("{message} (fields: {})", names.join(", "));
-    }
-    match code.as_str() {
-        "INVALID_SESSION_ID" => Error::Unauthorized(message),
-        "REQUEST_LIMIT_EXCEEDED" => Error::RateLimited(None),
-        "UNABLE_TO_LOCK_ROW" => Error::Remote { code, message, status: None, retryable: true },
-        _ => Error::Remote { code, message, status: None, retryable: false },
-    }
-}
+pub use batch::{BatchResults, SPLIT_BUDGET, provision_batch};
+pub use org_check::check_settings;
 
 #[cfg(test)]
 mod tests;
