@@ -166,7 +166,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 
     anyhow::ensure!(
         config.engine.retry_horizon > config.engine.backoff_base,
-        "the retry horizon ({:?}) is shorter than the first retry delay ({:?}): no job would ever be retried; give a horizon of days",
+        "--retry-horizon-hours: the horizon ({:?}) is not longer than the first retry delay ({:?}), so no job would ever be retried; give a horizon of hours or days (the default is 96)",
         config.engine.retry_horizon,
         config.engine.backoff_base
     );

@@ -108,6 +108,10 @@ enum Command {
         /// Also start the Salesforce emulator and preconfigure a server for it.
         #[arg(long)]
         demo: bool,
+        /// How long a failing job keeps being retried, from its first
+        /// failure, before it is failed for good.
+        #[arg(long, default_value_t = 96, env = "REGISTRY_HOST_RETRY_HORIZON_HOURS")]
+        retry_horizon_hours: u64,
     },
     /// Manage admin accounts.
     #[command(subcommand)]
@@ -304,7 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Reprovision { people, plugin }) => {
             benchmarks::reprovision(cli.runtime.config()?, &plugin, people).await
         }
-        Command::Serve { listen, public_url, mut plugins, demo } => {
+        Command::Serve { listen, public_url, mut plugins, demo, retry_horizon_hours } => {
             let data_dir = cli.runtime.data_dir();
             // The registry's key first: the component cache's key derives from it.
             std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -322,7 +326,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 plugins,
                 runtime: cli.runtime.config()?,
                 demo,
-                engine: Default::default(),
+                engine: registry_host::engine::EngineConfig {
+                    retry_horizon: Duration::from_secs(retry_horizon_hours.saturating_mul(3600)),
+                    ..Default::default()
+                },
                 web: Default::default(),
             };
             let running = registry_host::serve::start(config).await?;

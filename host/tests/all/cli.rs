@@ -316,3 +316,21 @@ fn serve_loads_plugins_only_from_explicit_paths_and_the_data_dir() {
     running.wait().unwrap();
     assert_eq!(plugins.as_deref().map(str::trim), Some("plugins:     salesforce (registry:provisioning@0.2.0)"));
 }
+
+/// A retry horizon no retry fits in is refused at start, by its flag.
+#[test]
+fn serve_refuses_a_retry_horizon_shorter_than_the_first_retry() {
+    let data = tempfile::tempdir().unwrap();
+    let plugin = test_guests::salesforce_plugin().to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--plugin", plugin, "--retry-horizon-hours", "0"])
+        .env("REGISTRY_HOST_ADMIN_PASSWORD", "a-long-enough-password")
+        .env_remove("REGISTRY_HOST_LOG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--retry-horizon-hours") && stderr.contains("no job would ever be retried"), "{stderr}");
+}

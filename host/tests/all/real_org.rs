@@ -169,3 +169,46 @@ async fn a_spent_daily_limit_makes_work_wait_until_the_window_rolls() {
     assert_eq!(h.store.job_counts(Some(t)).unwrap(), (0, 0));
     assert_eq!(h.emu.live_records("Contact").len(), 1000);
 }
+
+/// Bad safeguards and settings naming fields the org lacks are refused when
+/// the target is saved, by field, and nothing is stored.
+#[tokio::test]
+async fn the_target_form_refuses_a_bad_threshold_and_a_field_the_org_lacks() {
+    let h = crate::web::Harness::start().await;
+    let csrf = h.login_with_token().await;
+    let id = h.demo_target();
+    let before = h.host.store.target(id).unwrap();
+    let server = before.server_id.to_string();
+    let form = |threshold: &'static str, field: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", before.name.clone()),
+            ("plugin", "salesforce".to_string()),
+            ("server_id", server.clone()),
+            ("enabled", "on".to_string()),
+            ("removal_threshold", threshold.to_string()),
+            ("setting.object", "Contact".to_string()),
+            ("setting.external_id_field", "Registry_ID__c".to_string()),
+            ("setting.match_by", "field".to_string()),
+            ("setting.match_field", field.to_string()),
+            ("setting.match_template", "{identifier:employee}".to_string()),
+        ]
+    };
+    let h = &h;
+    let post = |pairs: Vec<(&'static str, String)>| async move {
+        let r = h.http.post(h.url(&format!("/targets/{id}"))).form(&pairs).send().await.unwrap();
+        (r.status().as_u16(), crate::web::unescape(r.text().await.unwrap()))
+    };
+    let (status, page) = post(form("0", "Employee_Number__c")).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("'0': give a whole number of at least 1"), "{page}");
+    // Valid in form, but the org has no such field: asked by describe.
+    let (status, page) = post(form("", "Employee_Number__c")).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("Contact has no field Employee_Number__c in this org"), "{page}");
+    assert_eq!(h.host.store.target(id).unwrap().settings, before.settings, "nothing was saved");
+    // A field the org has: saved.
+    let (status, _) = post(form("50", "Department")).await;
+    assert_eq!(status, 303);
+    assert_eq!(h.host.store.safeguards(id).unwrap().removal_threshold, Some(50));
+}

@@ -341,7 +341,7 @@ async fn changing_the_secret_clears_tokens_and_client_credentials_get_a_token_di
 
 impl Harness {
     /// Signs in and obtains the demo server's token through the UI.
-    async fn login_with_token(&self) -> String {
+    pub async fn login_with_token(&self) -> String {
         let csrf = self.login().await;
         let emu = self.host.emulator.as_ref().unwrap();
         let authorize = self.obtain(self.demo_id(), &csrf).await;
@@ -350,7 +350,7 @@ impl Harness {
         csrf
     }
 
-    fn demo_target(&self) -> i64 {
+    pub fn demo_target(&self) -> i64 {
         self.host.store.targets().unwrap().into_iter().find(|t| t.name == registry_host::serve::DEMO_TARGET).unwrap().id
     }
 
