@@ -32,7 +32,7 @@ use registry_plugin_runtime::{CallError, Failure, Plugin};
 
 use crate::domain::{Done, Job, TokenStatus};
 use crate::oauth::{FlowError, OAuth};
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError};
 
 /// Why [`Engine::run_once`] did not finish its batch.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,10 @@ pub struct EngineConfig {
     pub max_attempts: u32,
     /// How long after its first failure a job keeps being retried.
     pub retry_horizon: Duration,
+    /// How long the provisioning log keeps an attempt.
+    pub log_retention: Duration,
+    /// Where notifications go (nowhere by default).
+    pub notify: crate::notify::NotifyConfig,
     /// How often idle workers look at the queue (changes also wake them).
     pub idle_poll: Duration,
 }
@@ -80,6 +84,8 @@ impl Default for EngineConfig {
             backoff_max: Duration::from_secs(3600),
             max_attempts: u32::MAX,
             retry_horizon: Duration::from_secs(4 * 24 * 3600),
+            log_retention: Duration::from_secs(90 * 24 * 3600),
+            notify: crate::notify::NotifyConfig { window: Duration::from_secs(3600), failure_threshold: 10, ..Default::default() },
             idle_poll: Duration::from_secs(1),
         }
     }
@@ -92,6 +98,7 @@ pub struct Engine {
     oauth: OAuth,
     config: EngineConfig,
     wake: Notify,
+    notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// What to do with a job whose call did not succeed.
@@ -133,7 +140,8 @@ fn call_verdict(e: &CallError) -> Verdict {
 impl Engine {
     /// An engine over `store`, calling `plugins` with tokens from `oauth`.
     pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, oauth: OAuth, config: EngineConfig) -> Arc<Self> {
-        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new() })
+        let notifier = crate::notify::Notifier::new(config.notify.clone(), store.clone());
+        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), notifier })
     }
 
     /// Tells idle workers there is work (a person changed, a token arrived).
@@ -168,6 +176,18 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.worker(n).await });
         }
+        // The provisioning log keeps `log_retention`; pruned hourly.
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match engine.store.prune_log(engine.config.log_retention.as_millis() as i64) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(pruned = n, "provisioning log lines past the retention were deleted"),
+                    Err(e) => tracing::warn!(error = %e, "pruning the provisioning log failed"),
+                }
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        });
         Ok(resumed)
     }
 
@@ -180,7 +200,7 @@ impl Engine {
                 Ok(0) => {
                     // At least 10 ms: a due job blocked behind another worker's
                     // job is not worth a busy loop.
-                    let due = self.store.next_due().ok().flatten().map(|t| (t - now_ms()).max(10) as u64);
+                    let due = self.store.next_due().ok().flatten().map(|t| (t - self.store.now()).max(10) as u64);
                     let wait = due.map_or(self.config.idle_poll, |ms| Duration::from_millis(ms).min(self.config.idle_poll));
                     tokio::select! {
                         _ = notified => {}
@@ -200,6 +220,11 @@ impl Engine {
     /// were claimed (0: nothing was ready).
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, EngineError> {
         let jobs = self.store.claim(self.config.batch_max)?;
+        if self.notifier.is_some() {
+            for (target, count) in self.store.held_counts()? {
+                self.notify(crate::notify::Event::RemovalsHeld { target, count });
+            }
+        }
         let n = jobs.len();
         if n == 0 {
             return Ok(0);
@@ -323,11 +348,14 @@ impl Engine {
                 }
             };
             let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
+            let started = std::time::Instant::now();
             let results = self.call(plugin, &context, &pending, &allow).await;
+            let took = Some(started.elapsed().as_millis() as i64);
             let mut done = Vec::new();
             let mut again = Vec::new();
             let mut settled = Vec::new();
-            for ((job, req), result) in pending.into_iter().zip(results) {
+            for ((mut job, req), result) in pending.into_iter().zip(results) {
+                job.duration_ms = took;
                 match result {
                     Ok(outcome) => done.push(Done {
                         job,
@@ -340,15 +368,24 @@ impl Engine {
                     Err(v) => settled.push((job, v)),
                 }
             }
-            self.target_health(target.id, &done, &settled)?;
+            self.target_health(&target, &done, &settled)?;
             self.store.finish_done(&done)?;
             // The plugin says only a new authorization helps: the server shows
             // it, and claim holds its jobs until an admin obtains a token.
             if let Some((_, Verdict::Wait(m))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Wait(_))) {
                 self.store.set_error(target.server_id, m, Some(TokenStatus::NeedsReauthorization))?;
+                let server = self.store.server(target.server_id)?.name;
+                self.notify(crate::notify::Event::NeedsToken { server, reason: m.clone() });
             }
+            let failed_now = settled.iter().any(|(_, v)| matches!(v, Verdict::Fail(_)));
             for (job, v) in settled {
                 self.settle(&job, v)?;
+            }
+            if failed_now && self.notifier.is_some() {
+                let (_, failed) = self.store.job_counts(Some(target.id))?;
+                if failed >= self.config.notify.failure_threshold {
+                    self.notify(crate::notify::Event::Failures { target: target.name.clone(), count: failed });
+                }
             }
             pending = Vec::new();
             if again.is_empty() {
@@ -374,27 +411,41 @@ impl Engine {
     /// probe worked) and records the API usage seen; a call that only
     /// failed for a passing reason counts towards quarantine; a spent quota
     /// pauses the target.
-    fn target_health(&self, target: i64, done: &[Done], settled: &[(Job, Verdict)]) -> Result<(), StoreError> {
+    fn target_health(&self, t: &crate::domain::Target, done: &[Done], settled: &[(Job, Verdict)]) -> Result<(), StoreError> {
+        use crate::notify::Event;
+        let target = t.id;
         if let Some(m) = settled.iter().find_map(|(_, v)| if let Verdict::Budget(m) = v { Some(m) } else { None }) {
             let until = self.store.now() + crate::store::safeguards_budget_wait();
-            self.store.pause_target(target, until, &format!("{m}; a probe at {} checks again", crate::domain::format_time(until)))?;
+            let reason = format!("{m}; a probe at {} checks again", crate::domain::format_time(until));
+            self.store.pause_target(target, until, &reason)?;
             tracing::warn!(target, "the remote system's API quota is used up; the target waits");
+            self.notify(Event::BudgetReached { target: t.name.clone(), reason });
         }
         if !done.is_empty() {
             if self.store.target_succeeded(target)? {
                 tracing::info!(target, "a probe succeeded; the target resumes");
+                self.notify(Event::Resumed { target: t.name.clone() });
             }
             if let Some((used, limit)) = done.iter().filter_map(|d| d.usage).max_by_key(|(used, _)| *used)
                 && let Some(reason) = self.store.record_usage(target, used, limit)?
             {
                 tracing::warn!(target, %reason, "the target's API share is used up; it waits");
+                self.notify(Event::BudgetReached { target: t.name.clone(), reason });
             }
-        } else if let Some((_, Verdict::Retry(_, why))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Retry(..))) {
-            if let Some(until) = self.store.target_call_failed(target, why)? {
-                tracing::warn!(target, next_probe = %crate::domain::format_time(until), "the target is quarantined: its calls keep failing");
-            }
+        } else if let Some((_, Verdict::Retry(_, why))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Retry(..)))
+            && let Some(until) = self.store.target_call_failed(target, why)?
+        {
+            tracing::warn!(target, next_probe = %crate::domain::format_time(until), "the target is quarantined: its calls keep failing");
+            let reason = self.store.target_health(target)?.pause_reason.unwrap_or_default();
+            self.notify(Event::Quarantined { target: t.name.clone(), reason });
         }
         Ok(())
+    }
+
+    fn notify(&self, event: crate::notify::Event) {
+        if let Some(n) = &self.notifier {
+            n.notify(event);
+        }
     }
 
     /// A fresh token after `stale` was refused: shared with every other job

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod domain;
 pub mod engine;
 pub mod import;
+pub mod notify;
 pub mod oauth;
 pub mod secrets;
 pub mod serve;

@@ -14,3 +14,8 @@ document.addEventListener("change", (e) => {
   const select = e.target;
   if (select.dataset && select.dataset.reload) location = select.dataset.reload + encodeURIComponent(select.value);
 });
+// After a refused form, focus the first field in error (or the summary).
+document.addEventListener("DOMContentLoaded", () => {
+  const first = document.querySelector("[aria-invalid=true]") || document.querySelector(".field.invalid input, .field.invalid select");
+  if (first) first.focus();
+});

@@ -14,7 +14,7 @@ use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, Setting, SettingKind,
 };
 use exports::registry::provisioning::provisioning_target::{
-    ProvisionOutcome, ProvisionRequest, TargetContext,
+    PlannedStep, ProvisionOutcome, ProvisionRequest, TargetContext,
 };
 use registry::provisioning::log;
 use registry::provisioning::types::{
@@ -170,6 +170,11 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
             // Unparseable settings: the cautious answer.
             Ok(settings::Removal::Delete) | Err(_) => RemovalEffect::Delete,
         }
+    }
+    fn preview(context: TargetContext, request: ProvisionRequest) -> Result<Vec<PlannedStep>, PluginError> {
+        let config = target_config(&context.settings)?;
+        let steps = provision::preview(&mut WasiTransport, &config, &tokens_in(context.tokens), &request_in(request)).map_err(plugin_error)?;
+        Ok(steps.into_iter().map(|s| PlannedStep { description: s.description, request: s.request, fields: s.fields }).collect())
     }
     fn provision(context: TargetContext, request: ProvisionRequest) -> Result<ProvisionOutcome, PluginError> {
         let config = target_config(&context.settings)?;

@@ -186,6 +186,25 @@ impl Plugin {
             .await
     }
 
+    /// `provisioning-target.preview`: what `provision` would do. The call
+    /// may only read: whatever allowlist is given, writes are denied. A
+    /// 0.1.0 plugin has no preview (`unsupported`).
+    pub async fn preview(
+        &self,
+        context: &provisioning_target::TargetContext,
+        request: &provisioning_target::ProvisionRequest,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<Vec<provisioning_target::PlannedStep>, types::PluginError>, CallError> {
+        let read_only = allowlist.clone().read_only();
+        self.sandbox
+            .call("provisioning-target.preview", &read_only, async |i, s| match i {
+                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_preview(s, context, request).await,
+                Instance::V0_1_0(_) => Ok(Err(types::PluginError::Unsupported("preview is not in contract 0.1.0".into()))),
+            })
+            .await
+            .map(Tidy::tidy)
+    }
+
     /// `provisioning-target.provision`.
     pub async fn provision(
         &self,

@@ -105,6 +105,12 @@ impl Tidy for provisioning_target::ProvisionOutcome {
     }
 }
 
+impl Tidy for provisioning_target::PlannedStep {
+    fn tidy(self) -> Self {
+        provisioning_target::PlannedStep { description: self.description.tidy(), request: self.request.tidy(), fields: self.fields.tidy() }
+    }
+}
+
 impl Tidy for oauth2_server::ConnectionInfo {
     fn tidy(self) -> Self {
         oauth2_server::ConnectionInfo { user: self.user.tidy(), organization: self.organization.tidy(), details: self.details.tidy(), ..self }

@@ -57,6 +57,7 @@ pub fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     let bar = bar(people.len() as u64, "importing");
     let stats = store.import_people(people, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    store.audit(&cli_actor(), "people.import", &file.display().to_string(), serde_json::json!({"added": stats.added, "updated": stats.updated, "unchanged": stats.unchanged}))?;
     let (queued, _) = store.job_counts(None)?;
     println!("imported {}: {} added, {} updated, {} unchanged", file.display(), stats.added, stats.updated, stats.unchanged);
     if queued > 0 && !server_running(data_dir) {
@@ -68,10 +69,53 @@ pub fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
 /// `api-token create NAME [--expires-in-days N]`.
 pub fn create_api_token(data_dir: &Path, name: &str, days: Option<u32>) -> anyhow::Result<()> {
     anyhow::ensure!(!name.trim().is_empty(), "the token needs a name, e.g. `api-token create hr-feed`");
-    let token = registry_host::auth::create_api_token(&open_store(data_dir)?, name, days)?;
+    let store = open_store(data_dir)?;
+    let token = registry_host::auth::create_api_token(&store, name, days)?;
+    store.audit(&cli_actor(), "api-token.create", name.trim(), serde_json::json!({"expires_in_days": days}))?;
     println!("{token}");
     let until = days.map(|d| format!(", valid for {d} day(s)")).unwrap_or_default();
     eprintln!("API token '{}' created{until}; it is shown only now. Send it as `Authorization: Bearer <token>`.", name.trim());
+    Ok(())
+}
+
+/// Who the command line acts as, for the audit trail.
+fn cli_actor() -> String {
+    format!("cli:{}", std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()))
+}
+
+/// `log export`.
+pub fn export_log(data_dir: &Path, format: &str, days: Option<i64>, target: Option<&str>) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let target = target.map(|t| find_target(&store, t)).transpose()?;
+    let filter = registry_host::store::LogFilter {
+        target: target.map(|t| t.id),
+        since: days.map(|d| registry_host::store::now_ms() - d * 86_400_000),
+        ..Default::default()
+    };
+    let entries = store.log(&filter, usize::MAX >> 1)?;
+    let out = match format {
+        "json" => serde_json::to_vec_pretty(&entries)?,
+        _ => registry_host::web::log_csv(entries)?,
+    };
+    std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+    Ok(())
+}
+
+/// `audit export`.
+pub fn export_audit(data_dir: &Path, format: &str, days: Option<i64>) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let filter = registry_host::store::AuditFilter { since: days.map(|d| registry_host::store::now_ms() - d * 86_400_000), ..Default::default() };
+    let entries = store.audit_entries(&filter, usize::MAX >> 1)?;
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    let mut w = csv::Writer::from_writer(std::io::stdout());
+    w.write_record(["id", "at", "actor", "action", "subject", "detail"])?;
+    for e in entries {
+        w.write_record([e.id.to_string(), registry_host::web::format_time(e.at), e.actor, e.action, e.subject, e.detail.to_string()])?;
+    }
+    w.flush()?;
     Ok(())
 }
 
@@ -93,7 +137,9 @@ pub fn list_api_tokens(data_dir: &Path) -> anyhow::Result<()> {
 
 /// `api-token revoke NAME`.
 pub fn revoke_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(open_store(data_dir)?.revoke_api_token(name)?, "there is no active API token named '{name}' (see `registry-host api-token list`)");
+    let store = open_store(data_dir)?;
+    anyhow::ensure!(store.revoke_api_token(name)?, "there is no active API token named '{name}' (see `registry-host api-token list`)");
+    store.audit(&cli_actor(), "api-token.revoke", name, serde_json::json!({}))?;
     println!("API token '{name}' revoked; requests with it now get 401");
     Ok(())
 }
@@ -108,6 +154,7 @@ pub fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
     let count = store.reseal(&rotation.new).context("re-sealing the secrets (nothing was changed)")?;
     drop(store);
     rotation.finish()?;
+    Store::open(data_dir, SecretBox::load_or_create(data_dir)?)?.audit(&cli_actor(), "secrets.rotate", "secret.key", serde_json::json!({"resealed": count}))?;
     println!("re-sealed {count} secret(s) with a new key in {}; back it up: the old key opens nothing any more", data_dir.join(registry_host::secrets::KEY_FILE).display());
     Ok(())
 }
@@ -156,9 +203,11 @@ pub fn removals(data_dir: &Path, which: &str, confirm: bool, discard: bool) -> a
     }
     if confirm {
         let n = store.confirm_removals(target.id)?;
+        store.audit(&cli_actor(), "target.removals-confirm", &target.name, serde_json::json!({"removals": n}))?;
         println!("{n} removal(s) confirmed for '{}'; `registry-host serve` runs them", target.name);
     } else if discard {
         let n = store.discard_removals(target.id, "the command line")?;
+        store.audit(&cli_actor(), "target.removals-discard", &target.name, serde_json::json!({"removals": n}))?;
         println!("{n} removal(s) discarded for '{}': those records stay, no longer managed", target.name);
     } else {
         println!("'{}' holds {} removal(s) for confirmation (threshold: {} within 24 hours):", target.name, health.held_removals, health.removal_threshold);
@@ -176,6 +225,7 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
     let store = open_store(data_dir)?;
     let target = find_target(&store, which)?;
     let run = store.start_run(target.id)?;
+    store.audit(&cli_actor(), "target.reprovision-all", &target.name, serde_json::json!({"run": run.id, "queued": run.total}))?;
     println!("run {} queued {} people for '{}'", run.id, run.total, target.name);
     if !target.enabled {
         println!("the target is disabled: the jobs wait until it is enabled");

@@ -112,6 +112,27 @@ enum Command {
         /// failure, before it is failed for good.
         #[arg(long, default_value_t = 96, env = "REGISTRY_HOST_RETRY_HORIZON_HOURS")]
         retry_horizon_hours: u64,
+        /// How long the provisioning log keeps an attempt (pruned hourly).
+        #[arg(long, default_value_t = 90, env = "REGISTRY_HOST_LOG_RETENTION_DAYS")]
+        log_retention_days: u64,
+        /// Mail notifications through this SMTP server:
+        /// smtp://user:pass@host:587?tls=required (STARTTLS),
+        /// smtps://user:pass@host:465 (TLS), or smtp://host:25 (no TLS: a
+        /// relay on this machine only).
+        #[arg(long, env = "REGISTRY_HOST_SMTP_URL")]
+        smtp_url: Option<String>,
+        /// The notifications' sender address.
+        #[arg(long, env = "REGISTRY_HOST_NOTIFY_FROM")]
+        notify_from: Option<String>,
+        /// Who gets notifications (repeatable).
+        #[arg(long = "notify-to", env = "REGISTRY_HOST_NOTIFY_TO", value_delimiter = ',')]
+        notify_to: Vec<String>,
+        /// POST each notification as JSON to this URL.
+        #[arg(long, env = "REGISTRY_HOST_WEBHOOK_URL")]
+        webhook_url: Option<String>,
+        /// Sign webhook bodies: X-Registry-Signature: sha256=HMAC(secret, body).
+        #[arg(long, env = "REGISTRY_HOST_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: Option<String>,
     },
     /// Manage admin accounts.
     #[command(subcommand)]
@@ -131,6 +152,28 @@ enum Command {
     /// Manage the secret key that seals client secrets and tokens.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// The provisioning log: every attempt across people and targets.
+    #[command(subcommand)]
+    Log(ExportCommand),
+    /// The audit trail of admin actions.
+    #[command(subcommand)]
+    Audit(ExportCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Print it, newest first, as CSV or JSON.
+    Export {
+        /// csv or json.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        /// Only the last N days.
+        #[arg(long)]
+        days: Option<i64>,
+        /// Log only: only this target (name or id).
+        #[arg(long)]
+        target: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -308,7 +351,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Reprovision { people, plugin }) => {
             benchmarks::reprovision(cli.runtime.config()?, &plugin, people).await
         }
-        Command::Serve { listen, public_url, mut plugins, demo, retry_horizon_hours } => {
+        Command::Serve { listen, public_url, mut plugins, demo, retry_horizon_hours, log_retention_days, smtp_url, notify_from, notify_to, webhook_url, webhook_secret } => {
+            let defaults = registry_host::engine::EngineConfig::default();
+            let notify = registry_host::notify::NotifyConfig { smtp_url, from: notify_from, to: notify_to, webhook_url, webhook_secret, ..defaults.notify.clone() };
+            notify.check()?;
             let data_dir = cli.runtime.data_dir();
             // The registry's key first: the component cache's key derives from it.
             std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -328,7 +374,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo,
                 engine: registry_host::engine::EngineConfig {
                     retry_horizon: Duration::from_secs(retry_horizon_hours.saturating_mul(3600)),
-                    ..Default::default()
+                    log_retention: Duration::from_secs(log_retention_days.max(1).saturating_mul(86_400)),
+                    notify,
+                    ..defaults
                 },
                 web: Default::default(),
             };
@@ -385,5 +433,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiToken(ApiTokenCommand::List) => commands::list_api_tokens(&cli.runtime.data_dir()),
         Command::ApiToken(ApiTokenCommand::Revoke { name }) => commands::revoke_api_token(&cli.runtime.data_dir(), &name),
         Command::Secrets(SecretsCommand::Rotate) => commands::rotate_key(&cli.runtime.data_dir()),
+        Command::Log(ExportCommand::Export { format, days, target }) => commands::export_log(&cli.runtime.data_dir(), &format, days, target.as_deref()),
+        Command::Audit(ExportCommand::Export { format, days, target: _ }) => commands::export_audit(&cli.runtime.data_dir(), &format, days),
     }
 }

@@ -88,6 +88,8 @@ pub struct Job {
     pub run_id: Option<i64>,
     /// When its first attempt failed (retries stop a horizon after).
     pub failing_since: Option<i64>,
+    /// How long this attempt's plugin call took (ms), once made.
+    pub duration_ms: Option<i64>,
 }
 
 /// A "Reprovision all" run.

@@ -189,6 +189,7 @@ impl Store {
                     attempts: r.get::<_, i64>(4)? as u32,
                     run_id: r.get(5)?,
                     failing_since: r.get(6)?,
+                    duration_ms: None,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?
@@ -228,11 +229,16 @@ impl Store {
     }
 
     pub(super) fn history_in(conn: &Connection, job: &Job, ok: bool, message: &str) -> Result<(), StoreError> {
+        Self::history_with(conn, job, ok, message, None)
+    }
+
+    /// A history line (the provisioning log) with the remote record left.
+    pub(super) fn history_with(conn: &Connection, job: &Job, ok: bool, message: &str, remote: Option<&str>) -> Result<(), StoreError> {
         conn.prepare_cached(
-            "INSERT INTO history (person_id, target_id, target_name, at, action, ok, message)
-             VALUES (?1, ?2, (SELECT name FROM targets WHERE id = ?2), ?3, ?4, ?5, ?6)",
+            "INSERT INTO history (person_id, target_id, target_name, at, action, ok, message, remote, duration_ms)
+             VALUES (?1, ?2, (SELECT name FROM targets WHERE id = ?2), ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
-            .execute(params![job.person_id, job.target_id, now_ms(), job.action.as_str(), ok, message])?;
+        .execute(params![job.person_id, job.target_id, now_ms(), job.action.as_str(), ok, message, remote, job.duration_ms])?;
         Ok(())
     }
 
@@ -268,7 +274,8 @@ impl Store {
                  remote_id = excluded.remote_id, message = excluded.message, updated_at = excluded.updated_at",
             )?
             .execute(params![j.person_id, j.target_id, state.as_str(), t, id, d.summary, now])?;
-            Self::history_in(&tx, j, true, &d.summary)?;
+            let remote = d.remote.as_ref().map(|(t, id)| format!("{t} {id}"));
+            Self::history_with(&tx, j, true, &d.summary, remote.as_deref())?;
             if let Some(run) = j.run_id {
                 Self::count_run(&tx, run, true)?;
             }

@@ -147,4 +147,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE targets ADD COLUMN usage_limit INTEGER;
     ALTER TABLE targets ADD COLUMN usage_at INTEGER;
     CREATE INDEX history_by_target ON history(target_id, at);",
+    // 7: operations: the audit trail of admin actions, each attempt's
+    // remote record and duration in the provisioning log, and API usage
+    // samples for the dashboard.
+    "CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_by_time ON audit(at);
+    ALTER TABLE history ADD COLUMN remote TEXT;
+    ALTER TABLE history ADD COLUMN duration_ms INTEGER;
+    CREATE TABLE notifications_sent (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
+    CREATE TABLE usage_samples (
+        target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        hour INTEGER NOT NULL,
+        used INTEGER NOT NULL,
+        lim INTEGER NOT NULL,
+        PRIMARY KEY (target_id, hour)
+    );",
 ];

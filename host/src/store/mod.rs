@@ -12,8 +12,10 @@ use rusqlite::Connection;
 use crate::secrets::{SecretBox, SecretError};
 
 mod admins;
+mod audit;
 mod jobs;
 mod keys;
+mod log;
 mod migrations;
 mod people;
 mod safeguards;
@@ -21,6 +23,9 @@ mod servers;
 mod targets;
 
 pub use admins::{ApiToken, Session};
+pub use audit::{AuditEntry, AuditFilter, redact};
+pub use log::{LogEntry, LogFilter};
+pub use people::{PeopleQuery, PeopleSort};
 pub use safeguards::{HeldRemoval, Safeguards, TargetHealth};
 
 /// How long a target whose API quota or share is spent waits before it

@@ -7,6 +7,33 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::{Store, StoreError, now_ms, parsed, write};
 use crate::domain::{Action, HistoryEntry, ImportStats, Person, ProvState, Status, TargetState};
 
+/// How the People list is sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PeopleSort {
+    /// Family, given name.
+    #[default]
+    Name,
+    /// Registry id.
+    Id,
+    /// Last change.
+    Updated,
+}
+
+/// What the People list shows.
+#[derive(Debug, Clone, Default)]
+pub struct PeopleQuery {
+    /// Words that must all appear (name, id, email, identifier).
+    pub text: String,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only people with a role of this affiliation.
+    pub affiliation: Option<String>,
+    /// The order.
+    pub sort: PeopleSort,
+    /// Reversed.
+    pub descending: bool,
+}
+
 /// People written per transaction by an import.
 const PEOPLE_PER_TRANSACTION: usize = 500;
 
@@ -145,20 +172,65 @@ impl Store {
         Self::stored_person(&self.db(), id)?.ok_or_else(|| StoreError::NotFound(format!("person {id}")))
     }
 
-    /// People not deleted, matching `query` (name, id, email or identifier),
-    /// by name; and how many match in all.
+    /// One page of people (deleted ones left out) matching `query`, and
+    /// how many match in all.
     pub fn people(&self, query: &str, offset: usize, limit: usize) -> Result<(Vec<Person>, usize), StoreError> {
-        let like = format!("%{}%", query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        self.people_page(&PeopleQuery { text: query.to_string(), ..Default::default() }, offset, limit)
+    }
+
+    /// One page of people matching `q`, and how many match in all. Every
+    /// word of the text must appear (so "ada lovelace" finds the full
+    /// name); status and affiliation filter; the sort is by name, id or
+    /// last change.
+    pub fn people_page(&self, q: &PeopleQuery, offset: usize, limit: usize) -> Result<(Vec<Person>, usize), StoreError> {
+        let escape = |w: &str| format!("%{}%", w.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let words: Vec<String> = q.text.split_whitespace().take(8).map(escape).collect();
+        let mut conditions = vec!["status != 'deleted'".to_string()];
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        for w in words {
+            values.push(w.into());
+            conditions.push(format!("search LIKE ?{} ESCAPE '\\'", values.len()));
+        }
+        if let Some(status) = &q.status {
+            values.push(status.as_str().to_string().into());
+            conditions.push(format!("status = ?{}", values.len()));
+        }
+        if let Some(a) = &q.affiliation {
+            values.push(a.to_lowercase().into());
+            conditions.push(format!("EXISTS (SELECT 1 FROM json_each(data, '$.roles') r WHERE lower(json_extract(r.value, '$.affiliation')) = ?{})", values.len()));
+        }
+        let filter = conditions.join(" AND ");
+        let order = match (q.sort, q.descending) {
+            (PeopleSort::Name, false) => "sort_name COLLATE NOCASE, id",
+            (PeopleSort::Name, true) => "sort_name COLLATE NOCASE DESC, id DESC",
+            (PeopleSort::Id, false) => "id",
+            (PeopleSort::Id, true) => "id DESC",
+            (PeopleSort::Updated, false) => "updated_at, id",
+            (PeopleSort::Updated, true) => "updated_at DESC, id DESC",
+        };
         let conn = self.db();
-        let total: i64 = conn.query_row("SELECT COUNT(*) FROM people WHERE status != 'deleted' AND search LIKE ?1 ESCAPE '\\'", params![like], |r| r.get(0))?;
-        let mut stmt = conn.prepare(
-            "SELECT data FROM people WHERE status != 'deleted' AND search LIKE ?1 ESCAPE '\\' ORDER BY sort_name COLLATE NOCASE, id LIMIT ?2 OFFSET ?3",
-        )?;
+        let total: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM people WHERE {filter}"), rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
+        let mut page_values = values.clone();
+        page_values.push((limit as i64).into());
+        page_values.push((offset as i64).into());
+        let mut stmt = conn.prepare(&format!("SELECT data FROM people WHERE {filter} ORDER BY {order} LIMIT ?{} OFFSET ?{}", values.len() + 1, values.len() + 2))?;
         let rows = stmt
-            .query_map(params![like, limit as i64, offset as i64], |r| r.get::<_, String>(0))?
+            .query_map(rusqlite::params_from_iter(page_values.iter()), |r| r.get::<_, String>(0))?
             .filter_map(|d| d.ok().and_then(|d| serde_json::from_str(&d).ok()))
             .collect();
         Ok((rows, total as usize))
+    }
+
+    /// Per person, how many targets have them in each state.
+    pub fn state_summaries(&self, ids: &[String]) -> Result<std::collections::HashMap<String, Vec<(ProvState, i64)>>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM provisioned WHERE person_id = ?1 GROUP BY state ORDER BY state")?;
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            let rows = stmt.query_map(params![id], |r| Ok((parsed("provisioning state", r.get(0)?, ProvState::parse)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+            out.insert(id.clone(), rows);
+        }
+        Ok(out)
     }
 
     /// A person's state with every target that knows them.
@@ -197,6 +269,20 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// Queues the person for one target now ("Provision now"): their
+    /// current state, or their removal if they are deleted or out of its
+    /// scope. Whether a job was queued.
+    pub fn reprovision_person_for(&self, id: &str, target: i64) -> Result<bool, StoreError> {
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        let p = Self::stored_person(&tx, id)?.ok_or_else(|| StoreError::NotFound(format!("person {id}")))?;
+        let lite = Self::lite_targets(&tx)?.into_iter().find(|t| t.id == target).ok_or_else(|| StoreError::NotFound(format!("target {target}")))?;
+        let action = if p.status == Status::Deleted { Action::Deleted } else { Action::Reprovision };
+        let queued = Self::enqueue_for(&tx, &lite, &p, action, None)?;
+        tx.commit()?;
+        Ok(queued)
     }
 
     /// "Reprovision": queues the person again for every target; returns how

@@ -179,6 +179,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Targets holding removals, by name, with how many.
+    pub fn held_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare_cached("SELECT t.name, COUNT(*) FROM jobs j JOIN targets t ON t.id = j.target_id WHERE j.held = 1 GROUP BY t.name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Lets a target's held removals run; returns how many.
     pub fn confirm_removals(&self, target: i64) -> Result<usize, StoreError> {
         Ok(self.db().execute("UPDATE jobs SET held = 0, confirmed = 1 WHERE target_id = ?1 AND held = 1", params![target])?)
@@ -192,7 +200,7 @@ impl Store {
         let jobs: Vec<Job> = {
             let mut stmt = tx.prepare("SELECT id, person_id, run_id FROM jobs WHERE target_id = ?1 AND held = 1")?;
             let rows = stmt.query_map(params![target], |r| {
-                Ok(Job { id: r.get(0)?, person_id: r.get(1)?, target_id: target, action: crate::domain::Action::Deleted, attempts: 0, run_id: r.get(2)?, failing_since: None })
+                Ok(Job { id: r.get(0)?, person_id: r.get(1)?, target_id: target, action: crate::domain::Action::Deleted, attempts: 0, run_id: r.get(2)?, failing_since: None, duration_ms: None })
             })?;
             rows.collect::<Result<_, _>>()?
         };
@@ -265,6 +273,11 @@ impl Store {
         let share: Option<i64> = {
             let conn = self.db();
             conn.execute("UPDATE targets SET usage_used = ?2, usage_limit = ?3, usage_at = ?4 WHERE id = ?1", params![target, used as i64, limit as i64, now])?;
+            conn.execute(
+                "INSERT INTO usage_samples (target_id, hour, used, lim) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (target_id, hour) DO UPDATE SET used = MAX(used, excluded.used), lim = excluded.lim",
+                params![target, now / 3_600_000, used as i64, limit as i64],
+            )?;
             conn.query_row("SELECT api_share FROM targets WHERE id = ?1", params![target], |r| r.get(0))?
         };
         let Some(share) = share.filter(|_| limit > 0) else { return Ok(None) };

@@ -66,14 +66,18 @@ async fn change_password(State(app): State<Arc<App>>, f: AdminForm) -> Result<Re
         .await
         .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match result {
-        Ok(()) => Ok(see_other("/account?notice=password")),
+        Ok(()) => {
+            super::audit::record(&app, &f.session.username, "admin.password-change", &f.session.username, serde_json::json!({"other_sessions_ended": true}));
+            Ok(see_other("/account?notice=password"))
+        }
         Err(PasswordChangeError::Store(e)) => Err(e.into()),
         Err(e) => render(&app, &f.session, None, Some(&e.to_string()), None, StatusCode::UNPROCESSABLE_ENTITY),
     }
 }
 
 async fn end_sessions(State(app): State<Arc<App>>, f: AdminForm) -> Result<Response, WebError> {
-    auth::end_other_sessions(&app.store, &f.session)?;
+    let n = auth::end_other_sessions(&app.store, &f.session)?;
+    super::audit::record(&app, &f.session.username, "admin.sign-out-everywhere", &f.session.username, serde_json::json!({"sessions_ended": n}));
     Ok(see_other("/account?notice=ended"))
 }
 
@@ -85,7 +89,10 @@ async fn create_token(State(app): State<Arc<App>>, f: AdminForm) -> Result<Respo
     };
     match days.and_then(|days| auth::create_api_token(&app.store, &name, days)) {
         // Shown once, on this answer (never cached: no-store), not behind a redirect.
-        Ok(token) => render(&app, &f.session, Some("API token created. Copy it now: it is not shown again."), None, Some((&name, &token)), StatusCode::OK),
+        Ok(token) => {
+            super::audit::record(&app, &f.session.username, "api-token.create", &name, serde_json::json!({"expires_in_days": f.form.get("expires_in_days")}));
+            render(&app, &f.session, Some("API token created. Copy it now: it is not shown again."), None, Some((&name, &token)), StatusCode::OK)
+        }
         Err(TokenError::Store(crate::store::StoreError::Conflict(m))) => render(&app, &f.session, None, Some(&format!("name: {m}")), None, StatusCode::CONFLICT),
         Err(TokenError::Store(e)) => Err(e.into()),
         Err(e) => render(&app, &f.session, None, Some(&e.to_string()), None, StatusCode::UNPROCESSABLE_ENTITY),
@@ -98,5 +105,6 @@ async fn revoke_token(State(app): State<Arc<App>>, f: AdminForm) -> Result<Respo
         return Err(WebError::new(StatusCode::NOT_FOUND, "there is no active API token of that name"));
     }
     tracing::info!(admin = %f.session.username, token = %name, "API token revoked");
+    super::audit::record(&app, &f.session.username, "api-token.revoke", &name, serde_json::json!({}));
     Ok(see_other("/account?notice=revoked"))
 }

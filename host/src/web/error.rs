@@ -64,7 +64,7 @@ impl IntoResponse for WebError {
                 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
                  <title>{title} · Registry Admin</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
                  <body><main><section class=\"card narrow\"><h1>{title}</h1><p id=\"error\" role=\"alert\">{}</p>\
-                 <p><a href=\"/\">Back to the start page</a></p></section></main></body></html>\n",
+                 <p><a href=\"/\">Dashboard</a> · <a href=\"/people\">People</a> · <a href=\"/targets\">Provisioning Targets</a> · <a href=\"/servers\">OAuth2 Servers</a></p></section></main></body></html>\n",
                 escape(&self.message)
             );
             (self.status, axum::response::Html(page)).into_response()

@@ -20,8 +20,12 @@ use registry_plugin_runtime::Plugin;
 
 mod account;
 mod api;
+mod audit;
 mod connections;
+mod dashboard;
 mod error;
+mod log;
+mod on_demand;
 mod people;
 mod safeguards;
 mod servers;
@@ -30,6 +34,7 @@ mod targets;
 mod throttle;
 
 pub use connections::{WebLimits, serve};
+pub use log::to_csv as log_csv;
 pub use servers::validate_server;
 
 type FormMap = HashMap<String, String>;
@@ -75,6 +80,10 @@ impl App {
             ("target.html", include_str!("../../templates/target.html")),
             ("target_form.html", include_str!("../../templates/target_form.html")),
             ("account.html", include_str!("../../templates/account.html")),
+            ("dashboard.html", include_str!("../../templates/dashboard.html")),
+            ("log.html", include_str!("../../templates/log.html")),
+            ("audit.html", include_str!("../../templates/audit.html")),
+            ("preview.html", include_str!("../../templates/preview.html")),
         ] {
             env.add_template(name, src).expect("templates are valid");
         }
@@ -115,7 +124,6 @@ impl App {
 /// The router for `app`.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/servers") }))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .merge(session::routes())
@@ -124,6 +132,10 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(targets::routes())
         .merge(api::routes())
         .merge(account::routes())
+        .merge(dashboard::routes())
+        .merge(log::routes())
+        .merge(audit::routes())
+        .merge(on_demand::routes())
         .merge(safeguards::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(app.clone(), known_host))

@@ -16,7 +16,7 @@ use super::session::{Admin, AdminForm};
 use super::{App, FormMap, see_other};
 use crate::domain::{Address, Email, FieldProblem, Identifier, Name, Person, Role, Status};
 use crate::domain::ProvState;
-use crate::store::{Session, StoreError};
+use crate::store::{PeopleQuery, PeopleSort, Session, StoreError};
 
 /// People shown per page.
 const PAGE: usize = 50;
@@ -38,12 +38,28 @@ struct Row {
     email: String,
     status: &'static str,
     affiliation: String,
+    /// (state, "2 provisioned") per state the person has with targets.
+    provisioning: Vec<(&'static str, String)>,
 }
 
 async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    let query = q.get("q").cloned().unwrap_or_default();
+    let text = q.get("q").cloned().unwrap_or_default();
     let page: usize = q.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1).min(1_000_000);
-    let (people, total) = app.store.people(&query, (page - 1) * PAGE, PAGE)?;
+    let sort = match q.get("sort").map(String::as_str) {
+        Some("id") => PeopleSort::Id,
+        Some("updated") => PeopleSort::Updated,
+        _ => PeopleSort::Name,
+    };
+    let query = PeopleQuery {
+        text: text.clone(),
+        status: q.get("status").and_then(|v| Status::parse(v)),
+        affiliation: q.get("affiliation").map(|a| a.trim().to_string()).filter(|a| !a.is_empty()),
+        sort,
+        descending: q.get("dir").is_some_and(|d| d == "desc"),
+    };
+    let (people, total) = app.store.people_page(&query, (page - 1) * PAGE, PAGE)?;
+    let ids: Vec<String> = people.iter().map(|p| p.id.clone()).collect();
+    let states = app.store.state_summaries(&ids)?;
     let rows: Vec<Row> = people
         .iter()
         .map(|p| Row {
@@ -52,12 +68,20 @@ async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): A
             email: p.emails.first().map(|e| e.address.clone()).unwrap_or_default(),
             status: p.status.as_str(),
             affiliation: p.roles.first().map(|r| r.affiliation.clone()).unwrap_or_default(),
+            provisioning: states.get(&p.id).map(|s| s.iter().map(|(st, n)| (st.as_str(), format!("{n} {}", st.label().to_lowercase()))).collect()).unwrap_or_default(),
         })
         .collect();
     let pages = total.div_ceil(PAGE).max(1);
+    // The filters as a query string, for the pager and the sort links.
+    let keep: Vec<(String, String)> = ["q", "status", "affiliation", "sort", "dir"].iter().filter_map(|k| q.get(*k).filter(|v| !v.is_empty()).map(|v| (k.to_string(), v.clone()))).collect();
     Ok(app.render(
         "people.html",
-        context! { admin => s.username, csrf => s.csrf_token, people => rows, total => total, q => query, page => page, pages => pages },
+        context! {
+            admin => s.username, csrf => s.csrf_token, nav => "people", people => rows, total => total, q => text, page => page, pages => pages,
+            status => q.get("status").cloned().unwrap_or_default(), affiliation => q.get("affiliation").cloned().unwrap_or_default(),
+            sort => q.get("sort").cloned().unwrap_or_else(|| "name".into()), dir => q.get("dir").cloned().unwrap_or_default(), keep => keep,
+            statuses => Status::SETTABLE.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        },
     ))
 }
 
@@ -163,9 +187,38 @@ fn form_key(field: &str) -> String {
     field.to_string()
 }
 
+/// A field's name as the form shows it: "Email 1", "Family name".
+pub(super) fn field_label(field: &str) -> String {
+    let number = |rest: &str| rest.split(']').next().and_then(|i| i.parse::<usize>().ok()).map_or(String::new(), |i| format!(" {}", i + 1));
+    let attr = field.rsplit('.').next().unwrap_or(field);
+    let pretty = |a: &str| {
+        let mut t = a.replace('_', " ");
+        if let Some(first) = t.get(0..1) {
+            t.replace_range(0..1, &first.to_uppercase());
+        }
+        t
+    };
+    match field {
+        "id" => "Registry ID".into(),
+        "status" => "Status".into(),
+        "emails" => "Emails".into(),
+        "identifiers" => "Identifiers".into(),
+        "roles" => "Roles".into(),
+        f if f.starts_with("name.") => format!("{} name", pretty(attr)).replace("Given name", "Given name").replace("Honorific name", "Honorific").replace("Suffix name", "Suffix"),
+        f if f.starts_with("emails[") => match attr {
+            "type" => format!("Email{} type", number(&f[7..])),
+            _ => format!("Email{}", number(&f[7..])),
+        },
+        f if f.starts_with("identifiers[") => format!("Identifier{} {}", number(&f[12..]), attr),
+        f if f.starts_with("roles[") => format!("Role{}: {}", number(&f[6..]), pretty(attr).to_lowercase()),
+        other => pretty(other),
+    }
+}
+
 fn form_page(app: &App, s: &Session, editing: Option<&str>, p: &Person, problems: &[FieldProblem], error: Option<String>) -> Response {
     let (values, emails, ids) = form_view(p);
-    let errors: HashMap<String, String> = problems.iter().map(|f| (form_key(&f.field), f.message.clone())).collect();
+    let problems: Vec<minijinja::Value> = problems.iter().map(|f| context! { label => field_label(&f.field), anchor => form_key(&f.field), message => f.message.clone(), field => f.field.clone() }).collect();
+    let errors: HashMap<String, String> = problems.iter().map(|f| (form_key(&f.get_attr("field").map(|v| v.to_string()).unwrap_or_default()), f.get_attr("message").map(|v| v.to_string()).unwrap_or_default())).collect();
     let statuses: Vec<&str> = Status::SETTABLE.iter().map(|s| s.as_str()).collect();
     let mut r = app.render(
         "person_form.html",
@@ -273,7 +326,8 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Que
             "saved" => "Changes saved; provisioning is queued.",
             "unchanged" => "Nothing changed.",
             "reprovision" => "Reprovisioning is queued for every target.",
-            "deleted" => "Person deleted; their records are being removed from every target (Salesforce users are deactivated).",
+            "provisioned" => "Provisioned now: the result is below, in Provisioning and History.",
+            "deleted" => "Person deleted; each target removes them as its removal setting says.",
             _ => return None,
         })
     });
@@ -289,6 +343,17 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Que
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_summaries_use_the_forms_words() {
+        assert_eq!(field_label("emails[0].address"), "Email 1");
+        assert_eq!(field_label("emails[2].type"), "Email 3 type");
+        assert_eq!(field_label("identifiers[1].value"), "Identifier 2 value");
+        assert_eq!(field_label("name.family"), "Family name");
+        assert_eq!(field_label("name.given"), "Given name");
+        assert_eq!(field_label("roles[0].address.street"), "Role 1: street");
+        assert_eq!(field_label("id"), "Registry ID");
+    }
 
     #[test]
     fn problems_land_on_their_form_fields() {

@@ -100,6 +100,7 @@ pub(super) fn view(app: &App, target: i64, safeguards: &Safeguards) -> Result<He
 async fn confirm(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
     let n = app.store.confirm_removals(id)?;
     tracing::info!(admin = %f.session.username, target = id, removals = n, "held removals confirmed");
+    super::audit::record(&app, &f.session.username, "target.removals-confirm", &app.store.target(id)?.name, serde_json::json!({"removals": n}));
     app.engine.wake();
     Ok(see_other(&format!("/targets/{id}?notice=confirmed")))
 }
@@ -107,5 +108,6 @@ async fn confirm(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm)
 async fn discard(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
     let n = app.store.discard_removals(id, &f.session.username)?;
     tracing::info!(admin = %f.session.username, target = id, removals = n, "held removals discarded");
+    super::audit::record(&app, &f.session.username, "target.removals-discard", &app.store.target(id)?.name, serde_json::json!({"removals": n}));
     Ok(see_other(&format!("/targets/{id}?notice=discarded")))
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::error::WebError;
 use super::session::{Admin, AdminForm};
-use super::{App, FormMap, format_time, see_other};
+use super::{App, FormMap, audit, format_time, see_other};
 use crate::domain::{Server, ServerInput, TokenStatus};
 use crate::oauth::{FlowError, check_origin};
 use crate::store::{Session, StoreError};
@@ -251,7 +251,10 @@ async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form
         Err(errors) => return Ok(form_again(&app, &s, None, &f, errors, false)),
     };
     match app.store.create_server(&input) {
-        Ok(id) => Ok(see_other(&format!("/servers/{id}?notice=created"))),
+        Ok(id) => {
+            audit::record(&app, &s.username, "server.create", &input.name, server_detail(&input));
+            Ok(see_other(&format!("/servers/{id}?notice=created")))
+        }
         Err(StoreError::Conflict(m)) => Ok(form_again(&app, &s, None, &f, HashMap::from([("name".to_string(), format!("{m}; choose another name."))]), false)),
         Err(e) => Err(e.into()),
     }
@@ -282,17 +285,44 @@ async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFo
         Ok(i) => with_plugin_hosts(&app, i),
         Err(errors) => return Ok(form_again(&app, &s, Some(id), &f, errors, has_secret)),
     };
+    let before = app.store.server(id)?;
     match app.store.update_server(id, &input) {
-        Ok(saved) if saved.tokens_cleared => Ok(see_other(&format!("/servers/{id}?notice=saved_cleared"))),
-        Ok(_) => Ok(see_other(&format!("/servers/{id}?notice=saved"))),
+        Ok(saved) => {
+            let detail = serde_json::json!({
+                "before": {"name": before.name, "server_url": before.server_url, "client_id": before.client_id, "grant_type": crate::domain::grant_str(before.grant_type), "scope": before.scope, "api_hosts": before.api_hosts, "plugin": before.plugin},
+                "after": server_detail(&input),
+                "tokens_cleared": saved.tokens_cleared,
+            });
+            audit::record(&app, &s.username, "server.update", &input.name, detail);
+            Ok(see_other(&format!("/servers/{id}?notice={}", if saved.tokens_cleared { "saved_cleared" } else { "saved" })))
+        }
         Err(StoreError::Conflict(m)) => Ok(form_again(&app, &s, Some(id), &f, HashMap::from([("name".to_string(), format!("{m}; choose another name."))]), has_secret)),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn delete_server(State(app): State<Arc<App>>, Path(id): Path<i64>, _: AdminForm) -> Result<Response, WebError> {
+async fn delete_server(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
+    let server = app.store.server(id)?;
+    let users: Vec<String> = app.store.targets()?.into_iter().filter(|t| t.server_id == id).map(|t| t.name).collect();
+    if !users.is_empty() {
+        let message = format!("The server '{}' is used by the target(s) {}; delete them or point them at another server first.", server.name, users.join(", "));
+        return server_view_page(&app, &f.session, id, None, Some(message), None).map(|mut r| {
+            *r.status_mut() = StatusCode::CONFLICT;
+            r
+        });
+    }
     app.store.delete_server(id)?;
+    audit::record(&app, &f.session.username, "server.delete", &server.name, serde_json::json!({"server_url": server.server_url, "plugin": server.plugin}));
     Ok(see_other("/servers?notice=deleted"))
+}
+
+/// What the audit trail keeps of a server's configuration (the secret
+/// only as "given or not").
+fn server_detail(input: &crate::domain::ServerInput) -> serde_json::Value {
+    serde_json::json!({
+        "name": input.name, "server_url": input.server_url, "client_id": input.client_id, "grant_type": crate::domain::grant_str(input.grant_type),
+        "scope": input.scope, "api_hosts": input.api_hosts, "plugin": input.plugin, "client_secret_changed": input.client_secret.is_some(),
+    })
 }
 
 fn notice_text(code: &str) -> Option<&'static str> {
@@ -354,11 +384,15 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
     match app.store.server(id)?.grant_type {
         GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login"), &session_binding(&s)).await {
             // 303 so the browser GETs the provider's page.
-            Ok(url) => Ok(Redirect::to(&url).into_response()),
+            Ok(url) => {
+                audit::record(&app, &s.username, "server.obtain-token.start", &app.store.server(id)?.name, serde_json::json!({}));
+                Ok(Redirect::to(&url).into_response())
+            }
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("Could not start: {e}")), None),
         },
         GrantType::ClientCredentials => match app.oauth.client_credentials(id).await {
             Ok(()) => {
+                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id)?.name, serde_json::json!({"grant_type": "client_credentials"}));
                 app.engine.wake();
                 Ok(see_other(&format!("/servers/{id}?notice=obtained")))
             }
@@ -369,7 +403,10 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
 
 async fn revoke_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
     match app.oauth.revoke(id).await {
-        Ok(()) => Ok(see_other(&format!("/servers/{id}?notice=revoked"))),
+        Ok(()) => {
+            audit::record(&app, &s.username, "server.revoke-token", &app.store.server(id)?.name, serde_json::json!({}));
+            Ok(see_other(&format!("/servers/{id}?notice=revoked")))
+        }
         Err(e) => server_view_page(&app, &s, id, None, Some(format!("Revoke failed: {e}")), None),
     }
 }
@@ -380,9 +417,16 @@ fn connection_view(info: &ConnectionInfo) -> Ctx {
 }
 
 async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
+    let name = app.store.server(id)?.name;
     match app.oauth.test_connection(id).await {
-        Ok(info) => server_view_page(&app, &s, id, None, None, Some(connection_view(&info))),
-        Err(e) => server_view_page(&app, &s, id, None, Some(format!("Test Connection failed: {e}")), None),
+        Ok(info) => {
+            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true}));
+            server_view_page(&app, &s, id, None, None, Some(connection_view(&info)))
+        }
+        Err(e) => {
+            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": false, "error": e.to_string()}));
+            server_view_page(&app, &s, id, None, Some(format!("Test Connection failed: {e}")), None)
+        }
     }
 }
 
@@ -392,6 +436,8 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
     // was wrong through a fixed message.
     match app.oauth.callback(id, &q, &session_binding(&s)).await {
         Ok(()) => {
+            let name = app.store.server(id).map(|sv| sv.name).unwrap_or_default();
+            audit::record(&app, &s.username, "server.obtain-token", &name, serde_json::json!({"grant_type": "authorization_code"}));
             app.engine.wake();
             see_other(&format!("/servers/{id}?notice=obtained"))
         }

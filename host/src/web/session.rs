@@ -182,6 +182,7 @@ async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, extension
     match result.map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?? {
         Some(token) => {
             app.throttle.succeeded(client, &username);
+            super::audit::record(&app, &username, "admin.login", &username, serde_json::json!({"client": client.to_string()}));
             let mut cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", auth::SESSION_TTL_MS / 1000);
             if app.secure_cookies {
                 cookie.push_str("; Secure");
@@ -192,6 +193,7 @@ async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, extension
         }
         None => {
             app.throttle.failed(client, &username, Instant::now());
+            super::audit::record(&app, &username, "admin.login-failed", &username, serde_json::json!({"client": client.to_string()}));
             Ok(login_form(&app, &username, &next, Some("Wrong username or password."), StatusCode::UNAUTHORIZED))
         }
     }
@@ -201,10 +203,11 @@ async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, extension
 async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<AdminForm, FormRefused>) -> Response {
     match form {
         Err(FormRefused::Form(r)) => return r.into_response(),
-        Ok(_) => {
+        Ok(f) => {
             if let Some(token) = cookie(&headers, COOKIE) {
                 let _ = auth::logout(&app.store, &token);
             }
+            super::audit::record(&app, &f.session.username, "admin.logout", &f.session.username, serde_json::json!({}));
         }
         // A logout without the session's CSRF token changes nothing: neither
         // the session nor this browser's cookie.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::error::WebError;
 use super::session::{Admin, AdminForm};
-use super::{App, FormMap, safeguards, see_other};
+use super::{App, FormMap, audit, safeguards, see_other};
 use registry_plugin_runtime::latest::plugin_info::SettingKind;
 use crate::domain::Scope;
 use crate::domain::TargetInput;
@@ -218,6 +218,7 @@ async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: 
                 if let Some(p) = app.plugin_map.get(&input.plugin) {
                     safeguards::save(&app, id, p, &input.settings, &guards).await?;
                 }
+                audit::record(&app, &s.username, "target.create", &input.name, target_detail(&input, &guards));
                 Ok(see_other(&format!("/targets/{id}?notice=created")))
             }
             Err(StoreError::Conflict(m)) => form_page(&app, &s, None, &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
@@ -252,6 +253,10 @@ async fn update(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { se
                 if let Some(p) = app.plugin_map.get(&input.plugin) {
                     safeguards::save(&app, id, p, &input.settings, &guards).await?;
                 }
+                let old_guards = app.store.safeguards(id).unwrap_or_default();
+                let before = TargetInput { name: old.name.clone(), plugin: old.plugin.clone(), server_id: old.server_id, settings: old.settings.clone(), enabled: old.enabled, scope: old.scope.clone() };
+                let detail = serde_json::json!({"before": target_detail(&before, &old_guards), "after": target_detail(&input, &guards)});
+                audit::record(&app, &s.username, "target.update", &input.name, detail);
                 // Enabling releases the jobs that queued up meanwhile.
                 app.engine.wake();
                 Ok(see_other(&format!("/targets/{id}?notice=saved")))
@@ -262,13 +267,26 @@ async fn update(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { se
     }
 }
 
-async fn delete(State(app): State<Arc<App>>, Path(id): Path<i64>, _: AdminForm) -> Result<Response, WebError> {
+/// What the audit trail keeps of a target (settings as the plugin took
+/// them; secret-looking names are redacted by the trail).
+fn target_detail(t: &TargetInput, g: &crate::store::Safeguards) -> serde_json::Value {
+    let settings: serde_json::Map<String, serde_json::Value> = t.settings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    serde_json::json!({
+        "name": t.name, "plugin": t.plugin, "server_id": t.server_id, "enabled": t.enabled, "scope": t.scope.describe(),
+        "settings": settings, "removal_threshold": g.removal_threshold, "api_share": g.api_share,
+    })
+}
+
+async fn delete(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
+    let t = app.store.target(id)?;
     app.store.delete_target(id)?;
+    audit::record(&app, &f.session.username, "target.delete", &t.name, serde_json::json!({"plugin": t.plugin}));
     Ok(see_other("/targets?notice=deleted"))
 }
 
-async fn reprovision_all(State(app): State<Arc<App>>, Path(id): Path<i64>, _: AdminForm) -> Result<Response, WebError> {
-    app.store.start_run(id)?;
+async fn reprovision_all(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
+    let run = app.store.start_run(id)?;
+    audit::record(&app, &f.session.username, "target.reprovision-all", &app.store.target(id)?.name, serde_json::json!({"run": run.id, "queued": run.total}));
     app.engine.wake();
     Ok(see_other(&format!("/targets/{id}?notice=run")))
 }
@@ -300,6 +318,7 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<
             "saved" => "Changes saved.",
             "run" => "Reprovisioning everyone in scope.",
             "confirmed" => "The held removals are confirmed and run now.",
+            "retrying" => "The failed jobs are queued again.",
             "discarded" => "The held removals are discarded: those records stay, no longer managed.",
             _ => return None,
         })

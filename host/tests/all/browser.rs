@@ -162,6 +162,7 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
 
     // A provisioning target on that server, its form rendered from the plugin's settings.
     let server_id = host.store.servers().unwrap().into_iter().find(|s| s.name == "Salesforce (browser)").unwrap().id;
+    let server_id = server_id;
     click(&client, "#nav-targets").await;
     click(&client, "#add-target").await;
     fill(&client, "#name", "Salesforce Contacts (browser)").await;
@@ -192,6 +193,58 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     assert_eq!(contact["LastName"], "Hamilton");
     assert_eq!(text_of(&client, &format!("#remote-{target}")).await, format!("Contact {}", contact["Id"].as_str().unwrap()));
     shot(&client, "7-person-provisioned").await;
+
+    // Preview: what would be sent, field by field, and no write went out.
+    emu.clear_request_log();
+    click(&client, &format!("#preview-{target}")).await;
+    assert!(text_of(&client, "h1").await.starts_with("Preview: Hamilton, Margaret"));
+    let steps = text_of(&client, "#steps").await;
+    assert!(steps.contains("PATCH /services/data/v62.0/sobjects/Contact/Registry_ID__c/BROWSER1") && steps.contains("Hamilton"), "{steps}");
+    assert!(emu.request_log().iter().all(|r| r.method == "GET" || r.method == "HEAD"), "a preview wrote: {:?}", emu.request_log());
+    shot(&client, "8-preview").await;
+    click(&client, "#provision-now").await;
+    client.accept_alert().await.unwrap();
+    assert!(text_of(&client, "#notice").await.contains("Provisioned now"));
+
+    // The dashboard's numbers are the database's.
+    click(&client, "#nav-dashboard").await;
+    let provisioned = host.store.target_counts(target).unwrap().into_iter().find(|(s, _)| *s == registry_host::domain::ProvState::Provisioned).map_or(0, |(_, n)| n);
+    assert_eq!(text_of(&client, &format!("#provisioned-{target}")).await, provisioned.to_string());
+    assert!(client.find(Locator::Css("#activity-chart")).await.is_ok());
+    shot(&client, "9-dashboard").await;
+
+    // The log, filtered to this target's successes.
+    click(&client, "#nav-log").await;
+    client.find(Locator::Css("#target")).await.unwrap().select_by_value(&target.to_string()).await.unwrap();
+    client.find(Locator::Css("#outcome")).await.unwrap().select_by_value("ok").await.unwrap();
+    click(&client, "#filter").await;
+    let log = text_of(&client, "#log").await;
+    assert!(log.contains("Hamilton, Margaret") && log.contains("created Contact") && !log.contains("failed:"), "{log}");
+    shot(&client, "10-log").await;
+
+    // The audit trail lists what was just done.
+    click(&client, "#nav-audit").await;
+    let audit = text_of(&client, "#audit").await;
+    for action in ["admin.login", "server.create", "server.obtain-token", "server.test-connection", "target.create", "person.provision-now"] {
+        assert!(audit.contains(action), "{action} in {audit}");
+    }
+    shot(&client, "11-audit").await;
+
+    // At 390 px no page scrolls sideways.
+    client.set_window_size(390, 844).await.unwrap();
+    let pages = [
+        "/".to_string(), "/people".into(), "/people/BROWSER1".into(), format!("/people/BROWSER1/preview/{target}"), "/targets".into(),
+        format!("/targets/{target}"), format!("/targets/{target}/edit"), "/servers".into(), format!("/servers/{server_id}"), "/log".into(), "/audit".into(), "/account".into(),
+    ];
+    for path in &pages {
+        client.goto(&format!("{}{path}", host.public_url)).await.unwrap();
+        let widths = client.execute("return [document.documentElement.scrollWidth, window.innerWidth]", vec![]).await.unwrap();
+        let (scroll, inner) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
+        assert!(scroll <= inner, "{path} scrolls sideways at 390 px: {scroll} > {inner}");
+    }
+    client.goto(&format!("{}/people/BROWSER1", host.public_url)).await.unwrap();
+    shot(&client, "12-person-390px").await;
+    client.set_window_size(1280, 1000).await.unwrap();
 
     // Delete (confirming the dialog): the Contact stays in Salesforce, no
     // longer managed (the demo target keeps Contacts).

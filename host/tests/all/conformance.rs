@@ -39,7 +39,8 @@ fn the_salesforce_plugin_passes_every_check() {
     assert!(line("removal.effect").starts_with("pass ") && line("removal.effect").ends_with("a removal keeps the record, no longer managed"), "{stdout}");
     assert!(line("settings.remote-check").starts_with("pass "), "{stdout}");
     assert!(line("provision.delete").contains("kept Contact"), "{stdout}");
-    assert!(stdout.contains("21 passed, 0 failed, 0 skipped"), "{stdout}");
+    assert!(line("provision.preview").starts_with("pass ") && line("provision.preview").contains("nothing written"), "{stdout}");
+    assert!(stdout.contains("22 passed, 0 failed, 0 skipped"), "{stdout}");
 
     // User mode, from a settings file, passes too.
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,8 @@ mod conformance;
 mod crash;
 mod instance_urls;
 mod no_secrets;
+mod notifications;
+mod operations;
 mod provisioning;
 mod real_org;
 mod web;

@@ -331,9 +331,11 @@ fn marked(object: &str, id: String, fields: &Map<String, Value>) -> Outcome {
 mod batch;
 mod matching;
 mod org_check;
+mod preview;
 
 pub use batch::{BatchResults, SPLIT_BUDGET, provision_batch};
 pub use org_check::check_settings;
+pub use preview::{Step, preview};
 
 #[cfg(test)]
 mod tests;

@@ -400,3 +400,26 @@ fn a_record_two_people_would_adopt_is_neithers() {
         assert!(matches!(r, Err(Error::Remote { code, message, .. }) if code == "AMBIGUOUS_MATCH" && message.contains("003S matches 2 people")));
     }
 }
+
+#[test]
+fn a_preview_reads_but_never_writes_and_says_what_it_would_send() {
+    let c = config(&[("external_id_field", "Registry_ID__c"), ("match_by", "email")]);
+    let mut t = fake(vec![records(&[("003A", "p0@example.org", None)])]);
+    let steps = preview(&mut t, &c, &tokens(), &req(Action::Added, person("P0"), None)).unwrap();
+    assert_eq!(t.sent.len(), 1);
+    assert_eq!(t.sent[0].method, "GET", "only the search went out");
+    assert!(steps[0].description.starts_with("sync: the person is active"));
+    let adopt = steps.last().unwrap();
+    assert_eq!(adopt.description, "adopt the existing Contact 003A, matched by Email, and update it");
+    assert_eq!(adopt.request.as_deref(), Some("PATCH /services/data/v62.0/sobjects/Contact/003A"));
+    assert!(adopt.fields.contains(&("LastName".to_string(), "Lovelace".to_string())) && adopt.fields.contains(&("Registry_ID__c".to_string(), "P0".to_string())));
+    // Nothing to match: the upsert it would send.
+    let mut t = fake(vec![records(&[])]);
+    let steps = preview(&mut t, &c, &tokens(), &req(Action::Added, person("P1"), None)).unwrap();
+    assert_eq!(steps.last().unwrap().request.as_deref(), Some("PATCH /services/data/v62.0/sobjects/Contact/Registry_ID__c/P1"));
+    // A removal kept: nothing sent, and the preview says so.
+    let mut t = fake(vec![]);
+    let steps = preview(&mut t, &config(&[]), &tokens(), &req(Action::Deleted, person("P2"), Some(("Contact", "003B")))).unwrap();
+    assert!(t.sent.is_empty());
+    assert_eq!(steps.last().unwrap().description, "nothing is sent: Contact 003B is kept in Salesforce and no longer managed");
+}

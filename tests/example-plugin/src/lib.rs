@@ -149,6 +149,11 @@ impl exports::registry::provisioning::provisioning_target::Guest for Example {
     }
 
     #[cfg(not(feature = "contract-0-1-0"))]
+    fn preview(_: TargetContext, _: ProvisionRequest) -> Result<Vec<exports::registry::provisioning::provisioning_target::PlannedStep>, PluginError> {
+        Err(PluginError::Unsupported("preview".into()))
+    }
+
+    #[cfg(not(feature = "contract-0-1-0"))]
     fn describe_removal(_: Vec<(String, String)>) -> registry::provisioning::types::RemovalEffect {
         registry::provisioning::types::RemovalEffect::Delete
     }

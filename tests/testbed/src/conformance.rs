@@ -133,8 +133,9 @@ impl Run<'_> {
 }
 
 /// The checks that need a token and the `provision` capability.
-const PROVISIONING_CHECKS: [&str; 9] = [
+const PROVISIONING_CHECKS: [&str; 10] = [
     "settings.remote-check",
+    "provision.preview",
     "provision.create",
     "provision.repeat",
     "provision.update",
@@ -463,11 +464,38 @@ async fn remote_check(run: &mut Run<'_>, tokens: &TokenSet) {
     }
 }
 
+/// A preview of a new person's provisioning: steps come back, and nothing
+/// was written (the host lets only reads out; a write shows as denied).
+async fn preview(run: &mut Run<'_>, tokens: &TokenSet) {
+    const NAME: &str = "provision.preview";
+    if run.bed.plugin.contract() == ContractVersion::V0_1_0 {
+        return run.record(NAME, Status::Skip, "contract 0.1.0 has no preview");
+    }
+    let ctx = run.context(tokens);
+    let allow = run.bed.allowlist(Some(tokens));
+    let request = run.bed.added(person("CONF-PREVIEW", "Grace", "Hopper"));
+    let before = run.bed.requests().len();
+    let result = run.bed.plugin.preview(&ctx, &request, &allow).await;
+    let writes: Vec<String> = run.bed.requests()[before..].iter().filter(|r| r.method != "GET" && r.method != "HEAD").map(|r| format!("{} {}", r.method, r.path)).collect();
+    let Some(result) = run.call(NAME, result) else { return };
+    match result {
+        Err(PluginError::Unsupported(_)) => run.record(NAME, Status::Skip, "the plugin answers unsupported"),
+        Err(e) => run.fail(NAME, format!("the preview failed: {}", explain(&e))),
+        Ok(_) if !writes.is_empty() => run.fail(NAME, format!("a preview wrote: {}", writes.join(", "))),
+        Ok(steps) if steps.is_empty() => run.fail(NAME, "the preview has no steps"),
+        Ok(steps) => {
+            let last = steps.last().map(|s| s.description.clone()).unwrap_or_default();
+            run.pass(NAME, format!("{} step(s), nothing written; last: {last}", steps.len()))
+        }
+    }
+}
+
 async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
     const CREATE: &str = "provision.create";
     remote_check(run, &tokens).await;
+    preview(run, &tokens).await;
     if run.skip_unless(CREATE, Capabilities::PROVISION, "provision") {
-        for name in PROVISIONING_CHECKS.iter().filter(|n| **n != CREATE && **n != "provision.batch" && **n != "settings.remote-check") {
+        for name in PROVISIONING_CHECKS.iter().filter(|n| **n != CREATE && **n != "provision.batch" && **n != "settings.remote-check" && **n != "provision.preview") {
             run.record(name, Status::Skip, "the plugin does not claim 'provision'");
         }
         batch(run, &tokens).await;

@@ -167,12 +167,16 @@ pub enum PolicyError {
     /// The call already made as many requests as one call may.
     #[error("a call may make at most {0} HTTP requests")]
     TooManyRequests(usize),
+    /// A write during a call that may only read (a preview).
+    #[error("{0} is a write, and this call may only read (GET or HEAD): a preview changes nothing")]
+    WriteInReadOnlyCall(String),
 }
 
 /// The origins a call may reach. Empty means no HTTP at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpAllowlist {
     origins: Vec<Origin>,
+    read_only: bool,
 }
 
 impl HttpAllowlist {
@@ -189,6 +193,17 @@ impl HttpAllowlist {
             Some(instance) => list.allow_url(instance),
             None => Ok(list),
         }
+    }
+
+    /// The same origins, for GET and HEAD only: what a preview may do.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Whether only GET and HEAD may go out.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Adds the origin of `url` (path and query are ignored).
@@ -292,7 +307,18 @@ impl SandboxHooks {
         self.first_denied.as_ref()
     }
 
+    #[cfg(test)]
     fn decide(&self, uri: &Uri) -> Result<(), PolicyError> {
+        self.decide_method(&http::Method::GET, uri)
+    }
+
+    /// Whether `method` to `uri` may go out: on the allowlist, plain http
+    /// only by opt-in, within the request budget, and no write in a
+    /// read-only call.
+    fn decide_method(&self, method: &http::Method, uri: &Uri) -> Result<(), PolicyError> {
+        if self.allowlist.is_read_only() && !matches!(*method, http::Method::GET | http::Method::HEAD) {
+            return Err(PolicyError::WriteInReadOnlyCall(method.to_string()));
+        }
         self.allowlist.check(uri)?;
         if uri.scheme_str() == Some("http") && !self.insecure_loopback {
             return Err(PolicyError::InsecureLoopback(uri.host().unwrap_or_default().to_string()));
@@ -320,7 +346,7 @@ impl WasiHttpHooks for SandboxHooks {
         options: Option<wasmtime_wasi_http::RequestOptions>,
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> ResponseFuture {
-        if let Err(reason) = self.decide(request.uri()) {
+        if let Err(reason) = self.decide_method(request.method(), request.uri()) {
             // Only the first refusal is logged and kept: a plugin looping on
             // denied requests must not flood the log or host memory.
             if self.first_denied.is_none() {
@@ -435,6 +461,19 @@ mod tests {
         hooks.sent = 2;
         assert_eq!(hooks.decide(&uri("http://127.0.0.1:1/")), Err(PolicyError::TooManyRequests(2)));
         assert!(hooks.first_denied().is_none());
+    }
+
+    #[test]
+    fn a_read_only_call_may_read_and_never_write() {
+        let list = HttpAllowlist::none().allow_url("https://acme.my.salesforce.com").unwrap().read_only();
+        let hooks = SandboxHooks::new(Arc::from("p"), list, 10, Sender::new());
+        let target = uri("https://acme.my.salesforce.com/services/data/v62.0/query?q=SELECT+Id+FROM+Contact");
+        assert!(hooks.decide_method(&http::Method::GET, &target).is_ok());
+        assert!(hooks.decide_method(&http::Method::HEAD, &target).is_ok());
+        for write in [http::Method::POST, http::Method::PATCH, http::Method::PUT, http::Method::DELETE] {
+            assert_eq!(hooks.decide_method(&write, &target), Err(PolicyError::WriteInReadOnlyCall(write.to_string())));
+        }
+        assert!(matches!(hooks.decide_method(&http::Method::GET, &uri("https://elsewhere.example/")), Err(PolicyError::NotAllowed { .. })));
     }
 
     #[test]
