@@ -71,6 +71,22 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps a message for the session's next page (Post/Redirect/Get).
+    pub fn set_flash(&self, token_hash: &str, flash: &str) -> Result<(), StoreError> {
+        self.db().execute("UPDATE sessions SET flash = ?2 WHERE token_hash = ?1", params![token_hash, flash])?;
+        Ok(())
+    }
+
+    /// Takes (and clears) the session's message, if any.
+    pub fn take_flash(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.db();
+        let flash: Option<String> = conn.query_row("SELECT flash FROM sessions WHERE token_hash = ?1", params![token_hash], |r| r.get(0)).optional()?.flatten();
+        if flash.is_some() {
+            conn.execute("UPDATE sessions SET flash = NULL WHERE token_hash = ?1", params![token_hash])?;
+        }
+        Ok(flash)
+    }
+
     /// How many live sessions an admin has.
     pub fn session_count(&self, admin_id: i64) -> Result<i64, StoreError> {
         Ok(self.db().query_row("SELECT COUNT(*) FROM sessions WHERE admin_id = ?1 AND expires_at > ?2", params![admin_id, now_ms()], |r| r.get(0))?)

@@ -162,6 +162,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE history ADD COLUMN remote TEXT;
     ALTER TABLE history ADD COLUMN duration_ms INTEGER;
     CREATE TABLE notifications_sent (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
+    ALTER TABLE sessions ADD COLUMN flash TEXT;
     CREATE TABLE usage_samples (
         target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
         hour INTEGER NOT NULL,

@@ -138,6 +138,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(on_demand::routes())
         .merge(safeguards::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), session::flash))
         .layer(axum::middleware::from_fn_with_state(app.clone(), known_host))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(app)

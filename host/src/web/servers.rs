@@ -19,7 +19,6 @@ use super::{App, FormMap, audit, format_time, see_other};
 use crate::domain::{Server, ServerInput, TokenStatus};
 use crate::oauth::{FlowError, check_origin};
 use crate::store::{Session, StoreError};
-use registry_plugin_runtime::latest::oauth2_server::ConnectionInfo;
 use registry_plugin_runtime::latest::types::GrantType;
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -371,7 +370,10 @@ async fn server_page(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q):
         (_, Some("session")) => Some(FlowError::OtherSession.to_string()),
         _ => None,
     };
-    server_view_page(&app, &s, id, notice, error, None)
+    let error = error.or_else(|| q.get("test_error").cloned());
+    // Test Connection's result, handed over through the session (PRG).
+    let connection = q.get("tested").and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()).map(|v| Ctx::from_serialize(&v));
+    server_view_page(&app, &s, id, notice, error, connection)
 }
 
 /// What ties an Obtain New Token to the browser session that started it:
@@ -411,9 +413,14 @@ async fn revoke_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
     }
 }
 
-fn connection_view(info: &ConnectionInfo) -> Ctx {
-    let usage = info.api_usage.as_ref().map(|u| format!("{} of {} daily API requests used", u.used, u.limit));
-    context! { user => info.user.clone(), organization => info.organization.clone(), usage => usage, details => info.details.clone() }
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
@@ -421,11 +428,13 @@ async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin
     match app.oauth.test_connection(id).await {
         Ok(info) => {
             audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true}));
-            server_view_page(&app, &s, id, None, None, Some(connection_view(&info)))
+            let usage = info.api_usage.as_ref().map(|u| format!("{} of {} daily API requests used", u.used, u.limit));
+            let view = serde_json::json!({"user": info.user, "organization": info.organization, "usage": usage, "details": info.details});
+            Ok(see_other(&format!("/servers/{id}?tested={}", encode(&view.to_string()))))
         }
         Err(e) => {
             audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": false, "error": e.to_string()}));
-            server_view_page(&app, &s, id, None, Some(format!("Test Connection failed: {e}")), None)
+            Ok(see_other(&format!("/servers/{id}?test_error={}", encode(&format!("Test Connection failed: {e}")))))
         }
     }
 }

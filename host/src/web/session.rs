@@ -234,3 +234,50 @@ mod tests {
         }
     }
 }
+
+/// Parameters a redirect hands to the next page; kept in the session
+/// instead of the URL, so a reload or a shared link does not repeat them.
+const FLASH_PARAMS: &[&str] = &["notice", "problem", "tested", "test_error"];
+
+/// Post/Redirect/Get without messages in the URL: a redirect's `notice=…`
+/// (and the like) goes into the session, and the next GET of that session
+/// gets it back as if it were in its query, once.
+pub(super) async fn flash(State(app): State<Arc<App>>, mut request: Request, next: axum::middleware::Next) -> Response {
+    let session = cookie(request.headers(), COOKIE).map(|t| crate::secrets::token_hash(&t));
+    if let Some(hash) = &session
+        && request.method() == axum::http::Method::GET
+        && let Ok(Some(flash)) = app.store.take_flash(hash)
+    {
+        let uri = request.uri();
+        let joined = match uri.query() {
+            Some(q) => format!("{}?{q}&{flash}", uri.path()),
+            None => format!("{}?{flash}", uri.path()),
+        };
+        if let Ok(u) = joined.parse() {
+            *request.uri_mut() = u;
+        }
+    }
+    let mut response = next.run(request).await;
+    let Some(hash) = session.filter(|_| response.status().is_redirection()) else { return response };
+    let Some(location) = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_string) else { return response };
+    if !location.starts_with('/') {
+        return response;
+    }
+    let (rest, fragment) = location.split_once('#').map_or((location.as_str(), None), |(a, b)| (a, Some(b)));
+    let Some((path, query)) = rest.split_once('?') else { return response };
+    let (flashed, kept): (Vec<&str>, Vec<&str>) = query.split('&').partition(|p| FLASH_PARAMS.iter().any(|f| p.split('=').next() == Some(*f)));
+    if flashed.is_empty() || app.store.set_flash(&hash, &flashed.join("&")).is_err() {
+        return response;
+    }
+    let mut to = path.to_string();
+    if !kept.is_empty() {
+        to = format!("{to}?{}", kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        to = format!("{to}#{f}");
+    }
+    if let Ok(v) = HeaderValue::from_str(&to) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
