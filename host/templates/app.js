@@ -19,3 +19,14 @@ document.addEventListener("DOMContentLoaded", () => {
   const first = document.querySelector("[aria-invalid=true]") || document.querySelector(".field.invalid input, .field.invalid select");
   if (first) first.focus();
 });
+// Settings that apply only for some values of another (the plugin says
+// which): hidden otherwise. Without script every field shows.
+function applyConditions() {
+  document.querySelectorAll("[data-shown-when]").forEach((field) => {
+    const control = document.querySelector(`[name="${field.dataset.shownWhen}"]`);
+    if (!control) return;
+    field.hidden = !field.dataset.shownValues.split(" ").includes(control.value);
+  });
+}
+document.addEventListener("DOMContentLoaded", applyConditions);
+document.addEventListener("change", applyConditions);

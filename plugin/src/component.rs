@@ -11,7 +11,7 @@ use crate::wasi_transport::WasiTransport;
 use crate::{error, metadata, oauth, person, provision, settings};
 use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{
-    Capabilities, ChoiceOption, PluginMetadata, Setting, SettingKind,
+    Capabilities, ChoiceOption, PluginMetadata, Setting, SettingKind, ShownWhen,
 };
 use exports::registry::provisioning::provisioning_target::{
     PlannedStep, ProvisionOutcome, ProvisionRequest, TargetContext,
@@ -70,6 +70,7 @@ impl exports::registry::provisioning::plugin_info::Guest for SalesforceProvision
                     default_value: s.default.map(Into::into),
                     required: s.required,
                     help: s.help.into(),
+                    shown_when: s.shown_when.map(|(setting, values)| ShownWhen { setting: setting.into(), values: values.iter().map(|v| (*v).into()).collect() }),
                 })
                 .collect(),
             capabilities,

@@ -97,6 +97,7 @@ impl PluginSummary {
                     default_value: s.default_value.as_deref().map(clean),
                     required: s.required,
                     help: clean(&s.help),
+                    shown_when: s.shown_when.as_ref().map(|w| crate::latest::plugin_info::ShownWhen { setting: clean(&w.setting), values: w.values.iter().map(|v| clean(v)).collect() }),
                 })
                 .collect(),
             capabilities: m.capabilities,
@@ -225,6 +226,7 @@ mod tests {
                     default_value: Some("a".into()),
                     required: true,
                     help: "Pick one.".into(),
+                    shown_when: None,
                 },
                 Setting {
                     name: "token".into(),
@@ -233,6 +235,7 @@ mod tests {
                     default_value: None,
                     required: false,
                     help: "Secret.".into(),
+                    shown_when: None,
                 },
             ],
             capabilities: Capabilities::PROVISION | Capabilities::REFRESH,

@@ -61,6 +61,27 @@ async fn preview(State(app): State<Arc<App>>, Path((id, target)): Path<(String, 
     })
 }
 
+/// What each target's plugin would refuse in `person` (a value too long for
+/// it, a missing attribute), asked through its preview: warnings for the
+/// admin who just saved them. Targets without a token or plugin are
+/// skipped, as is anything but a refusal of the person.
+pub(super) async fn target_warnings(app: &App, person: &crate::domain::Person) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Ok(targets) = app.store.targets() else { return warnings };
+    for t in targets.into_iter().filter(|t| t.enabled && t.scope.includes(person)) {
+        let Some(plugin) = app.plugin_map.get(&t.plugin) else { continue };
+        let Ok(Some(tokens)) = app.store.tokens(t.server_id) else { continue };
+        let Ok(config) = app.store.server_config(t.server_id) else { continue };
+        let Ok(allow) = app.oauth.allowlist(t.server_id, &config, Some(&tokens)) else { continue };
+        let request = ProvisionRequest { action: Action::Reprovision.to_wit(), person: person.to_wit(), current: None };
+        let context = TargetContext { settings: plugin.settings_with_defaults(&t.settings), tokens };
+        if let Ok(Err(registry_plugin_runtime::latest::types::PluginError::InvalidPerson(f))) = plugin.preview(&context, &request, &allow).await {
+            warnings.push(format!("{} will refuse this person: {}: {}", t.name, super::people::field_label(&f.field), f.message));
+        }
+    }
+    warnings
+}
+
 async fn provision_now(State(app): State<Arc<App>>, Path((id, target)): Path<(String, i64)>, f: AdminForm) -> Result<Response, WebError> {
     let name = app.store.target(target)?.name;
     let queued = app.store.reprovision_person_for(&id, target)?;

@@ -237,6 +237,17 @@ async fn new(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
     form_page(&app, &s, None, &Person::default(), &[], None)
 }
 
+/// `&warn=…` when a target's plugin would refuse the person as saved.
+async fn warn_param(app: &App, p: &Person) -> String {
+    let warnings = super::on_demand::target_warnings(app, p).await;
+    if warnings.is_empty() {
+        return String::new();
+    }
+    let text = warnings.join(" ");
+    let encoded: String = text.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    format!("&warn={encoded}")
+}
+
 async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let mut p = from_form(&f, &Person::default());
     if let Err(problems) = p.normalize() {
@@ -245,7 +256,7 @@ async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: 
     match app.store.create_person(p.clone()) {
         Ok(saved) => {
             app.engine.wake();
-            Ok(see_other(&format!("/people/{}?notice=created", saved.id)))
+            Ok(see_other(&format!("/people/{}?notice=created{}", saved.id, warn_param(&app, &saved).await)))
         }
         Err(StoreError::Conflict(m)) => Ok(form_page(&app, &s, None, &p, &[FieldProblem { field: "id".into(), message: m }], None)),
         Err(e) => Err(e.into()),
@@ -268,7 +279,7 @@ async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm {
     }
     let changed = app.store.update_person(&p)?;
     app.engine.wake();
-    Ok(see_other(&format!("/people/{id}?notice={}", if changed.is_some() { "saved" } else { "unchanged" })))
+    Ok(see_other(&format!("/people/{id}?notice={}{}", if changed.is_some() { "saved" } else { "unchanged" }, warn_param(&app, &p).await)))
 }
 
 async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>, _: AdminForm) -> Result<Response, WebError> {
@@ -335,7 +346,7 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Que
         "person.html",
         context! {
             admin => s.username, csrf => s.csrf_token, p => p, status => p.status.as_str(), deleted => p.status == Status::Deleted,
-            states => states, history => history, notice => notice, refresh => pending.then_some(2),
+            states => states, history => history, notice => notice, refresh => pending.then_some(2), warn => q.get("warn").cloned(),
         },
     ))
 }

@@ -237,7 +237,7 @@ mod tests {
 
 /// Parameters a redirect hands to the next page; kept in the session
 /// instead of the URL, so a reload or a shared link does not repeat them.
-const FLASH_PARAMS: &[&str] = &["notice", "problem", "tested", "test_error"];
+const FLASH_PARAMS: &[&str] = &["notice", "problem", "tested", "test_error", "warn"];
 
 /// Post/Redirect/Get without messages in the URL: a redirect's `notice=…`
 /// (and the like) goes into the session, and the next GET of that session

@@ -45,6 +45,8 @@ struct SettingView {
     error: Option<String>,
     options: Vec<(String, String)>,
     placeholder: String,
+    /// The form field it depends on, and the values that show it.
+    shown_when: Option<(String, String)>,
 }
 
 #[derive(Serialize)]
@@ -117,6 +119,7 @@ fn settings_view(app: &App, plugin: &str, values: &HashMap<String, String>, erro
                 error: errors.get(&s.name).cloned(),
                 options,
                 placeholder,
+                shown_when: s.shown_when.as_ref().map(|w| (format!("{SETTING}{}", w.setting), w.values.join(" "))),
             }
         })
         .collect()

@@ -168,6 +168,13 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     fill(&client, "#name", "Salesforce Contacts (browser)").await;
     client.find(Locator::Css("#server_id")).await.unwrap().select_by_value(&server_id.to_string()).await.unwrap();
     fill(&client, "[name='setting.external_id_field']", "Registry_ID__c").await;
+    // Only the fields that apply to the chosen object show (the plugin declares which).
+    let profile = client.find(Locator::Css("[name='setting.profile_id']")).await.unwrap();
+    assert!(!profile.is_displayed().await.unwrap(), "a User-only field is hidden for a Contact target");
+    client.find(Locator::Css("[name='setting.object']")).await.unwrap().select_by_value("User").await.unwrap();
+    assert!(profile.is_displayed().await.unwrap(), "and shown for a User target");
+    client.find(Locator::Css("[name='setting.object']")).await.unwrap().select_by_value("Contact").await.unwrap();
+    assert!(!profile.is_displayed().await.unwrap());
     shot(&client, "6-target-form").await;
     click(&client, "#save").await;
     assert!(text_of(&client, "#notice").await.contains("Target added"));

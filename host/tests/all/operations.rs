@@ -118,3 +118,20 @@ async fn a_preview_writes_nothing_and_provision_now_does_it() {
     let page = h.get(loc.as_deref().unwrap()).await.1;
     assert!(page.contains("Provisioned now") && page.contains("created Contact"), "{page}");
 }
+
+/// Saving a person the target's plugin would refuse (LastName holds 80
+/// characters in Salesforce) saves them and says so at once, asked of the
+/// plugin, with no Salesforce limit in the host.
+#[tokio::test]
+async fn saving_a_person_a_target_would_refuse_warns_at_once() {
+    let h = Harness::start().await;
+    let csrf = h.login_with_token().await;
+    let long = "L".repeat(81);
+    let (status, _, loc) = h
+        .post("/people", &[("csrf", &csrf), ("id", "WARN1"), ("status", "active"), ("given", "Too"), ("family", &long), ("email_0_address", "warn@example.org"), ("affiliation", "staff")])
+        .await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/people/WARN1")));
+    let page = h.get("/people/WARN1").await.1;
+    assert!(page.contains("Saved, but: Salesforce Contacts (demo) will refuse this person: Family name:"), "{page}");
+    assert!(h.get("/people/WARN1").await.1.contains("id=\"person-name\""), "the person was saved");
+}

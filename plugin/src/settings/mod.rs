@@ -39,6 +39,8 @@ pub struct SettingSpec {
     pub required: bool,
     /// Help shown beside the field.
     pub help: &'static str,
+    /// Shown only when this other setting has one of these values.
+    pub shown_when: Option<(&'static str, &'static [&'static str])>,
 }
 
 /// A setting or attribute that is wrong, and why.

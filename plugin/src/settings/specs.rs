@@ -71,6 +71,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("Contact"),
         required: true,
         help: "Contact records people in the CRM; User gives them a Salesforce login (users are deactivated, never deleted).",
+        shown_when: None,
     },
     SettingSpec {
         name: API_VERSION,
@@ -79,6 +80,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("62.0"),
         required: true,
         help: "REST API version, e.g. 62.0. Versions 30.0 and older are retired by Salesforce.",
+        shown_when: None,
     },
     SettingSpec {
         name: EXTERNAL_ID_FIELD,
@@ -87,6 +89,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: None,
         required: false,
         help: "API name of a custom External ID field (e.g. Registry_ID__c) holding the registry id. When set, records are upserted by it, so a retry never makes a duplicate.",
+        shown_when: None,
     },
     SettingSpec {
         name: EMAIL_TYPE,
@@ -95,6 +98,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("official"),
         required: false,
         help: "Which of the person's email types to send (the first of that type, else the first email).",
+        shown_when: None,
     },
     SettingSpec {
         name: PROVISION_MIDDLE_NAME,
@@ -103,6 +107,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("false"),
         required: false,
         help: "Send MiddleName. The org must have middle names enabled, or Salesforce rejects the field.",
+        shown_when: None,
     },
     SettingSpec {
         name: ACCOUNT_ID,
@@ -111,6 +116,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: None,
         required: false,
         help: "Contact only: the 15- or 18-character id (001...) of the Account new Contacts belong to.",
+        shown_when: Some((OBJECT, &["Contact"])),
     },
     SettingSpec {
         name: INACTIVE_ACTION,
@@ -119,6 +125,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("update"),
         required: true,
         help: "Keep the record up to date, or remove it (a Contact is deleted, a User is deactivated). Deleted people are always removed.",
+        shown_when: None,
     },
     SettingSpec {
         name: MATCH_BY,
@@ -127,6 +134,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("external_id"),
         required: true,
         help: "Before creating a record for someone the target has not provisioned yet, look for one the org already holds: exactly one match is adopted (and given the External ID), several fail the person with their ids, none makes a new record.",
+        shown_when: None,
     },
     SettingSpec {
         name: MATCH_FIELD,
@@ -135,6 +143,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: None,
         required: false,
         help: "With \"a chosen field\": the field's API name, e.g. Employee_Number__c.",
+        shown_when: Some((MATCH_BY, &["field"])),
     },
     SettingSpec {
         name: MATCH_TEMPLATE,
@@ -143,6 +152,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: None,
         required: false,
         help: "With \"a chosen field\": the value it must equal, e.g. {identifier:employee}.",
+        shown_when: Some((MATCH_BY, &["field"])),
     },
     SettingSpec {
         name: ON_REMOVE,
@@ -151,6 +161,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("default"),
         required: true,
         help: "What deleting a person, or their leaving the target's scope, does in Salesforce. Keeping a record stops managing it and leaves its CRM history alone.",
+        shown_when: None,
     },
     SettingSpec {
         name: MARK_FIELDS,
@@ -159,6 +170,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: None,
         required: false,
         help: "With \"set the mark fields\": Field__c={template} pairs separated by ';', e.g. Registry_Status__c=deleted.",
+        shown_when: Some((ON_REMOVE, &["mark"])),
     },
     SettingSpec {
         name: FIELD_MAPPINGS,
@@ -167,6 +179,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: None,
         required: false,
         help: "More fields to set, as Field__c={template} separated by ';', e.g. ORCID__c={identifier:orcid}; Registry_Status__c={status}.",
+        shown_when: None,
     },
     SettingSpec {
         name: PROFILE_ID,
@@ -175,6 +188,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: None,
         required: false,
         help: "User only (required): the 15- or 18-character id (00e...) of the Profile new users get.",
+        shown_when: Some((OBJECT, &["User"])),
     },
     SettingSpec {
         name: USERNAME_TEMPLATE,
@@ -183,6 +197,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("{email}"),
         required: false,
         help: "User only: how to build the Username, which must look like an email address and be unique across all Salesforce orgs, e.g. {email} or {identifier:eppn}.",
+        shown_when: Some((OBJECT, &["User"])),
     },
     SettingSpec {
         name: FEDERATION_IDENTIFIER_TYPE,
@@ -191,6 +206,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: None,
         required: false,
         help: "User only: the identifier type (e.g. eppn) copied into FederationIdentifier for single sign-on.",
+        shown_when: Some((OBJECT, &["User"])),
     },
     SettingSpec {
         name: TIME_ZONE,
@@ -199,6 +215,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("America/Los_Angeles"),
         required: false,
         help: "User only: TimeZoneSidKey for new users, e.g. America/New_York or GMT.",
+        shown_when: Some((OBJECT, &["User"])),
     },
     SettingSpec {
         name: LOCALE,
@@ -207,6 +224,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("en_US"),
         required: false,
         help: "User only: LocaleSidKey for new users, e.g. en_US or de_DE.",
+        shown_when: Some((OBJECT, &["User"])),
     },
     SettingSpec {
         name: EMAIL_ENCODING,
@@ -215,6 +233,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("UTF-8"),
         required: false,
         help: "User only: EmailEncodingKey for new users.",
+        shown_when: Some((OBJECT, &["User"])),
     },
     SettingSpec {
         name: LANGUAGE,
@@ -223,5 +242,6 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("en_US"),
         required: false,
         help: "User only: LanguageLocaleKey for new users.",
+        shown_when: Some((OBJECT, &["User"])),
     },
 ];

@@ -123,3 +123,14 @@ fn matching_and_removal_settings_are_checked_per_object() {
     let m = parse(&[("on_remove", "mark"), ("mark_fields", "Registry_Status__c=deleted")]).unwrap();
     assert!(matches!(m.removal, Removal::Mark(ref f) if f[0].field == "Registry_Status__c"));
 }
+
+#[test]
+fn conditions_name_real_settings_and_their_choices() {
+    for s in SETTINGS {
+        let Some((other, values)) = s.shown_when else { continue };
+        let other = spec(other).unwrap_or_else(|| panic!("{} depends on an unknown setting", s.name));
+        let Kind::Choice(options) = other.kind else { panic!("{} depends on {}, which is no choice", s.name, other.name) };
+        assert!(values.iter().all(|v| options.iter().any(|(o, _)| o == v)), "{}", s.name);
+    }
+    assert_eq!(spec(PROFILE_ID).unwrap().shown_when, Some((OBJECT, &["User"][..])));
+}

@@ -37,6 +37,8 @@ impl exports::registry::provisioning::plugin_info::Guest for Example {
                 default_value: Some("true".into()),
                 required: false,
                 help: "Copy the person's first email address into the Contact's Email.".into(),
+                #[cfg(not(feature = "contract-0-1-0"))]
+                shown_when: None,
             }],
             capabilities: Capabilities::CLIENT_CREDENTIALS | Capabilities::PROVISION,
             // Where Salesforce's tokens may send us (0.2.0 and later).

@@ -219,6 +219,14 @@ fn plugin_info(run: &mut Run<'_>) {
             problems.push(format!("api-hosts: {e}"));
         }
     }
+    for s in &meta.settings {
+        let Some(w) = &s.shown_when else { continue };
+        match meta.settings.iter().find(|o| o.name == w.setting) {
+            None => problems.push(format!("setting '{}' is shown when '{}' has a value, but there is no such setting", s.name, w.setting)),
+            Some(o) if w.values.is_empty() => problems.push(format!("setting '{}' is shown for no value of '{}'", s.name, o.name)),
+            Some(_) => {}
+        }
+    }
     if problems.is_empty() {
         run.pass(
             "plugin-info",

@@ -118,7 +118,13 @@ impl Convert<latest::provisioning_target::ProvisionOutcome> for provisioning_tar
     }
 }
 record!(plugin_info::ChoiceOption => latest::plugin_info::ChoiceOption { value, label });
-record!(plugin_info::Setting => latest::plugin_info::Setting { name, label, kind, default_value, required, help });
+impl Convert<latest::plugin_info::Setting> for plugin_info::Setting {
+    fn convert(self) -> latest::plugin_info::Setting {
+        let s = self;
+        // 0.1.0 cannot say when a setting applies: always.
+        latest::plugin_info::Setting { name: s.name, label: s.label, kind: s.kind.convert(), default_value: s.default_value, required: s.required, help: s.help, shown_when: None }
+    }
+}
 impl Convert<latest::plugin_info::PluginMetadata> for plugin_info::PluginMetadata {
     fn convert(self) -> latest::plugin_info::PluginMetadata {
         latest::plugin_info::PluginMetadata {
