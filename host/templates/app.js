@@ -30,3 +30,37 @@ function applyConditions() {
 }
 document.addEventListener("DOMContentLoaded", applyConditions);
 document.addEventListener("change", applyConditions);
+// Email and identifier rows: add one (a copy of the last, emptied, with
+// the next index) or remove one. Without script, clearing a row drops it.
+document.addEventListener("click", (e) => {
+  const add = e.target.closest && e.target.closest("[data-add-row]");
+  if (add) {
+    const kind = add.dataset.addRow;
+    const rows = document.querySelectorAll(`[data-row="${kind}"]`);
+    const last = rows[rows.length - 1];
+    if (!last) return;
+    const next = Math.max(...[...rows].map((r) => Number((r.querySelector("[name]").name.match(/_(\d+)_/) || [0, 0])[1]))) + 1;
+    const copy = last.cloneNode(true);
+    copy.querySelectorAll("[name], [id], [for]").forEach((el) => {
+      for (const attr of ["name", "id", "for"]) {
+        if (el.hasAttribute(attr)) el.setAttribute(attr, el.getAttribute(attr).replace(/_(\d+)_/, `_${next}_`));
+      }
+      if (el.type === "checkbox") el.checked = false;
+      else if ("value" in el && el.tagName === "INPUT") el.value = "";
+      el.removeAttribute("aria-invalid");
+    });
+    copy.querySelectorAll(".field-error").forEach((el) => el.remove());
+    copy.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
+    last.after(copy);
+    const first = copy.querySelector("input[type=text]");
+    if (first) first.focus();
+    return;
+  }
+  const remove = e.target.closest && e.target.closest("[data-remove-row]");
+  if (remove) {
+    const row = remove.closest("[data-row]");
+    const siblings = document.querySelectorAll(`[data-row="${row.dataset.row}"]`);
+    if (siblings.length > 1) row.remove();
+    else row.querySelectorAll("input[type=text]").forEach((el) => { el.value = ""; });
+  }
+});

@@ -187,6 +187,14 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     fill(&client, "#given", "Margaret").await;
     fill(&client, "#family", "Hamilton").await;
     fill(&client, "#email_0_address", "margaret@example.org").await;
+    // A second email through "Add email"; a blank row added and removed.
+    click(&client, "#add-email").await;
+    fill(&client, "#email_1_address", "mh@personal.example").await;
+    fill(&client, "#email_1_type", "personal").await;
+    click(&client, "#add-identifier").await;
+    let rows = client.find_all(Locator::Css("[data-row='ident'] [data-remove-row]")).await.unwrap();
+    rows.last().unwrap().click().await.unwrap();
+    assert_eq!(client.find_all(Locator::Css("[data-row='ident']")).await.unwrap().len(), 1);
     fill(&client, "#affiliation", "staff").await;
     click(&client, "#save").await;
     assert!(text_of(&client, "#notice").await.contains("Person added"));
@@ -198,6 +206,8 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     }
     let contact = emu.live_records("Contact").into_iter().find(|c| c["Registry_ID__c"] == "BROWSER1").expect("the Contact in Salesforce");
     assert_eq!(contact["LastName"], "Hamilton");
+    let emails: Vec<String> = host.store.person("BROWSER1").unwrap().emails.into_iter().map(|e| format!("{}:{}", e.kind, e.address)).collect();
+    assert_eq!(emails, ["official:margaret@example.org", "personal:mh@personal.example"]);
     assert_eq!(text_of(&client, &format!("#remote-{target}")).await, format!("Contact {}", contact["Id"].as_str().unwrap()));
     shot(&client, "7-person-provisioned").await;
 
