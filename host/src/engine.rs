@@ -398,6 +398,10 @@ impl Engine {
                     pending = again;
                 }
                 Err(v) => {
+                    if let Verdict::Wait(why) = &v {
+                        let server = self.store.server(target.server_id)?.name;
+                        self.notify(crate::notify::Event::NeedsToken { server, reason: why.clone() });
+                    }
                     for (job, _) in &again {
                         self.settle(job, v.clone())?;
                     }

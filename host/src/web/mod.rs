@@ -115,7 +115,7 @@ impl App {
             Ok(html) => Html(html).into_response(),
             Err(e) => {
                 tracing::error!("rendering {name}: {e:#}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+                error::WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "The page could not be shown; the server log says why.").into_response()
             }
         }
     }

@@ -90,7 +90,12 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let (host, _data) = common::demo_host().await;
+    // Notifications go to an SMTP server started here.
+    let (smtp_port, mail) = crate::notifications::smtp_sink().await;
+    let mut engine = common::fast_engine();
+    engine.notify.smtp_url = Some(format!("smtp://127.0.0.1:{smtp_port}"));
+    engine.notify.to = vec!["ops@example.org".into()];
+    let (host, _data) = common::demo_host_config(Default::default(), engine).await;
     let emu = host.emulator.as_ref().unwrap();
     let (admin, password) = host.created_admin.clone().unwrap();
     let password = password.expect("the demo generates the admin password");
@@ -274,5 +279,34 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     }
     assert!(emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "BROWSER1"), "kept in Salesforce");
     shot(&client, "8-person-removed").await;
+
+    // More than two pages of people: the list pages through them.
+    for i in 0..120 {
+        host.store.create_person(common::person(&format!("PAGE{i:03}"), &format!("P{i:03}"), "Pagewise", &format!("page{i}@example.org"))).unwrap();
+    }
+    client.goto(&format!("{}/people?q=pagewise", host.public_url)).await.unwrap();
+    assert!(text_of(&client, "#people-count").await.starts_with("120 people"));
+    click(&client, "#next").await;
+    click(&client, "#next").await;
+    assert!(text_of(&client, ".pager").await.contains("Page 3 of 3"));
+    assert_eq!(client.find_all(Locator::Css("#people tbody tr")).await.unwrap().len(), 20);
+
+    // The server's refresh token dies in Salesforce: the next provisioning
+    // finds out, and the admin gets a mail saying what to do.
+    let server = host.store.servers().unwrap().into_iter().find(|s| s.name == "Salesforce (browser)").unwrap().id;
+    emu.revoke_refresh_token(&host.store.tokens(server).unwrap().unwrap().refresh_token.unwrap()).unwrap();
+    emu.expire_access_tokens();
+    host.store.reprovision_person("PAGE000").unwrap();
+    host.engine.wake();
+    let started = Instant::now();
+    loop {
+        let got = mail.lock().unwrap().clone();
+        if let Some(m) = got.iter().find(|m| m.contains("Subject: [registry] OAuth2 server 'Salesforce (browser)' needs a new token")) {
+            assert!(m.contains("To: ops@example.org") && m.contains("Obtain New Token"), "{m}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no mail arrived: {got:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     client.close().await.unwrap();
 }

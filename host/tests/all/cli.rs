@@ -334,3 +334,25 @@ fn serve_refuses_a_retry_horizon_shorter_than_the_first_retry() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--retry-horizon-hours") && stderr.contains("no job would ever be retried"), "{stderr}");
 }
+
+/// The provisioning log and the audit trail come out as CSV or JSON, and
+/// CLI actions are in the trail under the OS user.
+#[test]
+fn log_and_audit_export() {
+    let data = tempfile::tempdir().unwrap();
+    let out = registry_host(&["api-token", "create", "exporter"], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = registry_host(&["audit", "export"], data.path());
+    let csv = text(&out.stdout);
+    assert!(csv.starts_with("id,at,actor,action,subject,detail\n"), "{csv}");
+    assert!(csv.lines().any(|l| l.contains(",cli:") && l.contains(",api-token.create,exporter,")), "{csv}");
+    let out = registry_host(&["audit", "export", "--format", "json"], data.path());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["action"], "api-token.create");
+    let out = registry_host(&["log", "export"], data.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "id,at,person_id,person,target,action,outcome,remote,duration_ms,message");
+    let out = registry_host(&["log", "export", "--target", "nope"], data.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no target 'nope'"));
+}

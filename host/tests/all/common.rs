@@ -39,6 +39,16 @@ pub async fn demo_host() -> (Running, tempfile::TempDir) {
 
 /// [`demo_host`] with the web server's limits set.
 pub async fn demo_host_with(web: registry_host::web::WebLimits) -> (Running, tempfile::TempDir) {
+    demo_host_config(web, fast_engine()).await
+}
+
+/// The tests' engine: retries in milliseconds.
+pub fn fast_engine() -> registry_host::engine::EngineConfig {
+    registry_host::engine::EngineConfig { backoff_base: std::time::Duration::from_millis(50), backoff_max: std::time::Duration::from_millis(500), idle_poll: std::time::Duration::from_millis(100), ..Default::default() }
+}
+
+/// [`demo_host`] with the web limits and the engine as given.
+pub async fn demo_host_config(web: registry_host::web::WebLimits, engine: registry_host::engine::EngineConfig) -> (Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let host = registry_host::serve::start(ServeConfig {
         data_dir: dir.path().to_path_buf(),
@@ -47,7 +57,7 @@ pub async fn demo_host_with(web: registry_host::web::WebLimits) -> (Running, tem
         plugins: vec![PathBuf::from(test_guests::salesforce_plugin())],
         runtime: RuntimeConfig::default(),
         demo: true,
-        engine: registry_host::engine::EngineConfig { backoff_base: std::time::Duration::from_millis(50), backoff_max: std::time::Duration::from_millis(500), idle_poll: std::time::Duration::from_millis(100), ..Default::default() },
+        engine,
         web,
     })
     .await

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::provisioning::Harness;
 
 /// A minimal SMTP server: accepts every message and keeps its text.
-async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mail = Arc::new(Mutex::new(Vec::new()));
