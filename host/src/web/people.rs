@@ -93,6 +93,35 @@ struct Pair {
     verified: bool,
 }
 
+/// One role as form values.
+fn role_values(role: &Role) -> HashMap<&'static str, String> {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let addr = role.address.clone().unwrap_or_default();
+    HashMap::from([
+        ("affiliation", role.affiliation.clone()),
+        ("title", o(&role.title)),
+        ("organization", o(&role.organization)),
+        ("department", o(&role.department)),
+        ("office_phone", o(&role.office_phone)),
+        ("mobile_phone", o(&role.mobile_phone)),
+        ("street", o(&addr.street)),
+        ("room", o(&addr.room)),
+        ("locality", o(&addr.locality)),
+        ("region", o(&addr.region)),
+        ("postal_code", o(&addr.postal_code)),
+        ("country", o(&addr.country)),
+    ])
+}
+
+/// The roles as form rows (one empty row when there are none).
+fn roles_view(p: &Person) -> Vec<HashMap<&'static str, String>> {
+    let mut rows: Vec<_> = p.roles.iter().map(role_values).collect();
+    if rows.is_empty() {
+        rows.push(role_values(&Role::default()));
+    }
+    rows
+}
+
 fn form_view(p: &Person) -> (HashMap<&'static str, String>, Vec<Pair>, Vec<Pair>) {
     let n = &p.name;
     let role = p.roles.first().cloned().unwrap_or_default();
@@ -150,6 +179,28 @@ fn from_form(f: &FormMap, base: &Person) -> Person {
             (!value.is_empty() || !kind.is_empty()).then_some(Identifier { kind, value })
         })
         .collect();
+    if f.keys().any(|k| k.starts_with("role_")) {
+        // The form's role rows are the person's roles: a row removed (or
+        // cleared) is a role dropped.
+        p.roles = (0..50)
+            .filter_map(|i| {
+                let g = |name: &str| get(&format!("role_{i}_{name}"));
+                let o = |name: &str| Some(g(name)).filter(|v| !v.is_empty());
+                let address = Address { street: o("street"), room: o("room"), locality: o("locality"), region: o("region"), postal_code: o("postal_code"), country: o("country") };
+                let role = Role {
+                    affiliation: g("affiliation"),
+                    title: o("title"),
+                    organization: o("organization"),
+                    department: o("department"),
+                    office_phone: o("office_phone"),
+                    mobile_phone: o("mobile_phone"),
+                    address: (address != Address::default()).then_some(address),
+                };
+                (role != Role::default()).then_some(role)
+            })
+            .collect();
+        return p;
+    }
     let address = Address { street: opt("street"), room: opt("room"), locality: opt("locality"), region: opt("region"), postal_code: opt("postal_code"), country: opt("country") };
     let role = Role {
         affiliation: get("affiliation"),
@@ -174,8 +225,10 @@ fn form_key(field: &str) -> String {
     if let Some(rest) = field.strip_prefix("name.") {
         return rest.to_string();
     }
-    if let Some(rest) = field.strip_prefix("roles[0].") {
-        return rest.rsplit('.').next().unwrap_or(rest).to_string();
+    if let Some(rest) = field.strip_prefix("roles[")
+        && let Some((i, attr)) = rest.split_once("].")
+    {
+        return format!("role_{i}_{}", attr.rsplit('.').next().unwrap_or(attr));
     }
     for (prefix, key) in [("emails[", "email"), ("identifiers[", "ident")] {
         if let Some(rest) = field.strip_prefix(prefix)
@@ -217,13 +270,14 @@ pub(super) fn field_label(field: &str) -> String {
 
 fn form_page(app: &App, s: &Session, editing: Option<&str>, p: &Person, problems: &[FieldProblem], error: Option<String>) -> Response {
     let (values, emails, ids) = form_view(p);
+    let roles = roles_view(p);
     let problems: Vec<minijinja::Value> = problems.iter().map(|f| context! { label => field_label(&f.field), anchor => form_key(&f.field), message => f.message.clone(), field => f.field.clone() }).collect();
     let errors: HashMap<String, String> = problems.iter().map(|f| (form_key(&f.get_attr("field").map(|v| v.to_string()).unwrap_or_default()), f.get_attr("message").map(|v| v.to_string()).unwrap_or_default())).collect();
     let statuses: Vec<&str> = Status::SETTABLE.iter().map(|s| s.as_str()).collect();
     let mut r = app.render(
         "person_form.html",
         context! {
-            admin => s.username.clone(), csrf => s.csrf_token.clone(), editing => editing, v => values, emails => emails, ids => ids,
+            admin => s.username.clone(), csrf => s.csrf_token.clone(), editing => editing, v => values, emails => emails, ids => ids, roles => roles,
             errors => errors, problems => problems, statuses => statuses, error => error,
         },
     );
@@ -372,8 +426,23 @@ mod tests {
         assert_eq!(form_key("emails[1].address"), "email_1_address");
         assert_eq!(form_key("identifiers[0].type"), "ident_0_type");
         assert_eq!(form_key("identifiers[2].value"), "ident_2_value");
-        assert_eq!(form_key("roles[0].address.postal_code"), "postal_code");
-        assert_eq!(form_key("roles[0].title"), "title");
+        assert_eq!(form_key("roles[0].address.postal_code"), "role_0_postal_code");
+        assert_eq!(form_key("roles[1].title"), "role_1_title");
+    }
+
+    #[test]
+    fn role_rows_are_the_roles() {
+        let base = Person { id: "P1".into(), roles: vec![Role { affiliation: "staff".into(), ..Default::default() }, Role { affiliation: "member".into(), ..Default::default() }], ..Default::default() };
+        let f: FormMap = [("given", "Ada"), ("role_0_affiliation", "faculty"), ("role_0_street", "1 Main St"), ("role_3_affiliation", "alum"), ("role_1_affiliation", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let p = from_form(&f, &base);
+        let affiliations: Vec<&str> = p.roles.iter().map(|r| r.affiliation.as_str()).collect();
+        assert_eq!(affiliations, ["faculty", "alum"], "a cleared row drops its role");
+        assert_eq!(p.roles[0].address.as_ref().unwrap().street.as_deref(), Some("1 Main St"));
+        assert_eq!(roles_view(&p).len(), 2);
+        assert_eq!(roles_view(&Person::default()).len(), 1, "one empty row to fill");
     }
 
     #[test]

@@ -200,7 +200,10 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     let rows = client.find_all(Locator::Css("[data-row='ident'] [data-remove-row]")).await.unwrap();
     rows.last().unwrap().click().await.unwrap();
     assert_eq!(client.find_all(Locator::Css("[data-row='ident']")).await.unwrap().len(), 1);
-    fill(&client, "#affiliation", "staff").await;
+    fill(&client, "#role_0_affiliation", "staff").await;
+    click(&client, "#add-role").await;
+    fill(&client, "#role_1_affiliation", "member").await;
+    fill(&client, "#role_1_organization", "Apollo Guidance").await;
     click(&client, "#save").await;
     assert!(text_of(&client, "#notice").await.contains("Person added"));
     let state = format!("#state-{target}");
@@ -213,6 +216,8 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     assert_eq!(contact["LastName"], "Hamilton");
     let emails: Vec<String> = host.store.person("BROWSER1").unwrap().emails.into_iter().map(|e| format!("{}:{}", e.kind, e.address)).collect();
     assert_eq!(emails, ["official:margaret@example.org", "personal:mh@personal.example"]);
+    let roles: Vec<String> = host.store.person("BROWSER1").unwrap().roles.into_iter().map(|r| r.affiliation).collect();
+    assert_eq!(roles, ["staff", "member"]);
     assert_eq!(text_of(&client, &format!("#remote-{target}")).await, format!("Contact {}", contact["Id"].as_str().unwrap()));
     shot(&client, "7-person-provisioned").await;
 
