@@ -124,8 +124,6 @@ fn roles_view(p: &Person) -> Vec<HashMap<&'static str, String>> {
 
 fn form_view(p: &Person) -> (HashMap<&'static str, String>, Vec<Pair>, Vec<Pair>) {
     let n = &p.name;
-    let role = p.roles.first().cloned().unwrap_or_default();
-    let addr = role.address.clone().unwrap_or_default();
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let values = HashMap::from([
         ("id", p.id.clone()),
@@ -135,18 +133,6 @@ fn form_view(p: &Person) -> (HashMap<&'static str, String>, Vec<Pair>, Vec<Pair>
         ("middle", o(&n.middle)),
         ("family", o(&n.family)),
         ("suffix", o(&n.suffix)),
-        ("affiliation", role.affiliation.clone()),
-        ("title", o(&role.title)),
-        ("organization", o(&role.organization)),
-        ("department", o(&role.department)),
-        ("office_phone", o(&role.office_phone)),
-        ("mobile_phone", o(&role.mobile_phone)),
-        ("street", o(&addr.street)),
-        ("room", o(&addr.room)),
-        ("locality", o(&addr.locality)),
-        ("region", o(&addr.region)),
-        ("postal_code", o(&addr.postal_code)),
-        ("country", o(&addr.country)),
     ]);
     let mut emails: Vec<Pair> = p.emails.iter().map(|e| Pair { a: e.kind.clone(), b: e.address.clone(), verified: e.verified }).collect();
     emails.push(Pair { a: "official".into(), ..Default::default() });
