@@ -208,6 +208,9 @@ fn classify(stage: Stage, state: &HostState, config: &RuntimeConfig, stderr: &st
         return Failure::HttpDenied(denied.clone());
     }
     if let Some(requested) = state.limiter.refused() {
+        if state.limiter.refused_initial() {
+            return Failure::InitialMemory { limit: config.memory_limit, requested };
+        }
         return Failure::MemoryLimit { limit: config.memory_limit, requested };
     }
     if let Some(requested) = state.limiter.tables_refused() {

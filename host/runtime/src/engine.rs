@@ -175,7 +175,7 @@ impl Runtime {
         };
         let mut sandbox = Sandboxed { runtime: self.clone(), name: Arc::from(sanitize(origin, 256)), pre };
         let metadata =
-            sandbox.describe().await.map_err(|source| LoadError::Info { origin: origin.to_string(), source })?;
+            sandbox.describe().await.map_err(|call| LoadError::Info { origin: origin.to_string(), call })?;
         if !is_valid_name(&metadata.name) {
             return Err(LoadError::Contract {
                 origin: origin.to_string(),

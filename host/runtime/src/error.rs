@@ -26,6 +26,15 @@ pub enum Failure {
     /// Ran past the wall-clock deadline and was stopped.
     #[error("it ran past its {0:?} deadline and was stopped")]
     Timeout(Duration),
+    /// Needs more memory to start than the cap allows (its declared initial
+    /// memory), so it was never run.
+    #[error("it needs {requested} bytes of memory to start, beyond its limit of {limit} bytes, so it was not run")]
+    InitialMemory {
+        /// The cap in bytes.
+        limit: usize,
+        /// What its memories declare.
+        requested: usize,
+    },
     /// Tried to grow memory past the cap.
     #[error("it tried to grow its memory to {requested} bytes in all, beyond its limit of {limit} bytes, and was stopped")]
     MemoryLimit {
@@ -83,11 +92,12 @@ pub enum LoadError {
         message: String,
     },
     /// Its `plugin-info.info` call failed.
-    #[error("{origin} could not describe itself: {source}")]
+    #[error("{origin} could not describe itself: {call}")]
     Info {
         /// File name or label.
         origin: String,
-        /// The failed call.
-        source: CallError,
+        /// The failed call (its text is in this error's: it is not also
+        /// given as a source, so a report shows it once).
+        call: CallError,
     },
 }

@@ -27,6 +27,7 @@ pub struct MemoryLimiter {
     max_bytes: usize,
     total: usize,
     refused: Option<usize>,
+    refused_initial: bool,
     table_elements: usize,
     tables_refused: Option<usize>,
 }
@@ -34,13 +35,19 @@ pub struct MemoryLimiter {
 impl MemoryLimiter {
     /// A limiter allowing at most `max_bytes` of linear memory in the store.
     pub fn new(max_bytes: usize) -> Self {
-        Self { max_bytes, total: 0, refused: None, table_elements: 0, tables_refused: None }
+        Self { max_bytes, total: 0, refused: None, refused_initial: false, table_elements: 0, tables_refused: None }
     }
 
     /// The store-wide total a refused growth would have reached, if any
     /// growth was refused.
     pub fn refused(&self) -> Option<usize> {
         self.refused
+    }
+
+    /// Whether the first refusal was a memory's initial size (the plugin
+    /// could not even start), not a growth.
+    pub fn refused_initial(&self) -> bool {
+        self.refused_initial
     }
 
     /// The store-wide table element total a refused table growth would
@@ -61,6 +68,10 @@ impl ResourceLimiter for MemoryLimiter {
         if total > self.max_bytes {
             // Refuse (memory.grow returns -1) rather than trap: a guest may
             // cope; if it aborts instead, the call error names the cap.
+            if self.refused.is_none() {
+                // A memory being created (current 0) asks for its initial size.
+                self.refused_initial = current == 0;
+            }
             self.refused.get_or_insert(total);
             return Ok(false);
         }

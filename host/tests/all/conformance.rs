@@ -52,6 +52,15 @@ fn the_salesforce_plugin_passes_every_check() {
     assert!(check(&report, "provision.create")["detail"].as_str().unwrap().starts_with("User "), "{report:#}");
     assert!(check(&report, "provision.delete")["detail"].as_str().unwrap().contains("deactivated User"), "{report:#}");
 
+    // A create that fails (a mapping to a field the org lacks) still reports
+    // the batch check, failed with its reason, rather than leaving it out.
+    std::fs::write(&settings, "field_mappings = Missing__c={id}\n").unwrap();
+    let out = plugin_test(test_guests::salesforce_plugin(), &["--settings", settings.to_str().unwrap(), "--json"]);
+    let report = json(&out);
+    assert_eq!(check(&report, "provision.create")["status"], "fail", "{report:#}");
+    assert_eq!(check(&report, "provision.batch")["status"], "fail", "{report:#}");
+    assert!(check(&report, "provision.batch")["detail"].as_str().unwrap().contains("Missing__c"), "{report:#}");
+
     // Settings the plugin refuses fail the run, with the plugin's words.
     std::fs::write(&settings, r#"{"object": "User"}"#).unwrap();
     let out = plugin_test(test_guests::salesforce_plugin(), &["--settings", settings.to_str().unwrap(), "--json"]);
@@ -76,6 +85,12 @@ fn hostile_fixtures_fail_with_the_real_cause() {
         let c = check(&report, failing);
         assert_eq!(c["status"], "fail", "{report:#}");
         assert!(c["detail"].as_str().unwrap().contains(cause), "{report:#}");
+        if failing == "sandbox.deadline" {
+            let calls: Vec<&str> = c["detail"].as_str().unwrap().split("in: ").nth(1).unwrap().split(", ").collect();
+            let mut unique = calls.clone();
+            unique.dedup();
+            assert_eq!(calls, unique, "each call named once");
+        }
         // They claim nothing, so the capability checks are skipped, not failed.
         assert_eq!(check(&report, "oauth.code-exchange")["status"], "skip");
         assert_eq!(check(&report, "provision.create")["detail"], "the plugin does not claim 'provision'");

@@ -177,7 +177,10 @@ pub async fn run(bed: &TestBed, settings: &[(String, String)]) -> Report {
     if run.timeouts.is_empty() {
         run.pass("sandbox.deadline", format!("every call finished within {:?}", bed.plugin_deadline()));
     } else {
-        let d = format!("ran past the {:?} deadline in: {}", bed.plugin_deadline(), run.timeouts.join(", "));
+        let mut calls = run.timeouts.clone();
+        calls.sort();
+        calls.dedup();
+        let d = format!("ran past the {:?} deadline in: {}", bed.plugin_deadline(), calls.join(", "));
         run.fail("sandbox.deadline", d);
     }
 
@@ -517,10 +520,14 @@ async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
         for name in ["provision.repeat", "provision.update", "provision.delete"] {
             run.record(name, Status::Skip, "create failed");
         }
+        // The batch export is checked on its own: a plugin may batch well
+        // and fail one by one, and the report says so either way.
+        batch(run, &tokens).await;
         return errors(run, &tokens).await;
     };
     let Some(remote) = created.remote.clone() else {
         run.fail(CREATE, "the outcome names no remote record");
+        batch(run, &tokens).await;
         return errors(run, &tokens).await;
     };
     let count = live(run, &remote).iter().filter(|r| r["Id"] == remote.remote_id.as_str()).count();

@@ -273,6 +273,18 @@ pub struct DeniedRequest {
     pub reason: PolicyError,
 }
 
+/// The URL without its query and fragment: a plugin may put a secret there
+/// (a code, a token), and the host never logs one.
+fn without_query(uri: &Uri) -> String {
+    let text = uri.to_string();
+    let cut = text.find(['?', '#']).unwrap_or(text.len());
+    let mut out = text[..cut].to_string();
+    if cut < text.len() {
+        out.push_str("?…");
+    }
+    out
+}
+
 /// Longest request description kept for errors and logs.
 const MAX_REQUEST_TEXT: usize = 512;
 
@@ -350,7 +362,7 @@ impl WasiHttpHooks for SandboxHooks {
             // Only the first refusal is logged and kept: a plugin looping on
             // denied requests must not flood the log or host memory.
             if self.first_denied.is_none() {
-                let request = sanitize(&format!("{} {}", request.method(), request.uri()), MAX_REQUEST_TEXT);
+                let request = sanitize(&format!("{} {}", request.method(), without_query(request.uri())), MAX_REQUEST_TEXT);
                 tracing::warn!(
                     plugin = %self.plugin,
                     %request,
@@ -461,6 +473,12 @@ mod tests {
         hooks.sent = 2;
         assert_eq!(hooks.decide(&uri("http://127.0.0.1:1/")), Err(PolicyError::TooManyRequests(2)));
         assert!(hooks.first_denied().is_none());
+    }
+
+    #[test]
+    fn denied_requests_are_described_without_their_query() {
+        assert_eq!(without_query(&uri("https://evil.example/steal?code=s3cret#frag")), "https://evil.example/steal?…");
+        assert_eq!(without_query(&uri("https://evil.example/path")), "https://evil.example/path");
     }
 
     #[test]

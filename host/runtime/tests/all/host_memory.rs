@@ -58,3 +58,16 @@ async fn a_plugins_texts_are_cut_and_cleaned_before_anyone_stores_them() {
     assert!(!remote.code.chars().any(char::is_control) && remote.code.starts_with("CODE\\r\\nINFO"), "{}", remote.code);
     assert!(!remote.message.chars().any(char::is_control) && remote.message.len() <= 2000 + 6, "{} bytes", remote.message.len());
 }
+
+/// A plugin whose memory is too big to start says that, not that it "tried
+/// to grow", and a load error says its cause once.
+#[tokio::test]
+async fn a_plugin_too_big_to_start_says_so_once() {
+    let runtime = Runtime::new(RuntimeConfig { memory_limit: 256 << 10, ..RuntimeConfig::default() }).unwrap();
+    let error = runtime.load_file(test_guests::salesforce_plugin()).await.err().expect("it cannot start in 256 KiB");
+    let registry_plugin_runtime::LoadError::Info { call, .. } = &error else { panic!("{error}") };
+    assert!(matches!(call.failure, Failure::InitialMemory { limit, .. } if limit == 256 << 10), "{error}");
+    let text = format!("{:#}", anyhow::Error::new(error));
+    assert_eq!(text.matches("bytes of memory to start").count(), 1, "{text}");
+    assert!(!text.contains("grow"), "{text}");
+}
