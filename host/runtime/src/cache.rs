@@ -40,6 +40,65 @@ pub enum CacheOutcome {
 pub struct ComponentCache {
     dir: Option<PathBuf>,
     key: [u8; 32],
+    max_bytes: u64,
+}
+
+/// One cached artifact, as `plugin cache list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// When it was last loaded or written.
+    pub last_used: std::time::SystemTime,
+}
+
+/// Every artifact under a cache directory, least recently used first.
+pub fn entries(dir: &Path) -> Vec<CacheEntry> {
+    let mut out = Vec::new();
+    for engine_dir in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(engine_dir.path()).into_iter().flatten().flatten() {
+            let path = file.path();
+            if path.extension().is_none_or(|e| e != "cwasm") {
+                continue;
+            }
+            if let Ok(meta) = file.metadata() {
+                out.push(CacheEntry { path, bytes: meta.len(), last_used: meta.modified().unwrap_or(std::time::UNIX_EPOCH) });
+            }
+        }
+    }
+    out.sort_by_key(|e| e.last_used);
+    out
+}
+
+/// Deletes the least recently used artifacts until the directory holds at
+/// most `max_bytes` (never `keep`); returns (files removed, bytes freed).
+pub fn prune(dir: &Path, max_bytes: u64, keep: Option<&Path>) -> (usize, u64) {
+    let all = entries(dir);
+    let mut total: u64 = all.iter().map(|e| e.bytes).sum();
+    let (mut removed, mut freed) = (0, 0);
+    for e in all {
+        if total <= max_bytes {
+            break;
+        }
+        if Some(e.path.as_path()) == keep {
+            continue;
+        }
+        if std::fs::remove_file(&e.path).is_ok() {
+            total -= e.bytes;
+            removed += 1;
+            freed += e.bytes;
+        }
+    }
+    (removed, freed)
+}
+
+/// Marks an artifact as just used (its modification time), for LRU.
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().write(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
 }
 
 impl std::fmt::Debug for ComponentCache {
@@ -57,7 +116,14 @@ impl ComponentCache {
     /// A cache under `dir` whose artifacts are authenticated with `key`,
     /// or no caching for `None`.
     pub fn new(dir: Option<PathBuf>, key: [u8; 32]) -> Self {
-        Self { dir, key }
+        Self { dir, key, max_bytes: u64::MAX }
+    }
+
+    /// The same cache, kept under `max_bytes` by evicting the least
+    /// recently used artifacts whenever one is written.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     fn mac(&self, digest: &str, artifact: &[u8]) -> Hmac<Sha256> {
@@ -104,11 +170,11 @@ impl ComponentCache {
     /// written only costs time: the component is compiled and a warning logged.
     pub fn load(&self, engine: &Engine, wasm: &[u8], digest: &str) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(path) = self.entry_path(engine, digest) else {
-            return Ok((Component::new(engine, wasm)?, CacheOutcome::Miss));
+            return Ok((compile(engine, wasm)?, CacheOutcome::Miss));
         };
         if let Err(why) = private_dir(self.dir.as_deref().expect("a path implies a dir")) {
             tracing::warn!(dir = %path.display(), "not using the component cache: {why}");
-            return Ok((Component::new(engine, wasm)?, CacheOutcome::Miss));
+            return Ok((compile(engine, wasm)?, CacheOutcome::Miss));
         }
         // Read, not mmap: a file changed under a mapping would crash the
         // host (SIGBUS); a copy in memory costs well under a millisecond.
@@ -119,7 +185,10 @@ impl ComponentCache {
                 // wasmtime's own serialization, in a directory keyed by the
                 // engine's compatibility hash; wasmtime also checks the header.
                 Some(artifact) => match unsafe { Component::deserialize(engine, artifact) } {
-                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                    Ok(component) => {
+                        touch(&path);
+                        return Ok((component, CacheOutcome::Hit));
+                    }
                     Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached component"),
                 },
                 None => tracing::warn!(
@@ -128,12 +197,36 @@ impl ComponentCache {
                 ),
             }
         }
-        let component = Component::new(engine, wasm)?;
+        let component = compile(engine, wasm)?;
         if let Err(e) = store(&path, &self.seal(digest, &component.serialize()?)) {
             tracing::warn!(path = %path.display(), error = %e, "cannot cache the compiled component");
         }
+        if let Some(dir) = &self.dir {
+            let (removed, freed) = prune(dir, self.max_bytes, Some(&path));
+            if removed > 0 {
+                tracing::info!(removed, freed_bytes = freed, "evicted the least recently used compiled components to stay under the cache's cap");
+            }
+        }
         Ok((component, CacheOutcome::Miss))
     }
+}
+
+/// Compiles for this machine; a compile still running after a second says
+/// so (a 14 MB component built from Python or JavaScript takes tens of
+/// seconds, once).
+fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = done.clone();
+    let mib = wasm.len() as f64 / (1 << 20) as f64;
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if !watch.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(target: "registry_plugin_runtime::compile", "compiling a plugin ({mib:.1} MB) for this machine; this happens once per plugin version…");
+        }
+    });
+    let component = Component::new(engine, wasm);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    component
 }
 
 /// Feeds `Hash` output into SHA-256.

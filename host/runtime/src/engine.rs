@@ -40,6 +40,9 @@ pub struct RuntimeConfig {
     /// again, never loaded. Keep it secret and stable to reuse the cache
     /// across processes; the default is random per process.
     pub cache_key: [u8; 32],
+    /// The most the precompiled cache may hold on disk; the least recently
+    /// used artifacts are evicted past it.
+    pub cache_max_bytes: u64,
     /// Whether plugins may use plain `http://` to loopback addresses on
     /// their allowlist: only for a local emulator (demos, tests), by the
     /// operator's choice. Otherwise every request must be https, so an
@@ -54,6 +57,7 @@ impl std::fmt::Debug for RuntimeConfig {
             .field("memory_limit", &self.memory_limit)
             .field("deadline", &self.deadline)
             .field("cache_dir", &self.cache_dir)
+            .field("cache_max_bytes", &self.cache_max_bytes)
             .field("max_http_requests", &self.max_http_requests)
             .field("pooling", &self.pooling)
             .field("insecure_loopback", &self.insecure_loopback)
@@ -70,6 +74,7 @@ impl Default for RuntimeConfig {
             max_http_requests: 256,
             pooling: None,
             cache_key: random_key(),
+            cache_max_bytes: 1 << 30,
             insecure_loopback: false,
         }
     }
@@ -123,7 +128,7 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
-                cache: ComponentCache::new(config.cache_dir.clone(), config.cache_key),
+                cache: ComponentCache::new(config.cache_dir.clone(), config.cache_key).with_max_bytes(config.cache_max_bytes),
                 config,
                 sender: Sender::new(),
             }),

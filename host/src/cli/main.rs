@@ -38,6 +38,10 @@ struct RuntimeArgs {
     /// Compile plugins on every load instead of using the precompiled cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    /// The most the precompiled cache keeps on disk (MiB); the least
+    /// recently used plugins are evicted past it.
+    #[arg(long, global = true, default_value_t = 1024, env = "REGISTRY_HOST_CACHE_MAX_MIB")]
+    cache_max_mib: u64,
     /// Keep this many plugin instances' memory pre-reserved (wasmtime's
     /// pooling allocator: instantiation about twice as fast). Calls beyond
     /// this many at once are refused, so allow for the provisioning workers
@@ -82,6 +86,7 @@ impl RuntimeArgs {
                 registry_host::secrets::SecretBox::load_or_create(&self.data_dir())?.derive("component-cache")
             },
             pooling: self.plugin_pool,
+            cache_max_bytes: self.cache_max_mib.saturating_mul(1 << 20),
             insecure_loopback: self.allow_insecure_loopback,
             ..RuntimeConfig::default()
         })
@@ -177,6 +182,19 @@ enum ExportCommand {
 }
 
 #[derive(Subcommand)]
+enum CacheCommand {
+    /// Each cached plugin: size and when it was last used, least recent first.
+    List,
+    /// Delete the least recently used until the cache is under --cache-max-mib
+    /// (or everything, with --all).
+    Prune {
+        /// Delete every cached plugin.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum PeopleCommand {
     /// Add or update people from a CSV or JSON file (see the README for the
     /// format); every row is checked first and nothing is imported if any is bad.
@@ -263,6 +281,9 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// The precompiled plugins on disk.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Load a plugin in the sandbox and print what it says about itself.
     Inspect {
         /// The plugin component (.wasm).
@@ -300,7 +321,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REGISTRY_HOST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,registry_plugin_runtime::compile=info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -319,6 +340,24 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Plugin(PluginCommand::Cache(CacheCommand::List)) => {
+            let dir = cli.runtime.data_dir().join("cache").join("components");
+            let entries = registry_plugin_runtime::cache::entries(&dir);
+            let total: u64 = entries.iter().map(|e| e.bytes).sum();
+            for e in &entries {
+                let age = e.last_used.elapsed().map(|d| format!("{} min ago", d.as_secs() / 60)).unwrap_or_else(|_| "just now".into());
+                println!("{:>9.1} MiB  last used {age:<16}  {}", e.bytes as f64 / (1 << 20) as f64, e.path.display());
+            }
+            println!("{} plugin(s), {:.1} MiB of {} MiB allowed, in {}", entries.len(), total as f64 / (1 << 20) as f64, cli.runtime.cache_max_mib, dir.display());
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Cache(CacheCommand::Prune { all })) => {
+            let dir = cli.runtime.data_dir().join("cache").join("components");
+            let max = if all { 0 } else { cli.runtime.cache_max_mib.saturating_mul(1 << 20) };
+            let (removed, freed) = registry_plugin_runtime::cache::prune(&dir, max, None);
+            println!("removed {removed} cached plugin(s), {:.1} MiB freed", freed as f64 / (1 << 20) as f64);
+            Ok(())
+        }
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
             let runtime = Runtime::new(cli.runtime.config()?)?;
             let plugin = runtime.load_file(&plugin).await?;

@@ -35,6 +35,12 @@ fn inspect_prints_the_plugin_and_its_settings() {
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     assert_eq!(cached.len(), 1, "{cached:?}");
+    let out = registry_host(&["plugin", "cache", "list"], data.path());
+    let listed = text(&out.stdout);
+    assert!(listed.contains("last used") && listed.contains("1 plugin(s)") && listed.contains("of 1024 MiB allowed"), "{listed}");
+    let out = registry_host(&["plugin", "cache", "prune", "--all"], data.path());
+    assert!(text(&out.stdout).starts_with("removed 1 cached plugin(s)"), "{}", text(&out.stdout));
+    assert!(text(&registry_host(&["plugin", "cache", "list"], data.path()).stdout).contains("0 plugin(s)"));
 }
 
 #[test]

@@ -449,3 +449,37 @@ async fn a_plugins_first_byte_timeout_is_honoured() {
     assert!(problems[0].message.contains("ConnectionReadTimeout"), "{problems:?}");
     assert!(elapsed < DEADLINE, "took {elapsed:?}, the deadline is {DEADLINE:?}");
 }
+
+/// Rebuilt plugins (new wasm, new artifact) do not pile up: the cache
+/// stays under its cap, evicting the least recently used, and a plugin in
+/// use stays.
+#[tokio::test]
+async fn the_cache_stays_under_its_cap_across_rebuilds() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap: u64 = 1 << 20;
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()), cache_max_bytes: cap, ..RuntimeConfig::default() }).unwrap();
+    let builds = [
+        test_guests::hostile_loop(),
+        test_guests::hostile_alloc(),
+        test_guests::hostile_http(),
+        test_guests::hostile_panic(),
+        test_guests::hostile_poison(),
+        test_guests::hostile_hoarder(),
+        test_guests::example_plugin(),
+        test_guests::example_plugin_v0_1_0(),
+        test_guests::salesforce_plugin(),
+        test_guests::hostile_loop(),
+    ];
+    for (i, build) in builds.iter().enumerate() {
+        load(&runtime, build).await;
+        let entries = registry_plugin_runtime::cache::entries(dir.path());
+        let total: u64 = entries.iter().map(|e| e.bytes).sum();
+        let newest = entries.iter().map(|e| e.bytes).max().unwrap_or(0);
+        assert!(total <= cap.max(newest), "after build {i}: {total} bytes in the cache, cap {cap}");
+    }
+    let kept = registry_plugin_runtime::cache::entries(dir.path());
+    assert!(kept.len() <= 3, "older builds were evicted: {} kept", kept.len());
+    // The plugin loaded last is the most recently used, so it stays.
+    let digest = registry_plugin_runtime::cache::wasm_digest(&std::fs::read(test_guests::hostile_loop()).unwrap());
+    assert!(kept.iter().any(|e| e.path.to_string_lossy().contains(&digest)));
+}
