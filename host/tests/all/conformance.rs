@@ -108,3 +108,25 @@ fn the_example_plugin_passes_what_it_claims() {
     assert_eq!(report["failed"], 0);
 }
 
+
+/// `plugin test --json` is the interface for other languages' test
+/// runners: its output has what docs/plugin-test-report.schema.json says.
+#[test]
+fn the_json_report_follows_its_documented_schema() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/plugin-test-report.schema.json")).unwrap();
+    let report = json(&plugin_test(test_guests::example_plugin(), &["--json"]));
+    let required = |v: &serde_json::Value| v["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    for key in required(&schema) {
+        assert!(report.get(&key).is_some(), "{key} missing: {report:#}");
+    }
+    let statuses: Vec<&str> = schema["properties"]["checks"]["items"]["properties"]["status"]["enum"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let item = &schema["properties"]["checks"]["items"];
+    for check in report["checks"].as_array().unwrap() {
+        for key in required(item) {
+            assert!(check[&key].is_string(), "{key} in {check}");
+        }
+        assert!(statuses.contains(&check["status"].as_str().unwrap()), "{check}");
+    }
+    let counted = |s: &str| report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == s).count() as u64;
+    assert_eq!((report["passed"].as_u64(), report["failed"].as_u64(), report["skipped"].as_u64()), (Some(counted("pass")), Some(counted("fail")), Some(counted("skip"))));
+}
