@@ -236,6 +236,39 @@ impl OAuth {
         }
     }
 
+    /// "Use an existing refresh token": an admin pastes one (from a manual
+    /// OAuth round trip), and one refresh at once proves it. On success the
+    /// fresh token set is kept (its instance checked as for any token); on
+    /// failure nothing is stored and the provider's words come back.
+    pub async fn use_refresh_token(&self, id: i64, refresh_token: &str) -> Result<(), FlowError> {
+        let (plugin, config) = self.plugin(id)?;
+        if config.grant_type != GrantType::AuthorizationCode {
+            return Err(FlowError::WrongGrant("this server uses the client credentials grant, which has no refresh token"));
+        }
+        let pasted = TokenSet {
+            access_token: String::new(),
+            refresh_token: Some(refresh_token.trim().to_string()),
+            instance_url: None,
+            issued_at: None,
+            expires_at: None,
+            scope: config.scope.clone(),
+            token_type: "Bearer".into(),
+            extra: Vec::new(),
+        };
+        let allow = self.allowlist(id, &config, None)?;
+        match plugin.refresh(&config, &pasted, &allow).await? {
+            Ok(mut fresh) => {
+                // Without rotation the answer carries no refresh token: the
+                // pasted one stays valid.
+                if fresh.refresh_token.is_none() {
+                    fresh.refresh_token = pasted.refresh_token;
+                }
+                self.keep(id, &fresh)
+            }
+            Err(e) => Err(FlowError::Plugin(explain(&e))),
+        }
+    }
+
     /// Revokes at the provider, then forgets the tokens.
     pub async fn revoke(&self, id: i64) -> Result<(), FlowError> {
         let (plugin, config) = self.plugin(id)?;

@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/servers/{id}/delete", post(delete_server))
         .route("/servers/{id}/token", post(obtain_token))
         .route("/servers/{id}/revoke", post(revoke_token))
+        .route("/servers/{id}/refresh-token", post(use_refresh_token))
         .route("/servers/{id}/test", post(test_connection))
         .route("/oauth2/callback/{id}", get(callback))
 }
@@ -400,6 +401,28 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
             }
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
         },
+    }
+}
+
+async fn use_refresh_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    let pasted = f.get("refresh_token").map(|t| t.trim().to_string()).unwrap_or_default();
+    if pasted.is_empty() {
+        return server_view_page(&app, &s, id, None, Some("Paste a refresh token first.".into()), None).map(|mut r| {
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        });
+    }
+    let name = app.store.server(id)?.name;
+    match app.oauth.use_refresh_token(id, &pasted).await {
+        Ok(()) => {
+            audit::record(&app, &s.username, "server.use-refresh-token", &name, serde_json::json!({}));
+            app.engine.wake();
+            Ok(see_other(&format!("/servers/{id}?notice=obtained")))
+        }
+        Err(e) => server_view_page(&app, &s, id, None, Some(format!("The refresh token was refused, and nothing was stored: {e}")), None).map(|mut r| {
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }),
     }
 }
 

@@ -135,3 +135,26 @@ async fn saving_a_person_a_target_would_refuse_warns_at_once() {
     assert!(page.contains("Saved, but: Salesforce Contacts (demo) will refuse this person: Family name:"), "{page}");
     assert!(h.get("/people/WARN1").await.1.contains("id=\"person-name\""), "the person was saved");
 }
+
+/// "Use an existing refresh token": a good one is proven by one refresh and
+/// kept; a bad one is refused with the provider's words and stores nothing.
+#[tokio::test]
+async fn a_pasted_refresh_token_is_proven_before_it_is_kept() {
+    let h = Harness::start().await;
+    let csrf = h.login_with_token().await;
+    let server = h.host.store.servers().unwrap()[0].id;
+    // A refresh token from a round trip done elsewhere: this one, then forgotten here.
+    let refresh = h.host.store.tokens(server).unwrap().unwrap().refresh_token.unwrap();
+    h.host.store.clear_tokens(server).unwrap();
+    let (status, page, _) = h.post(&format!("/servers/{server}/refresh-token"), &[("csrf", &csrf), ("refresh_token", "5Aep-not-a-real-token")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("The refresh token was refused, and nothing was stored"), "{page}");
+    assert!(h.host.store.tokens(server).unwrap().is_none());
+    let (status, _, loc) = h.post(&format!("/servers/{server}/refresh-token"), &[("csrf", &csrf), ("refresh_token", &refresh)]).await;
+    assert_eq!(status, 303);
+    let page = h.get(loc.as_deref().unwrap()).await.1;
+    assert!(page.contains("Access Token Obtained.") && page.contains(">Set<"), "{page}");
+    let tokens = h.host.store.tokens(server).unwrap().unwrap();
+    assert!(!tokens.access_token.is_empty() && tokens.instance_url.is_some() && tokens.refresh_token.is_some());
+    assert!(h.get("/audit").await.1.contains("server.use-refresh-token"));
+}
