@@ -220,9 +220,10 @@ impl Engine {
     /// were claimed (0: nothing was ready).
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, EngineError> {
         let jobs = self.store.claim(self.config.batch_max)?;
-        if self.notifier.is_some() {
-            for (target, count) in self.store.held_counts()? {
-                self.notify(crate::notify::Event::RemovalsHeld { target, count });
+        for (target, _) in self.store.take_new_holds() {
+            if self.notifier.is_some() {
+                let count = self.store.target_health(target)?.held_removals;
+                self.notify(crate::notify::Event::RemovalsHeld { target: self.store.target(target)?.name, count });
             }
         }
         let n = jobs.len();
@@ -419,7 +420,7 @@ impl Engine {
         use crate::notify::Event;
         let target = t.id;
         if let Some(m) = settled.iter().find_map(|(_, v)| if let Verdict::Budget(m) = v { Some(m) } else { None }) {
-            let until = self.store.now() + crate::store::safeguards_budget_wait();
+            let until = self.store.now() + crate::store::BUDGET_WAIT_MS;
             let reason = format!("{m}; a probe at {} checks again", crate::domain::format_time(until));
             self.store.pause_target(target, until, &reason)?;
             tracing::warn!(target, "the remote system's API quota is used up; the target waits");
@@ -437,10 +438,9 @@ impl Engine {
                 self.notify(Event::BudgetReached { target: t.name.clone(), reason });
             }
         } else if let Some((_, Verdict::Retry(_, why))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Retry(..)))
-            && let Some(until) = self.store.target_call_failed(target, why)?
+            && let Some((until, reason)) = self.store.target_call_failed(target, why)?
         {
             tracing::warn!(target, next_probe = %crate::domain::format_time(until), "the target is quarantined: its calls keep failing");
-            let reason = self.store.target_health(target)?.pause_reason.unwrap_or_default();
             self.notify(Event::Quarantined { target: t.name.clone(), reason });
         }
         Ok(())

@@ -168,7 +168,7 @@ impl Store {
         let now = self.now();
         let mut conn = self.db();
         let tx = write(&mut conn)?;
-        Self::hold_removals(&tx, now)?;
+        let held = Self::hold_removals(&tx)?;
         let jobs: Vec<Job> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since FROM jobs j
@@ -194,7 +194,13 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?
         };
-        let Some(first) = jobs.first().map(|j| j.target_id) else { return Ok(vec![]) };
+        if !held.is_empty() {
+            self.new_holds.lock().unwrap_or_else(|p| p.into_inner()).extend(held);
+        }
+        let Some(first) = jobs.first().map(|j| j.target_id) else {
+            tx.commit()?;
+            return Ok(vec![]);
+        };
         let mut jobs: Vec<Job> = jobs.into_iter().filter(|j| j.target_id == first).collect();
         let probing: i64 = tx.query_row("SELECT pause_level FROM targets WHERE id = ?1", params![first], |r| r.get(0))?;
         if probing > 0 {

@@ -126,3 +126,44 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Person;
+    use crate::secrets::SecretBox;
+
+    /// Users page through thousands of attempts: the cursor must visit each
+    /// exactly once, newest first, and filters must hold on every page.
+    #[test]
+    fn the_cursor_pages_through_many_pages_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), SecretBox::new(&[5; 32])).unwrap();
+        store.create_person(Person::example("P1", "Paged", "Person", "p1@example.org")).unwrap();
+        for i in 0..250 {
+            store
+                .db()
+                .execute(
+                    "INSERT INTO history (person_id, target_name, at, action, ok, message) VALUES ('P1', 'T', ?1, 'updated', ?2, ?3)",
+                    params![1_000 + i, (i % 5 != 0) as i64, format!("attempt {i}")],
+                )
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut filter = LogFilter { ok: Some(false), ..Default::default() };
+        let mut pages = 0;
+        loop {
+            let page = store.log(&filter, 20).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            pages += 1;
+            assert!(page.iter().all(|e| !e.ok && e.person_id == "P1"), "{page:?}");
+            filter.before = page.last().map(|e| e.id);
+            seen.extend(page.into_iter().map(|e| e.message));
+        }
+        let expected: Vec<String> = (0..250).rev().filter(|i| i % 5 == 0).map(|i| format!("attempt {i}")).collect();
+        assert_eq!(pages, 3, "50 failures in pages of 20");
+        assert_eq!(seen, expected);
+    }
+}

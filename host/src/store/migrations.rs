@@ -162,6 +162,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE history ADD COLUMN remote TEXT;
     ALTER TABLE history ADD COLUMN duration_ms INTEGER;
     CREATE TABLE notifications_sent (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
+    -- What claim's removal threshold looks at on every claim: only the
+    -- removals not yet held or confirmed, and the held ones, never the
+    -- whole queue of a large run.
+    CREATE INDEX jobs_unheld_removals ON jobs(target_id) WHERE state = 'queued' AND action = 'deleted' AND held = 0 AND confirmed = 0;
+    CREATE INDEX jobs_held ON jobs(target_id) WHERE held = 1;
     ALTER TABLE sessions ADD COLUMN flash TEXT;
     CREATE TABLE usage_samples (
         target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,

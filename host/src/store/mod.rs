@@ -26,13 +26,7 @@ pub use admins::{ApiToken, Session};
 pub use audit::{AuditEntry, AuditFilter, redact};
 pub use log::{LogEntry, LogFilter};
 pub use people::{PeopleQuery, PeopleSort};
-pub use safeguards::{HeldRemoval, Safeguards, TargetHealth};
-
-/// How long a target whose API quota or share is spent waits before it
-/// probes again (ms).
-pub fn safeguards_budget_wait() -> i64 {
-    safeguards::BUDGET_WAIT_MS
-}
+pub use safeguards::{BUDGET_WAIT_MS, HeldRemoval, Safeguards, TargetHealth};
 pub use servers::Pending;
 use migrations::MIGRATIONS;
 
@@ -132,6 +126,8 @@ pub struct Store {
     /// Added to the wall clock for queue decisions (backoff, horizon,
     /// pauses): tests move time forward instead of sleeping.
     clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// Removals `claim` held, not yet reported (see [`Store::take_new_holds`]).
+    new_holds: Mutex<Vec<(i64, usize)>>,
 }
 
 impl Store {
@@ -153,7 +149,7 @@ impl Store {
         // Long enough to wait out another process's largest transaction
         // (queueing a "Reprovision all" of 100,000 people takes seconds).
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        let store = Store { conn: Mutex::new(conn), secrets, path, clock_offset_ms: std::sync::atomic::AtomicI64::new(0) };
+        let store = Store { conn: Mutex::new(conn), secrets, path, clock_offset_ms: std::sync::atomic::AtomicI64::new(0), new_holds: Mutex::new(Vec::new()) };
         store.migrate()?;
         Ok(store)
     }

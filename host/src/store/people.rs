@@ -221,14 +221,20 @@ impl Store {
         Ok((rows, total as usize))
     }
 
-    /// Per person, how many targets have them in each state.
+    /// Per person, how many targets have them in each state (one query for
+    /// the whole page).
     pub fn state_summaries(&self, ids: &[String]) -> Result<std::collections::HashMap<String, Vec<(ProvState, i64)>>, StoreError> {
+        let mut out: std::collections::HashMap<String, Vec<(ProvState, i64)>> = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
         let conn = self.db();
-        let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM provisioned WHERE person_id = ?1 GROUP BY state ORDER BY state")?;
-        let mut out = std::collections::HashMap::new();
-        for id in ids {
-            let rows = stmt.query_map(params![id], |r| Ok((parsed("provisioning state", r.get(0)?, ProvState::parse)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-            out.insert(id.clone(), rows);
+        let marks = vec!["?"; ids.len()].join(", ");
+        let mut stmt = conn.prepare(&format!("SELECT person_id, state, COUNT(*) FROM provisioned WHERE person_id IN ({marks}) GROUP BY person_id, state ORDER BY person_id, state"))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(ids.iter()), |r| Ok((r.get::<_, String>(0)?, parsed("provisioning state", r.get(1)?, ProvState::parse)?, r.get(2)?)))?;
+        for row in rows {
+            let (person, state, n) = row?;
+            out.entry(person).or_default().push((state, n));
         }
         Ok(out)
     }

@@ -128,8 +128,9 @@ impl Store {
     /// Holds every unconfirmed queued removal of a target whose removals,
     /// with those done in the last 24 hours and those already held, would
     /// pass its threshold. Runs inside `claim`, before anything is chosen,
-    /// so none of them is sent first.
-    pub(super) fn hold_removals(conn: &Connection, _now: i64) -> Result<usize, StoreError> {
+    /// so none of them is sent first. Returns the targets that held
+    /// removals just now, with how many.
+    pub(super) fn hold_removals(conn: &Connection) -> Result<Vec<(i64, usize)>, StoreError> {
         let since = now_ms() - REMOVAL_WINDOW_MS;
         let over: Vec<i64> = {
             let mut stmt = conn.prepare_cached(
@@ -154,16 +155,22 @@ impl Store {
             })
             .collect::<Result<_, _>>()?
         };
-        let mut held = 0;
+        let mut held = Vec::new();
         for target in over {
             let n = conn.execute(
                 "UPDATE jobs SET held = 1 WHERE target_id = ?1 AND state = 'queued' AND action = 'deleted' AND held = 0 AND confirmed = 0",
                 params![target],
             )?;
             tracing::warn!(target, held = n, "removals past the target's threshold wait for an admin's confirmation");
-            held += n;
+            held.push((target, n));
         }
         Ok(held)
+    }
+
+    /// The targets whose removals `claim` held since the last call, with
+    /// how many (for notifications).
+    pub fn take_new_holds(&self) -> Vec<(i64, usize)> {
+        std::mem::take(&mut *self.new_holds.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The removals a target holds, oldest first.
@@ -176,14 +183,6 @@ impl Store {
              WHERE j.target_id = ?1 AND j.held = 1 ORDER BY j.id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![target, limit as i64], |r| Ok(HeldRemoval { person_id: r.get(0)?, name: r.get(1)?, remote: r.get(2)? }))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Targets holding removals, by name, with how many.
-    pub fn held_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let conn = self.db();
-        let mut stmt = conn.prepare_cached("SELECT t.name, COUNT(*) FROM jobs j JOIN targets t ON t.id = j.target_id WHERE j.held = 1 GROUP BY t.name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -232,8 +231,8 @@ impl Store {
     /// A call of the target's failed for a passing reason. After
     /// [`QUARANTINE_AFTER`] in a row over [`QUARANTINE_AFTER_MS`], or when
     /// a probe fails, the target is (again) quarantined; returns when its
-    /// next probe is, if it is.
-    pub fn target_call_failed(&self, target: i64, why: &str) -> Result<Option<i64>, StoreError> {
+    /// next probe is, and the reason shown, if it is.
+    pub fn target_call_failed(&self, target: i64, why: &str) -> Result<Option<(i64, String)>, StoreError> {
         let now = self.now();
         let mut conn = self.db();
         let tx = write(&mut conn)?;
@@ -253,7 +252,7 @@ impl Store {
         let reason = format!("quarantined: {failures} calls in a row failed (last: {why}); the next probe is at {}", format_time(until));
         tx.execute("UPDATE targets SET pause_level = ?2, paused_until = ?3, pause_reason = ?4 WHERE id = ?1", params![target, level, until, reason])?;
         tx.commit()?;
-        Ok(Some(until))
+        Ok(Some((until, reason)))
     }
 
     /// Pauses a target until `until` (then one job probes), saying why.
@@ -296,7 +295,48 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::automatic_threshold;
+    use super::*;
+    use crate::domain::{Person, Scope, ServerInput, TargetInput};
+    use crate::secrets::SecretBox;
+    use registry_plugin_runtime::latest::types::GrantType;
+
+    /// When every queued job is a removal, `claim` holds them all and
+    /// finds nothing to run: the holds must still be kept (and reported).
+    #[test]
+    fn removals_held_when_nothing_else_is_queued_stay_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
+        let server = store
+            .create_server(&ServerInput {
+                name: "S".into(),
+                description: String::new(),
+                plugin: "p".into(),
+                server_url: "https://login.example.org".into(),
+                client_id: "id".into(),
+                client_secret: Some("s".into()),
+                grant_type: GrantType::ClientCredentials,
+                scope: None,
+                api_hosts: vec![],
+            })
+            .unwrap();
+        let target = store.create_target(&TargetInput { name: "T".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();
+        for i in 0..30 {
+            store.create_person(Person::example(&format!("H{i}"), "Held", "Person", &format!("h{i}@example.org"))).unwrap();
+        }
+        // Provisioned, each with a record; their jobs done.
+        store.db().execute("UPDATE provisioned SET state = 'provisioned', remote_type = 'Contact', remote_id = 'R-' || person_id", []).unwrap();
+        store.db().execute("DELETE FROM jobs", []).unwrap();
+        for i in 0..30 {
+            store.delete_person(&format!("H{i}")).unwrap();
+        }
+        assert!(store.claim(100).unwrap().is_empty(), "30 removals over the automatic threshold of 20: none runs");
+        assert_eq!(store.target_health(target).unwrap().held_removals, 30);
+        assert_eq!(store.take_new_holds(), vec![(target, 30)]);
+        assert!(store.take_new_holds().is_empty(), "reported once");
+        assert!(store.claim(100).unwrap().is_empty());
+        assert_eq!(store.confirm_removals(target).unwrap(), 30);
+        assert_eq!(store.claim(100).unwrap().len(), 30, "confirmed, they run");
+    }
 
     #[test]
     fn the_automatic_threshold_is_a_fifth_within_bounds() {

@@ -83,6 +83,7 @@ impl App {
             ("dashboard.html", include_str!("../../templates/dashboard.html")),
             ("log.html", include_str!("../../templates/log.html")),
             ("audit.html", include_str!("../../templates/audit.html")),
+            ("export_links.html", include_str!("../../templates/export_links.html")),
             ("preview.html", include_str!("../../templates/preview.html")),
         ] {
             env.add_template(name, src).expect("templates are valid");
@@ -187,6 +188,17 @@ async fn js() -> impl IntoResponse {
 
 async fn css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../templates/app.css"))
+}
+
+/// Percent-encodes `v` for a query string ('/' may stay: RFC 3986 allows
+/// it in a query).
+fn query_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn see_other(to: &str) -> Response {

@@ -283,9 +283,7 @@ async fn warn_param(app: &App, p: &Person) -> String {
     if warnings.is_empty() {
         return String::new();
     }
-    let text = warnings.join(" ");
-    let encoded: String = text.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
-    format!("&warn={encoded}")
+    format!("&warn={}", super::query_value(&warnings.join(" ")))
 }
 
 async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {

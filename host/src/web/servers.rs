@@ -436,16 +436,6 @@ async fn revoke_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
     let name = app.store.server(id)?.name;
     match app.oauth.test_connection(id).await {
@@ -453,11 +443,11 @@ async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin
             audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true}));
             let usage = info.api_usage.as_ref().map(|u| format!("{} of {} daily API requests used", u.used, u.limit));
             let view = serde_json::json!({"user": info.user, "organization": info.organization, "usage": usage, "details": info.details});
-            Ok(see_other(&format!("/servers/{id}?tested={}", encode(&view.to_string()))))
+            Ok(see_other(&format!("/servers/{id}?tested={}", super::query_value(&view.to_string()))))
         }
         Err(e) => {
             audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": false, "error": e.to_string()}));
-            Ok(see_other(&format!("/servers/{id}?test_error={}", encode(&format!("Test Connection failed: {e}")))))
+            Ok(see_other(&format!("/servers/{id}?test_error={}", super::query_value(&format!("Test Connection failed: {e}")))))
         }
     }
 }

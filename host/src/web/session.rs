@@ -52,7 +52,7 @@ impl FromRequestParts<Arc<App>> for Admin {
             // Back to the page asked for after signing in.
             let asked = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             match (parts.method == axum::http::Method::GET).then(|| same_site_path(asked)).flatten() {
-                Some(path) if path != "/" => Redirect::to(&format!("/login?next={}", urlencoding(path))),
+                Some(path) if path != "/" => Redirect::to(&format!("/login?next={}", super::query_value(path))),
                 _ => Redirect::to("/login"),
             }
         })
@@ -70,15 +70,6 @@ fn same_site_path(next: &str) -> Option<&str> {
         && !next.starts_with("/login")
         && next.len() <= 2000;
     ok.then_some(next)
-}
-
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A POSTed form from a signed-in admin, its CSRF token checked.

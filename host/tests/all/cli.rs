@@ -362,3 +362,31 @@ fn log_and_audit_export() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no target 'nope'"));
 }
+
+/// CI must run the command the README gives users, not a private variant.
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Test it\n")
+        .nth(1)
+        .expect("README has a \"## Test it\" section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("\"## Test it\" starts with a sh code block");
+    let readme_commands: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(readme_commands.len(), 1, "one test command in the README: {block}");
+
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    let ci_commands: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.starts_with("set ") && !l.starts_with("cd ") && !l.starts_with("export "))
+        .collect();
+    assert_eq!(ci_commands, readme_commands, ".ci/run runs exactly the README's test command");
+    assert!(root.join("tests/run").is_file());
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::web::{Harness, csrf};
+use crate::web::Harness;
 
 async fn until(h: &Harness, what: &str, mut ok: impl FnMut() -> bool) {
     for _ in 0..300 {
@@ -83,7 +83,6 @@ async fn the_dashboard_log_and_audit_trail_tell_what_happened() {
     assert_eq!(entry["detail"]["before"]["name"], "Salesforce (demo emulator)");
     let all = h.http.get(h.url("/audit.csv")).send().await.unwrap().text().await.unwrap();
     assert!(!all.contains("a-new-secret-value") && !all.contains(salesforce_emulator::seed::DEMO_CONSUMER_SECRET), "no secret in the trail");
-    let _ = csrf;
 }
 
 /// A preview shows what would be sent, field by field, and writes nothing
