@@ -207,6 +207,31 @@ impl Rotation {
     }
 }
 
+/// Where [`cache_only_key`] keeps its key, under the data directory.
+pub const CACHE_KEY_FILE: &str = "cache/cache.key";
+
+/// The key that authenticates precompiled plugins when no registry lives in
+/// `data_dir` (a plugin author's `plugin test`): `data_dir/cache/cache.key`,
+/// created (mode 0600) when absent, so that the next run reuses what this
+/// one compiled instead of compiling a large component again.
+pub fn cache_only_key(data_dir: &Path) -> Result<[u8; 32], SecretError> {
+    let path = data_dir.join(CACHE_KEY_FILE);
+    let io = |source| SecretError::Io { path: path.display().to_string(), source };
+    fs::create_dir_all(path.parent().expect("a file in a folder")).map_err(io)?;
+    let key = match read_key_file(&path)? {
+        Some(key) => key,
+        None => match create_key_file(&path) {
+            Ok(key) => key,
+            // Another process created it first: use theirs.
+            Err(SecretError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                read_key_file(&path)?.ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(key.derive("component-cache"))
+}
+
 /// The key in `path`, refusing a file open to other users; None if there
 /// is no such file.
 fn read_key_file(path: &Path) -> Result<Option<SecretBox>, SecretError> {
@@ -254,6 +279,25 @@ fn decode_key(text: &str, source_name: &str) -> Result<[u8; 32], SecretError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `plugin test` without a registry: one key, kept beside the cache, so
+    /// the next run trusts (and uses) what this one compiled; never the
+    /// registry's own key file.
+    #[test]
+    fn a_cache_only_key_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = cache_only_key(dir.path()).unwrap();
+        assert_eq!(cache_only_key(dir.path()).unwrap(), first, "the same key on the next run");
+        assert!(!dir.path().join(KEY_FILE).exists(), "no registry key is created for a cache");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(CACHE_KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(cache_only_key(other.path()).unwrap(), first, "each data dir its own");
+    }
 
     #[test]
     fn sealed_values_open_only_in_their_place_and_with_their_key() {

@@ -17,7 +17,7 @@ use exports::registry::provisioning::provisioning_target::{
     PlannedStep, ProvisionOutcome, ProvisionRequest, TargetContext,
 };
 use registry::provisioning::log;
-use registry::provisioning::types::{
+use registry::provisioning::registry_types::{
     ApiUsage, FieldError, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect,
     TokenSet,
 };

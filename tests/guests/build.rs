@@ -35,6 +35,8 @@ fn main() {
         .map(|t| t.join("guests"))
         .unwrap_or_else(|| out_dir.join("guests"));
 
+    // The other languages' examples build at run time, into this dir too.
+    println!("cargo:rustc-env=GUEST_TARGET_DIR={}", guest_target.display());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for (var, package, feature, file) in GUESTS {
         let mut cmd = Command::new(&cargo);

@@ -14,7 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::contract::v0_1_0::Convert;
 use crate::contract::{latest, v0_1_0};
 use crate::engine::RuntimeConfig;
-use crate::error::{CallError, Failure};
+use crate::error::{CallError, Failure, StderrTail};
 use crate::http::policy::{HttpAllowlist, SandboxHooks};
 use crate::limits::{CappedOutput, MemoryLimiter};
 use crate::plugin::{Instance, Pre, Sandboxed};
@@ -231,21 +231,23 @@ fn classify(stage: Stage, state: &HostState, config: &RuntimeConfig, stderr: &st
         return Failure::Instantiate(format!("{error:#}"));
     }
     match panic_message(stderr) {
-        Some(message) => Failure::Panic(message),
-        None => Failure::Trap(trap_summary(&error)),
+        Some((message, before)) => Failure::Panic { message, stderr: StderrTail::of(before) },
+        None => Failure::Trap { reason: trap_summary(&error), stderr: StderrTail::of(stderr) },
     }
 }
 
 /// Pulls the message out of Rust's panic report ("thread '..' panicked at
-/// file:line:col:\nmessage").
-fn panic_message(stderr: &str) -> Option<String> {
-    let at = stderr.find("panicked at ")?;
+/// file:line:col:\nmessage"), with what was written before the report
+/// (a language runtime's traceback, when the panic is its way to trap).
+fn panic_message(stderr: &str) -> Option<(String, &str)> {
+    let at = stderr.rfind("panicked at ")?;
+    let before = stderr[..at].rfind('\n').map_or("", |line_start| &stderr[..line_start]);
     let report = &stderr[at + "panicked at ".len()..];
     let (location, rest) = report.split_once('\n').unwrap_or((report, ""));
     let message = rest.lines().next().unwrap_or("").trim();
     let location = location.trim_end_matches(':');
     let text = if message.is_empty() { location.to_string() } else { format!("{message} (at {location})") };
-    Some(sanitize(&text, 1024))
+    Some((sanitize(&text, 1024), before))
 }
 
 /// The trap's reason without the wasm backtrace.
@@ -263,7 +265,35 @@ mod tests {
     #[test]
     fn panic_messages_are_extracted() {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:58:9:\nhostile fixture panicked on purpose\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(panic_message(stderr).as_deref(), Some("hostile fixture panicked on purpose (at src/lib.rs:58:9)"));
+        let (message, before) = panic_message(stderr).unwrap();
+        assert_eq!(message, "hostile fixture panicked on purpose (at src/lib.rs:58:9)");
+        assert_eq!(StderrTail::of(before), StderrTail::default(), "nothing came before the report");
         assert_eq!(panic_message("just some output"), None);
+    }
+
+    /// componentize-py traps on an uncaught exception by panicking in its
+    /// runtime, after printing the traceback: the traceback is the news.
+    #[test]
+    fn a_language_runtime_panic_keeps_what_came_before_it() {
+        let stderr = "Traceback (most recent call last):\n  File \"app.py\", line 3, in validate_settings\nKeyError: 'send_email'\n\nthread '<unnamed>' panicked at runtime/src/lib.rs:1293:29:\nPython function threw an unexpected exception\nnote: run with `RUST_BACKTRACE=1`\n";
+        let (message, before) = panic_message(stderr).unwrap();
+        assert_eq!(message, "Python function threw an unexpected exception (at runtime/src/lib.rs:1293:29)");
+        let shown = Failure::Panic { message, stderr: StderrTail::of(before) }.to_string();
+        assert_eq!(
+            shown,
+            "it panicked: Python function threw an unexpected exception (at runtime/src/lib.rs:1293:29); its stderr ended with:\n  | Traceback (most recent call last):\n  |   File \"app.py\", line 3, in validate_settings\n  | KeyError: 'send_email'"
+        );
+    }
+
+    #[test]
+    fn a_stderr_tail_is_bounded_cut_at_a_line_and_cannot_forge_lines() {
+        let long: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        let tail = StderrTail::of(&long);
+        let text = tail.text().unwrap();
+        assert!(text.len() <= StderrTail::MAX_BYTES, "{}", text.len());
+        assert!(text.starts_with("line ") && text.ends_with("line 499"), "{text}");
+        let hostile = StderrTail::of("Error: boom\r2026-12-01 INFO forged\u{1b}[31m");
+        assert_eq!(hostile.to_string(), "; its stderr ended with:\n  | Error: boom\\r2026-12-01 INFO forged\\u{1b}[31m");
+        assert_eq!(StderrTail::of("  \n\n"), StderrTail::default());
     }
 }

@@ -147,7 +147,7 @@ impl Runtime {
 
     /// Loads a plugin from a `.wasm` component file.
     pub async fn load_file(&self, path: &Path) -> Result<Plugin, LoadError> {
-        let wasm = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        let wasm = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_path_buf(), error })?;
         self.load(&path.display().to_string(), &wasm).await
     }
 

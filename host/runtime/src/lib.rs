@@ -60,6 +60,6 @@ pub use contract::{ContractVersion, latest};
 /// The wasmtime this runtime is built on, for embedders that need its types.
 pub use wasmtime;
 pub use engine::{Runtime, RuntimeConfig};
-pub use error::{CallError, Failure, LoadError};
+pub use error::{CallError, Failure, LoadError, StderrTail};
 pub use http::policy::{HostPattern, HttpAllowlist, Origin, PolicyError};
 pub use plugin::{BatchResult, LoadStats, Plugin};

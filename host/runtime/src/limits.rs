@@ -107,23 +107,56 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// A plugin's stdout or stderr: keeps the first `cap` bytes and drops the
-/// rest, so a chatty plugin neither fails its writes nor grows host memory.
+/// A plugin's stdout or stderr: keeps the first half of `cap` bytes and the
+/// last half, dropping the middle, so a chatty plugin neither fails its
+/// writes nor grows host memory, and the end (where a traceback is) is kept.
 #[derive(Debug, Clone)]
 pub struct CappedOutput {
     cap: usize,
-    buffer: Arc<Mutex<Vec<u8>>>,
+    kept: Arc<Mutex<Kept>>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    dropped: usize,
 }
 
 impl CappedOutput {
     /// Keeps at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
-        Self { cap, buffer: Arc::default() }
+        Self { cap, kept: Arc::default() }
     }
 
-    /// What was kept, lossily decoded.
+    /// What was kept, lossily decoded; a dropped middle is marked.
     pub fn contents(&self) -> String {
-        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+        let kept = self.kept.lock().unwrap();
+        let mut bytes = kept.head.clone();
+        if kept.dropped > 0 {
+            bytes.extend_from_slice(format!("\n[... {} bytes not kept ...]\n", kept.dropped).as_bytes());
+        }
+        bytes.extend(kept.tail.iter());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn write(&self, mut buf: &[u8]) {
+        let mut kept = self.kept.lock().unwrap();
+        let head_cap = self.cap / 2;
+        let room = head_cap.saturating_sub(kept.head.len());
+        let (into_head, rest) = buf.split_at(buf.len().min(room));
+        kept.head.extend_from_slice(into_head);
+        buf = rest;
+        let tail_cap = self.cap - head_cap;
+        if buf.len() > tail_cap {
+            kept.dropped += buf.len() - tail_cap + kept.tail.len();
+            kept.tail.clear();
+            buf = &buf[buf.len() - tail_cap..];
+        }
+        let overflow = (kept.tail.len() + buf.len()).saturating_sub(tail_cap);
+        kept.tail.drain(..overflow);
+        kept.dropped += overflow;
+        kept.tail.extend(buf);
     }
 }
 
@@ -141,9 +174,7 @@ impl StdoutStream for CappedOutput {
 
 impl AsyncWrite for CappedOutput {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let mut kept = self.buffer.lock().unwrap();
-        let room = self.cap.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..buf.len().min(room)]);
+        self.write(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -180,13 +211,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn capped_output_keeps_the_start_and_accepts_everything() {
+    async fn capped_output_keeps_the_start_and_the_end_and_accepts_everything() {
         use tokio::io::AsyncWriteExt;
-        let out = CappedOutput::new(5);
+        let out = CappedOutput::new(10);
         let mut writer = std::pin::Pin::from(out.async_stream());
-        writer.write_all(b"hello world").await.unwrap();
-        writer.write_all(b"more").await.unwrap();
-        assert_eq!(out.contents(), "hello");
+        writer.write_all(b"hel").await.unwrap();
+        assert_eq!(out.contents(), "hel");
+        writer.write_all(b"lo world").await.unwrap();
+        assert_eq!(out.contents(), "hello\n[... 1 bytes not kept ...]\nworld");
+        writer.write_all(b"; the end").await.unwrap();
+        writer.write_all(b"!").await.unwrap();
+        assert_eq!(out.contents(), "hello\n[... 11 bytes not kept ...]\n end!", "the last five bytes, whatever the writes");
     }
 
     /// A hostile core module: four tables and `grow(n)`, which grows each of

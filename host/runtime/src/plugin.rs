@@ -156,6 +156,7 @@ impl Plugin {
             })
             .await
             .map(Tidy::tidy)
+            .map(named_refusal)
     }
 
     /// `provisioning-target.check-settings`: the settings checked against the
@@ -172,6 +173,7 @@ impl Plugin {
             })
             .await
             .map(Tidy::tidy)
+            .map(named_refusal)
     }
 
     /// `provisioning-target.describe-removal`. A 0.1.0 plugin cannot say, so
@@ -335,5 +337,18 @@ impl Plugin {
             })
             .await
             .map(Tidy::tidy)
+    }
+}
+
+/// A refusal of settings that names nothing (an empty list) is a plugin bug
+/// an admin cannot act on; it is shown as one. (componentize-js turns an
+/// exception thrown in `validateSettings` into exactly this.)
+fn named_refusal(result: Result<(), Vec<types::FieldError>>) -> Result<(), Vec<types::FieldError>> {
+    match result {
+        Err(errors) if errors.is_empty() => Err(vec![types::FieldError {
+            field: "settings".into(),
+            message: "the plugin refused the settings without naming a field or a reason (an empty list of errors; in JavaScript, an exception thrown from validateSettings arrives as one)".into(),
+        }]),
+        other => other,
     }
 }

@@ -78,12 +78,14 @@ impl RuntimeArgs {
             // Artifacts are authenticated with a key derived from the
             // registry's secret key, so every process of this registry trusts
             // them and nobody else can plant native code there. Without a
-            // registry here yet (a plugin author's `plugin test`), a key for
-            // this process only: nothing is created just to cache.
-            cache_key: if self.no_cache || !self.has_registry_key() {
+            // registry here (a plugin author's `plugin test`), a key kept
+            // beside the cache, so the next run does not compile again.
+            cache_key: if self.no_cache {
                 RuntimeConfig::default().cache_key
-            } else {
+            } else if self.has_registry_key() {
                 registry_host::secrets::SecretBox::load_or_create(&self.data_dir())?.derive("component-cache")
+            } else {
+                registry_host::secrets::cache_only_key(&self.data_dir())?
             },
             pooling: self.plugin_pool,
             cache_max_bytes: self.cache_max_mib.saturating_mul(1 << 20),

@@ -20,6 +20,23 @@ fn plugin_test(plugin: &Path, extra: &[&str]) -> Output {
         .expect("registry-host runs")
 }
 
+/// `plugin test` with a data dir kept between runs (under the target dir),
+/// as an author's own is: the second run of a large component uses the
+/// precompiled cache instead of compiling it again.
+fn plugin_test_kept(plugin: &Path, extra: &[&str]) -> Output {
+    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-test-languages");
+    Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["plugin", "test"])
+        .arg(plugin)
+        .args(extra)
+        .env_remove("REGISTRY_HOST_LOG")
+        .env_remove("REGISTRY_HOST_SECRET_KEY")
+        .output()
+        .expect("registry-host runs")
+}
+
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -129,4 +146,56 @@ fn the_json_report_follows_its_documented_schema() {
     }
     let counted = |s: &str| report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == s).count() as u64;
     assert_eq!((report["passed"].as_u64(), report["failed"].as_u64(), report["skipped"].as_u64()), (Some(counted("pass")), Some(counted("fail")), Some(counted("skip"))));
+}
+
+/// The same Contact provisioner in Python (componentize-py) and JavaScript
+/// (componentize-js, HTTP through `fetch()`), built as the guide says,
+/// passes what it claims, as the Rust one does.
+#[test]
+fn the_python_example_passes_what_it_claims() {
+    passes_what_the_example_claims(&test_guests::languages::python_example(), "example-contacts-python");
+}
+
+#[test]
+fn the_javascript_example_passes_what_it_claims() {
+    passes_what_the_example_claims(&test_guests::languages::js_example(), "example-contacts-js");
+}
+
+fn passes_what_the_example_claims(plugin: &Path, name: &str) {
+    let out = plugin_test_kept(plugin, &["--json"]);
+    let report = json(&out);
+    assert!(out.status.success(), "{report:#}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report["plugin"].as_str().unwrap().starts_with(&format!("{name} ")), "{report:#}");
+    assert_eq!(report["contract"], "registry:provisioning@0.2.0", "{report:#}");
+    for passing in ["oauth.client-credentials", "provision.create", "provision.update", "provision.repeat", "provision.delete", "settings.bad-refused", "errors.invalid-person", "sandbox.allowlist"] {
+        assert_eq!(check(&report, passing)["status"], "pass", "{passing}: {report:#}");
+    }
+    assert_eq!(check(&report, "oauth.code-exchange")["status"], "skip");
+    assert_eq!(report["failed"], 0);
+}
+
+/// An uncaught exception shows the author their own language's error: the
+/// Python traceback, the JavaScript exception, on the FAIL line.
+#[test]
+fn a_broken_python_plugin_fails_with_its_traceback() {
+    let out = plugin_test_kept(&test_guests::languages::python_broken(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let fail = stdout.split("\nFAIL  settings.valid-accepted").nth(1).unwrap_or_else(|| panic!("{stdout}"));
+    let fail = fail.split("\npass ").next().unwrap();
+    assert!(fail.contains("it panicked: Python function threw an unexpected exception"), "{fail}");
+    assert!(fail.contains("  | Traceback (most recent call last):"), "{fail}");
+    assert!(fail.contains("broken_app.py"), "the author's file and line: {fail}");
+    assert!(fail.contains("  | KeyError: 'region'"), "{fail}");
+}
+
+#[test]
+fn a_broken_javascript_plugin_fails_with_its_exception() {
+    let out = plugin_test_kept(&test_guests::languages::js_broken(), &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let detail = check(&report, "provision.create")["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("it crashed: "), "{detail}");
+    assert!(detail.contains("  | invalid variant tag value `undefined` (received `TypeError: can't access property 1, context.settings.find(...) is undefined`)"), "the exception as JavaScript names it: {detail}");
+    assert!(detail.contains("  |   export_provisioningTarget_0_2_0$provision@"), "and its stack: {detail}");
 }

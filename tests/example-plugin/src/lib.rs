@@ -17,8 +17,14 @@ wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "provisioner", generate
 use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{Capabilities, PluginMetadata, Setting, SettingKind};
 use exports::registry::provisioning::provisioning_target::{ProvisionOutcome, ProvisionRequest, TargetContext};
-use registry::provisioning::types::{FieldError, Oauth2ServerConfig, PluginError, ProvisioningAction, RemoteError, RemoteRef, TokenSet};
+use types::{FieldError, Oauth2ServerConfig, PluginError, ProvisioningAction, RemoteError, RemoteRef, TokenSet};
 use serde_json::{Value, json};
+
+// The data types' interface: `registry-types` since 0.2.0, `types` before.
+#[cfg(not(feature = "contract-0-1-0"))]
+use registry::provisioning::registry_types as types;
+#[cfg(feature = "contract-0-1-0")]
+use registry::provisioning::types;
 
 struct Example;
 
@@ -156,8 +162,8 @@ impl exports::registry::provisioning::provisioning_target::Guest for Example {
     }
 
     #[cfg(not(feature = "contract-0-1-0"))]
-    fn describe_removal(_: Vec<(String, String)>) -> registry::provisioning::types::RemovalEffect {
-        registry::provisioning::types::RemovalEffect::Delete
+    fn describe_removal(_: Vec<(String, String)>) -> types::RemovalEffect {
+        types::RemovalEffect::Delete
     }
 
     fn provision_batch(_: TargetContext, _: Vec<ProvisionRequest>) -> Result<Vec<Result<ProvisionOutcome, PluginError>>, PluginError> {

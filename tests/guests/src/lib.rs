@@ -1,7 +1,10 @@
 //! Paths of guest components built for wasm32-wasip2 by this crate's build
-//! script: the real Salesforce plugin and the hostile fixtures.
+//! script: the real Salesforce plugin and the hostile fixtures; and, built
+//! on first use, the example plugin in other languages ([`languages`]).
 
 use std::path::Path;
+
+pub mod languages;
 
 /// The Salesforce provisioner component (release build).
 pub fn salesforce_plugin() -> &'static Path {

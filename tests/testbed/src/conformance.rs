@@ -69,7 +69,9 @@ impl Report {
                 Status::Fail => "FAIL",
                 Status::Skip => "skip",
             };
-            out.push_str(&format!("{tag}  {:<28} {}\n", c.name, c.detail));
+            // A detail of several lines (a guest's traceback) stays in its column.
+            let detail = c.detail.replace('\n', &format!("\n{:35}", ""));
+            out.push_str(&format!("{tag}  {:<28} {detail}\n", c.name));
         }
         out.push_str(&format!("\n{} passed, {} failed, {} skipped\n", self.passed, self.failed, self.skipped));
         out

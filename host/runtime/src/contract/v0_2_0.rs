@@ -21,4 +21,5 @@ pub use exports::registry::provisioning::oauth2_server;
 pub use exports::registry::provisioning::plugin_info;
 pub use exports::registry::provisioning::provisioning_target;
 pub use registry::provisioning::log;
-pub use registry::provisioning::types;
+/// The contract's data types (the WIT `registry-types` interface).
+pub use registry::provisioning::registry_types as types;

@@ -188,8 +188,9 @@ async fn allowed_loopback_requests_go_through_and_others_do_not() {
 async fn panic_is_reported_with_its_message() {
     let error = stopped(test_guests::hostile_panic(), "hostile-panics", &[], &HttpAllowlist::none()).await;
     match &error.failure {
-        Failure::Panic(message) => {
-            assert!(message.starts_with("hostile fixture panicked on purpose (at ") && message.contains("src/lib.rs:"), "{message}")
+        Failure::Panic { message, stderr } => {
+            assert!(message.starts_with("hostile fixture panicked on purpose (at ") && message.contains("src/lib.rs:"), "{message}");
+            assert_eq!(stderr.text(), None, "a Rust panic is all in its message");
         }
         other => panic!("expected a panic, got {other:?}"),
     }
@@ -273,6 +274,8 @@ async fn files_that_are_not_plugins_get_a_clear_error() {
     let missing = dir.path().join("missing.wasm");
     let error = runtime.load_file(&missing).await.err().expect("a missing file is refused");
     assert!(matches!(error, LoadError::Read { .. }), "{error}");
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    assert_eq!(chain.matches("No such file or directory").count(), 1, "the cause once: {chain}");
 
     // A component that does not implement the world's exports.
     let empty_component = b"\0asm\x0d\0\x01\0";
