@@ -210,7 +210,15 @@ impl OAuth {
             let message = if error == "access_denied" {
                 "access was denied at the provider (Deny was clicked); nothing changed".to_string()
             } else {
-                format!("the provider refused the sign-in ({}): {description}", error.chars().take(64).collect::<String>())
+                let refused = format!("the provider refused the sign-in ({}): {description}", error.chars().take(64).collect::<String>());
+                // What to check, in the service's words, as its plugin says.
+                let hint = self.plugin(id).ok().and_then(|(plugin, _)| {
+                    plugin.metadata().server_form.help.iter().find(|(f, _)| f == "authorization-error").map(|(_, h)| h.clone())
+                });
+                match hint {
+                    Some(hint) => format!("{refused}. What to check: {hint}"),
+                    None => refused,
+                }
             };
             return Err(self.failed(id, FlowError::Denied(message)));
         }

@@ -30,6 +30,19 @@ function applyConditions() {
 }
 document.addEventListener("DOMContentLoaded", applyConditions);
 document.addEventListener("change", applyConditions);
+// The Server URL's choices (the plugin's): the name field only for a
+// choice with {name}, labelled as the plugin says; the URL field only for
+// Custom. Without script both show, and the choice decides.
+function applyUrlChoice() {
+  const select = document.querySelector("[data-url-choice]");
+  if (!select) return;
+  const nameLabel = select.selectedOptions[0] ? select.selectedOptions[0].dataset.nameLabel : "";
+  document.querySelector("[data-url-name]").hidden = !nameLabel;
+  if (nameLabel) document.querySelector("[data-url-name-label]").textContent = nameLabel;
+  document.querySelector("[data-url-custom]").hidden = select.value !== "custom";
+}
+document.addEventListener("DOMContentLoaded", applyUrlChoice);
+document.addEventListener("change", applyUrlChoice);
 // Email and identifier rows: add one (a copy of the last, emptied, with
 // the next index) or remove one. Without script, clearing a row drops it.
 document.addEventListener("click", (e) => {

@@ -11,7 +11,7 @@ use crate::wasi_transport::WasiTransport;
 use crate::{error, metadata, oauth, person, provision, settings};
 use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{
-    Capabilities, ChoiceOption, PluginMetadata, Setting, SettingKind, ShownWhen,
+    Capabilities, ChoiceOption, PluginMetadata, ServerForm, ServerUrlChoice, Setting, SettingKind, ShownWhen,
 };
 use exports::registry::provisioning::provisioning_target::{
     PlannedStep, ProvisionOutcome, ProvisionRequest, TargetContext,
@@ -75,6 +75,18 @@ impl exports::registry::provisioning::plugin_info::Guest for SalesforceProvision
                 .collect(),
             capabilities,
             api_hosts: metadata::API_HOSTS.iter().map(|h| h.to_string()).collect(),
+            server_form: ServerForm {
+                server_urls: metadata::SERVER_URLS
+                    .iter()
+                    .map(|c| ServerUrlChoice {
+                        label: c.label.into(),
+                        url: c.url.into(),
+                        name_label: c.name_label.into(),
+                        api_hosts: c.api_hosts.iter().map(|h| h.to_string()).collect(),
+                    })
+                    .collect(),
+                help: metadata::SERVER_FORM_HELP.iter().map(|(f, h)| (f.to_string(), h.to_string())).collect(),
+            },
         }
     }
 }

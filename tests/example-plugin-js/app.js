@@ -35,6 +35,10 @@ export const pluginInfo = {
       // A flags type is an object of booleans.
       capabilities: { clientCredentials: true, provision: true },
       apiHosts: ['*.my.salesforce.com', '*.salesforce.com', '*.force.com'],
+      serverForm: {
+        serverUrls: [{ label: 'Production', url: 'https://login.salesforce.com', nameLabel: '', apiHosts: [] }],
+        help: [['client-id', "The External Client App's Consumer Key."]],
+      },
     };
   },
 };

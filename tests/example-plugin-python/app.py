@@ -20,6 +20,8 @@ from wit_world.exports.oauth2_server import AuthorizationRequest, ConnectionInfo
 from wit_world.exports.plugin_info import (
     Capabilities,
     PluginMetadata,
+    ServerForm,
+    ServerUrlChoice,
     Setting,
     SettingKind_Boolean,
 )
@@ -70,6 +72,10 @@ class PluginInfo(exports.PluginInfo):
             ],
             capabilities=Capabilities.CLIENT_CREDENTIALS | Capabilities.PROVISION,
             api_hosts=["*.my.salesforce.com", "*.salesforce.com", "*.force.com"],
+            server_form=ServerForm(
+                server_urls=[ServerUrlChoice(label="Production", url="https://login.salesforce.com", name_label="", api_hosts=[])],
+                help=[("client-id", "The External Client App's Consumer Key.")],
+            ),
         )
 
 

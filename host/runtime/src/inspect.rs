@@ -21,6 +21,9 @@ pub struct PluginSummary {
     pub settings: Vec<SettingSummary>,
     /// The hosts its tokens' instance URLs may name (patterns).
     pub api_hosts: Vec<String>,
+    /// The Server URLs an admin picks from, as "label: url".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_urls: Vec<String>,
     /// Component size in bytes.
     pub size_bytes: usize,
     /// Component SHA-256, hex.
@@ -102,6 +105,20 @@ impl PluginSummary {
                 .collect(),
             capabilities: m.capabilities,
             api_hosts: m.api_hosts.iter().map(|h| clean(h)).collect(),
+            server_form: crate::latest::plugin_info::ServerForm {
+                server_urls: m
+                    .server_form
+                    .server_urls
+                    .iter()
+                    .map(|c| crate::latest::plugin_info::ServerUrlChoice {
+                        label: clean(&c.label),
+                        url: clean(&c.url),
+                        name_label: clean(&c.name_label),
+                        api_hosts: c.api_hosts.iter().map(|h| clean(h)).collect(),
+                    })
+                    .collect(),
+                help: Vec::new(),
+            },
         };
         Self {
             name: m.name.clone(),
@@ -136,6 +153,7 @@ impl PluginSummary {
                 })
                 .collect(),
             api_hosts: m.api_hosts.clone(),
+            server_urls: m.server_form.server_urls.iter().map(|c| format!("{}: {}", c.label, c.url)).collect(),
             size_bytes: 0,
             sha256: String::new(),
             contract: String::new(),
@@ -152,6 +170,9 @@ impl PluginSummary {
         out.push_str(&format!("Capabilities  {capabilities}\n"));
         if !self.api_hosts.is_empty() {
             out.push_str(&format!("API hosts     {}\n", self.api_hosts.join(", ")));
+        }
+        if !self.server_urls.is_empty() {
+            out.push_str(&format!("Server URLs   {}\n", self.server_urls.join(", ")));
         }
         if !self.contract.is_empty() {
             out.push_str(&format!("Contract      {}\n", self.contract));
@@ -240,11 +261,21 @@ mod tests {
             ],
             capabilities: Capabilities::PROVISION | Capabilities::REFRESH,
             api_hosts: vec!["*.example.com".into()],
+            server_form: crate::latest::plugin_info::ServerForm {
+                server_urls: vec![crate::latest::plugin_info::ServerUrlChoice {
+                    label: "EU".into(),
+                    url: "https://{name}.eu.example.com".into(),
+                    name_label: "Tenant".into(),
+                    api_hosts: vec![],
+                }],
+                help: vec![],
+            },
         };
         let summary = PluginSummary::from_metadata(&metadata);
         assert_eq!(summary.capabilities, vec!["refresh", "provision"]);
         let table = summary.to_table();
         assert!(table.contains("Plugin        demo 1.2.3"), "{table}");
+        assert!(table.contains("Server URLs   EU: https://{name}.eu.example.com\n"), "{table}");
         assert!(table.contains("mode   choice  yes       a        Mode"), "{table}");
         assert!(table.contains("token  secret  no        -        Token"), "{table}");
         assert!(table.contains("  mode: Pick one. Choices: a, b."), "{table}");

@@ -28,6 +28,7 @@ mod log;
 mod on_demand;
 mod people;
 mod safeguards;
+mod server_form;
 mod servers;
 mod session;
 mod targets;
@@ -35,7 +36,7 @@ mod throttle;
 
 pub use connections::{WebLimits, serve};
 pub use log::to_csv as log_csv;
-pub use servers::validate_server;
+pub use server_form::{choice_of, resolve_server_url, validate_server};
 
 type FormMap = HashMap<String, String>;
 

@@ -14,10 +14,11 @@ use minijinja::{Value as Ctx, context};
 use serde::Serialize;
 
 use super::error::WebError;
+use super::server_form::{form_fields, help, read_server};
 use super::session::{Admin, AdminForm};
 use super::{App, FormMap, audit, format_time, see_other};
-use crate::domain::{Server, ServerInput, TokenStatus};
-use crate::oauth::{FlowError, check_origin};
+use crate::domain::{Server, TokenStatus};
+use crate::oauth::FlowError;
 use crate::store::{Session, StoreError};
 use registry_plugin_runtime::latest::types::GrantType;
 
@@ -91,147 +92,11 @@ async fn servers(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s)
     Ok(app.render("servers.html", context! { admin => s.username, csrf => s.csrf_token, servers => views, notice => notice }))
 }
 
-#[derive(Serialize)]
-struct FieldView {
-    name: &'static str,
-    label: &'static str,
-    kind: &'static str,
-    value: String,
-    required: bool,
-    error: Option<String>,
-    help: &'static str,
-    placeholder: &'static str,
-    options: Vec<OptionView>,
-}
-
-#[derive(Serialize)]
-struct OptionView {
-    value: String,
-    label: String,
-}
-
-fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, String>, has_secret: bool) -> Vec<FieldView> {
-    let v = |k: &str| values.get(k).cloned().unwrap_or_default();
-    let e = |k: &str| errors.get(k).cloned();
-    let field = |name: &'static str, label: &'static str, kind: &'static str, required: bool, help: &'static str| FieldView {
-        name,
-        label,
-        kind,
-        value: if kind == "password" { String::new() } else { v(name) },
-        required,
-        error: e(name),
-        help,
-        placeholder: "",
-        options: vec![],
-    };
-    let mut fields = vec![
-        field("name", "Name", "text", true, "How this server is listed, e.g. \"Salesforce production\"."),
-        field("description", "Description", "textarea", false, ""),
-        field("server_url", "Server URL", "text", true, "The Salesforce login host: https://login.salesforce.com, https://test.salesforce.com for sandboxes, or your My Domain (https://NAME.my.salesforce.com); /services/oauth2 may be added."),
-        field("client_id", "Client ID", "text", true, "The connected app's consumer key."),
-        field("client_secret", "Client Secret", "password", false, "The connected app's consumer secret. Stored encrypted; never shown again."),
-    ];
-    if has_secret {
-        fields[4].placeholder = "•••••••• (leave empty to keep the saved secret)";
-    }
-    let mut grant = field("grant_type", "Access Token Grant Type", "select", true, "Authorization Code: an admin signs in at Salesforce and allows access. Client Credentials: the app's run-as user, no browser.");
-    grant.options = vec![
-        OptionView { value: "authorization_code".into(), label: "Authorization Code".into() },
-        OptionView { value: "client_credentials".into(), label: "Client Credentials".into() },
-    ];
-    if grant.value.is_empty() {
-        grant.value = "authorization_code".into();
-    }
-    fields.push(grant);
-    fields.push(field("scope", "Scope", "text", false, "Space separated, e.g. \"api refresh_token\". Empty: the connected app's default."));
-    fields.push(field("api_hosts", "API hosts", "text", false, "The hosts this server's tokens may name as their instance, e.g. \"acme.my.salesforce.com\" or \"*.my.salesforce.com\", space separated. An instance URL must match these and the plugin's own list; anything else is refused before it is stored. Left empty, the plugin's declared list is taken, shown on the server page to narrow."));
-    let mut plugin = field("plugin", "Plugin", "select", true, "The plugin that speaks this server's OAuth.");
-    plugin.options = app.plugins.iter().map(|p| OptionView { value: p.clone(), label: p.clone() }).collect();
-    if plugin.value.is_empty() {
-        plugin.value = app.plugins.first().cloned().unwrap_or_default();
-    }
-    fields.push(plugin);
-    fields
-}
-
-/// Validates the server form; errors are keyed by field name.
-pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecure_loopback: bool) -> Result<ServerInput, HashMap<String, String>> {
-    let mut errors = HashMap::new();
-    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
-    let name = get("name");
-    if name.is_empty() {
-        errors.insert("name".into(), "Enter a name.".into());
-    } else if name.chars().count() > 100 {
-        errors.insert("name".into(), "Use at most 100 characters.".into());
-    }
-    let server_url = get("server_url");
-    if server_url.is_empty() {
-        errors.insert("server_url".into(), "Enter the Server URL, e.g. https://login.salesforce.com.".into());
-    } else if let Err(e) = check_origin(&server_url, "The Server URL", insecure_loopback) {
-        errors.insert("server_url".into(), format!("{e}."));
-    } else if server_url.contains(['?', '#']) {
-        errors.insert("server_url".into(), "The Server URL takes no query or fragment.".into());
-    } else {
-        let path = server_url.split("://").nth(1).and_then(|r| r.find('/').map(|i| &r[i..])).unwrap_or("").trim_end_matches('/');
-        if !path.is_empty() && path != "/services/oauth2" {
-            errors.insert("server_url".into(), "Give the login host only (e.g. https://login.salesforce.com), optionally ending in /services/oauth2.".into());
-        }
-    }
-    let client_id = get("client_id");
-    if client_id.is_empty() {
-        errors.insert("client_id".into(), "Enter the Client ID (the connected app's consumer key).".into());
-    } else if client_id.len() > 255 || client_id.contains(char::is_whitespace) {
-        errors.insert("client_id".into(), "A Client ID has no spaces and at most 255 characters.".into());
-    }
-    let grant_type = match get("grant_type").as_str() {
-        "authorization_code" | "" => GrantType::AuthorizationCode,
-        "client_credentials" => GrantType::ClientCredentials,
-        _ => {
-            errors.insert("grant_type".into(), "Choose Authorization Code or Client Credentials.".into());
-            GrantType::AuthorizationCode
-        }
-    };
-    let secret = f.get("client_secret").cloned().filter(|s| !s.is_empty());
-    if secret.is_none() && !has_secret {
-        errors.insert("client_secret".into(), "Enter the Client Secret (the connected app's consumer secret): token requests and the check of each token response's signature need it.".into());
-    }
-    let mut api_hosts = Vec::new();
-    for pattern in get("api_hosts").split([' ', ',', '\n']).filter(|p| !p.trim().is_empty()) {
-        match registry_plugin_runtime::HostPattern::parse(pattern) {
-            Ok(p) => api_hosts.push(p.to_string()),
-            Err(e) => {
-                errors.insert("api_hosts".into(), format!("{e}."));
-                break;
-            }
-        }
-    }
-    let scope = get("scope");
-    if !scope.chars().all(|c| c.is_ascii_alphanumeric() || " _:./-".contains(c)) {
-        errors.insert("scope".into(), "Scopes are words separated by spaces, e.g. \"api refresh_token\".".into());
-    }
-    let plugin = get("plugin");
-    let plugin = if plugin.is_empty() { plugins.first().cloned().unwrap_or_default() } else { plugin };
-    if !plugins.contains(&plugin) {
-        errors.insert("plugin".into(), format!("No plugin named '{plugin}' is loaded."));
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(ServerInput {
-        name,
-        description: get("description"),
-        plugin,
-        server_url,
-        client_id,
-        client_secret: secret,
-        grant_type,
-        scope: (!scope.is_empty()).then_some(scope),
-        api_hosts,
-    })
-}
-
-async fn new_server(State(app): State<Arc<App>>, Admin(s): Admin) -> Response {
-    let fields = form_fields(&app, &FormMap::new(), &HashMap::new(), false);
+/// The add form; `?plugin=` picks the plugin whose words and Server URL
+/// choices it shows (the plugin field reloads it so when JavaScript is on).
+async fn new_server(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Response {
+    let values: FormMap = q.get("plugin").filter(|p| app.plugins.contains(p)).map(|p| ("plugin".to_string(), p.clone())).into_iter().collect();
+    let fields = form_fields(&app, &values, &HashMap::new(), false);
     app.render("server_form.html", context! { admin => s.username, csrf => s.csrf_token, fields => fields, form => context!{ name => "" } })
 }
 
@@ -245,9 +110,9 @@ fn form_again(app: &App, s: &Session, id: Option<i64>, f: &FormMap, errors: Hash
     r
 }
 
-async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
-    let input = match validate_server(&f, &app.plugins, false, app.oauth.insecure_loopback()) {
-        Ok(i) => with_plugin_hosts(&app, i),
+async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form: mut f }: AdminForm) -> Result<Response, WebError> {
+    let input = match read_server(&app, &mut f, false) {
+        Ok(i) => i,
         Err(errors) => return Ok(form_again(&app, &s, None, &f, errors, false)),
     };
     match app.store.create_server(&input) {
@@ -279,10 +144,10 @@ async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s):
     Ok(app.render("server_form.html", context! { admin => s.username, csrf => s.csrf_token, fields => fields, id => id, form => context!{ name => server.name } }))
 }
 
-async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: mut f }: AdminForm) -> Result<Response, WebError> {
     let has_secret = app.store.server(id)?.has_secret;
-    let input = match validate_server(&f, &app.plugins, has_secret, app.oauth.insecure_loopback()) {
-        Ok(i) => with_plugin_hosts(&app, i),
+    let input = match read_server(&app, &mut f, has_secret) {
+        Ok(i) => i,
         Err(errors) => return Ok(form_again(&app, &s, Some(id), &f, errors, has_secret)),
     };
     let before = app.store.server(id)?;
@@ -327,7 +192,7 @@ fn server_detail(input: &crate::domain::ServerInput) -> serde_json::Value {
 
 fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
-        "created" => "Server added. Copy the Redirect URI into the connected app, then click Obtain New Token.",
+        "created" => "Server added. Register the Redirect URI below with the provider's app, then click Obtain New Token.",
         "saved" => "Changes saved.",
         "saved_cleared" => "Changes saved. The Server URL, Client ID, Client Secret, API hosts or plugin changed, so the stored tokens were cleared: obtain a new token.",
         "obtained" => "Access Token Obtained.",
@@ -337,18 +202,6 @@ fn notice_text(code: &str) -> Option<&'static str> {
     })
 }
 
-/// A server saved without API hosts takes its plugin's declared ones, which
-/// the server page then shows for the admin to narrow: the server's own list
-/// is what makes an instance URL trusted.
-fn with_plugin_hosts(app: &App, mut input: ServerInput) -> ServerInput {
-    if input.api_hosts.is_empty()
-        && let Some(plugin) = app.plugin_map.get(&input.plugin)
-    {
-        input.api_hosts = plugin.metadata().api_hosts.iter().filter_map(|h| registry_plugin_runtime::HostPattern::parse(h).ok()).map(|h| h.to_string()).collect();
-    }
-    input
-}
-
 fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error: Option<String>, connection: Option<Ctx>) -> Result<Response, WebError> {
     let server = app.store.server(id)?;
     Ok(app.render(
@@ -356,6 +209,7 @@ fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error
         context! {
             admin => s.username.clone(), csrf => s.csrf_token.clone(), s => view(&server),
             plugin_api_hosts => app.plugin_map.get(&server.plugin).map(|p| p.metadata().api_hosts.clone()).unwrap_or_default(),
+            redirect_help => help(app.plugin_map.get(&server.plugin).map(|p| p.metadata()), "redirect-uri"),
             redirect_uri => app.oauth.redirect_uri(id), notice => notice, error => error, connection => connection,
             waiting => app.store.jobs_waiting_for(id).unwrap_or(0),
         },
@@ -467,33 +321,5 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
         Err(FlowError::WrongServer) => see_other(&format!("/servers/{id}?problem=server")),
         Err(FlowError::OtherSession) => see_other(&format!("/servers/{id}?problem=session")),
         Err(_) => see_other(&format!("/servers/{id}?notice=failed")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn form(pairs: &[(&str, &str)]) -> FormMap {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn the_server_form_says_which_field_is_wrong() {
-        let plugins = vec!["salesforce".to_string()];
-        let errors = validate_server(&form(&[("server_url", "http://login.salesforce.com"), ("grant_type", "client_credentials"), ("scope", "api;drop")]), &plugins, false, true).unwrap_err();
-        assert_eq!(errors["name"], "Enter a name.");
-        assert!(errors["server_url"].contains("is not allowed: plain http:// is only allowed to loopback"), "{}", errors["server_url"]);
-        assert!(errors["client_id"].contains("consumer key"));
-        assert!(errors["client_secret"].starts_with("Enter the Client Secret"));
-        assert!(errors.contains_key("scope"));
-        let hosts = validate_server(&form(&[("api_hosts", "acme.my.salesforce.com *.com")]), &plugins, false, true).unwrap_err();
-        assert!(hosts["api_hosts"].contains("'*.com' would match a whole top-level domain"), "{}", hosts["api_hosts"]);
-        let path = validate_server(&form(&[("server_url", "https://login.salesforce.com/home")]), &plugins, false, true).unwrap_err();
-        assert!(path["server_url"].contains("login host only"));
-        let local = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000"), ("client_id", "3MVG9")]), &plugins, true, false).unwrap_err();
-        assert!(local["server_url"].contains("needs the operator's opt-in"), "{}", local["server_url"]);
-        let ok = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000/services/oauth2"), ("client_id", "3MVG9"), ("scope", "api refresh_token")]), &plugins, true, true).unwrap();
-        assert_eq!((ok.plugin.as_str(), ok.grant_type, ok.client_secret), ("salesforce", GrantType::AuthorizationCode, None), "an edit keeps the saved secret");
     }
 }

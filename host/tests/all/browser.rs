@@ -128,6 +128,20 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     // Add a server through the form.
     click(&client, "#add-server").await;
     fill(&client, "#name", "Salesforce (browser)").await;
+    // The Server URL is picked from the plugin's choices (Production first);
+    // My Domain asks for its name, in the plugin's words; Custom takes a URL.
+    let choice = client.find(Locator::Css("#server_url_choice")).await.unwrap();
+    assert_eq!(choice.prop("value").await.unwrap().as_deref(), Some("https://login.salesforce.com"));
+    let displayed = |css: &'static str| {
+        let client = client.clone();
+        async move { client.find(Locator::Css(css)).await.unwrap().is_displayed().await.unwrap() }
+    };
+    assert!(!displayed("[data-url-name]").await && !displayed("[data-url-custom]").await);
+    choice.clone().select_by_value("https://{name}.my.salesforce.com").await.unwrap();
+    assert!(displayed("[data-url-name]").await && !displayed("[data-url-custom]").await);
+    assert!(text_of(&client, "[data-url-name-label]").await.starts_with("My Domain name"));
+    choice.select_by_value("custom").await.unwrap();
+    assert!(displayed("[data-url-custom]").await);
     fill(&client, "#server_url", &emu.login_url()).await;
     fill(&client, "#client_id", DEMO_CONSUMER_KEY).await;
     fill(&client, "#client_secret", DEMO_CONSUMER_SECRET).await;

@@ -199,6 +199,29 @@ async fn the_server_form_validates_and_keeps_the_secret_masked() {
     let (status, page, _) = h.post("/servers", &[("csrf", &csrf), ("name", "Prod"), ("server_url", "https://login.salesforce.com"), ("client_id", "x"), ("client_secret", "y")]).await;
     assert_eq!(status, 422);
     assert!(page.contains("already exists"));
+
+    // The Server URL picked from the plugin's choices: My Domain with its
+    // name makes the URL and narrows the API hosts to that one domain.
+    let form = h.get("/servers/new").await.1;
+    assert!(form.contains("<option value=\"https://login.salesforce.com\" data-name-label=\"\" selected>Production (https://login.salesforce.com)</option>"), "{form}");
+    assert!(form.contains("External Client App"), "the plugin's words: {form}");
+    let my_domain = "https://{name}.my.salesforce.com";
+    let (status, page, _) = h
+        .post("/servers", &[("csrf", &csrf), ("name", "Acme"), ("server_url_choice", my_domain), ("server_url_name", "acme.evil.com"), ("client_id", "3MVG9acme"), ("client_secret", "s")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("'acme.evil.com' is not a valid My Domain name"), "{page}");
+    let (status, _, loc) = h
+        .post("/servers", &[("csrf", &csrf), ("name", "Acme"), ("server_url_choice", my_domain), ("server_url_name", "Acme"), ("server_url", ""), ("client_id", "3MVG9acme"), ("client_secret", "s")])
+        .await;
+    assert_eq!(status, 303);
+    let id: i64 = loc.unwrap().trim_start_matches("/servers/").split('?').next().unwrap().parse().unwrap();
+    let page = h.get(&format!("/servers/{id}")).await.1;
+    assert!(page.contains("https://acme.my.salesforce.com"), "{page}");
+    assert!(page.contains(">acme.my.salesforce.com<"), "the API hosts follow the choice: {page}");
+    let edit = h.get(&format!("/servers/{id}/edit")).await.1;
+    assert!(edit.contains("<option value=\"https://{name}.my.salesforce.com\" data-name-label=\"My Domain name (as in NAME.my.salesforce.com)\" selected>"), "{edit}");
+    assert!(edit.contains("id=\"server_url_name\" name=\"server_url_name\" value=\"acme\""), "{edit}");
 }
 
 #[tokio::test]
@@ -250,6 +273,30 @@ async fn obtain_new_token_end_to_end_then_test_and_revoke() {
     assert!(h.host.store.tokens(id).unwrap().is_none());
 }
 
+/// An app that admits only pre-authorized users (an External Client App's
+/// default) turns the admin away at the provider: the server page shows
+/// the provider's error and, in the plugin's words, what to fix. Once the
+/// user is pre-authorized, the token comes with no consent page.
+#[tokio::test]
+async fn a_user_the_app_does_not_pre_authorize_is_told_what_to_fix() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let id = h.demo_id();
+    let emu = h.host.emulator.as_ref().unwrap();
+    emu.set_permitted_users(DEMO_CONSUMER_KEY, Some(vec![])).unwrap();
+
+    let authorize = h.obtain(id, &csrf).await;
+    let page = follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
+    assert!(page.contains("the provider refused the sign-in (OAUTH_APPROVAL_ERROR_GENERIC): user is not admin approved to access this app. What to check:"), "{page}");
+    assert!(page.contains("assign that permission set to the user"), "{page}");
+    assert!(page.contains(">Not Set<"));
+
+    emu.pre_authorize(DEMO_CONSUMER_KEY, DEMO_USERNAME).unwrap();
+    let authorize = h.obtain(id, &csrf).await;
+    let page = follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
+    assert!(page.contains("Access Token Obtained"), "{page}");
+}
+
 #[tokio::test]
 async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
     let h = Harness::start().await;
@@ -283,7 +330,7 @@ async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
     assert!(page.contains("already used or is not ours") && !page.contains("Forged text"), "{page}");
     assert_eq!(h.host.store.server(id).unwrap().last_error, before);
 
-    // A Redirect URI the connected app does not list: Salesforce shows its own
+    // A Redirect URI the app does not list: Salesforce shows its own
     // error page and never comes back (so the host's page says to paste it).
     let (_, _, loc) = h
         .post("/servers", &[("csrf", &csrf), ("name", "Unregistered"), ("server_url", &emu.login_url()), ("client_id", DEMO_CONSUMER_KEY), ("client_secret", DEMO_CONSUMER_SECRET)])
@@ -294,7 +341,8 @@ async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
     assert!(r.text().await.unwrap().contains("redirect_uri must match configuration"));
-    assert!(h.get(&format!("/servers/{other}")).await.1.contains("Add this exactly as a Callback URL of the connected app."));
+    // The server page says where to paste it, in the plugin's words.
+    assert!(h.get(&format!("/servers/{other}")).await.1.contains("Paste this as the Callback URL in the External Client App's OAuth Settings"));
 
     // A wrong secret: saving clears nothing (no token yet), the exchange fails by name.
     let (status, _, _) = h

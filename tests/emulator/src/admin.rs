@@ -319,3 +319,29 @@ pub fn add_callback_url(shared: &Shared, consumer_key: &str, url: &str) -> Resul
     }
     Ok(())
 }
+
+/// Pre-authorizes a user for an app whose Permitted Users are "Admin
+/// approved users are pre-authorized" (what an admin does by giving them a
+/// permission set the app's policies list).
+pub fn pre_authorize(shared: &Shared, consumer_key: &str, username: &str) -> Result<(), String> {
+    let mut inner = shared.lock();
+    let app = inner.app_by_key(consumer_key).ok_or_else(|| format!("no app with consumer key {consumer_key}"))?;
+    let org = inner.apps[app].org;
+    if inner.find_login(username).is_none_or(|a| a.org != org) {
+        return Err(format!("{username} is not a user of the app's org"));
+    }
+    let users = inner.apps[app].seed.pre_authorized_users.as_mut().ok_or_else(|| format!("the app {consumer_key} lets all users self-authorize"))?;
+    if !users.iter().any(|u| u.eq_ignore_ascii_case(username)) {
+        users.push(username.to_string());
+    }
+    Ok(())
+}
+
+/// Sets an app's Permitted Users: `None`, all users may self-authorize;
+/// a list, "Admin approved users are pre-authorized" and these are.
+pub fn set_permitted_users(shared: &Shared, consumer_key: &str, pre_authorized: Option<Vec<String>>) -> Result<(), String> {
+    let mut inner = shared.lock();
+    let app = inner.app_by_key(consumer_key).ok_or_else(|| format!("no app with consumer key {consumer_key}"))?;
+    inner.apps[app].seed.pre_authorized_users = pre_authorized;
+    Ok(())
+}

@@ -126,8 +126,11 @@ pub async fn authorize(State(ctx): State<Arc<Ctx>>, Query(q): Query<Params>, hea
         let Some((org, user_id)) = user else {
             return fail("login_required", "user is not logged in");
         };
-        if !inner.approvals.contains(&(user_id.clone(), app)) {
-            return fail("consent_required", "user has not approved this app");
+        match admin_approval(&inner, &tx, org, &user_id) {
+            Some(false) => return not_admin_approved(&tx),
+            Some(true) => {}
+            None if !inner.approvals.contains(&(user_id.clone(), app)) => return fail("consent_required", "user has not approved this app"),
+            None => {}
         }
         tx.user = Some((org, user_id.clone()));
         let code = inner.issue_code(&tx, org, &user_id, now);
@@ -150,6 +153,21 @@ fn approved(tx: &AuthTx, code: &str) -> Response {
 /// `prompt=consent` asks for it again.
 fn after_login(inner: &mut Inner, tx_id: &str, org: usize, user_id: &str, now: i64) -> Response {
     let tx = inner.txs.get(tx_id).cloned().expect("caller opened it");
+    // "Admin approved users are pre-authorized" (an External Client App's
+    // default): the pre-authorized go straight through, with no consent
+    // page; anyone else is turned away before it, as Salesforce does.
+    match admin_approval(inner, &tx, org, user_id) {
+        Some(true) => {
+            inner.txs.remove(tx_id);
+            let code = inner.issue_code(&tx, org, user_id, now);
+            return approved(&tx, &code);
+        }
+        Some(false) => {
+            inner.txs.remove(tx_id);
+            return not_admin_approved(&tx);
+        }
+        None => {}
+    }
     if inner.approvals.contains(&(user_id.to_string(), tx.app)) && !tx.prompt.iter().any(|p| p == "consent") {
         inner.txs.remove(tx_id);
         let code = inner.issue_code(&tx, org, user_id, now);
@@ -157,6 +175,21 @@ fn after_login(inner: &mut Inner, tx_id: &str, org: usize, user_id: &str, now: i
     }
     let username = inner.user(org, user_id).and_then(|r| r.get("Username").as_str().map(str::to_string)).unwrap_or_default();
     Html(pages::consent(tx_id, &inner.apps[tx.app].seed.name, &username, &tx.scopes)).into_response()
+}
+
+/// Under "Admin approved users are pre-authorized", whether this user is;
+/// `None` when all users may self-authorize.
+fn admin_approval(inner: &Inner, tx: &AuthTx, org: usize, user_id: &str) -> Option<bool> {
+    let allowed = inner.apps[tx.app].seed.pre_authorized_users.as_ref()?;
+    let username = inner.user(org, user_id).and_then(|r| r.get("Username").as_str().map(str::to_string)).unwrap_or_default();
+    Some(allowed.iter().any(|u| u.eq_ignore_ascii_case(&username)))
+}
+
+/// What Salesforce answers a user the app's policies do not pre-authorize.
+fn not_admin_approved(tx: &AuthTx) -> Response {
+    let mut p = vec![("error", "OAUTH_APPROVAL_ERROR_GENERIC"), ("error_description", "user is not admin approved to access this app")];
+    with_state(&mut p, &tx.state);
+    back_to_client(&tx.redirect_uri, &p)
 }
 
 /// The authorize transaction a login or consent form names.

@@ -39,9 +39,66 @@ pub struct OrgSeed {
     /// Custom fields added to the standard objects.
     #[serde(default)]
     pub custom_fields: Vec<CustomFieldSeed>,
-    /// Connected apps created in this org.
+    /// Connected apps created in this org (before Spring '26; existing ones
+    /// still work).
     #[serde(default)]
     pub connected_apps: Vec<AppSeed>,
+    /// External Client Apps: what new integrations create since Spring '26.
+    /// Closed by default: PKCE required, refresh tokens rotated, and only
+    /// pre-authorized users may authorize.
+    #[serde(default)]
+    pub external_client_apps: Vec<ExternalClientAppSeed>,
+}
+
+/// An External Client App, with Salesforce's defaults for one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalClientAppSeed {
+    /// The app's name, shown on the consent page.
+    pub name: String,
+    /// Consumer key (`client_id`).
+    pub consumer_key: String,
+    /// Consumer secret (`client_secret`).
+    pub consumer_secret: String,
+    /// Callback URLs; a `redirect_uri` must match one exactly.
+    #[serde(default)]
+    pub callback_urls: Vec<String>,
+    /// "Require Proof Key for Code Exchange (PKCE)": on by default.
+    #[serde(default = "yes")]
+    pub require_pkce: bool,
+    /// "Require secret for Web Server Flow" and for the refresh token flow.
+    #[serde(default = "yes")]
+    pub require_secret: bool,
+    /// "Enable Refresh Token Rotation": on by default.
+    #[serde(default = "yes")]
+    pub rotate_refresh_tokens: bool,
+    /// Selected OAuth scopes.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Run-as user of the client credentials flow.
+    #[serde(default)]
+    pub client_credentials_user: Option<String>,
+    /// The users pre-authorized by the app's policies (given a permission
+    /// set the app lists); nobody else may authorize it.
+    #[serde(default)]
+    pub pre_authorized_users: Vec<String>,
+}
+
+impl From<ExternalClientAppSeed> for AppSeed {
+    fn from(e: ExternalClientAppSeed) -> Self {
+        AppSeed {
+            name: e.name,
+            consumer_key: e.consumer_key,
+            consumer_secret: e.consumer_secret,
+            callback_urls: e.callback_urls,
+            require_pkce: e.require_pkce,
+            require_secret: e.require_secret,
+            rotate_refresh_tokens: e.rotate_refresh_tokens,
+            scopes: e.scopes,
+            client_credentials_user: e.client_credentials_user,
+            pre_authorized_users: Some(e.pre_authorized_users),
+        }
+    }
 }
 
 /// An org user who can log in.
@@ -121,6 +178,11 @@ pub struct AppSeed {
     /// Username of the "run as" user that enables the client credentials flow.
     #[serde(default)]
     pub client_credentials_user: Option<String>,
+    /// Permitted Users: `None`, all users may self-authorize; a list,
+    /// "Admin approved users are pre-authorized" and these are (by a
+    /// profile or permission set the app's policies name).
+    #[serde(default)]
+    pub pre_authorized_users: Option<Vec<String>>,
 }
 
 fn default_instance() -> String {
@@ -204,7 +266,9 @@ impl Seed {
                     rotate_refresh_tokens: false,
                     scopes: default_scopes(),
                     client_credentials_user: Some(DEMO_USERNAME.into()),
+                    pre_authorized_users: None,
                 }],
+                external_client_apps: vec![],
             }],
         }
     }

@@ -385,6 +385,18 @@ impl Emulator {
         admin::add_callback_url(&self.ctx.shared, consumer_key, url)
     }
 
+    /// Pre-authorizes `username` for an app whose policies admit only
+    /// admin-approved users (an External Client App's default).
+    pub fn pre_authorize(&self, consumer_key: &str, username: &str) -> Result<(), String> {
+        admin::pre_authorize(&self.ctx.shared, consumer_key, username)
+    }
+
+    /// Sets an app's Permitted Users policy: `None`, all users may
+    /// self-authorize; a list of usernames, only admin-approved users (these).
+    pub fn set_permitted_users(&self, consumer_key: &str, pre_authorized: Option<Vec<String>>) -> Result<(), String> {
+        admin::set_permitted_users(&self.ctx.shared, consumer_key, pre_authorized)
+    }
+
     /// URLs, orgs, apps, usage and faults as JSON (what `GET /_emulator` returns).
     pub fn summary(&self) -> Value {
         admin::summary(&self.ctx.shared)

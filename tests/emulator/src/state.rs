@@ -408,7 +408,8 @@ impl Shared {
                 store.insert(&schema, sys(&id, "User", pairs));
                 inner.accounts.insert(key, Account { org: oi, user_id: id, password: u.password.clone() });
             }
-            for a in &o.connected_apps {
+            let apps: Vec<AppSeed> = o.connected_apps.iter().cloned().chain(o.external_client_apps.iter().cloned().map(AppSeed::from)).collect();
+            for a in &apps {
                 if !consumer_keys.insert(a.consumer_key.clone()) {
                     return Err(format!("invalid seed: consumer key of app {} is used twice", a.name));
                 }
@@ -419,6 +420,11 @@ impl Shared {
                 }
                 for cb in &a.callback_urls {
                     url::Url::parse(cb).map_err(|e| format!("invalid seed: app {}: callback URL {cb}: {e}", a.name))?;
+                }
+                for u in a.pre_authorized_users.iter().flatten() {
+                    if inner.accounts.get(&u.to_lowercase()).is_none_or(|acc| acc.org != oi) {
+                        return Err(format!("invalid seed: app {}: pre-authorized user {u} is not a user of org {}", a.name, o.name));
+                    }
                 }
                 inner.apps.push(App { org: oi, seed: a.clone() });
             }

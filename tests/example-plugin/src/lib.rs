@@ -50,6 +50,18 @@ impl exports::registry::provisioning::plugin_info::Guest for Example {
             // Where Salesforce's tokens may send us (0.2.0 and later).
             #[cfg(not(feature = "contract-0-1-0"))]
             api_hosts: vec!["*.my.salesforce.com".into(), "*.salesforce.com".into(), "*.force.com".into()],
+            // Server URLs to pick from, and the server form's help in the
+            // service's words (0.2.0 and later).
+            #[cfg(not(feature = "contract-0-1-0"))]
+            server_form: exports::registry::provisioning::plugin_info::ServerForm {
+                server_urls: vec![exports::registry::provisioning::plugin_info::ServerUrlChoice {
+                    label: "Production".into(),
+                    url: "https://login.salesforce.com".into(),
+                    name_label: String::new(),
+                    api_hosts: Vec::new(),
+                }],
+                help: vec![("client-id".into(), "The External Client App's Consumer Key.".into())],
+            },
         }
     }
 }

@@ -135,6 +135,8 @@ impl Convert<latest::plugin_info::PluginMetadata> for plugin_info::PluginMetadat
             capabilities: self.capabilities.convert(),
             // 0.1.0 has no way to declare API hosts: the server's list decides.
             api_hosts: Vec::new(),
+            // Nor its form: the admin types the URL, with generic help.
+            server_form: latest::plugin_info::ServerForm { server_urls: Vec::new(), help: Vec::new() },
         }
     }
 }

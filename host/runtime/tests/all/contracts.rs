@@ -15,11 +15,14 @@ async fn a_0_1_0_and_a_0_2_0_component_load_in_one_runtime() {
     assert_ne!(old.digest(), new.digest(), "two different components");
 
     // The old component's metadata comes up into the latest types intact;
-    // 0.1.0 cannot declare API hosts.
+    // 0.1.0 cannot declare API hosts or its server form.
     assert!(old.metadata().api_hosts.is_empty());
+    assert!(old.metadata().server_form.server_urls.is_empty() && old.metadata().server_form.help.is_empty());
     assert_eq!(new.metadata().api_hosts, ["*.my.salesforce.com", "*.salesforce.com", "*.force.com"]);
+    assert_eq!(new.metadata().server_form.server_urls[0].url, "https://login.salesforce.com");
     let mut old_meta = old.metadata().clone();
     old_meta.api_hosts = new.metadata().api_hosts.clone();
+    old_meta.server_form = new.metadata().server_form.clone();
     assert_eq!(&old_meta, new.metadata());
     assert!(old.metadata().capabilities.contains(Capabilities::CLIENT_CREDENTIALS | Capabilities::PROVISION));
 

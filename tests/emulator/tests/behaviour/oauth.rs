@@ -425,3 +425,65 @@ async fn userinfo_identity_url_and_introspect() {
     let r = http.post(format!("{}/services/oauth2/introspect", emu.login_url())).form(&[("token", access(&t))]).send().await.unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// An External Client App seeded with nothing but its keys is closed the
+/// way Salesforce makes them since Spring '26: PKCE required, only
+/// pre-authorized users (who see no consent page; anyone else is turned
+/// away with Salesforce's error), and refresh tokens rotated.
+#[tokio::test]
+async fn an_external_client_app_is_closed_by_default() {
+    const ECA: &str = "3MVG9externalClientApp";
+    const GRACE: &str = "grace@example.com";
+    let mut seed = seed();
+    seed.orgs[0].users.push(salesforce_emulator::seed::UserSeed {
+        username: GRACE.into(),
+        password: PASSWORD.into(),
+        first_name: Some("Grace".into()),
+        last_name: "Hopper".into(),
+        email: None,
+        profile: "System Administrator".into(),
+    });
+    seed.orgs[0].external_client_apps.push(
+        serde_json::from_value(json!({"name": "Registry ECA", "consumer_key": ECA, "consumer_secret": "eca-secret", "callback_urls": [CALLBACK], "pre_authorized_users": [GRACE]}))
+            .unwrap(),
+    );
+    let emu = salesforce_emulator::Emulator::start(seed).unwrap();
+    let http = client();
+
+    let r = http.get(authorize_url(&emu, ECA, &[])).send().await.unwrap();
+    assert_eq!(param(&location_params(&r).1, "error_description"), Some("missing required code challenge"), "PKCE is on");
+
+    let verifier = "eca-verifier-eca-verifier-eca-verifier-eca-verifier";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier));
+    let pkce = [("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
+    // Ada is not pre-authorized: turned away after login, before consent.
+    let r = approve_as(&emu, &http, ECA, USER, PASSWORD, &pkce).await;
+    assert_eq!(r.status(), 302);
+    let (_, p) = location_params(&r);
+    assert_eq!(param(&p, "error"), Some("OAUTH_APPROVAL_ERROR_GENERIC"));
+    assert_eq!(param(&p, "error_description"), Some("user is not admin approved to access this app"));
+    assert_eq!(param(&p, "state"), Some("st-123"));
+    assert!(param(&p, "code").is_none());
+
+    // Grace is: no consent page, a code at once.
+    let r = approve_as(&emu, &http, ECA, GRACE, PASSWORD, &pkce).await;
+    let code = param(&location_params(&r).1, "code").expect("a code for a pre-authorized user").to_string();
+    let (status, t) = post_token(
+        &emu,
+        &http,
+        &[("grant_type", "authorization_code"), ("code", &code), ("client_id", ECA), ("client_secret", "eca-secret"), ("redirect_uri", CALLBACK), ("code_verifier", verifier)],
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    let rt = t["refresh_token"].as_str().unwrap();
+    let (status, refreshed) = post_token(&emu, &http, &[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", ECA), ("client_secret", "eca-secret")]).await;
+    assert_eq!(status, 200);
+    assert!(refreshed["refresh_token"].as_str().is_some_and(|new| new != rt), "rotation is on: {refreshed}");
+
+    // The admin pre-authorizes Ada (a permission set the app lists): she
+    // goes through too.
+    emu.pre_authorize(ECA, USER).unwrap();
+    let r = approve_as(&emu, &http, ECA, USER, PASSWORD, &pkce).await;
+    assert!(param(&location_params(&r).1, "code").is_some());
+    assert!(emu.pre_authorize("3MVG9registryKey", USER).unwrap_err().contains("lets all users self-authorize"));
+}

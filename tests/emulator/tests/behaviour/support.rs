@@ -24,6 +24,7 @@ pub fn app(name: &str, key: &str) -> AppSeed {
         rotate_refresh_tokens: false,
         scopes: vec!["api".into(), "refresh_token".into(), "id".into()],
         client_credentials_user: Some(USER.into()),
+        pre_authorized_users: None,
     }
 }
 
@@ -69,6 +70,7 @@ pub fn seed() -> Seed {
                     field("User", "Registry_ID__c", true),
                 ],
                 connected_apps: vec![app("Registry", "3MVG9registryKey"), pkce, no_cc],
+                external_client_apps: vec![],
             },
             OrgSeed {
                 name: "Other".into(),
@@ -80,6 +82,7 @@ pub fn seed() -> Seed {
                 accounts: vec![],
                 custom_fields: vec![],
                 connected_apps: vec![],
+                external_client_apps: vec![],
             },
         ],
     }

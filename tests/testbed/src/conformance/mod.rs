@@ -4,19 +4,20 @@
 //! Salesforce emulator; a check that needs a capability the plugin does not
 //! claim is skipped, not failed.
 
-use std::collections::HashSet;
-
 use serde::Serialize;
 
 use registry_plugin_runtime::contract::explain;
 use registry_plugin_runtime::latest::oauth2_server::AuthorizationRequest;
-use registry_plugin_runtime::latest::plugin_info::{Capabilities, SettingKind};
+use registry_plugin_runtime::latest::plugin_info::Capabilities;
 use registry_plugin_runtime::latest::provisioning_target::{ProvisionOutcome, TargetContext};
-use registry_plugin_runtime::latest::types::{self, FieldError, GrantType, PluginError, ProvisioningAction, RemoteRef, RemovalEffect, TokenSet};
+use registry_plugin_runtime::latest::types::{self, GrantType, PluginError, ProvisioningAction, RemoteRef, RemovalEffect, TokenSet};
 use registry_plugin_runtime::contract::ContractVersion;
-use registry_plugin_runtime::{CallError, Failure, HttpAllowlist};
+use registry_plugin_runtime::{CallError, Failure};
 
 use crate::{REDIRECT_URI, TestBed, person, query};
+
+mod declarations;
+use declarations::{field_errors, plugin_info, settings_validation};
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -188,116 +189,6 @@ pub async fn run(bed: &TestBed, settings: &[(String, String)]) -> Report {
 
     let count = |s| run.checks.iter().filter(|c| c.status == s).count();
     Report { plugin: format!("{} {}", meta.name, meta.version), contract: bed.plugin.contract().to_string(), passed: count(Status::Pass), failed: count(Status::Fail), skipped: count(Status::Skip), checks: run.checks }
-}
-
-fn plugin_info(run: &mut Run<'_>) {
-    let meta = run.bed.plugin.metadata().clone();
-    let mut problems = Vec::new();
-    if meta.name.trim().is_empty() || meta.name.chars().any(char::is_whitespace) {
-        problems.push(format!("the name '{}' must be one non-empty word", meta.name));
-    }
-    if meta.version.trim().is_empty() {
-        problems.push("the version is empty".into());
-    }
-    let mut seen = HashSet::new();
-    for s in &meta.settings {
-        if !seen.insert(s.name.as_str()) {
-            problems.push(format!("the setting name '{}' is used twice", s.name));
-        }
-        if s.name.trim().is_empty() || s.label.trim().is_empty() {
-            problems.push(format!("setting '{}' needs a name and a label", s.name));
-        }
-        if matches!(&s.kind, SettingKind::Choice(options) if options.is_empty()) {
-            problems.push(format!("setting '{}' offers no choices", s.name));
-        }
-        let Some(d) = &s.default_value else { continue };
-        match &s.kind {
-            SettingKind::Boolean if d != "true" && d != "false" => problems.push(format!("setting '{}': the default '{d}' is not \"true\" or \"false\"", s.name)),
-            SettingKind::Choice(options) if !options.iter().any(|o| o.value == *d) => {
-                problems.push(format!("setting '{}': the default '{d}' is not one of its choices", s.name))
-            }
-            _ => {}
-        }
-    }
-    for pattern in &meta.api_hosts {
-        if let Err(e) = registry_plugin_runtime::HostPattern::parse(pattern) {
-            problems.push(format!("api-hosts: {e}"));
-        }
-    }
-    for s in &meta.settings {
-        let Some(w) = &s.shown_when else { continue };
-        match meta.settings.iter().find(|o| o.name == w.setting) {
-            None => problems.push(format!("setting '{}' is shown when '{}' has a value, but there is no such setting", s.name, w.setting)),
-            Some(o) if w.values.is_empty() => problems.push(format!("setting '{}' is shown for no value of '{}'", s.name, o.name)),
-            Some(_) => {}
-        }
-    }
-    if problems.is_empty() {
-        run.pass(
-            "plugin-info",
-            format!("{} {}: {} settings, names unique, defaults valid, {} API host pattern(s)", meta.name, meta.version, meta.settings.len(), meta.api_hosts.len()),
-        );
-    } else {
-        run.fail("plugin-info", problems.join("; "));
-    }
-}
-
-/// A value the setting must refuse, if there is an obvious one.
-fn bad_value(kind: &SettingKind) -> Option<&'static str> {
-    match kind {
-        SettingKind::Boolean => Some("maybe"),
-        SettingKind::Choice(_) => Some("not-one-of-the-choices"),
-        _ => None,
-    }
-}
-
-async fn settings_validation(run: &mut Run<'_>) {
-    let allow = HttpAllowlist::none();
-    let good = run.settings.clone();
-    let Some(result) = run.call("settings.valid-accepted", run.bed.plugin.validate_settings(&good, &allow).await) else { return };
-    match result {
-        Ok(()) => run.pass("settings.valid-accepted", "the defaults (and --settings) are accepted"),
-        Err(errors) => {
-            let d = format!("good settings were refused: {}", field_errors(&errors));
-            run.fail("settings.valid-accepted", d)
-        }
-    }
-
-    let meta = run.bed.plugin.metadata().clone();
-    let mut tried = 0;
-    let mut problems = Vec::new();
-    for s in &meta.settings {
-        let Some(bad) = bad_value(&s.kind) else { continue };
-        tried += 1;
-        let mut settings = good.clone();
-        settings.retain(|(n, _)| *n != s.name);
-        settings.push((s.name.clone(), bad.into()));
-        let Some(result) = run.call("settings.bad-refused", run.bed.plugin.validate_settings(&settings, &allow).await) else { return };
-        match result {
-            Ok(()) => problems.push(format!("'{}' = '{bad}' was accepted", s.name)),
-            Err(errors) if !errors.iter().any(|e| e.field == s.name) => {
-                problems.push(format!("'{}' = '{bad}' was refused without naming the field ({})", s.name, field_errors(&errors)))
-            }
-            Err(_) => {}
-        }
-    }
-    for s in meta.settings.iter().filter(|s| s.required && s.default_value.is_none()) {
-        tried += 1;
-        let settings: Vec<(String, String)> = good.iter().filter(|(n, _)| *n != s.name).cloned().collect();
-        let Some(result) = run.call("settings.bad-refused", run.bed.plugin.validate_settings(&settings, &allow).await) else { return };
-        if !matches!(&result, Err(errors) if errors.iter().any(|e| e.field == s.name)) {
-            problems.push(format!("leaving out the required '{}' was not refused by name", s.name));
-        }
-    }
-    match (tried, problems.is_empty()) {
-        (0, _) => run.record("settings.bad-refused", Status::Skip, "no boolean, choice or required setting to get wrong"),
-        (_, true) => run.pass("settings.bad-refused", format!("{tried} bad values refused, each naming its field")),
-        (_, false) => run.fail("settings.bad-refused", problems.join("; ")),
-    }
-}
-
-fn field_errors(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
 }
 
 async fn authorization_url(run: &mut Run<'_>) {
