@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::TokenStatus;
 use crate::secrets::random;
-use crate::store::{Store, StoreError};
+use crate::store::{PendingOrigin, Store, StoreError};
 
 /// How long an "Obtain New Token" may take from click to callback.
 pub const PENDING_TTL_MS: i64 = 10 * 60 * 1000;
@@ -170,7 +170,7 @@ impl OAuth {
     /// Starts "Obtain New Token": returns the URL to send the browser to.
     /// `session` identifies the admin's browser session (an opaque value);
     /// only a callback from the same session may complete the sign-in.
-    pub async fn begin(&self, id: i64, prompt: Option<&str>, session: &str) -> Result<String, FlowError> {
+    pub async fn begin(&self, id: i64, prompt: Option<&str>, origin: PendingOrigin<'_>) -> Result<String, FlowError> {
         let (plugin, config) = self.plugin(id)?;
         if config.grant_type != GrantType::AuthorizationCode {
             return Err(FlowError::WrongGrant("this server uses client credentials: Obtain New Token fetches the token directly"));
@@ -185,7 +185,7 @@ impl OAuth {
         if check_origin(&url, "the authorization URL", self.insecure_loopback)? != check_origin(&config.server_url, "the Server URL", self.insecure_loopback)? {
             return Err(FlowError::BadUrl(format!("the plugin's authorization URL does not point at the Server URL ({})", config.server_url)));
         }
-        self.store.put_pending(&state, id, &verifier, &redirect_uri, session, PENDING_TTL_MS)?;
+        self.store.put_pending(&state, id, &verifier, &redirect_uri, origin, PENDING_TTL_MS)?;
         Ok(url)
     }
 
@@ -193,9 +193,24 @@ impl OAuth {
     /// Nothing in it is believed, an `error` included, until its state is
     /// one of ours, for this server, and fresh.
     pub async fn callback(&self, id: i64, params: &HashMap<String, String>, session: &str) -> Result<(), FlowError> {
+        self.callback_from(id, params, session).await.1
+    }
+
+    /// [`Self::callback`], also saying whether the authorization was
+    /// started in a popup window (false when its state is not ours).
+    pub async fn callback_from(&self, id: i64, params: &HashMap<String, String>, session: &str) -> (bool, Result<(), FlowError>) {
         let state = params.get("state").map(String::as_str).unwrap_or("");
         // The state is consumed whatever happens next: it is single use.
-        let pending = self.store.take_pending(state)?.ok_or(FlowError::UnknownState)?;
+        let pending = match self.store.take_pending(state) {
+            Ok(Some(p)) => p,
+            Ok(None) => return (false, Err(FlowError::UnknownState)),
+            Err(e) => return (false, Err(e.into())),
+        };
+        let popup = pending.popup;
+        (popup, self.complete(id, params, session, pending).await)
+    }
+
+    async fn complete(&self, id: i64, params: &HashMap<String, String>, session: &str, pending: crate::store::Pending) -> Result<(), FlowError> {
         if pending.server_id != id {
             return Err(FlowError::WrongServer);
         }

@@ -4,6 +4,40 @@ document.addEventListener("submit", (e) => {
   const message = e.target.dataset && e.target.dataset.confirm;
   if (message && !window.confirm(message)) e.preventDefault();
 });
+// Obtain New Token in a window of its own: the provider's sign-in opens in
+// a popup, and when it comes back the popup tells this page (same origin,
+// through a BroadcastChannel, which works even when the provider cut the
+// popup's link to its opener) and closes; this page then updates in place.
+// Without script, or with popups blocked, the whole page goes there and back.
+const oauthChannel = "BroadcastChannel" in window ? new BroadcastChannel("registry-oauth") : null;
+document.addEventListener("submit", (e) => {
+  const form = e.target;
+  if (e.defaultPrevented || !oauthChannel || !form.dataset || form.dataset.popup === undefined) return;
+  const popup = window.open("about:blank", "registry-oauth", "popup,width=620,height=760");
+  if (!popup) return;
+  form.target = "registry-oauth";
+  form.querySelector("[name=popup]").value = "1";
+});
+if (oauthChannel) {
+  oauthChannel.addEventListener("message", (e) => {
+    const next = e.data && e.data.next;
+    const form = document.querySelector("form[data-popup]");
+    if (typeof next !== "string" || !form || !next.startsWith(form.getAttribute("action").replace(/\/token$/, "") + "?")) return;
+    fetch(next, { credentials: "same-origin" })
+      .then((r) => r.text())
+      .then((html) => {
+        const page = new DOMParser().parseFromString(html, "text/html");
+        const fresh = page.querySelector("main");
+        if (fresh) document.querySelector("main").replaceChildren(...fresh.childNodes);
+      });
+  });
+}
+document.addEventListener("DOMContentLoaded", () => {
+  const done = document.querySelector("[data-oauth-done]");
+  if (!done) return;
+  if (oauthChannel) oauthChannel.postMessage({ next: done.dataset.oauthDone });
+  window.close();
+});
 document.addEventListener("click", (e) => {
   const button = e.target.closest && e.target.closest("[data-copy]");
   if (!button) return;

@@ -8,8 +8,8 @@ wit_bindgen::generate!({
 });
 
 use crate::wasi_transport::WasiTransport;
-use crate::{error, metadata, oauth, person, provision, settings};
-use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionInfo};
+use crate::{connection, error, metadata, oauth, person, provision, settings};
+use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionAdvice, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, ServerForm, ServerUrlChoice, Setting, SettingKind, ShownWhen,
 };
@@ -153,12 +153,14 @@ impl exports::registry::provisioning::oauth2_server::Guest for SalesforceProvisi
         oauth::revoke(&mut WasiTransport, &server(config), &tokens_in(tokens)).map_err(plugin_error)
     }
     fn check_connection(config: Oauth2ServerConfig, tokens: TokenSet) -> Result<ConnectionInfo, PluginError> {
-        let info = oauth::check_connection(&mut WasiTransport, &server(config), &tokens_in(tokens)).map_err(plugin_error)?;
+        let refreshable = config.grant_type == registry::provisioning::registry_types::GrantType::AuthorizationCode;
+        let info = connection::check_connection(&mut WasiTransport, &server(config), &tokens_in(tokens), refreshable).map_err(plugin_error)?;
         Ok(ConnectionInfo {
             user: info.user,
             organization: info.organization,
             api_usage: info.api_usage.map(|(used, limit)| ApiUsage { used, limit }),
             details: info.details,
+            advice: info.advice.into_iter().map(|a| ConnectionAdvice { problem: a.problem, fix: a.fix }).collect(),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! that `cargo test` runs natively; [`component`] is the thin WIT glue.
 
 pub mod component;
+pub mod connection;
 pub mod error;
 pub mod http;
 pub mod mapping;

@@ -1,7 +1,7 @@
 //! Salesforce's OAuth 2.0 as a client sees it: the authorization URL, the
 //! token requests (code, refresh, client credentials), response parsing with
-//! signature verification, revoke, and the connection check. Plain Rust over
-//! a [`Transport`], tested natively.
+//! signature verification, and revoke. Plain Rust over a [`Transport`],
+//! tested natively. (The connection check is `connection.rs`.)
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -11,8 +11,9 @@ use sha2::Sha256;
 use crate::error::Error;
 use crate::http::{Request, Response, Transport, Url, encode_component};
 
-/// API version used for the connection check's `limits` call.
-pub const CHECK_API_VERSION: &str = "62.0";
+/// The token set's `extra` key that says whether the last refresh rotated
+/// the refresh token ("on" or "off").
+pub const ROTATION: &str = "refresh_token_rotation";
 
 /// An OAuth2 server as the admin configured it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,19 +60,6 @@ pub struct AuthRequest {
     pub redirect_uri: String,
     /// Optional `prompt`.
     pub prompt: Option<String>,
-}
-
-/// Who the tokens act as and the API usage (mirrors WIT `connection-info`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    /// Username.
-    pub user: Option<String>,
-    /// Org id.
-    pub organization: Option<String>,
-    /// (used, limit) of daily API requests.
-    pub api_usage: Option<(u64, u64)>,
-    /// Label/value pairs.
-    pub details: Vec<(String, String)>,
 }
 
 /// Which token request a response answers; errors mean different things.
@@ -144,7 +132,7 @@ fn token_request(cfg: &ServerConfig, extra: &[(&str, &str)]) -> Result<Request, 
     Ok(Request::new("POST", format!("{base}/token")).form(&form).header("Accept", "application/json"))
 }
 
-fn send(t: &mut dyn Transport, req: Request) -> Result<Response, Error> {
+pub(crate) fn send(t: &mut dyn Transport, req: Request) -> Result<Response, Error> {
     let url = req.url.clone();
     t.send(req).map_err(|e| Error::Transport(format!("{url}: {e}")))
 }
@@ -192,44 +180,6 @@ pub fn revoke(t: &mut dyn Transport, cfg: &ServerConfig, tokens: &Tokens) -> Res
     }
 }
 
-/// Who the tokens act as (userinfo) and the daily API usage (limits).
-pub fn check_connection(t: &mut dyn Transport, cfg: &ServerConfig, tokens: &Tokens) -> Result<ConnectionInfo, Error> {
-    let base = oauth_base(&cfg.server_url)?;
-    let resp = send(t, Request::new("GET", format!("{base}/userinfo")).bearer(&tokens.access_token).header("Accept", "application/json"))?;
-    if resp.status == 401 || resp.status == 403 {
-        return Err(Error::Unauthorized(format!("userinfo refused the access token: {}", short(&resp.text()))));
-    }
-    if resp.status != 200 {
-        return Err(Error::Remote { code: "userinfo_failed".into(), message: short(&resp.text()), status: Some(resp.status), retryable: resp.status >= 500 });
-    }
-    let info: Value = serde_json::from_slice(&resp.body).map_err(|e| Error::Transport(format!("userinfo: not JSON: {e}")))?;
-    let s = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_string);
-    let mut details = Vec::new();
-    for (label, key) in [("Name", "name"), ("Email", "email"), ("User ID", "user_id"), ("Organization ID", "organization_id")] {
-        if let Some(v) = s(key) {
-            details.push((label.to_string(), v));
-        }
-    }
-    let mut usage = None;
-    if let Some(instance) = tokens.instance_url.as_deref() {
-        details.push(("Instance URL".into(), instance.to_string()));
-        let url = format!("{}/services/data/v{CHECK_API_VERSION}/limits", instance.trim_end_matches('/'));
-        let resp = send(t, Request::new("GET", url).bearer(&tokens.access_token).header("Accept", "application/json"))?;
-        match resp.status {
-            200 => {
-                let v: Value = serde_json::from_slice(&resp.body).map_err(|e| Error::Transport(format!("limits: not JSON: {e}")))?;
-                let d = &v["DailyApiRequests"];
-                if let (Some(max), Some(remaining)) = (d["Max"].as_u64(), d["Remaining"].as_u64()) {
-                    usage = Some((max.saturating_sub(remaining), max));
-                }
-            }
-            401 => return Err(Error::Unauthorized("the instance refused the access token".into())),
-            _ => return Err(rest_error(&resp)),
-        }
-    }
-    Ok(ConnectionInfo { user: s("preferred_username"), organization: s("organization_id"), api_usage: usage, details })
-}
-
 /// Maps a REST error response (`[{"message","errorCode"}]`) onto [`Error`].
 pub fn rest_error(resp: &Response) -> Error {
     let first: Option<(String, String)> = serde_json::from_slice::<Value>(&resp.body).ok().and_then(|v| {
@@ -251,7 +201,7 @@ pub fn rest_error(resp: &Response) -> Error {
 }
 
 /// At most 500 characters of provider text, trimmed, for messages admins read.
-fn short(text: &str) -> String {
+pub(crate) fn short(text: &str) -> String {
     text.trim().chars().take(500).collect()
 }
 
@@ -318,6 +268,11 @@ fn parse_token_response(cfg: &ServerConfig, resp: &Response, previous: Option<&T
     let mut extra = vec![("id".to_string(), id)];
     if let Some(api) = s("api_instance_url") {
         extra.push(("api_instance_url".into(), api));
+    }
+    // Whether the app rotates refresh tokens shows only on a refresh; kept
+    // for the connection check to report.
+    if previous.is_some() {
+        extra.push((ROTATION.into(), if s("refresh_token").is_some() { "on" } else { "off" }.into()));
     }
     Ok(Tokens {
         access_token,
@@ -459,21 +414,4 @@ mod tests {
         assert_eq!(t.sent[0].body, b"token=rt");
     }
 
-    #[test]
-    fn connection_check_reads_userinfo_and_limits() {
-        let tokens = Tokens { access_token: "at".into(), instance_url: Some("https://na1.salesforce.com".into()), ..Default::default() };
-        let mut t = Fake {
-            sent: vec![],
-            replies: vec![
-                reply(200, json!({"preferred_username": "ada@example.com", "organization_id": "00D1", "name": "Ada", "user_id": "0051"})),
-                reply(200, json!({"DailyApiRequests": {"Max": 15000, "Remaining": 14990}})),
-            ],
-        };
-        let info = check_connection(&mut t, &cfg(), &tokens).unwrap();
-        assert_eq!(info.user.as_deref(), Some("ada@example.com"));
-        assert_eq!(info.api_usage, Some((10, 15000)));
-        assert_eq!(t.sent[1].url, "https://na1.salesforce.com/services/data/v62.0/limits");
-        let mut t = Fake { sent: vec![], replies: vec![Response { status: 403, headers: vec![], body: b"Bad_OAuth_Token".to_vec() }] };
-        assert!(matches!(check_connection(&mut t, &cfg(), &tokens), Err(Error::Unauthorized(_))));
-    }
 }

@@ -113,7 +113,13 @@ impl Tidy for provisioning_target::PlannedStep {
 
 impl Tidy for oauth2_server::ConnectionInfo {
     fn tidy(self) -> Self {
-        oauth2_server::ConnectionInfo { user: self.user.tidy(), organization: self.organization.tidy(), details: self.details.tidy(), ..self }
+        oauth2_server::ConnectionInfo { user: self.user.tidy(), organization: self.organization.tidy(), details: self.details.tidy(), advice: self.advice.tidy(), ..self }
+    }
+}
+
+impl Tidy for oauth2_server::ConnectionAdvice {
+    fn tidy(self) -> Self {
+        oauth2_server::ConnectionAdvice { problem: self.problem.tidy(), fix: self.fix.tidy() }
     }
 }
 

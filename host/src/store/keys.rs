@@ -90,7 +90,7 @@ mod tests {
         store.save_tokens(id, &tokens).unwrap();
         let target = TargetInput { name: "T".into(), plugin: "p".into(), server_id: id, settings: vec![("k".into(), "v".into())], enabled: true, scope: Scope::default() };
         let target = store.create_target(&target).unwrap();
-        store.put_pending("st4te", id, "verifier", "https://r/cb", "session", 60_000).unwrap();
+        store.put_pending("st4te", id, "verifier", "https://r/cb", crate::store::PendingOrigin { session: "session", popup: false }, 60_000).unwrap();
 
         assert_eq!(store.reseal(&new).unwrap(), 5);
         // Run again (as after a stop before the key file was replaced): fine.

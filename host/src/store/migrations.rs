@@ -175,4 +175,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         lim INTEGER NOT NULL,
         PRIMARY KEY (target_id, hour)
     );",
+    // 8: an authorization started in a popup window, whose callback page
+    // then tells the server page and closes instead of redirecting.
+    "ALTER TABLE oauth2_pending ADD COLUMN popup INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -27,7 +27,7 @@ pub use audit::{AuditEntry, AuditFilter, redact};
 pub use log::{LogEntry, LogFilter};
 pub use people::{PeopleQuery, PeopleSort};
 pub use safeguards::{BUDGET_WAIT_MS, HeldRemoval, Safeguards, TargetHealth};
-pub use servers::Pending;
+pub use servers::{Pending, PendingOrigin};
 use migrations::MIGRATIONS;
 
 /// Database file name inside the data directory.

@@ -21,6 +21,18 @@ pub struct Pending {
     pub expired: bool,
     /// The browser session that started it.
     pub session: String,
+    /// Started in a popup window (so the callback answers with a page that
+    /// closes it).
+    pub popup: bool,
+}
+
+/// Where an authorization in progress was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingOrigin<'a> {
+    /// The browser session (an opaque binding).
+    pub session: &'a str,
+    /// In a popup window.
+    pub popup: bool,
 }
 
 /// Token fields that are not secret, kept as JSON.
@@ -218,13 +230,13 @@ impl Store {
     }
 
     /// Remembers an authorization in progress (single use, expiring).
-    pub fn put_pending(&self, state: &str, server_id: i64, code_verifier: &str, redirect_uri: &str, session: &str, ttl_ms: i64) -> Result<(), StoreError> {
+    pub fn put_pending(&self, state: &str, server_id: i64, code_verifier: &str, redirect_uri: &str, origin: PendingOrigin<'_>, ttl_ms: i64) -> Result<(), StoreError> {
         let now = now_ms();
         let conn = self.db();
         conn.execute("DELETE FROM oauth2_pending WHERE expires_at < ?1", params![now - 24 * 3600 * 1000])?;
         conn.execute(
-            "INSERT INTO oauth2_pending (state, server_id, code_verifier, redirect_uri, expires_at, session) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![state, server_id, self.secrets.seal(&format!("oauth2_pending.code_verifier.{state}"), code_verifier), redirect_uri, now + ttl_ms, session],
+            "INSERT INTO oauth2_pending (state, server_id, code_verifier, redirect_uri, expires_at, session, popup) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![state, server_id, self.secrets.seal(&format!("oauth2_pending.code_verifier.{state}"), code_verifier), redirect_uri, now + ttl_ms, origin.session, origin.popup],
         )?;
         Ok(())
     }
@@ -233,20 +245,21 @@ impl Store {
     pub fn take_pending(&self, state: &str) -> Result<Option<Pending>, StoreError> {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
-        let row: Option<(i64, Vec<u8>, String, i64, String)> = tx
-            .query_row("SELECT server_id, code_verifier, redirect_uri, expires_at, session FROM oauth2_pending WHERE state = ?1", params![state], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        let row: Option<(i64, Vec<u8>, String, i64, String, bool)> = tx
+            .query_row("SELECT server_id, code_verifier, redirect_uri, expires_at, session, popup FROM oauth2_pending WHERE state = ?1", params![state], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })
             .optional()?;
         tx.execute("DELETE FROM oauth2_pending WHERE state = ?1", params![state])?;
         tx.commit()?;
-        let Some((server_id, verifier, redirect_uri, expires_at, session)) = row else { return Ok(None) };
+        let Some((server_id, verifier, redirect_uri, expires_at, session, popup)) = row else { return Ok(None) };
         Ok(Some(Pending {
             server_id,
             code_verifier: self.secrets.open(&format!("oauth2_pending.code_verifier.{state}"), &verifier)?,
             redirect_uri,
             expired: now_ms() > expires_at,
             session,
+            popup,
         }))
     }
 
@@ -343,11 +356,11 @@ mod tests {
     fn pending_authorizations_are_single_use() {
         let (_dir, store) = open();
         let id = store.create_server(&input("SF")).unwrap();
-        store.put_pending("st", id, "verifier", "http://h/cb", "session-a", 60_000).unwrap();
+        store.put_pending("st", id, "verifier", "http://h/cb", PendingOrigin { session: "session-a", popup: true }, 60_000).unwrap();
         let p = store.take_pending("st").unwrap().unwrap();
-        assert_eq!((p.server_id, p.code_verifier.as_str(), p.expired), (id, "verifier", false));
+        assert_eq!((p.server_id, p.code_verifier.as_str(), p.expired, p.session.as_str(), p.popup), (id, "verifier", false, "session-a", true));
         assert!(store.take_pending("st").unwrap().is_none());
-        store.put_pending("old", id, "v", "http://h/cb", "session-a", -1).unwrap();
+        store.put_pending("old", id, "v", "http://h/cb", PendingOrigin { session: "session-a", popup: false }, -1).unwrap();
         assert!(store.take_pending("old").unwrap().unwrap().expired);
         store.delete_server(id).unwrap();
         assert!(matches!(store.server(id), Err(StoreError::NotFound(_))));

@@ -74,6 +74,7 @@ impl App {
             ("servers.html", include_str!("../../templates/servers.html")),
             ("server.html", include_str!("../../templates/server.html")),
             ("server_form.html", include_str!("../../templates/server_form.html")),
+            ("oauth_done.html", include_str!("../../templates/oauth_done.html")),
             ("people.html", include_str!("../../templates/people.html")),
             ("person.html", include_str!("../../templates/person.html")),
             ("person_form.html", include_str!("../../templates/person_form.html")),

@@ -19,7 +19,7 @@ use super::session::{Admin, AdminForm};
 use super::{App, FormMap, audit, format_time, see_other};
 use crate::domain::{Server, TokenStatus};
 use crate::oauth::FlowError;
-use crate::store::{Session, StoreError};
+use crate::store::{PendingOrigin, Session, StoreError};
 use registry_plugin_runtime::latest::types::GrantType;
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -237,9 +237,11 @@ fn session_binding(s: &Session) -> String {
     crate::secrets::token_hash(&s.csrf_token)
 }
 
-async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
+async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    // The page's script sets `popup` when it opened the provider in a window.
+    let popup = f.get("popup").is_some_and(|v| v == "1");
     match app.store.server(id)?.grant_type {
-        GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login"), &session_binding(&s)).await {
+        GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login"), PendingOrigin { session: &session_binding(&s), popup }).await {
             // 303 so the browser GETs the provider's page.
             Ok(url) => {
                 audit::record(&app, &s.username, "server.obtain-token.start", &app.store.server(id)?.name, serde_json::json!({}));
@@ -294,9 +296,10 @@ async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin
     let name = app.store.server(id)?.name;
     match app.oauth.test_connection(id).await {
         Ok(info) => {
-            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true}));
+            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true, "problems": info.advice.len()}));
             let usage = info.api_usage.as_ref().map(|u| format!("{} of {} daily API requests used", u.used, u.limit));
-            let view = serde_json::json!({"user": info.user, "organization": info.organization, "usage": usage, "details": info.details});
+            let advice: Vec<_> = info.advice.iter().map(|a| serde_json::json!({"problem": a.problem, "fix": a.fix})).collect();
+            let view = serde_json::json!({"user": info.user, "organization": info.organization, "usage": usage, "details": info.details, "advice": advice});
             Ok(see_other(&format!("/servers/{id}?tested={}", super::query_value(&view.to_string()))))
         }
         Err(e) => {
@@ -310,16 +313,23 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
     // Only a callback whose state checks out, from the session that started
     // the sign-in, may record anything on the server; the others say what
     // was wrong through a fixed message.
-    match app.oauth.callback(id, &q, &session_binding(&s)).await {
+    let (popup, result) = app.oauth.callback_from(id, &q, &session_binding(&s)).await;
+    let next = match result {
         Ok(()) => {
             let name = app.store.server(id).map(|sv| sv.name).unwrap_or_default();
             audit::record(&app, &s.username, "server.obtain-token", &name, serde_json::json!({"grant_type": "authorization_code"}));
             app.engine.wake();
-            see_other(&format!("/servers/{id}?notice=obtained"))
+            format!("/servers/{id}?notice=obtained")
         }
-        Err(FlowError::UnknownState) => see_other(&format!("/servers/{id}?problem=state")),
-        Err(FlowError::WrongServer) => see_other(&format!("/servers/{id}?problem=server")),
-        Err(FlowError::OtherSession) => see_other(&format!("/servers/{id}?problem=session")),
-        Err(_) => see_other(&format!("/servers/{id}?notice=failed")),
+        Err(FlowError::UnknownState) => format!("/servers/{id}?problem=state"),
+        Err(FlowError::WrongServer) => format!("/servers/{id}?problem=server"),
+        Err(FlowError::OtherSession) => format!("/servers/{id}?problem=session"),
+        Err(_) => format!("/servers/{id}?notice=failed"),
+    };
+    if popup {
+        // The window the server page opened: it tells that page where the
+        // sign-in ended, then closes (the page updates in place).
+        return app.render("oauth_done.html", context! { admin => s.username, next => next, server => id });
     }
+    see_other(&next)
 }

@@ -158,8 +158,21 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     // What the admin does in Salesforce Setup: paste the Redirect URI into the connected app.
     emu.add_callback_url(DEMO_CONSUMER_KEY, &redirect_uri).unwrap();
 
-    // Obtain New Token: the emulator's login page, then Allow.
+    // Obtain New Token opens the emulator's login page in a popup window,
+    // and the server page stays where it is (a marker survives only if it
+    // is never reloaded).
+    client.execute("window.registryMarker = 'never reloaded'; return null;", vec![]).await.unwrap();
+    let main = client.window().await.unwrap();
     click(&client, "#obtain").await;
+    let started = Instant::now();
+    let popup = loop {
+        if let Some(w) = client.windows().await.unwrap().into_iter().find(|w| *w != main) {
+            break w;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no popup opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    client.switch_to_window(popup).await.unwrap();
     fill(&client, "#username", DEMO_USERNAME).await;
     fill(&client, "#password", DEMO_PASSWORD).await;
     shot(&client, "2-salesforce-login").await;
@@ -167,10 +180,22 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#oaapprove")).await.unwrap();
     shot(&client, "3-salesforce-allow").await;
     click(&client, "#oaapprove").await;
+    // The popup comes back to the registry, tells the page, and closes.
+    let started = Instant::now();
+    while client.windows().await.unwrap().len() > 1 {
+        if started.elapsed() > Duration::from_secs(10) {
+            let url = client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            let body = client.source().await.unwrap_or_default();
+            panic!("the popup did not close: at {url}\n{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.switch_to_window(main).await.unwrap();
 
-    // Back in the registry: "Set".
+    // The server page, updated in place: "Set".
     assert_eq!(text_of(&client, "#notice").await, "Access Token Obtained.");
     assert_eq!(text_of(&client, "#token-status").await, "Set");
+    assert_eq!(client.execute("return window.registryMarker || null;", vec![]).await.unwrap(), serde_json::json!("never reloaded"));
     assert_eq!(text_of(&client, "#instance-url").await, emu.instance_url());
     shot(&client, "4-token-set").await;
 

@@ -71,7 +71,7 @@ impl Harness {
 
     /// Obtain New Token, as the admin's browser does it.
     async fn obtain_token(&self) {
-        let authorize = self.oauth.begin(self.server, None, "browser-a").await.unwrap();
+        let authorize = self.oauth.begin(self.server, None, registry_host::store::PendingOrigin { session: "browser-a", popup: false }).await.unwrap();
         let callback = common::at_salesforce(&authorize, &self.emu.login_url(), true).await;
         let url = reqwest::Url::parse(&callback).unwrap();
         let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
@@ -521,7 +521,7 @@ async fn scope_and_disabled_targets_decide_who_is_provisioned() {
 async fn obtain_new_token_completes_only_in_the_session_that_started_it() {
     let h = Harness::new(GrantType::AuthorizationCode).await;
     h.store.clear_tokens(h.server).unwrap();
-    let authorize = h.oauth.begin(h.server, None, "browser-a").await.unwrap();
+    let authorize = h.oauth.begin(h.server, None, registry_host::store::PendingOrigin { session: "browser-a", popup: false }).await.unwrap();
     let callback = common::at_salesforce(&authorize, &h.emu.login_url(), true).await;
     let params: HashMap<String, String> = reqwest::Url::parse(&callback).unwrap().query_pairs().into_owned().collect();
     let error = h.oauth.callback(h.server, &params, "browser-b").await.unwrap_err();

@@ -255,6 +255,9 @@ async fn obtain_new_token_end_to_end_then_test_and_revoke() {
     assert!(page.contains(&format!("id=\"conn-user\">{DEMO_USERNAME}<")), "{page}");
     assert!(page.contains(&format!("id=\"conn-org\">{}<", emu.orgs()[0].id)));
     assert!(page.contains("daily API requests used"));
+    assert!(page.contains("<dt>Refresh token rotation</dt><dd>not seen yet"), "{page}");
+    assert!(page.contains("<dt>Latest API version</dt><dd>v"), "{page}");
+    assert!(!page.contains("conn-advice"), "a healthy connection has nothing to fix: {page}");
     let again = h.get(&format!("/servers/{id}")).await.1;
     assert!(!again.contains("conn-user"), "shown once");
 
@@ -263,6 +266,7 @@ async fn obtain_new_token_end_to_end_then_test_and_revoke() {
     let (_, _, loc) = h.post(&format!("/servers/{id}/test"), &[("csrf", &csrf)]).await;
     let page = h.get(&loc.unwrap()).await.1;
     assert!(page.contains("Connection works"), "{page}");
+    assert!(page.contains("<dt>Refresh token rotation</dt><dd>off</dd>"), "seen on the refresh: {page}");
 
     let refresh = h.host.store.tokens(id).unwrap().unwrap().refresh_token.unwrap();
     let (status, _, loc) = h.post(&format!("/servers/{id}/revoke"), &[("csrf", &csrf)]).await;
@@ -271,6 +275,40 @@ async fn obtain_new_token_end_to_end_then_test_and_revoke() {
     assert!(page.contains("revoked at the provider") && page.contains(">Not Set<"));
     assert_eq!(emu.refresh_token_status(&refresh), Some(salesforce_emulator::RefreshStatus::Revoked));
     assert!(h.host.store.tokens(id).unwrap().is_none());
+
+    // A Scope without refresh_token: the token works, but Test Connection
+    // says it will stop, and exactly what to change.
+    let server = h.host.store.server(id).unwrap();
+    let (status, _, _) = h
+        .post(&format!("/servers/{id}"), &[("csrf", &csrf), ("name", &server.name), ("server_url", &server.server_url), ("client_id", &server.client_id), ("grant_type", "authorization_code"), ("scope", "api"), ("api_hosts", &server.api_hosts.join(" ")), ("plugin", &server.plugin)])
+        .await;
+    assert_eq!(status, 303);
+    let authorize = h.obtain(id, &csrf).await;
+    follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
+    let (_, _, loc) = h.post(&format!("/servers/{id}/test"), &[("csrf", &csrf)]).await;
+    let page = h.get(&loc.unwrap()).await.1;
+    assert!(page.contains("Connection works, with 1 thing(s) to fix"), "{page}");
+    assert!(page.contains("The token came without a refresh token"), "{page}");
+    assert!(page.contains("Perform requests at any time (refresh_token, offline_access)"), "{page}");
+}
+
+/// Obtain New Token started in a popup (the page's script says so): the
+/// callback answers with a page that hands the outcome to the server page
+/// and closes, instead of redirecting. Without the flag, the redirect.
+#[tokio::test]
+async fn a_sign_in_started_in_a_popup_ends_on_a_page_that_closes_it() {
+    let h = Harness::start().await;
+    let csrf = h.login().await;
+    let id = h.demo_id();
+    let emu = h.host.emulator.as_ref().unwrap();
+    let (status, _, loc) = h.post(&format!("/servers/{id}/token"), &[("csrf", &csrf), ("popup", "1")]).await;
+    assert_eq!(status, 303);
+    let callback = at_salesforce(&loc.unwrap(), &emu.login_url(), true).await;
+    let r = h.http.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 200, "no redirect in the popup");
+    let page = unescape(r.text().await.unwrap());
+    assert!(page.contains(&format!("data-oauth-done=\"/servers/{id}?notice=obtained\"")), "{page}");
+    assert!(h.get(&format!("/servers/{id}")).await.1.contains(">Set<"));
 }
 
 /// An app that admits only pre-authorized users (an External Client App's

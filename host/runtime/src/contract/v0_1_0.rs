@@ -110,7 +110,12 @@ record!(types::TokenSet => latest::types::TokenSet { access_token, refresh_token
 record!(types::FieldError => latest::types::FieldError { field, message });
 record!(types::RemoteError => latest::types::RemoteError { code, message, status, retryable });
 record!(oauth2_server::ApiUsage => latest::types::ApiUsage { used, limit });
-record!(oauth2_server::ConnectionInfo => latest::oauth2_server::ConnectionInfo { user, organization, api_usage, details });
+impl Convert<latest::oauth2_server::ConnectionInfo> for oauth2_server::ConnectionInfo {
+    fn convert(self) -> latest::oauth2_server::ConnectionInfo {
+        // 0.1.0 cannot give advice.
+        latest::oauth2_server::ConnectionInfo { user: self.user, organization: self.organization, api_usage: self.api_usage.convert(), details: self.details, advice: Vec::new() }
+    }
+}
 impl Convert<latest::provisioning_target::ProvisionOutcome> for provisioning_target::ProvisionOutcome {
     fn convert(self) -> latest::provisioning_target::ProvisionOutcome {
         // 0.1.0 reports no API usage.
