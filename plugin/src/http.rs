@@ -185,3 +185,39 @@ mod tests {
         assert!(Url::parse("login.salesforce.com").is_err());
     }
 }
+
+/// A scripted transport for the native tests: answers each request with the
+/// next reply (a refused connection when none is left) and keeps what was
+/// sent.
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::{Request, Response, Transport};
+
+    /// The transport.
+    pub struct Fake {
+        /// What the code under test sent, in order.
+        pub sent: Vec<Request>,
+        /// What is answered next.
+        pub replies: Vec<Response>,
+    }
+
+    impl Fake {
+        /// Answers with `replies`, in order.
+        pub fn new(replies: Vec<Response>) -> Self {
+            Fake { sent: vec![], replies }
+        }
+    }
+
+    impl Transport for Fake {
+        fn send(&mut self, request: Request) -> Result<Response, String> {
+            self.sent.push(request);
+            if self.replies.is_empty() { Err("connection refused".into()) } else { Ok(self.replies.remove(0)) }
+        }
+    }
+
+    /// A JSON answer (no body for `null`).
+    pub fn reply(status: u16, body: serde_json::Value) -> Response {
+        let body = if body.is_null() { vec![] } else { body.to_string().into_bytes() };
+        Response { status, headers: vec![], body }
+    }
+}

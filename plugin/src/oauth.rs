@@ -289,24 +289,8 @@ fn parse_token_response(cfg: &ServerConfig, resp: &Response, previous: Option<&T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::fake::{Fake, reply};
     use serde_json::json;
-
-    /// Answers each request with the next canned response, recording requests.
-    struct Fake {
-        sent: Vec<Request>,
-        replies: Vec<Response>,
-    }
-
-    impl Transport for Fake {
-        fn send(&mut self, request: Request) -> Result<Response, String> {
-            self.sent.push(request);
-            if self.replies.is_empty() { Err("connection refused".into()) } else { Ok(self.replies.remove(0)) }
-        }
-    }
-
-    fn reply(status: u16, body: Value) -> Response {
-        Response { status, headers: vec![], body: body.to_string().into_bytes() }
-    }
 
     fn cfg() -> ServerConfig {
         ServerConfig { server_url: "https://login.salesforce.com".into(), client_id: "3MVG9key".into(), client_secret: "s3cret".into(), scope: Some("api refresh_token".into()) }

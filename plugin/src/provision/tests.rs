@@ -1,27 +1,10 @@
 use super::*;
 use crate::http::Request as HttpRequest;
+use crate::http::fake::{Fake, reply};
 use crate::person::{Email, Identifier, Name, Role};
 
-/// Answers from a script and keeps what was sent.
-struct Fake {
-    sent: Vec<HttpRequest>,
-    replies: Vec<Response>,
-}
-
-impl Transport for Fake {
-    fn send(&mut self, request: HttpRequest) -> Result<Response, String> {
-        self.sent.push(request);
-        if self.replies.is_empty() { Err("connection refused".into()) } else { Ok(self.replies.remove(0)) }
-    }
-}
-
 fn fake(replies: Vec<Response>) -> Fake {
-    Fake { sent: vec![], replies }
-}
-
-fn reply(status: u16, body: Value) -> Response {
-    let body = if body.is_null() { vec![] } else { body.to_string().into_bytes() };
-    Response { status, headers: vec![], body }
+    Fake::new(replies)
 }
 
 fn body(r: &HttpRequest) -> Value {
