@@ -387,7 +387,7 @@ pub fn new_id() -> String {
 
 /// `name@domain.tld`, no spaces.
 ///
-/// The Salesforce plugin keeps its own copy (`plugin/src/mapping.rs`): it
+/// The Salesforce plugin keeps its own copy (`plugin/salesforce/src/mapping.rs`): it
 /// is a separate crate, compiled to a component, that shares nothing with
 /// the host but the WIT.
 pub fn looks_like_email(v: &str) -> bool {

@@ -2,7 +2,7 @@
 //! modules. No logic lives here.
 
 wit_bindgen::generate!({
-    path: "../wit/0.2.0",
+    path: "../../wit/0.2.0",
     world: "provisioner",
     generate_all,
 });
