@@ -218,16 +218,20 @@ pub fn cache_only_key(data_dir: &Path) -> Result<[u8; 32], SecretError> {
     let path = data_dir.join(CACHE_KEY_FILE);
     let io = |source| SecretError::Io { path: path.display().to_string(), source };
     fs::create_dir_all(path.parent().expect("a file in a folder")).map_err(io)?;
-    let key = match read_key_file(&path)? {
-        Some(key) => key,
-        None => match create_key_file(&path) {
-            Ok(key) => key,
-            // Another process created it first: use theirs.
-            Err(SecretError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
-                read_key_file(&path)?.ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?
-            }
-            Err(e) => return Err(e),
-        },
+    if let Some(key) = read_key_file(&path)? {
+        return Ok(key.derive("component-cache"));
+    }
+    // Written whole under a unique name, then linked into place: a process
+    // starting at the same time sees no file or a complete one, never an
+    // empty one, and the first link wins.
+    let unique = path.with_extension(format!("{}.new", crate::secrets::random(8)));
+    let mine = create_key_file(&unique)?;
+    let linked = fs::hard_link(&unique, &path);
+    let _ = fs::remove_file(&unique);
+    let key = match linked {
+        Ok(()) => mine,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(&path)?.ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?,
+        Err(e) => return Err(io(e)),
     };
     Ok(key.derive("component-cache"))
 }

@@ -14,7 +14,14 @@ document.addEventListener("submit", (e) => {
   const form = e.target;
   if (e.defaultPrevented || !oauthChannel || !form.dataset || form.dataset.popup === undefined) return;
   const popup = window.open("about:blank", "registry-oauth", "popup,width=620,height=760");
-  if (!popup) return;
+  if (!popup) {
+    // Blocked: this page goes to the provider itself.
+    form.removeAttribute("target");
+    form.querySelector("[name=popup]").value = "0";
+    return;
+  }
+  // The provider's pages must not be able to steer this tab.
+  popup.opener = null;
   form.target = "registry-oauth";
   form.querySelector("[name=popup]").value = "1";
 });
@@ -22,7 +29,7 @@ if (oauthChannel) {
   oauthChannel.addEventListener("message", (e) => {
     const next = e.data && e.data.next;
     const form = document.querySelector("form[data-popup]");
-    if (typeof next !== "string" || !form || !next.startsWith(form.getAttribute("action").replace(/\/token$/, "") + "?")) return;
+    if (typeof next !== "string" || !form || next !== form.getAttribute("action").replace(/\/token$/, "")) return;
     fetch(next, { credentials: "same-origin" })
       .then((r) => r.text())
       .then((html) => {

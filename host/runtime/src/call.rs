@@ -112,6 +112,12 @@ impl Sandboxed {
     ) -> Result<R, CallError> {
         let inner = &self.runtime.inner;
         let config = &inner.config;
+        // With a pool, wait for a free slot rather than fail to instantiate;
+        // the deadline starts once the call has one.
+        let _slot = match &inner.slots {
+            Some(slots) => Some(slots.clone().acquire_owned().await.expect("the semaphore is never closed")),
+            None => None,
+        };
         let stdout = CappedOutput::new(OUTPUT_CAPTURE_BYTES);
         let stderr = CappedOutput::new(OUTPUT_CAPTURE_BYTES);
         let wasi = WasiCtx::builder()
@@ -295,5 +301,21 @@ mod tests {
         let hostile = StderrTail::of("Error: boom\r2026-12-01 INFO forged\u{1b}[31m");
         assert_eq!(hostile.to_string(), "; its stderr ended with:\n  | Error: boom\\r2026-12-01 INFO forged\\u{1b}[31m");
         assert_eq!(StderrTail::of("  \n\n"), StderrTail::default());
+        // Escaping counts against the bound: control characters grow six-fold.
+        let controls = "\u{1}".repeat(1000);
+        assert!(StderrTail::of(&controls).text().unwrap().len() <= StderrTail::MAX_BYTES);
+    }
+
+    /// The tail is stored with the failure: what looks like a credential is
+    /// blanked, the rest kept.
+    #[test]
+    fn a_stderr_tail_blanks_credentials() {
+        let stderr = "POST /token with Authorization: Bearer 00Dx!AQ4.secretvalue failed\n{\"access_token\": \"00D5g!abc\", \"instance_url\": \"https://x\"}\nclient_secret=s3cr3t&client_id=3MVG9 password: hunter2\nKeyError: 'region'";
+        let text = StderrTail::of(stderr).text().unwrap().to_string();
+        assert_eq!(StderrTail::of("ünïcödé token: ✓✓✓ bearer").text(), Some("ünïcödé token: [redacted] bearer"), "any text, no panic");
+        for secret in ["secretvalue", "00D5g!abc", "s3cr3t", "hunter2"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("Bearer [redacted] failed") && text.contains("https://x") && text.contains("client_id=3MVG9") && text.ends_with("KeyError: 'region'"), "{text}");
     }
 }

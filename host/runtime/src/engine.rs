@@ -32,8 +32,10 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Outgoing HTTP requests one call may make.
     pub max_http_requests: usize,
-    /// Calls that may run at once with instances from a pre-reserved pool
-    /// (wasmtime's pooling allocator); `None` allocates per call.
+    /// Instances kept pre-reserved in a pool (wasmtime's pooling allocator:
+    /// instantiation about twice as fast); a call beyond them waits for one
+    /// to free, never refused. `None` allocates per call. Size it to the
+    /// calls that run at once (see [`RuntimeConfig::pool_for`]).
     pub pooling: Option<u32>,
     /// The key that authenticates precompiled artifacts in `cache_dir` (an
     /// HMAC over each): artifacts written under another key are compiled
@@ -80,6 +82,18 @@ impl Default for RuntimeConfig {
     }
 }
 
+impl RuntimeConfig {
+    /// Pool slots for `workers` concurrent provisioning calls, plus room for
+    /// the calls an admin's pages and commands make meanwhile.
+    pub fn pool_for(workers: usize) -> u32 {
+        u32::try_from(workers).unwrap_or(u32::MAX).saturating_add(UI_CALLS)
+    }
+}
+
+/// Calls besides the provisioning workers' that the pool makes room for
+/// (Test Connection, a preview, a settings check, loading a plugin).
+const UI_CALLS: u32 = 8;
+
 /// The host's plugin runtime. Cheap to clone; share one per process.
 #[derive(Clone)]
 pub struct Runtime {
@@ -92,6 +106,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) cache: ComponentCache,
     pub(crate) config: RuntimeConfig,
     pub(crate) sender: Sender,
+    /// One permit per pool slot: a call holds one while its instance lives.
+    pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Runtime {
@@ -107,8 +123,12 @@ impl Runtime {
                 .total_core_instances(slots * 16)
                 .total_memories(slots * 4)
                 .total_tables(slots * 16)
-                .total_stacks(slots)
-                .max_memory_size(config.memory_limit.max(1 << 16));
+                .total_stacks(slots);
+            // The memory cap is the store's limiter's to enforce, with or
+            // without a pool, so a plugin that needs more to start gets the
+            // same error either way (a pool's own size check would refuse
+            // it at load with wasmtime's words); the pool's slots keep
+            // wasmtime's default size.
             wasm_config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&wasm_config)?;
@@ -129,6 +149,7 @@ impl Runtime {
                 engine,
                 linker,
                 cache: ComponentCache::new(config.cache_dir.clone(), config.cache_key).with_max_bytes(config.cache_max_bytes),
+                slots: config.pooling.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
                 config,
                 sender: Sender::new(),
             }),

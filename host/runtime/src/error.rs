@@ -88,33 +88,94 @@ impl StderrTail {
     /// the error.
     pub const MAX_BYTES: usize = 2048;
 
-    /// The last [`Self::MAX_BYTES`] of `stderr`, cut at a line start; none
-    /// when nothing but whitespace was written.
+    /// The last lines of `stderr` that fit in [`Self::MAX_BYTES`] once
+    /// escaped, with what looks like a credential (`Bearer …`, a value
+    /// after `token`, `secret` or `password`) blanked, since this text is
+    /// stored with the failure; none when nothing but whitespace was written.
     pub fn of(stderr: &str) -> Self {
         let text = stderr.trim_end();
         if text.trim().is_empty() {
             return Self(None);
         }
-        let mut start = text.len().saturating_sub(Self::MAX_BYTES);
-        while !text.is_char_boundary(start) {
-            start += 1;
+        let mut kept: Vec<String> = Vec::new();
+        let mut size = 0;
+        for line in text.lines().rev() {
+            let line = crate::sanitize::sanitize(&redact(line.trim_end()), Self::MAX_BYTES);
+            if size + line.len() + 1 > Self::MAX_BYTES {
+                if kept.is_empty() {
+                    // One very long last line: its end, on a char boundary.
+                    let mut start = line.len() - Self::MAX_BYTES;
+                    while !line.is_char_boundary(start) {
+                        start += 1;
+                    }
+                    kept.push(line[start..].to_string());
+                }
+                break;
+            }
+            size += line.len() + 1;
+            kept.push(line);
         }
-        let mut tail = &text[start..];
-        if start > 0 && let Some(newline) = tail.find('\n') {
-            tail = &tail[newline + 1..];
+        kept.reverse();
+        while kept.first().is_some_and(|l| l.trim().is_empty()) {
+            kept.remove(0);
         }
-        let lines: Vec<String> = tail
-            .trim_start_matches('\n')
-            .lines()
-            .map(|line| crate::sanitize::sanitize(line.trim_end(), Self::MAX_BYTES))
-            .collect();
-        Self(Some(lines.join("\n")))
+        Self(Some(kept.join("\n")))
     }
 
     /// The kept text, lines joined by `\n`.
     pub fn text(&self) -> Option<&str> {
         self.0.as_deref()
     }
+}
+
+/// Blanks what looks like a credential in a line a plugin wrote: the word
+/// after `Bearer`, and the value after a key naming a token, secret or
+/// password (`access_token=…`, `"client_secret": "…"`).
+fn redact(line: &str) -> String {
+    const KEYS: [&str; 4] = ["token", "secret", "password", "authorization"];
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while !rest.is_empty() {
+        let lower = rest.to_ascii_lowercase();
+        // The nearest place a credential's value starts, if any.
+        let bearer = lower.find("bearer ").map(|i| i + "bearer ".len());
+        let keyed = KEYS
+            .iter()
+            .filter_map(|k| lower.find(k).map(|i| i + k.len()))
+            .filter_map(|end| {
+                // The key's word (`access_token`, `client_secret`), then a
+                // `:` or `=` (quotes and spaces around it), then the value.
+                let after = &rest[end..];
+                let word = after.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+                let sep = word.trim_start_matches(['"', '\'']).trim_start();
+                if !sep.starts_with([':', '=']) {
+                    return None;
+                }
+                let mut value = sep[1..].trim_start_matches([' ', '"', '\'']);
+                if value.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) {
+                    value = &value[7..];
+                }
+                Some(rest.len() - value.len())
+            })
+            .min();
+        let Some(start) = [bearer, keyed].into_iter().flatten().min() else {
+            out.push_str(rest);
+            break;
+        };
+        let value_len = rest[start..].find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '&' | ';' | '}' | ')')).unwrap_or(rest.len() - start);
+        out.push_str(&rest[..start]);
+        if value_len > 0 {
+            out.push_str("[redacted]");
+        }
+        rest = &rest[start + value_len..];
+        if value_len == 0 {
+            // Nothing to blank here: move past this spot.
+            let step = rest.chars().next().map_or(0, char::len_utf8);
+            out.push_str(&rest[..step]);
+            rest = &rest[step..];
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for StderrTail {

@@ -345,8 +345,9 @@ impl Plugin {
 /// exception thrown in `validateSettings` into exactly this.)
 fn named_refusal(result: Result<(), Vec<types::FieldError>>) -> Result<(), Vec<types::FieldError>> {
     match result {
+        // Keyed by the plugin: forms show that key above the settings.
         Err(errors) if errors.is_empty() => Err(vec![types::FieldError {
-            field: "settings".into(),
+            field: "plugin".into(),
             message: "the plugin refused the settings without naming a field or a reason (an empty list of errors; in JavaScript, an exception thrown from validateSettings arrives as one)".into(),
         }]),
         other => other,

@@ -43,9 +43,9 @@ struct RuntimeArgs {
     #[arg(long, global = true, default_value_t = 1024, env = "REGISTRY_HOST_CACHE_MAX_MIB")]
     cache_max_mib: u64,
     /// Keep this many plugin instances' memory pre-reserved (wasmtime's
-    /// pooling allocator: instantiation about twice as fast). Calls beyond
-    /// this many at once are refused, so allow for the provisioning workers
-    /// plus the admin UI's calls.
+    /// pooling allocator: instantiation about twice as fast); a call beyond
+    /// them waits for one to free. 0: no pool [default: the provisioning
+    /// workers plus 8 for the admin UI's and commands' calls].
     #[arg(long, global = true, env = "REGISTRY_HOST_PLUGIN_POOL")]
     plugin_pool: Option<u32>,
     /// Let plugins and OAuth2 servers use plain http:// to loopback
@@ -70,7 +70,6 @@ impl RuntimeArgs {
     fn config(&self) -> anyhow::Result<RuntimeConfig> {
         anyhow::ensure!(self.plugin_memory_mib > 0, "--plugin-memory-mib must be at least 1");
         anyhow::ensure!(self.plugin_timeout_ms > 0, "--plugin-timeout-ms must be at least 1");
-        anyhow::ensure!(self.plugin_pool != Some(0), "--plugin-pool must be at least 1 (or left out)");
         Ok(RuntimeConfig {
             memory_limit: self.plugin_memory_mib << 20,
             deadline: Duration::from_millis(self.plugin_timeout_ms),
@@ -87,7 +86,11 @@ impl RuntimeArgs {
             } else {
                 registry_host::secrets::cache_only_key(&self.data_dir())?
             },
-            pooling: self.plugin_pool,
+            pooling: match self.plugin_pool {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => Some(RuntimeConfig::pool_for(registry_host::engine::EngineConfig::default().workers)),
+            },
             cache_max_bytes: self.cache_max_mib.saturating_mul(1 << 20),
             insecure_loopback: self.allow_insecure_loopback,
             ..RuntimeConfig::default()

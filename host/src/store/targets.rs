@@ -1,7 +1,7 @@
 //! Provisioning targets (their plugin settings sealed), their "Reprovision
 //! all" runs, and how their people stand.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::jobs::Lite;
 use super::{Store, StoreError, now_ms, parsed, unique, write};
@@ -109,22 +109,66 @@ impl Store {
         let now = now_ms();
         tx.execute("INSERT INTO runs (target_id, total, started_at) VALUES (?1, 0, ?2)", params![target_id, now])?;
         let run = tx.last_insert_rowid();
-        let people: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT data FROM people WHERE status != 'deleted' ORDER BY id")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        let total = if lite.scope.email_domains.is_empty() && lite.scope.affiliations.is_empty() {
+            Self::queue_everyone(&tx, target_id, run, now)?
+        } else {
+            Self::queue_each(&tx, &lite, run)?
         };
-        let mut total = 0i64;
-        for data in people {
-            // An unreadable stored person is skipped here; the person's own
-            // page and jobs say what is wrong with it.
-            let Ok(p) = serde_json::from_str::<Person>(&data) else { continue };
-            total += i64::from(Self::enqueue_for(&tx, &lite, &p, Action::Reprovision, Some(run))?);
-        }
         let finished = if total == 0 { Some(now) } else { None };
         tx.execute("UPDATE runs SET total = ?1, finished_at = ?2 WHERE id = ?3", params![total, finished, run])?;
         tx.commit()?;
         drop(conn);
         self.run(run)
+    }
+
+    /// A run's jobs for a scoped target: each person read and checked
+    /// against the scope (one in it is queued; one outside with a record
+    /// there has it removed).
+    fn queue_each(tx: &Connection, target: &Lite, run: i64) -> Result<i64, StoreError> {
+        let mut stmt = tx.prepare("SELECT data FROM people WHERE status != 'deleted' ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        let mut total = 0i64;
+        while let Some(row) = rows.next()? {
+            let data: String = row.get(0)?;
+            // An unreadable stored person is skipped here; the person's own
+            // page and jobs say what is wrong with it.
+            let Ok(p) = serde_json::from_str::<Person>(&data) else { continue };
+            total += i64::from(Self::enqueue_for(tx, target, &p, Action::Reprovision, Some(run))?);
+        }
+        Ok(total)
+    }
+
+    /// A run's jobs for a target whose scope is everyone, set-based: no
+    /// person is read into the program, so queueing 100,000 people is a few
+    /// statements. Does what `enqueue_one` does person by person: queued
+    /// jobs of earlier runs count as done for those runs, the pair's
+    /// queued and failed jobs are replaced, and the state is pending.
+    fn queue_everyone(tx: &Connection, target: i64, run: i64, now: i64) -> Result<i64, StoreError> {
+        const LIVE: &str = "SELECT id FROM people WHERE status != 'deleted' AND json_valid(data)";
+        tx.execute(
+            &format!(
+                "UPDATE runs SET done = done + s.n,
+                     finished_at = CASE WHEN runs.done + runs.failed + s.n >= runs.total AND runs.finished_at IS NULL THEN ?3 ELSE runs.finished_at END
+                 FROM (SELECT run_id AS run, COUNT(*) AS n FROM jobs
+                       WHERE target_id = ?1 AND state = 'queued' AND run_id IS NOT NULL AND run_id != ?2 AND person_id IN ({LIVE})
+                       GROUP BY run_id) AS s
+                 WHERE runs.id = s.run"
+            ),
+            params![target, run, now],
+        )?;
+        tx.execute(&format!("DELETE FROM jobs WHERE target_id = ?1 AND state IN ('queued', 'failed') AND person_id IN ({LIVE})"), params![target])?;
+        let total = tx.execute(
+            &format!("INSERT INTO jobs (person_id, target_id, action, run_id, created_at) SELECT id, ?1, ?2, ?3, ?4 FROM ({LIVE} ORDER BY id)"),
+            params![target, Action::Reprovision.as_str(), run, now],
+        )?;
+        tx.execute(
+            &format!(
+                "INSERT INTO provisioned (person_id, target_id, state, message, updated_at) SELECT id, ?1, ?2, NULL, ?3 FROM ({LIVE}) WHERE true
+                 ON CONFLICT (person_id, target_id) DO UPDATE SET state = excluded.state, message = excluded.message, updated_at = excluded.updated_at"
+            ),
+            params![target, ProvState::Pending.as_str(), now],
+        )?;
+        Ok(total as i64)
     }
 
     /// One run.
@@ -189,4 +233,109 @@ fn map_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
 /// A target's stored scope.
 pub(super) fn read_scope(id: i64, json: &str) -> Result<Scope, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Unreadable(format!("scope of target {id}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Person, Scope, ServerInput, TargetInput};
+    use crate::secrets::SecretBox;
+    use registry_plugin_runtime::latest::types::GrantType;
+
+    /// A store with people in every situation a run meets: a queued job of
+    /// an earlier run, a failed job, a running one, a deleted person, an
+    /// unreadable one, and people with nothing queued.
+    fn store_with_history() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), SecretBox::new(&[5; 32])).unwrap();
+        let server = store
+            .create_server(&ServerInput {
+                name: "S".into(),
+                description: String::new(),
+                plugin: "p".into(),
+                server_url: "https://login.example.org".into(),
+                client_id: "id".into(),
+                client_secret: Some("s".into()),
+                grant_type: GrantType::ClientCredentials,
+                scope: None,
+                api_hosts: vec![],
+            })
+            .unwrap();
+        let target = store.create_target(&TargetInput { name: "T".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();
+        for i in 0..40 {
+            store.create_person(Person::example(&format!("P{i:02}"), "Given", &format!("Family{i}"), &format!("p{i}@example.org"))).unwrap();
+        }
+        // An earlier run, partly done: its remaining jobs stay queued.
+        let earlier = store.start_run(target).unwrap().id;
+        let db = store.db();
+        db.execute("DELETE FROM jobs WHERE person_id < 'P10'", []).unwrap();
+        db.execute("UPDATE runs SET done = 10 WHERE id = ?1", params![earlier]).unwrap();
+        db.execute("UPDATE provisioned SET state = 'provisioned' WHERE person_id < 'P10'", []).unwrap();
+        db.execute("UPDATE jobs SET state = 'failed' WHERE person_id IN ('P10', 'P11')", []).unwrap();
+        db.execute("UPDATE jobs SET state = 'running' WHERE person_id = 'P12'", []).unwrap();
+        db.execute("UPDATE people SET data = 'not json' WHERE id = 'P13'", []).unwrap();
+        drop(db);
+        store.delete_person("P14").unwrap();
+        (dir, store, target)
+    }
+
+    type Snapshot = (Vec<(String, String, String, Option<i64>)>, Vec<(String, String, Option<String>)>, Vec<(i64, i64, i64, i64, bool)>);
+
+    fn snapshot(store: &Store) -> Snapshot {
+        let db = store.db();
+        let jobs = db
+            .prepare("SELECT person_id, action, state, run_id FROM jobs ORDER BY person_id, id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let states = db
+            .prepare("SELECT person_id, state, message FROM provisioned ORDER BY person_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let runs = db
+            .prepare("SELECT id, total, done, failed, finished_at IS NOT NULL FROM runs ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        (jobs, states, runs)
+    }
+
+    /// "Reprovision all" for a target whose scope is everyone is queued by
+    /// a few set-based statements; the result is what queueing person by
+    /// person gives, job for job, state for state, run for run.
+    #[test]
+    fn set_based_queueing_gives_the_same_jobs_as_person_by_person() {
+        let (_a, set_based, target) = store_with_history();
+        let (_b, each, _) = store_with_history();
+        assert_eq!(snapshot(&set_based), snapshot(&each), "the same start");
+
+        let run = set_based.start_run(target).unwrap();
+        let lite = Lite { id: target, scope: Scope::default() };
+        let mut conn = each.db();
+        let tx = write(&mut conn).unwrap();
+        tx.execute("INSERT INTO runs (target_id, total, started_at) VALUES (?1, 0, ?2)", params![target, now_ms()]).unwrap();
+        let each_run = tx.last_insert_rowid();
+        let total = Store::queue_each(&tx, &lite, each_run).unwrap();
+        tx.execute("UPDATE runs SET total = ?1 WHERE id = ?2", params![total, each_run]).unwrap();
+        tx.commit().unwrap();
+        drop(conn);
+
+        assert_eq!(run.total, 38, "40 people, less the deleted and the unreadable one");
+        let (jobs, states, runs) = snapshot(&set_based);
+        assert_eq!((jobs.clone(), states, runs.clone()), snapshot(&each));
+        // What that is: the earlier run's 25 queued jobs of live people were
+        // superseded and count as done for it (10 + 25 of 40; the failed,
+        // running, unreadable and deleted people's are not); the running job
+        // stays, with the new job queued behind it.
+        assert_eq!(runs[0], (1, 40, 35, 0, false));
+        assert_eq!(jobs.iter().filter(|j| j.0 == "P12").map(|j| j.2.as_str()).collect::<Vec<_>>(), ["running", "queued"]);
+        assert!(jobs.iter().all(|j| j.0 != "P13" && j.0 != "P14" || j.3 != Some(run.id)));
+    }
 }

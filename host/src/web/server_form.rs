@@ -134,17 +134,19 @@ pub(super) fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, 
 /// a `{name}` pattern it fits, else Custom. A first visit (no URL) gets the
 /// first choice, the plugin's default.
 pub fn choice_of(url: &str, choices: &[ServerUrlChoice]) -> (String, String) {
-    let url = url.trim().trim_end_matches('/');
-    if url.is_empty() {
+    if url.trim().is_empty() {
         return (choices.first().map_or(CUSTOM.to_string(), |c| c.url.clone()), String::new());
     }
+    // Exact matches only: saving the form again must give back the very
+    // same URL, or the server's tokens would be cleared for nothing.
     for c in choices {
         match c.url.split_once("{name}") {
-            None if c.url.trim_end_matches('/').eq_ignore_ascii_case(url) => return (c.url.clone(), String::new()),
+            None if c.url == url => return (c.url.clone(), String::new()),
             Some((before, after)) => {
-                let lower = url.to_ascii_lowercase();
-                if let Some(name) = lower.strip_prefix(&before.to_ascii_lowercase()).and_then(|r| r.strip_suffix(&after.trim_end_matches('/').to_ascii_lowercase()))
+                // Only a name this form would have written (lower case).
+                if let Some(name) = url.strip_prefix(before).and_then(|r| r.strip_suffix(after))
                     && valid_name(name)
+                    && !name.bytes().any(|b| b.is_ascii_uppercase())
                 {
                     return (c.url.clone(), name.to_string());
                 }
@@ -153,6 +155,24 @@ pub fn choice_of(url: &str, choices: &[ServerUrlChoice]) -> (String, String) {
         }
     }
     (CUSTOM.to_string(), String::new())
+}
+
+/// The API hosts a server with this URL gets when its form leaves them
+/// empty: its choice's, else the plugin's.
+pub(super) fn default_hosts(url: &str, meta: Option<&PluginMetadata>) -> Vec<String> {
+    let Some(meta) = meta else { return Vec::new() };
+    let choices = &meta.server_form.server_urls;
+    let (picked, name) = choice_of(url, choices);
+    let from_choice = choices.iter().find(|c| c.url == picked).map(|c| fill_hosts(c, &name)).unwrap_or_default();
+    let declared = if from_choice.is_empty() { meta.api_hosts.clone() } else { from_choice };
+    declared.iter().filter_map(|h| registry_plugin_runtime::HostPattern::parse(h).ok()).map(|h| h.to_string()).collect()
+}
+
+/// A choice's API hosts with the typed name in them; a choice whose URL
+/// has no `{name}` has nothing to fill (and a `{name}` in its hosts is
+/// left to fail as a pattern).
+fn fill_hosts(choice: &ServerUrlChoice, name: &str) -> Vec<String> {
+    if choice.url.contains("{name}") { choice.api_hosts.iter().map(|h| h.replace("{name}", name)).collect() } else { choice.api_hosts.clone() }
 }
 
 /// A name typed into a Server URL choice: one DNS label (letters, digits,
@@ -177,8 +197,9 @@ pub fn resolve_server_url(form: &mut FormMap, meta: Option<&PluginMetadata>) -> 
     let Some(choice) = choices.iter().find(|c| c.url == picked) else {
         return Err(HashMap::from([("server_url".to_string(), "That Server URL is not one this plugin offers; pick one again, or Custom.".to_string())]));
     };
+    // Host names are case-insensitive: written in lower case, as
+    // `choice_of` recognises them.
     let name = form.get("server_url_name").map(|n| n.trim().to_ascii_lowercase()).unwrap_or_default();
-    let fill = |text: &str| text.replace("{name}", &name);
     if choice.url.contains("{name}") && !valid_name(&name) {
         let what = if choice.name_label.is_empty() { "the name" } else { choice.name_label.as_str() };
         let message = if name.is_empty() {
@@ -188,8 +209,8 @@ pub fn resolve_server_url(form: &mut FormMap, meta: Option<&PluginMetadata>) -> 
         };
         return Err(HashMap::from([("server_url".to_string(), message)]));
     }
-    form.insert("server_url".into(), fill(&choice.url));
-    Ok(choice.api_hosts.iter().map(|h| fill(h)).collect())
+    form.insert("server_url".into(), choice.url.replace("{name}", &name));
+    Ok(fill_hosts(choice, &name))
 }
 
 /// The server the form describes: its Server URL from the picked choice,
@@ -197,24 +218,16 @@ pub fn resolve_server_url(form: &mut FormMap, meta: Option<&PluginMetadata>) -> 
 /// that a refused form shows what was tried.
 pub(super) fn read_server(app: &App, form: &mut FormMap, has_secret: bool) -> Result<ServerInput, HashMap<String, String>> {
     let meta = plugin_of(app, form).cloned();
-    let hosts = resolve_server_url(form, meta.as_ref())?;
-    let input = validate_server(form, &app.plugins, has_secret, app.oauth.insecure_loopback())?;
-    Ok(with_default_hosts(app, input, hosts))
-}
-
-/// A server saved without API hosts takes its Server URL choice's, else its
-/// plugin's declared ones, which the server page then shows for the admin
-/// to narrow: the server's own list is what makes an instance URL trusted.
-fn with_default_hosts(app: &App, mut input: ServerInput, choice_hosts: Vec<String>) -> ServerInput {
+    resolve_server_url(form, meta.as_ref())?;
+    let mut input = validate_server(form, &app.plugins, has_secret, app.oauth.insecure_loopback())?;
+    // A server saved without API hosts takes its Server URL choice's, else
+    // its plugin's declared ones, which the server page then shows for the
+    // admin to narrow: the server's own list is what makes an instance URL
+    // trusted.
     if input.api_hosts.is_empty() {
-        let declared = if choice_hosts.is_empty() {
-            app.plugin_map.get(&input.plugin).map(|p| p.metadata().api_hosts.clone()).unwrap_or_default()
-        } else {
-            choice_hosts
-        };
-        input.api_hosts = declared.iter().filter_map(|h| registry_plugin_runtime::HostPattern::parse(h).ok()).map(|h| h.to_string()).collect();
+        input.api_hosts = default_hosts(&input.server_url, app.plugin_map.get(&input.plugin).map(|p| p.metadata()));
     }
-    input
+    Ok(input)
 }
 
 /// Validates the server form; errors are keyed by field name.
@@ -362,10 +375,18 @@ mod tests {
 
         let choices = &m.server_form.server_urls;
         assert_eq!(choice_of("", choices), ("https://login.example.com".to_string(), String::new()), "the default first");
-        assert_eq!(choice_of("https://login.example.com/", choices).0, "https://login.example.com");
+        assert_eq!(choice_of("https://login.example.com", choices).0, "https://login.example.com");
+        assert_eq!(choice_of("https://login.example.com/", choices).0, CUSTOM, "only the same string, so a save keeps it as it was");
         assert_eq!(choice_of("https://acme.tenant.example.com", choices), ("https://{name}.tenant.example.com".to_string(), "acme".to_string()));
         assert_eq!(choice_of("https://a.b.tenant.example.com", choices).0, CUSTOM, "a name is one label");
+        assert_eq!(choice_of("https://Acme.tenant.example.com", choices).0, CUSTOM, "typed so by hand: kept as it is");
         assert_eq!(choice_of("http://127.0.0.1:4000", choices).0, CUSTOM);
+        assert_eq!(default_hosts("https://acme.tenant.example.com", Some(&m)), vec!["acme.tenant.example.com"]);
+        assert_eq!(default_hosts("https://login.example.com", Some(&m)), vec!["*.example.com"], "a choice without hosts: the plugin's");
+        // A {name} in the hosts of a choice whose URL has none is never filled in.
+        let odd = meta(vec![choice("Fixed", "https://login.example.com", "", &["{name}"])]);
+        let mut f = form(&[("server_url_choice", "https://login.example.com"), ("server_url_name", "*")]);
+        assert_eq!(resolve_server_url(&mut f, Some(&odd)).unwrap(), vec!["{name}"]);
         assert_eq!(help(Some(&m), "client-id"), "The app's key.");
         assert!(help(Some(&m), "scope").starts_with("Space separated"), "generic help for what the plugin leaves out");
     }

@@ -14,7 +14,7 @@ use minijinja::{Value as Ctx, context};
 use serde::Serialize;
 
 use super::error::WebError;
-use super::server_form::{form_fields, help, read_server};
+use super::server_form::{default_hosts, form_fields, help, read_server};
 use super::session::{Admin, AdminForm};
 use super::{App, FormMap, audit, format_time, see_other};
 use crate::domain::{Server, TokenStatus};
@@ -134,7 +134,9 @@ async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s):
         ("client_id", server.client_id.clone()),
         ("grant_type", if server.grant_type == GrantType::ClientCredentials { "client_credentials".into() } else { "authorization_code".into() }),
         ("scope", server.scope.clone().unwrap_or_default()),
-        ("api_hosts", server.api_hosts.join(" ")),
+        // Hosts that are just the Server URL's defaults are left empty, so
+        // that picking another URL (another My Domain) takes its own.
+        ("api_hosts", if server.api_hosts == default_hosts(&server.server_url, app.plugin_map.get(&server.plugin).map(|p| p.metadata())) { String::new() } else { server.api_hosts.join(" ") }),
         ("plugin", server.plugin.clone()),
     ]
     .into_iter()
@@ -247,6 +249,12 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
                 audit::record(&app, &s.username, "server.obtain-token.start", &app.store.server(id)?.name, serde_json::json!({}));
                 Ok(Redirect::to(&url).into_response())
             }
+            // In the popup, the error goes to the server page, which shows
+            // it as the last error, and the popup closes.
+            Err(e) if popup => {
+                let _ = app.store.set_error(id, &format!("Could not start: {e}"), None);
+                Ok(popup_done(&app, &s, id, &format!("/servers/{id}?notice=failed")))
+            }
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("Could not start: {e}")), None),
         },
         GrantType::ClientCredentials => match app.oauth.client_credentials(id).await {
@@ -327,9 +335,18 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
         Err(_) => format!("/servers/{id}?notice=failed"),
     };
     if popup {
-        // The window the server page opened: it tells that page where the
-        // sign-in ended, then closes (the page updates in place).
-        return app.render("oauth_done.html", context! { admin => s.username, next => next, server => id });
+        return popup_done(&app, &s, id, &next);
     }
     see_other(&next)
+}
+
+/// The page the popup window ends on: it tells the server page to update
+/// (the outcome waits in the session, as a redirect would have left it),
+/// then closes.
+fn popup_done(app: &App, s: &Session, id: i64, next: &str) -> Response {
+    let (path, query) = next.split_once('?').unwrap_or((next, ""));
+    if !query.is_empty() {
+        let _ = app.store.set_flash(&s.token_hash, query);
+    }
+    app.render("oauth_done.html", context! { admin => s.username.clone(), next => path, server => id })
 }

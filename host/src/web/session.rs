@@ -235,15 +235,15 @@ const FLASH_PARAMS: &[&str] = &["notice", "problem", "tested", "test_error", "wa
 /// gets it back as if it were in its query, once.
 pub(super) async fn flash(State(app): State<Arc<App>>, mut request: Request, next: axum::middleware::Next) -> Response {
     let session = cookie(request.headers(), COOKIE).map(|t| crate::secrets::token_hash(&t));
-    if let Some(hash) = &session
-        && request.method() == axum::http::Method::GET
-        && let Ok(Some(flash)) = app.store.take_flash(hash)
-    {
+    if request.method() == axum::http::Method::GET {
+        // These parameters only ever come from the session: in a link they
+        // are dropped, so nobody can put a made-up message (or Test
+        // Connection "advice") on an admin's page.
         let uri = request.uri();
-        let joined = match uri.query() {
-            Some(q) => format!("{}?{q}&{flash}", uri.path()),
-            None => format!("{}?{flash}", uri.path()),
-        };
+        let kept: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty() && !is_flash_param(p)).collect();
+        let flash = session.as_ref().and_then(|hash| app.store.take_flash(hash).ok().flatten());
+        let query: Vec<&str> = kept.into_iter().chain(flash.as_deref()).collect();
+        let joined = if query.is_empty() { uri.path().to_string() } else { format!("{}?{}", uri.path(), query.join("&")) };
         if let Ok(u) = joined.parse() {
             *request.uri_mut() = u;
         }
@@ -256,7 +256,7 @@ pub(super) async fn flash(State(app): State<Arc<App>>, mut request: Request, nex
     }
     let (rest, fragment) = location.split_once('#').map_or((location.as_str(), None), |(a, b)| (a, Some(b)));
     let Some((path, query)) = rest.split_once('?') else { return response };
-    let (flashed, kept): (Vec<&str>, Vec<&str>) = query.split('&').partition(|p| FLASH_PARAMS.iter().any(|f| p.split('=').next() == Some(*f)));
+    let (flashed, kept): (Vec<&str>, Vec<&str>) = query.split('&').partition(|p| is_flash_param(p));
     if flashed.is_empty() || app.store.set_flash(&hash, &flashed.join("&")).is_err() {
         return response;
     }
@@ -271,4 +271,8 @@ pub(super) async fn flash(State(app): State<Arc<App>>, mut request: Request, nex
         response.headers_mut().insert(header::LOCATION, v);
     }
     response
+}
+
+fn is_flash_param(pair: &str) -> bool {
+    FLASH_PARAMS.iter().any(|f| pair.split('=').next() == Some(*f))
 }

@@ -271,14 +271,22 @@ fn secrets_rotate_reseals_everything_with_a_new_key() {
     assert!(text(&out.stderr).contains("stop it first"), "{}", text(&out.stderr));
 }
 
+/// The pool is on by default; `--plugin-pool 0` turns it off, and a pool of
+/// one still serves (its waiting is tested in host/runtime's sandbox tests).
 #[test]
-fn a_zero_plugin_pool_is_refused_by_name() {
-    // The pool itself is tested in tests/sandbox.rs.
+fn the_plugin_pool_is_on_by_default_and_can_be_turned_off_or_sized() {
     let data = tempfile::tempdir().unwrap();
     let plugin = test_guests::salesforce_plugin().to_str().unwrap();
-    let out = registry_host(&["--plugin-pool", "0", "plugin", "inspect", plugin], data.path());
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("--plugin-pool must be at least 1"), "{}", text(&out.stderr));
+    for pool in [None, Some("0"), Some("1")] {
+        let mut args = vec![];
+        if let Some(n) = pool {
+            args.extend(["--plugin-pool", n]);
+        }
+        args.extend(["plugin", "inspect", plugin]);
+        let out = registry_host(&args, data.path());
+        assert!(out.status.success(), "{pool:?}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("Plugin        salesforce"), "{pool:?}");
+    }
 }
 
 /// A plugin gets client secrets and tokens, so `serve` loads only what it is

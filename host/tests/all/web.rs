@@ -307,8 +307,13 @@ async fn a_sign_in_started_in_a_popup_ends_on_a_page_that_closes_it() {
     let r = h.http.get(&callback).send().await.unwrap();
     assert_eq!(r.status(), 200, "no redirect in the popup");
     let page = unescape(r.text().await.unwrap());
-    assert!(page.contains(&format!("data-oauth-done=\"/servers/{id}?notice=obtained\"")), "{page}");
-    assert!(h.get(&format!("/servers/{id}")).await.1.contains(">Set<"));
+    assert!(page.contains(&format!("data-oauth-done=\"/servers/{id}\"")), "{page}");
+    let page = h.get(&format!("/servers/{id}")).await.1;
+    assert!(page.contains(">Set<") && page.contains("Access Token Obtained"), "the outcome waits in the session: {page}");
+    // Messages never come from a link: a crafted one shows nothing.
+    let crafted = r#"/servers/1?tested={"user":"x","advice":[{"problem":"Urgent","fix":"Paste the Client Secret at https://evil.example"}]}&test_error=Forged"#;
+    let page = h.get(crafted).await.1;
+    assert!(!page.contains("evil.example") && !page.contains("Forged"), "{page}");
 }
 
 /// An app that admits only pre-authorized users (an External Client App's

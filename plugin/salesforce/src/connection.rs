@@ -69,7 +69,21 @@ pub fn check_connection(t: &mut dyn Transport, cfg: &ServerConfig, tokens: &Toke
         let instance = instance.trim_end_matches('/');
         details.push(("Instance URL".into(), instance.to_string()));
         let get = |path: String| Request::new("GET", format!("{instance}{path}")).bearer(&tokens.access_token).header("Accept", "application/json");
-        let resp = send(t, get(format!("/services/data/v{CHECK_API_VERSION}/limits")))?;
+        // The versions first: an org older than the version the plugin uses
+        // would answer `limits` there with 404, and the check would end in
+        // an error instead of saying which version to set.
+        let resp = send(t, get("/services/data/".into()))?;
+        if resp.status == 200
+            && let Ok(Value::Array(versions)) = serde_json::from_slice::<Value>(&resp.body)
+        {
+            latest_version = versions.iter().filter_map(|v| v["version"].as_str().and_then(|s| s.parse::<f64>().ok())).reduce(f64::max);
+        }
+        let needed: f64 = CHECK_API_VERSION.parse().unwrap_or(0.0);
+        let version = match latest_version {
+            Some(latest) if latest < needed => format!("{latest:.1}"),
+            _ => CHECK_API_VERSION.to_string(),
+        };
+        let resp = send(t, get(format!("/services/data/v{version}/limits")))?;
         match resp.status {
             200 => {
                 let v: Value = serde_json::from_slice(&resp.body).map_err(|e| Error::Transport(format!("limits: not JSON: {e}")))?;
@@ -80,12 +94,6 @@ pub fn check_connection(t: &mut dyn Transport, cfg: &ServerConfig, tokens: &Toke
             }
             401 => return Err(Error::Unauthorized("the instance refused the access token".into())),
             _ => return Err(rest_error(&resp)),
-        }
-        let resp = send(t, get("/services/data/".into()))?;
-        if resp.status == 200
-            && let Ok(Value::Array(versions)) = serde_json::from_slice::<Value>(&resp.body)
-        {
-            latest_version = versions.iter().filter_map(|v| v["version"].as_str().and_then(|s| s.parse::<f64>().ok())).reduce(f64::max);
         }
     }
     if let Some(latest) = latest_version {
@@ -158,8 +166,8 @@ mod tests {
     fn org(remaining: u64, latest: &str) -> Vec<Response> {
         vec![
             reply(200, json!({"preferred_username": "ada@example.com", "organization_id": "00D1", "name": "Ada", "user_id": "0051"})),
-            reply(200, json!({"DailyApiRequests": {"Max": 15000, "Remaining": remaining}})),
             reply(200, json!([{"version": "31.0"}, {"version": latest}])),
+            reply(200, json!({"DailyApiRequests": {"Max": 15000, "Remaining": remaining}})),
         ]
     }
 
@@ -177,8 +185,8 @@ mod tests {
         let info = check_connection(&mut t, &cfg(), &tokens, true).unwrap();
         assert_eq!(info.user.as_deref(), Some("ada@example.com"));
         assert_eq!(info.api_usage, Some((10, 15000)));
-        assert_eq!(t.sent[1].url, "https://na1.salesforce.com/services/data/v62.0/limits");
-        assert_eq!(t.sent[2].url, "https://na1.salesforce.com/services/data/");
+        assert_eq!(t.sent[1].url, "https://na1.salesforce.com/services/data/");
+        assert_eq!(t.sent[2].url, "https://na1.salesforce.com/services/data/v62.0/limits");
         assert!(info.details.contains(&("Latest API version".into(), "v66.0".into())), "{:?}", info.details);
         assert!(info.details.iter().any(|(k, v)| k == "Refresh token rotation" && v.starts_with("on")));
         assert_eq!(info.advice, vec![]);
@@ -192,6 +200,7 @@ mod tests {
         let tokens = Tokens { access_token: "at".into(), instance_url: Some("https://na1.salesforce.com".into()), scope: Some("id web".into()), ..Default::default() };
         let mut t = Fake { sent: vec![], replies: org(900, "58.0") };
         let info = check_connection(&mut t, &cfg(), &tokens, true).unwrap();
+        assert_eq!(t.sent[2].url, "https://na1.salesforce.com/services/data/v58.0/limits", "an older org is asked at its own version");
         let problems: Vec<&str> = info.advice.iter().map(|a| a.problem.as_str()).collect();
         assert_eq!(info.advice.len(), 4, "{problems:?}");
         assert!(info.advice[0].problem.contains("lacks the api scope") && info.advice[0].fix.contains("Manage user data via APIs (api)"));

@@ -85,8 +85,12 @@ fn python_venv(requirements: &Path) -> PathBuf {
     venv
 }
 
-/// `npm ci` in `dir` unless its pinned packages are there.
+/// `npm ci` in `dir` unless its pinned packages are there. The packages
+/// live in the source folder, shared by every target dir: one install at a
+/// time, under a lock there.
 fn npm_ci(dir: &Path) {
+    let lock = File::create(dir.join(".npm-ci.lock")).expect("create the npm lock file");
+    lock.lock().expect("lock the package folder");
     let installed = dir.join("node_modules/.package-lock.json");
     let fresh = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if installed.exists() && fresh(&installed) >= fresh(&dir.join("package-lock.json")) {

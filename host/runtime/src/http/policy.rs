@@ -77,7 +77,7 @@ impl HostPattern {
         };
         let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-            return Err(format!("'{text}' is not a host name or pattern: write e.g. na1.salesforce.com or *.my.salesforce.com"));
+            return Err(format!("'{text}' is not a host name or pattern: write e.g. api.example.com or *.example.com"));
         }
         if wildcard && !host.contains('.') {
             return Err(format!("'{text}' would match a whole top-level domain; name at least two labels after '*.'"));

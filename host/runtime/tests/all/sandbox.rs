@@ -309,6 +309,32 @@ async fn the_pooling_allocator_keeps_every_limit() {
     plugin.validate_settings(&[], &HttpAllowlist::none()).await.unwrap().unwrap();
 }
 
+/// More calls at once than the pool has slots: the extra ones wait for a
+/// slot and then run (before, they failed to instantiate). The calls loop
+/// until their deadline, so they really are in flight together; each must
+/// end by its own deadline, none for want of an instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pool_of_n_serves_n_plus_three_calls_at_once() {
+    const SLOTS: u32 = 2;
+    let runtime = Runtime::new(RuntimeConfig { pooling: Some(SLOTS), deadline: Duration::from_millis(200), ..RuntimeConfig::default() }).unwrap();
+    let looping = load(&runtime, test_guests::hostile_loop()).await;
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..SLOTS + 3)
+        .map(|_| {
+            let p = looping.clone();
+            tokio::spawn(async move { p.validate_settings(&[], &HttpAllowlist::none()).await })
+        })
+        .collect();
+    for c in calls {
+        let error = c.await.unwrap().unwrap_err();
+        assert!(matches!(error.failure, Failure::Timeout(_)), "waited for a slot, then ran: {error}");
+    }
+    // Five 200 ms calls through two slots take at least three rounds.
+    assert!(started.elapsed() >= Duration::from_millis(600), "{:?}", started.elapsed());
+    let plugin = load(&runtime, test_guests::salesforce_plugin()).await;
+    plugin.validate_settings(&[], &HttpAllowlist::none()).await.unwrap().unwrap();
+}
+
 /// A loopback HTTP/1.1 server that answers every request on a connection
 /// until the client closes it; counts (connections, requests).
 fn keep_alive_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

@@ -145,7 +145,9 @@ fn server_form_problems(form: &ServerForm) -> Vec<String> {
             problems.push(format!("server URL {}: a name-label is needed exactly when the URL has {{name}}", c.url));
         }
         for pattern in &c.api_hosts {
-            if let Err(e) = registry_plugin_runtime::HostPattern::parse(&pattern.replace("{name}", "example")) {
+            if names == 0 && pattern.contains("{name}") {
+                problems.push(format!("server URL {}: api-hosts use {{name}}, which only a URL with {{name}} fills", c.url));
+            } else if let Err(e) = registry_plugin_runtime::HostPattern::parse(&pattern.replace("{name}", "example")) {
                 problems.push(format!("server URL {}: api-hosts: {e}", c.url));
             }
         }
@@ -183,11 +185,12 @@ mod tests {
                 choice("http://login.example.com", "", &[]),
                 choice("https://{name}.{name}.example.com", "Tenant", &[]),
                 choice("https://{name}.example.com", "", &["*.com"]),
+                choice("https://fixed.example.com", "", &["{name}.example.com"]),
             ],
             help: vec![("consumer-key".into(), "?".into())],
         };
         let problems = server_form_problems(&bad).join("\n");
-        for says in ["must be an https URL", "{name} may appear once", "a name-label is needed", "would match a whole top-level domain", "help for 'consumer-key'"] {
+        for says in ["must be an https URL", "{name} may appear once", "a name-label is needed", "would match a whole top-level domain", "only a URL with {name} fills", "help for 'consumer-key'"] {
             assert!(problems.contains(says), "{says}: {problems}");
         }
     }
