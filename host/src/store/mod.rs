@@ -195,6 +195,32 @@ impl Store {
     }
 }
 
+/// A store in a scratch directory with one client-credentials server and
+/// one enabled target whose scope is everyone (the target's id), for the
+/// store's own tests.
+#[cfg(test)]
+pub(crate) fn scratch_with_target() -> (tempfile::TempDir, Store, i64) {
+    use crate::domain::{Scope, ServerInput, TargetInput};
+    use registry_plugin_runtime::latest::types::GrantType;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
+    let server = store
+        .create_server(&ServerInput {
+            name: "S".into(),
+            description: String::new(),
+            plugin: "p".into(),
+            server_url: "https://login.example.org".into(),
+            client_id: "id".into(),
+            client_secret: Some("s".into()),
+            grant_type: GrantType::ClientCredentials,
+            scope: None,
+            api_hosts: vec![],
+        })
+        .unwrap();
+    let target = store.create_target(&TargetInput { name: "T".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();
+    (dir, store, target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,30 +296,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Person, Scope, ServerInput, TargetInput};
-    use crate::secrets::SecretBox;
-    use registry_plugin_runtime::latest::types::GrantType;
+    use crate::domain::Person;
 
     /// When every queued job is a removal, `claim` holds them all and
     /// finds nothing to run: the holds must still be kept (and reported).
     #[test]
     fn removals_held_when_nothing_else_is_queued_stay_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
-        let server = store
-            .create_server(&ServerInput {
-                name: "S".into(),
-                description: String::new(),
-                plugin: "p".into(),
-                server_url: "https://login.example.org".into(),
-                client_id: "id".into(),
-                client_secret: Some("s".into()),
-                grant_type: GrantType::ClientCredentials,
-                scope: None,
-                api_hosts: vec![],
-            })
-            .unwrap();
-        let target = store.create_target(&TargetInput { name: "T".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();
+        let (_dir, store, target) = crate::store::scratch_with_target();
         for i in 0..30 {
             store.create_person(Person::example(&format!("H{i}"), "Held", "Person", &format!("h{i}@example.org"))).unwrap();
         }

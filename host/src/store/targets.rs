@@ -238,30 +238,13 @@ pub(super) fn read_scope(id: i64, json: &str) -> Result<Scope, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Person, Scope, ServerInput, TargetInput};
-    use crate::secrets::SecretBox;
-    use registry_plugin_runtime::latest::types::GrantType;
+    use crate::domain::{Person, Scope};
 
     /// A store with people in every situation a run meets: a queued job of
     /// an earlier run, a failed job, a running one, a deleted person, an
     /// unreadable one, and people with nothing queued.
     fn store_with_history() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), SecretBox::new(&[5; 32])).unwrap();
-        let server = store
-            .create_server(&ServerInput {
-                name: "S".into(),
-                description: String::new(),
-                plugin: "p".into(),
-                server_url: "https://login.example.org".into(),
-                client_id: "id".into(),
-                client_secret: Some("s".into()),
-                grant_type: GrantType::ClientCredentials,
-                scope: None,
-                api_hosts: vec![],
-            })
-            .unwrap();
-        let target = store.create_target(&TargetInput { name: "T".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();
+        let (dir, store, target) = crate::store::scratch_with_target();
         for i in 0..40 {
             store.create_person(Person::example(&format!("P{i:02}"), "Given", &format!("Family{i}"), &format!("p{i}@example.org"))).unwrap();
         }
