@@ -75,24 +75,94 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// A full "Reprovision all" of `n` generated people to the in-process
-/// emulator through `path`, with the engine as `serve` runs it.
-pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow::Result<()> {
-    anyhow::ensure!(n > 0, "--people must be at least 1");
-    // The in-process emulator speaks plain http on loopback.
-    let config = RuntimeConfig { insecure_loopback: true, ..config };
+/// The emulator's side of the reprovision bench (`bench emulator`, run by
+/// the bench as a child process): one JSON line with its URLs, then one
+/// JSON report (API calls, Contacts, peak memory) per `report` line read.
+pub fn emulator_process() -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
     let mut seed = Seed::demo(vec![]);
     // Enough daily calls that the limit is not what is measured.
     seed.orgs[0].daily_api_limit = 1_000_000;
     let emu = Emulator::start(seed)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::json!({"login_url": emu.login_url(), "instance_url": emu.instance_url()}))?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        if line?.trim() == "report" {
+            let report = serde_json::json!({"api_calls": emu.api_usage().0, "contacts": emu.live_records("Contact").len(), "peak_kib": peak_rss_kib()});
+            writeln!(out, "{report}")?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// The emulator in its own process, as the bench talks to it.
+struct EmulatorProcess {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+    login_url: String,
+    instance_url: String,
+}
+
+impl EmulatorProcess {
+    fn start() -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let exe = std::env::current_exe().context("cannot find this program to start the emulator")?;
+        let mut child = Command::new(exe).args(["bench", "emulator"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().context("cannot start the emulator process")?;
+        let input = child.stdin.take().expect("piped");
+        let mut output = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        output.read_line(&mut line).context("the emulator process said nothing")?;
+        let urls: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("the emulator process said {line:?}"))?;
+        let url = |k: &str| urls[k].as_str().map(str::to_string).with_context(|| format!("no {k} in {line:?}"));
+        Ok(Self { login_url: url("login_url")?, instance_url: url("instance_url")?, child, input, output })
+    }
+
+    /// (API calls so far, Contacts, the emulator's peak memory in KiB).
+    fn report(&mut self) -> anyhow::Result<(u64, usize, Option<u64>)> {
+        use std::io::{BufRead, Write};
+        writeln!(self.input, "report")?;
+        self.input.flush()?;
+        let mut line = String::new();
+        self.output.read_line(&mut line)?;
+        let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("the emulator process reported {line:?}"))?;
+        Ok((v["api_calls"].as_u64().unwrap_or(0), v["contacts"].as_u64().unwrap_or(0) as usize, v["peak_kib"].as_u64()))
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        // End of input stops it; a kill if it does not.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A full "Reprovision all" of `n` generated people to the emulator, run in
+/// a process of its own, through `path`, with the engine as `serve` runs it.
+pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(n > 0, "--people must be at least 1");
+    // The emulator speaks plain http on loopback.
+    let config = RuntimeConfig { insecure_loopback: true, ..config };
+    let mut emu = EmulatorProcess::start()?;
     let dir = tempfile::tempdir().context("cannot create a scratch data directory")?;
     let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path())?)?);
     let runtime = Runtime::new(config)?;
     let plugin = runtime.load_file(path).await?;
     let plugins = Arc::new(HashMap::from([(plugin.name().to_string(), plugin.clone())]));
     let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
-    let mut input = ServerInput::for_config("Emulator", plugin.name(), &registry_plugin_testbed::emulator_server(&emu, GrantType::ClientCredentials));
-    input.api_hosts = vec![HostPattern::exact(&Origin::of_url(&emu.instance_url())?).to_string()];
+    let server_config = registry_plugin_runtime::latest::types::Oauth2ServerConfig {
+        server_url: emu.login_url.clone(),
+        client_id: salesforce_emulator::seed::DEMO_CONSUMER_KEY.into(),
+        client_secret: salesforce_emulator::seed::DEMO_CONSUMER_SECRET.into(),
+        grant_type: GrantType::ClientCredentials,
+        scope: Some("api refresh_token".into()),
+    };
+    let mut input = ServerInput::for_config("Emulator", plugin.name(), &server_config);
+    input.api_hosts = vec![HostPattern::exact(&Origin::of_url(&emu.instance_url)?).to_string()];
     let server = store.create_server(&input)?;
     let people: Vec<Person> = (0..n).map(|i| Person::example(&format!("P{i:07}"), "Bench", &format!("Person {i}"), &format!("p{i}@example.org"))).collect();
     let started = Instant::now();
@@ -109,7 +179,7 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
     let config = EngineConfig::default();
     let workers = config.workers;
     let engine = Engine::new(store.clone(), plugins, oauth, config);
-    let calls_before = emu.api_usage().0;
+    let calls_before = emu.report()?.0;
     let started = Instant::now();
     let run = store.start_run(target)?;
     let queued = started.elapsed();
@@ -124,8 +194,8 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let took = started.elapsed();
-    let calls = emu.api_usage().0 - calls_before;
-    let live = emu.live_records("Contact").len();
+    let (calls_after, live, emulator_kib) = emu.report()?;
+    let calls = calls_after - calls_before;
 
     println!("people                      {n}");
     println!("import (one-off)            {:.2} s", import.as_secs_f64());
@@ -135,7 +205,10 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
     println!("API calls                   {calls}  ({:.1} per 1,000 people)", calls as f64 * 1000.0 / n as f64);
     println!("Contacts in the emulator    {live}");
     if let Some(kib) = peak_rss_kib() {
-        println!("peak memory (host+emulator) {:.0} MiB", kib as f64 / 1024.0);
+        println!("peak memory, host alone     {:.0} MiB", kib as f64 / 1024.0);
+    }
+    if let Some(kib) = emulator_kib {
+        println!("peak memory, emulator       {:.0} MiB (its own process)", kib as f64 / 1024.0);
     }
     println!("build profile               {}", if cfg!(debug_assertions) { "debug" } else { "release" });
     anyhow::ensure!(run.failed == 0 && live == n, "the run did not provision everyone: {} failed, {live} Contacts", run.failed);

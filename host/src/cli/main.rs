@@ -247,6 +247,11 @@ enum BenchCommand {
         #[arg(long)]
         plugin: PathBuf,
     },
+    /// The emulator the reprovision bench runs in a process of its own
+    /// (so that each process's peak memory is its own): prints its URLs,
+    /// then a report for each `report` line on stdin; stops at end of input.
+    #[command(hide = true)]
+    Emulator,
 }
 
 #[derive(Subcommand)]
@@ -395,6 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Reprovision { people, plugin }) => {
             benchmarks::reprovision(cli.runtime.config()?, &plugin, people).await
         }
+        Command::Bench(BenchCommand::Emulator) => benchmarks::emulator_process(),
         Command::Serve { listen, public_url, mut plugins, demo, retry_horizon_hours, log_retention_days, smtp_url, notify_from, notify_to, webhook_url, webhook_secret } => {
             let defaults = registry_host::engine::EngineConfig::default();
             let notify = registry_host::notify::NotifyConfig { smtp_url, from: notify_from, to: notify_to, webhook_url, webhook_secret, ..defaults.notify.clone() };
