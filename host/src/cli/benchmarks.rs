@@ -78,23 +78,65 @@ fn ms(d: Duration) -> f64 {
 /// The emulator's side of the reprovision bench (`bench emulator`, run by
 /// the bench as a child process): one JSON line with its URLs, then one
 /// JSON report (API calls, Contacts, peak memory) per `report` line read.
-pub fn emulator_process() -> anyhow::Result<()> {
+pub fn emulator_process(latency: Latency) -> anyhow::Result<()> {
     use std::io::{BufRead, Write};
     let mut seed = Seed::demo(vec![]);
     // Enough daily calls that the limit is not what is measured.
     seed.orgs[0].daily_api_limit = 1_000_000;
-    let emu = Emulator::start(seed)?;
+    let emu = Arc::new(Emulator::start(seed)?);
+    emu.set_latency_model(Duration::from_millis(latency.base_ms), Duration::from_millis(latency.per_record_ms));
+    // The calls in flight, sampled every half second, for the report.
+    let samples: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
+    {
+        let (emu, samples) = (Arc::downgrade(&emu), samples.clone());
+        std::thread::spawn(move || {
+            while let Some(emu) = emu.upgrade() {
+                samples.lock().unwrap_or_else(|p| p.into_inner()).push(emu.in_flight().0);
+                drop(emu);
+                std::thread::sleep(SAMPLE_EVERY);
+            }
+        });
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::json!({"login_url": emu.login_url(), "instance_url": emu.instance_url()}))?;
     out.flush()?;
     for line in std::io::stdin().lock().lines() {
         if line?.trim() == "report" {
-            let report = serde_json::json!({"api_calls": emu.api_usage().0, "contacts": emu.live_records("Contact").len(), "peak_kib": peak_rss_kib()});
+            // Each report covers the time since the one before.
+            let series = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
+            let report = serde_json::json!({
+                "api_calls": emu.api_usage().0,
+                "contacts": emu.live_records("Contact").len(),
+                "peak_kib": peak_rss_kib(),
+                "most_in_flight": emu.in_flight().1,
+                "in_flight": series,
+            });
             writeln!(out, "{report}")?;
             out.flush()?;
         }
     }
     Ok(())
+}
+
+/// How often the emulator process samples the calls in flight.
+const SAMPLE_EVERY: Duration = Duration::from_millis(500);
+
+/// The emulator's latency model for a bench run.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Milliseconds for every call.
+    pub base_ms: u64,
+    /// Milliseconds more for each record of a collections call.
+    pub per_record_ms: u64,
+}
+
+/// What the emulator process reports.
+struct Report {
+    api_calls: u64,
+    contacts: usize,
+    peak_kib: Option<u64>,
+    most_in_flight: u64,
+    in_flight: Vec<u64>,
 }
 
 /// The emulator in its own process, as the bench talks to it.
@@ -107,11 +149,16 @@ struct EmulatorProcess {
 }
 
 impl EmulatorProcess {
-    fn start() -> anyhow::Result<Self> {
+    fn start(latency: Latency) -> anyhow::Result<Self> {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let exe = std::env::current_exe().context("cannot find this program to start the emulator")?;
-        let mut child = Command::new(exe).args(["bench", "emulator"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().context("cannot start the emulator process")?;
+        let mut child = Command::new(exe)
+            .args(["bench", "emulator", "--latency-ms", &latency.base_ms.to_string(), "--per-record-ms", &latency.per_record_ms.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start the emulator process")?;
         let input = child.stdin.take().expect("piped");
         let mut output = std::io::BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();
@@ -121,15 +168,21 @@ impl EmulatorProcess {
         Ok(Self { login_url: url("login_url")?, instance_url: url("instance_url")?, child, input, output })
     }
 
-    /// (API calls so far, Contacts, the emulator's peak memory in KiB).
-    fn report(&mut self) -> anyhow::Result<(u64, usize, Option<u64>)> {
+    /// What the emulator saw since the last report.
+    fn report(&mut self) -> anyhow::Result<Report> {
         use std::io::{BufRead, Write};
         writeln!(self.input, "report")?;
         self.input.flush()?;
         let mut line = String::new();
         self.output.read_line(&mut line)?;
         let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("the emulator process reported {line:?}"))?;
-        Ok((v["api_calls"].as_u64().unwrap_or(0), v["contacts"].as_u64().unwrap_or(0) as usize, v["peak_kib"].as_u64()))
+        Ok(Report {
+            api_calls: v["api_calls"].as_u64().unwrap_or(0),
+            contacts: v["contacts"].as_u64().unwrap_or(0) as usize,
+            peak_kib: v["peak_kib"].as_u64(),
+            most_in_flight: v["most_in_flight"].as_u64().unwrap_or(0),
+            in_flight: v["in_flight"].as_array().map(|a| a.iter().filter_map(|n| n.as_u64()).collect()).unwrap_or_default(),
+        })
     }
 }
 
@@ -143,11 +196,13 @@ impl Drop for EmulatorProcess {
 
 /// A full "Reprovision all" of `n` generated people to the emulator, run in
 /// a process of its own, through `path`, with the engine as `serve` runs it.
-pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow::Result<()> {
+pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: Latency, workers: Option<usize>) -> anyhow::Result<()> {
     anyhow::ensure!(n > 0, "--people must be at least 1");
-    // The emulator speaks plain http on loopback.
-    let config = RuntimeConfig { insecure_loopback: true, ..config };
-    let mut emu = EmulatorProcess::start()?;
+    anyhow::ensure!(workers != Some(0), "--workers must be at least 1");
+    let engine_config = EngineConfig { workers: workers.unwrap_or(EngineConfig::default().workers), ..EngineConfig::default() };
+    // The emulator speaks plain http on loopback; the pool fits the workers.
+    let config = RuntimeConfig { insecure_loopback: true, pooling: config.pooling.map(|_| RuntimeConfig::pool_for(engine_config.workers)), ..config };
+    let mut emu = EmulatorProcess::start(latency)?;
     let dir = tempfile::tempdir().context("cannot create a scratch data directory")?;
     let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path())?)?);
     let runtime = Runtime::new(config)?;
@@ -176,10 +231,9 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
         enabled: true,
         scope: Scope::default(),
     })?;
-    let config = EngineConfig::default();
-    let workers = config.workers;
-    let engine = Engine::new(store.clone(), plugins, oauth, config);
-    let calls_before = emu.report()?.0;
+    let workers = engine_config.workers;
+    let engine = Engine::new(store.clone(), plugins, oauth, engine_config);
+    let calls_before = emu.report()?.api_calls;
     let started = Instant::now();
     let run = store.start_run(target)?;
     let queued = started.elapsed();
@@ -194,16 +248,23 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize) -> anyhow
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let took = started.elapsed();
-    let (calls_after, live, emulator_kib) = emu.report()?;
-    let calls = calls_after - calls_before;
+    let report = emu.report()?;
+    let (live, emulator_kib) = (report.contacts, report.peak_kib);
+    let calls = report.api_calls - calls_before;
 
     println!("people                      {n}");
+    if latency.base_ms > 0 || latency.per_record_ms > 0 {
+        println!("latency model               {} ms a call + {} ms a record (collections)", latency.base_ms, latency.per_record_ms);
+    }
     println!("import (one-off)            {:.2} s", import.as_secs_f64());
     println!("queue run (one transaction) {:.0} ms", queued.as_secs_f64() * 1e3);
     println!("full reprovision            {:.2} s  ({} workers, {} failed)", took.as_secs_f64(), workers, run.failed);
     println!("people per second           {:.0}", n as f64 / took.as_secs_f64());
     println!("API calls                   {calls}  ({:.1} per 1,000 people)", calls as f64 * 1000.0 / n as f64);
     println!("Contacts in the emulator    {live}");
+    println!("calls in flight, at most    {}", report.most_in_flight);
+    let shown: Vec<String> = report.in_flight.iter().take(60).map(u64::to_string).collect();
+    println!("in flight every {:.1} s       {}{}", SAMPLE_EVERY.as_secs_f64(), shown.join(" "), if report.in_flight.len() > 60 { " …" } else { "" });
     if let Some(kib) = peak_rss_kib() {
         println!("peak memory, host alone     {:.0} MiB", kib as f64 / 1024.0);
     }

@@ -125,6 +125,12 @@ enum Command {
         /// How long the provisioning log keeps an attempt (pruned hourly).
         #[arg(long, default_value_t = 90, env = "REGISTRY_HOST_LOG_RETENTION_DAYS")]
         log_retention_days: u64,
+        /// Provisioning calls in flight at once (the workers). Calls wait on
+        /// the network, so more than the CPUs pays against a slow service;
+        /// keep it under the service's own limit (Salesforce: 25 long
+        /// calls per org) [default: the CPUs, 2 to 8].
+        #[arg(long, env = "REGISTRY_HOST_WORKERS")]
+        workers: Option<usize>,
         /// Mail notifications through this SMTP server:
         /// smtp://user:pass@host:587?tls=required (STARTTLS),
         /// smtps://user:pass@host:465 (TLS), or smtp://host:25 (no TLS: a
@@ -246,12 +252,29 @@ enum BenchCommand {
         /// The plugin component, e.g. target/wasm32-wasip2/release/salesforce_provisioner.wasm.
         #[arg(long)]
         plugin: PathBuf,
+        /// The emulator's latency model: milliseconds for every call ...
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// ... and more for each record of a `composite/sobjects` call
+        /// (e.g. 150 and 2, as Salesforce answers 200 records).
+        #[arg(long, default_value_t = 0)]
+        per_record_ms: u64,
+        /// Provisioning workers [default: as `serve` runs them].
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// The emulator the reprovision bench runs in a process of its own
     /// (so that each process's peak memory is its own): prints its URLs,
     /// then a report for each `report` line on stdin; stops at end of input.
     #[command(hide = true)]
-    Emulator,
+    Emulator {
+        /// Milliseconds for every call.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Milliseconds more for each record of a collections call.
+        #[arg(long, default_value_t = 0)]
+        per_record_ms: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -397,11 +420,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::Bench { plugin, iterations }) => {
             benchmarks::plugin(cli.runtime.config()?, &plugin, iterations.max(1)).await
         }
-        Command::Bench(BenchCommand::Reprovision { people, plugin }) => {
-            benchmarks::reprovision(cli.runtime.config()?, &plugin, people).await
+        Command::Bench(BenchCommand::Reprovision { people, plugin, latency_ms, per_record_ms, workers }) => {
+            let latency = benchmarks::Latency { base_ms: latency_ms, per_record_ms };
+            benchmarks::reprovision(cli.runtime.config()?, &plugin, people, latency, workers).await
         }
-        Command::Bench(BenchCommand::Emulator) => benchmarks::emulator_process(),
-        Command::Serve { listen, public_url, mut plugins, demo, retry_horizon_hours, log_retention_days, smtp_url, notify_from, notify_to, webhook_url, webhook_secret } => {
+        Command::Bench(BenchCommand::Emulator { latency_ms, per_record_ms }) => {
+            benchmarks::emulator_process(benchmarks::Latency { base_ms: latency_ms, per_record_ms })
+        }
+        Command::Serve { listen, public_url, mut plugins, demo, retry_horizon_hours, log_retention_days, workers, smtp_url, notify_from, notify_to, webhook_url, webhook_secret } => {
+            anyhow::ensure!(workers.is_none_or(|w| (1..=256).contains(&w)), "--workers must be 1 to 256");
             let defaults = registry_host::engine::EngineConfig::default();
             let notify = registry_host::notify::NotifyConfig { smtp_url, from: notify_from, to: notify_to, webhook_url, webhook_secret, ..defaults.notify.clone() };
             notify.check()?;
@@ -420,9 +447,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 listen,
                 public_url,
                 plugins,
-                runtime: cli.runtime.config()?,
+                runtime: {
+                    let runtime = cli.runtime.config()?;
+                    // An automatic pool grows with the workers.
+                    let auto_pool = cli.runtime.plugin_pool.is_none();
+                    match workers {
+                        Some(w) if auto_pool => RuntimeConfig { pooling: Some(RuntimeConfig::pool_for(w)), ..runtime },
+                        _ => runtime,
+                    }
+                },
                 demo,
                 engine: registry_host::engine::EngineConfig {
+                    workers: workers.unwrap_or(defaults.workers),
                     retry_horizon: Duration::from_secs(retry_horizon_hours.saturating_mul(3600)),
                     log_retention: Duration::from_secs(log_retention_days.max(1).saturating_mul(86_400)),
                     notify,

@@ -333,6 +333,23 @@ fn serve_loads_plugins_only_from_explicit_paths_and_the_data_dir() {
 
 /// A retry horizon no retry fits in is refused at start, by its flag.
 #[test]
+fn serve_refuses_workers_it_cannot_run() {
+    let data = tempfile::tempdir().unwrap();
+    let plugin = test_guests::salesforce_plugin().to_str().unwrap();
+    for workers in ["0", "1000"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_registry-host"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--plugin", plugin, "--workers", workers])
+            .env_remove("REGISTRY_HOST_LOG")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("--workers must be 1 to 256"), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
 fn serve_refuses_a_retry_horizon_shorter_than_the_first_retry() {
     let data = tempfile::tempdir().unwrap();
     let plugin = test_guests::salesforce_plugin().to_str().unwrap();

@@ -69,10 +69,14 @@ pub enum Fault {
         /// Requests a day.
         limit: u64,
     },
-    /// Add latency to every request.
+    /// Add latency to every request, and to a collections call per record
+    /// (a latency model: e.g. 150 ms + 2 ms a record).
     Latency {
-        /// Milliseconds.
+        /// Milliseconds for every request.
         ms: u64,
+        /// Milliseconds more for each record of a `composite/sobjects` call.
+        #[serde(default)]
+        per_record_ms: u64,
     },
     /// Move the emulator's clock forward.
     AdvanceClock {
@@ -176,9 +180,11 @@ pub fn apply(ctx: &Arc<Ctx>, fault: Fault) -> Result<Value, FaultError> {
             inner.orgs[idx].daily_limit = limit;
             Ok(json!({ "daily_limit": limit }))
         }
-        Fault::Latency { ms } => {
-            shared.lock().faults.latency_ms = ms;
-            Ok(json!({ "latency_ms": ms }))
+        Fault::Latency { ms, per_record_ms } => {
+            let mut inner = shared.lock();
+            inner.faults.latency_ms = ms;
+            inner.faults.latency_per_record_ms = per_record_ms;
+            Ok(json!({ "latency_ms": ms, "per_record_ms": per_record_ms }))
         }
         Fault::AdvanceClock { secs } => {
             shared.advance_clock(Duration::from_secs(secs));

@@ -58,7 +58,16 @@ fn json_resp(status: StatusCode, v: Value) -> Response {
 /// The REST entry point for everything under `/services/data`.
 pub async fn api(inst: Arc<Inst>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let shared = inst.ctx.shared.clone();
+    let _in_flight = shared.enter();
     shared.delay().await;
+    if uri.path().contains("/composite/sobjects") {
+        // The latency model's per-record cost: records in the body, or ids
+        // in the query for a delete.
+        let records = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["records"].as_array().map(Vec::len)).unwrap_or_else(|| {
+            uri.query().and_then(|q| parse_form(q.as_bytes()).get("ids").map(|ids| ids.split(',').count())).unwrap_or(0)
+        });
+        shared.delay_records(records).await;
+    }
     let path = uri.path().trim_end_matches('/');
     let rest = path.strip_prefix("/services/data").unwrap_or("");
     let segments: Vec<String> = rest

@@ -330,7 +330,18 @@ impl Emulator {
 
     /// Adds latency to every request.
     pub fn set_latency(&self, latency: Duration) {
-        self.fault(Fault::Latency { ms: latency.as_millis() as u64 }).expect("cannot fail");
+        self.set_latency_model(latency, Duration::ZERO);
+    }
+
+    /// A latency model: `base` for every request, and `per_record` more for
+    /// each record of a `composite/sobjects` call.
+    pub fn set_latency_model(&self, base: Duration, per_record: Duration) {
+        self.fault(Fault::Latency { ms: base.as_millis() as u64, per_record_ms: per_record.as_millis() as u64 }).expect("cannot fail");
+    }
+
+    /// (REST calls being answered now, the most answered at once so far).
+    pub fn in_flight(&self) -> (usize, usize) {
+        self.ctx.shared.in_flight()
     }
 
     /// Lifts throttle, failures and latency.

@@ -189,6 +189,8 @@ pub struct Faults {
     pub fail_kind: Option<FailKind>,
     /// Added to every request.
     pub latency_ms: u64,
+    /// Added to a collections call for each of its records.
+    pub latency_per_record_ms: u64,
     /// Until this time (emulator clock, ms) every REST call answers 503,
     /// as in an outage or maintenance window.
     pub down_until: Option<i64>,
@@ -255,6 +257,18 @@ pub struct Shared {
     /// The login host's base URL.
     pub login_url: String,
     clock_offset_ms: AtomicI64,
+    /// REST calls being answered now, and the most at once so far.
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one REST call as in flight while it lives.
+pub struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Random URL-safe text of `n` bytes of entropy.
@@ -441,7 +455,14 @@ impl Shared {
                 locators: IndexMap::new(),
             });
         }
-        Ok(Shared { inner: Mutex::new(inner), ids, login_url, clock_offset_ms: AtomicI64::new(0) })
+        Ok(Shared {
+            inner: Mutex::new(inner),
+            ids,
+            login_url,
+            clock_offset_ms: AtomicI64::new(0),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
+        })
     }
 
     /// Locks the state. A panic in one handler must not wedge the emulator, so
@@ -471,6 +492,27 @@ impl Shared {
         if ms > 0 {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+    }
+
+    /// Waits the configured cost of `records` records in one call (the
+    /// latency model's per-record part, for collections).
+    pub async fn delay_records(&self, records: usize) {
+        let ms = self.lock().faults.latency_per_record_ms.saturating_mul(records as u64);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+
+    /// Marks a REST call in flight until the guard is dropped.
+    pub fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// (REST calls in flight now, the most at once since the last reset).
+    pub fn in_flight(&self) -> (usize, usize) {
+        (self.in_flight.load(Ordering::Relaxed), self.max_in_flight.load(Ordering::Relaxed))
     }
 }
 

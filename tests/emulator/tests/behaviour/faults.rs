@@ -195,6 +195,37 @@ async fn latency_slows_every_request() {
     assert!(start.elapsed() < slow, "clearing the fault removes the delay");
 }
 
+/// The latency model a bench sets: a base for every call, and a cost for
+/// each record of a collections call; the emulator counts the calls it is
+/// answering at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_latency_model_costs_per_call_and_per_record_and_calls_in_flight_are_counted() {
+    let emu = start();
+    let http = client();
+    let t = tokens(&emu, &http).await;
+    emu.set_latency_model(Duration::from_millis(100), Duration::from_millis(20));
+    let start = Instant::now();
+    api(&http, Method::GET, &data_url(&t, "limits"), access(&t), None).await;
+    assert!(start.elapsed() >= Duration::from_millis(100), "the base");
+    let records: Vec<Value> = (0..20).map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("Latency {i}")})).collect();
+    let start = Instant::now();
+    let (status, _, body) = api(&http, Method::POST, &data_url(&t, "composite/sobjects"), access(&t), Some(json!({"allOrNone": false, "records": records}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(start.elapsed() >= Duration::from_millis(100 + 20 * 20), "the base and 20 ms for each of 20 records: {:?}", start.elapsed());
+
+    let url = data_url(&t, "limits");
+    let calls = (0..3).map(|_| api(&http, Method::GET, &url, access(&t), None));
+    futures_join3(calls.collect()).await;
+    let (now, most) = emu.in_flight();
+    assert_eq!(now, 0);
+    assert!(most >= 3, "three calls at once were in flight together: {most}");
+}
+
+async fn futures_join3<F: std::future::Future>(mut calls: Vec<F>) {
+    let (c, b, a) = (calls.pop().unwrap(), calls.pop().unwrap(), calls.pop().unwrap());
+    tokio::join!(a, b, c);
+}
+
 #[tokio::test]
 async fn request_log_and_admin_endpoint() {
     let emu = start();
