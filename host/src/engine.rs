@@ -99,6 +99,31 @@ pub struct Engine {
     config: EngineConfig,
     wake: Notify,
     notifier: Option<Arc<crate::notify::Notifier>>,
+    /// Calls in flight per target, with the target's cap when it has one:
+    /// a target at its cap is left out of the next claims.
+    in_flight: std::sync::Mutex<HashMap<i64, (usize, Option<usize>)>>,
+}
+
+/// One claimed batch counted against its target's calls in flight, until
+/// it is dropped.
+struct Flight<'a> {
+    engine: &'a Engine,
+    target: i64,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.engine.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = flights.get_mut(&self.target) {
+            entry.0 = entry.0.saturating_sub(1);
+            if entry.0 == 0 {
+                flights.remove(&self.target);
+            }
+        }
+        drop(flights);
+        // A worker that found this target at its cap may claim now.
+        self.engine.wake();
+    }
 }
 
 /// What to do with a job whose call did not succeed.
@@ -141,7 +166,7 @@ impl Engine {
     /// An engine over `store`, calling `plugins` with tokens from `oauth`.
     pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, oauth: OAuth, config: EngineConfig) -> Arc<Self> {
         let notifier = crate::notify::Notifier::new(config.notify.clone(), store.clone());
-        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), notifier })
+        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), notifier, in_flight: Default::default() })
     }
 
     /// Tells idle workers there is work (a person changed, a token arrived).
@@ -219,7 +244,7 @@ impl Engine {
     /// Claims one batch of ready jobs and runs it; returns how many jobs
     /// were claimed (0: nothing was ready).
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, EngineError> {
-        let jobs = self.store.claim(self.config.batch_max)?;
+        let (jobs, _flight) = self.claim()?;
         for (target, _) in self.store.take_new_holds() {
             if self.notifier.is_some() {
                 let count = self.store.target_health(target)?.held_removals;
@@ -242,6 +267,22 @@ impl Engine {
         let released = self.store.release(&ids)?;
         tracing::error!(released, error = %failure, "provisioning stopped midway; the unfinished jobs are queued again");
         Err(EngineError::Worker { reason: failure, released })
+    }
+
+    /// Claims a batch from a target that is not at its cap of calls in
+    /// flight, and counts it there until the returned guard is dropped.
+    /// (The count lives in this process: several processes on one database
+    /// each keep their own.)
+    fn claim(&self) -> Result<(Vec<Job>, Option<Flight<'_>>), StoreError> {
+        let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let busy: Vec<i64> = flights.iter().filter(|(_, (n, cap))| cap.is_some_and(|c| *n >= c)).map(|(t, _)| *t).collect();
+        let jobs = self.store.claim_except(self.config.batch_max, &busy)?;
+        let Some(target) = jobs.first().map(|j| j.target_id) else { return Ok((jobs, None)) };
+        let cap = self.store.safeguards(target)?.concurrency.map(|c| c.max(1) as usize);
+        let entry = flights.entry(target).or_insert((0, cap));
+        entry.0 += 1;
+        entry.1 = cap;
+        Ok((jobs, Some(Flight { engine: self, target })))
     }
 
     fn backoff(&self, attempts: u32) -> Duration {

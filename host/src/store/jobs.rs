@@ -165,6 +165,13 @@ impl Store {
     /// (quarantined, or waiting for its API budget) gives nothing until its
     /// pause ends, and then one job: the probe.
     pub fn claim(&self, max: usize) -> Result<Vec<Job>, StoreError> {
+        self.claim_except(max, &[])
+    }
+
+    /// [`Self::claim`], leaving out the `busy` targets (those at their cap
+    /// of calls in flight).
+    pub fn claim_except(&self, max: usize, busy: &[i64]) -> Result<Vec<Job>, StoreError> {
+        let busy = serde_json::to_string(busy).expect("ids serialize");
         let now = self.now();
         let mut conn = self.db();
         let tx = write(&mut conn)?;
@@ -178,9 +185,10 @@ impl Store {
                    AND (t.paused_until IS NULL OR t.paused_until <= ?1)
                    AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))
                    AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
+                   AND j.target_id NOT IN (SELECT value FROM json_each(?3))
                  ORDER BY j.id LIMIT ?2",
             )?;
-            stmt.query_map(params![now, max as i64], |r| {
+            stmt.query_map(params![now, max as i64, busy], |r| {
                 Ok(Job {
                     id: r.get(0)?,
                     person_id: r.get(1)?,

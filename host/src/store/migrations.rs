@@ -178,4 +178,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 8: an authorization started in a popup window, whose callback page
     // then tells the server page and closes instead of redirecting.
     "ALTER TABLE oauth2_pending ADD COLUMN popup INTEGER NOT NULL DEFAULT 0;",
+    // 9: how many calls a target may have in flight at once (NULL: as many
+    // as the engine's workers).
+    "ALTER TABLE targets ADD COLUMN concurrency INTEGER;",
 ];

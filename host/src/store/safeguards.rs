@@ -34,6 +34,9 @@ pub struct Safeguards {
     /// Percent of the remote system's API limit this target may use;
     /// `None`: no cap of its own.
     pub api_share: Option<i64>,
+    /// Calls this target may have in flight at once (the remote system's
+    /// own limit on concurrent requests); `None`: as many as the workers.
+    pub concurrency: Option<i64>,
 }
 
 /// Where a target stands: its pause, its failures, its API usage and its
@@ -78,8 +81,8 @@ impl Store {
     /// Saves a target's safeguards and whether its removals are destructive.
     pub fn set_safeguards(&self, target: i64, s: &Safeguards, destructive_removals: bool) -> Result<(), StoreError> {
         self.db().execute(
-            "UPDATE targets SET removal_threshold = ?2, api_share = ?3, destructive_removals = ?4 WHERE id = ?1",
-            params![target, s.removal_threshold, s.api_share, destructive_removals],
+            "UPDATE targets SET removal_threshold = ?2, api_share = ?3, destructive_removals = ?4, concurrency = ?5 WHERE id = ?1",
+            params![target, s.removal_threshold, s.api_share, destructive_removals, s.concurrency],
         )?;
         Ok(())
     }
@@ -87,8 +90,8 @@ impl Store {
     /// A target's safeguards.
     pub fn safeguards(&self, target: i64) -> Result<Safeguards, StoreError> {
         self.db()
-            .query_row("SELECT removal_threshold, api_share FROM targets WHERE id = ?1", params![target], |r| {
-                Ok(Safeguards { removal_threshold: r.get(0)?, api_share: r.get(1)? })
+            .query_row("SELECT removal_threshold, api_share, concurrency FROM targets WHERE id = ?1", params![target], |r| {
+                Ok(Safeguards { removal_threshold: r.get(0)?, api_share: r.get(1)?, concurrency: r.get(2)? })
             })
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("target {target}")))

@@ -45,7 +45,8 @@ pub(super) fn parse(f: &FormMap) -> Result<Safeguards, HashMap<String, String>> 
     };
     let removal_threshold = number("removal_threshold", 1..=1_000_000, "give a whole number of at least 1, or leave it empty for automatic");
     let api_share = number("api_share", 1..=100, "give a percentage from 1 to 100, or leave it empty for no cap");
-    if errors.is_empty() { Ok(Safeguards { removal_threshold, api_share }) } else { Err(errors) }
+    let concurrency = number("concurrency", 1..=256, "give a number of calls from 1 to 256, or leave it empty for as many as the workers");
+    if errors.is_empty() { Ok(Safeguards { removal_threshold, api_share, concurrency }) } else { Err(errors) }
 }
 
 /// Checks the settings against the remote system with the server's

@@ -244,6 +244,7 @@ async fn edit(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s): Admin)
     let guards = app.store.safeguards(id)?;
     f.insert("removal_threshold".into(), guards.removal_threshold.map(|n| n.to_string()).unwrap_or_default());
     f.insert("api_share".into(), guards.api_share.map(|n| n.to_string()).unwrap_or_default());
+    f.insert("concurrency".into(), guards.concurrency.map(|n| n.to_string()).unwrap_or_default());
     form_page(&app, &s, Some(id), &t.plugin, &f, &t.settings.iter().cloned().collect(), &HashMap::new(), None)
 }
 
@@ -276,7 +277,7 @@ fn target_detail(t: &TargetInput, g: &crate::store::Safeguards) -> serde_json::V
     let settings: serde_json::Map<String, serde_json::Value> = t.settings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
     serde_json::json!({
         "name": t.name, "plugin": t.plugin, "server_id": t.server_id, "enabled": t.enabled, "scope": t.scope.describe(),
-        "settings": settings, "removal_threshold": g.removal_threshold, "api_share": g.api_share,
+        "settings": settings, "removal_threshold": g.removal_threshold, "api_share": g.api_share, "concurrency": g.concurrency,
     })
 }
 

@@ -532,3 +532,27 @@ async fn obtain_new_token_completes_only_in_the_session_that_started_it() {
     let replay = h.oauth.callback(h.server, &params, "browser-a").await.unwrap_err();
     assert!(matches!(replay, registry_host::oauth::FlowError::UnknownState), "{replay}");
 }
+
+/// A target's "calls at once": with six workers and small batches, the
+/// target never has more calls in flight than its cap, and everyone is
+/// provisioned.
+#[tokio::test]
+async fn a_target_never_has_more_calls_in_flight_than_its_cap() {
+    let config = EngineConfig { workers: 6, batch_max: 50, idle_poll: Duration::from_millis(20), ..EngineConfig::default() };
+    let h = Harness::with_config(GrantType::ClientCredentials, config).await;
+    let t = h.target("Contacts", UPSERT, Scope::default());
+    h.store.set_safeguards(t, &registry_host::store::Safeguards { concurrency: Some(2), ..Default::default() }, true).unwrap();
+    // Slow enough that six workers would overlap six calls.
+    h.emu.set_latency_model(Duration::from_millis(100), Duration::ZERO);
+    let people: Vec<Person> = (0..600).map(|i| person(&format!("C{i:04}"), "Capped", &format!("Person {i}"), &format!("c{i}@example.org"))).collect();
+    h.store.import_people(people, |_| {}).unwrap();
+    h.engine.start().unwrap();
+    h.engine.wake();
+    let started = Instant::now();
+    while h.store.job_counts(Some(t)).unwrap() != (0, 0) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the queue never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.emu.live_records("Contact").len(), 600);
+    assert_eq!(h.emu.in_flight().1, 2, "at the cap, never over it (12 batches, six workers)");
+}
