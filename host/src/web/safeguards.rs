@@ -112,3 +112,22 @@ async fn discard(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm)
     super::audit::record(&app, &f.session.username, "target.removals-discard", &app.store.target(id)?.name, serde_json::json!({"removals": n}));
     Ok(see_other(&format!("/targets/{id}?notice=discarded")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> FormMap {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_safeguard_fields_are_numbers_in_range_or_empty() {
+        let s = parse(&form(&[("removal_threshold", "40"), ("api_share", "80"), ("concurrency", "5")])).unwrap();
+        assert_eq!(s, Safeguards { removal_threshold: Some(40), api_share: Some(80), concurrency: Some(5) });
+        assert_eq!(parse(&form(&[("concurrency", " ")])).unwrap(), Safeguards::default(), "empty: the defaults");
+        let errors = parse(&form(&[("api_share", "101"), ("concurrency", "0")])).unwrap_err();
+        assert!(errors["api_share"].starts_with("'101': give a percentage"), "{errors:?}");
+        assert!(errors["concurrency"].starts_with("'0': give a number of calls from 1 to 256"), "{errors:?}");
+    }
+}
