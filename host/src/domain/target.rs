@@ -107,6 +107,11 @@ impl Scope {
         domain_ok && role_ok
     }
 
+    /// Whether everyone is in scope (no condition at all).
+    pub fn is_everyone(&self) -> bool {
+        self.email_domains.is_empty() && self.affiliations.is_empty()
+    }
+
     /// One line for pages.
     pub fn describe(&self) -> String {
         match (self.email_domains.is_empty(), self.affiliations.is_empty()) {

@@ -36,7 +36,7 @@ mod throttle;
 
 pub use connections::{WebLimits, serve};
 pub use log::to_csv as log_csv;
-pub use server_form::{choice_of, resolve_server_url, validate_server};
+pub use server_form::validate_server;
 
 type FormMap = HashMap<String, String>;
 

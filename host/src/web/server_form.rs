@@ -13,7 +13,7 @@ use registry_plugin_runtime::latest::plugin_info::{PluginMetadata, ServerUrlChoi
 use registry_plugin_runtime::latest::types::GrantType;
 
 /// The value of the Server URL's "Custom" choice.
-pub const CUSTOM: &str = "custom";
+const CUSTOM: &str = "custom";
 
 /// One field as the template renders it.
 #[derive(Serialize)]
@@ -133,7 +133,7 @@ pub(super) fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, 
 /// Which choice a saved URL is, and the name in it: an exact match, else
 /// a `{name}` pattern it fits, else Custom. A first visit (no URL) gets the
 /// first choice, the plugin's default.
-pub fn choice_of(url: &str, choices: &[ServerUrlChoice]) -> (String, String) {
+pub(super) fn choice_of(url: &str, choices: &[ServerUrlChoice]) -> (String, String) {
     if url.trim().is_empty() {
         return (choices.first().map_or(CUSTOM.to_string(), |c| c.url.clone()), String::new());
     }
@@ -186,12 +186,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Sets the form's `server_url` from the picked choice and its name (a form
-/// without a choice, or with Custom, keeps the typed URL). Returns the
-/// API hosts the choice allows, its name filled in (empty: the plugin's).
-pub fn resolve_server_url(form: &mut FormMap, meta: Option<&PluginMetadata>) -> Result<Vec<String>, HashMap<String, String>> {
+/// without a choice, or with Custom, keeps the typed URL). The API hosts
+/// follow from the URL ([`default_hosts`]).
+pub(super) fn resolve_server_url(form: &mut FormMap, meta: Option<&PluginMetadata>) -> Result<(), HashMap<String, String>> {
     let picked = form.get("server_url_choice").map(|c| c.trim().to_string()).unwrap_or_default();
     if picked.is_empty() || picked == CUSTOM {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let choices = meta.map(|m| m.server_form.server_urls.as_slice()).unwrap_or_default();
     let Some(choice) = choices.iter().find(|c| c.url == picked) else {
@@ -210,7 +210,7 @@ pub fn resolve_server_url(form: &mut FormMap, meta: Option<&PluginMetadata>) -> 
         return Err(HashMap::from([("server_url".to_string(), message)]));
     }
     form.insert("server_url".into(), choice.url.replace("{name}", &name));
-    Ok(fill_hosts(choice, &name))
+    Ok(())
 }
 
 /// The server the form describes: its Server URL from the picked choice,
@@ -355,12 +355,13 @@ mod tests {
             choice("Tenant", "https://{name}.tenant.example.com", "Tenant name", &["{name}.tenant.example.com"]),
         ]);
         let mut f = form(&[("server_url_choice", "https://login.example.com"), ("server_url", "ignored")]);
-        assert_eq!(resolve_server_url(&mut f, Some(&m)).unwrap(), Vec::<String>::new());
+        resolve_server_url(&mut f, Some(&m)).unwrap();
         assert_eq!(f["server_url"], "https://login.example.com");
 
         let mut f = form(&[("server_url_choice", "https://{name}.tenant.example.com"), ("server_url_name", " Acme-EU ")]);
-        assert_eq!(resolve_server_url(&mut f, Some(&m)).unwrap(), vec!["acme-eu.tenant.example.com"]);
+        resolve_server_url(&mut f, Some(&m)).unwrap();
         assert_eq!(f["server_url"], "https://acme-eu.tenant.example.com");
+        assert_eq!(default_hosts(&f["server_url"], Some(&m)), vec!["acme-eu.tenant.example.com"], "the hosts follow the URL");
 
         for (name, says) in [("", "Enter Tenant name for Tenant."), ("evil.com/x", "'evil.com/x' is not a valid Tenant name"), ("-a", "is not a valid")] {
             let mut f = form(&[("server_url_choice", "https://{name}.tenant.example.com"), ("server_url_name", name)]);
@@ -370,7 +371,7 @@ mod tests {
         let mut f = form(&[("server_url_choice", "https://other.example.com")]);
         assert!(resolve_server_url(&mut f, Some(&m)).unwrap_err()["server_url"].contains("not one this plugin offers"));
         let mut f = form(&[("server_url_choice", CUSTOM), ("server_url", "https://sso.example.org")]);
-        assert!(resolve_server_url(&mut f, Some(&m)).unwrap().is_empty());
+        resolve_server_url(&mut f, Some(&m)).unwrap();
         assert_eq!(f["server_url"], "https://sso.example.org");
 
         let choices = &m.server_form.server_urls;
@@ -385,8 +386,7 @@ mod tests {
         assert_eq!(default_hosts("https://login.example.com", Some(&m)), vec!["*.example.com"], "a choice without hosts: the plugin's");
         // A {name} in the hosts of a choice whose URL has none is never filled in.
         let odd = meta(vec![choice("Fixed", "https://login.example.com", "", &["{name}"])]);
-        let mut f = form(&[("server_url_choice", "https://login.example.com"), ("server_url_name", "*")]);
-        assert_eq!(resolve_server_url(&mut f, Some(&odd)).unwrap(), vec!["{name}"]);
+        assert_eq!(default_hosts("https://login.example.com", Some(&odd)), Vec::<String>::new(), "left to fail as a pattern, so not trusted");
         assert_eq!(help(Some(&m), "client-id"), "The app's key.");
         assert!(help(Some(&m), "scope").starts_with("Space separated"), "generic help for what the plugin leaves out");
     }
