@@ -326,10 +326,29 @@ impl Engine {
             self.oauth.client_credentials(server_id).await.map_err(|e| e.to_string())?;
             return self.store.tokens(server_id).map_err(|e| e.to_string());
         }
+        if server.grant_type == GrantType::JwtBearer && server.token_status == TokenStatus::NotSet {
+            return self.oauth.jwt_bearer(server_id).await.map(Some).map_err(|e| e.to_string());
+        }
         Ok(None)
     }
 
+    /// Runs a claimed batch: the jobs an admin asked for with their own
+    /// provider token apart from the rest (each group with its token).
     async fn process(&self, jobs: Vec<Job>) -> Result<(), StoreError> {
+        let mut groups: Vec<(Option<i64>, Vec<Job>)> = Vec::new();
+        for job in jobs {
+            match groups.iter_mut().find(|(admin, _)| *admin == job.acting_admin) {
+                Some((_, group)) => group.push(job),
+                None => groups.push((job.acting_admin, vec![job])),
+            }
+        }
+        for (admin, jobs) in groups {
+            self.process_as(jobs, admin).await?;
+        }
+        Ok(())
+    }
+
+    async fn process_as(&self, jobs: Vec<Job>, admin: Option<i64>) -> Result<(), StoreError> {
         let target = match self.store.target(jobs[0].target_id) {
             Ok(t) => t,
             // Deleted meanwhile: its jobs went with it.
@@ -343,7 +362,18 @@ impl Engine {
             }
             return Ok(());
         };
-        let mut tokens = match self.tokens(target.server_id).await {
+        // An admin's own token when they hold one: the provider's audit
+        // trail names them. Otherwise (or once theirs is gone) the server's.
+        let personal = match admin {
+            Some(a) => self.oauth.personal_tokens(target.server_id, a).ok().flatten().map(|t| (a, t)),
+            None => None,
+        };
+        let acting = personal.as_ref().map(|(a, _)| *a);
+        let found = match personal {
+            Some((_, t)) => Ok(Some(t)),
+            None => self.tokens(target.server_id).await,
+        };
+        let mut tokens = match found {
             Ok(Some(t)) => t,
             Ok(None) => {
                 let server = self.store.server(target.server_id)?;
@@ -410,6 +440,15 @@ impl Engine {
                     Err(v) => settled.push((job, v)),
                 }
             }
+            // An admin's own token that needs renewing is theirs to fix: the
+            // job fails and says so; the server's token is not touched.
+            if acting.is_some() {
+                for (_, v) in settled.iter_mut() {
+                    if let Verdict::Wait(m) = v {
+                        *v = Verdict::Fail(format!("{m} (your own token for this server: generate a new one on Your provider tokens)"));
+                    }
+                }
+            }
             self.target_health(&target, &done, &settled)?;
             self.store.finish_done(&done)?;
             // The plugin says only a new authorization helps: the server shows
@@ -434,7 +473,13 @@ impl Engine {
                 break;
             }
             refreshed = true;
-            match self.refresh(target.server_id, &tokens).await {
+            let fresh = match acting {
+                Some(a) => self.oauth.refresh_personal(target.server_id, a, &tokens.access_token).await.map_err(|e| {
+                    Verdict::Fail(format!("your own token for this server no longer works ({e}); generate a new one on Your provider tokens, or ask again"))
+                }),
+                None => self.refresh(target.server_id, &tokens).await,
+            };
+            match fresh {
                 Ok(fresh) => {
                     tokens = fresh;
                     pending = again;
@@ -499,10 +544,9 @@ impl Engine {
         let server = self.store.server(server_id).map_err(|e| Verdict::Retry(None, e.to_string()))?;
         let result = match server.grant_type {
             GrantType::AuthorizationCode => self.oauth.refresh(server_id, &stale.access_token).await,
-            GrantType::ClientCredentials => match self.oauth.client_credentials_after(server_id, &stale.access_token).await {
-                Ok(t) => Ok(t),
-                Err(e) => Err(e),
-            },
+            GrantType::ClientCredentials => self.oauth.client_credentials_after(server_id, &stale.access_token).await,
+            // No refresh token: a new assertion, signed with the server's key.
+            GrantType::JwtBearer => self.oauth.jwt_bearer_after(server_id, &stale.access_token).await,
         };
         result.map_err(|e| {
             let needs_admin = self.store.server(server_id).map(|s| s.token_status == TokenStatus::NeedsReauthorization).unwrap_or(false);

@@ -13,6 +13,7 @@
 //! - [`web`]: the admin UI and the JSON API; [`serve`] puts it all together.
 
 pub mod auth;
+pub mod certificates;
 pub mod domain;
 pub mod engine;
 pub mod import;

@@ -231,6 +231,7 @@ fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emul
         scope: Some("api refresh_token".into()),
         // The emulator's instance host, and only it.
         api_hosts: vec![HostPattern::exact(&Origin::of_url(&emulator.instance_url())?).to_string()],
+        jwt_subject: None,
     };
     let id = match existing {
         Some(s) => store.update_server(s.id, &input)?.id,

@@ -85,6 +85,9 @@ export const oauth2Server = {
       extra: [],
     };
   },
+  jwtBearer() {
+    throw unsupported('jwt-bearer');
+  },
   revoke() {
     throw unsupported('revoke');
   },

@@ -34,6 +34,7 @@ from wit_world.exports.provisioning_target import (
 from wit_world.imports import outgoing_handler, types as http
 from wit_world.imports.registry_types import (
     FieldError,
+    JwtSigningKey,
     Oauth2ServerConfig,
     PluginError_InvalidConfig,
     PluginError_InvalidPerson,
@@ -113,6 +114,9 @@ class Oauth2Server(exports.Oauth2Server):
             token_type=answer.get("token_type", "Bearer"),
             extra=[],
         )
+
+    def jwt_bearer(self, config: Oauth2ServerConfig, key: JwtSigningKey) -> TokenSet:
+        raise Err(PluginError_Unsupported("jwt-bearer"))
 
     def revoke(self, config: Oauth2ServerConfig, tokens: TokenSet) -> None:
         raise Err(PluginError_Unsupported("revoke"))

@@ -308,6 +308,23 @@ impl Plugin {
             .map(Tidy::tidy)
     }
 
+    /// `oauth2-server.jwt-bearer`. A 0.1.0 plugin has no such call:
+    /// `unsupported`.
+    pub async fn jwt_bearer(
+        &self,
+        config: &types::Oauth2ServerConfig,
+        key: &types::JwtSigningKey,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<types::TokenSet, types::PluginError>, CallError> {
+        self.sandbox
+            .call("oauth2-server.jwt-bearer", allowlist, async |i, s| match i {
+                Instance::V0_2_0(p) => p.registry_provisioning_oauth2_server().call_jwt_bearer(s, config, key).await,
+                Instance::V0_1_0(_) => Ok(Err(types::PluginError::Unsupported("the JWT bearer grant is not in contract 0.1.0".into()))),
+            })
+            .await
+            .map(Tidy::tidy)
+    }
+
     /// `oauth2-server.revoke`.
     pub async fn revoke(
         &self,

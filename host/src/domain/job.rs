@@ -90,6 +90,9 @@ pub struct Job {
     pub failing_since: Option<i64>,
     /// How long this attempt's plugin call took (ms), once made.
     pub duration_ms: Option<i64>,
+    /// The admin whose own provider token the job uses ("Provision now"
+    /// by an admin who holds one); none: the server's integration token.
+    pub acting_admin: Option<i64>,
 }
 
 /// A "Reprovision all" run.

@@ -8,7 +8,7 @@ pub mod target;
 
 pub use job::{Action, Done, Job, Run};
 pub use person::{Address, Email, FieldProblem, Identifier, ImportStats, MAX_VALUE, Name, Person, Role, Status, looks_like_email, new_id, valid_id};
-pub use server::{Saved, Server, ServerInput, TokenStatus, grant_parse, grant_str};
+pub use server::{Saved, Server, ServerInput, TokenStatus, grant_label, grant_parse, grant_str};
 pub use target::{HistoryEntry, ProvState, Scope, Target, TargetInput, TargetState};
 
 /// `2026-11-24 16:03:18 UTC`.

@@ -54,6 +54,8 @@ pub struct ServerInput {
     /// top of the plugin's own (see `registry_plugin_runtime::HostPattern`);
     /// empty: the plugin's alone.
     pub api_hosts: Vec<String>,
+    /// JWT bearer: who the tokens act as (the assertion's subject).
+    pub jwt_subject: Option<String>,
 }
 
 /// An OAuth2 server as shown (no secrets).
@@ -79,6 +81,8 @@ pub struct Server {
     pub scope: Option<String>,
     /// The admin's API host patterns (empty: the plugin's alone).
     pub api_hosts: Vec<String>,
+    /// JWT bearer: who the tokens act as.
+    pub jwt_subject: Option<String>,
     /// Token status.
     pub token_status: TokenStatus,
     /// Instance URL from the last token response.
@@ -117,6 +121,7 @@ impl ServerInput {
             grant_type: config.grant_type,
             scope: config.scope.clone(),
             api_hosts: Vec::new(),
+            jwt_subject: None,
         }
     }
 }
@@ -126,10 +131,20 @@ pub fn grant_str(g: GrantType) -> &'static str {
     match g {
         GrantType::AuthorizationCode => "authorization_code",
         GrantType::ClientCredentials => "client_credentials",
+        GrantType::JwtBearer => "jwt_bearer",
+    }
+}
+
+/// The grant type's name for admins.
+pub fn grant_label(g: GrantType) -> &'static str {
+    match g {
+        GrantType::AuthorizationCode => "Authorization Code",
+        GrantType::ClientCredentials => "Client Credentials",
+        GrantType::JwtBearer => "JWT Bearer",
     }
 }
 
 /// Parses a stored grant type name; `None` for one this program does not know.
 pub fn grant_parse(s: &str) -> Option<GrantType> {
-    [GrantType::AuthorizationCode, GrantType::ClientCredentials].into_iter().find(|g| grant_str(*g) == s)
+    [GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::JwtBearer].into_iter().find(|g| grant_str(*g) == s)
 }

@@ -33,6 +33,30 @@ impl Store {
         Ok(db.last_insert_rowid())
     }
 
+    /// Every admin: id, username, created (ms), by username.
+    pub fn admins(&self) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare("SELECT id, username, created_at FROM admins ORDER BY username COLLATE NOCASE")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Deletes an admin with their sessions and own provider tokens (revoke
+    /// those at the provider first); refused for the last admin.
+    pub fn delete_admin(&self, admin_id: i64) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        let count: i64 = tx.query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?;
+        if count <= 1 {
+            return Err(StoreError::Conflict("the last admin cannot be deleted".into()));
+        }
+        if tx.execute("DELETE FROM admins WHERE id = ?1", params![admin_id])? == 0 {
+            return Err(StoreError::NotFound(format!("admin {admin_id}")));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// An admin's id and password hash.
     pub fn admin(&self, username: &str) -> Result<Option<(i64, String)>, StoreError> {
         Ok(self

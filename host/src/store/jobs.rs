@@ -178,12 +178,12 @@ impl Store {
         let held = Self::hold_removals(&tx)?;
         let jobs: Vec<Job> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since FROM jobs j
+                "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin FROM jobs j
                  JOIN targets t ON t.id = j.target_id
                  JOIN oauth2_servers s ON s.id = t.server_id
                  WHERE j.state = 'queued' AND j.not_before <= ?1 AND t.enabled = 1 AND j.held = 0
                    AND (t.paused_until IS NULL OR t.paused_until <= ?1)
-                   AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))
+                   AND (s.token_status = 'set' OR (s.grant_type IN ('client_credentials', 'jwt_bearer') AND s.token_status = 'not_set'))
                    AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
                    AND j.target_id NOT IN (SELECT value FROM json_each(?3))
                  ORDER BY j.id LIMIT ?2",
@@ -198,6 +198,7 @@ impl Store {
                     run_id: r.get(5)?,
                     failing_since: r.get(6)?,
                     duration_ms: None,
+                    acting_admin: r.get(7)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?

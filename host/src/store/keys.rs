@@ -1,5 +1,5 @@
 //! Key rotation: every sealed value (client secrets, tokens, PKCE
-//! verifiers, target settings) re-sealed under a new key in one
+//! verifiers, target settings, JWT signing keys, admins' own tokens) re-sealed under a new key in one
 //! transaction, so the database is never half under one key and half under
 //! the other.
 
@@ -16,12 +16,20 @@ const SEALED: &[(&str, &str, &str)] = &[
     ("oauth2_servers", "id", "refresh_token"),
     ("targets", "id", "settings"),
     ("oauth2_pending", "state", "code_verifier"),
+    ("signing_keys", "id", "private_key"),
+    ("admin_tokens", "admin_id || '.' || server_id", "access_token"),
+    ("admin_tokens", "admin_id || '.' || server_id", "refresh_token"),
 ];
 
 fn aad(table: &str, column: &str, key: &str) -> String {
     match (table, column) {
         ("oauth2_servers", _) => Store::aad(column, key.parse().unwrap_or_default()),
         ("targets", _) => Store::settings_aad(key.parse().unwrap_or_default()),
+        ("signing_keys", _) => Store::signing_key_aad(key.parse().unwrap_or_default()),
+        ("admin_tokens", _) => {
+            let (admin, server) = key.split_once('.').unwrap_or_default();
+            Store::admin_token_aad(column, admin.parse().unwrap_or_default(), server.parse().unwrap_or_default())
+        }
         _ => format!("oauth2_pending.code_verifier.{key}"),
     }
 }
@@ -75,6 +83,7 @@ mod tests {
             grant_type: GrantType::AuthorizationCode,
             scope: None,
             api_hosts: vec![],
+            jwt_subject: None,
         };
         let id = store.create_server(&input).unwrap();
         let tokens = TokenSet {
@@ -90,7 +99,7 @@ mod tests {
         store.save_tokens(id, &tokens).unwrap();
         let target = TargetInput { name: "T".into(), plugin: "p".into(), server_id: id, settings: vec![("k".into(), "v".into())], enabled: true, scope: Scope::default() };
         let target = store.create_target(&target).unwrap();
-        store.put_pending("st4te", id, "verifier", "https://r/cb", crate::store::PendingOrigin { session: "session", popup: false }, 60_000).unwrap();
+        store.put_pending("st4te", id, "verifier", "https://r/cb", crate::store::PendingOrigin { session: "session", popup: false, admin: None }, 60_000).unwrap();
 
         assert_eq!(store.reseal(&new).unwrap(), 5);
         // Run again (as after a stop before the key file was replaced): fine.

@@ -181,4 +181,69 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 9: how many calls a target may have in flight at once (NULL: as many
     // as the engine's workers).
     "ALTER TABLE targets ADD COLUMN concurrency INTEGER;",
+    // 10: the JWT bearer grant: a server names the user its tokens act
+    // as, and holds RSA signing keys (sealed) with their certificates, the
+    // current one and the next during a rotation. The grant type's CHECK
+    // changes, which SQLite only allows by rebuilding the table (run with
+    // foreign keys off, checked before commit: see `Store::migrate`).
+    "CREATE TABLE oauth2_servers_new (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        plugin TEXT NOT NULL,
+        server_url TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        client_secret BLOB,
+        grant_type TEXT NOT NULL CHECK (grant_type IN ('authorization_code', 'client_credentials', 'jwt_bearer')),
+        scope TEXT,
+        access_token BLOB,
+        refresh_token BLOB,
+        token_meta TEXT,
+        instance_url TEXT,
+        token_status TEXT NOT NULL DEFAULT 'not_set' CHECK (token_status IN ('not_set', 'set', 'needs_reauthorization')),
+        token_issued_at INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        api_hosts TEXT NOT NULL DEFAULT '',
+        jwt_subject TEXT
+    );
+    INSERT INTO oauth2_servers_new (id, name, description, plugin, server_url, client_id, client_secret, grant_type, scope, access_token,
+        refresh_token, token_meta, instance_url, token_status, token_issued_at, last_error, created_at, updated_at, api_hosts)
+    SELECT id, name, description, plugin, server_url, client_id, client_secret, grant_type, scope, access_token,
+        refresh_token, token_meta, instance_url, token_status, token_issued_at, last_error, created_at, updated_at, api_hosts FROM oauth2_servers;
+    DROP TABLE oauth2_servers;
+    ALTER TABLE oauth2_servers_new RENAME TO oauth2_servers;
+    CREATE TABLE signing_keys (
+        id INTEGER PRIMARY KEY,
+        server_id INTEGER NOT NULL REFERENCES oauth2_servers(id) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN ('current', 'next')),
+        private_key BLOB NOT NULL,
+        certificate TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        not_after INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (server_id, state)
+    );",
+    // 11: per-admin tokens ("Partner Info"): each admin's own token for a
+    // server (sealed), who it acts as at the provider, and whether it last
+    // worked; a sign-in in progress for an admin's own token; and the admin
+    // an on-demand job acts as (NULL: the server's integration token).
+    "CREATE TABLE admin_tokens (
+        admin_id INTEGER NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+        server_id INTEGER NOT NULL REFERENCES oauth2_servers(id) ON DELETE CASCADE,
+        access_token BLOB NOT NULL,
+        refresh_token BLOB,
+        token_meta TEXT NOT NULL,
+        instance_url TEXT,
+        login TEXT,
+        status TEXT NOT NULL DEFAULT 'set' CHECK (status IN ('set', 'needs_reauthorization')),
+        last_error TEXT,
+        checked_at INTEGER,
+        issued_at INTEGER,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (admin_id, server_id)
+    );
+    ALTER TABLE oauth2_pending ADD COLUMN admin_id INTEGER REFERENCES admins(id) ON DELETE CASCADE;
+    ALTER TABLE jobs ADD COLUMN acting_admin INTEGER REFERENCES admins(id) ON DELETE SET NULL;",
 ];

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 
 use crate::secrets::{SecretBox, SecretError};
 
+mod admin_tokens;
 mod admins;
 mod audit;
 mod jobs;
@@ -20,14 +21,17 @@ mod migrations;
 mod people;
 mod safeguards;
 mod servers;
+mod signing_keys;
 mod targets;
 
+pub use admin_tokens::AdminToken;
 pub use admins::{ApiToken, Session};
 pub use audit::{AuditEntry, AuditFilter, redact};
 pub use log::{LogEntry, LogFilter};
 pub use people::{PeopleQuery, PeopleSort};
 pub use safeguards::{BUDGET_WAIT_MS, HeldRemoval, Safeguards, TargetHealth};
 pub use servers::{Pending, PendingOrigin};
+pub use signing_keys::{KeyRole, NewSigningKey, SigningKeyInfo};
 use migrations::MIGRATIONS;
 
 /// Database file name inside the data directory.
@@ -180,13 +184,28 @@ impl Store {
         if version > MIGRATIONS.len() {
             return Err(StoreError::TooNew { path: self.path.display().to_string(), found: version, known: MIGRATIONS.len() });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = write(&mut conn)?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
+        if version == MIGRATIONS.len() {
+            return Ok(());
         }
-        Ok(())
+        // SQLite's way to change a table (a rebuild): foreign keys off
+        // around the migrations (it cannot change inside a transaction), and
+        // each migration's references checked before it commits.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let result = (|| -> Result<(), StoreError> {
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+                let tx = write(&mut conn)?;
+                tx.execute_batch(sql)?;
+                let broken: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
+                if broken > 0 {
+                    return Err(StoreError::Unreadable(format!("migration {} would leave {broken} broken reference(s); nothing was changed", i + 1)));
+                }
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+                tx.commit()?;
+            }
+            Ok(())
+        })();
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        result
     }
 
     /// The schema version.
@@ -215,6 +234,7 @@ pub(crate) fn scratch_with_target() -> (tempfile::TempDir, Store, i64) {
             grant_type: GrantType::ClientCredentials,
             scope: None,
             api_hosts: vec![],
+            jwt_subject: None,
         })
         .unwrap();
     let target = store.create_target(&TargetInput { name: "T".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();

@@ -281,12 +281,24 @@ impl Store {
     /// current state, or their removal if they are deleted or out of its
     /// scope. Whether a job was queued.
     pub fn reprovision_person_for(&self, id: &str, target: i64) -> Result<bool, StoreError> {
+        self.reprovision_person_as(id, target, None)
+    }
+
+    /// [`Store::reprovision_person_for`], the job acting as `admin` (with
+    /// their own provider token, when they hold one).
+    pub fn reprovision_person_as(&self, id: &str, target: i64, admin: Option<i64>) -> Result<bool, StoreError> {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         let p = Self::stored_person(&tx, id)?.ok_or_else(|| StoreError::NotFound(format!("person {id}")))?;
         let lite = Self::lite_targets(&tx)?.into_iter().find(|t| t.id == target).ok_or_else(|| StoreError::NotFound(format!("target {target}")))?;
         let action = if p.status == Status::Deleted { Action::Deleted } else { Action::Reprovision };
         let queued = Self::enqueue_for(&tx, &lite, &p, action, None)?;
+        if queued && admin.is_some() {
+            tx.execute(
+                "UPDATE jobs SET acting_admin = ?3 WHERE id = (SELECT MAX(id) FROM jobs WHERE person_id = ?1 AND target_id = ?2)",
+                rusqlite::params![id, target, admin],
+            )?;
+        }
         tx.commit()?;
         Ok(queued)
     }

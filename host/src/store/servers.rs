@@ -24,6 +24,9 @@ pub struct Pending {
     /// Started in a popup window (so the callback answers with a page that
     /// closes it).
     pub popup: bool,
+    /// For an admin's own token ("Partner Info"), whose; none: the
+    /// server's integration token.
+    pub admin: Option<i64>,
 }
 
 /// Where an authorization in progress was started.
@@ -33,16 +36,32 @@ pub struct PendingOrigin<'a> {
     pub session: &'a str,
     /// In a popup window.
     pub popup: bool,
+    /// For this admin's own token; none: the server's.
+    pub admin: Option<i64>,
 }
 
 /// Token fields that are not secret, kept as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct TokenMeta {
+pub(super) struct TokenMeta {
     issued_at: Option<u64>,
     expires_at: Option<u64>,
     scope: Option<String>,
     token_type: String,
     extra: Vec<(String, String)>,
+}
+
+impl TokenMeta {
+    /// The non-secret part of `t`, as JSON.
+    pub(super) fn json_of(t: &TokenSet) -> String {
+        let meta = TokenMeta { issued_at: t.issued_at, expires_at: t.expires_at, scope: t.scope.clone(), token_type: t.token_type.clone(), extra: t.extra.clone() };
+        serde_json::to_string(&meta).expect("plain data")
+    }
+
+    /// A token set from its opened secrets and stored details.
+    pub(super) fn token_set(json: &str, access_token: String, refresh_token: Option<String>, instance_url: Option<String>) -> Result<TokenSet, String> {
+        let m: TokenMeta = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        Ok(TokenSet { access_token, refresh_token, instance_url, issued_at: m.issued_at, expires_at: m.expires_at, scope: m.scope, token_type: m.token_type, extra: m.extra })
+    }
 }
 
 impl Store {
@@ -52,9 +71,9 @@ impl Store {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         tx.execute(
-            "INSERT INTO oauth2_servers (name, description, plugin, server_url, client_id, grant_type, scope, api_hosts, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8)",
-            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now, input.api_hosts.join(" ")],
+            "INSERT INTO oauth2_servers (name, description, plugin, server_url, client_id, grant_type, scope, api_hosts, created_at, updated_at, jwt_subject)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8, ?10)",
+            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now, input.api_hosts.join(" "), input.jwt_subject],
         )
         .map_err(|e| unique(e, || format!("a server named '{}' already exists", input.name)))?;
         let id = tx.last_insert_rowid();
@@ -65,9 +84,10 @@ impl Store {
         Ok(id)
     }
 
-    /// Saves an edit. Changing the Server URL, Client ID, Client Secret or
-    /// API hosts clears the stored tokens, since they belong to the old
-    /// configuration (and the next token response is checked anew).
+    /// Saves an edit. Changing the Server URL, Client ID, Client Secret, API
+    /// hosts, grant type or JWT user clears the stored tokens, since they
+    /// belong to the old configuration (and the next token response is
+    /// checked anew).
     pub fn update_server(&self, id: i64, input: &ServerInput) -> Result<Saved, StoreError> {
         let before = self.server(id)?;
         // A secret sealed under another key counts as different: typing it
@@ -76,14 +96,16 @@ impl Store {
         let secret_changed = input.client_secret.as_deref().is_some_and(|s| !s.is_empty() && Some(s) != old_secret.as_deref());
         let clear = before.server_url != input.server_url
             || before.client_id != input.client_id
+            || before.grant_type != input.grant_type
+            || before.jwt_subject != input.jwt_subject
             || before.api_hosts != input.api_hosts
             || before.plugin != input.plugin
             || secret_changed;
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         tx.execute(
-            "UPDATE oauth2_servers SET name = ?1, description = ?2, plugin = ?3, server_url = ?4, client_id = ?5, grant_type = ?6, scope = ?7, updated_at = ?8, api_hosts = ?10 WHERE id = ?9",
-            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now_ms(), id, input.api_hosts.join(" ")],
+            "UPDATE oauth2_servers SET name = ?1, description = ?2, plugin = ?3, server_url = ?4, client_id = ?5, grant_type = ?6, scope = ?7, updated_at = ?8, api_hosts = ?10, jwt_subject = ?11 WHERE id = ?9",
+            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now_ms(), id, input.api_hosts.join(" "), input.jwt_subject],
         )
         .map_err(|e| unique(e, || format!("a server named '{}' already exists", input.name)))?;
         if secret_changed {
@@ -116,6 +138,7 @@ impl Store {
             grant_type: parsed("grant type", r.get("grant_type")?, grant_parse)?,
             scope: r.get("scope")?,
             api_hosts: r.get::<_, String>("api_hosts")?.split_whitespace().map(str::to_string).collect(),
+            jwt_subject: r.get("jwt_subject")?,
             token_status: parsed("token status", r.get("token_status")?, TokenStatus::parse)?,
             instance_url: r.get("instance_url")?,
             token_issued_at: r.get("token_issued_at")?,
@@ -235,8 +258,8 @@ impl Store {
         let conn = self.db();
         conn.execute("DELETE FROM oauth2_pending WHERE expires_at < ?1", params![now - 24 * 3600 * 1000])?;
         conn.execute(
-            "INSERT INTO oauth2_pending (state, server_id, code_verifier, redirect_uri, expires_at, session, popup) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![state, server_id, self.secrets.seal(&format!("oauth2_pending.code_verifier.{state}"), code_verifier), redirect_uri, now + ttl_ms, origin.session, origin.popup],
+            "INSERT INTO oauth2_pending (state, server_id, code_verifier, redirect_uri, expires_at, session, popup, admin_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![state, server_id, self.secrets.seal(&format!("oauth2_pending.code_verifier.{state}"), code_verifier), redirect_uri, now + ttl_ms, origin.session, origin.popup, origin.admin],
         )?;
         Ok(())
     }
@@ -245,14 +268,14 @@ impl Store {
     pub fn take_pending(&self, state: &str) -> Result<Option<Pending>, StoreError> {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
-        let row: Option<(i64, Vec<u8>, String, i64, String, bool)> = tx
-            .query_row("SELECT server_id, code_verifier, redirect_uri, expires_at, session, popup FROM oauth2_pending WHERE state = ?1", params![state], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        let row: Option<(i64, Vec<u8>, String, i64, String, bool, Option<i64>)> = tx
+            .query_row("SELECT server_id, code_verifier, redirect_uri, expires_at, session, popup, admin_id FROM oauth2_pending WHERE state = ?1", params![state], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })
             .optional()?;
         tx.execute("DELETE FROM oauth2_pending WHERE state = ?1", params![state])?;
         tx.commit()?;
-        let Some((server_id, verifier, redirect_uri, expires_at, session, popup)) = row else { return Ok(None) };
+        let Some((server_id, verifier, redirect_uri, expires_at, session, popup, admin)) = row else { return Ok(None) };
         Ok(Some(Pending {
             server_id,
             code_verifier: self.secrets.open(&format!("oauth2_pending.code_verifier.{state}"), &verifier)?,
@@ -260,6 +283,7 @@ impl Store {
             expired: now_ms() > expires_at,
             session,
             popup,
+            admin,
         }))
     }
 
@@ -292,6 +316,7 @@ mod tests {
             grant_type: GrantType::AuthorizationCode,
             scope: Some("api refresh_token".into()),
             api_hosts: vec![],
+            jwt_subject: None,
         }
     }
 
@@ -356,11 +381,11 @@ mod tests {
     fn pending_authorizations_are_single_use() {
         let (_dir, store) = open();
         let id = store.create_server(&input("SF")).unwrap();
-        store.put_pending("st", id, "verifier", "http://h/cb", PendingOrigin { session: "session-a", popup: true }, 60_000).unwrap();
+        store.put_pending("st", id, "verifier", "http://h/cb", PendingOrigin { session: "session-a", popup: true, admin: None }, 60_000).unwrap();
         let p = store.take_pending("st").unwrap().unwrap();
         assert_eq!((p.server_id, p.code_verifier.as_str(), p.expired, p.session.as_str(), p.popup), (id, "verifier", false, "session-a", true));
         assert!(store.take_pending("st").unwrap().is_none());
-        store.put_pending("old", id, "v", "http://h/cb", PendingOrigin { session: "session-a", popup: false }, -1).unwrap();
+        store.put_pending("old", id, "v", "http://h/cb", PendingOrigin { session: "session-a", popup: false, admin: None }, -1).unwrap();
         assert!(store.take_pending("old").unwrap().unwrap().expired);
         store.delete_server(id).unwrap();
         assert!(matches!(store.server(id), Err(StoreError::NotFound(_))));

@@ -19,6 +19,7 @@ use crate::store::Store;
 use registry_plugin_runtime::Plugin;
 
 mod account;
+mod admins;
 mod api;
 mod audit;
 mod connections;
@@ -27,6 +28,7 @@ mod error;
 mod log;
 mod on_demand;
 mod people;
+mod provider_tokens;
 mod safeguards;
 mod server_form;
 mod servers;
@@ -135,6 +137,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(targets::routes())
         .merge(api::routes())
         .merge(account::routes())
+        .merge(provider_tokens::routes())
+        .merge(admins::routes())
         .merge(dashboard::routes())
         .merge(log::routes())
         .merge(audit::routes())

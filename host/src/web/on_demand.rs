@@ -84,8 +84,11 @@ pub(super) async fn target_warnings(app: &App, person: &crate::domain::Person) -
 
 async fn provision_now(State(app): State<Arc<App>>, Path((id, target)): Path<(String, i64)>, f: AdminForm) -> Result<Response, WebError> {
     let name = app.store.target(target)?.name;
-    let queued = app.store.reprovision_person_for(&id, target)?;
-    audit::record(&app, &f.session.username, "person.provision-now", &id, serde_json::json!({"target": name}));
+    let t = app.store.target(target)?;
+    // As the admin, with their own provider token, when they hold one.
+    let as_admin = app.store.admin_tokens(f.session.admin_id, t.server_id)?.is_some();
+    let queued = app.store.reprovision_person_as(&id, target, as_admin.then_some(f.session.admin_id))?;
+    audit::record(&app, &f.session.username, "person.provision-now", &id, serde_json::json!({"target": name, "own_token": as_admin}));
     if queued {
         app.engine.wake();
         // Most calls finish in well under a second; the page shows what

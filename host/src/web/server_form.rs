@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{App, FormMap};
 use crate::domain::ServerInput;
 use crate::oauth::check_origin;
-use registry_plugin_runtime::latest::plugin_info::{PluginMetadata, ServerUrlChoice};
+use registry_plugin_runtime::latest::plugin_info::{Capabilities, PluginMetadata, ServerUrlChoice};
 use registry_plugin_runtime::latest::types::GrantType;
 
 /// The value of the Server URL's "Custom" choice.
@@ -45,7 +45,8 @@ const GENERIC_HELP: &[(&str, &str)] = &[
     ("server-url", "The provider's OAuth2 server: its base URL, https."),
     ("client-id", "The client identifier the provider issued for this registry's app."),
     ("client-secret", "The secret the provider issued with the Client ID. Stored encrypted; never shown again."),
-    ("grant-type", "Authorization Code: an admin signs in at the provider and allows access. Client Credentials: the app acts as itself, no browser."),
+    ("grant-type", "Authorization Code: an admin signs in at the provider and allows access. Client Credentials: the app acts as itself, no browser. JWT Bearer: no browser and no secret; this registry signs with a key whose certificate you upload to the app."),
+    ("subject", "JWT Bearer only: the user at the provider the tokens act as."),
     ("scope", "Space separated. Empty: the app's default scopes."),
     ("redirect-uri", "Register this exactly as the app's Redirect URI (callback URL) at the provider."),
 ];
@@ -117,17 +118,28 @@ pub(super) fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, 
         fields[5].placeholder = "•••••••• (leave empty to keep the saved secret)";
     }
     let mut grant = field("grant_type", "Access Token Grant Type", "select", true, help(meta, "grant-type"));
-    grant.options = vec![
-        OptionView { value: "authorization_code".into(), label: "Authorization Code".into(), name_label: String::new() },
-        OptionView { value: "client_credentials".into(), label: "Client Credentials".into(), name_label: String::new() },
-    ];
+    grant.options = grants_of(meta)
+        .into_iter()
+        .map(|g| OptionView { value: crate::domain::grant_str(g).into(), label: crate::domain::grant_label(g).into(), name_label: String::new() })
+        .collect();
     if grant.value.is_empty() {
         grant.value = "authorization_code".into();
     }
     fields.push(grant);
+    fields.push(field("jwt_subject", "Username (JWT Bearer)", "text", false, help(meta, "subject")));
     fields.push(field("scope", "Scope", "text", false, help(meta, "scope")));
     fields.push(field("api_hosts", "API hosts", "text", false, "The hosts this server's tokens may name as their instance (an exact host, or *. and a domain), space separated. An instance URL must match these and the plugin's own list; anything else is refused before it is stored. Left empty, the picked Server URL's list (or the plugin's) is taken, shown on the server page to narrow.".into()));
     fields
+}
+
+/// The grant types a plugin offers: the two every plugin has, and JWT
+/// bearer when it claims it (a 0.1.0 plugin cannot).
+fn grants_of(meta: Option<&PluginMetadata>) -> Vec<GrantType> {
+    let mut grants = vec![GrantType::AuthorizationCode, GrantType::ClientCredentials];
+    if meta.is_some_and(|m| m.capabilities.contains(Capabilities::JWT_BEARER)) {
+        grants.push(GrantType::JwtBearer);
+    }
+    grants
 }
 
 /// Which choice a saved URL is, and the name in it: an exact match, else
@@ -220,6 +232,10 @@ pub(super) fn read_server(app: &App, form: &mut FormMap, has_secret: bool) -> Re
     let meta = plugin_of(app, form).cloned();
     resolve_server_url(form, meta.as_ref())?;
     let mut input = validate_server(form, &app.plugins, has_secret, app.oauth.insecure_loopback())?;
+    if !grants_of(app.plugin_map.get(&input.plugin).map(|p| p.metadata())).contains(&input.grant_type) {
+        let message = format!("The plugin '{}' does not offer the {} grant; choose another.", input.plugin, crate::domain::grant_label(input.grant_type));
+        return Err(HashMap::from([("grant_type".to_string(), message)]));
+    }
     // A server saved without API hosts takes its Server URL choice's, else
     // its plugin's declared ones, which the server page then shows for the
     // admin to narrow: the server's own list is what makes an instance URL
@@ -257,13 +273,21 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
     let grant_type = match get("grant_type").as_str() {
         "authorization_code" | "" => GrantType::AuthorizationCode,
         "client_credentials" => GrantType::ClientCredentials,
+        "jwt_bearer" => GrantType::JwtBearer,
         _ => {
-            errors.insert("grant_type".into(), "Choose Authorization Code or Client Credentials.".into());
+            errors.insert("grant_type".into(), "Choose Authorization Code, Client Credentials or JWT Bearer.".into());
             GrantType::AuthorizationCode
         }
     };
+    let jwt_subject = get("jwt_subject");
+    if grant_type == GrantType::JwtBearer && jwt_subject.is_empty() {
+        errors.insert("jwt_subject".into(), "Enter the username the tokens act as: the JWT bearer grant names it in every assertion.".into());
+    } else if jwt_subject.chars().count() > 255 || jwt_subject.contains(char::is_whitespace) {
+        errors.insert("jwt_subject".into(), "A username has no spaces and at most 255 characters.".into());
+    }
     let secret = f.get("client_secret").cloned().filter(|s| !s.is_empty());
-    if secret.is_none() && !has_secret {
+    // The JWT bearer grant signs with a key instead of a secret.
+    if secret.is_none() && !has_secret && grant_type != GrantType::JwtBearer {
         errors.insert("client_secret".into(), "Enter the Client Secret the provider issued with the Client ID: token requests and the check of each token response's signature need it.".into());
     }
     let mut api_hosts = Vec::new();
@@ -298,6 +322,7 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
         grant_type,
         scope: (!scope.is_empty()).then_some(scope),
         api_hosts,
+        jwt_subject: (grant_type == GrantType::JwtBearer).then_some(jwt_subject),
     })
 }
 

@@ -19,7 +19,7 @@ use super::session::{Admin, AdminForm};
 use super::{App, FormMap, audit, format_time, see_other};
 use crate::domain::{Server, TokenStatus};
 use crate::oauth::FlowError;
-use crate::store::{PendingOrigin, Session, StoreError};
+use crate::store::{KeyRole, NewSigningKey, PendingOrigin, Session, StoreError};
 use registry_plugin_runtime::latest::types::GrantType;
 
 pub(super) fn routes() -> Router<Arc<App>> {
@@ -33,6 +33,9 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/servers/{id}/revoke", post(revoke_token))
         .route("/servers/{id}/refresh-token", post(use_refresh_token))
         .route("/servers/{id}/test", post(test_connection))
+        .route("/servers/{id}/certificate/{role}", get(download_certificate))
+        .route("/servers/{id}/certificate/next", post(generate_next_key))
+        .route("/servers/{id}/certificate/switch", post(switch_key))
         .route("/oauth2/callback/{id}", get(callback))
 }
 
@@ -47,6 +50,8 @@ struct ServerView {
     has_secret: bool,
     grant_label: &'static str,
     authorization_code: bool,
+    jwt: bool,
+    jwt_subject: Option<String>,
     scope: Option<String>,
     api_hosts: Vec<String>,
     status_label: &'static str,
@@ -70,11 +75,10 @@ fn view(s: &Server) -> ServerView {
         server_url: s.server_url.clone(),
         client_id: s.client_id.clone(),
         has_secret: s.has_secret,
-        grant_label: match s.grant_type {
-            GrantType::AuthorizationCode => "Authorization Code",
-            GrantType::ClientCredentials => "Client Credentials",
-        },
+        grant_label: crate::domain::grant_label(s.grant_type),
         authorization_code: s.grant_type == GrantType::AuthorizationCode,
+        jwt: s.grant_type == GrantType::JwtBearer,
+        jwt_subject: s.jwt_subject.clone(),
         scope: s.scope.clone(),
         api_hosts: s.api_hosts.clone(),
         status_label,
@@ -118,6 +122,7 @@ async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form
     match app.store.create_server(&input) {
         Ok(id) => {
             audit::record(&app, &s.username, "server.create", &input.name, server_detail(&input));
+            ensure_signing_key(&app, id).await?;
             Ok(see_other(&format!("/servers/{id}?notice=created")))
         }
         Err(StoreError::Conflict(m)) => Ok(form_again(&app, &s, None, &f, HashMap::from([("name".to_string(), format!("{m}; choose another name."))]), false)),
@@ -132,7 +137,8 @@ async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s):
         ("description", server.description.clone()),
         ("server_url", server.server_url.clone()),
         ("client_id", server.client_id.clone()),
-        ("grant_type", if server.grant_type == GrantType::ClientCredentials { "client_credentials".into() } else { "authorization_code".into() }),
+        ("grant_type", crate::domain::grant_str(server.grant_type).into()),
+        ("jwt_subject", server.jwt_subject.clone().unwrap_or_default()),
         ("scope", server.scope.clone().unwrap_or_default()),
         // Hosts that are just the Server URL's defaults are left empty, so
         // that picking another URL (another My Domain) takes its own.
@@ -161,6 +167,7 @@ async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFo
                 "tokens_cleared": saved.tokens_cleared,
             });
             audit::record(&app, &s.username, "server.update", &input.name, detail);
+            ensure_signing_key(&app, id).await?;
             Ok(see_other(&format!("/servers/{id}?notice={}", if saved.tokens_cleared { "saved_cleared" } else { "saved" })))
         }
         Err(StoreError::Conflict(m)) => Ok(form_again(&app, &s, Some(id), &f, HashMap::from([("name".to_string(), format!("{m}; choose another name."))]), has_secret)),
@@ -188,7 +195,7 @@ async fn delete_server(State(app): State<Arc<App>>, Path(id): Path<i64>, f: Admi
 fn server_detail(input: &crate::domain::ServerInput) -> serde_json::Value {
     serde_json::json!({
         "name": input.name, "server_url": input.server_url, "client_id": input.client_id, "grant_type": crate::domain::grant_str(input.grant_type),
-        "scope": input.scope, "api_hosts": input.api_hosts, "plugin": input.plugin, "client_secret_changed": input.client_secret.is_some(),
+        "jwt_subject": input.jwt_subject, "scope": input.scope, "api_hosts": input.api_hosts, "plugin": input.plugin, "client_secret_changed": input.client_secret.is_some(),
     })
 }
 
@@ -200,6 +207,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "obtained" => "Access Token Obtained.",
         "revoked" => "The token was revoked at the provider and forgotten here.",
         "deleted" => "Server deleted.",
+        "next_key" => "The next certificate was made. Download it, upload it to the provider's app, then click Switch to it: the current one keeps working until then.",
+        "switched" => "Switched: the provider took the new certificate, and the old key was forgotten.",
         _ => return None,
     })
 }
@@ -214,6 +223,9 @@ fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error
             redirect_help => help(app.plugin_map.get(&server.plugin).map(|p| p.metadata()), "redirect-uri"),
             redirect_uri => app.oauth.redirect_uri(id), notice => notice, error => error, connection => connection,
             waiting => app.store.jobs_waiting_for(id).unwrap_or(0),
+            keys => key_views(app, id)?,
+            subject_help => help(app.plugin_map.get(&server.plugin).map(|p| p.metadata()), "subject"),
+            certificate_help => help(app.plugin_map.get(&server.plugin).map(|p| p.metadata()), "certificate"),
         },
     ))
 }
@@ -243,7 +255,7 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
     // The page's script sets `popup` when it opened the provider in a window.
     let popup = f.get("popup").is_some_and(|v| v == "1");
     match app.store.server(id)?.grant_type {
-        GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login"), PendingOrigin { session: &session_binding(&s), popup }).await {
+        GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login"), PendingOrigin { session: &session_binding(&s), popup, admin: None }).await {
             // 303 so the browser GETs the provider's page.
             Ok(url) => {
                 audit::record(&app, &s.username, "server.obtain-token.start", &app.store.server(id)?.name, serde_json::json!({}));
@@ -260,6 +272,14 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
         GrantType::ClientCredentials => match app.oauth.client_credentials(id).await {
             Ok(()) => {
                 audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id)?.name, serde_json::json!({"grant_type": "client_credentials"}));
+                app.engine.wake();
+                Ok(see_other(&format!("/servers/{id}?notice=obtained")))
+            }
+            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
+        },
+        GrantType::JwtBearer => match app.oauth.jwt_bearer(id).await {
+            Ok(_) => {
+                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id)?.name, serde_json::json!({"grant_type": "jwt_bearer"}));
                 app.engine.wake();
                 Ok(see_other(&format!("/servers/{id}?notice=obtained")))
             }
@@ -321,7 +341,18 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
     // Only a callback whose state checks out, from the session that started
     // the sign-in, may record anything on the server; the others say what
     // was wrong through a fixed message.
-    let (popup, result) = app.oauth.callback_from(id, &q, &session_binding(&s)).await;
+    let (origin, result) = app.oauth.callback_from(id, &q, &session_binding(&s)).await;
+    if origin.admin.is_some() {
+        // An admin's own token: their page says what happened.
+        let name = app.store.server(id).map(|sv| sv.name).unwrap_or_default();
+        let outcome = match &result {
+            Ok(()) => "generated".to_string(),
+            Err(e) => format!("failed&test_error={}", super::query_value(&format!("{}: {e}", name_of(&app, id)))),
+        };
+        audit::record(&app, &s.username, "admin-token.generate", &name, serde_json::json!({"ok": result.is_ok()}));
+        return see_other(&format!("/account/provider-tokens?notice={outcome}"));
+    }
+    let popup = origin.popup;
     let next = match result {
         Ok(()) => {
             let name = app.store.server(id).map(|sv| sv.name).unwrap_or_default();
@@ -349,4 +380,86 @@ fn popup_done(app: &App, s: &Session, id: i64, next: &str) -> Response {
         let _ = app.store.set_flash(&s.token_hash, query);
     }
     app.render("oauth_done.html", context! { admin => s.username.clone(), next => path, server => id })
+}
+
+/// A JWT bearer server gets its first key as soon as it is saved, so that
+/// its page has a certificate to download at once.
+async fn ensure_signing_key(app: &App, id: i64) -> Result<(), WebError> {
+    let server = app.store.server(id)?;
+    if server.grant_type != GrantType::JwtBearer || !app.store.signing_keys(id)?.is_empty() {
+        return Ok(());
+    }
+    new_key(app, id, KeyRole::Current).await
+}
+
+async fn new_key(app: &App, id: i64, role: KeyRole) -> Result<(), WebError> {
+    let label = app.store.server(id)?.name;
+    let generated = tokio::task::spawn_blocking(move || crate::certificates::generate(&label))
+        .await
+        .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let key = NewSigningKey {
+        private_key_pem: &generated.private_key_pem,
+        certificate: &generated.certificate_pem,
+        fingerprint: &generated.fingerprint,
+        not_after: generated.not_after_ms,
+    };
+    app.store.put_signing_key(id, role, &key)?;
+    Ok(())
+}
+
+/// A server's keys as its page shows them.
+fn key_views(app: &App, id: i64) -> Result<Vec<Ctx>, StoreError> {
+    Ok(app
+        .store
+        .signing_keys(id)?
+        .into_iter()
+        .map(|k| {
+            let role = if k.role == KeyRole::Current { "current" } else { "next" };
+            context! { role => role, fingerprint => k.fingerprint, expires => format_time(k.not_after), created => format_time(k.created_at) }
+        })
+        .collect())
+}
+
+/// `GET /servers/{id}/certificate/{current|next}.pem`: the certificate to
+/// upload to the provider's app (public; the private key never leaves).
+async fn download_certificate(State(app): State<Arc<App>>, Path((id, file)): Path<(i64, String)>, Admin(_): Admin) -> Result<Response, WebError> {
+    let role = match file.as_str() {
+        "current.pem" => KeyRole::Current,
+        "next.pem" => KeyRole::Next,
+        _ => return Err(WebError::new(StatusCode::NOT_FOUND, format!("no certificate named {file}"))),
+    };
+    let server = app.store.server(id)?;
+    let key = app.store.signing_keys(id)?.into_iter().find(|k| k.role == role).ok_or_else(|| WebError::new(StatusCode::NOT_FOUND, format!("the server has no {file}")))?;
+    let name: String = server.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let disposition = format!("attachment; filename=\"{name}-{}.crt\"", &key.fingerprint[..11].replace(':', ""));
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/x-pem-file".to_string()), (axum::http::header::CONTENT_DISPOSITION, disposition)], key.certificate).into_response())
+}
+
+async fn generate_next_key(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
+    let server = app.store.server(id)?;
+    if server.grant_type != GrantType::JwtBearer {
+        return server_view_page(&app, &s, id, None, Some("Only a JWT Bearer server signs with a key.".into()), None);
+    }
+    // Without a key yet, the first one is made (current).
+    let role = if app.store.signing_keys(id)?.iter().any(|k| k.role == KeyRole::Current) { KeyRole::Next } else { KeyRole::Current };
+    new_key(&app, id, role).await?;
+    audit::record(&app, &s.username, "server.certificate.generate", &server.name, serde_json::json!({"role": if role == KeyRole::Next { "next" } else { "current" }}));
+    Ok(see_other(&format!("/servers/{id}?notice=next_key")))
+}
+
+async fn switch_key(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
+    let name = app.store.server(id)?.name;
+    match app.oauth.switch_key(id).await {
+        Ok(()) => {
+            audit::record(&app, &s.username, "server.certificate.switch", &name, serde_json::json!({}));
+            app.engine.wake();
+            Ok(see_other(&format!("/servers/{id}?notice=switched")))
+        }
+        Err(e) => server_view_page(&app, &s, id, None, Some(format!("Not switched: {e}")), None),
+    }
+}
+
+fn name_of(app: &App, id: i64) -> String {
+    app.store.server(id).map(|s| s.name).unwrap_or_else(|_| format!("server {id}"))
 }

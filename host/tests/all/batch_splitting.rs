@@ -32,6 +32,7 @@ async fn a_plugin_that_traps_on_one_person_fails_only_that_person() {
             grant_type: GrantType::AuthorizationCode,
             scope: None,
             api_hosts: vec![],
+            jwt_subject: None,
         })
         .unwrap();
     let tokens = TokenSet {

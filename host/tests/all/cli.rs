@@ -161,6 +161,7 @@ fn targets_and_api_tokens_from_the_command_line() {
             grant_type: registry_plugin_runtime::latest::types::GrantType::AuthorizationCode,
             scope: None,
             api_hosts: vec![],
+            jwt_subject: None,
         })
         .unwrap();
     store
@@ -247,6 +248,7 @@ fn secrets_rotate_reseals_everything_with_a_new_key() {
         grant_type: registry_plugin_runtime::latest::types::GrantType::AuthorizationCode,
         scope: None,
         api_hosts: vec![],
+        jwt_subject: None,
     };
     let server = store.create_server(&input).unwrap();
     drop(store);

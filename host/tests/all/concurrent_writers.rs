@@ -28,6 +28,7 @@ fn an_import_during_a_reprovision_loses_nothing_and_fails_nothing() {
             grant_type: GrantType::AuthorizationCode,
             scope: None,
             api_hosts: vec![],
+            jwt_subject: None,
         })
         .unwrap();
     let target = serve

@@ -31,6 +31,7 @@ fn server(name: &str, plugin: &str, server_url: &str, scope: &str, api_hosts: &[
         grant_type: GrantType::ClientCredentials,
         scope: Some(scope.into()),
         api_hosts: api_hosts.iter().map(|h| h.to_string()).collect(),
+        jwt_subject: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod concurrent_writers;
 mod conformance;
 mod crash;
 mod instance_urls;
+mod jwt_bearer;
 mod no_secrets;
 mod notifications;
 mod operations;

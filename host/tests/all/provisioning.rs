@@ -57,9 +57,11 @@ impl Harness {
         let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path()).unwrap()).unwrap());
         let plugins = Arc::new(HashMap::from([("salesforce".to_string(), plugin().await)]));
         let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
-        let server = store
-            .create_server(&common::emulator_server(&emu, "salesforce", grant))
-            .unwrap();
+        let mut input = common::emulator_server(&emu, "salesforce", grant);
+        if grant == GrantType::JwtBearer {
+            input.jwt_subject = Some(salesforce_emulator::seed::DEMO_USERNAME.into());
+        }
+        let server = store.create_server(&input).unwrap();
         emu.add_callback_url(DEMO_CONSUMER_KEY, &oauth.redirect_uri(server)).unwrap();
         let engine = Engine::new(store.clone(), plugins, oauth.clone(), config);
         let h = Harness { emu, store, oauth, engine, server, _dir: dir };
@@ -71,7 +73,7 @@ impl Harness {
 
     /// Obtain New Token, as the admin's browser does it.
     async fn obtain_token(&self) {
-        let authorize = self.oauth.begin(self.server, None, registry_host::store::PendingOrigin { session: "browser-a", popup: false }).await.unwrap();
+        let authorize = self.oauth.begin(self.server, None, registry_host::store::PendingOrigin { session: "browser-a", popup: false, admin: None }).await.unwrap();
         let callback = common::at_salesforce(&authorize, &self.emu.login_url(), true).await;
         let url = reqwest::Url::parse(&callback).unwrap();
         let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
@@ -113,7 +115,7 @@ impl Harness {
         (s.state, s.remote_id, s.message)
     }
 
-    fn contacts_with(&self, registry_id: &str) -> Vec<Value> {
+    pub fn contacts_with(&self, registry_id: &str) -> Vec<Value> {
         self.emu.live_records("Contact").into_iter().filter(|r| r["Registry_ID__c"] == registry_id).collect()
     }
 
@@ -521,7 +523,7 @@ async fn scope_and_disabled_targets_decide_who_is_provisioned() {
 async fn obtain_new_token_completes_only_in_the_session_that_started_it() {
     let h = Harness::new(GrantType::AuthorizationCode).await;
     h.store.clear_tokens(h.server).unwrap();
-    let authorize = h.oauth.begin(h.server, None, registry_host::store::PendingOrigin { session: "browser-a", popup: false }).await.unwrap();
+    let authorize = h.oauth.begin(h.server, None, registry_host::store::PendingOrigin { session: "browser-a", popup: false, admin: None }).await.unwrap();
     let callback = common::at_salesforce(&authorize, &h.emu.login_url(), true).await;
     let params: HashMap<String, String> = reqwest::Url::parse(&callback).unwrap().query_pairs().into_owned().collect();
     let error = h.oauth.callback(h.server, &params, "browser-b").await.unwrap_err();

@@ -8,7 +8,7 @@ wit_bindgen::generate!({
 });
 
 use crate::wasi_transport::WasiTransport;
-use crate::{connection, error, metadata, oauth, person, provision, settings};
+use crate::{connection, error, jwt, metadata, oauth, person, provision, settings};
 use exports::registry::provisioning::oauth2_server::{AuthorizationRequest, ConnectionAdvice, ConnectionInfo};
 use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, ServerForm, ServerUrlChoice, Setting, SettingKind, ShownWhen,
@@ -18,7 +18,7 @@ use exports::registry::provisioning::provisioning_target::{
 };
 use registry::provisioning::log;
 use registry::provisioning::registry_types::{
-    ApiUsage, FieldError, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect,
+    ApiUsage, FieldError, JwtSigningKey, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect,
     TokenSet,
 };
 
@@ -41,6 +41,7 @@ impl exports::registry::provisioning::plugin_info::Guest for SalesforceProvision
             (c.check_connection, Capabilities::CHECK_CONNECTION),
             (c.provision, Capabilities::PROVISION),
             (c.provision_batch, Capabilities::PROVISION_BATCH),
+            (c.jwt_bearer, Capabilities::JWT_BEARER),
         ] {
             capabilities.set(flag, on);
         }
@@ -148,6 +149,11 @@ impl exports::registry::provisioning::oauth2_server::Guest for SalesforceProvisi
     }
     fn client_credentials(config: Oauth2ServerConfig) -> Result<TokenSet, PluginError> {
         oauth::client_credentials(&mut WasiTransport, &server(config)).map(tokens_out).map_err(plugin_error)
+    }
+    fn jwt_bearer(config: Oauth2ServerConfig, key: JwtSigningKey) -> Result<TokenSet, PluginError> {
+        let input = jwt::SigningInput { subject: key.subject, private_key_pem: key.private_key_pem };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        jwt::jwt_bearer(&mut WasiTransport, &server(config), &input, now).map(tokens_out).map_err(plugin_error)
     }
     fn revoke(config: Oauth2ServerConfig, tokens: TokenSet) -> Result<(), PluginError> {
         oauth::revoke(&mut WasiTransport, &server(config), &tokens_in(tokens)).map_err(plugin_error)

@@ -9,6 +9,7 @@ pub mod component;
 pub mod connection;
 pub mod error;
 pub mod http;
+pub mod jwt;
 pub mod mapping;
 pub mod metadata;
 pub mod oauth;

@@ -51,7 +51,9 @@ pub const SERVER_FORM_HELP: &[(&str, &str)] = &[
     ("server-url", "Where your org's users log in: Production (login.salesforce.com), Sandbox (test.salesforce.com), or your org's My Domain. Custom takes any https URL (/services/oauth2 may be added)."),
     ("client-id", "The External Client App's Consumer Key (or an existing Connected App's): in Setup, External Client App Manager, the app, OAuth Settings, Consumer Key and Secret."),
     ("client-secret", "The External Client App's Consumer Secret (or the Connected App's). Stored encrypted; never shown again."),
-    ("grant-type", "Authorization Code: an admin signs in at Salesforce and allows access; the app's Permitted Users policy must pre-authorize them (through a permission set). Client Credentials: the app's run-as user, no browser."),
+    ("grant-type", "Authorization Code: an admin signs in at Salesforce and allows access; the app's Permitted Users policy must pre-authorize them (through a permission set). Client Credentials: the app's run-as user, no browser. JWT Bearer: no browser and no secret; upload this server's certificate under the app's \"Use digital signatures\" and pre-authorize the user it acts as."),
+    ("subject", "JWT Bearer: the Salesforce username the tokens act as (its audit trail names it). The app's Permitted Users must pre-authorize this user, through a permission set the app's policies list."),
+    ("certificate", "JWT Bearer: in Setup, External Client App Manager, the app, OAuth Settings, tick \"Use digital signatures\" and upload this certificate. To rotate, generate the next certificate, upload it there, then switch: the old key keeps working until you do."),
     ("scope", "Space separated; provisioning needs \"api refresh_token\" (refresh_token is offline_access). Empty: the app's selected OAuth scopes."),
     ("redirect-uri", "Paste this as the Callback URL in the External Client App's OAuth Settings (or the Connected App's). It must match exactly."),
     ("authorization-error", "OAUTH_APPROVAL_ERROR_GENERIC or \"user is not admin approved to access this app\": the app's Permitted Users are \"Admin approved users are pre-authorized\" (an External Client App's default) and this Salesforce user is not. In Setup, External Client App Manager, the app, Policies, add a permission set to its list and assign that permission set to the user; then obtain the token again. \"missing required code challenge\": PKCE is required and the request lacked it. redirect_uri_mismatch: the Callback URL differs from the Redirect URI."),
@@ -84,6 +86,8 @@ pub struct Capabilities {
     pub provision: bool,
     /// Bulk provisioning.
     pub provision_batch: bool,
+    /// The JWT bearer grant.
+    pub jwt_bearer: bool,
 }
 
 /// What this build implements.
@@ -95,4 +99,5 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     check_connection: true,
     provision: true,
     provision_batch: true,
+    jwt_bearer: true,
 };

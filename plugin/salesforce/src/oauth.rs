@@ -63,11 +63,14 @@ pub struct AuthRequest {
 }
 
 /// Which token request a response answers; errors mean different things.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Grant {
     Code,
     Refresh,
     ClientCredentials,
+    /// The JWT bearer flow: no client secret, so no signature; `now` is
+    /// when the token was asked for (the answer has no `issued_at`).
+    Jwt { subject: String, now: u64 },
 }
 
 /// `https://host[:port]/services/oauth2` for a configured Server URL, which may
@@ -167,6 +170,16 @@ pub fn client_credentials(t: &mut dyn Transport, cfg: &ServerConfig) -> Result<T
     parse_token_response(cfg, &resp, None, Grant::ClientCredentials)
 }
 
+/// Exchanges a signed JWT assertion (see `jwt.rs`) for an access token.
+/// `subject` is the username it names, for the refusals' messages.
+pub fn exchange_assertion(t: &mut dyn Transport, cfg: &ServerConfig, assertion: &str, subject: &str, now_ms: u64) -> Result<Tokens, Error> {
+    let base = oauth_base(&cfg.server_url)?;
+    let form = [("grant_type", crate::jwt::GRANT_TYPE), ("assertion", assertion)];
+    let req = Request::new("POST", format!("{base}/token")).form(&form).header("Accept", "application/json");
+    let resp = send(t, req)?;
+    parse_token_response(cfg, &resp, None, Grant::Jwt { subject: subject.to_string(), now: now_ms })
+}
+
 /// Revokes the refresh token (which kills its access tokens) or, without
 /// one, the access token. A token Salesforce no longer knows counts as revoked.
 pub fn revoke(t: &mut dyn Transport, cfg: &ServerConfig, tokens: &Tokens) -> Result<(), Error> {
@@ -176,7 +189,7 @@ pub fn revoke(t: &mut dyn Transport, cfg: &ServerConfig, tokens: &Tokens) -> Res
     match resp.status {
         200..=299 => Ok(()),
         400 if oauth_error(&resp).is_some_and(|(e, _)| e == "invalid_token") => Ok(()),
-        _ => Err(token_error(&resp, Grant::Code)),
+        _ => Err(token_error(&resp, &Grant::Code)),
     }
 }
 
@@ -210,15 +223,18 @@ fn oauth_error(resp: &Response) -> Option<(String, String)> {
     Some((v["error"].as_str()?.to_string(), v["error_description"].as_str().unwrap_or("").to_string()))
 }
 
-fn token_error(resp: &Response, grant: Grant) -> Error {
+fn token_error(resp: &Response, grant: &Grant) -> Error {
     let Some((error, description)) = oauth_error(resp) else {
         return match resp.status {
             429 => Error::RateLimited(None),
             s => Error::Remote { code: format!("HTTP_{s}"), message: short(&resp.text()), status: Some(s), retryable: s >= 500 },
         };
     };
+    if let (Grant::Jwt { subject, .. }, "invalid_grant") = (grant, error.as_str()) {
+        return jwt_refusal(subject, &description);
+    }
     match error.as_str() {
-        "invalid_grant" if grant == Grant::Refresh => Error::ReauthorizationRequired(format!("Salesforce refused the refresh token ({description}): obtain a new token")),
+        "invalid_grant" if *grant == Grant::Refresh => Error::ReauthorizationRequired(format!("Salesforce refused the refresh token ({description}): obtain a new token")),
         "invalid_client_id" => Error::config("client_id", format!("Salesforce does not know this Client ID ({description}); copy the connected app's consumer key")),
         "invalid_client" => Error::config("client_secret", format!("Salesforce refused the client credentials ({description}); check the Client Secret")),
         "redirect_uri_mismatch" => Error::config(
@@ -227,6 +243,31 @@ fn token_error(resp: &Response, grant: Grant) -> Error {
         ),
         "unsupported_grant_type" => Error::config("grant_type", format!("the connected app does not allow this grant ({description})")),
         _ => Error::Remote { code: error, message: description, status: Some(resp.status), retryable: resp.status >= 500 },
+    }
+}
+
+/// What Salesforce's refusals of an assertion mean, and where to fix them.
+fn jwt_refusal(subject: &str, description: &str) -> Error {
+    let said = format!("Salesforce said \"{description}\"");
+    match description {
+        "audience is invalid" => Error::config(
+            "server_url",
+            format!("{said}: the assertion's audience is the login URL, which must be where the org's users log in (Production, Sandbox or its My Domain)"),
+        ),
+        "user hasn't approved this consumer" => Error::config(
+            "subject",
+            format!("{said}: {subject} may not use the app. In Setup, External Client App Manager, the app, Policies: set Permitted Users to \"Admin approved users are pre-authorized\" and assign {subject} a permission set the app lists (or check the username)"),
+        ),
+        "expired authorization code" => Error::Remote {
+            code: "invalid_grant".into(),
+            message: format!("{said}: the assertion had expired on arrival; check this machine's clock (it must be within a minute of the real time)"),
+            status: Some(400),
+            retryable: false,
+        },
+        _ => Error::config(
+            "certificate",
+            format!("{said}: the assertion's signature does not match the app's certificate. Download this server's certificate and upload it under the app's OAuth Settings, \"Use digital signatures\""),
+        ),
     }
 }
 
@@ -242,7 +283,7 @@ pub fn signature_valid(secret: &str, id: &str, issued_at: &str, signature: &str)
 
 fn parse_token_response(cfg: &ServerConfig, resp: &Response, previous: Option<&Tokens>, grant: Grant) -> Result<Tokens, Error> {
     if resp.status != 200 {
-        return Err(token_error(resp, grant));
+        return Err(token_error(resp, &grant));
     }
     let bad = |what: &str| Error::Remote { code: "malformed_token_response".into(), message: what.to_string(), status: Some(200), retryable: false };
     let v: Value = serde_json::from_slice(&resp.body).map_err(|e| bad(&format!("the token response is not JSON: {e}")))?;
@@ -254,9 +295,18 @@ fn parse_token_response(cfg: &ServerConfig, resp: &Response, previous: Option<&T
         return Err(bad(&format!("instance_url {instance_url} is not https")));
     }
     let id = s("id").ok_or_else(|| bad("the token response has no id"))?;
-    let issued_at = s("issued_at").ok_or_else(|| bad("the token response has no issued_at"))?;
-    let signature = s("signature").ok_or_else(|| bad("the token response has no signature"))?;
-    if !signature_valid(&cfg.client_secret, &id, &issued_at, &signature) {
+    let issued_at = match &grant {
+        // No client secret signs a JWT bearer answer, and it has no issued_at.
+        Grant::Jwt { now, .. } => s("issued_at").unwrap_or_else(|| now.to_string()),
+        _ => s("issued_at").ok_or_else(|| bad("the token response has no issued_at"))?,
+    };
+    let signature = match &grant {
+        Grant::Jwt { .. } => None,
+        _ => Some(s("signature").ok_or_else(|| bad("the token response has no signature"))?),
+    };
+    if let Some(signature) = signature
+        && !signature_valid(&cfg.client_secret, &id, &issued_at, &signature)
+    {
         return Err(Error::Remote {
             code: "invalid_signature".into(),
             message: "the token response's signature does not match the Client Secret: the secret is wrong or the response was altered".into(),

@@ -343,6 +343,24 @@ pub fn pre_authorize(shared: &Shared, consumer_key: &str, username: &str) -> Res
     Ok(())
 }
 
+/// Uploads a certificate under the app's "Use digital signatures" (PEM),
+/// replacing the one there, as Salesforce's app settings do.
+pub fn upload_certificate(shared: &Shared, consumer_key: &str, pem: &str) -> Result<(), String> {
+    crate::jwt::public_key(pem).map_err(|e| format!("the certificate cannot be used: {e}"))?;
+    let mut inner = shared.lock();
+    let app = inner.app_by_key(consumer_key).ok_or_else(|| format!("no app with consumer key {consumer_key}"))?;
+    inner.apps[app].seed.certificate = Some(pem.trim().to_string());
+    Ok(())
+}
+
+/// `PUT /_emulator/apps/{consumer_key}/certificate` with the PEM as the body.
+pub async fn put_certificate(State(ctx): State<Arc<Ctx>>, Path(key): Path<String>, body: Bytes) -> Response {
+    match upload_certificate(&ctx.shared, &key, &String::from_utf8_lossy(&body)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad(StatusCode::BAD_REQUEST, e),
+    }
+}
+
 /// Sets an app's Permitted Users: `None`, all users may self-authorize;
 /// a list, "Admin approved users are pre-authorized" and these are.
 pub fn set_permitted_users(shared: &Shared, consumer_key: &str, pre_authorized: Option<Vec<String>>) -> Result<(), String> {

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod describe;
 pub mod errors;
 pub mod ids;
+pub mod jwt;
 pub mod oauth;
 pub mod pages;
 pub mod records;

@@ -304,6 +304,12 @@ pub async fn token(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes)
                 .and_then(|app| inner.client_credentials(app, now))
                 .map(|g| inner.token_response(shared, &g))
         }
+        crate::jwt::GRANT_TYPE => {
+            let now = shared.now();
+            let mut inner = shared.lock();
+            let assertion = f.get("assertion").map(String::as_str).unwrap_or("");
+            crate::jwt::grant(&mut inner, &shared.login_url, assertion, now).map(|g| inner.token_response(shared, &g))
+        }
         _ => Err(OAuthError::new("unsupported_grant_type", "grant type not supported")),
     };
     match result {

@@ -81,7 +81,10 @@ pub struct ExternalClientAppSeed {
     /// The users pre-authorized by the app's policies (given a permission
     /// set the app lists); nobody else may authorize it.
     #[serde(default)]
-    pub pre_authorized_users: Vec<String>,
+    pub pre_authorized_users: Vec<String>,    /// The certificate uploaded under "Use digital signatures" (PEM), which
+    /// JWT bearer assertions are verified with.
+    #[serde(default)]
+    pub certificate: Option<String>,
 }
 
 impl From<ExternalClientAppSeed> for AppSeed {
@@ -97,6 +100,7 @@ impl From<ExternalClientAppSeed> for AppSeed {
             scopes: e.scopes,
             client_credentials_user: e.client_credentials_user,
             pre_authorized_users: Some(e.pre_authorized_users),
+            certificate: e.certificate,
         }
     }
 }
@@ -182,7 +186,11 @@ pub struct AppSeed {
     /// "Admin approved users are pre-authorized" and these are (by a
     /// profile or permission set the app's policies name).
     #[serde(default)]
-    pub pre_authorized_users: Option<Vec<String>>,
+    pub pre_authorized_users: Option<Vec<String>>,    /// The certificate uploaded under "Use digital signatures" (PEM), which
+    /// JWT bearer assertions are verified with; one at a time, as in
+    /// Salesforce (an upload replaces it).
+    #[serde(default)]
+    pub certificate: Option<String>,
 }
 
 fn default_instance() -> String {
@@ -267,6 +275,7 @@ impl Seed {
                     scopes: default_scopes(),
                     client_credentials_user: Some(DEMO_USERNAME.into()),
                     pre_authorized_users: None,
+                    certificate: None,
                 }],
                 external_client_apps: vec![],
             }],

@@ -143,11 +143,17 @@ async fn log_requests(State((shared, host)): State<(Arc<Shared>, String)>, req: 
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
     let admin = path.starts_with("/_emulator");
+    // Who the call acts as, by its bearer token (before a revoke in it).
+    let user = oauth::bearer(&parts.headers, &Default::default()).and_then(|t| {
+        let inner = shared.lock();
+        let session = inner.access.get(&t)?.clone();
+        inner.user(session.org, &session.user_id).and_then(|r| r.get("Username").as_str().map(str::to_string))
+    });
     let logged_body = String::from_utf8_lossy(&bytes[..bytes.len().min(LOGGED_BODY)]).into_owned();
     let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     if !admin {
         let api_call = resp.extensions().get::<rest::ApiCall>().is_some();
-        shared.lock().log_request(LoggedRequest { seq: 0, host, method, path, query, status: resp.status().as_u16(), api_call, body: logged_body });
+        shared.lock().log_request(LoggedRequest { seq: 0, host, method, path, query, status: resp.status().as_u16(), api_call, body: logged_body, user });
     }
     resp
 }
@@ -168,6 +174,7 @@ fn login_router(ctx: Arc<Ctx>) -> Router {
         .route("/_emulator/requests", get(admin::get_requests).delete(admin::clear_requests))
         .route("/_emulator/records/{object}", get(admin::get_records))
         .route("/_emulator/apps/{key}/callbacks", post(admin::add_callback))
+        .route("/_emulator/apps/{key}/certificate", axum::routing::put(admin::put_certificate))
         .layer(middleware::from_fn_with_state(log_state, log_requests))
         .with_state(ctx)
 }
@@ -406,6 +413,12 @@ impl Emulator {
     /// self-authorize; a list of usernames, only admin-approved users (these).
     pub fn set_permitted_users(&self, consumer_key: &str, pre_authorized: Option<Vec<String>>) -> Result<(), String> {
         admin::set_permitted_users(&self.ctx.shared, consumer_key, pre_authorized)
+    }
+
+    /// Uploads a certificate (PEM) to an app's "Use digital signatures",
+    /// replacing the one there.
+    pub fn upload_certificate(&self, consumer_key: &str, pem: &str) -> Result<(), String> {
+        admin::upload_certificate(&self.ctx.shared, consumer_key, pem)
     }
 
     /// URLs, orgs, apps, usage and faults as JSON (what `GET /_emulator` returns).

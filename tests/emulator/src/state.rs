@@ -215,6 +215,9 @@ pub struct LoggedRequest {
     pub api_call: bool,
     /// Request body (text, first 64 KiB).
     pub body: String,
+    /// The username the bearer token acts as, when it names a live one:
+    /// whom Salesforce's audit trail would name.
+    pub user: Option<String>,
 }
 
 /// The lock-protected part.
@@ -326,8 +329,20 @@ pub struct Grant {
     pub scopes: Vec<String>,
     /// Issue time (ms).
     pub issued_at: i64,
-    /// Whether this is a client credentials grant (adds `api_instance_url`).
-    pub client_credentials: bool,
+    /// Which grant: client credentials add `api_instance_url`; JWT bearer
+    /// answers carry no signature or `issued_at` (no secret is involved).
+    pub kind: GrantKind,
+}
+
+/// The grant an access token came from, where the answers differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantKind {
+    /// Authorization code or refresh token.
+    User,
+    /// Client credentials.
+    ClientCredentials,
+    /// JWT bearer.
+    Jwt,
 }
 
 impl Shared {
@@ -655,7 +670,7 @@ impl Inner {
         }
         c.used = true;
         let c = c.clone();
-        Ok(self.grant(app, c.org, &c.user_id, c.scopes, None, now, false))
+        Ok(self.grant(app, c.org, &c.user_id, c.scopes, None, now, GrantKind::User))
     }
 
     /// `grant_type=refresh_token`, after the caller marked `token` in flight.
@@ -679,9 +694,9 @@ impl Inner {
                 r.status = RefreshStatus::RotatedOut;
             }
             let next = self.new_refresh_token(&rt, now);
-            Ok(self.grant(app, rt.org, &rt.user_id, rt.scopes, Some((next, true)), now, false))
+            Ok(self.grant(app, rt.org, &rt.user_id, rt.scopes, Some((next, true)), now, GrantKind::User))
         } else {
-            Ok(self.grant(app, rt.org, &rt.user_id, rt.scopes, Some((token.to_string(), false)), now, false))
+            Ok(self.grant(app, rt.org, &rt.user_id, rt.scopes, Some((token.to_string(), false)), now, GrantKind::User))
         }
     }
 
@@ -696,7 +711,7 @@ impl Inner {
             .cloned()
             .ok_or_else(|| OAuthError::new("invalid_grant", "no client credentials user enabled"))?;
         let scopes: Vec<String> = a.seed.scopes.iter().filter(|s| !is_refresh_scope(s)).cloned().collect();
-        Ok(self.grant(app, user.org, &user.user_id, scopes, None, now, true))
+        Ok(self.grant(app, user.org, &user.user_id, scopes, None, now, GrantKind::ClientCredentials))
     }
 
     fn new_refresh_token(&mut self, from: &RefreshToken, now: i64) -> String {
@@ -709,7 +724,7 @@ impl Inner {
     /// refresh token). `refresh` is the refresh token the grant came from and
     /// whether to return it.
     #[allow(clippy::too_many_arguments)]
-    fn grant(
+    pub(crate) fn grant(
         &mut self,
         app: usize,
         org: usize,
@@ -717,13 +732,13 @@ impl Inner {
         scopes: Vec<String>,
         refresh: Option<(String, bool)>,
         now: i64,
-        client_credentials: bool,
+        kind: GrantKind,
     ) -> Grant {
         let org_id = self.orgs[org].id.clone();
         let access_token = format!("{}!{}", &org_id[..15], random_token(72));
         let (refresh_for_access, refresh_out) = match refresh {
             Some((t, give)) => (Some(t.clone()), give.then_some(t)),
-            None if !client_credentials && scopes.iter().any(|s| is_refresh_scope(s)) => {
+            None if kind == GrantKind::User && scopes.iter().any(|s| is_refresh_scope(s)) => {
                 let family = format!("5Aep861{}", random_token(48));
                 self.refresh.insert(
                     family.clone(),
@@ -754,7 +769,7 @@ impl Inner {
                 refresh: refresh_for_access,
             },
         );
-        Grant { access_token, refresh_token: refresh_out, org, user_id: user_id.to_string(), app, scopes, issued_at: now, client_credentials }
+        Grant { access_token, refresh_token: refresh_out, org, user_id: user_id.to_string(), app, scopes, issued_at: now, kind }
     }
 
     /// Keeps at most five live refresh-token families per user and app.
@@ -771,6 +786,12 @@ impl Inner {
             let (_, oldest) = families.remove(0);
             self.revoke_family(&oldest);
         }
+    }
+
+    /// Whether `user_id` approved `app` in a browser and the approval stands
+    /// (a live refresh token).
+    pub fn has_approved(&self, user_id: &str, app: usize) -> bool {
+        self.refresh.values().any(|r| r.user_id == user_id && r.app == app && r.status == RefreshStatus::Active)
     }
 
     /// Revokes every refresh token of a rotation family and their access tokens.
@@ -810,13 +831,17 @@ impl Inner {
         if let Some(r) = &g.refresh_token {
             v.insert("refresh_token".into(), json!(r));
         }
-        v.insert("signature".into(), json!(signature(secret, &id_url, &issued_at)));
+        if g.kind != GrantKind::Jwt {
+            v.insert("signature".into(), json!(signature(secret, &id_url, &issued_at)));
+        }
         v.insert("scope".into(), json!(g.scopes.join(" ")));
         v.insert("instance_url".into(), json!(instance_url));
         v.insert("id".into(), json!(id_url));
         v.insert("token_type".into(), json!("Bearer"));
-        v.insert("issued_at".into(), json!(issued_at));
-        if g.client_credentials {
+        if g.kind != GrantKind::Jwt {
+            v.insert("issued_at".into(), json!(issued_at));
+        }
+        if g.kind == GrantKind::ClientCredentials {
             v.insert("api_instance_url".into(), json!(instance_url));
         }
         Value::Object(v)

@@ -102,6 +102,10 @@ impl exports::registry::provisioning::oauth2_server::Guest for Example {
             extra: Vec::new(),
         })
     }
+    #[cfg(not(feature = "contract-0-1-0"))]
+    fn jwt_bearer(_: Oauth2ServerConfig, _: types::JwtSigningKey) -> Result<TokenSet, PluginError> {
+        Err(PluginError::Unsupported("jwt-bearer".into()))
+    }
     fn revoke(_: Oauth2ServerConfig, _: TokenSet) -> Result<(), PluginError> {
         Err(PluginError::Unsupported("revoke".into()))
     }

@@ -115,6 +115,8 @@ pub fn field_label(field: &str) -> &str {
         "redirect_uri" => "Redirect URI",
         "grant_type" => "Grant type",
         "scope" => "Scope",
+        "subject" => "Username (JWT bearer)",
+        "certificate" => "Certificate (JWT bearer)",
         other => other,
     }
 }

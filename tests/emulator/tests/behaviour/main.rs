@@ -4,6 +4,7 @@
 
 mod faults;
 mod jsforce;
+mod jwt;
 mod oauth;
 mod query;
 mod rest;

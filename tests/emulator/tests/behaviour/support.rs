@@ -25,6 +25,7 @@ pub fn app(name: &str, key: &str) -> AppSeed {
         scopes: vec!["api".into(), "refresh_token".into(), "id".into()],
         client_credentials_user: Some(USER.into()),
         pre_authorized_users: None,
+        certificate: None,
     }
 }
 

@@ -14,7 +14,11 @@ use registry_plugin_runtime::http::policy::check_instance;
 use registry_plugin_runtime::{CallError, HostPattern, HttpAllowlist, Origin, Plugin};
 use sha2::{Digest, Sha256};
 
+mod personal;
+
 use crate::domain::TokenStatus;
+use crate::store::{KeyRole, SigningKeyInfo};
+use registry_plugin_runtime::latest::types::JwtSigningKey;
 use crate::secrets::random;
 use crate::store::{PendingOrigin, Store, StoreError};
 
@@ -65,6 +69,9 @@ pub enum FlowError {
     /// and the server trust.
     #[error("{0}")]
     UntrustedInstance(String),
+    /// A JWT bearer server without a signing key.
+    #[error("this server has no signing key yet: generate its certificate on the server page and upload it to the provider's app")]
+    NoSigningKey,
 }
 
 /// Checks a URL a plugin will be allowed to reach: the runtime's origin
@@ -91,6 +98,17 @@ pub struct OAuth {
     /// One refresh at a time per server: refresh tokens may rotate, and a
     /// second concurrent refresh with the same one would kill it.
     refreshing: Arc<std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The same, per admin and server, for admins' own tokens.
+    refreshing_personal: Arc<std::sync::Mutex<HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// Where a callback's sign-in was started, once its state checked out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallbackOrigin {
+    /// In a popup window.
+    pub popup: bool,
+    /// For this admin's own token ("Partner Info"); none: the server's.
+    pub admin: Option<i64>,
 }
 
 impl OAuth {
@@ -98,7 +116,14 @@ impl OAuth {
     /// URI); `insecure_loopback` allows plain http to loopback servers (the
     /// operator's opt-in, as the runtime's).
     pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, public_url: &str, insecure_loopback: bool) -> Self {
-        OAuth { store, plugins, public_url: public_url.trim_end_matches('/').to_string(), insecure_loopback, refreshing: Default::default() }
+        OAuth {
+            store,
+            plugins,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            insecure_loopback,
+            refreshing: Default::default(),
+            refreshing_personal: Default::default(),
+        }
     }
 
     /// Whether plain http to loopback servers is allowed.
@@ -138,12 +163,18 @@ impl OAuth {
     /// the bearer token and people's data. Anything else is refused, said on
     /// the server page, and nothing is stored.
     fn keep(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
-        if let Some(instance) = tokens.instance_url.as_deref() {
-            let origin = check_origin(instance, "the instance URL in the token response", self.insecure_loopback)
-                .map_err(|e| self.failed(id, e))?;
-            self.check_instance(id, &origin).map_err(|e| self.failed(id, e))?;
-        }
+        self.trusted(id, tokens).map_err(|e| self.failed(id, e))?;
         self.store.save_tokens(id, tokens)?;
+        Ok(())
+    }
+
+    /// Whether a token set's instance URL is one the plugin and the server
+    /// trust (see [`OAuth::keep`]).
+    fn trusted(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
+        if let Some(instance) = tokens.instance_url.as_deref() {
+            let origin = check_origin(instance, "the instance URL in the token response", self.insecure_loopback)?;
+            self.check_instance(id, &origin)?;
+        }
         Ok(())
     }
 
@@ -196,21 +227,37 @@ impl OAuth {
         self.callback_from(id, params, session).await.1
     }
 
-    /// [`Self::callback`], also saying whether the authorization was
-    /// started in a popup window (false when its state is not ours).
-    pub async fn callback_from(&self, id: i64, params: &HashMap<String, String>, session: &str) -> (bool, Result<(), FlowError>) {
+    /// [`Self::callback`], also saying where the authorization was started
+    /// (a popup, an admin's own token; the default when its state is not
+    /// ours).
+    pub async fn callback_from(&self, id: i64, params: &HashMap<String, String>, session: &str) -> (CallbackOrigin, Result<(), FlowError>) {
         let state = params.get("state").map(String::as_str).unwrap_or("");
         // The state is consumed whatever happens next: it is single use.
         let pending = match self.store.take_pending(state) {
             Ok(Some(p)) => p,
-            Ok(None) => return (false, Err(FlowError::UnknownState)),
-            Err(e) => return (false, Err(e.into())),
+            Ok(None) => return (CallbackOrigin::default(), Err(FlowError::UnknownState)),
+            Err(e) => return (CallbackOrigin::default(), Err(e.into())),
         };
-        let popup = pending.popup;
-        (popup, self.complete(id, params, session, pending).await)
+        let origin = CallbackOrigin { popup: pending.popup, admin: pending.admin };
+        let result = match pending.admin {
+            Some(admin) => self.complete_personal(id, admin, params, session, pending).await,
+            None => self.complete(id, params, session, pending).await,
+        };
+        (origin, result)
     }
 
     async fn complete(&self, id: i64, params: &HashMap<String, String>, session: &str, pending: crate::store::Pending) -> Result<(), FlowError> {
+        match self.exchanged(id, params, session, &pending).await {
+            Ok(tokens) => self.keep(id, &tokens),
+            // What the server page should show as its last error.
+            Err(e @ (FlowError::Expired | FlowError::Denied(_) | FlowError::Plugin(_))) => Err(self.failed(id, e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A callback's tokens, once its state, session and freshness check
+    /// out and the code is exchanged.
+    async fn exchanged(&self, id: i64, params: &HashMap<String, String>, session: &str, pending: &crate::store::Pending) -> Result<TokenSet, FlowError> {
         if pending.server_id != id {
             return Err(FlowError::WrongServer);
         }
@@ -218,7 +265,7 @@ impl OAuth {
             return Err(FlowError::OtherSession);
         }
         if pending.expired {
-            return Err(self.failed(id, FlowError::Expired));
+            return Err(FlowError::Expired);
         }
         if let Some(error) = params.get("error") {
             let description: String = params.get("error_description").map(|d| d.chars().take(300).collect()).unwrap_or_default();
@@ -235,15 +282,15 @@ impl OAuth {
                     None => refused,
                 }
             };
-            return Err(self.failed(id, FlowError::Denied(message)));
+            return Err(FlowError::Denied(message));
         }
         let code = params.get("code").filter(|c| !c.is_empty()).ok_or_else(|| FlowError::Denied("the provider sent no code".into()))?;
         let (plugin, config) = self.plugin(id)?;
         let allow = self.allowlist(id, &config, None)?;
-        match plugin.exchange_code(&config, code, &pending.redirect_uri, Some(&pending.code_verifier), &allow).await? {
-            Ok(tokens) => self.keep(id, &tokens),
-            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
-        }
+        plugin
+            .exchange_code(&config, code, &pending.redirect_uri, Some(&pending.code_verifier), &allow)
+            .await?
+            .map_err(|e| FlowError::Plugin(explain(&e)))
     }
 
     /// "Obtain New Token" for a client-credentials server.
@@ -257,6 +304,90 @@ impl OAuth {
             Ok(tokens) => self.keep(id, &tokens),
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
         }
+    }
+
+    /// "Obtain New Token" for a JWT bearer server: an assertion signed with
+    /// the current key. When the provider refuses that key and a next one
+    /// exists (its certificate uploaded to the app in place of the old),
+    /// the next is tried and, if it works, becomes current: a rotation
+    /// never stops provisioning. A refusal an admin must fix (the user,
+    /// the certificate, the audience) marks the server as needing them.
+    pub async fn jwt_bearer(&self, id: i64) -> Result<TokenSet, FlowError> {
+        let (plugin, config) = self.plugin(id)?;
+        if config.grant_type != GrantType::JwtBearer {
+            return Err(FlowError::WrongGrant("this server does not use the JWT bearer grant"));
+        }
+        let Some((current, pem)) = self.store.signing_key_private(id, KeyRole::Current)? else {
+            return Err(self.failed(id, FlowError::NoSigningKey));
+        };
+        let mut result = self.assert_with(plugin, id, &config, &current, pem).await?;
+        if let Err(PluginError::InvalidConfig(f)) = &result
+            && f.field == "certificate"
+            && let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next)?
+            && let Ok(tokens) = self.assert_with(plugin, id, &config, &next, pem).await?
+        {
+            self.store.promote_next_key(id)?;
+            tracing::info!(server = id, fingerprint = %next.fingerprint, "the provider took the next signing key: it is now the current one");
+            result = Ok(tokens);
+        }
+        match result {
+            Ok(tokens) => {
+                self.keep(id, &tokens)?;
+                Ok(tokens)
+            }
+            Err(e @ (PluginError::InvalidConfig(_) | PluginError::ReauthorizationRequired(_))) => {
+                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization));
+                Err(FlowError::Plugin(explain(&e)))
+            }
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+        }
+    }
+
+    async fn assert_with(
+        &self,
+        plugin: &Plugin,
+        id: i64,
+        config: &Oauth2ServerConfig,
+        key: &SigningKeyInfo,
+        private_key_pem: String,
+    ) -> Result<Result<TokenSet, PluginError>, FlowError> {
+        let subject = self.store.server(id)?.jwt_subject.unwrap_or_default();
+        let key = JwtSigningKey { subject, private_key_pem, certificate_fingerprint: key.fingerprint.clone() };
+        let allow = self.allowlist(id, config, None)?;
+        Ok(plugin.jwt_bearer(config, &key, &allow).await?)
+    }
+
+    /// Switches a JWT bearer server to its next key, once the provider
+    /// takes it: a token is obtained with it first, and only then is it
+    /// made current (the old key is forgotten). Until then nothing changes.
+    pub async fn switch_key(&self, id: i64) -> Result<(), FlowError> {
+        let (plugin, config) = self.plugin(id)?;
+        let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next)? else {
+            return Err(FlowError::WrongGrant("there is no next certificate to switch to: generate one first"));
+        };
+        match self.assert_with(plugin, id, &config, &next, pem).await? {
+            Ok(tokens) => {
+                self.store.promote_next_key(id)?;
+                self.keep(id, &tokens)
+            }
+            Err(e) => Err(FlowError::Plugin(format!(
+                "the provider does not take the next certificate yet, so the current one stays: {}",
+                explain(&e)
+            ))),
+        }
+    }
+
+    /// A new JWT bearer token after `stale` was refused; like
+    /// [`OAuth::refresh`], one at a time per server, reusing a newer token.
+    pub async fn jwt_bearer_after(&self, id: i64, stale: &str) -> Result<TokenSet, FlowError> {
+        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        if let Some(t) = self.store.tokens(id)?
+            && t.access_token != stale
+        {
+            return Ok(t);
+        }
+        self.jwt_bearer(id).await
     }
 
     /// "Use an existing refresh token": an admin pastes one (from a manual
@@ -361,6 +492,7 @@ impl OAuth {
                         self.client_credentials(id).await?;
                         self.store.tokens(id)?.ok_or(FlowError::NoTokens)?
                     }
+                    GrantType::JwtBearer => self.jwt_bearer_after(id, &tokens.access_token).await?,
                 };
                 let allow = self.allowlist(id, &config, Some(&fresh))?;
                 plugin.check_connection(&config, &fresh, &allow).await?.map_err(|e| self.failed(id, FlowError::Plugin(explain(&e))))
