@@ -84,6 +84,8 @@ impl App {
             ("target.html", include_str!("../../templates/target.html")),
             ("target_form.html", include_str!("../../templates/target_form.html")),
             ("account.html", include_str!("../../templates/account.html")),
+            ("provider_tokens.html", include_str!("../../templates/provider_tokens.html")),
+            ("admins.html", include_str!("../../templates/admins.html")),
             ("dashboard.html", include_str!("../../templates/dashboard.html")),
             ("log.html", include_str!("../../templates/log.html")),
             ("audit.html", include_str!("../../templates/audit.html")),

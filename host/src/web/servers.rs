@@ -322,12 +322,15 @@ async fn revoke_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
 
 async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
     let name = app.store.server(id)?.name;
-    match app.oauth.test_connection(id).await {
+    // As the admin, with their own token, when they hold one.
+    let own = app.store.admin_tokens(s.admin_id, id)?.is_some();
+    let result = if own { app.oauth.check_personal(id, s.admin_id).await } else { app.oauth.test_connection(id).await };
+    match result {
         Ok(info) => {
-            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true, "problems": info.advice.len()}));
+            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true, "problems": info.advice.len(), "own_token": own}));
             let usage = info.api_usage.as_ref().map(|u| format!("{} of {} daily API requests used", u.used, u.limit));
             let advice: Vec<_> = info.advice.iter().map(|a| serde_json::json!({"problem": a.problem, "fix": a.fix})).collect();
-            let view = serde_json::json!({"user": info.user, "organization": info.organization, "usage": usage, "details": info.details, "advice": advice});
+            let view = serde_json::json!({"user": info.user, "organization": info.organization, "usage": usage, "details": info.details, "advice": advice, "own": own});
             Ok(see_other(&format!("/servers/{id}?tested={}", super::query_value(&view.to_string()))))
         }
         Err(e) => {

@@ -2,6 +2,7 @@
 //! wasmtime, which costs link time).
 
 mod admin_security;
+mod admin_tokens;
 mod batch_splitting;
 mod browser;
 mod cli;

@@ -60,7 +60,7 @@ impl Harness {
         csrf(&page)
     }
 
-    fn demo_id(&self) -> i64 {
+    pub fn demo_id(&self) -> i64 {
         self.host.store.servers().unwrap().into_iter().find(|s| s.name == DEMO_SERVER).unwrap().id
     }
 

@@ -209,6 +209,28 @@ pub fn insert(shared: &Shared, org: usize, object: &str, records: Vec<serde_json
     })
 }
 
+/// Adds a user who can log in to the first org (a System Administrator),
+/// as an admin would in Setup, Users; returns their `005…` id.
+pub fn add_login_user(shared: &Shared, username: &str, password: &str, last_name: &str) -> Result<String, String> {
+    if shared.lock().find_login(username).is_some() {
+        return Err(format!("the username {username} is taken (usernames are unique across all orgs)"));
+    }
+    let profile = {
+        let inner = shared.lock();
+        inner.orgs[0].store.all("Profile").find(|p| p.get("Name").as_str() == Some("System Administrator")).map(|p| p.id.clone())
+    }
+    .ok_or("the org has no System Administrator profile")?;
+    let alias: String = username.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    let record = serde_json::json!({
+        "Username": username, "LastName": last_name, "Email": username, "Alias": alias, "CommunityNickname": format!("{alias}{}", username.len()),
+        "TimeZoneSidKey": "America/Los_Angeles", "LocaleSidKey": "en_US", "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US",
+        "ProfileId": profile, "IsActive": true,
+    });
+    let id = insert(shared, 0, "User", vec![record.as_object().cloned().unwrap_or_default()])?.remove(0);
+    shared.lock().accounts.insert(username.to_lowercase(), crate::state::Account { org: 0, user_id: id.clone(), password: password.to_string() });
+    Ok(id)
+}
+
 /// Records of `object` in an org, deleted ones marked by `IsDeleted`.
 pub fn records(shared: &Shared, org: usize, object: &str) -> Vec<Value> {
     let inner = shared.lock();

@@ -415,6 +415,12 @@ impl Emulator {
         admin::set_permitted_users(&self.ctx.shared, consumer_key, pre_authorized)
     }
 
+    /// Adds a user who can log in (a System Administrator of the first
+    /// org); returns their id.
+    pub fn add_login_user(&self, username: &str, password: &str, last_name: &str) -> Result<String, String> {
+        admin::add_login_user(&self.ctx.shared, username, password, last_name)
+    }
+
     /// Uploads a certificate (PEM) to an app's "Use digital signatures",
     /// replacing the one there.
     pub fn upload_certificate(&self, consumer_key: &str, pem: &str) -> Result<(), String> {

@@ -194,11 +194,16 @@ fn hidden_tx(page: &str) -> anyhow::Result<String> {
 /// client's callback). An app approved before skips the consent page, so
 /// there is nothing to deny.
 pub async fn consent_at(authorize_url: &str, login_url: &str, allow: bool) -> anyhow::Result<String> {
+    consent_as(authorize_url, login_url, DEMO_USERNAME, DEMO_PASSWORD, allow).await
+}
+
+/// [`consent_at`], signing in as `username`.
+pub async fn consent_as(authorize_url: &str, login_url: &str, username: &str, password: &str, allow: bool) -> anyhow::Result<String> {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let page = http.get(authorize_url).send().await?.text().await?;
     let r = http
         .post(format!("{login_url}/services/oauth2/authorize/login"))
-        .form(&[("tx", hidden_tx(&page)?.as_str()), ("username", DEMO_USERNAME), ("pw", DEMO_PASSWORD)])
+        .form(&[("tx", hidden_tx(&page)?.as_str()), ("username", username), ("pw", password)])
         .send()
         .await?;
     let r = if r.status() == 302 {
