@@ -57,7 +57,8 @@ fn the_salesforce_plugin_passes_every_check() {
     assert!(line("settings.remote-check").starts_with("pass "), "{stdout}");
     assert!(line("provision.delete").contains("kept Contact"), "{stdout}");
     assert!(line("provision.preview").starts_with("pass ") && line("provision.preview").contains("nothing written"), "{stdout}");
-    assert!(stdout.contains("22 passed, 0 failed, 0 skipped"), "{stdout}");
+    assert!(line("oauth.jwt-bearer").starts_with("pass ") && line("oauth.jwt-bearer").contains("unknown key was refused"), "{stdout}");
+    assert!(stdout.contains("23 passed, 0 failed, 0 skipped"), "{stdout}");
 
     // User mode, from a settings file, passes too.
     let dir = tempfile::tempdir().unwrap();
@@ -122,6 +123,7 @@ fn the_example_plugin_passes_what_it_claims() {
     assert_eq!(check(&report, "oauth.client-credentials")["status"], "pass");
     assert_eq!(check(&report, "provision.repeat")["status"], "pass");
     assert_eq!(check(&report, "oauth.code-exchange")["status"], "skip");
+    assert_eq!(check(&report, "oauth.jwt-bearer")["detail"], "the plugin does not claim 'jwt-bearer'", "skipped for a plugin that does not claim it");
     assert_eq!(report["failed"], 0);
 }
 

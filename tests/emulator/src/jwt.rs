@@ -11,7 +11,9 @@ use rsa::signature::Verifier;
 use serde_json::Value;
 use sha2::Sha256;
 use x509_cert::Certificate;
-use x509_cert::der::{DecodePem, Encode};
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::der::pem::LineEnding;
+use x509_cert::der::{DecodePem, Encode, EncodePem};
 
 use crate::errors::OAuthError;
 use crate::state::{Grant, GrantKind, Inner, is_refresh_scope};
@@ -28,6 +30,25 @@ pub fn public_key(certificate_pem: &str) -> Result<RsaPublicKey, String> {
     let cert = Certificate::from_pem(certificate_pem.trim().as_bytes()).map_err(|e| format!("not a PEM X.509 certificate: {e}"))?;
     let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| format!("its public key cannot be read: {e}"))?;
     RsaPublicKey::from_public_key_der(&spki).map_err(|e| format!("its public key is not RSA: {e}"))
+}
+
+/// A key pair and a self-signed certificate, as an admin would make them
+/// for an app's "Use digital signatures" (for tests and test beds; the
+/// registry makes its own): the private key as PKCS#8 PEM, and the
+/// certificate as PEM.
+pub fn key_pair(common_name: &str) -> Result<(String, String), String> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|x| e(&x))?;
+    let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(private.clone());
+    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(private.to_public_key()).map_err(|x| e(&x))?;
+    let subject = std::str::FromStr::from_str(&format!("CN={common_name}")).map_err(|x: x509_cert::der::Error| e(&x))?;
+    let validity = x509_cert::time::Validity::from_now(std::time::Duration::from_secs(86_400)).map_err(|x| e(&x))?;
+    let builder = CertificateBuilder::new(Profile::Root, x509_cert::serial_number::SerialNumber::from(1u32), validity, subject, spki, &signer)
+        .map_err(|x| e(&x))?;
+    let cert = builder.build::<rsa::pkcs1v15::Signature>().map_err(|x| e(&x))?;
+    let pem = private.to_pkcs8_pem(LineEnding::LF).map_err(|x| e(&x))?.to_string();
+    Ok((pem, cert.to_pem(LineEnding::LF).map_err(|x| e(&x))?))
 }
 
 fn invalid_assertion() -> OAuthError {

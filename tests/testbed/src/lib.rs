@@ -147,6 +147,20 @@ impl TestBed {
         self.plugin.client_credentials(&self.server(GrantType::ClientCredentials), &self.allowlist(None)).await?.map_err(plugin_error)
     }
 
+    /// Tokens through the JWT bearer grant: a fresh key whose certificate
+    /// is uploaded to the emulator's app, the demo user pre-authorized (as
+    /// an External Client App's policy would), and the plugin signing with
+    /// it. `upload` false leaves the app without the certificate.
+    pub async fn jwt_bearer(&self, upload: bool) -> anyhow::Result<TokenSet> {
+        let (private_key_pem, certificate) = salesforce_emulator::jwt::key_pair("registry plugin test").map_err(anyhow::Error::msg)?;
+        if upload {
+            self.emulator.upload_certificate(DEMO_CONSUMER_KEY, &certificate).map_err(anyhow::Error::msg)?;
+            self.emulator.set_permitted_users(DEMO_CONSUMER_KEY, Some(vec![DEMO_USERNAME.into()])).map_err(anyhow::Error::msg)?;
+        }
+        let key = types::JwtSigningKey { subject: DEMO_USERNAME.into(), private_key_pem, certificate_fingerprint: String::new() };
+        self.plugin.jwt_bearer(&self.server(GrantType::JwtBearer), &key, &self.allowlist(None)).await?.map_err(plugin_error)
+    }
+
     /// A target context with `settings` (the plugin's defaults fill the rest).
     pub fn context(&self, settings: &[(&str, &str)], tokens: &TokenSet) -> TargetContext {
         let values: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -2,22 +2,13 @@
 //! certificate, then its audience, expiry and user, each refusal in
 //! Salesforce's words; no refresh token.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use base64::Engine as _;
 use rsa::RsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::DecodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::der::EncodePem;
-use x509_cert::der::pem::LineEnding;
-use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
-use x509_cert::time::Validity;
 
 use crate::support::*;
 
@@ -26,20 +17,8 @@ const GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A key pair and its self-signed certificate, as an admin would upload it.
 fn key_and_certificate() -> (RsaPrivateKey, String) {
-    let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-    let signer = SigningKey::<Sha256>::new(private.clone());
-    let spki = SubjectPublicKeyInfoOwned::from_key(private.to_public_key()).unwrap();
-    let builder = CertificateBuilder::new(
-        Profile::Root,
-        SerialNumber::from(7u32),
-        Validity::from_now(Duration::from_secs(86_400)).unwrap(),
-        Name::from_str("CN=behaviour test").unwrap(),
-        spki,
-        &signer,
-    )
-    .unwrap();
-    let cert = builder.build::<rsa::pkcs1v15::Signature>().unwrap();
-    (private, cert.to_pem(LineEnding::LF).unwrap())
+    let (pem, certificate) = salesforce_emulator::jwt::key_pair("behaviour test").unwrap();
+    (RsaPrivateKey::from_pkcs8_pem(&pem).unwrap(), certificate)
 }
 
 fn assertion(key: &RsaPrivateKey, claims: Value) -> String {

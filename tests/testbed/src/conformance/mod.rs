@@ -278,6 +278,24 @@ async fn oauth(run: &mut Run<'_>) -> Option<TokenSet> {
             }
         }
     }
+    if !run.skip_unless("oauth.jwt-bearer", Capabilities::JWT_BEARER, "jwt-bearer") {
+        // First with a key the app does not hold: refused, no token.
+        match bed.jwt_bearer(false).await {
+            Ok(_) => run.fail("oauth.jwt-bearer", "a token came back for an assertion signed with a key the app does not hold"),
+            Err(e) => {
+                note_sandbox(run, &e);
+                match bed.jwt_bearer(true).await {
+                    Ok(t) if t.access_token.is_empty() => run.fail("oauth.jwt-bearer", "the token set has an empty access token"),
+                    Ok(t) if t.refresh_token.is_some() => run.fail("oauth.jwt-bearer", "a refresh token from the JWT bearer grant, which has none"),
+                    Ok(t) => {
+                        run.pass("oauth.jwt-bearer", "tokens obtained with a signed assertion; one signed with an unknown key was refused");
+                        tokens.get_or_insert(t);
+                    }
+                    Err(e) => run.fail("oauth.jwt-bearer", format!("{e:#}")),
+                }
+            }
+        }
+    }
     if !run.skip_unless("oauth.check-connection", Capabilities::CHECK_CONNECTION, "check-connection") {
         match &tokens {
             Some(t) => {
