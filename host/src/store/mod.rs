@@ -263,4 +263,34 @@ mod tests {
         let err = Store::open(dir.path(), SecretBox::new(&[1; 32])).unwrap_err().to_string();
         assert!(err.contains("schema version 99"), "{err}");
     }
+
+    /// The table rebuild of migration 10 (the grant type's CHECK) keeps a
+    /// database of the version before it whole: its servers, their sealed
+    /// secrets, and the targets and jobs that reference them.
+    #[test]
+    fn an_older_database_keeps_its_servers_and_references_through_the_rebuild() {
+        let (dir, store, target) = scratch_with_target();
+        let server = store.servers().unwrap()[0].id;
+        store.create_person(crate::domain::Person::example("M1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+        drop(store);
+        // Back to version 9: the tables of 10 and 11 gone, the old CHECK.
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             DROP TABLE signing_keys; DROP TABLE admin_tokens;
+             ALTER TABLE oauth2_pending DROP COLUMN admin_id; ALTER TABLE jobs DROP COLUMN acting_admin;
+             ALTER TABLE oauth2_servers DROP COLUMN jwt_subject;
+             PRAGMA user_version = 9;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(store.server_config(server).unwrap().client_secret, "s", "the sealed secret opens where it was");
+        assert_eq!(store.job_counts(Some(target)).unwrap().0, 1, "the queued job is there");
+        let err = store.delete_server(server).unwrap_err().to_string();
+        assert!(err.contains("FOREIGN KEY"), "targets still reference the rebuilt table: {err}");
+        let fk: i64 = store.db().query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 0);
+    }
 }

@@ -99,3 +99,52 @@ async fn jwt_bearer_from_the_certificate_to_provisioning_and_a_rotation_loses_no
     assert_eq!(current_fingerprint(&h), third_fingerprint);
     assert_eq!(h.store.server(h.server).unwrap().token_status, TokenStatus::Set);
 }
+
+/// The same through the admin UI: the form offers the grant the plugin
+/// claims and asks for the username, the server page shows the certificate
+/// to download with its fingerprint and expiry, Obtain New Token signs an
+/// assertion, and Switch refuses a next certificate the app does not hold.
+#[tokio::test]
+async fn the_server_page_makes_the_certificate_and_obtains_a_token_with_it() {
+    use crate::web::{Harness as Web, csrf as csrf_of};
+    let h = Web::start().await;
+    let csrf = h.login().await;
+    let emu = h.host.emulator.as_ref().unwrap();
+    assert!(h.get("/servers/new").await.1.contains("value=\"jwt_bearer\""), "the Salesforce plugin claims the JWT bearer grant");
+
+    let base = [("csrf", csrf.as_str()), ("name", "JWT"), ("server_url_choice", "custom"), ("server_url", &emu.login_url()), ("client_id", DEMO_CONSUMER_KEY), ("grant_type", "jwt_bearer"), ("api_hosts", "127.0.0.1")];
+    let (status, page, _) = h.post("/servers", &base).await;
+    assert_eq!(status, 422, "the username is required");
+    assert!(page.contains("Enter the username the tokens act as"), "{page}");
+    let mut form = base.to_vec();
+    form.push(("jwt_subject", DEMO_USERNAME));
+    let (status, _, to) = h.post("/servers", &form).await;
+    assert_eq!(status, 303, "no client secret is needed");
+    let page = h.get(&to.unwrap()).await.1;
+    let id = h.host.store.servers().unwrap().into_iter().find(|s| s.name == "JWT").unwrap().id;
+    let fingerprint = h.host.store.signing_keys(id).unwrap()[0].fingerprint.clone();
+    assert!(page.contains("Signing certificate") && page.contains(&fingerprint) && page.contains(DEMO_USERNAME), "{page}");
+
+    let r = h.http.get(h.url(&format!("/servers/{id}/certificate/current.pem"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"jwt-"));
+    let certificate = r.text().await.unwrap();
+    assert!(certificate.starts_with("-----BEGIN CERTIFICATE-----") && !certificate.contains("PRIVATE"), "only the certificate leaves");
+
+    // The admin uploads it and pre-authorizes the user; Obtain New Token.
+    emu.upload_certificate(DEMO_CONSUMER_KEY, &certificate).unwrap();
+    emu.set_permitted_users(DEMO_CONSUMER_KEY, Some(vec![DEMO_USERNAME.into()])).unwrap();
+    let (status, _, to) = h.post(&format!("/servers/{id}/token"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let page = h.get(&to.unwrap()).await.1;
+    assert!(page.contains("Access Token Obtained.") && page.contains(">Set<"), "{page}");
+
+    // A next certificate; Switch before the app holds it changes nothing.
+    let (status, _, to) = h.post(&format!("/servers/{id}/certificate/next"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let page = h.get(&to.unwrap()).await.1;
+    assert!(page.contains("key-next") && page.contains("Switch to the next certificate"), "{page}");
+    let (_, page, _) = h.post(&format!("/servers/{id}/certificate/switch"), &[("csrf", &csrf_of(&page))]).await;
+    assert!(page.contains("Not switched") && page.contains("does not take the next certificate yet"), "{page}");
+    assert_eq!(h.host.store.signing_keys(id).unwrap()[0].fingerprint, fingerprint, "the current key stays");
+}
