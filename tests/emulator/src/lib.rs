@@ -17,6 +17,7 @@
 //! "unconfirmed" beside the choice made.
 
 pub mod admin;
+pub mod bulk;
 pub mod describe;
 pub mod errors;
 pub mod ids;

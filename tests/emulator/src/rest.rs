@@ -51,7 +51,7 @@ pub fn versions() -> Value {
     )
 }
 
-fn json_resp(status: StatusCode, v: Value) -> Response {
+pub(crate) fn json_resp(status: StatusCode, v: Value) -> Response {
     (status, axum::Json(v)).into_response()
 }
 
@@ -169,15 +169,15 @@ fn parse_version(seg: &str) -> Result<String, ApiError> {
 }
 
 /// One REST call, parsed.
-struct Call<'a> {
-    version: &'a str,
-    method: &'a Method,
-    segments: &'a [String],
-    q: &'a Params,
-    headers: &'a HeaderMap,
-    body: &'a Bytes,
-    actor: &'a str,
-    now: i64,
+pub(crate) struct Call<'a> {
+    pub(crate) version: &'a str,
+    pub(crate) method: &'a Method,
+    pub(crate) segments: &'a [String],
+    pub(crate) q: &'a Params,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: &'a Bytes,
+    pub(crate) actor: &'a str,
+    pub(crate) now: i64,
 }
 
 fn not_allowed(method: &Method, allowed: &str) -> Response {
@@ -208,6 +208,7 @@ fn route(inner: &mut Inner, shared: &Shared, org: usize, c: &Call<'_>) -> Respon
             }),
         ),
         ["composite", "sobjects", rest @ ..] => collections(inner, shared, org, c, rest),
+        ["jobs", "ingest", rest @ ..] => crate::bulk::ingest(inner, shared, org, c, rest),
         [] | ["limits"] | ["sobjects"] | ["query"] | ["queryAll"] | ["query", _] | ["queryAll", _] | ["composite"] => {
             not_allowed(c.method, "HEAD,GET")
         }

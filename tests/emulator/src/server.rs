@@ -25,7 +25,7 @@ use crate::state::{FailKind, Instance, LoggedRequest, RefreshStatus, Shared};
 use crate::{oauth, rest};
 
 /// Largest request body accepted (a 200-record collection is far smaller).
-const MAX_BODY: usize = 16 * 1024 * 1024;
+const MAX_BODY: usize = crate::bulk::MAX_UPLOAD_BYTES + 1024 * 1024;
 /// Bytes of each request body kept in the request log.
 const LOGGED_BODY: usize = 64 * 1024;
 
@@ -413,6 +413,24 @@ impl Emulator {
     /// self-authorize; a list of usernames, only admin-approved users (these).
     pub fn set_permitted_users(&self, consumer_key: &str, pre_authorized: Option<Vec<String>>) -> Result<(), String> {
         admin::set_permitted_users(&self.ctx.shared, consumer_key, pre_authorized)
+    }
+
+    /// How long a Bulk API job takes once closed, in emulator time: `base`
+    /// per job and `per_record` for each record.
+    pub fn set_bulk_processing(&self, base: Duration, per_record: Duration) {
+        let mut inner = self.ctx.shared.lock();
+        inner.bulk.base_ms = base.as_millis() as u64;
+        inner.bulk.per_record_us = per_record.as_micros() as u64;
+    }
+
+    /// The org's daily Bulk API batch allowance (one batch per 10,000 records).
+    pub fn set_bulk_daily_batches(&self, limit: u64) {
+        self.ctx.shared.lock().bulk.daily_limit = Some(limit);
+    }
+
+    /// The Bulk API jobs made so far: id and state, oldest first.
+    pub fn bulk_jobs(&self) -> Vec<(String, String)> {
+        self.ctx.shared.lock().bulk_jobs.values().map(|j| (j.id.clone(), format!("{:?}", j.state))).collect()
     }
 
     /// Adds a user who can log in (a System Administrator of the first

@@ -246,6 +246,10 @@ pub struct Inner {
     pub in_flight: HashSet<String>,
     /// Fault switches.
     pub faults: Faults,
+    /// Bulk API 2.0 ingest jobs, by id.
+    pub bulk_jobs: IndexMap<String, crate::bulk::BulkJob>,
+    /// How long Bulk jobs take, and the batches used today.
+    pub bulk: crate::bulk::BulkSettings,
     /// Request log.
     pub log: Vec<LoggedRequest>,
     log_seq: u64,
@@ -366,6 +370,8 @@ impl Shared {
             approvals: HashSet::new(),
             in_flight: HashSet::new(),
             faults: Faults::default(),
+            bulk_jobs: IndexMap::new(),
+            bulk: crate::bulk::BulkSettings { base_ms: 500, per_record_us: 50, ..Default::default() },
             log: Vec::new(),
             log_seq: 0,
         };

@@ -2,6 +2,7 @@
 //! it claims, pinned over real HTTP (and, in `jsforce`, through a
 //! third-party client library).
 
+mod bulk;
 mod faults;
 mod jsforce;
 mod jwt;
