@@ -145,6 +145,12 @@ export const provisioningTarget = {
   provisionBatch() {
     throw unsupported('provision-batch');
   },
+  batchSize() {
+    return undefined;
+  },
+  pollBatch() {
+    throw unsupported('poll-batch');
+  },
 };
 
 function outcome(remote, summary, removed) {

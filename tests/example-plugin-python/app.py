@@ -178,6 +178,12 @@ class ProvisioningTarget(exports.ProvisioningTarget):
     def provision_batch(self, context: TargetContext, requests: List[ProvisionRequest]):
         raise Err(PluginError_Unsupported("provision-batch"))
 
+    def batch_size(self, settings: List[Tuple[str, str]]) -> Optional[int]:
+        return None
+
+    def poll_batch(self, context: TargetContext, requests: List[ProvisionRequest], reference: str):
+        raise Err(PluginError_Unsupported("poll-batch"))
+
 
 def outcome(remote: Optional[RemoteRef], summary: str, removed: bool) -> ProvisionOutcome:
     return ProvisionOutcome(remote=remote, summary=summary, removed=removed, usage=None)

@@ -14,9 +14,9 @@ use crate::http::policy::HttpAllowlist;
 use crate::sanitize::Tidy;
 use latest::{oauth2_server, plugin_info, provisioning_target, types};
 
-/// What `provision-batch` returns: one result per request, or an error for
-/// the whole batch.
-pub type BatchResult = Result<Vec<Result<provisioning_target::ProvisionOutcome, types::PluginError>>, types::PluginError>;
+/// What `provision-batch` and `poll-batch` return: one result per request
+/// or work submitted to poll later, or an error for the whole batch.
+pub type BatchResult = Result<provisioning_target::BatchAnswer, types::PluginError>;
 
 /// How a plugin's component was obtained.
 #[derive(Debug, Clone, Copy)]
@@ -235,8 +235,42 @@ impl Plugin {
                 Instance::V0_1_0(p) => {
                     let requests: Vec<v0_1_0::provisioning_target::ProvisionRequest> = requests.to_vec().convert();
                     let context = context.clone().convert();
-                    Ok(p.registry_provisioning_provisioning_target().call_provision_batch(s, &context, &requests).await?.convert())
+                    let results: Result<Vec<_>, types::PluginError> =
+                        p.registry_provisioning_provisioning_target().call_provision_batch(s, &context, &requests).await?.convert();
+                    // 0.1.0 answers at once.
+                    Ok(results.map(provisioning_target::BatchAnswer::Done))
                 }
+            })
+            .await
+            .map(Tidy::tidy)
+    }
+
+    /// `provisioning-target.batch-size`: how many requests a batch call
+    /// under `settings` should carry, when the plugin wants more than the
+    /// host's usual. A 0.1.0 plugin cannot say: `None`.
+    pub async fn batch_size(&self, settings: &[(String, String)]) -> Result<Option<u32>, CallError> {
+        let settings = self.settings_with_defaults(settings);
+        self.sandbox
+            .call("provisioning-target.batch-size", &HttpAllowlist::none(), async |i, s| match i {
+                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_batch_size(s, &settings).await,
+                Instance::V0_1_0(_) => Ok(None),
+            })
+            .await
+    }
+
+    /// `provisioning-target.poll-batch`: about work `provision-batch`
+    /// submitted. A 0.1.0 plugin never submits, so never gets this call.
+    pub async fn poll_batch(
+        &self,
+        context: &provisioning_target::TargetContext,
+        requests: &[provisioning_target::ProvisionRequest],
+        reference: &str,
+        allowlist: &HttpAllowlist,
+    ) -> Result<BatchResult, CallError> {
+        self.sandbox
+            .call("provisioning-target.poll-batch", allowlist, async |i, s| match i {
+                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_poll_batch(s, context, requests, reference).await,
+                Instance::V0_1_0(_) => Ok(Err(types::PluginError::Unsupported("poll-batch is not in contract 0.1.0".into()))),
             })
             .await
             .map(Tidy::tidy)

@@ -105,6 +105,16 @@ impl Tidy for provisioning_target::ProvisionOutcome {
     }
 }
 
+impl Tidy for provisioning_target::BatchAnswer {
+    fn tidy(self) -> Self {
+        match self {
+            provisioning_target::BatchAnswer::Done(results) => provisioning_target::BatchAnswer::Done(results.tidy()),
+            // The reference goes back to the plugin as it came: not tidied.
+            submitted => submitted,
+        }
+    }
+}
+
 impl Tidy for provisioning_target::PlannedStep {
     fn tidy(self) -> Self {
         provisioning_target::PlannedStep { description: self.description.tidy(), request: self.request.tidy(), fields: self.fields.tidy() }

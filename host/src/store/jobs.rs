@@ -152,7 +152,11 @@ impl Store {
 
     /// Puts jobs a crashed or stopped process left running back in the queue.
     pub fn reset_running(&self) -> Result<usize, StoreError> {
-        Ok(self.db().execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'", [])?)
+        let conn = self.db();
+        // Jobs a bulk API holds stay with their batch: its polling resumes,
+        // at once, instead of submitting them again.
+        conn.execute("UPDATE bulk_batches SET poll_at = MIN(poll_at, ?1)", params![now_ms()])?;
+        Ok(conn.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running' AND bulk_batch IS NULL", [])?)
     }
 
     /// Claims up to `max` ready jobs, all for one target, oldest first. A job
@@ -171,6 +175,13 @@ impl Store {
     /// [`Self::claim`], leaving out the `busy` targets (those at their cap
     /// of calls in flight).
     pub fn claim_except(&self, max: usize, busy: &[i64]) -> Result<Vec<Job>, StoreError> {
+        self.claim_for(max, busy, &[])
+    }
+
+    /// [`Self::claim_except`], claiming up to the size `sizes` gives for
+    /// the target picked instead, when it gives one (a plugin that wants
+    /// larger batches under that target's settings).
+    pub fn claim_for(&self, max: usize, busy: &[i64], sizes: &[(i64, usize)]) -> Result<Vec<Job>, StoreError> {
         let busy = serde_json::to_string(busy).expect("ids serialize");
         let now = self.now();
         let mut conn = self.db();
@@ -188,19 +199,7 @@ impl Store {
                    AND j.target_id NOT IN (SELECT value FROM json_each(?3))
                  ORDER BY j.id LIMIT ?2",
             )?;
-            stmt.query_map(params![now, max as i64, busy], |r| {
-                Ok(Job {
-                    id: r.get(0)?,
-                    person_id: r.get(1)?,
-                    target_id: r.get(2)?,
-                    action: parsed("job action", r.get(3)?, Action::parse)?,
-                    attempts: r.get::<_, i64>(4)? as u32,
-                    run_id: r.get(5)?,
-                    failing_since: r.get(6)?,
-                    duration_ms: None,
-                    acting_admin: r.get(7)?,
-                })
-            })?
+            stmt.query_map(params![now, max as i64, busy], job_of_row)?
             .collect::<Result<Vec<_>, _>>()?
         };
         if !held.is_empty() {
@@ -211,6 +210,11 @@ impl Store {
             return Ok(vec![]);
         };
         let mut jobs: Vec<Job> = jobs.into_iter().filter(|j| j.target_id == first).collect();
+        if let Some(&(_, size)) = sizes.iter().find(|(t, _)| *t == first)
+            && size > max
+        {
+            jobs = Self::ready_of_target(&tx, first, now, size)?;
+        }
         let probing: i64 = tx.query_row("SELECT pause_level FROM targets WHERE id = ?1", params![first], |r| r.get(0))?;
         if probing > 0 {
             jobs.truncate(1);
@@ -223,6 +227,21 @@ impl Store {
         }
         tx.commit()?;
         Ok(jobs)
+    }
+
+    /// Up to `max` ready jobs of one target, oldest first (the conditions
+    /// of [`Self::claim_for`] for that target).
+    fn ready_of_target(tx: &rusqlite::Transaction<'_>, target: i64, now: i64, max: usize) -> Result<Vec<Job>, StoreError> {
+        let mut stmt = tx.prepare_cached(
+            "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin FROM jobs j
+             WHERE j.target_id = ?1 AND j.state = 'queued' AND j.not_before <= ?2 AND j.held = 0
+               AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
+             ORDER BY j.id LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![target, now, max as i64], job_of_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// When the next queued job becomes ready, if one waits for its backoff
@@ -368,4 +387,20 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// A job from `SELECT j.id, j.person_id, j.target_id, j.action, j.attempts,
+/// j.run_id, j.failing_since, j.acting_admin`.
+pub(super) fn job_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: r.get(0)?,
+        person_id: r.get(1)?,
+        target_id: r.get(2)?,
+        action: parsed("job action", r.get(3)?, Action::parse)?,
+        attempts: r.get::<_, i64>(4)? as u32,
+        run_id: r.get(5)?,
+        failing_since: r.get(6)?,
+        duration_ms: None,
+        acting_admin: r.get(7)?,
+    })
 }

@@ -246,4 +246,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE oauth2_pending ADD COLUMN admin_id INTEGER REFERENCES admins(id) ON DELETE CASCADE;
     ALTER TABLE jobs ADD COLUMN acting_admin INTEGER REFERENCES admins(id) ON DELETE SET NULL;",
+    // 12: batches a plugin handed to a background bulk API (its reference,
+    // when to ask again), and the jobs each holds, kept across restarts so
+    // polling resumes instead of submitting again.
+    "CREATE TABLE bulk_batches (
+        id INTEGER PRIMARY KEY,
+        target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        reference TEXT NOT NULL,
+        poll_at INTEGER NOT NULL,
+        polls INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN bulk_batch INTEGER REFERENCES bulk_batches(id) ON DELETE SET NULL;
+    CREATE INDEX jobs_by_bulk_batch ON jobs(bulk_batch) WHERE bulk_batch IS NOT NULL;",
 ];

@@ -14,6 +14,7 @@ use crate::secrets::{SecretBox, SecretError};
 mod admin_tokens;
 mod admins;
 mod audit;
+mod bulk;
 mod jobs;
 mod keys;
 mod log;
@@ -27,6 +28,7 @@ mod targets;
 pub use admin_tokens::AdminToken;
 pub use admins::{ApiToken, Session};
 pub use audit::{AuditEntry, AuditFilter, redact};
+pub use bulk::{BulkBatch, POLL_LEASE_MS};
 pub use log::{LogEntry, LogFilter};
 pub use people::{PeopleQuery, PeopleSort};
 pub use safeguards::{BUDGET_WAIT_MS, HeldRemoval, Safeguards, TargetHealth};
@@ -277,6 +279,7 @@ mod tests {
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         conn.execute_batch(
             "PRAGMA foreign_keys = OFF;
+             DROP INDEX jobs_by_bulk_batch; ALTER TABLE jobs DROP COLUMN bulk_batch; DROP TABLE bulk_batches;
              DROP TABLE signing_keys; DROP TABLE admin_tokens;
              ALTER TABLE oauth2_pending DROP COLUMN admin_id; ALTER TABLE jobs DROP COLUMN acting_admin;
              ALTER TABLE oauth2_servers DROP COLUMN jwt_subject;

@@ -69,7 +69,8 @@ fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
                 name: "Contacts".into(),
                 plugin: "salesforce".into(),
                 server_id: server,
-                settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into())],
+                // The collections path (Bulk API: the next test).
+                settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
                 enabled: true,
                 scope: Scope::default(),
             })
@@ -110,4 +111,56 @@ fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
     let counts = store.target_counts(run.target_id).unwrap();
     assert_eq!(counts, [(ProvState::Provisioned, PEOPLE as i64)], "everyone is provisioned");
     assert_eq!(store.job_counts(None).unwrap(), (0, 0), "no job is left over");
+}
+
+/// The Bulk API path: `serve` is killed while its Bulk API job is
+/// `InProgress` at Salesforce; after the restart it polls the same job (no
+/// second job is made) and every person is provisioned exactly once.
+#[test]
+fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() {
+    let emu = Emulator::start(Seed::demo(vec![])).unwrap();
+    // Long enough to kill the host while the job is in progress.
+    emu.set_bulk_processing(Duration::from_secs(4), Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = {
+        let store = open(dir.path());
+        let people: Vec<Person> = (0..PEOPLE).map(|i| registry_person(&format!("B{i:05}"), "Bulk", &format!("Test {i}"), &format!("b{i}@example.org"))).collect();
+        store.import_people(people, |_| {}).unwrap();
+        let server = store.create_server(&common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).unwrap();
+        let target = store
+            .create_target(&TargetInput {
+                name: "Contacts".into(),
+                plugin: "salesforce".into(),
+                server_id: server,
+                settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "2000".into())],
+                enabled: true,
+                scope: Scope::default(),
+            })
+            .unwrap();
+        store.start_run(target).unwrap().id
+    };
+    let mut first = serve(dir.path());
+    let store = open(dir.path());
+    // Killed once the host has recorded the job, while Salesforce works on it.
+    wait_for("the Bulk API job", Duration::from_secs(120), || {
+        emu.bulk_jobs().iter().any(|(_, state)| state == "InProgress") && store.bulk_in_flight().unwrap() == (1, PEOPLE as i64)
+    });
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    assert!(registry_ids(&emu).is_empty(), "killed before the job finished");
+    assert_eq!(store.bulk_in_flight().unwrap(), (1, PEOPLE as i64), "the batch and its jobs are kept");
+
+    let mut second = serve(dir.path());
+    wait_for("the run to finish", Duration::from_secs(120), || store.run(run_id).unwrap().finished_at.is_some());
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let jobs = emu.bulk_jobs();
+    assert_eq!(jobs.len(), 1, "the same job was polled, no second one made: {jobs:?}");
+    let seen = registry_ids(&emu);
+    assert_eq!(seen.len(), PEOPLE);
+    assert!(seen.values().all(|n| *n == 1), "no duplicates");
+    let run = store.run(run_id).unwrap();
+    assert_eq!((run.done, run.failed), (PEOPLE as i64, 0));
+    assert_eq!(store.bulk_in_flight().unwrap(), (0, 0));
+    assert_eq!(store.job_counts(None).unwrap(), (0, 0));
 }

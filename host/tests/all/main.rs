@@ -5,6 +5,7 @@ mod admin_security;
 mod admin_tokens;
 mod batch_splitting;
 mod browser;
+mod bulk_api;
 mod cli;
 mod common;
 mod concurrent_writers;

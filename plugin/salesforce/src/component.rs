@@ -14,7 +14,7 @@ use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, ServerForm, ServerUrlChoice, Setting, SettingKind, ShownWhen,
 };
 use exports::registry::provisioning::provisioning_target::{
-    PlannedStep, ProvisionOutcome, ProvisionRequest, TargetContext,
+    BatchAnswer, PlannedStep, SubmittedBatch, ProvisionOutcome, ProvisionRequest, TargetContext,
 };
 use registry::provisioning::log;
 use registry::provisioning::registry_types::{
@@ -42,6 +42,7 @@ impl exports::registry::provisioning::plugin_info::Guest for SalesforceProvision
             (c.provision, Capabilities::PROVISION),
             (c.provision_batch, Capabilities::PROVISION_BATCH),
             (c.jwt_bearer, Capabilities::JWT_BEARER),
+            (c.background_batch, Capabilities::BACKGROUND_BATCH),
         ] {
             capabilities.set(flag, on);
         }
@@ -192,6 +193,9 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
             Ok(settings::Removal::Delete) | Err(_) => RemovalEffect::Delete,
         }
     }
+    fn batch_size(values: Vec<(String, String)>) -> Option<u32> {
+        settings::Config::parse(&values).ok().and_then(|c| provision::bulk::batch_size(&c))
+    }
     fn preview(context: TargetContext, request: ProvisionRequest) -> Result<Vec<PlannedStep>, PluginError> {
         let config = target_config(&context.settings)?;
         let steps = provision::preview(&mut WasiTransport, &config, &tokens_in(context.tokens), &request_in(request)).map_err(plugin_error)?;
@@ -204,15 +208,26 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
         let result = provision::provision(&mut t, &config, &tokens_in(context.tokens), &request);
         result.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)
     }
-    fn provision_batch(
-        context: TargetContext,
-        requests: Vec<ProvisionRequest>,
-    ) -> Result<Vec<Result<ProvisionOutcome, PluginError>>, PluginError> {
+    fn provision_batch(context: TargetContext, requests: Vec<ProvisionRequest>) -> Result<BatchAnswer, PluginError> {
         let config = target_config(&context.settings)?;
         let requests: Vec<provision::Request> = requests.into_iter().map(request_in).collect();
         let mut t = Watching::default();
-        let results = provision::provision_batch(&mut t, &config, &tokens_in(context.tokens), &requests).map_err(plugin_error)?;
-        Ok(results.into_iter().map(|r| r.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)).collect())
+        let tokens = tokens_in(context.tokens);
+        if provision::bulk::eligible(&config, &requests) {
+            let s = provision::bulk::submit(&mut t, &config, &tokens, &requests).map_err(plugin_error)?;
+            return Ok(BatchAnswer::Submitted(SubmittedBatch { reference: s.reference, poll_after_ms: s.poll_after_ms }));
+        }
+        let results = provision::provision_batch(&mut t, &config, &tokens, &requests).map_err(plugin_error)?;
+        Ok(BatchAnswer::Done(results.into_iter().map(|r| r.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)).collect()))
+    }
+    fn poll_batch(context: TargetContext, requests: Vec<ProvisionRequest>, reference: String) -> Result<BatchAnswer, PluginError> {
+        let config = target_config(&context.settings)?;
+        let requests: Vec<provision::Request> = requests.into_iter().map(request_in).collect();
+        let mut t = Watching::default();
+        match provision::bulk::poll(&mut t, &config, &tokens_in(context.tokens), &requests, &reference).map_err(plugin_error)? {
+            provision::bulk::Answer::Submitted(s) => Ok(BatchAnswer::Submitted(SubmittedBatch { reference: s.reference, poll_after_ms: s.poll_after_ms })),
+            provision::bulk::Answer::Done(results) => Ok(BatchAnswer::Done(results.into_iter().map(|r| r.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)).collect())),
+        }
     }
 }
 

@@ -88,6 +88,8 @@ pub struct Capabilities {
     pub provision_batch: bool,
     /// The JWT bearer grant.
     pub jwt_bearer: bool,
+    /// Bulk API 2.0 in the background (`poll-batch`).
+    pub background_batch: bool,
 }
 
 /// What this build implements.
@@ -100,4 +102,5 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     provision: true,
     provision_batch: true,
     jwt_bearer: true,
+    background_batch: true,
 };

@@ -182,6 +182,22 @@ impl exports::registry::provisioning::provisioning_target::Guest for Example {
         types::RemovalEffect::Delete
     }
 
+    #[cfg(not(feature = "contract-0-1-0"))]
+    fn provision_batch(_: TargetContext, _: Vec<ProvisionRequest>) -> Result<exports::registry::provisioning::provisioning_target::BatchAnswer, PluginError> {
+        Err(PluginError::Unsupported("provision-batch".into()))
+    }
+
+    #[cfg(not(feature = "contract-0-1-0"))]
+    fn batch_size(_: Vec<(String, String)>) -> Option<u32> {
+        None
+    }
+
+    #[cfg(not(feature = "contract-0-1-0"))]
+    fn poll_batch(_: TargetContext, _: Vec<ProvisionRequest>, _: String) -> Result<exports::registry::provisioning::provisioning_target::BatchAnswer, PluginError> {
+        Err(PluginError::Unsupported("poll-batch".into()))
+    }
+
+    #[cfg(feature = "contract-0-1-0")]
     fn provision_batch(_: TargetContext, _: Vec<ProvisionRequest>) -> Result<Vec<Result<ProvisionOutcome, PluginError>>, PluginError> {
         Err(PluginError::Unsupported("provision-batch".into()))
     }

@@ -140,6 +140,15 @@ impl<'t> Api<'t> {
         Ok(resp)
     }
 
+    /// A request with a body of another type (a Bulk API CSV upload).
+    fn send_raw(&mut self, method: &'static str, path: &str, content_type: &str, body: Vec<u8>) -> Result<Response, Error> {
+        let mut req = HttpRequest::new(method, format!("{}/{path}", self.base)).bearer(&self.token).header("Content-Type", content_type).header("Accept", "application/json");
+        req.body = body;
+        let resp = self.transport.send(req).map_err(|e| Error::Transport(format!("Salesforce did not answer: {e}")))?;
+        self.succeeded |= resp.status < 300;
+        Ok(resp)
+    }
+
     /// The id of the record whose `field` is `value`, if there is one.
     fn lookup(&mut self, object: &str, field: &str, value: &str) -> Result<Option<String>, Error> {
         let soql = format!("SELECT Id FROM {object} WHERE {field} = '{}'", soql_escape(value));
@@ -329,6 +338,7 @@ fn marked(object: &str, id: String, fields: &Map<String, Value>) -> Outcome {
 }
 
 mod batch;
+pub mod bulk;
 mod matching;
 mod org_check;
 mod preview;

@@ -46,6 +46,13 @@ fn person(id: &str) -> Person {
     }
 }
 
+/// An added person `id` with family name `family` ("" for none).
+pub(super) fn request(id: &str, family: &str) -> Request {
+    let mut p = person(id);
+    p.name.family = (!family.is_empty()).then(|| family.to_string());
+    req(Action::Added, p, None)
+}
+
 fn req(action: Action, p: Person, current: Option<(&str, &str)>) -> Request {
     Request { action, person: p, current: current.map(|(t, id)| RemoteRef { object_type: t.into(), remote_id: id.into() }) }
 }

@@ -63,6 +63,7 @@ impl FieldError {
 pub mod names {
     pub const OBJECT: &str = "object";
     pub const API_VERSION: &str = "api_version";
+    pub const BULK_THRESHOLD: &str = "bulk_threshold";
     pub const EXTERNAL_ID_FIELD: &str = "external_id_field";
     pub const EMAIL_TYPE: &str = "email_type";
     pub const PROVISION_MIDDLE_NAME: &str = "provision_middle_name";
@@ -200,6 +201,9 @@ pub struct Config {
     pub matching: Option<Matching>,
     /// What removing a person does.
     pub removal: Removal,
+    /// From how many people a batch goes through Bulk API 2.0 (`None`:
+    /// never).
+    pub bulk_threshold: Option<usize>,
 }
 
 /// Looks a setting up by name.
@@ -402,12 +406,22 @@ impl Config {
             _ => Removal::Keep,
         };
 
+        let bulk_threshold = match value(BULK_THRESHOLD).map(|v| v.trim().parse::<usize>()) {
+            None | Some(Ok(0)) => None,
+            Some(Ok(n)) if n >= 200 => Some(n),
+            Some(_) => {
+                check(BULK_THRESHOLD, Err("a whole number of people, 200 or more (a smaller batch is one or two collection calls anyway), or 0 for never".into()));
+                None
+            }
+        };
+
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Config {
             matching,
             removal,
+            bulk_threshold,
             object,
             api_version: api_version.unwrap_or_default(),
             external_id_field,

@@ -83,6 +83,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         shown_when: None,
     },
     SettingSpec {
+        name: BULK_THRESHOLD,
+        label: "Bulk API from",
+        kind: Kind::Text,
+        default: Some("2000"),
+        required: false,
+        help: "A batch of at least this many people goes through Bulk API 2.0 (a handful of calls for thousands of people, processed by Salesforce in the background) when upserting by an External ID field without matching; smaller batches use collections of 200. 0: never.",
+        shown_when: None,
+    },
+    SettingSpec {
         name: EXTERNAL_ID_FIELD,
         label: "External ID field",
         kind: Kind::Text,

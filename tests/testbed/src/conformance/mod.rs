@@ -9,7 +9,7 @@ use serde::Serialize;
 use registry_plugin_runtime::contract::explain;
 use registry_plugin_runtime::latest::oauth2_server::AuthorizationRequest;
 use registry_plugin_runtime::latest::plugin_info::Capabilities;
-use registry_plugin_runtime::latest::provisioning_target::{ProvisionOutcome, TargetContext};
+use registry_plugin_runtime::latest::provisioning_target::{BatchAnswer, ProvisionOutcome, TargetContext};
 use registry_plugin_runtime::latest::types::{self, GrantType, PluginError, ProvisioningAction, RemoteRef, RemovalEffect, TokenSet};
 use registry_plugin_runtime::contract::ContractVersion;
 use registry_plugin_runtime::{CallError, Failure};
@@ -523,7 +523,21 @@ async fn batch(run: &mut Run<'_>, tokens: &TokenSet) {
     let bed = run.bed;
     let ctx = run.context(tokens);
     let requests: Vec<_> = (1..=3).map(|i| bed.added(person(&format!("CONF-B{i}"), &format!("Batch{i}"), "Person"))).collect();
-    let Some(result) = run.call(NAME, bed.plugin.provision_batch(&ctx, &requests, &bed.allowlist(Some(tokens))).await) else { return };
+    let Some(mut answer) = run.call(NAME, bed.plugin.provision_batch(&ctx, &requests, &bed.allowlist(Some(tokens))).await) else { return };
+    // Work submitted to a background bulk API: poll it to the end, moving
+    // the emulator's clock as the plugin asks.
+    for _ in 0..20 {
+        let Ok(BatchAnswer::Submitted(s)) = &answer else { break };
+        bed.emulator.advance_clock(std::time::Duration::from_millis(s.poll_after_ms as u64));
+        let reference = s.reference.clone();
+        let Some(next) = run.call(NAME, bed.plugin.poll_batch(&ctx, &requests, &reference, &bed.allowlist(Some(tokens))).await) else { return };
+        answer = next;
+    }
+    let result = match answer {
+        Ok(BatchAnswer::Done(results)) => Ok(results),
+        Ok(BatchAnswer::Submitted(_)) => return run.fail(NAME, "the submitted batch was still not done after 20 polls"),
+        Err(e) => Err(e),
+    };
     match result {
         Err(e) => run.fail(NAME, format!("the plugin refused the batch: {}", explain(&e))),
         Ok(results) if results.len() != requests.len() => run.fail(NAME, format!("{} results for {} requests", results.len(), requests.len())),

@@ -33,6 +33,9 @@ use registry_plugin_runtime::{CallError, Failure, Plugin};
 use crate::domain::{Done, Job, TokenStatus};
 use crate::oauth::{FlowError, OAuth};
 use crate::store::{Store, StoreError};
+use registry_plugin_runtime::latest::provisioning_target::{BatchAnswer, SubmittedBatch};
+
+mod bulk;
 
 /// Why [`Engine::run_once`] did not finish its batch.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,10 @@ pub struct EngineConfig {
     pub notify: crate::notify::NotifyConfig,
     /// How often idle workers look at the queue (changes also wake them).
     pub idle_poll: Duration,
+    /// The most jobs one plugin call carries when the plugin asks for
+    /// larger batches under a target's settings (`batch-size`, e.g. a bulk
+    /// API job's worth).
+    pub bulk_batch_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -87,6 +94,7 @@ impl Default for EngineConfig {
             log_retention: Duration::from_secs(90 * 24 * 3600),
             notify: crate::notify::NotifyConfig { window: Duration::from_secs(3600), failure_threshold: 10, ..Default::default() },
             idle_poll: Duration::from_secs(1),
+            bulk_batch_max: 10_000,
         }
     }
 }
@@ -98,6 +106,10 @@ pub struct Engine {
     oauth: OAuth,
     config: EngineConfig,
     wake: Notify,
+    /// Wakes the bulk poller when a batch was submitted.
+    wake_bulk: Notify,
+    /// Each target's wanted batch size, by its settings (JSON).
+    batch_sizes: std::sync::Mutex<HashMap<i64, (String, Option<u32>)>>,
     notifier: Option<Arc<crate::notify::Notifier>>,
     /// Calls in flight per target, with the target's cap when it has one:
     /// a target at its cap is left out of the next claims.
@@ -139,6 +151,19 @@ enum Verdict {
     Budget(String),
     /// Give up.
     Fail(String),
+    /// Handed to a bulk API with the `k`th submitted batch: polled later.
+    Submitted(usize),
+}
+
+/// A job that succeeded, as the store records it.
+fn done_of(job: Job, outcome: ProvisionOutcome) -> Done {
+    Done {
+        job,
+        remote: outcome.remote.map(|r| (r.object_type, r.remote_id)),
+        summary: outcome.summary,
+        removed: outcome.removed,
+        usage: outcome.usage.map(|u| (u.used, u.limit)),
+    }
 }
 
 fn verdict(e: &PluginError) -> Verdict {
@@ -166,7 +191,7 @@ impl Engine {
     /// An engine over `store`, calling `plugins` with tokens from `oauth`.
     pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, oauth: OAuth, config: EngineConfig) -> Arc<Self> {
         let notifier = crate::notify::Notifier::new(config.notify.clone(), store.clone());
-        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), notifier, in_flight: Default::default() })
+        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), wake_bulk: Notify::new(), batch_sizes: Default::default(), notifier, in_flight: Default::default() })
     }
 
     /// Tells idle workers there is work (a person changed, a token arrived).
@@ -201,6 +226,8 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.worker(n).await });
         }
+        let engine = self.clone();
+        tokio::spawn(async move { engine.bulk_poller().await });
         // The provisioning log keeps `log_retention`; pruned hourly.
         let engine = self.clone();
         tokio::spawn(async move {
@@ -244,7 +271,8 @@ impl Engine {
     /// Claims one batch of ready jobs and runs it; returns how many jobs
     /// were claimed (0: nothing was ready).
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, EngineError> {
-        let (jobs, _flight) = self.claim()?;
+        let sizes = self.batch_sizes().await?;
+        let (jobs, _flight) = self.claim(&sizes)?;
         for (target, _) in self.store.take_new_holds() {
             if self.notifier.is_some() {
                 let count = self.store.target_health(target)?.held_removals;
@@ -273,10 +301,10 @@ impl Engine {
     /// flight, and counts it there until the returned guard is dropped.
     /// (The count lives in this process: several processes on one database
     /// each keep their own.)
-    fn claim(&self) -> Result<(Vec<Job>, Option<Flight<'_>>), StoreError> {
+    fn claim(&self, sizes: &[(i64, usize)]) -> Result<(Vec<Job>, Option<Flight<'_>>), StoreError> {
         let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let busy: Vec<i64> = flights.iter().filter(|(_, (n, cap))| cap.is_some_and(|c| *n >= c)).map(|(t, _)| *t).collect();
-        let jobs = self.store.claim_except(self.config.batch_max, &busy)?;
+        let jobs = self.store.claim_for(self.config.batch_max, &busy, sizes)?;
         let Some(target) = jobs.first().map(|j| j.target_id) else { return Ok((jobs, None)) };
         let cap = self.store.safeguards(target)?.concurrency.map(|c| c.max(1) as usize);
         let entry = flights.entry(target).or_insert((0, cap));
@@ -299,6 +327,7 @@ impl Engine {
             Verdict::Fail(m) => self.store.finish_failed(job, &m),
             Verdict::Wait(m) => self.store.finish_waiting(std::slice::from_ref(job), &m),
             Verdict::Refresh => self.settle(job, Verdict::Retry(None, "the access token was refused again after a refresh".into())),
+            Verdict::Submitted(_) => self.settle(job, Verdict::Retry(None, "the bulk API's answer was lost".into())),
             Verdict::Budget(m) => self.store.finish_waiting(std::slice::from_ref(job), &format!("waiting: {m}")),
             Verdict::Retry(delay, m) => {
                 let failing_for = Duration::from_millis((self.store.now() - job.failing_since.unwrap_or(self.store.now())).max(0) as u64);
@@ -421,21 +450,17 @@ impl Engine {
             };
             let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
             let started = std::time::Instant::now();
-            let results = self.call(plugin, &context, &pending, &allow).await;
+            let (results, submitted) = self.call(plugin, &context, &pending, &allow).await;
             let took = Some(started.elapsed().as_millis() as i64);
             let mut done = Vec::new();
             let mut again = Vec::new();
             let mut settled = Vec::new();
+            let mut held: Vec<Vec<i64>> = vec![Vec::new(); submitted.len()];
             for ((mut job, req), result) in pending.into_iter().zip(results) {
                 job.duration_ms = took;
                 match result {
-                    Ok(outcome) => done.push(Done {
-                        job,
-                        remote: outcome.remote.map(|r| (r.object_type, r.remote_id)),
-                        summary: outcome.summary,
-                        removed: outcome.removed,
-                        usage: outcome.usage.map(|u| (u.used, u.limit)),
-                    }),
+                    Err(Verdict::Submitted(k)) => held[k].push(job.id),
+                    Ok(outcome) => done.push(done_of(job, outcome)),
                     Err(v) if v == Verdict::Refresh && !refreshed => again.push((job, req)),
                     Err(v) => settled.push((job, v)),
                 }
@@ -448,6 +473,12 @@ impl Engine {
                         *v = Verdict::Fail(format!("{m} (your own token for this server: generate a new one on Your provider tokens)"));
                     }
                 }
+            }
+            // Work a bulk API took: its jobs stay with it, polled later.
+            for (s, jobs) in submitted.iter().zip(&held) {
+                let batch = self.store.submit_bulk(target.id, &s.reference, s.poll_after_ms, jobs)?;
+                tracing::info!(target = target.id, batch, people = jobs.len(), "a batch went to the remote system's bulk API; polling it");
+                self.wake_bulk.notify_one();
             }
             self.target_health(&target, &done, &settled)?;
             self.store.finish_done(&done)?;
@@ -572,7 +603,7 @@ impl Engine {
         context: &TargetContext,
         pending: &[(Job, ProvisionRequest)],
         allow: &registry_plugin_runtime::HttpAllowlist,
-    ) -> Vec<Result<ProvisionOutcome, Verdict>> {
+    ) -> (Vec<Result<ProvisionOutcome, Verdict>>, Vec<SubmittedBatch>) {
         let batch = plugin.metadata().capabilities.contains(registry_plugin_runtime::latest::plugin_info::Capabilities::PROVISION_BATCH);
         if !batch || pending.len() == 1 {
             let mut out = Vec::with_capacity(pending.len());
@@ -582,8 +613,9 @@ impl Engine {
                     Err(e) => Err(call_verdict(&e)),
                 });
             }
-            return out;
+            return (out, Vec::new());
         }
+        let mut submitted = Vec::new();
         let mut out: Vec<Option<Result<ProvisionOutcome, Verdict>>> = vec![None; pending.len()];
         let mut budget = SPLIT_BUDGET;
         // Depth first, left half before right.
@@ -597,8 +629,12 @@ impl Engine {
                 }
             } else {
                 match plugin.provision_batch(context, &requests, allow).await {
-                    Ok(Ok(results)) if results.len() == requests.len() => Ok(results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect()),
-                    Ok(Ok(results)) => Err(Verdict::Fail(format!("the plugin answered {} requests with {} results", requests.len(), results.len()))),
+                    Ok(Ok(BatchAnswer::Done(results))) if results.len() == requests.len() => Ok(results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect()),
+                    Ok(Ok(BatchAnswer::Done(results))) => Err(Verdict::Fail(format!("the plugin answered {} requests with {} results", requests.len(), results.len()))),
+                    Ok(Ok(BatchAnswer::Submitted(s))) => {
+                        submitted.push(s);
+                        Ok(vec![Err(Verdict::Submitted(submitted.len() - 1)); requests.len()])
+                    }
                     Ok(Err(e)) => Err(verdict(&e)),
                     Err(e) => Err(call_verdict(&e)),
                 }
@@ -623,7 +659,7 @@ impl Engine {
                 }
             }
         }
-        out.into_iter().map(|r| r.expect("every part is answered")).collect()
+        (out.into_iter().map(|r| r.expect("every part is answered")).collect(), submitted)
     }
 }
 

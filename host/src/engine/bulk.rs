@@ -1,0 +1,169 @@
+//! Polling the batches plugins handed to a background bulk API: one task
+//! per process takes the batch most overdue (leased, so one poll at a
+//! time), asks the plugin with the same requests, and settles the jobs when
+//! the answer is in. The batches live in the database, so a restart picks
+//! the polling up where it was: a job is never submitted twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use registry_plugin_runtime::latest::plugin_info::Capabilities;
+use registry_plugin_runtime::latest::provisioning_target::{BatchAnswer, ProvisionRequest, TargetContext};
+use registry_plugin_runtime::latest::types::{PluginError, RemoteRef};
+
+use super::{Engine, EngineError, Verdict, call_verdict, done_of, verdict};
+use crate::domain::Job;
+use crate::store::{BulkBatch, StoreError};
+
+/// Polls in a row without an answer (transport errors, refused tokens)
+/// before the batch's jobs are given back to the queue to submit again.
+const MAX_FAILED_POLLS: i64 = 12;
+
+impl Engine {
+    /// The batch size each target's plugin wants under its settings, where
+    /// it wants more than the engine's (asked once per settings, then kept).
+    pub(super) async fn batch_sizes(&self) -> Result<Vec<(i64, usize)>, StoreError> {
+        let mut sizes = Vec::new();
+        for t in self.store.targets()? {
+            let Some(plugin) = self.plugins.get(&t.plugin).filter(|p| p.metadata().capabilities.contains(Capabilities::BACKGROUND_BATCH)) else { continue };
+            let key = serde_json::to_string(&t.settings).unwrap_or_default();
+            let cached = self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).get(&t.id).filter(|(k, _)| *k == key).map(|(_, s)| *s);
+            let size = match cached {
+                Some(s) => s,
+                None => {
+                    let s = plugin.batch_size(&t.settings).await.ok().flatten();
+                    self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(t.id, (key, s));
+                    s
+                }
+            };
+            if let Some(s) = size {
+                sizes.push((t.id, s.min(self.config.bulk_batch_max as u32) as usize));
+            }
+        }
+        Ok(sizes)
+    }
+
+    pub(super) async fn bulk_poller(self: Arc<Self>) {
+        loop {
+            let notified = self.wake_bulk.notified();
+            match self.poll_bulk_once().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "polling a bulk batch failed"),
+            }
+            let due = self.store.next_bulk_due().ok().flatten().map(|t| (t - self.store.now()).max(10) as u64);
+            let wait = due.map_or(self.config.idle_poll, |ms| Duration::from_millis(ms).min(self.config.idle_poll));
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Polls the most overdue batch, if one is due; whether one was.
+    pub async fn poll_bulk_once(&self) -> Result<bool, EngineError> {
+        let Some(batch) = self.store.take_due_bulk()? else { return Ok(false) };
+        if let Err(e) = self.poll(&batch).await {
+            // Whatever went wrong here, the batch is asked again later.
+            let _ = self.store.reschedule_bulk(batch.id, &batch.reference, self.backoff(batch.failures as u32).as_millis() as i64, true);
+            return Err(e.into());
+        }
+        Ok(true)
+    }
+
+    async fn poll(&self, batch: &BulkBatch) -> Result<(), StoreError> {
+        let jobs = self.store.bulk_jobs(batch.id)?;
+        let target = match self.store.target(batch.target_id) {
+            Ok(t) => t,
+            Err(StoreError::NotFound(_)) => return self.store.finish_bulk(batch.id),
+            Err(e) => return Err(e),
+        };
+        if jobs.is_empty() {
+            return self.store.finish_bulk(batch.id);
+        }
+        let retry_later = |why: String| -> Result<(), StoreError> {
+            if batch.failures + 1 >= MAX_FAILED_POLLS {
+                tracing::warn!(batch = batch.id, %why, "a bulk batch could not be polled; its jobs are queued again");
+                return self.store.finish_bulk(batch.id);
+            }
+            self.store.reschedule_bulk(batch.id, &batch.reference, self.backoff(batch.failures as u32).as_millis() as i64, true)
+        };
+        let Some(plugin) = self.plugins.get(&target.plugin) else {
+            return retry_later(format!("the plugin '{}' is not loaded", target.plugin));
+        };
+        let tokens = match self.tokens(target.server_id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return retry_later("the server has no token".into()),
+            Err(m) => return retry_later(m),
+        };
+        let config = self.store.server_config(target.server_id)?;
+        let allow = match self.oauth.allowlist(target.server_id, &config, Some(&tokens)) {
+            Ok(a) => a,
+            Err(e) => return retry_later(e.to_string()),
+        };
+        let inputs = self.store.job_inputs(&jobs)?;
+        let mut requests = Vec::with_capacity(jobs.len());
+        for (job, (person, current)) in jobs.iter().zip(inputs) {
+            let Some(person) = person else {
+                // Unreadable now: the job is failed; the others are asked about.
+                self.store.finish_failed(job, "the person's stored record cannot be read; edit and save the person")?;
+                return retry_later("a person of the batch could not be read".into());
+            };
+            let current = current.map(|(object_type, remote_id)| RemoteRef { object_type, remote_id });
+            requests.push(ProvisionRequest { action: job.action.to_wit(), person: person.to_wit(), current });
+        }
+        let context = TargetContext { settings: plugin.settings_with_defaults(&target.settings), tokens: tokens.clone() };
+        match plugin.poll_batch(&context, &requests, &batch.reference, &allow).await {
+            Ok(Ok(BatchAnswer::Submitted(s))) => self.store.reschedule_bulk(batch.id, &s.reference, s.poll_after_ms as i64, false),
+            Ok(Ok(BatchAnswer::Done(results))) if results.len() == jobs.len() => {
+                let results = results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect();
+                self.settle_bulk(&target, jobs, results)?;
+                self.store.finish_bulk(batch.id)
+            }
+            Ok(Ok(BatchAnswer::Done(results))) => {
+                let why = format!("the plugin answered {} requests with {} results", jobs.len(), results.len());
+                self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(Verdict::Fail(why.clone()))).collect())?;
+                self.store.finish_bulk(batch.id)
+            }
+            Ok(Err(PluginError::Unauthorized(_))) => {
+                // A new token, then ask again at once.
+                match self.refresh(target.server_id, &tokens).await {
+                    Ok(_) => self.store.reschedule_bulk(batch.id, &batch.reference, 0, true),
+                    Err(_) => retry_later("the token could not be refreshed".into()),
+                }
+            }
+            Ok(Err(e)) => match verdict(&e) {
+                v @ Verdict::Fail(_) => {
+                    self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(v.clone())).collect())?;
+                    self.store.finish_bulk(batch.id)
+                }
+                _ => retry_later(registry_plugin_runtime::contract::explain(&e)),
+            },
+            Err(e) => match call_verdict(&e) {
+                v @ Verdict::Fail(_) => {
+                    self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(v.clone())).collect())?;
+                    self.store.finish_bulk(batch.id)
+                }
+                _ => retry_later(e.to_string()),
+            },
+        }
+    }
+
+    /// Records a finished batch's outcomes as a direct call's would be.
+    fn settle_bulk(&self, target: &crate::domain::Target, jobs: Vec<Job>, results: Vec<Result<registry_plugin_runtime::latest::provisioning_target::ProvisionOutcome, Verdict>>) -> Result<(), StoreError> {
+        let mut done = Vec::new();
+        let mut settled = Vec::new();
+        for (job, result) in jobs.into_iter().zip(results) {
+            match result {
+                Ok(outcome) => done.push(done_of(job, outcome)),
+                Err(v) => settled.push((job, v)),
+            }
+        }
+        self.target_health(target, &done, &settled)?;
+        self.store.finish_done(&done)?;
+        for (job, v) in settled {
+            self.settle(&job, v)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! The Bulk API 2.0 path for large batches: one ingest job (`upsert` on the
+//! External ID field) with the batch as one CSV upload, closed, then left to
+//! Salesforce; the host polls (`poll`) until the job is `JobComplete` and
+//! the three result files give each person's outcome. Four calls to submit
+//! a batch of any size up to 150 MB, a few to poll, three to read.
+
+use serde_json::{Value, json};
+
+use super::*;
+use super::batch::BatchResults;
+
+/// The first wait before a poll, and the longest: waits double between.
+pub const FIRST_POLL_MS: u32 = 1_000;
+/// The longest wait between polls.
+pub const MAX_POLL_MS: u32 = 30_000;
+/// The most data one job takes (Salesforce: 150 MB; kept under for base64
+/// and headers).
+pub const MAX_CSV_BYTES: usize = 100 * 1024 * 1024;
+
+/// A batch the plugin handed to Bulk API: the job id, and the wait before
+/// the next poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// `job:<id>:<next wait ms>`, as the host keeps it.
+    pub reference: String,
+    /// When to poll, ms from now.
+    pub poll_after_ms: u32,
+}
+
+/// What a bulk call answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Every request's outcome, in order.
+    Done(BatchResults),
+    /// Still with Salesforce.
+    Submitted(Submitted),
+}
+
+/// Whether a batch goes through Bulk API: large enough, every request an
+/// upsert by the External ID field, and no matching to do first (which
+/// needs a query per record).
+pub fn eligible(config: &Config, reqs: &[Request]) -> bool {
+    config.bulk_threshold.is_some_and(|n| reqs.len() >= n)
+        && config.external_id_field.is_some()
+        && config.matching.is_none()
+        && reqs.iter().all(|r| intent(config, r) == Intent::Sync)
+}
+
+/// People per Bulk API job: the host hands batches this large when the
+/// settings send large batches through Bulk API.
+pub const JOB_RECORDS: u32 = 10_000;
+
+/// The batch size these settings want: a Bulk API job's worth when large
+/// batches go through Bulk API, else the host's default.
+pub fn batch_size(config: &Config) -> Option<u32> {
+    let bulk = config.bulk_threshold.is_some() && config.external_id_field.is_some() && config.matching.is_none();
+    bulk.then_some(JOB_RECORDS)
+}
+
+/// The CSV of the people whose fields map, and the mapping errors of the
+/// others (by request index). Deterministic: `poll` builds it again to read
+/// the results.
+fn rows(config: &Config, reqs: &[Request]) -> (Vec<String>, Vec<(usize, Vec<String>)>, Vec<(usize, Error)>) {
+    let ext = config.external_id_field.clone().unwrap_or_default();
+    let mut maps = Vec::new();
+    let mut errors = Vec::new();
+    for (i, r) in reqs.iter().enumerate() {
+        match sync_fields(config, &r.person) {
+            Ok(f) => maps.push((i, f)),
+            Err(e) => errors.push((i, e)),
+        }
+    }
+    let mut header: Vec<String> = maps.iter().flat_map(|(_, f)| f.keys().cloned()).filter(|k| *k != ext).collect();
+    header.sort();
+    header.dedup();
+    header.insert(0, ext);
+    let cell = |v: Option<&Value>| match v {
+        // Left out: left as it is, as a collection upsert leaves it.
+        None => String::new(),
+        Some(Value::Null) => "#N/A".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let rows = maps.into_iter().map(|(i, f)| (i, header.iter().map(|h| cell(f.get(h))).collect())).collect();
+    (header, rows, errors)
+}
+
+fn to_csv(header: &[String], rows: &[(usize, Vec<String>)]) -> Result<Vec<u8>, Error> {
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let bad = |e: csv::Error| Error::Remote { code: "CSV".into(), message: e.to_string(), status: None, retryable: false };
+    w.write_record(header).map_err(bad)?;
+    for (_, row) in rows {
+        w.write_record(row).map_err(bad)?;
+    }
+    w.into_inner().map_err(|e| Error::Remote { code: "CSV".into(), message: e.to_string(), status: None, retryable: false })
+}
+
+fn ok_json(resp: &Response) -> Result<Value, Error> {
+    if resp.status >= 300 {
+        return Err(rest_error(resp));
+    }
+    json_body(resp)
+}
+
+/// Creates the job, uploads the batch, closes it.
+pub fn submit(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[Request]) -> Result<Submitted, Error> {
+    let mut api = Api::new(t, config, tokens)?;
+    let (header, rows, _) = rows(config, reqs);
+    let data = to_csv(&header, &rows)?;
+    if data.len() > MAX_CSV_BYTES {
+        return Err(Error::Remote { code: "BULK_TOO_LARGE".into(), message: format!("the batch's CSV is {} MB, more than a Bulk API job takes", data.len() / 1_048_576), status: None, retryable: false });
+    }
+    let object = config.object.api_name();
+    let body = json!({"object": object, "operation": "upsert", "externalIdFieldName": header[0], "contentType": "CSV", "lineEnding": "LF"});
+    let job = ok_json(&api.send("POST", "jobs/ingest", Some(&body))?)?;
+    let id = job["id"].as_str().filter(|id| !id.is_empty()).ok_or_else(|| Error::Remote { code: "BULK".into(), message: "the new job has no id".into(), status: None, retryable: true })?.to_string();
+    let uploaded = api.send_raw("PUT", &format!("jobs/ingest/{id}/batches"), "text/csv", data)?;
+    if uploaded.status >= 300 {
+        return Err(rest_error(&uploaded));
+    }
+    ok_json(&api.send("PATCH", &format!("jobs/ingest/{id}"), Some(&json!({"state": "UploadComplete"})))?)?;
+    Ok(Submitted { reference: format!("job:{id}:{FIRST_POLL_MS}"), poll_after_ms: FIRST_POLL_MS })
+}
+
+/// Asks about a submitted job: still working (`Submitted`, polling later
+/// each time), or done with each request's outcome.
+pub fn poll(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[Request], reference: &str) -> Result<Answer, Error> {
+    let mut parts = reference.splitn(3, ':');
+    let (Some("job"), Some(id), wait) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Error::Remote { code: "BULK_REFERENCE".into(), message: format!("'{reference}' is not a Bulk API job this plugin submitted"), status: None, retryable: false });
+    };
+    let wait: u32 = wait.and_then(|w| w.parse().ok()).unwrap_or(FIRST_POLL_MS);
+    let mut api = Api::new(t, config, tokens)?;
+    let job = ok_json(&api.send("GET", &format!("jobs/ingest/{id}"), None)?)?;
+    let object = config.object.api_name();
+    match job["state"].as_str().unwrap_or_default() {
+        "JobComplete" => {}
+        state @ ("Failed" | "Aborted") => {
+            let message = format!("Bulk API job {id} ended {state}: {}", job["errorMessage"].as_str().unwrap_or("no reason given"));
+            return Ok(Answer::Done(reqs.iter().map(|_| Err(Error::Remote { code: format!("BULK_{}", state.to_uppercase()), message: message.clone(), status: None, retryable: state == "Aborted" })).collect()));
+        }
+        _ => {
+            let next = (wait * 2).min(MAX_POLL_MS);
+            return Ok(Answer::Submitted(Submitted { reference: format!("job:{id}:{next}"), poll_after_ms: wait }));
+        }
+    }
+    let (header, rows, errors) = rows(config, reqs);
+    let mut results: Vec<Option<Result<Outcome, Error>>> = vec![None; reqs.len()];
+    for (i, e) in errors {
+        results[i] = Some(Err(e));
+    }
+    let by_key: std::collections::HashMap<&str, usize> = rows.iter().map(|(i, row)| (row[0].as_str(), *i)).collect();
+    let ext = &header[0];
+    for (file, kind) in [("successfulResults", 0), ("failedResults", 1), ("unprocessedrecords", 2)] {
+        let resp = api.send("GET", &format!("jobs/ingest/{id}/{file}/"), None)?;
+        if resp.status >= 300 {
+            return Err(rest_error(&resp));
+        }
+        let mut reader = csv::ReaderBuilder::new().from_reader(resp.body.as_slice());
+        let cols: Vec<String> = reader.headers().map(|h| h.iter().map(str::to_string).collect()).unwrap_or_default();
+        let Some(key_col) = cols.iter().position(|c| c == ext) else { continue };
+        for row in reader.records().flatten() {
+            let Some(&i) = row.get(key_col).and_then(|k| by_key.get(k)) else { continue };
+            results[i] = Some(match kind {
+                0 => {
+                    let sf_id = row.get(0).unwrap_or_default().to_string();
+                    let created = row.get(1) == Some("true");
+                    Ok(Outcome { removed: false, summary: format!("{} {object} {sf_id} (Bulk API job {id}, upsert by {ext})", if created { "created" } else { "updated" }), remote: reference_of(object, sf_id) })
+                }
+                1 => Err(bulk_error(row.get(1).unwrap_or_default())),
+                _ => Err(Error::Remote { code: "BULK_UNPROCESSED".into(), message: format!("Salesforce did not process this record in Bulk API job {id}"), status: None, retryable: true }),
+            });
+        }
+    }
+    Ok(Answer::Done(
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Remote { code: "BULK_NO_RESULT".into(), message: format!("Bulk API job {id} reported nothing for this person"), status: None, retryable: true })))
+            .collect(),
+    ))
+}
+
+fn reference_of(object: &str, id: String) -> Option<RemoteRef> {
+    Some(RemoteRef { object_type: object.to_string(), remote_id: id })
+}
+
+/// `sf__Error`: `CODE:message:fields --`.
+fn bulk_error(raw: &str) -> Error {
+    let raw = raw.trim().trim_end_matches("--").trim();
+    let (code, rest) = raw.split_once(':').unwrap_or(("BULK_ERROR", raw));
+    let message = rest.rsplit_once(':').map_or(rest, |(m, _)| m).trim().to_string();
+    let retryable = code == "UNABLE_TO_LOCK_ROW";
+    Error::Remote { code: code.to_string(), message, status: None, retryable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::fake::{Fake, reply};
+
+    fn config() -> Config {
+        let values: Vec<(String, String)> = [("object", "Contact"), ("api_version", "62.0"), ("external_id_field", "Registry_ID__c"), ("bulk_threshold", "200")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::parse(&values).unwrap()
+    }
+
+    fn text(status: u16, body: &str) -> Response {
+        Response { status, headers: vec![], body: body.as_bytes().to_vec() }
+    }
+
+    fn people(n: usize) -> Vec<Request> {
+        (0..n).map(|i| super::super::tests::request(&format!("R{i}"), if i == 1 { "" } else { "Lovelace" })).collect()
+    }
+
+    #[test]
+    fn a_large_upsert_batch_is_one_job_of_three_calls_and_its_results_map_back() {
+        let reqs = people(250);
+        assert!(eligible(&config(), &reqs));
+        assert!(!eligible(&config(), &reqs[..199]), "below the threshold");
+        let tokens = Tokens { access_token: "00D!x".into(), instance_url: Some("https://acme.my.salesforce.com".into()), ..Default::default() };
+        let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"id": "750x", "state": "Open"})), text(201, ""), reply(200, json!({"id": "750x", "state": "UploadComplete"}))] };
+        let s = submit(&mut t, &config(), &tokens, &reqs).unwrap();
+        assert_eq!(s, Submitted { reference: "job:750x:1000".into(), poll_after_ms: 1000 });
+        assert_eq!(t.sent.len(), 3);
+        let csv = String::from_utf8(t.sent[1].body.clone()).unwrap();
+        assert!(csv.starts_with("Registry_ID__c,"), "{csv}");
+        assert_eq!(csv.lines().count(), 1 + 249, "R1 has no last name: not sent");
+        assert!(t.sent[1].headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v == "text/csv"));
+
+        // Still going: poll later, and later each time.
+        let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "InProgress"}))] };
+        assert_eq!(poll(&mut t, &config(), &tokens, &reqs, "job:750x:1000").unwrap(), Answer::Submitted(Submitted { reference: "job:750x:2000".into(), poll_after_ms: 1000 }));
+
+        let ok = format!("sf__Id,sf__Created,Registry_ID__c,LastName\n003A,true,R0,Lovelace\n003B,false,R2,Lovelace\n");
+        let failed = "sf__Id,sf__Error,Registry_ID__c,LastName\n,DUPLICATE_VALUE:duplicate value found: Email:Email --,R3,Lovelace\n";
+        let unprocessed = "Registry_ID__c,LastName\nR4,Lovelace\n";
+        let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "JobComplete"})), text(200, &ok), text(200, failed), text(200, unprocessed)] };
+        let Answer::Done(results) = poll(&mut t, &config(), &tokens, &reqs, "job:750x:8000").unwrap() else { panic!("done") };
+        assert_eq!(results.len(), 250);
+        assert_eq!(results[0].as_ref().unwrap().remote.as_ref().unwrap().remote_id, "003A");
+        assert!(results[0].as_ref().unwrap().summary.starts_with("created Contact 003A (Bulk API job 750x"));
+        assert!(results[2].as_ref().unwrap().summary.starts_with("updated"));
+        assert!(matches!(&results[1], Err(Error::InvalidPerson(f)) if f.field == "name.family"), "{:?}", results[1]);
+        assert!(matches!(&results[3], Err(Error::Remote { code, message, retryable: false, .. }) if code == "DUPLICATE_VALUE" && message == "duplicate value found: Email"), "{:?}", results[3]);
+        assert!(matches!(&results[4], Err(Error::Remote { retryable: true, .. })));
+        assert!(matches!(&results[5], Err(Error::Remote { code, .. }) if code == "BULK_NO_RESULT"));
+        assert_eq!(t.sent[1].url, "https://acme.my.salesforce.com/services/data/v62.0/jobs/ingest/750x/successfulResults/");
+
+        let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "Failed", "errorMessage": "InvalidBatch : Field name not found : X"}))] };
+        let Answer::Done(results) = poll(&mut t, &config(), &tokens, &reqs, "job:750x:1000").unwrap() else { panic!("done") };
+        assert!(results.iter().all(|r| matches!(r, Err(Error::Remote { message, .. }) if message.contains("Field name not found"))));
+    }
+}
