@@ -61,6 +61,8 @@ const CAPABILITY_NAMES: &[(Capabilities, &str)] = &[
     (Capabilities::CHECK_CONNECTION, "check-connection"),
     (Capabilities::PROVISION, "provision"),
     (Capabilities::PROVISION_BATCH, "provision-batch"),
+    (Capabilities::JWT_BEARER, "jwt-bearer"),
+    (Capabilities::BACKGROUND_BATCH, "background-batch"),
 ];
 
 impl PluginSummary {

@@ -196,7 +196,7 @@ impl Drop for EmulatorProcess {
 
 /// A full "Reprovision all" of `n` generated people to the emulator, run in
 /// a process of its own, through `path`, with the engine as `serve` runs it.
-pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: Latency, workers: Option<usize>) -> anyhow::Result<()> {
+pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: Latency, workers: Option<usize>, bulk: bool) -> anyhow::Result<()> {
     anyhow::ensure!(n > 0, "--people must be at least 1");
     anyhow::ensure!(workers != Some(0), "--workers must be at least 1");
     let engine_config = EngineConfig { workers: workers.unwrap_or(EngineConfig::default().workers), ..EngineConfig::default() };
@@ -231,8 +231,12 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
         name: "Contacts".into(),
         plugin: plugin.name().into(),
         server_id: server,
-        // The collections path: the Bulk API path is not benched yet.
-        settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
+        // Collections, or Bulk API 2.0 from 2,000 people a batch.
+        settings: vec![
+            ("object".into(), "Contact".into()),
+            ("external_id_field".into(), "Registry_ID__c".into()),
+            ("bulk_threshold".into(), if bulk { "2000" } else { "0" }.into()),
+        ],
         enabled: true,
         scope: Scope::default(),
     })?;
@@ -258,6 +262,7 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
     let calls = report.api_calls - calls_before;
 
     println!("people                      {n}");
+    println!("path                        {}", if bulk { "Bulk API 2.0 (one ingest job per batch)" } else { "collections (composite/sobjects, 200 a call)" });
     if latency.base_ms > 0 || latency.per_record_ms > 0 {
         println!("latency model               {} ms a call + {} ms a record (collections)", latency.base_ms, latency.per_record_ms);
     }

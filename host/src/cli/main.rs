@@ -262,6 +262,10 @@ enum BenchCommand {
         /// Provisioning workers [default: as `serve` runs them].
         #[arg(long)]
         workers: Option<usize>,
+        /// Through Salesforce's Bulk API 2.0 (the plugin's "Bulk API from"
+        /// at 2,000) instead of collections.
+        #[arg(long)]
+        bulk: bool,
     },
     /// The emulator the reprovision bench runs in a process of its own
     /// (so that each process's peak memory is its own): prints its URLs,
@@ -420,9 +424,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::Bench { plugin, iterations }) => {
             benchmarks::plugin(cli.runtime.config()?, &plugin, iterations.max(1)).await
         }
-        Command::Bench(BenchCommand::Reprovision { people, plugin, latency_ms, per_record_ms, workers }) => {
+        Command::Bench(BenchCommand::Reprovision { people, plugin, latency_ms, per_record_ms, workers, bulk }) => {
             let latency = benchmarks::Latency { base_ms: latency_ms, per_record_ms };
-            benchmarks::reprovision(cli.runtime.config()?, &plugin, people, latency, workers).await
+            benchmarks::reprovision(cli.runtime.config()?, &plugin, people, latency, workers, bulk).await
         }
         Command::Bench(BenchCommand::Emulator { latency_ms, per_record_ms }) => {
             benchmarks::emulator_process(benchmarks::Latency { base_ms: latency_ms, per_record_ms })

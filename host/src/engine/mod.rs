@@ -94,7 +94,7 @@ impl Default for EngineConfig {
             log_retention: Duration::from_secs(90 * 24 * 3600),
             notify: crate::notify::NotifyConfig { window: Duration::from_secs(3600), failure_threshold: 10, ..Default::default() },
             idle_poll: Duration::from_secs(1),
-            bulk_batch_max: 10_000,
+            bulk_batch_max: 100_000,
         }
     }
 }

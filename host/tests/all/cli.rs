@@ -24,8 +24,8 @@ fn inspect_prints_the_plugin_and_its_settings() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("Plugin        salesforce 0.1.0\n"), "{stdout}");
-    assert!(stdout.contains("Capabilities  authorization-code, refresh, client-credentials, revoke, check-connection, provision, provision-batch\n"), "{stdout}");
-    assert!(stdout.contains("Settings (20)"), "{stdout}");
+    assert!(stdout.contains("Capabilities  authorization-code, refresh, client-credentials, revoke, check-connection, provision, provision-batch, jwt-bearer, background-batch\n"), "{stdout}");
+    assert!(stdout.contains("Settings (21)"), "{stdout}");
     assert!(stdout.contains("\nobject "), "{stdout}");
     assert!(stdout.contains("Choices: Contact, User."), "{stdout}");
 
@@ -51,13 +51,13 @@ fn inspect_json_is_machine_readable() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(json["name"], "salesforce");
-    assert_eq!(json["capabilities"], serde_json::json!(["authorization-code", "refresh", "client-credentials", "revoke", "check-connection", "provision", "provision-batch"]));
+    assert_eq!(json["capabilities"], serde_json::json!(["authorization-code", "refresh", "client-credentials", "revoke", "check-connection", "provision", "provision-batch", "jwt-bearer", "background-batch"]));
     let settings = json["settings"].as_array().unwrap();
     let names: Vec<&str> = settings.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         [
-            "object", "api_version", "external_id_field", "email_type", "provision_middle_name",
+            "object", "api_version", "bulk_threshold", "external_id_field", "email_type", "provision_middle_name",
             "account_id", "inactive_action", "match_by", "match_field", "match_template", "on_remove", "mark_fields", "field_mappings", "profile_id", "username_template",
             "federation_identifier_type", "time_zone", "locale", "email_encoding", "language"
         ]

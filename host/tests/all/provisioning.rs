@@ -126,7 +126,8 @@ impl Harness {
 
 use crate::common::person;
 
-const UPSERT: &[(&str, &str)] = &[("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("on_remove", "delete")];
+/// Upserts through collections (Bulk API has tests of its own).
+const UPSERT: &[(&str, &str)] = &[("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("on_remove", "delete"), ("bulk_threshold", "0")];
 
 #[tokio::test]
 async fn contacts_are_created_updated_expired_and_deleted() {
