@@ -101,6 +101,7 @@ impl Engine {
             Ok(a) => a,
             Err(e) => return retry_later(e.to_string()),
         };
+        let _lane = if jobs.len() > self.config.batch_max { Some(self.bulk_lane.acquire().await.expect("never closed")) } else { None };
         let inputs = self.store.job_inputs(&jobs)?;
         let mut requests = Vec::with_capacity(jobs.len());
         for (job, (person, current)) in jobs.iter().zip(inputs) {

@@ -108,6 +108,8 @@ pub struct Engine {
     wake: Notify,
     /// Wakes the bulk poller when a batch was submitted.
     wake_bulk: Notify,
+    /// One bulk-sized batch in memory at a time (see `process_as`).
+    bulk_lane: tokio::sync::Semaphore,
     /// Each target's wanted batch size, by its settings (JSON).
     batch_sizes: std::sync::Mutex<HashMap<i64, (String, Option<u32>)>>,
     notifier: Option<Arc<crate::notify::Notifier>>,
@@ -191,7 +193,7 @@ impl Engine {
     /// An engine over `store`, calling `plugins` with tokens from `oauth`.
     pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, oauth: OAuth, config: EngineConfig) -> Arc<Self> {
         let notifier = crate::notify::Notifier::new(config.notify.clone(), store.clone());
-        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), wake_bulk: Notify::new(), batch_sizes: Default::default(), notifier, in_flight: Default::default() })
+        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), wake_bulk: Notify::new(), bulk_lane: tokio::sync::Semaphore::new(1), batch_sizes: Default::default(), notifier, in_flight: Default::default() })
     }
 
     /// Tells idle workers there is work (a person changed, a token arrived).
@@ -416,6 +418,9 @@ impl Engine {
             }
         };
         let settings = plugin.settings_with_defaults(&target.settings);
+        // A bulk API job's worth of people is held by one call at a time in
+        // this process (and its polls): tens of thousands of people each.
+        let _lane = if jobs.len() > self.config.batch_max { Some(self.bulk_lane.acquire().await.expect("never closed")) } else { None };
         let inputs = self.store.job_inputs(&jobs)?;
         let mut pending: Vec<(Job, ProvisionRequest)> = Vec::with_capacity(jobs.len());
         for (job, (person, current)) in jobs.into_iter().zip(inputs) {
@@ -450,13 +455,15 @@ impl Engine {
             };
             let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
             let started = std::time::Instant::now();
-            let (results, submitted) = self.call(plugin, &context, &pending, &allow).await;
+            let (jobs, requests): (Vec<Job>, Vec<ProvisionRequest>) = std::mem::take(&mut pending).into_iter().unzip();
+            let (results, submitted) = self.call(plugin, &context, &requests, &allow).await;
+            let answered: Vec<(Job, ProvisionRequest)> = jobs.into_iter().zip(requests).collect();
             let took = Some(started.elapsed().as_millis() as i64);
             let mut done = Vec::new();
             let mut again = Vec::new();
             let mut settled = Vec::new();
             let mut held: Vec<Vec<i64>> = vec![Vec::new(); submitted.len()];
-            for ((mut job, req), result) in pending.into_iter().zip(results) {
+            for ((mut job, req), result) in answered.into_iter().zip(results) {
                 job.duration_ms = took;
                 match result {
                     Err(Verdict::Submitted(k)) => held[k].push(job.id),
@@ -601,13 +608,13 @@ impl Engine {
         &self,
         plugin: &Plugin,
         context: &TargetContext,
-        pending: &[(Job, ProvisionRequest)],
+        pending: &[ProvisionRequest],
         allow: &registry_plugin_runtime::HttpAllowlist,
     ) -> (Vec<Result<ProvisionOutcome, Verdict>>, Vec<SubmittedBatch>) {
         let batch = plugin.metadata().capabilities.contains(registry_plugin_runtime::latest::plugin_info::Capabilities::PROVISION_BATCH);
         if !batch || pending.len() == 1 {
             let mut out = Vec::with_capacity(pending.len());
-            for (_, request) in pending {
+            for request in pending {
                 out.push(match plugin.provision(context, request, allow).await {
                     Ok(r) => r.map_err(|e| verdict(&e)),
                     Err(e) => Err(call_verdict(&e)),
@@ -621,7 +628,8 @@ impl Engine {
         // Depth first, left half before right.
         let mut parts = vec![0..pending.len()];
         while let Some(part) = parts.pop() {
-            let requests: Vec<ProvisionRequest> = pending[part.clone()].iter().map(|(_, r)| r.clone()).collect();
+            // Slices, not copies: a bulk batch is tens of thousands of people.
+            let requests = &pending[part.clone()];
             let answer = if requests.len() == 1 {
                 match plugin.provision(context, &requests[0], allow).await {
                     Ok(r) => Ok(vec![r.map_err(|e| verdict(&e))]),

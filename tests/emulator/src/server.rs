@@ -193,6 +193,8 @@ fn instance_router(ctx: Arc<Ctx>, idx: usize) -> Router {
     Router::new()
         .route("/services/oauth2/userinfo", get(oauth::userinfo).post(oauth::userinfo))
         .fallback(instance_fallback)
+        // A Bulk API upload may be 150 MB; axum's own default is 2 MB.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(log_state, log_requests))
         .with_state(Inst { ctx, idx })
 }

@@ -47,10 +47,11 @@ pub fn eligible(config: &Config, reqs: &[Request]) -> bool {
 }
 
 /// People per Bulk API job: the host hands batches this large when the
-/// settings send large batches through Bulk API. One job's people and CSV
-/// must fit the plugin's memory limit (64 MiB by default) in one call:
-/// 100,000 did not (measured), 10,000 take well under half.
-pub const JOB_RECORDS: u32 = 10_000;
+/// settings send large batches through Bulk API. One job's people and its
+/// CSV must fit the plugin's memory limit (64 MiB by default) in one call,
+/// even with the CSV written a person at a time: 100,000 did not (65.3 MiB,
+/// measured), 50,000 do with room to spare.
+pub const JOB_RECORDS: u32 = 50_000;
 
 /// The batch size these settings want: a Bulk API job's worth when large
 /// batches go through Bulk API, else the host's default.
@@ -59,23 +60,42 @@ pub fn batch_size(config: &Config) -> Option<u32> {
     bulk.then_some(JOB_RECORDS)
 }
 
-/// The CSV of the people whose fields map, and the mapping errors of the
-/// others (by request index). Deterministic: `poll` builds it again to read
-/// the results.
-fn rows(config: &Config, reqs: &[Request]) -> (Vec<String>, Vec<(usize, Vec<String>)>, Vec<(usize, Error)>) {
+/// What a batch's people map to, without holding their fields: the CSV
+/// header (the External ID first), each mapped person's External ID value
+/// by request index, and the others' mapping errors. Deterministic: `poll`
+/// works it out again to read the results.
+struct Plan {
+    header: Vec<String>,
+    keys: Vec<(usize, String)>,
+    errors: Vec<(usize, Error)>,
+}
+
+fn plan(config: &Config, reqs: &[Request]) -> Plan {
     let ext = config.external_id_field.clone().unwrap_or_default();
-    let mut maps = Vec::new();
-    let mut errors = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    let (mut keys, mut errors) = (Vec::new(), Vec::new());
+    // One person's fields at a time: a job's worth of maps at once would
+    // not fit a plugin's memory.
     for (i, r) in reqs.iter().enumerate() {
         match sync_fields(config, &r.person) {
-            Ok(f) => maps.push((i, f)),
+            Ok(f) => {
+                keys.push((i, f.get(&ext).and_then(Value::as_str).unwrap_or_default().to_string()));
+                names.extend(f.into_iter().map(|(k, _)| k).filter(|k| *k != ext));
+            }
             Err(e) => errors.push((i, e)),
         }
     }
-    let mut header: Vec<String> = maps.iter().flat_map(|(_, f)| f.keys().cloned()).filter(|k| *k != ext).collect();
-    header.sort();
-    header.dedup();
-    header.insert(0, ext);
+    let header = std::iter::once(ext).chain(names).collect();
+    Plan { header, keys, errors }
+}
+
+fn csv_error(e: impl std::fmt::Display) -> Error {
+    Error::Remote { code: "CSV".into(), message: e.to_string(), status: None, retryable: false }
+}
+
+/// The CSV upload: the header, then a row per mapped person, each mapped
+/// again and written at once.
+fn to_csv(config: &Config, reqs: &[Request], plan: &Plan) -> Result<Vec<u8>, Error> {
     let cell = |v: Option<&Value>| match v {
         // Left out: left as it is, as a collection upsert leaves it.
         None => String::new(),
@@ -83,18 +103,13 @@ fn rows(config: &Config, reqs: &[Request]) -> (Vec<String>, Vec<(usize, Vec<Stri
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    let rows = maps.into_iter().map(|(i, f)| (i, header.iter().map(|h| cell(f.get(h))).collect())).collect();
-    (header, rows, errors)
-}
-
-fn to_csv(header: &[String], rows: &[(usize, Vec<String>)]) -> Result<Vec<u8>, Error> {
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
-    let bad = |e: csv::Error| Error::Remote { code: "CSV".into(), message: e.to_string(), status: None, retryable: false };
-    w.write_record(header).map_err(bad)?;
-    for (_, row) in rows {
-        w.write_record(row).map_err(bad)?;
+    w.write_record(&plan.header).map_err(csv_error)?;
+    for (i, _) in &plan.keys {
+        let f = sync_fields(config, &reqs[*i].person)?;
+        w.write_record(plan.header.iter().map(|h| cell(f.get(h)))).map_err(csv_error)?;
     }
-    w.into_inner().map_err(|e| Error::Remote { code: "CSV".into(), message: e.to_string(), status: None, retryable: false })
+    w.into_inner().map_err(csv_error)
 }
 
 fn ok_json(resp: &Response) -> Result<Value, Error> {
@@ -107,8 +122,9 @@ fn ok_json(resp: &Response) -> Result<Value, Error> {
 /// Creates the job, uploads the batch, closes it.
 pub fn submit(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[Request]) -> Result<Submitted, Error> {
     let mut api = Api::new(t, config, tokens)?;
-    let (header, rows, _) = rows(config, reqs);
-    let data = to_csv(&header, &rows)?;
+    let plan = plan(config, reqs);
+    let data = to_csv(config, reqs, &plan)?;
+    let header = plan.header;
     if data.len() > MAX_CSV_BYTES {
         return Err(Error::Remote { code: "BULK_TOO_LARGE".into(), message: format!("the batch's CSV is {} MB, more than a Bulk API job takes", data.len() / 1_048_576), status: None, retryable: false });
     }
@@ -146,14 +162,23 @@ pub fn poll(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[Req
             return Ok(Answer::Submitted(Submitted { reference: format!("job:{id}:{next}"), poll_after_ms: wait }));
         }
     }
-    let (header, rows, errors) = rows(config, reqs);
+    let Plan { header, keys, errors } = plan(config, reqs);
     let mut results: Vec<Option<Result<Outcome, Error>>> = vec![None; reqs.len()];
     for (i, e) in errors {
         results[i] = Some(Err(e));
     }
-    let by_key: std::collections::HashMap<&str, usize> = rows.iter().map(|(i, row)| (row[0].as_str(), *i)).collect();
+    let by_key: std::collections::HashMap<&str, usize> = keys.iter().map(|(i, key)| (key.as_str(), *i)).collect();
     let ext = &header[0];
-    for (file, kind) in [("successfulResults", 0), ("failedResults", 1), ("unprocessedrecords", 2)] {
+    // Only the files that can hold someone: the job says how many records
+    // it processed and how many failed.
+    let processed = job["numberRecordsProcessed"].as_u64();
+    let failed = job["numberRecordsFailed"].as_u64();
+    let files = [
+        ("successfulResults", 0, processed.zip(failed).is_none_or(|(p, f)| p > f)),
+        ("failedResults", 1, failed != Some(0)),
+        ("unprocessedrecords", 2, processed.is_none_or(|p| p < keys.len() as u64)),
+    ];
+    for (file, kind, _) in files.into_iter().filter(|(_, _, wanted)| *wanted) {
         let resp = api.send("GET", &format!("jobs/ingest/{id}/{file}/"), None)?;
         if resp.status >= 300 {
             return Err(rest_error(&resp));
@@ -249,6 +274,11 @@ mod tests {
         assert!(matches!(&results[4], Err(Error::Remote { retryable: true, .. })));
         assert!(matches!(&results[5], Err(Error::Remote { code, .. }) if code == "BULK_NO_RESULT"));
         assert_eq!(t.sent[1].url, "https://acme.my.salesforce.com/services/data/v62.0/jobs/ingest/750x/successfulResults/");
+
+        // Everyone processed and nobody failed: only the successes are read.
+        let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "JobComplete", "numberRecordsProcessed": 249, "numberRecordsFailed": 0})), text(200, &ok)] };
+        assert!(matches!(poll(&mut t, &config(), &tokens, &reqs, "job:750x:1000").unwrap(), Answer::Done(_)));
+        assert_eq!(t.sent.len(), 2, "job info and successfulResults alone");
 
         let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "Failed", "errorMessage": "InvalidBatch : Field name not found : X"}))] };
         let Answer::Done(results) = poll(&mut t, &config(), &tokens, &reqs, "job:750x:1000").unwrap() else { panic!("done") };

@@ -116,3 +116,22 @@ async fn bad_jobs_fail_with_salesforces_words_and_the_limits_hold() {
     // Every call counted against the daily API requests.
     assert!(emu.api_usage().0 >= 12, "{:?}", emu.api_usage());
 }
+
+#[tokio::test]
+async fn an_upload_of_many_megabytes_is_taken() {
+    let emu = start();
+    emu.set_bulk_processing(Duration::ZERO, Duration::ZERO);
+    let http = client();
+    let t = tokens(&emu, &http).await;
+    let token = access(&t).to_string();
+    let jobs = data_url(&t, "jobs/ingest");
+    let create = json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Registry_ID__c"});
+    let id = json(&send(&http, Method::POST, &jobs, &token, Some(("application/json", create.to_string()))).await.1)["id"].as_str().unwrap().to_string();
+    // 40,000 rows, some 3 MB: more than a web framework's default body limit.
+    let mut csv = String::from("Registry_ID__c,LastName,Description\n");
+    for i in 0..40_000 {
+        csv.push_str(&format!("M{i},Person {i},{}\n", "x".repeat(60)));
+    }
+    assert!(csv.len() > 3_000_000);
+    assert_eq!(send(&http, Method::PUT, &format!("{jobs}/{id}/batches"), &token, Some(("text/csv", csv))).await.0, 201);
+}
