@@ -17,6 +17,16 @@ async fn send(http: &reqwest::Client, method: Method, url: &str, token: &str, bo
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// An emulator whose jobs finish at once, a client, its token, and the
+/// jobs URL.
+async fn instant_jobs() -> (salesforce_emulator::Emulator, reqwest::Client, String, String) {
+    let emu = start();
+    emu.set_bulk_processing(Duration::ZERO, Duration::ZERO);
+    let http = client();
+    let t = tokens(&emu, &http).await;
+    (emu, http.clone(), access(&t).to_string(), data_url(&t, "jobs/ingest"))
+}
+
 #[tokio::test]
 async fn an_upsert_job_runs_through_its_states_and_reports_each_record() {
     let emu = start();
@@ -71,12 +81,7 @@ async fn an_upsert_job_runs_through_its_states_and_reports_each_record() {
 
 #[tokio::test]
 async fn bad_jobs_fail_with_salesforces_words_and_the_limits_hold() {
-    let emu = start();
-    emu.set_bulk_processing(Duration::ZERO, Duration::ZERO);
-    let http = client();
-    let t = tokens(&emu, &http).await;
-    let token = access(&t).to_string();
-    let jobs = data_url(&t, "jobs/ingest");
+    let (emu, http, token, jobs) = instant_jobs().await;
     let new_job = |body: Value| {
         let (http, jobs, token) = (&http, &jobs, &token);
         async move { send(http, Method::POST, jobs, token, Some(("application/json", body.to_string()))).await }
@@ -119,12 +124,7 @@ async fn bad_jobs_fail_with_salesforces_words_and_the_limits_hold() {
 
 #[tokio::test]
 async fn an_upload_of_many_megabytes_is_taken() {
-    let emu = start();
-    emu.set_bulk_processing(Duration::ZERO, Duration::ZERO);
-    let http = client();
-    let t = tokens(&emu, &http).await;
-    let token = access(&t).to_string();
-    let jobs = data_url(&t, "jobs/ingest");
+    let (_emu, http, token, jobs) = instant_jobs().await;
     let create = json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Registry_ID__c"});
     let id = json(&send(&http, Method::POST, &jobs, &token, Some(("application/json", create.to_string()))).await.1)["id"].as_str().unwrap().to_string();
     // 40,000 rows, some 3 MB: more than a web framework's default body limit.
