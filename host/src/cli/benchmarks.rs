@@ -282,7 +282,68 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
         println!("peak memory, emulator       {:.0} MiB (its own process)", kib as f64 / 1024.0);
     }
     println!("build profile               {}", if cfg!(debug_assertions) { "debug" } else { "release" });
+    // One line for `bench table`, which runs this in a process per row.
+    let row = serde_json::json!({
+        "bulk": bulk, "latency_ms": latency.base_ms, "per_record_ms": latency.per_record_ms, "people": n, "workers": workers,
+        "wall_s": took.as_secs_f64(), "queue_ms": queued.as_secs_f64() * 1e3, "api_calls": calls,
+        "host_mib": peak_rss_kib().map(|k| k / 1024), "emulator_mib": emulator_kib.map(|k| k / 1024), "failed": run.failed,
+    });
+    println!("row {row}");
     anyhow::ensure!(run.failed == 0 && live == n, "the run did not provision everyone: {} failed, {live} Contacts", run.failed);
+    Ok(())
+}
+
+/// The reprovision bench over both paths (collections, Bulk API) with the
+/// latency model off and on, each run in a process of its own (so each
+/// peak memory is that run's), printed as one Markdown table.
+pub fn table(path: &Path, n: usize, latency: Latency, workers: Option<usize>) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find this program to run the bench")?;
+    let mut rows = Vec::new();
+    for bulk in [false, true] {
+        for lat in [Latency { base_ms: 0, per_record_ms: 0 }, latency] {
+            let data = tempfile::tempdir()?;
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("--data-dir").arg(data.path()).args(["bench", "reprovision", "--people", &n.to_string(), "--plugin"]).arg(path);
+            cmd.args(["--latency-ms", &lat.base_ms.to_string(), "--per-record-ms", &lat.per_record_ms.to_string()]);
+            if let Some(w) = workers {
+                cmd.args(["--workers", &w.to_string()]);
+            }
+            if bulk {
+                cmd.arg("--bulk");
+            }
+            let out = cmd.stderr(std::process::Stdio::null()).output().context("cannot run the bench")?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let row = text.lines().find_map(|l| l.strip_prefix("row ")).with_context(|| format!("the bench printed no figures:\n{text}"))?;
+            rows.push(serde_json::from_str::<serde_json::Value>(row)?);
+            eprintln!("done: {} people, {}, latency {} ms + {} ms a record", n, if bulk { "Bulk API" } else { "collections" }, lat.base_ms, lat.per_record_ms);
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+    let date = time::OffsetDateTime::now_utc().date();
+    println!("{n} people, {date}, {cores} cores, {} build", if cfg!(debug_assertions) { "debug" } else { "release" });
+    println!();
+    println!("| path | latency model | workers | wall | people/s | API calls | host peak | emulator peak |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let mib = |k: &str| r[k].as_u64().map_or("?".to_string(), |m| format!("{m} MiB"));
+        let wall = r["wall_s"].as_f64().unwrap_or(0.0);
+        let latency = match (r["latency_ms"].as_u64(), r["per_record_ms"].as_u64()) {
+            (Some(0), Some(0)) => "off".to_string(),
+            (Some(b), Some(p)) => format!("{b} ms + {p} ms a record"),
+            _ => "?".into(),
+        };
+        println!(
+            "| {} | {latency} | {} | {wall:.2} s | {:.0} | {} | {} | {} |",
+            if r["bulk"] == true { "Bulk API 2.0" } else { "collections" },
+            r["workers"],
+            n as f64 / wall.max(1e-9),
+            r["api_calls"],
+            mib("host_mib"),
+            mib("emulator_mib"),
+        );
+    }
+    println!();
+    println!("The sandbox's own cost (instantiate + a call, and sandboxed / native for 10,000 people's plugin work): `cargo bench -p registry-plugin-testbed --bench sandbox`.");
     Ok(())
 }
 

@@ -267,6 +267,26 @@ enum BenchCommand {
         #[arg(long)]
         bulk: bool,
     },
+    /// The reprovision bench over both paths (collections and Bulk API)
+    /// with the latency model off and on, each in a process of its own:
+    /// one Markdown table.
+    Table {
+        /// How many people.
+        #[arg(long, default_value_t = 10_000)]
+        people: usize,
+        /// The plugin component.
+        #[arg(long)]
+        plugin: PathBuf,
+        /// The latency model of the "on" rows: milliseconds for every call ...
+        #[arg(long, default_value_t = 150)]
+        latency_ms: u64,
+        /// ... and for each record of a collections call.
+        #[arg(long, default_value_t = 2)]
+        per_record_ms: u64,
+        /// Provisioning workers [default: as `serve` runs them].
+        #[arg(long)]
+        workers: Option<usize>,
+    },
     /// The emulator the reprovision bench runs in a process of its own
     /// (so that each process's peak memory is its own): prints its URLs,
     /// then a report for each `report` line on stdin; stops at end of input.
@@ -427,6 +447,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Reprovision { people, plugin, latency_ms, per_record_ms, workers, bulk }) => {
             let latency = benchmarks::Latency { base_ms: latency_ms, per_record_ms };
             benchmarks::reprovision(cli.runtime.config()?, &plugin, people, latency, workers, bulk).await
+        }
+        Command::Bench(BenchCommand::Table { people, plugin, latency_ms, per_record_ms, workers }) => {
+            benchmarks::table(&plugin, people, benchmarks::Latency { base_ms: latency_ms, per_record_ms }, workers)
         }
         Command::Bench(BenchCommand::Emulator { latency_ms, per_record_ms }) => {
             benchmarks::emulator_process(benchmarks::Latency { base_ms: latency_ms, per_record_ms })

@@ -15,6 +15,8 @@ use registry_plugin_runtime::{Runtime, RuntimeConfig};
 use salesforce_provisioner::http::{Request, Response, Transport};
 
 const SAMPLES: usize = 300;
+/// People in the side-by-side reprovision.
+const RUN_PEOPLE: usize = 10_000;
 
 /// HTTP/1.1 over loopback with one kept-alive connection, as a native
 /// client would do it (and as the host's sender does).
@@ -205,6 +207,44 @@ async fn main() -> anyhow::Result<()> {
     }
     let (gs, gn) = (median(get_sandboxed), median(get_native));
 
+    // A whole reprovision's plugin work, side by side: 10,000 people in
+    // batches of 1,000 (composite collections of 200), through the
+    // component and through the same logic compiled natively, against the
+    // same emulator; alternating rounds, after one round that creates them.
+    let bulk_settings = [("external_id_field", "Registry_ID__c"), ("bulk_threshold", "0")];
+    let batch_ctx = bed.context(&bulk_settings, &tokens);
+    let batch_config = salesforce_provisioner::settings::Config::parse(&batch_ctx.settings).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let people: Vec<ProvisionRequest> = (0..RUN_PEOPLE)
+        .map(|i| ProvisionRequest { action: ProvisioningAction::ReprovisionRequested, person: person(&format!("RUN-{i:05}"), "Ada", &format!("Person {i}")), current: None })
+        .collect();
+    let native_people: Vec<salesforce_provisioner::provision::Request> = (0..RUN_PEOPLE)
+        .map(|i| {
+            let mut p = native_person();
+            p.id = format!("RUN-{i:05}");
+            p.name.family = Some(format!("Person {i}"));
+            salesforce_provisioner::provision::Request { action: salesforce_provisioner::provision::Action::Reprovision, person: p, current: None }
+        })
+        .collect();
+    let allow = bed.allowlist(Some(&tokens));
+    let sandboxed_run = async || -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        for chunk in people.chunks(1000) {
+            bed.plugin.provision_batch(&batch_ctx, chunk, &allow).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        Ok(t.elapsed())
+    };
+    sandboxed_run().await?;
+    let (mut run_sandboxed, mut run_native) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        run_sandboxed.push(sandboxed_run().await?);
+        let t = Instant::now();
+        for chunk in native_people.chunks(1000) {
+            tokio::task::block_in_place(|| salesforce_provisioner::provision::provision_batch(&mut native_http, &batch_config, &native_tokens, chunk)).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        run_native.push(t.elapsed());
+    }
+    let (rs, rn) = (median(run_sandboxed), median(run_native));
+
     println!("component size                     {:.1} KiB", wasm.len() as f64 / 1024.0);
     println!("cold compile (median of 3)         {:.1} ms", median(cold).as_secs_f64() * 1e3);
     println!("cached load (median of 50)         {:.2} ms", median(cached).as_secs_f64() * 1e3);
@@ -217,6 +257,9 @@ async fn main() -> anyhow::Result<()> {
     println!("where it goes: one GET, sandboxed  {:.1} µs (instantiate + wasi-http request, median of {SAMPLES})", us(gs));
     println!("               one GET, native     {:.1} µs", us(gn));
     println!("               instantiate         {:.1} µs (the trivial call above)", us(median(trivial.clone())));
+    println!("10,000 people, sandboxed           {:.0} ms (batches of 1,000 through the component, median of 3)", rs.as_secs_f64() * 1e3);
+    println!("10,000 people, native              {:.0} ms (the same batches, the same logic compiled natively)", rn.as_secs_f64() * 1e3);
+    println!("sandboxed / native, 10,000 people  {:.2}", rs.as_secs_f64() / rn.as_secs_f64());
     println!("build profile                      {}", if cfg!(debug_assertions) { "debug" } else { "release" });
     Ok(())
 }
