@@ -50,6 +50,12 @@ pub struct RuntimeConfig {
     /// operator's choice. Otherwise every request must be https, so an
     /// allowlisted loopback port cannot reach local sidecars in clear.
     pub insecure_loopback: bool,
+    /// Wasmtime's copy-on-write memory images: an instance maps its
+    /// component's initial memory instead of copying its data segments
+    /// (our components qualify: memories of their own, data at constant
+    /// offsets). On by default; off only to measure what it saves (the
+    /// sandbox bench prints both).
+    pub memory_init_cow: bool,
 }
 
 impl std::fmt::Debug for RuntimeConfig {
@@ -63,6 +69,7 @@ impl std::fmt::Debug for RuntimeConfig {
             .field("max_http_requests", &self.max_http_requests)
             .field("pooling", &self.pooling)
             .field("insecure_loopback", &self.insecure_loopback)
+            .field("memory_init_cow", &self.memory_init_cow)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +85,7 @@ impl Default for RuntimeConfig {
             cache_key: random_key(),
             cache_max_bytes: 1 << 30,
             insecure_loopback: false,
+            memory_init_cow: true,
         }
     }
 }
@@ -115,6 +123,7 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
         let mut wasm_config = Config::new();
         wasm_config.epoch_interruption(true);
+        wasm_config.memory_init_cow(config.memory_init_cow);
         if let Some(slots) = config.pooling {
             // A component instantiates a few core modules (the guest and the
             // WASI adapter pieces); the limits leave room for that per slot.

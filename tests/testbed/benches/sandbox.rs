@@ -143,6 +143,17 @@ async fn main() -> anyhow::Result<()> {
         pooled.validate_settings(&[], &none).await?.ok();
         trivial_pooled.push(t.elapsed());
     }
+    // Without copy-on-write memory images (a cache of its own: artifacts
+    // record the setting): what they save, i.e. whether they apply.
+    let cow_off_cache = tempfile::tempdir()?;
+    let copying_runtime = Runtime::new(RuntimeConfig { cache_dir: Some(cow_off_cache.path().to_path_buf()), memory_init_cow: false, ..RuntimeConfig::default() })?;
+    let copying = copying_runtime.load("bench", &wasm).await?;
+    let mut trivial_copying = Vec::new();
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        copying.validate_settings(&[], &none).await?.ok();
+        trivial_copying.push(t.elapsed());
+    }
     let mut info = Vec::new();
     for _ in 0..SAMPLES {
         let t = Instant::now();
@@ -250,6 +261,7 @@ async fn main() -> anyhow::Result<()> {
     println!("cached load (median of 50)         {:.2} ms", median(cached).as_secs_f64() * 1e3);
     println!("instantiate + trivial call         {:.1} µs (validate-settings, median of {SAMPLES})", us(median(trivial.clone())));
     println!("  with the pooling allocator       {:.1} µs", us(median(trivial_pooled)));
+    println!("  without copy-on-write images     {:.1} µs (memory_init_cow off: data segments copied)", us(median(trivial_copying)));
     println!("instantiate + info call            {:.1} µs (15 settings lifted, median of {SAMPLES})", us(median(info)));
     println!("one person, sandboxed              {:.1} µs (upsert through the component, median of {SAMPLES})", us(s));
     println!("one person, native                 {:.1} µs (same logic, native HTTP, median of {SAMPLES})", us(n));
