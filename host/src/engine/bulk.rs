@@ -2,7 +2,9 @@
 //! per process takes the batch most overdue (leased, so one poll at a
 //! time), asks the plugin with the same requests, and settles the jobs when
 //! the answer is in. The batches live in the database, so a restart picks
-//! the polling up where it was: a job is never submitted twice.
+//! the polling up where it was instead of submitting again. (A crash in the
+//! moment between the remote system taking a batch and the host recording
+//! it would send those people again: upserts, so nobody twice.)
 
 use std::sync::Arc;
 use std::time::Duration;

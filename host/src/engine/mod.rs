@@ -396,7 +396,13 @@ impl Engine {
         // An admin's own token when they hold one: the provider's audit
         // trail names them. Otherwise (or once theirs is gone) the server's.
         let personal = match admin {
-            Some(a) => self.oauth.personal_tokens(target.server_id, a).ok().flatten().map(|t| (a, t)),
+            Some(a) => match self.oauth.personal_tokens(target.server_id, a) {
+                Ok(t) => t.map(|t| (a, t)),
+                Err(e) => {
+                    tracing::warn!(admin = a, server = target.server_id, error = %e, "an admin's own token cannot be read; the job runs with the server's");
+                    None
+                }
+            },
             None => None,
         };
         let acting = personal.as_ref().map(|(a, _)| *a);

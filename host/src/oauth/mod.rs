@@ -204,7 +204,7 @@ impl OAuth {
     pub async fn begin(&self, id: i64, prompt: Option<&str>, origin: PendingOrigin<'_>) -> Result<String, FlowError> {
         let (plugin, config) = self.plugin(id)?;
         if config.grant_type != GrantType::AuthorizationCode {
-            return Err(FlowError::WrongGrant("this server uses client credentials: Obtain New Token fetches the token directly"));
+            return Err(FlowError::WrongGrant("this server's grant needs no browser: Obtain New Token fetches the token directly"));
         }
         let state = random(32);
         let verifier = random(48);
@@ -326,7 +326,7 @@ impl OAuth {
             && let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next)?
             && let Ok(tokens) = self.assert_with(plugin, id, &config, &next, pem).await?
         {
-            self.store.promote_next_key(id)?;
+            self.store.promote_next_key(id, next.id)?;
             tracing::info!(server = id, fingerprint = %next.fingerprint, "the provider took the next signing key: it is now the current one");
             result = Ok(tokens);
         }
@@ -367,7 +367,9 @@ impl OAuth {
         };
         match self.assert_with(plugin, id, &config, &next, pem).await? {
             Ok(tokens) => {
-                self.store.promote_next_key(id)?;
+                if !self.store.promote_next_key(id, next.id)? {
+                    return Err(FlowError::WrongGrant("the next certificate was made again meanwhile: download the new one, upload it, and switch again"));
+                }
                 self.keep(id, &tokens)
             }
             Err(e) => Err(FlowError::Plugin(format!(
@@ -397,7 +399,7 @@ impl OAuth {
     pub async fn use_refresh_token(&self, id: i64, refresh_token: &str) -> Result<(), FlowError> {
         let (plugin, config) = self.plugin(id)?;
         if config.grant_type != GrantType::AuthorizationCode {
-            return Err(FlowError::WrongGrant("this server uses the client credentials grant, which has no refresh token"));
+            return Err(FlowError::WrongGrant("only a server with the authorization code grant has a refresh token"));
         }
         let pasted = TokenSet {
             access_token: String::new(),

@@ -144,7 +144,8 @@ impl Store {
         let tx = write(&mut conn)?;
         let mut n = 0;
         for id in jobs {
-            n += tx.prepare_cached("UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'")?.execute(params![id])?;
+            // Jobs a bulk API holds stay with their batch: it is polled.
+            n += tx.prepare_cached("UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running' AND bulk_batch IS NULL")?.execute(params![id])?;
         }
         tx.commit()?;
         Ok(n)
@@ -210,17 +211,24 @@ impl Store {
             return Ok(vec![]);
         };
         let mut jobs: Vec<Job> = jobs.into_iter().filter(|j| j.target_id == first).collect();
+        // A larger batch only of records kept up to date (what a bulk API
+        // takes); a removal first in line goes in an ordinary batch.
         if let Some(&(_, size)) = sizes.iter().find(|(t, _)| *t == first)
             && size > max
+            && jobs.iter().all(|j| BULK_ACTIONS.contains(&j.action.as_str()))
         {
-            jobs = Self::ready_of_target(&tx, first, now, size)?;
+            let more = Self::ready_of_target(&tx, first, now, size)?;
+            if more.len() > jobs.len() {
+                jobs = more;
+            }
         }
         let probing: i64 = tx.query_row("SELECT pause_level FROM targets WHERE id = ?1", params![first], |r| r.get(0))?;
         if probing > 0 {
             jobs.truncate(1);
         }
         {
-            let mut mark = tx.prepare_cached("UPDATE jobs SET state = 'running' WHERE id = ?1")?;
+            // A job taken again is no longer part of any earlier bulk batch.
+            let mut mark = tx.prepare_cached("UPDATE jobs SET state = 'running', bulk_batch = NULL WHERE id = ?1")?;
             for j in &jobs {
                 mark.execute(params![j.id])?;
             }
@@ -235,6 +243,9 @@ impl Store {
         let mut stmt = tx.prepare_cached(
             "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin FROM jobs j
              WHERE j.target_id = ?1 AND j.state = 'queued' AND j.not_before <= ?2 AND j.held = 0
+               -- Only what a bulk API takes: records kept up to date. A
+               -- removal waits for an ordinary claim.
+               AND j.action IN ('added', 'updated', 'unexpired', 'reprovision')
                AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
              ORDER BY j.id LIMIT ?3",
         )?;
@@ -388,6 +399,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// The actions a larger (bulk) batch carries.
+const BULK_ACTIONS: [&str; 4] = ["added", "updated", "unexpired", "reprovision"];
 
 /// A job from `SELECT j.id, j.person_id, j.target_id, j.action, j.attempts,
 /// j.run_id, j.failing_since, j.acting_admin`.

@@ -215,7 +215,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP TABLE oauth2_servers;
     ALTER TABLE oauth2_servers_new RENAME TO oauth2_servers;
     CREATE TABLE signing_keys (
-        id INTEGER PRIMARY KEY,
+        -- Never reused: a key tested for a switch is known by its id.
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         server_id INTEGER NOT NULL REFERENCES oauth2_servers(id) ON DELETE CASCADE,
         state TEXT NOT NULL CHECK (state IN ('current', 'next')),
         private_key BLOB NOT NULL,

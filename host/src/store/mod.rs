@@ -194,11 +194,14 @@ impl Store {
         // each migration's references checked before it commits.
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         let result = (|| -> Result<(), StoreError> {
+            // Only what a migration breaks counts (an old database may hold
+            // an orphan of its own).
+            let broken_before: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
                 let tx = write(&mut conn)?;
                 tx.execute_batch(sql)?;
                 let broken: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
-                if broken > 0 {
+                if broken > broken_before {
                     return Err(StoreError::Unreadable(format!("migration {} would leave {broken} broken reference(s); nothing was changed", i + 1)));
                 }
                 tx.pragma_update(None, "user_version", (i + 1) as i64)?;

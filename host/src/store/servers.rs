@@ -115,6 +115,8 @@ impl Store {
         let had_tokens = before.token_status != TokenStatus::NotSet;
         if clear {
             Self::clear_tokens_in(&tx, id)?;
+            // Admins' own tokens belong to the old configuration too.
+            tx.execute("DELETE FROM admin_tokens WHERE server_id = ?1", params![id])?;
         }
         tx.commit()?;
         Ok(Saved { id, tokens_cleared: clear && had_tokens })

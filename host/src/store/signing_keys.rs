@@ -98,14 +98,15 @@ impl Store {
         Ok(Some((info, pem)))
     }
 
-    /// Makes the next key current, forgetting the old one; false when
-    /// there is no next key (another request switched first).
-    pub fn promote_next_key(&self, server_id: i64) -> Result<bool, StoreError> {
+    /// Makes the next key `expected` (the one just tested) current,
+    /// forgetting the old one; false when the next key is another (made
+    /// again meanwhile) or gone (another request switched first).
+    pub fn promote_next_key(&self, server_id: i64, expected: i64) -> Result<bool, StoreError> {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         let next: Option<i64> =
             tx.query_row("SELECT id FROM signing_keys WHERE server_id = ?1 AND state = 'next'", params![server_id], |r| r.get(0)).optional()?;
-        let Some(next) = next else { return Ok(false) };
+        let Some(next) = next.filter(|n| *n == expected) else { return Ok(false) };
         tx.execute("DELETE FROM signing_keys WHERE server_id = ?1 AND state = 'current'", params![server_id])?;
         tx.execute("UPDATE signing_keys SET state = 'current' WHERE id = ?1", params![next])?;
         tx.commit()?;
@@ -140,13 +141,14 @@ mod tests {
         let raw = std::fs::read(dir.path().join(crate::store::DB_FILE)).unwrap();
         assert!(!raw.windows(5).any(|w| w == b"first"), "the private key is sealed in the file");
         assert_eq!(store.signing_key_private(server, KeyRole::Current).unwrap().unwrap().1, "-----BEGIN PRIVATE KEY----- first");
-        assert!(!store.promote_next_key(server).unwrap(), "nothing to switch to");
+        assert!(!store.promote_next_key(server, 1).unwrap(), "nothing to switch to");
 
-        store.put_signing_key(server, KeyRole::Next, &key("second")).unwrap();
-        store.put_signing_key(server, KeyRole::Next, &key("third")).unwrap();
+        let second = store.put_signing_key(server, KeyRole::Next, &key("second")).unwrap();
+        let third = store.put_signing_key(server, KeyRole::Next, &key("third")).unwrap();
         let roles: Vec<(KeyRole, String)> = store.signing_keys(server).unwrap().into_iter().map(|k| (k.role, k.fingerprint)).collect();
         assert_eq!(roles, vec![(KeyRole::Current, "-----BEGIN PRIVATE KEY----- first".to_string()), (KeyRole::Next, "third".to_string())], "a next key generated again replaces the first");
-        assert!(store.promote_next_key(server).unwrap());
+        assert!(!store.promote_next_key(server, second).unwrap(), "only the key that was tested");
+        assert!(store.promote_next_key(server, third).unwrap());
         let (info, pem) = store.signing_key_private(server, KeyRole::Current).unwrap().unwrap();
         assert_eq!((info.fingerprint.as_str(), pem.as_str()), ("third", "third"));
         assert_eq!(store.signing_keys(server).unwrap().len(), 1, "the old key is forgotten");

@@ -435,7 +435,7 @@ async fn download_certificate(State(app): State<Arc<App>>, Path((id, file)): Pat
     let server = app.store.server(id)?;
     let key = app.store.signing_keys(id)?.into_iter().find(|k| k.role == role).ok_or_else(|| WebError::new(StatusCode::NOT_FOUND, format!("the server has no {file}")))?;
     let name: String = server.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    let disposition = format!("attachment; filename=\"{name}-{}.crt\"", &key.fingerprint[..11].replace(':', ""));
+    let disposition = format!("attachment; filename=\"{name}-{}.crt\"", key.fingerprint.get(..11).unwrap_or(&key.fingerprint).replace(':', ""));
     Ok(([(axum::http::header::CONTENT_TYPE, "application/x-pem-file".to_string()), (axum::http::header::CONTENT_DISPOSITION, disposition)], key.certificate).into_response())
 }
 

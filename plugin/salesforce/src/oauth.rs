@@ -264,10 +264,12 @@ fn jwt_refusal(subject: &str, description: &str) -> Error {
             status: Some(400),
             retryable: false,
         },
-        _ => Error::config(
+        d if d.starts_with("invalid assertion") => Error::config(
             "certificate",
             format!("{said}: the assertion's signature does not match the app's certificate. Download this server's certificate and upload it under the app's OAuth Settings, \"Use digital signatures\""),
         ),
+        // "inactive user" and the like: the user, not the key.
+        _ => Error::config("subject", format!("{said}: check the user {subject} in Salesforce (active, allowed to use the app)")),
     }
 }
 

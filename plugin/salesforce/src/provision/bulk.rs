@@ -132,11 +132,18 @@ pub fn submit(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[R
     let body = json!({"object": object, "operation": "upsert", "externalIdFieldName": header[0], "contentType": "CSV", "lineEnding": "LF"});
     let job = ok_json(&api.send("POST", "jobs/ingest", Some(&body))?)?;
     let id = job["id"].as_str().filter(|id| !id.is_empty()).ok_or_else(|| Error::Remote { code: "BULK".into(), message: "the new job has no id".into(), status: None, retryable: true })?.to_string();
-    let uploaded = api.send_raw("PUT", &format!("jobs/ingest/{id}/batches"), "text/csv", data)?;
-    if uploaded.status >= 300 {
-        return Err(rest_error(&uploaded));
+    let uploaded = (|| {
+        let uploaded = api.send_raw("PUT", &format!("jobs/ingest/{id}/batches"), "text/csv", data)?;
+        if uploaded.status >= 300 {
+            return Err(rest_error(&uploaded));
+        }
+        ok_json(&api.send("PATCH", &format!("jobs/ingest/{id}"), Some(&json!({"state": "UploadComplete"})))?)
+    })();
+    if let Err(e) = uploaded {
+        // Not left open at Salesforce: aborted (best effort), then the error.
+        let _ = api.send("PATCH", &format!("jobs/ingest/{id}"), Some(&json!({"state": "Aborted"})));
+        return Err(e);
     }
-    ok_json(&api.send("PATCH", &format!("jobs/ingest/{id}"), Some(&json!({"state": "UploadComplete"})))?)?;
     Ok(Submitted { reference: format!("job:{id}:{FIRST_POLL_MS}"), poll_after_ms: FIRST_POLL_MS })
 }
 
