@@ -113,7 +113,8 @@ async fn main() -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
 
     // Load: cold compile, then from the precompiled cache.
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..RuntimeConfig::default() })?;
+    // Plain http to the loopback emulator, as the test bed allows it.
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), insecure_loopback: true, ..RuntimeConfig::default() })?;
     let mut cold = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
