@@ -115,7 +115,8 @@ impl Engine {
             let current = current.map(|(object_type, remote_id)| RemoteRef { object_type, remote_id });
             requests.push(ProvisionRequest { action: job.action.to_wit(), person: person.to_wit(), current });
         }
-        let context = TargetContext { settings: plugin.settings_with_defaults(&target.settings), tokens: tokens.clone() };
+        // The settings it was submitted under: the results are read with them.
+        let context = TargetContext { settings: plugin.settings_with_defaults(&batch.settings), tokens: tokens.clone() };
         match plugin.poll_batch(&context, &requests, &batch.reference, &allow).await {
             Ok(Ok(BatchAnswer::Submitted(s))) => self.store.reschedule_bulk(batch.id, &s.reference, s.poll_after_ms as i64, false),
             Ok(Ok(BatchAnswer::Done(results))) if results.len() == jobs.len() => {

@@ -491,7 +491,7 @@ impl Engine {
             }
             // Work a bulk API took: its jobs stay with it, polled later.
             for (s, jobs) in submitted.iter().zip(&held) {
-                let batch = self.store.submit_bulk(target.id, &s.reference, s.poll_after_ms, jobs)?;
+                let batch = self.store.submit_bulk(target.id, &s.reference, &target.settings, s.poll_after_ms, jobs)?;
                 tracing::info!(target = target.id, batch, people = jobs.len(), "a batch went to the remote system's bulk API; polling it");
                 self.wake_bulk.notify_one();
             }

@@ -18,6 +18,8 @@ pub struct BulkBatch {
     pub target_id: i64,
     /// The plugin's reference.
     pub reference: String,
+    /// The target's settings when the batch was submitted.
+    pub settings: Vec<(String, String)>,
     /// Polls so far.
     pub polls: i64,
     /// Polls in a row that failed (a transport error, a refused token).
@@ -29,16 +31,18 @@ pub const POLL_LEASE_MS: i64 = 5 * 60 * 1000;
 
 impl Store {
     /// Records that `jobs` (running, of one target) went to a bulk API as
-    /// `reference`, to poll in `poll_after_ms`.
-    pub fn submit_bulk(&self, target_id: i64, reference: &str, poll_after_ms: u32, jobs: &[i64]) -> Result<i64, StoreError> {
+    /// `reference` under `settings`, to poll in `poll_after_ms`.
+    pub fn submit_bulk(&self, target_id: i64, reference: &str, settings: &[(String, String)], poll_after_ms: u32, jobs: &[i64]) -> Result<i64, StoreError> {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         let now = self.now();
         tx.execute(
-            "INSERT INTO bulk_batches (target_id, reference, poll_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO bulk_batches (target_id, reference, settings, poll_at, created_at) VALUES (?1, ?2, x'', ?3, ?4)",
             params![target_id, reference, now + poll_after_ms as i64, now_ms()],
         )?;
         let id = tx.last_insert_rowid();
+        let sealed = self.secrets.seal(&Self::bulk_settings_aad(id), &serde_json::to_string(settings).expect("plain data"));
+        tx.execute("UPDATE bulk_batches SET settings = ?1 WHERE id = ?2", params![sealed, id])?;
         {
             let mut mark = tx.prepare_cached("UPDATE jobs SET bulk_batch = ?1 WHERE id = ?2 AND state = 'running'")?;
             for j in jobs {
@@ -55,18 +59,19 @@ impl Store {
         let now = self.now();
         let mut conn = self.db();
         let tx = write(&mut conn)?;
-        let batch = tx
+        let row: Option<(i64, i64, String, i64, i64, Vec<u8>)> = tx
             .query_row(
-                "SELECT id, target_id, reference, polls, failures FROM bulk_batches WHERE poll_at <= ?1 ORDER BY poll_at LIMIT 1",
+                "SELECT id, target_id, reference, polls, failures, settings FROM bulk_batches WHERE poll_at <= ?1 ORDER BY poll_at LIMIT 1",
                 params![now],
-                |r| Ok(BulkBatch { id: r.get(0)?, target_id: r.get(1)?, reference: r.get(2)?, polls: r.get(3)?, failures: r.get(4)? }),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .optional()?;
-        if let Some(b) = &batch {
-            tx.execute("UPDATE bulk_batches SET poll_at = ?2, polls = polls + 1 WHERE id = ?1", params![b.id, now + POLL_LEASE_MS])?;
-        }
+        let Some((id, target_id, reference, polls, failures, sealed)) = row else { return Ok(None) };
+        tx.execute("UPDATE bulk_batches SET poll_at = ?2, polls = polls + 1 WHERE id = ?1", params![id, now + POLL_LEASE_MS])?;
         tx.commit()?;
-        Ok(batch)
+        let json = self.secrets.open(&Self::bulk_settings_aad(id), &sealed)?;
+        let settings = serde_json::from_str(&json).map_err(|e| StoreError::Unreadable(format!("settings of bulk batch {id}: {e}")))?;
+        Ok(Some(BulkBatch { id, target_id, reference, settings, polls, failures }))
     }
 
     /// When the next batch is due, if any.
@@ -106,6 +111,10 @@ impl Store {
         Ok(())
     }
 
+    pub(super) fn bulk_settings_aad(id: i64) -> String {
+        format!("bulk_batches.settings.{id}")
+    }
+
     /// How many batches are with a bulk API now, and their jobs.
     pub fn bulk_in_flight(&self) -> Result<(i64, i64), StoreError> {
         let conn = self.db();
@@ -128,7 +137,8 @@ mod tests {
         let jobs = store.claim_except(10, &[]).unwrap();
         assert_eq!(jobs.len(), 3);
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-        let batch = store.submit_bulk(target, "job:750x:1000", 60_000, &ids).unwrap();
+        let settings = vec![("object".to_string(), "Contact".to_string())];
+        let batch = store.submit_bulk(target, "job:750x:1000", &settings, 60_000, &ids).unwrap();
         assert_eq!(store.bulk_in_flight().unwrap(), (1, 3));
         assert_eq!(store.take_due_bulk().unwrap(), None, "not due yet");
 
@@ -137,6 +147,7 @@ mod tests {
         assert!(store.claim_except(10, &[]).unwrap().is_empty(), "nothing to submit again");
         let due = store.take_due_bulk().unwrap().unwrap();
         assert_eq!((due.id, due.reference.as_str(), due.polls), (batch, "job:750x:1000", 0));
+        assert_eq!(due.settings, settings, "polled under the settings it was submitted with");
         assert_eq!(store.take_due_bulk().unwrap(), None, "leased: one poll at a time");
         assert_eq!(store.bulk_jobs(batch).unwrap().iter().map(|j| j.id).collect::<Vec<_>>(), ids, "in the order submitted");
 

@@ -17,6 +17,7 @@ const SEALED: &[(&str, &str, &str)] = &[
     ("targets", "id", "settings"),
     ("oauth2_pending", "state", "code_verifier"),
     ("signing_keys", "id", "private_key"),
+    ("bulk_batches", "id", "settings"),
     ("admin_tokens", "admin_id || '.' || server_id", "access_token"),
     ("admin_tokens", "admin_id || '.' || server_id", "refresh_token"),
 ];
@@ -26,6 +27,7 @@ fn aad(table: &str, column: &str, key: &str) -> String {
         ("oauth2_servers", _) => Store::aad(column, key.parse().unwrap_or_default()),
         ("targets", _) => Store::settings_aad(key.parse().unwrap_or_default()),
         ("signing_keys", _) => Store::signing_key_aad(key.parse().unwrap_or_default()),
+        ("bulk_batches", _) => Store::bulk_settings_aad(key.parse().unwrap_or_default()),
         ("admin_tokens", _) => {
             let (admin, server) = key.split_once('.').unwrap_or_default();
             Store::admin_token_aad(column, admin.parse().unwrap_or_default(), server.parse().unwrap_or_default())

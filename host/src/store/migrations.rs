@@ -254,6 +254,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY,
         target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
         reference TEXT NOT NULL,
+        -- The target's settings the batch was submitted under (sealed, as
+        -- the target's): its polls read the results with them.
+        settings BLOB NOT NULL,
         poll_at INTEGER NOT NULL,
         polls INTEGER NOT NULL DEFAULT 0,
         failures INTEGER NOT NULL DEFAULT 0,
