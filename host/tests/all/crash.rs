@@ -151,7 +151,10 @@ fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() {
     assert_eq!(store.bulk_in_flight().unwrap(), (1, PEOPLE as i64), "the batch and its jobs are kept");
 
     let mut second = serve(dir.path());
-    wait_for("the run to finish", Duration::from_secs(120), || store.run(run_id).unwrap().finished_at.is_some());
+    // Finished: every job settled, and then the batch forgotten.
+    wait_for("the run to finish", Duration::from_secs(120), || {
+        store.run(run_id).unwrap().finished_at.is_some() && store.bulk_in_flight().unwrap() == (0, 0)
+    });
     second.kill().unwrap();
     second.wait().unwrap();
     let jobs = emu.bulk_jobs();
