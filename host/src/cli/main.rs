@@ -373,7 +373,28 @@ enum PluginCommand {
     },
 }
 
+/// One malloc arena for the whole process, unless the operator set
+/// `MALLOC_ARENA_MAX`. glibc gives threads that allocate at once arenas of
+/// their own and keeps what they free there: a bulk batch of 50,000 people,
+/// made and dropped across the runtime's threads, left some 150 MiB
+/// stranded (a 100,000-person Bulk API run peaked at 383 MiB, and at 234 MiB
+/// with one arena; collections at 82 and 62 MiB; release build, measured).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; called before
+        // any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}
+
 fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
