@@ -354,13 +354,11 @@ impl Engine {
         if let Some(t) = self.store.tokens(server_id).map_err(|e| e.to_string())? {
             return Ok(Some(t));
         }
+        // A grant that needs no browser gets its first token by itself (a
+        // server waiting for an admin's fix does not).
         let server = self.store.server(server_id).map_err(|e| e.to_string())?;
-        if server.grant_type == GrantType::ClientCredentials && server.token_status == TokenStatus::NotSet {
-            self.oauth.client_credentials(server_id).await.map_err(|e| e.to_string())?;
-            return self.store.tokens(server_id).map_err(|e| e.to_string());
-        }
-        if server.grant_type == GrantType::JwtBearer && server.token_status == TokenStatus::NotSet {
-            return self.oauth.jwt_bearer(server_id).await.map(Some).map_err(|e| e.to_string());
+        if server.grant_type != GrantType::AuthorizationCode && server.token_status == TokenStatus::NotSet {
+            return self.oauth.renew(server_id, None).await.map(Some).map_err(|e| e.to_string());
         }
         Ok(None)
     }
@@ -588,13 +586,7 @@ impl Engine {
     /// of the server that hit the same refusal.
     async fn refresh(&self, server_id: i64, stale: &TokenSet) -> Result<TokenSet, Verdict> {
         let server = self.store.server(server_id).map_err(|e| Verdict::Retry(None, e.to_string()))?;
-        let result = match server.grant_type {
-            GrantType::AuthorizationCode => self.oauth.refresh(server_id, &stale.access_token).await,
-            GrantType::ClientCredentials => self.oauth.client_credentials_after(server_id, &stale.access_token).await,
-            // No refresh token: a new assertion, signed with the server's key.
-            GrantType::JwtBearer => self.oauth.jwt_bearer_after(server_id, &stale.access_token).await,
-        };
-        result.map_err(|e| {
+        self.oauth.renew(server_id, Some(&stale.access_token)).await.map_err(|e| {
             let needs_admin = self.store.server(server_id).map(|s| s.token_status == TokenStatus::NeedsReauthorization).unwrap_or(false);
             if needs_admin {
                 Verdict::Wait(format!("waiting for a new token on the server '{}': {e}", server.name))

@@ -95,8 +95,7 @@ pub struct OAuth {
     plugins: Arc<HashMap<String, Plugin>>,
     public_url: String,
     insecure_loopback: bool,
-    /// One refresh at a time per server: refresh tokens may rotate, and a
-    /// second concurrent refresh with the same one would kill it.
+    /// One token request at a time per server (see [`OAuth::renew`]).
     refreshing: Arc<std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
     /// The same, per admin and server, for admins' own tokens.
     refreshing_personal: Arc<std::sync::Mutex<HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>>>,
@@ -295,6 +294,12 @@ impl OAuth {
 
     /// "Obtain New Token" for a client-credentials server.
     pub async fn client_credentials(&self, id: i64) -> Result<(), FlowError> {
+        let lock = self.server_lock(id);
+        let _one_at_a_time = lock.lock().await;
+        self.fetch_client_credentials(id).await
+    }
+
+    async fn fetch_client_credentials(&self, id: i64) -> Result<(), FlowError> {
         let (plugin, config) = self.plugin(id)?;
         if config.grant_type != GrantType::ClientCredentials {
             return Err(FlowError::WrongGrant("this server uses the authorization code grant"));
@@ -313,6 +318,12 @@ impl OAuth {
     /// never stops provisioning. A refusal an admin must fix (the user,
     /// the certificate, the audience) marks the server as needing them.
     pub async fn jwt_bearer(&self, id: i64) -> Result<TokenSet, FlowError> {
+        let lock = self.server_lock(id);
+        let _one_at_a_time = lock.lock().await;
+        self.sign_in_with_key(id).await
+    }
+
+    async fn sign_in_with_key(&self, id: i64) -> Result<TokenSet, FlowError> {
         let (plugin, config) = self.plugin(id)?;
         if config.grant_type != GrantType::JwtBearer {
             return Err(FlowError::WrongGrant("this server does not use the JWT bearer grant"));
@@ -361,6 +372,8 @@ impl OAuth {
     /// takes it: a token is obtained with it first, and only then is it
     /// made current (the old key is forgotten). Until then nothing changes.
     pub async fn switch_key(&self, id: i64) -> Result<(), FlowError> {
+        let lock = self.server_lock(id);
+        let _one_at_a_time = lock.lock().await;
         let (plugin, config) = self.plugin(id)?;
         let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next)? else {
             return Err(FlowError::WrongGrant("there is no next certificate to switch to: generate one first"));
@@ -377,19 +390,6 @@ impl OAuth {
                 explain(&e)
             ))),
         }
-    }
-
-    /// A new JWT bearer token after `stale` was refused; like
-    /// [`OAuth::refresh`], one at a time per server, reusing a newer token.
-    pub async fn jwt_bearer_after(&self, id: i64, stale: &str) -> Result<TokenSet, FlowError> {
-        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
-        let _one_at_a_time = lock.lock().await;
-        if let Some(t) = self.store.tokens(id)?
-            && t.access_token != stale
-        {
-            return Ok(t);
-        }
-        self.jwt_bearer(id).await
     }
 
     /// "Use an existing refresh token": an admin pastes one (from a manual
@@ -439,17 +439,41 @@ impl OAuth {
         }
     }
 
-    /// Refreshes the tokens after `stale` (an access token) was refused, and
-    /// keeps the result (the new instance URL too). Callers wait for a
-    /// refresh already running for the server and reuse its result.
-    pub async fn refresh(&self, id: i64, stale: &str) -> Result<TokenSet, FlowError> {
-        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+    /// The lock that keeps a server's token requests one at a time: a
+    /// refresh token may rotate (a second refresh with the same one would
+    /// kill it), and a JWT key switch must not race a sign-in.
+    fn server_lock(&self, id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone()
+    }
+
+    /// A usable token after `stale` (an access token) was refused, by the
+    /// server's grant: a refresh, client credentials again, or a new JWT
+    /// assertion; with no `stale`, the first token of a grant that needs no
+    /// browser. One request at a time per server: whoever waited reuses the
+    /// token the one before them got. The new tokens (and instance URL) are
+    /// kept.
+    pub async fn renew(&self, id: i64, stale: Option<&str>) -> Result<TokenSet, FlowError> {
+        let lock = self.server_lock(id);
         let _one_at_a_time = lock.lock().await;
-        let (plugin, config) = self.plugin(id)?;
-        let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
-        if tokens.access_token != stale {
-            return Ok(tokens);
+        let held = self.store.tokens(id)?;
+        // Someone before us got a newer token (or there is one at all).
+        if let Some(t) = &held
+            && stale != Some(t.access_token.as_str())
+        {
+            return Ok(t.clone());
         }
+        match self.store.server(id)?.grant_type {
+            GrantType::AuthorizationCode => self.refresh_held(id, held.ok_or(FlowError::NoTokens)?).await,
+            GrantType::ClientCredentials => {
+                self.fetch_client_credentials(id).await?;
+                self.store.tokens(id)?.ok_or(FlowError::NoTokens)
+            }
+            GrantType::JwtBearer => self.sign_in_with_key(id).await,
+        }
+    }
+
+    async fn refresh_held(&self, id: i64, tokens: TokenSet) -> Result<TokenSet, FlowError> {
+        let (plugin, config) = self.plugin(id)?;
         let allow = self.allowlist(id, &config, None)?;
         match plugin.refresh(&config, &tokens, &allow).await? {
             Ok(fresh) => {
@@ -464,20 +488,6 @@ impl OAuth {
         }
     }
 
-    /// A new client-credentials token after `stale` was refused; like
-    /// [`OAuth::refresh`], one at a time per server, reusing a newer token.
-    pub async fn client_credentials_after(&self, id: i64, stale: &str) -> Result<TokenSet, FlowError> {
-        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
-        let _one_at_a_time = lock.lock().await;
-        if let Some(t) = self.store.tokens(id)?
-            && t.access_token != stale
-        {
-            return Ok(t);
-        }
-        self.client_credentials(id).await?;
-        self.store.tokens(id)?.ok_or(FlowError::NoTokens)
-    }
-
     /// "Test Connection": who the token acts as and the API usage. An expired
     /// access token is refreshed once, as provisioning does.
     pub async fn test_connection(&self, id: i64) -> Result<ConnectionInfo, FlowError> {
@@ -487,15 +497,7 @@ impl OAuth {
         match plugin.check_connection(&config, &tokens, &allow).await? {
             Ok(info) => Ok(info),
             Err(PluginError::Unauthorized(_)) => {
-                let fresh = match config.grant_type {
-                    GrantType::AuthorizationCode => self.refresh(id, &tokens.access_token).await?,
-                    // No refresh token: a refused client-credentials token is replaced.
-                    GrantType::ClientCredentials => {
-                        self.client_credentials(id).await?;
-                        self.store.tokens(id)?.ok_or(FlowError::NoTokens)?
-                    }
-                    GrantType::JwtBearer => self.jwt_bearer_after(id, &tokens.access_token).await?,
-                };
+                let fresh = self.renew(id, Some(&tokens.access_token)).await?;
                 let allow = self.allowlist(id, &config, Some(&fresh))?;
                 plugin.check_connection(&config, &fresh, &allow).await?.map_err(|e| self.failed(id, FlowError::Plugin(explain(&e))))
             }
