@@ -40,6 +40,10 @@ impl Action {
         }
     }
 
+    /// The actions that keep a person's record up to date (what a bulk API
+    /// takes in large batches); the others remove it.
+    pub const UPSERTS: [Action; 4] = [Action::Added, Action::Updated, Action::Unexpired, Action::Reprovision];
+
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Action> {
         [Action::Added, Action::Updated, Action::Deleted, Action::Expired, Action::EnteredGracePeriod, Action::Unexpired, Action::Reprovision]

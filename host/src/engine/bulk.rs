@@ -22,24 +22,34 @@ use crate::store::{BulkBatch, StoreError};
 const MAX_FAILED_POLLS: i64 = 12;
 
 impl Engine {
-    /// The batch size each target's plugin wants under its settings, where
-    /// it wants more than the engine's (asked once per settings, then kept).
+    /// The batch size each target's plugin asks for under its settings
+    /// (`batch-size`, e.g. a bulk API job's worth), where that is more than
+    /// the engine's: for the claim to grow batches to, atomically. Asked
+    /// once per saved settings; on the claim's path only a look at when
+    /// each target was saved, and nothing for plugins without a background
+    /// bulk API.
     pub(super) async fn batch_sizes(&self) -> Result<Vec<(i64, usize)>, StoreError> {
+        let bulk_capable = |name: &str| self.plugins.get(name).is_some_and(|p| p.metadata().capabilities.contains(Capabilities::BACKGROUND_BATCH));
+        if !self.plugins.keys().any(|n| bulk_capable(n)) {
+            return Ok(Vec::new());
+        }
         let mut sizes = Vec::new();
-        for t in self.store.targets()? {
-            let Some(plugin) = self.plugins.get(&t.plugin).filter(|p| p.metadata().capabilities.contains(Capabilities::BACKGROUND_BATCH)) else { continue };
-            let key = serde_json::to_string(&t.settings).unwrap_or_default();
-            let cached = self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).get(&t.id).filter(|(k, _)| *k == key).map(|(_, s)| *s);
+        for (id, plugin, saved) in self.store.target_stamps()? {
+            if !bulk_capable(&plugin) {
+                continue;
+            }
+            let cached = self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).get(&id).filter(|(at, _)| *at == saved).map(|(_, s)| *s);
             let size = match cached {
                 Some(s) => s,
                 None => {
-                    let s = plugin.batch_size(&t.settings).await.ok().flatten();
-                    self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(t.id, (key, s));
+                    let target = self.store.target(id)?;
+                    let s = self.plugins[&plugin].batch_size(&target.settings).await.ok().flatten();
+                    self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, (saved, s));
                     s
                 }
             };
             if let Some(s) = size {
-                sizes.push((t.id, s.min(self.config.bulk_batch_max as u32) as usize));
+                sizes.push((id, (s as usize).min(self.config.bulk_batch_max)));
             }
         }
         Ok(sizes)

@@ -112,8 +112,8 @@ pub struct Engine {
     wake_bulk: Notify,
     /// One bulk-sized batch in memory at a time (see `process_as`).
     bulk_lane: tokio::sync::Semaphore,
-    /// Each target's wanted batch size, by its settings (JSON).
-    batch_sizes: std::sync::Mutex<HashMap<i64, (String, Option<u32>)>>,
+    /// Each target's wanted batch size, by when it was last saved.
+    batch_sizes: std::sync::Mutex<HashMap<i64, (i64, Option<u32>)>>,
     notifier: Option<Arc<crate::notify::Notifier>>,
     /// Calls in flight per target, with the target's cap when it has one:
     /// a target at its cap is left out of the next claims.

@@ -158,8 +158,8 @@ mod tests {
         assert_eq!(store.claim_except(10, &[]).unwrap().len(), 3, "unsettled jobs go back to the queue");
     }
 
-    /// A target whose plugin wants larger batches gets them only of
-    /// records kept up to date; a removal goes in an ordinary batch.
+    /// A batch grows only with records kept up to date; a removal waits for
+    /// an ordinary claim.
     #[test]
     fn a_larger_batch_carries_no_removal() {
         let (_dir, store, target) = crate::store::scratch_with_target();
@@ -173,7 +173,7 @@ mod tests {
         store.delete_person("L0").unwrap();
         let sizes = [(target, 10)];
         let first: Vec<String> = store.claim_for(1, &[], &sizes).unwrap().into_iter().map(|j| j.person_id).collect();
-        assert_eq!(first, vec!["L1", "L2"], "records kept up to date together, past the ordinary size of 1");
+        assert_eq!(first, vec!["L1", "L2"], "records kept up to date grow the batch past the ordinary size of 1");
         let next: Vec<(String, &str)> = store.claim_for(1, &[], &sizes).unwrap().into_iter().map(|j| (j.person_id, j.action.as_str())).collect();
         assert_eq!(next, vec![("L0".to_string(), "deleted")], "the removal in an ordinary batch");
     }

@@ -179,9 +179,12 @@ impl Store {
         self.claim_for(max, busy, &[])
     }
 
-    /// [`Self::claim_except`], claiming up to the size `sizes` gives for
-    /// the target picked instead, when it gives one (a plugin that wants
-    /// larger batches under that target's settings).
+    /// [`Self::claim_except`], in the same transaction growing the batch to
+    /// the size `sizes` gives for the target picked (a plugin that takes
+    /// larger batches under that target's settings, e.g. for a bulk API):
+    /// only when the batch keeps records up to date ([`Action::UPSERTS`]),
+    /// and then with more of those alone (a removal waits for an ordinary
+    /// claim); a target probing after a pause gets one job as ever.
     pub fn claim_for(&self, max: usize, busy: &[i64], sizes: &[(i64, usize)]) -> Result<Vec<Job>, StoreError> {
         let busy = serde_json::to_string(busy).expect("ids serialize");
         let now = self.now();
@@ -211,48 +214,42 @@ impl Store {
             return Ok(vec![]);
         };
         let mut jobs: Vec<Job> = jobs.into_iter().filter(|j| j.target_id == first).collect();
-        // A larger batch only of records kept up to date (what a bulk API
-        // takes); a removal first in line goes in an ordinary batch.
-        if let Some(&(_, size)) = sizes.iter().find(|(t, _)| *t == first)
-            && size > max
-            && jobs.iter().all(|j| BULK_ACTIONS.contains(&j.action.as_str()))
-        {
-            let more = Self::ready_of_target(&tx, first, now, size)?;
-            if more.len() > jobs.len() {
-                jobs = more;
-            }
-        }
         let probing: i64 = tx.query_row("SELECT pause_level FROM targets WHERE id = ?1", params![first], |r| r.get(0))?;
         if probing > 0 {
             jobs.truncate(1);
-        }
+        } else if let Some(&(_, size)) = sizes.iter().find(|(t, _)| *t == first)
+            && size > jobs.len()
+            && jobs.iter().all(|j| Action::UPSERTS.contains(&j.action))
         {
-            // A job taken again is no longer part of any earlier bulk batch.
-            let mut mark = tx.prepare_cached("UPDATE jobs SET state = 'running', bulk_batch = NULL WHERE id = ?1")?;
-            for j in &jobs {
-                mark.execute(params![j.id])?;
-            }
+            jobs = Self::upserts_ready(&tx, first, now, size)?;
         }
+        Self::mark_running(&tx, &jobs)?;
         tx.commit()?;
         Ok(jobs)
     }
 
-    /// Up to `max` ready jobs of one target, oldest first (the conditions
-    /// of [`Self::claim_for`] for that target).
-    fn ready_of_target(tx: &rusqlite::Transaction<'_>, target: i64, now: i64, max: usize) -> Result<Vec<Job>, StoreError> {
+    /// Up to `max` ready jobs of `target` that keep records up to date,
+    /// oldest first.
+    fn upserts_ready(tx: &rusqlite::Transaction<'_>, target: i64, now: i64, max: usize) -> Result<Vec<Job>, StoreError> {
+        let actions = serde_json::to_string(&Action::UPSERTS.map(Action::as_str)).expect("names serialize");
         let mut stmt = tx.prepare_cached(
             "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin FROM jobs j
              WHERE j.target_id = ?1 AND j.state = 'queued' AND j.not_before <= ?2 AND j.held = 0
-               -- Only what a bulk API takes: records kept up to date. A
-               -- removal waits for an ordinary claim.
-               AND j.action IN ('added', 'updated', 'unexpired', 'reprovision')
+               AND j.action IN (SELECT value FROM json_each(?4))
                AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
              ORDER BY j.id LIMIT ?3",
         )?;
-        let rows = stmt
-            .query_map(params![target, now, max as i64], job_of_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        let jobs = stmt.query_map(params![target, now, max as i64, actions], job_of_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(jobs)
+    }
+
+    fn mark_running(tx: &rusqlite::Transaction<'_>, jobs: &[Job]) -> Result<(), StoreError> {
+        // A job taken again is no longer part of any earlier bulk batch.
+        let mut mark = tx.prepare_cached("UPDATE jobs SET state = 'running', bulk_batch = NULL WHERE id = ?1")?;
+        for j in jobs {
+            mark.execute(params![j.id])?;
+        }
+        Ok(())
     }
 
     /// When the next queued job becomes ready, if one waits for its backoff
@@ -399,9 +396,6 @@ impl Store {
         Ok(())
     }
 }
-
-/// The actions a larger (bulk) batch carries.
-const BULK_ACTIONS: [&str; 4] = ["added", "updated", "unexpired", "reprovision"];
 
 /// A job from `SELECT j.id, j.person_id, j.target_id, j.action, j.attempts,
 /// j.run_id, j.failing_since, j.acting_admin`.

@@ -26,6 +26,16 @@ fn map_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Target, Vec<u8>, Strin
 }
 
 impl Store {
+    /// Every target's id, plugin and when it was last saved: enough to
+    /// know whether something derived from its settings is still current,
+    /// without opening them.
+    pub fn target_stamps(&self) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare_cached("SELECT id, plugin, updated_at FROM targets")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     pub(super) fn settings_aad(id: i64) -> String {
         format!("targets.settings.{id}")
     }

@@ -83,9 +83,14 @@ async fn two_admins_provision_as_themselves_check_their_tokens_and_revoke_them()
     assert_eq!(status, 303);
     let (b, csrf_b) = Browser::login(&h.url(""), "bob", "bob-password-123").await;
 
-    // Before any token: nothing held, the server's integration token works.
+    // Every server is listed; one whose tokens act as one identity (client
+    // credentials) offers no per-admin token.
+    let mut other = crate::common::emulator_server(emu, "salesforce", registry_plugin_runtime::latest::types::GrantType::ClientCredentials);
+    other.name = "Run-as user".into();
+    h.host.store.create_server(&other).unwrap();
     let page = a.get("/account/provider-tokens").await.1;
-    assert!(page.contains(registry_host::serve::DEMO_SERVER), "every server is listed: {page}");
+    assert!(page.contains(registry_host::serve::DEMO_SERVER) && page.contains("Run-as user"), "every server is listed: {page}");
+    assert!(page.contains("Client Credentials: this server's tokens act as one identity"), "{page}");
     h.host.store.create_person(registry_host::domain::Person::example("PT1", "Ada", "Lovelace", "ada@example.org")).unwrap();
     assert_eq!(provision_now(&h, &a, &csrf_a, "PT1").await, vec![DEMO_USERNAME.to_string()], "no own token: the integration user");
 
