@@ -28,12 +28,13 @@ from wit_world.exports.plugin_info import (
 from wit_world.exports.provisioning_target import (
     PlannedStep,
     ProvisionOutcome,
-    ProvisionRequest,
     TargetContext,
 )
+from wit_world.imports.batch_input import BatchRequests
 from wit_world.imports import outgoing_handler, types as http
 from wit_world.imports.registry_types import (
     FieldError,
+    ProvisionRequest,
     JwtSigningKey,
     Oauth2ServerConfig,
     PluginError_InvalidConfig,
@@ -175,13 +176,13 @@ class ProvisioningTarget(exports.ProvisioningTarget):
         verb = "created" if status == 201 else "updated"
         return outcome(RemoteRef(object_type="Contact", remote_id=remote_id), f"{verb} Contact {remote_id}", False)
 
-    def provision_batch(self, context: TargetContext, requests: List[ProvisionRequest]):
+    def provision_batch(self, context: TargetContext, requests: BatchRequests):
         raise Err(PluginError_Unsupported("provision-batch"))
 
     def batch_size(self, settings: List[Tuple[str, str]]) -> Optional[int]:
         return None
 
-    def poll_batch(self, context: TargetContext, requests: List[ProvisionRequest], reference: str):
+    def poll_batch(self, context: TargetContext, requests: BatchRequests, reference: str):
         raise Err(PluginError_Unsupported("poll-batch"))
 
 

@@ -49,7 +49,7 @@ pub struct HostState {
     plugin: Arc<str>,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     hooks: SandboxHooks,
     limiter: MemoryLimiter,
     stdout: CappedOutput,

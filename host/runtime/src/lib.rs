@@ -16,6 +16,8 @@
 //! - [`HttpAllowlist`] ([`http::policy`]): which origins one call may reach.
 //! - [`CallError`] ([`error`]): why a call did not complete (deadline, memory
 //!   cap, forbidden request, panic, trap), naming the plugin and the export.
+//! - [`RequestSource`] ([`batch`]): a batch call's requests, read by the
+//!   plugin a page at a time.
 //! - [`inspect`]: a plugin's description for people and scripts.
 //!
 //! # Example
@@ -45,6 +47,7 @@
 
 #![deny(missing_docs)]
 
+pub mod batch;
 mod call;
 pub mod cache;
 pub mod contract;
@@ -62,4 +65,5 @@ pub use wasmtime;
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{CallError, Failure, LoadError, StderrTail};
 pub use http::policy::{HostPattern, HttpAllowlist, Origin, PolicyError};
+pub use batch::RequestSource;
 pub use plugin::{BatchResult, LoadStats, Plugin};

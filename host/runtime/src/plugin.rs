@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wasmtime::component::Resource;
+
+use crate::batch::{BatchRequests, RequestSource};
 use crate::cache::CacheOutcome;
 use crate::contract::v0_1_0::{self, Convert};
 use crate::contract::{ContractVersion, latest};
@@ -222,18 +225,34 @@ impl Plugin {
             .map(Tidy::tidy)
     }
 
-    /// `provisioning-target.provision-batch`.
+    /// `provisioning-target.provision-batch`, with the requests in memory.
     pub async fn provision_batch(
         &self,
         context: &provisioning_target::TargetContext,
         requests: &[provisioning_target::ProvisionRequest],
         allowlist: &HttpAllowlist,
     ) -> Result<BatchResult, CallError> {
+        self.provision_batch_from(context, requests.to_vec(), allowlist).await
+    }
+
+    /// `provisioning-target.provision-batch`, the plugin reading the
+    /// requests from `requests` a page at a time (a 0.1.0 plugin gets them
+    /// all at once, as a list).
+    pub async fn provision_batch_from(
+        &self,
+        context: &provisioning_target::TargetContext,
+        requests: impl RequestSource,
+        allowlist: &HttpAllowlist,
+    ) -> Result<BatchResult, CallError> {
+        let batch = BatchRequests::new(requests);
         self.sandbox
-            .call("provisioning-target.provision-batch", allowlist, async |i, s| match i {
-                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_provision_batch(s, context, requests).await,
+            .call("provisioning-target.provision-batch", allowlist, async move |i, s| match i {
+                Instance::V0_2_0(p) => {
+                    let handle = s.data_mut().table.push(batch)?;
+                    p.registry_provisioning_provisioning_target().call_provision_batch(s, context, Resource::new_borrow(handle.rep())).await
+                }
                 Instance::V0_1_0(p) => {
-                    let requests: Vec<v0_1_0::provisioning_target::ProvisionRequest> = requests.to_vec().convert();
+                    let requests: Vec<v0_1_0::provisioning_target::ProvisionRequest> = batch.read_all().await.map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?.convert();
                     let context = context.clone().convert();
                     let results: Result<Vec<_>, types::PluginError> =
                         p.registry_provisioning_provisioning_target().call_provision_batch(s, &context, &requests).await?.convert();
@@ -259,7 +278,7 @@ impl Plugin {
     }
 
     /// `provisioning-target.poll-batch`: about work `provision-batch`
-    /// submitted. A 0.1.0 plugin never submits, so never gets this call.
+    /// submitted, with the same requests in memory.
     pub async fn poll_batch(
         &self,
         context: &provisioning_target::TargetContext,
@@ -267,9 +286,26 @@ impl Plugin {
         reference: &str,
         allowlist: &HttpAllowlist,
     ) -> Result<BatchResult, CallError> {
+        self.poll_batch_from(context, requests.to_vec(), reference, allowlist).await
+    }
+
+    /// `provisioning-target.poll-batch`, the plugin reading the requests
+    /// from `requests`. A 0.1.0 plugin never submits, so never gets this
+    /// call.
+    pub async fn poll_batch_from(
+        &self,
+        context: &provisioning_target::TargetContext,
+        requests: impl RequestSource,
+        reference: &str,
+        allowlist: &HttpAllowlist,
+    ) -> Result<BatchResult, CallError> {
+        let batch = BatchRequests::new(requests);
         self.sandbox
-            .call("provisioning-target.poll-batch", allowlist, async |i, s| match i {
-                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_poll_batch(s, context, requests, reference).await,
+            .call("provisioning-target.poll-batch", allowlist, async move |i, s| match i {
+                Instance::V0_2_0(p) => {
+                    let handle = s.data_mut().table.push(batch)?;
+                    p.registry_provisioning_provisioning_target().call_poll_batch(s, context, Resource::new_borrow(handle.rep()), reference).await
+                }
                 Instance::V0_1_0(_) => Ok(Err(types::PluginError::Unsupported("poll-batch is not in contract 0.1.0".into()))),
             })
             .await

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use registry_plugin_runtime::latest::plugin_info::Capabilities;
-use registry_plugin_runtime::latest::provisioning_target::{BatchAnswer, ProvisionRequest, TargetContext};
-use registry_plugin_runtime::latest::types::{PluginError, RemoteRef};
+use registry_plugin_runtime::latest::provisioning_target::{BatchAnswer, TargetContext};
+use registry_plugin_runtime::latest::types::PluginError;
 
+use super::requests::Requests;
 use super::{Engine, EngineError, Verdict, call_verdict, done_of, verdict};
 use crate::domain::Job;
 use crate::store::{BulkBatch, StoreError};
@@ -114,20 +115,23 @@ impl Engine {
             Err(e) => return retry_later(e.to_string()),
         };
         let _lane = if jobs.len() > self.config.batch_max { Some(self.bulk_lane.acquire().await.expect("never closed")) } else { None };
-        let inputs = self.store.job_inputs(&jobs)?;
-        let mut requests = Vec::with_capacity(jobs.len());
-        for (job, (person, current)) in jobs.iter().zip(inputs) {
-            let Some(person) = person else {
-                // Unreadable now: the job is failed; the others are asked about.
-                self.store.finish_failed(job, "the person's stored record cannot be read; edit and save the person")?;
-                return retry_later("a person of the batch could not be read".into());
-            };
-            let current = current.map(|(object_type, remote_id)| RemoteRef { object_type, remote_id });
-            requests.push(ProvisionRequest { action: job.action.to_wit(), person: person.to_wit(), current });
+        // Unreadable now: the job is failed; the others are asked about.
+        let unreadable = std::sync::atomic::AtomicBool::new(false);
+        let fail = |job: &Job| {
+            unreadable.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.store.finish_failed(job, "the person's stored record cannot be read; edit and save the person")
+        };
+        let (_, requests) = if jobs.len() > self.config.batch_max {
+            Requests::stored(&self.store, jobs.clone(), &fail)?
+        } else {
+            Requests::load(&self.store, jobs.clone(), &fail)?
+        };
+        if unreadable.into_inner() {
+            return retry_later("a person of the batch could not be read".into());
         }
         // The settings it was submitted under: the results are read with them.
         let context = TargetContext { settings: plugin.settings_with_defaults(&batch.settings), tokens: tokens.clone() };
-        match plugin.poll_batch(&context, &requests, &batch.reference, &allow).await {
+        match plugin.poll_batch_from(&context, requests.part(0..requests.len()), &batch.reference, &allow).await {
             Ok(Ok(BatchAnswer::Submitted(s))) => self.store.reschedule_bulk(batch.id, &s.reference, s.poll_after_ms as i64, false),
             Ok(Ok(BatchAnswer::Done(results))) if results.len() == jobs.len() => {
                 let results = results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect();

@@ -3,8 +3,9 @@
 
 use registry_plugin_runtime::Plugin;
 use registry_plugin_runtime::latest::plugin_info::Capabilities;
-use registry_plugin_runtime::latest::provisioning_target::{BatchAnswer, ProvisionOutcome, ProvisionRequest, SubmittedBatch, TargetContext};
+use registry_plugin_runtime::latest::provisioning_target::{BatchAnswer, ProvisionOutcome, SubmittedBatch, TargetContext};
 
+use super::requests::Requests;
 use super::{Engine, Verdict, call_verdict, verdict};
 
 /// Extra plugin calls one batch may spend on finding the people it fails
@@ -25,17 +26,14 @@ impl Engine {
         &self,
         plugin: &Plugin,
         context: &TargetContext,
-        pending: &[ProvisionRequest],
+        pending: &Requests,
         allow: &registry_plugin_runtime::HttpAllowlist,
     ) -> (Vec<Result<ProvisionOutcome, Verdict>>, Vec<SubmittedBatch>) {
         let batch = plugin.metadata().capabilities.contains(Capabilities::PROVISION_BATCH);
         if !batch || pending.len() == 1 {
             let mut out = Vec::with_capacity(pending.len());
-            for request in pending {
-                out.push(match plugin.provision(context, request, allow).await {
-                    Ok(r) => r.map_err(|e| verdict(&e)),
-                    Err(e) => Err(call_verdict(&e)),
-                });
+            for i in 0..pending.len() {
+                out.push(self.call_one(plugin, context, pending, i, allow).await);
             }
             return (out, Vec::new());
         }
@@ -45,20 +43,17 @@ impl Engine {
         // Depth first, left half before right.
         let mut parts = vec![0..pending.len()];
         while let Some(part) = parts.pop() {
-            // Slices, not copies: a bulk batch is tens of thousands of people.
-            let requests = &pending[part.clone()];
-            let answer = if requests.len() == 1 {
-                match plugin.provision(context, &requests[0], allow).await {
-                    Ok(r) => Ok(vec![r.map_err(|e| verdict(&e))]),
-                    Err(e) => Err(call_verdict(&e)),
-                }
+            let answer = if part.len() == 1 {
+                Ok(vec![self.call_one(plugin, context, pending, part.start, allow).await])
             } else {
-                match plugin.provision_batch(context, &requests, allow).await {
-                    Ok(Ok(BatchAnswer::Done(results))) if results.len() == requests.len() => Ok(results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect()),
-                    Ok(Ok(BatchAnswer::Done(results))) => Err(Verdict::Fail(format!("the plugin answered {} requests with {} results", requests.len(), results.len()))),
+                // Read by the plugin as it goes: a bulk batch is tens of
+                // thousands of people.
+                match plugin.provision_batch_from(context, pending.part(part.clone()), allow).await {
+                    Ok(Ok(BatchAnswer::Done(results))) if results.len() == part.len() => Ok(results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect()),
+                    Ok(Ok(BatchAnswer::Done(results))) => Err(Verdict::Fail(format!("the plugin answered {} requests with {} results", part.len(), results.len()))),
                     Ok(Ok(BatchAnswer::Submitted(s))) => {
                         submitted.push(s);
-                        Ok(vec![Err(Verdict::Submitted(submitted.len() - 1)); requests.len()])
+                        Ok(vec![Err(Verdict::Submitted(submitted.len() - 1)); part.len()])
                     }
                     Ok(Err(e)) => Err(verdict(&e)),
                     Err(e) => Err(call_verdict(&e)),
@@ -85,5 +80,14 @@ impl Engine {
             }
         }
         (out.into_iter().map(|r| r.expect("every part is answered")).collect(), submitted)
+    }
+
+    /// `provision` for the `i`th of `pending`.
+    async fn call_one(&self, plugin: &Plugin, context: &TargetContext, pending: &Requests, i: usize, allow: &registry_plugin_runtime::HttpAllowlist) -> Result<ProvisionOutcome, Verdict> {
+        let request = pending.one(i).await.map_err(|e| Verdict::Retry(None, format!("reading the request: {e}")))?;
+        match plugin.provision(context, &request, allow).await {
+            Ok(r) => r.map_err(|e| verdict(&e)),
+            Err(e) => Err(call_verdict(&e)),
+        }
     }
 }

@@ -26,16 +26,18 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use registry_plugin_runtime::contract::explain;
-use registry_plugin_runtime::latest::provisioning_target::{ProvisionOutcome, ProvisionRequest, TargetContext};
-use registry_plugin_runtime::latest::types::{GrantType, PluginError, RemoteRef, TokenSet};
+use registry_plugin_runtime::latest::provisioning_target::{ProvisionOutcome, TargetContext};
+use registry_plugin_runtime::latest::types::{GrantType, PluginError, TokenSet};
 use registry_plugin_runtime::{CallError, Failure, Plugin};
 
 use crate::domain::{Done, Job, TokenStatus};
 use crate::oauth::{FlowError, OAuth};
 use crate::store::{Store, StoreError};
+use requests::Requests;
 
 mod bulk;
 mod calls;
+mod requests;
 
 pub use calls::SPLIT_BUDGET;
 
@@ -424,20 +426,16 @@ impl Engine {
             }
         };
         let settings = plugin.settings_with_defaults(&target.settings);
-        // A bulk API job's worth of people is held by one call at a time in
-        // this process (and its polls): tens of thousands of people each.
+        // A bulk API job's worth of people goes through one call at a time
+        // in this process (and its polls): read a page at a time, but its
+        // CSV and its results are still tens of MiB in the plugin.
         let _lane = if jobs.len() > self.config.batch_max { Some(self.bulk_lane.acquire().await.expect("never closed")) } else { None };
-        let inputs = self.store.job_inputs(&jobs)?;
-        let mut pending: Vec<(Job, ProvisionRequest)> = Vec::with_capacity(jobs.len());
-        for (job, (person, current)) in jobs.into_iter().zip(inputs) {
-            let Some(person) = person else {
-                self.store.finish_failed(&job, "the person's stored record cannot be read; edit and save the person")?;
-                continue;
-            };
-            let current = current.map(|(object_type, remote_id)| RemoteRef { object_type, remote_id });
-            let request = ProvisionRequest { action: job.action.to_wit(), person: person.to_wit(), current };
-            pending.push((job, request));
-        }
+        let unreadable = |job: &Job| self.store.finish_failed(job, "the person's stored record cannot be read; edit and save the person");
+        let (mut pending, mut requests) = if jobs.len() > self.config.batch_max {
+            Requests::stored(&self.store, jobs, &unreadable)?
+        } else {
+            Requests::load(&self.store, jobs, &unreadable)?
+        };
         let mut refreshed = false;
         while !pending.is_empty() {
             let allow = match self.oauth.allowlist(target.server_id, &self.store.server_config(target.server_id)?, Some(&tokens)) {
@@ -449,11 +447,10 @@ impl Engine {
                 Err(FlowError::UntrustedInstance(why)) => {
                     self.store.clear_tokens(target.server_id)?;
                     self.store.set_error(target.server_id, &why, None)?;
-                    let jobs: Vec<Job> = pending.into_iter().map(|(j, _)| j).collect();
-                    return self.store.finish_waiting(&jobs, &format!("waiting for a token: {why}"));
+                    return self.store.finish_waiting(&pending, &format!("waiting for a token: {why}"));
                 }
                 Err(e) => {
-                    for (j, _) in &pending {
+                    for j in &pending {
                         self.settle(j, Verdict::Fail(e.to_string()))?;
                     }
                     return Ok(());
@@ -461,20 +458,18 @@ impl Engine {
             };
             let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
             let started = std::time::Instant::now();
-            let (jobs, requests): (Vec<Job>, Vec<ProvisionRequest>) = std::mem::take(&mut pending).into_iter().unzip();
             let (results, submitted) = self.call(plugin, &context, &requests, &allow).await;
-            let answered: Vec<(Job, ProvisionRequest)> = jobs.into_iter().zip(requests).collect();
             let took = Some(started.elapsed().as_millis() as i64);
             let mut done = Vec::new();
             let mut again = Vec::new();
             let mut settled = Vec::new();
             let mut held: Vec<Vec<i64>> = vec![Vec::new(); submitted.len()];
-            for ((mut job, req), result) in answered.into_iter().zip(results) {
+            for (i, (mut job, result)) in std::mem::take(&mut pending).into_iter().zip(results).enumerate() {
                 job.duration_ms = took;
                 match result {
                     Err(Verdict::Submitted(k)) => held[k].push(job.id),
                     Ok(outcome) => done.push(done_of(job, outcome)),
-                    Err(v) if v == Verdict::Refresh && !refreshed => again.push((job, req)),
+                    Err(v) if v == Verdict::Refresh && !refreshed => again.push((i, job)),
                     Err(v) => settled.push((job, v)),
                 }
             }
@@ -512,7 +507,6 @@ impl Engine {
                     self.notify(crate::notify::Event::Failures { target: target.name.clone(), count: failed });
                 }
             }
-            pending = Vec::new();
             if again.is_empty() {
                 break;
             }
@@ -526,14 +520,15 @@ impl Engine {
             match fresh {
                 Ok(fresh) => {
                     tokens = fresh;
-                    pending = again;
+                    requests = requests.select(&again.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+                    pending = again.into_iter().map(|(_, j)| j).collect();
                 }
                 Err(v) => {
                     if let Verdict::Wait(why) = &v {
                         let server = self.store.server(target.server_id)?.name;
                         self.notify(crate::notify::Event::NeedsToken { server, reason: why.clone() });
                     }
-                    for (job, _) in &again {
+                    for (_, job) in &again {
                         self.settle(job, v.clone())?;
                     }
                 }

@@ -14,11 +14,12 @@ use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, ServerForm, ServerUrlChoice, Setting, SettingKind, ShownWhen,
 };
 use exports::registry::provisioning::provisioning_target::{
-    BatchAnswer, PlannedStep, SubmittedBatch, ProvisionOutcome, ProvisionRequest, TargetContext,
+    BatchAnswer, PlannedStep, ProvisionOutcome, SubmittedBatch, TargetContext,
 };
+use registry::provisioning::batch_input::BatchRequests;
 use registry::provisioning::log;
 use registry::provisioning::registry_types::{
-    ApiUsage, FieldError, JwtSigningKey, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect,
+    ApiUsage, FieldError, JwtSigningKey, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisionRequest, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect,
     TokenSet,
 };
 
@@ -208,26 +209,47 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
         let result = provision::provision(&mut t, &config, &tokens_in(context.tokens), &request);
         result.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)
     }
-    fn provision_batch(context: TargetContext, requests: Vec<ProvisionRequest>) -> Result<BatchAnswer, PluginError> {
+    fn provision_batch(context: TargetContext, requests: &BatchRequests) -> Result<BatchAnswer, PluginError> {
         let config = target_config(&context.settings)?;
-        let requests: Vec<provision::Request> = requests.into_iter().map(request_in).collect();
+        let requests = HostRequests(requests);
         let mut t = Watching::default();
         let tokens = tokens_in(context.tokens);
-        if provision::bulk::eligible(&config, &requests) {
-            let s = provision::bulk::submit(&mut t, &config, &tokens, &requests).map_err(plugin_error)?;
+        if let Some(s) = provision::bulk::submit(&mut t, &config, &tokens, &requests).map_err(plugin_error)? {
             return Ok(BatchAnswer::Submitted(SubmittedBatch { reference: s.reference, poll_after_ms: s.poll_after_ms }));
         }
+        let requests = provision::all(&requests);
         let results = provision::provision_batch(&mut t, &config, &tokens, &requests).map_err(plugin_error)?;
         Ok(BatchAnswer::Done(results.into_iter().map(|r| r.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)).collect()))
     }
-    fn poll_batch(context: TargetContext, requests: Vec<ProvisionRequest>, reference: String) -> Result<BatchAnswer, PluginError> {
+    fn poll_batch(context: TargetContext, requests: &BatchRequests, reference: String) -> Result<BatchAnswer, PluginError> {
         let config = target_config(&context.settings)?;
-        let requests: Vec<provision::Request> = requests.into_iter().map(request_in).collect();
         let mut t = Watching::default();
-        match provision::bulk::poll(&mut t, &config, &tokens_in(context.tokens), &requests, &reference).map_err(plugin_error)? {
+        match provision::bulk::poll(&mut t, &config, &tokens_in(context.tokens), &HostRequests(requests), &reference).map_err(plugin_error)? {
             provision::bulk::Answer::Submitted(s) => Ok(BatchAnswer::Submitted(SubmittedBatch { reference: s.reference, poll_after_ms: s.poll_after_ms })),
             provision::bulk::Answer::Done(results) => Ok(BatchAnswer::Done(results.into_iter().map(|r| r.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)).collect())),
         }
+    }
+}
+
+/// The host's `batch-requests`, read a page at a time.
+struct HostRequests<'a>(&'a BatchRequests);
+
+impl provision::Requests for HostRequests<'_> {
+    fn len(&self) -> usize {
+        self.0.len() as usize
+    }
+
+    fn page(&self, start: usize, max: usize) -> Vec<provision::Request> {
+        // The host may answer fewer than asked: read on until `max` or the end.
+        let mut out = Vec::new();
+        while out.len() < max {
+            let page = self.0.read((start + out.len()) as u32, (max - out.len()).min(u32::MAX as usize) as u32);
+            if page.is_empty() {
+                break;
+            }
+            out.extend(page.into_iter().map(request_in));
+        }
+        out
     }
 }
 

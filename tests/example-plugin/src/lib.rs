@@ -183,7 +183,7 @@ impl exports::registry::provisioning::provisioning_target::Guest for Example {
     }
 
     #[cfg(not(feature = "contract-0-1-0"))]
-    fn provision_batch(_: TargetContext, _: Vec<ProvisionRequest>) -> Result<exports::registry::provisioning::provisioning_target::BatchAnswer, PluginError> {
+    fn provision_batch(_: TargetContext, _: &registry::provisioning::batch_input::BatchRequests) -> Result<exports::registry::provisioning::provisioning_target::BatchAnswer, PluginError> {
         Err(PluginError::Unsupported("provision-batch".into()))
     }
 
@@ -193,7 +193,7 @@ impl exports::registry::provisioning::provisioning_target::Guest for Example {
     }
 
     #[cfg(not(feature = "contract-0-1-0"))]
-    fn poll_batch(_: TargetContext, _: Vec<ProvisionRequest>, _: String) -> Result<exports::registry::provisioning::provisioning_target::BatchAnswer, PluginError> {
+    fn poll_batch(_: TargetContext, _: &registry::provisioning::batch_input::BatchRequests, _: String) -> Result<exports::registry::provisioning::provisioning_target::BatchAnswer, PluginError> {
         Err(PluginError::Unsupported("poll-batch".into()))
     }
 

@@ -36,14 +36,17 @@ pub enum Answer {
     Submitted(Submitted),
 }
 
-/// Whether a batch goes through Bulk API: large enough, every request an
-/// upsert by the External ID field, and no matching to do first (which
-/// needs a query per record).
-pub fn eligible(config: &Config, reqs: &[Request]) -> bool {
-    config.bulk_threshold.is_some_and(|n| reqs.len() >= n)
-        && config.external_id_field.is_some()
-        && config.matching.is_none()
-        && reqs.iter().all(|r| intent(config, r) == Intent::Sync)
+/// Whether these settings send large batches through Bulk API: an
+/// External ID field to upsert by, and no matching to do first (which needs
+/// a query per record).
+fn bulk_settings(config: &Config) -> bool {
+    config.bulk_threshold.is_some() && config.external_id_field.is_some() && config.matching.is_none()
+}
+
+/// Whether a batch of `len` requests may go through Bulk API under these
+/// settings; [`plan`] then checks that every request is an upsert.
+pub fn large_enough(config: &Config, len: usize) -> bool {
+    bulk_settings(config) && config.bulk_threshold.is_some_and(|n| len >= n)
 }
 
 /// People per Bulk API job: the host hands batches this large when the
@@ -56,8 +59,7 @@ pub const JOB_RECORDS: u32 = 50_000;
 /// The batch size these settings want: a Bulk API job's worth when large
 /// batches go through Bulk API, else the host's default.
 pub fn batch_size(config: &Config) -> Option<u32> {
-    let bulk = config.bulk_threshold.is_some() && config.external_id_field.is_some() && config.matching.is_none();
-    bulk.then_some(JOB_RECORDS)
+    bulk_settings(config).then_some(JOB_RECORDS)
 }
 
 /// What a batch's people map to, without holding their fields: the CSV
@@ -70,13 +72,18 @@ struct Plan {
     errors: Vec<(usize, Error)>,
 }
 
-fn plan(config: &Config, reqs: &[Request]) -> Plan {
+/// The batch's plan, read a page at a time; `None` when a request is not an
+/// upsert (a removal, say), which Bulk API's one upsert job cannot carry.
+fn plan(config: &Config, reqs: &dyn Requests) -> Option<Plan> {
     let ext = config.external_id_field.clone().unwrap_or_default();
     let mut names = std::collections::BTreeSet::new();
     let (mut keys, mut errors) = (Vec::new(), Vec::new());
     // One person's fields at a time: a job's worth of maps at once would
     // not fit a plugin's memory.
-    for (i, r) in reqs.iter().enumerate() {
+    requests::each(reqs, &mut |i, r| {
+        if intent(config, &r) != Intent::Sync {
+            return Err(());
+        }
         match sync_fields(config, &r.person) {
             Ok(f) => {
                 keys.push((i, f.get(&ext).and_then(Value::as_str).unwrap_or_default().to_string()));
@@ -84,18 +91,20 @@ fn plan(config: &Config, reqs: &[Request]) -> Plan {
             }
             Err(e) => errors.push((i, e)),
         }
-    }
+        Ok(())
+    })
+    .ok()?;
     let header = std::iter::once(ext).chain(names).collect();
-    Plan { header, keys, errors }
+    Some(Plan { header, keys, errors })
 }
 
 fn csv_error(e: impl std::fmt::Display) -> Error {
     Error::Remote { code: "CSV".into(), message: e.to_string(), status: None, retryable: false }
 }
 
-/// The CSV upload: the header, then a row per mapped person, each mapped
-/// again and written at once.
-fn to_csv(config: &Config, reqs: &[Request], plan: &Plan) -> Result<Vec<u8>, Error> {
+/// The CSV upload: the header, then a row per mapped person, read again a
+/// page at a time and written at once.
+fn to_csv(config: &Config, reqs: &dyn Requests, plan: &Plan) -> Result<Vec<u8>, Error> {
     let cell = |v: Option<&Value>| match v {
         // Left out: left as it is, as a collection upsert leaves it.
         None => String::new(),
@@ -105,10 +114,14 @@ fn to_csv(config: &Config, reqs: &[Request], plan: &Plan) -> Result<Vec<u8>, Err
     };
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     w.write_record(&plan.header).map_err(csv_error)?;
-    for (i, _) in &plan.keys {
-        let f = sync_fields(config, &reqs[*i].person)?;
-        w.write_record(plan.header.iter().map(|h| cell(f.get(h)))).map_err(csv_error)?;
-    }
+    let mut mapped = plan.keys.iter().map(|(i, _)| *i).peekable();
+    requests::each(reqs, &mut |i, r| {
+        if mapped.next_if_eq(&i).is_none() {
+            return Ok(());
+        }
+        let f = sync_fields(config, &r.person)?;
+        w.write_record(plan.header.iter().map(|h| cell(f.get(h)))).map_err(csv_error)
+    })?;
     w.into_inner().map_err(csv_error)
 }
 
@@ -119,10 +132,14 @@ fn ok_json(resp: &Response) -> Result<Value, Error> {
     json_body(resp)
 }
 
-/// Creates the job, uploads the batch, closes it.
-pub fn submit(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[Request]) -> Result<Submitted, Error> {
+/// Creates the job, uploads the batch, closes it; `None` (nothing sent)
+/// when the batch is not for Bulk API: too small, or not all upserts.
+pub fn submit(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &dyn Requests) -> Result<Option<Submitted>, Error> {
+    if !large_enough(config, reqs.len()) {
+        return Ok(None);
+    }
+    let Some(plan) = plan(config, reqs) else { return Ok(None) };
     let mut api = Api::new(t, config, tokens)?;
-    let plan = plan(config, reqs);
     let data = to_csv(config, reqs, &plan)?;
     let header = plan.header;
     if data.len() > MAX_CSV_BYTES {
@@ -144,12 +161,12 @@ pub fn submit(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[R
         let _ = api.send("PATCH", &format!("jobs/ingest/{id}"), Some(&json!({"state": "Aborted"})));
         return Err(e);
     }
-    Ok(Submitted { reference: format!("job:{id}:{FIRST_POLL_MS}"), poll_after_ms: FIRST_POLL_MS })
+    Ok(Some(Submitted { reference: format!("job:{id}:{FIRST_POLL_MS}"), poll_after_ms: FIRST_POLL_MS }))
 }
 
 /// Asks about a submitted job: still working (`Submitted`, polling later
 /// each time), or done with each request's outcome.
-pub fn poll(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[Request], reference: &str) -> Result<Answer, Error> {
+pub fn poll(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &dyn Requests, reference: &str) -> Result<Answer, Error> {
     let mut parts = reference.splitn(3, ':');
     let (Some("job"), Some(id), wait) = (parts.next(), parts.next(), parts.next()) else {
         return Err(Error::Remote { code: "BULK_REFERENCE".into(), message: format!("'{reference}' is not a Bulk API job this plugin submitted"), status: None, retryable: false });
@@ -162,14 +179,16 @@ pub fn poll(t: &mut dyn Transport, config: &Config, tokens: &Tokens, reqs: &[Req
         "JobComplete" => {}
         state @ ("Failed" | "Aborted") => {
             let message = format!("Bulk API job {id} ended {state}: {}", job["errorMessage"].as_str().unwrap_or("no reason given"));
-            return Ok(Answer::Done(reqs.iter().map(|_| Err(Error::Remote { code: format!("BULK_{}", state.to_uppercase()), message: message.clone(), status: None, retryable: state == "Aborted" })).collect()));
+            return Ok(Answer::Done((0..reqs.len()).map(|_| Err(Error::Remote { code: format!("BULK_{}", state.to_uppercase()), message: message.clone(), status: None, retryable: state == "Aborted" })).collect()));
         }
         _ => {
             let next = (wait * 2).min(MAX_POLL_MS);
             return Ok(Answer::Submitted(Submitted { reference: format!("job:{id}:{next}"), poll_after_ms: wait }));
         }
     }
-    let Plan { header, keys, errors } = plan(config, reqs);
+    let Some(Plan { header, keys, errors }) = plan(config, reqs) else {
+        return Err(Error::Remote { code: "BULK_REQUESTS".into(), message: format!("the requests asked about are not the upserts Bulk API job {id} was given"), status: None, retryable: false });
+    };
     let mut results: Vec<Option<Result<Outcome, Error>>> = vec![None; reqs.len()];
     for (i, e) in errors {
         results[i] = Some(Err(e));
@@ -250,12 +269,12 @@ mod tests {
 
     #[test]
     fn a_large_upsert_batch_is_one_job_of_three_calls_and_its_results_map_back() {
-        let reqs = people(250);
-        assert!(eligible(&config(), &reqs));
-        assert!(!eligible(&config(), &reqs[..199]), "below the threshold");
+        let reqs = &people(250);
+        assert!(large_enough(&config(), reqs.len()));
+        assert!(!large_enough(&config(), 199), "below the threshold");
         let tokens = Tokens { access_token: "00D!x".into(), instance_url: Some("https://acme.my.salesforce.com".into()), ..Default::default() };
         let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"id": "750x", "state": "Open"})), text(201, ""), reply(200, json!({"id": "750x", "state": "UploadComplete"}))] };
-        let s = submit(&mut t, &config(), &tokens, &reqs).unwrap();
+        let s = submit(&mut t, &config(), &tokens, reqs).unwrap().expect("submitted");
         assert_eq!(s, Submitted { reference: "job:750x:1000".into(), poll_after_ms: 1000 });
         assert_eq!(t.sent.len(), 3);
         let csv = String::from_utf8(t.sent[1].body.clone()).unwrap();
@@ -265,13 +284,13 @@ mod tests {
 
         // Still going: poll later, and later each time.
         let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "InProgress"}))] };
-        assert_eq!(poll(&mut t, &config(), &tokens, &reqs, "job:750x:1000").unwrap(), Answer::Submitted(Submitted { reference: "job:750x:2000".into(), poll_after_ms: 1000 }));
+        assert_eq!(poll(&mut t, &config(), &tokens, reqs, "job:750x:1000").unwrap(), Answer::Submitted(Submitted { reference: "job:750x:2000".into(), poll_after_ms: 1000 }));
 
         let ok = format!("sf__Id,sf__Created,Registry_ID__c,LastName\n003A,true,R0,Lovelace\n003B,false,R2,Lovelace\n");
         let failed = "sf__Id,sf__Error,Registry_ID__c,LastName\n,DUPLICATE_VALUE:duplicate value found: Email:Email --,R3,Lovelace\n";
         let unprocessed = "Registry_ID__c,LastName\nR4,Lovelace\n";
         let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "JobComplete"})), text(200, &ok), text(200, failed), text(200, unprocessed)] };
-        let Answer::Done(results) = poll(&mut t, &config(), &tokens, &reqs, "job:750x:8000").unwrap() else { panic!("done") };
+        let Answer::Done(results) = poll(&mut t, &config(), &tokens, reqs, "job:750x:8000").unwrap() else { panic!("done") };
         assert_eq!(results.len(), 250);
         assert_eq!(results[0].as_ref().unwrap().remote.as_ref().unwrap().remote_id, "003A");
         assert!(results[0].as_ref().unwrap().summary.starts_with("created Contact 003A (Bulk API job 750x"));
@@ -284,11 +303,44 @@ mod tests {
 
         // Everyone processed and nobody failed: only the successes are read.
         let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "JobComplete", "numberRecordsProcessed": 249, "numberRecordsFailed": 0})), text(200, &ok)] };
-        assert!(matches!(poll(&mut t, &config(), &tokens, &reqs, "job:750x:1000").unwrap(), Answer::Done(_)));
+        assert!(matches!(poll(&mut t, &config(), &tokens, reqs, "job:750x:1000").unwrap(), Answer::Done(_)));
         assert_eq!(t.sent.len(), 2, "job info and successfulResults alone");
 
         let mut t = Fake { sent: vec![], replies: vec![reply(200, json!({"state": "Failed", "errorMessage": "InvalidBatch : Field name not found : X"}))] };
-        let Answer::Done(results) = poll(&mut t, &config(), &tokens, &reqs, "job:750x:1000").unwrap() else { panic!("done") };
+        let Answer::Done(results) = poll(&mut t, &config(), &tokens, reqs, "job:750x:1000").unwrap() else { panic!("done") };
         assert!(results.iter().all(|r| matches!(r, Err(Error::Remote { message, .. }) if message.contains("Field name not found"))));
+    }
+
+    /// Answers at most 7 requests a page, as a host may answer fewer than
+    /// asked, and counts the pages read.
+    struct Short(Vec<Request>, std::cell::Cell<usize>);
+
+    impl Requests for Short {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn page(&self, start: usize, max: usize) -> Vec<Request> {
+            self.1.set(self.1.get() + 1);
+            self.0.page(start, max.min(7))
+        }
+    }
+
+    #[test]
+    fn a_batch_read_a_short_page_at_a_time_uploads_the_same_csv_and_a_removal_keeps_it_out_of_bulk_api() {
+        let tokens = Tokens { access_token: "00D!x".into(), instance_url: Some("https://acme.my.salesforce.com".into()), ..Default::default() };
+        let replies = || vec![reply(200, json!({"id": "750x", "state": "Open"})), text(201, ""), reply(200, json!({"id": "750x", "state": "UploadComplete"}))];
+        let mut whole = Fake { sent: vec![], replies: replies() };
+        submit(&mut whole, &config(), &tokens, &people(250)).unwrap().expect("submitted");
+        let short = Short(people(250), Default::default());
+        let mut paged = Fake { sent: vec![], replies: replies() };
+        submit(&mut paged, &config(), &tokens, &short).unwrap().expect("submitted");
+        assert_eq!(paged.sent[1].body, whole.sent[1].body, "the same CSV, row for row");
+        assert_eq!(short.1.get(), 2 * 250_usize.div_ceil(7), "read twice (plan, rows), never all at once");
+
+        let mut mixed = people(250);
+        mixed[100].action = Action::Deleted;
+        let mut t = Fake { sent: vec![], replies: vec![] };
+        assert_eq!(submit(&mut t, &config(), &tokens, &mixed).unwrap(), None, "a removal is not an upsert: the collections path takes the batch");
+        assert!(t.sent.is_empty());
     }
 }

@@ -342,10 +342,12 @@ pub mod bulk;
 mod matching;
 mod org_check;
 mod preview;
+pub mod requests;
 
 pub use batch::{BatchResults, SPLIT_BUDGET, provision_batch};
 pub use org_check::check_settings;
 pub use preview::{Step, preview};
+pub use requests::{PAGE, Requests, all, each};
 
 #[cfg(test)]
 mod tests;
