@@ -167,6 +167,12 @@ impl Runtime {
         &self.inner.engine
     }
 
+    /// What the plugins' HTTP requests have cost so far (see
+    /// [`HttpStats`](crate::http::sender::HttpStats)).
+    pub fn http_stats(&self) -> crate::http::sender::HttpStats {
+        self.inner.sender.stats()
+    }
+
     /// The runtime's configuration.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config

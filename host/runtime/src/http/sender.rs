@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Uri;
 use http::uri::Scheme;
@@ -30,6 +31,25 @@ type Key = (bool, String);
 pub struct Sender {
     idle: Arc<Mutex<HashMap<Key, Vec<SendRequest<WasiBody>>>>>,
     tls: Arc<rustls::ClientConfig>,
+    stats: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    waiting_ns: AtomicU64,
+}
+
+/// What plugins' requests have cost so far: how many went out, and the
+/// time between each leaving and its response's head arriving (the remote
+/// system's work and the network), summed. A call's time less this is the
+/// sandbox's and the plugin's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// Requests sent.
+    pub requests: u64,
+    /// Time spent waiting for responses, over all requests.
+    pub waiting: Duration,
 }
 
 impl Default for Sender {
@@ -48,7 +68,15 @@ impl Sender {
             .expect("ring supports the default protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Self { idle: Arc::default(), tls: Arc::new(tls) }
+        Self { idle: Arc::default(), tls: Arc::new(tls), stats: Arc::default() }
+    }
+
+    /// The requests sent so far and the time spent waiting on them.
+    pub fn stats(&self) -> HttpStats {
+        HttpStats {
+            requests: self.stats.requests.load(Ordering::Relaxed),
+            waiting: Duration::from_nanos(self.stats.waiting_ns.load(Ordering::Relaxed)),
+        }
     }
 
     /// Idle connections held now, over all hosts.
@@ -131,6 +159,7 @@ impl Sender {
         *request.uri_mut() = Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
         let connect_timeout = options.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
         let key: Key = (use_tls, authority);
+        let started = Instant::now();
         let (mut sender, reused) = match self.checkout(&key) {
             Some(s) => (s, true),
             None => (self.connect(&key, connect_timeout).await?, false),
@@ -154,6 +183,8 @@ impl Sender {
             None => first_byte.await?,
         };
         self.checkin(key, sender);
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.waiting_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let between = options.between_bytes_timeout.map(|d| {
             // Tokio panics on a zero interval.
             let mut interval = tokio::time::interval(d.max(Duration::from_nanos(1)));
