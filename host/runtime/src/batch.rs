@@ -57,6 +57,19 @@ impl RequestSource for Box<dyn RequestSource> {
     }
 }
 
+/// A [`RequestSource`] that failed, as the call's error carries it (and
+/// [`Failure::Source`](crate::Failure::Source) reports it).
+#[derive(Debug)]
+pub(crate) struct SourceError(pub(crate) String);
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
 /// The host's side of a `batch-requests` resource.
 pub struct BatchRequests {
     source: Box<dyn RequestSource>,
@@ -98,7 +111,7 @@ impl batch_input::HostBatchRequests for HostState {
             return Ok(Vec::new());
         }
         let max = (max as usize).min(MAX_PAGE).min(len - start);
-        batch.source.read(start, max).await.map_err(|e| wasmtime::Error::msg(format!("reading the batch's requests: {e:#}")))
+        batch.source.read(start, max).await.map_err(|e| wasmtime::Error::new(SourceError(format!("{e:#}"))))
     }
 
     async fn drop(&mut self, this: Resource<BatchRequests>) -> wasmtime::Result<()> {

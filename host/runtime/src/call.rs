@@ -210,6 +210,9 @@ fn classify(stage: Stage, state: &HostState, config: &RuntimeConfig, stderr: &st
     if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return Failure::Timeout(config.deadline);
     }
+    if let Some(e) = error.downcast_ref::<crate::batch::SourceError>() {
+        return Failure::Source(e.0.clone());
+    }
     if let Some(denied) = state.hooks.first_denied() {
         return Failure::HttpDenied(denied.clone());
     }

@@ -73,6 +73,10 @@ pub enum Failure {
     /// Could not be instantiated for the call.
     #[error("it could not be instantiated: {0}")]
     Instantiate(String),
+    /// The embedder could not give the plugin what it asked for (a page of
+    /// a batch's requests): no fault of the plugin's; worth trying again.
+    #[error("the host could not read the batch's requests for it: {0}")]
+    Source(String),
 }
 
 /// The end of what a plugin wrote to stderr before it trapped, bounded and

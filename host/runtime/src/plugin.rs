@@ -252,7 +252,7 @@ impl Plugin {
                     p.registry_provisioning_provisioning_target().call_provision_batch(s, context, Resource::new_borrow(handle.rep())).await
                 }
                 Instance::V0_1_0(p) => {
-                    let requests: Vec<v0_1_0::provisioning_target::ProvisionRequest> = batch.read_all().await.map_err(|e| wasmtime::Error::msg(format!("{e:#}")))?.convert();
+                    let requests: Vec<v0_1_0::provisioning_target::ProvisionRequest> = batch.read_all().await.map_err(|e| wasmtime::Error::new(crate::batch::SourceError(format!("{e:#}"))))?.convert();
                     let context = context.clone().convert();
                     let results: Result<Vec<_>, types::PluginError> =
                         p.registry_provisioning_provisioning_target().call_provision_batch(s, &context, &requests).await?.convert();

@@ -188,7 +188,8 @@ fn verdict(e: &PluginError) -> Verdict {
 
 fn call_verdict(e: &CallError) -> Verdict {
     match e.failure {
-        Failure::Timeout(_) => Verdict::Retry(None, e.to_string()),
+        // Nothing the plugin did: worth another go.
+        Failure::Timeout(_) | Failure::Source(_) => Verdict::Retry(None, e.to_string()),
         _ => Verdict::Fail(e.to_string()),
     }
 }
