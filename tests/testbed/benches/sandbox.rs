@@ -257,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
     };
     sandboxed_run().await?;
     let (mut run_sandboxed, mut run_native) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
+    for _ in 0..7 {
         run_sandboxed.push(sandboxed_run().await?);
         let before = native_http.waiting;
         let t = Instant::now();
@@ -302,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
     println!("               one GET, native     {:.1} µs", us(gn));
     println!("               instantiate         {:.1} µs (the trivial call above, no pool)", us(median(trivial)));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("10,000 people, sandboxed           {:.0} ms (batches of 1,000 through the component, pooled, median of 5)", ms(rs));
+    println!("10,000 people, sandboxed           {:.0} ms (batches of 1,000 through the component, pooled, median of 7)", ms(rs));
     println!("  waiting on the emulator          {:.0} ms (from each request sent to its response's head)", ms(ws));
     println!("  the rest                         {:.0} ms (instantiation, requests read in, the plugin's code in wasm, wasi-http, results out)", ms(rs - ws));
     println!("10,000 people, native              {:.0} ms (the same batches, the same logic compiled natively)", ms(rn));

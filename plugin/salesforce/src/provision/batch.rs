@@ -143,8 +143,9 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
     };
 
     if let Some(ext) = &config.external_id_field {
-        for chunk in upserts.chunks(COLLECTION_LIMIT) {
-            let records: Vec<Value> = chunk.iter().map(|(_, f)| typed(f.clone())).collect();
+        for chunk in upserts.chunks_mut(COLLECTION_LIMIT) {
+            // Each record's fields are sent once: taken, not copied.
+            let records: Vec<Value> = chunk.iter_mut().map(|(_, f)| typed(std::mem::take(f))).collect();
             let answers = records_call(api, "PATCH", &format!("composite/sobjects/{object}/{ext}"), &records)?;
             for ((i, _), a) in chunk.iter().zip(answers) {
                 results[*i] = Some(a.map(|(id, created)| Outcome {
@@ -220,7 +221,7 @@ fn run_steps(api: &mut Api<'_>, config: &Config, reqs: &[Request], steps: Vec<(u
 
     for chunk in deletes.chunks(COLLECTION_LIMIT) {
         let ids: Vec<&str> = chunk.iter().map(|(_, id)| id.as_str()).collect();
-        let answers = collection(api, "DELETE", &format!("composite/sobjects?ids={}&allOrNone=false", ids.join(",")), &Value::Null, chunk.len())?;
+        let answers = collection(api, "DELETE", &format!("composite/sobjects?ids={}&allOrNone=false", ids.join(",")), None, chunk.len())?;
         for ((i, id), a) in chunk.iter().zip(answers) {
             let kind = reqs[*i].current.as_ref().map_or(object, |c| c.object_type.as_str());
             results[*i] = Some(match a {
@@ -281,7 +282,7 @@ fn records_call(api: &mut Api<'_>, method: &'static str, path: &str, records: &[
 }
 
 fn in_halves(api: &mut Api<'_>, method: &'static str, path: &str, records: &[Value], budget: &mut usize) -> Result<Vec<RecordResult>, Error> {
-    match collection(api, method, path, &json!({"allOrNone": false, "records": records}), records.len()) {
+    match collection(api, method, path, Some(records), records.len()) {
         Err(e) if matches!(e, Error::Remote { status: Some(400), retryable: false, .. }) => {
             if records.len() == 1 || *budget < 2 {
                 return Ok(vec![Err(e); records.len()]);
@@ -296,36 +297,68 @@ fn in_halves(api: &mut Api<'_>, method: &'static str, path: &str, records: &[Val
     }
 }
 
+/// A collection call's body.
+#[derive(serde::Serialize)]
+struct Records<'a> {
+    #[serde(rename = "allOrNone")]
+    all_or_none: bool,
+    records: &'a [Value],
+}
+
+/// One record's answer in a collection call's.
+#[derive(serde::Deserialize)]
+struct Answer {
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    created: Option<bool>,
+    #[serde(default)]
+    errors: Vec<Value>,
+}
+
 /// One `composite/sobjects` call: per record, the id and whether it was
 /// created, or the record's error.
-fn collection(api: &mut Api<'_>, method: &'static str, path: &str, body: &Value, expected: usize) -> Result<Vec<RecordResult>, Error> {
-    let resp = api.send(method, path, if body.is_null() { None } else { Some(body) })?;
+fn collection(api: &mut Api<'_>, method: &'static str, path: &str, records: Option<&[Value]>, expected: usize) -> Result<Vec<RecordResult>, Error> {
+    let resp = match records {
+        // Written straight from the records, not copied into one more value.
+        Some(records) => {
+            let body = serde_json::to_vec(&Records { all_or_none: false, records }).expect("JSON values always serialise");
+            api.send_raw(method, path, "application/json", body)?
+        }
+        None => api.send(method, path, None)?,
+    };
     if resp.status != 200 {
         return Err(rest_error(&resp));
     }
-    let v = json_body(&resp)?;
-    let items = v.as_array().filter(|a| a.len() == expected).ok_or_else(|| Error::Remote {
+    let malformed = || Error::Remote {
         code: "MALFORMED_RESPONSE".into(),
         message: format!("Salesforce answered a collection of {expected} with something else"),
         status: Some(200),
         retryable: false,
-    })?;
+    };
+    // Typed: the answers' fields, without a map per record.
+    let items: Vec<Answer> = serde_json::from_slice(&resp.body).map_err(|_| malformed())?;
+    if items.len() != expected {
+        return Err(malformed());
+    }
     Ok(items
-        .iter()
+        .into_iter()
         .map(|item| {
-            if item["success"].as_bool() == Some(true) {
-                let id = item["id"].as_str().unwrap_or_default().to_string();
-                Ok((id, item["created"].as_bool().unwrap_or(false)))
+            if item.success {
+                Ok((item.id.unwrap_or_default(), item.created.unwrap_or(false)))
             } else {
-                Err(record_error(item))
+                Err(record_error(&item.errors))
             }
         })
         .collect())
 }
 
-/// A collection record's error (`statusCode`, not `errorCode`) as [`Error`].
-fn record_error(item: &Value) -> Error {
-    let e = item["errors"].as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null);
+/// A collection record's first error (`statusCode`, not `errorCode`) as
+/// [`Error`].
+fn record_error(errors: &[Value]) -> Error {
+    let e = errors.first().cloned().unwrap_or(Value::Null);
     let code = e["statusCode"].as_str().unwrap_or("UNKNOWN_ERROR").to_string();
     let mut message = e["message"].as_str().unwrap_or("").chars().take(500).collect::<String>();
     if let Some(fields) = e["fields"].as_array().filter(|f| !f.is_empty()) {
