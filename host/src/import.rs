@@ -23,7 +23,7 @@ impl std::fmt::Display for ImportProblem {
 /// The CSV columns, in the order `people export`/the README give them.
 pub const CSV_COLUMNS: &[&str] = &[
     "id", "status", "honorific", "given", "middle", "family", "suffix", "emails", "identifiers", "affiliation", "title", "organization",
-    "department", "office_phone", "mobile_phone", "street", "room", "locality", "region", "postal_code", "country",
+    "department", "office_phone", "mobile_phone", "street", "room", "locality", "region", "postal_code", "country", "groups",
 ];
 
 /// Reads people from CSV (a header row naming columns from [`CSV_COLUMNS`];
@@ -119,6 +119,8 @@ fn parse_csv(text: &str) -> Result<Parsed, Vec<ImportProblem>> {
                 None => problems.push(ImportProblem { row, field: "identifiers".into(), message: format!("'{pair}' must be type:value, e.g. eppn:ada@example.org") }),
             }
         }
+        // Group names or ids, `;` between: missing groups are created.
+        p.groups = get("groups").unwrap_or_default().split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
         if let Some(affiliation) = get("affiliation") {
             let address = Address { street: get("street"), room: get("room"), locality: get("locality"), region: get("region"), postal_code: get("postal_code"), country: get("country") };
             p.roles.push(Role {

@@ -145,6 +145,9 @@ export const provisioningTarget = {
   provisionBatch() {
     throw unsupported('provision-batch');
   },
+  provisionGroup() {
+    throw unsupported('provision-group');
+  },
   batchSize() {
     return undefined;
   },

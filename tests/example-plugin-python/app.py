@@ -179,6 +179,9 @@ class ProvisioningTarget(exports.ProvisioningTarget):
     def provision_batch(self, context: TargetContext, requests: BatchRequests):
         raise Err(PluginError_Unsupported("provision-batch"))
 
+    def provision_group(self, context: TargetContext, request) -> ProvisionOutcome:
+        raise Err(PluginError_Unsupported("provision-group"))
+
     def batch_size(self, settings: List[Tuple[str, str]]) -> Optional[int]:
         return None
 

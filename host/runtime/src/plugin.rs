@@ -225,6 +225,23 @@ impl Plugin {
             .map(Tidy::tidy)
     }
 
+    /// `provisioning-target.provision-group`: one group and its members. A
+    /// 0.1.0 plugin has no groups: `unsupported`.
+    pub async fn provision_group(
+        &self,
+        context: &provisioning_target::TargetContext,
+        request: &provisioning_target::GroupRequest,
+        allowlist: &HttpAllowlist,
+    ) -> Result<Result<provisioning_target::ProvisionOutcome, types::PluginError>, CallError> {
+        self.sandbox
+            .call("provisioning-target.provision-group", allowlist, async |i, s| match i {
+                Instance::V0_2_0(p) => p.registry_provisioning_provisioning_target().call_provision_group(s, context, request).await,
+                Instance::V0_1_0(_) => Ok(Err(types::PluginError::Unsupported("groups are not in contract 0.1.0".into()))),
+            })
+            .await
+            .map(Tidy::tidy)
+    }
+
     /// `provisioning-target.provision-batch`, with the requests in memory.
     pub async fn provision_batch(
         &self,

@@ -166,6 +166,9 @@ pub struct Person {
     /// Roles, primary first.
     #[serde(default)]
     pub roles: Vec<Role>,
+    /// The ids of the registry groups the person is a member of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// One bad field of a person.
@@ -281,7 +284,19 @@ impl Person {
                 }
             }
         }
-        for (field, len, max) in [("emails", self.emails.len(), MAX_EMAILS), ("identifiers", self.identifiers.len(), MAX_IDENTIFIERS), ("roles", self.roles.len(), MAX_ROLES)] {
+        for g in &mut self.groups {
+            *g = g.trim().to_string();
+        }
+        self.groups.retain(|g| !g.is_empty());
+        self.groups.sort();
+        self.groups.dedup();
+        // Ids (or, in an import, names); the store checks they exist.
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.chars().count() > MAX_VALUE || g.chars().any(char::is_control) {
+                bad(format!("groups[{i}]"), format!("a group id or name: at most {MAX_VALUE} characters, on one line"));
+            }
+        }
+        for (field, len, max) in [("emails", self.emails.len(), MAX_EMAILS), ("identifiers", self.identifiers.len(), MAX_IDENTIFIERS), ("roles", self.roles.len(), MAX_ROLES), ("groups", self.groups.len(), crate::domain::group::MAX_GROUPS_PER_PERSON)] {
             if len > max {
                 bad(field.into(), format!("at most {max}; this person has {len}"));
             }
@@ -322,6 +337,7 @@ impl Person {
             emails: vec![Email { address: email.into(), kind: "official".into(), verified: true }],
             identifiers: vec![Identifier { kind: "eppn".into(), value: email.into() }],
             roles: vec![Role { affiliation: "staff".into(), department: Some("Research".into()), title: Some("Analyst".into()), ..Role::default() }],
+            groups: Vec::new(),
         }
     }
 

@@ -85,6 +85,10 @@ pub struct Scope {
     pub email_domains: Vec<String>,
     /// Only people with a role of one of these affiliations.
     pub affiliations: Vec<String>,
+    /// Only members of one of these registry groups (their ids); the
+    /// target provisions these groups too, or every group when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl Scope {
@@ -93,7 +97,7 @@ impl Scope {
         let list = |s: &str| -> Vec<String> {
             s.split([',', ' ', '\n', ';']).map(|x| x.trim().trim_start_matches('@').to_ascii_lowercase()).filter(|x| !x.is_empty()).collect()
         };
-        Scope { email_domains: list(domains), affiliations: list(affiliations) }
+        Scope { email_domains: list(domains), affiliations: list(affiliations), groups: Vec::new() }
     }
 
     /// Whether `p` is in scope.
@@ -104,12 +108,19 @@ impl Scope {
                 self.email_domains.iter().any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
             });
         let role_ok = self.affiliations.is_empty() || p.roles.iter().any(|r| self.affiliations.iter().any(|a| r.affiliation.eq_ignore_ascii_case(a)));
-        domain_ok && role_ok
+        let group_ok = self.groups.is_empty() || p.groups.iter().any(|g| self.groups.contains(g));
+        domain_ok && role_ok && group_ok
+    }
+
+    /// Whether the target provisions the group `id`: a group it is scoped
+    /// to, or any group when it is not scoped to groups.
+    pub fn includes_group(&self, id: &str) -> bool {
+        self.groups.is_empty() || self.groups.iter().any(|g| g == id)
     }
 
     /// Whether everyone is in scope (no condition at all).
     pub fn is_everyone(&self) -> bool {
-        self.email_domains.is_empty() && self.affiliations.is_empty()
+        self.email_domains.is_empty() && self.affiliations.is_empty() && self.groups.is_empty()
     }
 
     /// One line for pages.

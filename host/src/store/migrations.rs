@@ -264,4 +264,54 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE jobs ADD COLUMN bulk_batch INTEGER REFERENCES bulk_batches(id) ON DELETE SET NULL;
     CREATE INDEX jobs_by_bulk_batch ON jobs(bulk_batch) WHERE bulk_batch IS NOT NULL;",
+    // 13: groups of people. Membership is the people's (`groups` in their
+    // record); `group_members` indexes it, written with the person. Group
+    // jobs are a queue of their own (few, one at a time per group and
+    // target), and each target remembers what it last provisioned of a
+    // group: its remote record and the members it was sent.
+    "CREATE TABLE groups (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT,
+        -- A deleted group stays until its targets have removed it; its id
+        -- is never reused.
+        deleted INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX groups_by_name ON groups(name COLLATE NOCASE) WHERE deleted = 0;
+    CREATE TABLE group_members (
+        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        PRIMARY KEY (group_id, person_id)
+    );
+    CREATE INDEX group_members_by_person ON group_members(person_id);
+    CREATE TABLE group_jobs (
+        id INTEGER PRIMARY KEY,
+        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        action TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX group_jobs_ready ON group_jobs(state, not_before, id);
+    CREATE TABLE provisioned_groups (
+        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'provisioned', 'removed', 'failed')),
+        remote_type TEXT,
+        remote_id TEXT,
+        -- The members the target was last sent, as a JSON list of
+        -- [person id, remote type, remote id].
+        members TEXT NOT NULL DEFAULT '[]',
+        message TEXT,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (group_id, target_id)
+    );
+    -- Whether the target's plugin provisions groups (its `groups`
+    -- capability), as the host last saw it.
+    ALTER TABLE targets ADD COLUMN provisions_groups INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -51,7 +51,7 @@ impl Store {
                 params![p.id, p.status.as_str(), p.display_name(), p.search_text(), data, now],
             )?;
         }
-        Ok(())
+        Self::write_memberships(tx, p)
     }
 
     pub(super) fn stored_person(conn: &Connection, id: &str) -> Result<Option<Person>, StoreError> {
@@ -116,7 +116,10 @@ impl Store {
 
     /// Adds or updates many people, `PEOPLE_PER_TRANSACTION` per transaction
     /// (each person with their jobs); `progress` gets the count done so far.
-    pub fn import_people(&self, people: Vec<Person>, mut progress: impl FnMut(usize)) -> Result<ImportStats, StoreError> {
+    /// Each person's `groups` may name a group by id or by name: names are
+    /// resolved, and groups named that do not exist yet are created (in
+    /// one transaction, before any person is written).
+    pub fn import_people(&self, mut people: Vec<Person>, mut progress: impl FnMut(usize)) -> Result<ImportStats, StoreError> {
         // Refused before anything is written, so a bad file changes nothing.
         let deleted: Vec<String> = {
             let conn = self.db();
@@ -130,6 +133,7 @@ impl Store {
                 deleted.join(", ")
             )));
         }
+        self.resolve_groups(&mut people)?;
         let mut stats = ImportStats::default();
         let mut done = 0;
         for chunk in people.chunks(PEOPLE_PER_TRANSACTION) {
@@ -142,7 +146,17 @@ impl Store {
                 if p.id.is_empty() {
                     p.id = crate::domain::new_id();
                 }
-                match Self::stored_person(&tx, &p.id)? {
+                let existing = Self::stored_person(&tx, &p.id)?;
+                // A row that names no group leaves the person's groups as
+                // they are (a file without the column, an HR feed that
+                // knows nothing of groups); groups' own pages and API
+                // change memberships.
+                if p.groups.is_empty()
+                    && let Some(old) = &existing
+                {
+                    p.groups = old.groups.clone();
+                }
+                match existing {
                     None => {
                         Self::write_person(&tx, &p, now, true)?;
                         Self::enqueue(&tx, &targets, &p, Action::Added)?;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::error::{Api, WebError};
 use super::{App, FormMap};
-use crate::domain::{FieldProblem, Person};
+use crate::domain::{FieldProblem, Group, Person};
 
 pub(super) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -25,6 +25,8 @@ pub(super) fn routes() -> Router<Arc<App>> {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/{id}/reprovision", post(reprovision_all))
         .route("/api/v1/runs/{id}", get(run))
+        .route("/api/v1/groups", get(groups).post(create_group))
+        .route("/api/v1/groups/{id}", get(show_group).put(update_group).delete(delete_group))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> WebError {
@@ -110,6 +112,11 @@ async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClien
         return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "the id in the body differs from the URL's").fields(vec![problem]));
     }
     p.id = id;
+    // A body without `groups` leaves the person's memberships as they are.
+    let named_groups = serde_json::from_slice::<Value>(&body).ok().is_some_and(|v| v.get("groups").is_some());
+    if !named_groups {
+        p.groups = app.store.person(&p.id).api()?.groups;
+    }
     app.store.update_person(&p).api()?;
     app.engine.wake();
     Ok(Json(with_state(&app, &p)).into_response())
@@ -140,4 +147,82 @@ async fn reprovision_all(State(app): State<Arc<App>>, Path(id): Path<i64>, _: Ap
 
 async fn run(State(app): State<Arc<App>>, Path(id): Path<i64>, _: ApiClient) -> Result<Response, WebError> {
     Ok(Json(app.store.run(id).api()?).into_response())
+}
+
+/// A group as the API takes it: its fields, and optionally its members'
+/// person ids (absent: left as they are).
+#[derive(serde::Deserialize)]
+struct GroupBody {
+    #[serde(flatten)]
+    group: Group,
+    #[serde(default)]
+    members: Option<Vec<String>>,
+}
+
+fn group_body(body: &Bytes) -> Result<GroupBody, WebError> {
+    let mut b: GroupBody = serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("the body is not a group object: {e}")))?;
+    b.group.normalize().map_err(|problems| error(StatusCode::UNPROCESSABLE_ENTITY, "the group has invalid fields").fields(problems))?;
+    Ok(b)
+}
+
+fn group_json(app: &App, id: &str) -> Result<Value, WebError> {
+    let g = app.store.group(id).api()?;
+    let members = app.store.group_members(id).api()?;
+    let mut v = serde_json::to_value(&g).expect("plain data");
+    v["members"] = json!(members);
+    Ok(v)
+}
+
+async fn groups(State(app): State<Arc<App>>, _: ApiClient) -> Result<Response, WebError> {
+    let groups: Vec<Value> = app
+        .store
+        .groups()
+        .api()?
+        .into_iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(&s.group).expect("plain data");
+            v["member_count"] = json!(s.members);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"groups": groups})).into_response())
+}
+
+async fn create_group(State(app): State<Arc<App>>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
+    let b = group_body(&body)?;
+    let saved = app.store.create_group(b.group).api()?;
+    if let Some(members) = &b.members {
+        app.store.set_group_members(&saved.id, members).api()?;
+    }
+    app.engine.wake();
+    let mut r = (StatusCode::CREATED, Json(group_json(&app, &saved.id)?)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/groups/{}", saved.id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+async fn show_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
+    Ok(Json(group_json(&app, &id)?).into_response())
+}
+
+async fn update_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
+    let mut b = group_body(&body)?;
+    if !b.group.id.is_empty() && b.group.id != id {
+        let problem = FieldProblem { field: "id".into(), message: format!("leave it out or make it {id}") };
+        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "the id in the body differs from the URL's").fields(vec![problem]));
+    }
+    b.group.id = id.clone();
+    app.store.update_group(&b.group).api()?;
+    if let Some(members) = &b.members {
+        app.store.set_group_members(&id, members).api()?;
+    }
+    app.engine.wake();
+    Ok(Json(group_json(&app, &id)?).into_response())
+}
+
+async fn delete_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
+    app.store.delete_group(&id).api()?;
+    app.engine.wake();
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

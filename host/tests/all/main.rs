@@ -11,6 +11,7 @@ mod common;
 mod concurrent_writers;
 mod conformance;
 mod crash;
+mod groups;
 mod instance_urls;
 mod jwt_bearer;
 mod no_secrets;

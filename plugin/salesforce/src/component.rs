@@ -14,7 +14,7 @@ use exports::registry::provisioning::plugin_info::{
     Capabilities, ChoiceOption, PluginMetadata, ServerForm, ServerUrlChoice, Setting, SettingKind, ShownWhen,
 };
 use exports::registry::provisioning::provisioning_target::{
-    BatchAnswer, PlannedStep, ProvisionOutcome, SubmittedBatch, TargetContext,
+    BatchAnswer, GroupRequest, PlannedStep, ProvisionOutcome, SubmittedBatch, TargetContext,
 };
 use registry::provisioning::batch_input::BatchRequests;
 use registry::provisioning::log;
@@ -193,6 +193,9 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
             // Unparseable settings: the cautious answer.
             Ok(settings::Removal::Delete) | Err(_) => RemovalEffect::Delete,
         }
+    }
+    fn provision_group(_: TargetContext, _: GroupRequest) -> Result<ProvisionOutcome, PluginError> {
+        Err(PluginError::Unsupported("groups are not provisioned to Salesforce yet".into()))
     }
     fn batch_size(values: Vec<(String, String)>) -> Option<u32> {
         settings::Config::parse(&values).ok().and_then(|c| provision::bulk::batch_size(&c))

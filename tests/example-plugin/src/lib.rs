@@ -188,6 +188,11 @@ impl exports::registry::provisioning::provisioning_target::Guest for Example {
     }
 
     #[cfg(not(feature = "contract-0-1-0"))]
+    fn provision_group(_: TargetContext, _: exports::registry::provisioning::provisioning_target::GroupRequest) -> Result<ProvisionOutcome, PluginError> {
+        Err(PluginError::Unsupported("provision-group".into()))
+    }
+
+    #[cfg(not(feature = "contract-0-1-0"))]
     fn batch_size(_: Vec<(String, String)>) -> Option<u32> {
         None
     }

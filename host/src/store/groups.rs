@@ -1,0 +1,310 @@
+//! Groups: their rows, their members (the people whose records name them,
+//! indexed in `group_members` as each person is written), and the jobs
+//! that provision them on targets whose plugin provisions groups. Every
+//! change queues its jobs in its own transaction.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Store, StoreError, now_ms, unique, write};
+use crate::domain::{Action, Group, GroupAction, Person, Scope, Status};
+
+/// A group as the lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// The group.
+    pub group: Group,
+    /// How many people are members.
+    pub members: usize,
+}
+
+impl Store {
+    /// Adds a group (already normalized; an empty id gets a new one) and
+    /// queues it for the targets that provision groups.
+    pub fn create_group(&self, mut g: Group) -> Result<Group, StoreError> {
+        if g.id.is_empty() {
+            g.id = crate::domain::new_id();
+        }
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        let taken: Option<bool> = tx.query_row("SELECT deleted FROM groups WHERE id = ?1", params![g.id], |r| r.get(0)).optional()?;
+        if let Some(deleted) = taken {
+            let why = if deleted { "belonged to a deleted group; registry ids are never reused" } else { "is taken" };
+            return Err(StoreError::Conflict(format!("the group id {} {why}", g.id)));
+        }
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO groups (id, name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![g.id, g.name, g.description, now],
+        )
+        .map_err(|e| unique(e, || format!("a group named '{}' exists already", g.name)))?;
+        Self::enqueue_group(&tx, &g.id, GroupAction::Added)?;
+        tx.commit()?;
+        Ok(g)
+    }
+
+    /// Saves a rename or a new description; queues `group-updated` when
+    /// something changed. Whether it did.
+    pub fn update_group(&self, g: &Group) -> Result<bool, StoreError> {
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        let old = Self::live_group(&tx, &g.id)?;
+        if old == *g {
+            return Ok(false);
+        }
+        tx.execute("UPDATE groups SET name = ?2, description = ?3, updated_at = ?4 WHERE id = ?1", params![g.id, g.name, g.description, now_ms()])
+            .map_err(|e| unique(e, || format!("a group named '{}' exists already", g.name)))?;
+        Self::enqueue_group(&tx, &g.id, GroupAction::Updated)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Deletes a group: its members leave it (which may take them out of
+    /// group-scoped targets), and the targets that have it remove it. The
+    /// row stays, marked deleted, so its id is never reused.
+    pub fn delete_group(&self, id: &str) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        Self::live_group(&tx, id)?;
+        for person in Self::member_ids(&tx, id)? {
+            let Some(mut p) = Self::stored_person(&tx, &person)? else { continue };
+            p.groups.retain(|g| g != id);
+            Self::write_person(&tx, &p, now_ms(), false)?;
+            Self::enqueue(&tx, &Self::lite_targets(&tx)?, &p, Action::Updated)?;
+        }
+        tx.execute("UPDATE groups SET deleted = 1, updated_at = ?2 WHERE id = ?1", params![id, now_ms()])?;
+        // Only the targets that have (or are about to have) it.
+        let known: Vec<i64> = {
+            let mut stmt = tx.prepare("SELECT target_id FROM provisioned_groups WHERE group_id = ?1 AND state != 'removed'")?;
+            stmt.query_map(params![id], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        tx.execute("DELETE FROM group_jobs WHERE group_id = ?1 AND state != 'running'", params![id])?;
+        for target in known {
+            Self::enqueue_group_one(&tx, id, target, GroupAction::Deleted)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Makes `members` (person ids) the group's members: those added join,
+    /// the others leave, each person's record saved with their jobs.
+    pub fn set_group_members(&self, id: &str, members: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        Self::live_group(&tx, id)?;
+        let now: BTreeSet<&String> = members.iter().collect();
+        let before: BTreeSet<String> = Self::member_ids(&tx, id)?.into_iter().collect();
+        let targets = Self::lite_targets(&tx)?;
+        for person in before.iter().filter(|p| !now.contains(p)).chain(now.iter().copied().filter(|p| !before.contains(*p))) {
+            let mut p = Self::stored_person(&tx, person)?
+                .filter(|p| p.status != Status::Deleted)
+                .ok_or_else(|| StoreError::NotFound(format!("person {person} (named as a member of group {id})")))?;
+            if now.contains(person) {
+                p.groups.push(id.to_string());
+                p.groups.sort();
+            } else {
+                p.groups.retain(|g| g != id);
+            }
+            Self::write_person(&tx, &p, now_ms(), false)?;
+            Self::enqueue(&tx, &targets, &p, Action::Updated)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every live group with its member count, by name.
+    pub fn groups(&self) -> Result<Vec<GroupSummary>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare(
+            "SELECT g.id, g.name, g.description, (SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id)
+             FROM groups g WHERE g.deleted = 0 ORDER BY g.name COLLATE NOCASE, g.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(GroupSummary { group: Group { id: r.get(0)?, name: r.get(1)?, description: r.get(2)? }, members: r.get::<_, i64>(3)? as usize })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One live group.
+    pub fn group(&self, id: &str) -> Result<Group, StoreError> {
+        Self::live_group(&self.db(), id)
+    }
+
+    /// The group's members' ids, in order.
+    pub fn group_members(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.db();
+        Self::live_group(&conn, id)?;
+        Self::member_ids(&conn, id)
+    }
+
+    /// The live group with `name` (any case) or, failing that, `id`.
+    pub fn group_by_name_or_id(&self, key: &str) -> Result<Option<Group>, StoreError> {
+        let conn = self.db();
+        let id: Option<String> = conn
+            .query_row("SELECT id FROM groups WHERE deleted = 0 AND (name = ?1 COLLATE NOCASE OR id = ?1) ORDER BY name = ?1 COLLATE NOCASE DESC LIMIT 1", params![key], |r| r.get(0))
+            .optional()?;
+        id.map(|id| Self::live_group(&conn, &id)).transpose()
+    }
+
+    /// Records whether a target's plugin provisions groups; a target that
+    /// starts to gets its groups queued.
+    pub fn set_target_provisions_groups(&self, target: i64, on: bool) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        let was: bool = tx.query_row("SELECT provisions_groups FROM targets WHERE id = ?1", params![target], |r| r.get(0)).optional()?.ok_or_else(|| StoreError::NotFound(format!("target {target}")))?;
+        if was == on {
+            return Ok(());
+        }
+        tx.execute("UPDATE targets SET provisions_groups = ?2 WHERE id = ?1", params![target, on])?;
+        if on {
+            let scope = Self::group_targets(&tx)?.into_iter().find(|(id, _)| *id == target).map(|(_, s)| s).unwrap_or_default();
+            let ids: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT id FROM groups WHERE deleted = 0")?;
+                stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            for g in ids.iter().filter(|g| scope.includes_group(g)) {
+                Self::enqueue_group_one(&tx, g, target, GroupAction::Added)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Turns the group names in `people`'s `groups` into ids, creating the
+    /// groups no one has yet (an id or a name already taken is used).
+    pub(super) fn resolve_groups(&self, people: &mut [Person]) -> Result<(), StoreError> {
+        if people.iter().all(|p| p.groups.is_empty()) {
+            return Ok(());
+        }
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        let mut known: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        {
+            let mut stmt = tx.prepare("SELECT id, name FROM groups WHERE deleted = 0")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (id, name) = row?;
+                known.insert(name.to_lowercase(), id.clone());
+                known.insert(id.clone(), id);
+            }
+        }
+        let now = now_ms();
+        for p in people.iter_mut() {
+            for g in p.groups.iter_mut() {
+                let id = match known.get(g.as_str()).or_else(|| known.get(&g.to_lowercase())) {
+                    Some(id) => id.clone(),
+                    None => {
+                        let mut group = Group { id: String::new(), name: g.clone(), description: None };
+                        group.normalize().map_err(|ps| StoreError::Conflict(format!("person {}'s group '{g}': {}", p.id, ps[0].message)))?;
+                        group.id = crate::domain::new_id();
+                        tx.execute("INSERT INTO groups (id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)", params![group.id, group.name, now])?;
+                        Self::enqueue_group(&tx, &group.id, GroupAction::Added)?;
+                        known.insert(group.name.to_lowercase(), group.id.clone());
+                        group.id
+                    }
+                };
+                *g = id;
+            }
+            p.groups.sort();
+            p.groups.dedup();
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(super) fn live_group(conn: &Connection, id: &str) -> Result<Group, StoreError> {
+        conn.query_row("SELECT id, name, description FROM groups WHERE id = ?1 AND deleted = 0", params![id], |r| {
+            Ok(Group { id: r.get(0)?, name: r.get(1)?, description: r.get(2)? })
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("group {id}")))
+    }
+
+    fn member_ids(conn: &Connection, id: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = conn.prepare_cached("SELECT person_id FROM group_members WHERE group_id = ?1 ORDER BY person_id")?;
+        Ok(stmt.query_map(params![id], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    }
+
+    /// The targets that provision groups, with their scopes.
+    fn group_targets(conn: &Connection) -> Result<Vec<(i64, Scope)>, StoreError> {
+        let mut stmt = conn.prepare_cached("SELECT id, scope FROM targets WHERE provisions_groups = 1")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|(id, scope)| Ok((id, super::targets::read_scope(id, &scope)?))).collect()
+    }
+
+    /// Writes `p`'s memberships to the index: every group named must exist.
+    /// The groups joined or left get `members-changed` on the targets that
+    /// provision them. A deleted person belongs to no group.
+    pub(super) fn write_memberships(conn: &Connection, p: &Person) -> Result<(), StoreError> {
+        let before: BTreeSet<String> = {
+            let mut stmt = conn.prepare_cached("SELECT group_id FROM group_members WHERE person_id = ?1")?;
+            stmt.query_map(params![p.id], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        let after: BTreeSet<String> = if p.status == Status::Deleted { BTreeSet::new() } else { p.groups.iter().cloned().collect() };
+        if before == after {
+            return Ok(());
+        }
+        for g in after.difference(&before) {
+            let live: Option<bool> = conn.prepare_cached("SELECT deleted FROM groups WHERE id = ?1")?.query_row(params![g], |r| r.get(0)).optional()?;
+            if live != Some(false) {
+                return Err(StoreError::NotFound(format!("group {g} (named in the groups of person {})", p.id)));
+            }
+            conn.prepare_cached("INSERT INTO group_members (group_id, person_id) VALUES (?1, ?2)")?.execute(params![g, p.id])?;
+        }
+        for g in before.difference(&after) {
+            conn.prepare_cached("DELETE FROM group_members WHERE group_id = ?1 AND person_id = ?2")?.execute(params![g, p.id])?;
+        }
+        for g in before.symmetric_difference(&after) {
+            Self::enqueue_group(conn, g, GroupAction::MembersChanged)?;
+        }
+        Ok(())
+    }
+
+    /// Queues `action` for the group on every target that provisions it.
+    pub(super) fn enqueue_group(conn: &Connection, group: &str, action: GroupAction) -> Result<usize, StoreError> {
+        let mut queued = 0;
+        for (target, scope) in Self::group_targets(conn)? {
+            if scope.includes_group(group) {
+                Self::enqueue_group_one(conn, group, target, action)?;
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Queues one group job. A job reads the group as it is when it runs,
+    /// so a queued one covers later changes, except that an addition or a
+    /// deletion replaces what is queued (and failed) for the pair.
+    pub(super) fn enqueue_group_one(conn: &Connection, group: &str, target: i64, action: GroupAction) -> Result<(), StoreError> {
+        let queued: Option<String> = conn
+            .prepare_cached("SELECT action FROM group_jobs WHERE group_id = ?1 AND target_id = ?2 AND state = 'queued' ORDER BY id DESC LIMIT 1")?
+            .query_row(params![group, target], |r| r.get(0))
+            .optional()?;
+        let replaces = matches!(action, GroupAction::Added | GroupAction::Deleted | GroupAction::Reprovision);
+        if queued.as_deref().is_some_and(|q| q != GroupAction::Deleted.as_str()) && !replaces {
+            return Ok(());
+        }
+        conn.prepare_cached("DELETE FROM group_jobs WHERE group_id = ?1 AND target_id = ?2 AND state IN ('queued', 'failed')")?.execute(params![group, target])?;
+        conn.prepare_cached("INSERT INTO group_jobs (group_id, target_id, action, created_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![group, target, action.as_str(), now_ms()])?;
+        conn.prepare_cached(
+            "INSERT INTO provisioned_groups (group_id, target_id, state, updated_at) VALUES (?1, ?2, 'pending', ?3)
+             ON CONFLICT (group_id, target_id) DO UPDATE SET state = 'pending', updated_at = excluded.updated_at",
+        )?
+        .execute(params![group, target, now_ms()])?;
+        Ok(())
+    }
+
+    /// The group jobs not yet done, oldest first: (group, target, action, state).
+    pub fn group_jobs(&self) -> Result<Vec<(String, i64, GroupAction, String)>, StoreError> {
+        let conn = self.db();
+        let mut stmt = conn.prepare("SELECT group_id, target_id, action, state FROM group_jobs ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?;
+        rows.map(|r| {
+            let (g, t, a, s) = r?;
+            let action = GroupAction::parse(&a).ok_or_else(|| StoreError::Unreadable(format!("group job action '{a}'")))?;
+            Ok((g, t, action, s))
+        })
+        .collect()
+    }
+}

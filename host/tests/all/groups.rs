@@ -1,0 +1,116 @@
+//! Groups in the registry: members are people, a target can be scoped to a
+//! group's members (joining enters the scope, leaving or the group's
+//! deletion leaves it), an import names groups by name, and group jobs are
+//! queued in the same transaction as the change, only for targets whose
+//! plugin provisions groups and whose scope takes the group.
+
+use registry_host::domain::{Group, GroupAction, ProvState, Scope};
+use registry_plugin_runtime::latest::types::GrantType;
+
+use crate::common::person;
+use crate::provisioning::Harness;
+
+const UPSERT: &[(&str, &str)] = &[("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("on_remove", "delete"), ("bulk_threshold", "0")];
+
+fn group(name: &str) -> Group {
+    let mut g = Group { id: String::new(), name: name.into(), description: None };
+    g.normalize().unwrap();
+    g
+}
+
+#[tokio::test]
+async fn a_group_scoped_target_provisions_the_groups_members_only() {
+    let h = Harness::new(GrantType::ClientCredentials).await;
+    let physics = h.store.create_group(group("Physics faculty")).unwrap();
+    let everyone = h.target("Everyone", UPSERT, Scope::default());
+    let scoped = h.target("Physics", UPSERT, Scope { groups: vec![physics.id.clone()], ..Scope::default() });
+    for (id, given) in [("G1", "Ada"), ("G2", "Grace"), ("G3", "Edsger")] {
+        h.store.create_person(person(id, given, "Member", &format!("{}@example.org", given.to_lowercase()))).unwrap();
+    }
+    h.store.set_group_members(&physics.id, &["G1".into(), "G2".into()]).unwrap();
+    h.drain().await;
+    assert_eq!(h.store.group_members(&physics.id).unwrap(), ["G1", "G2"]);
+    assert_eq!(h.store.person("G1").unwrap().groups, [physics.id.clone()], "the membership is in the person's record");
+    for id in ["G1", "G2", "G3"] {
+        assert_eq!(h.state(id, everyone).0, ProvState::Provisioned, "{id}");
+    }
+    assert_eq!(h.state("G1", scoped).0, ProvState::Provisioned);
+    assert_eq!(h.state("G3", scoped).0, ProvState::NotInScope);
+    assert_eq!(h.contacts_with("G3").len(), 1, "one record: the everyone target's");
+
+    // Joining enters the scope; leaving removes the record there.
+    h.store.set_group_members(&physics.id, &["G1".into(), "G3".into()]).unwrap();
+    h.drain().await;
+    assert_eq!(h.state("G3", scoped).0, ProvState::Provisioned);
+    assert_eq!(h.state("G2", scoped).0, ProvState::Removed);
+    assert_eq!(h.state("G2", everyone).0, ProvState::Provisioned, "other targets are untouched");
+
+    // A person edited without naming groups (the people form, an HR feed)
+    // keeps them; the store writes what it is given.
+    let mut g1 = h.store.person("G1").unwrap();
+    g1.name.family = Some("Renamed".into());
+    h.store.update_person(&g1).unwrap();
+    assert_eq!(h.store.person("G1").unwrap().groups, [physics.id.clone()]);
+
+    // Deleting the group takes its members out of the scoped target.
+    h.store.delete_group(&physics.id).unwrap();
+    h.drain().await;
+    assert_eq!(h.state("G1", scoped).0, ProvState::Removed);
+    assert_eq!(h.state("G3", scoped).0, ProvState::Removed);
+    assert!(h.store.person("G1").unwrap().groups.is_empty());
+    assert!(h.store.group(&physics.id).is_err(), "gone from the registry");
+    let again = h.store.create_group(Group { id: physics.id.clone(), ..group("Physics faculty") }).unwrap_err();
+    assert!(again.to_string().contains("never reused"), "{again}");
+    assert!(h.store.create_group(group("Physics faculty")).is_ok(), "its name is free again");
+}
+
+#[tokio::test]
+async fn group_jobs_are_queued_with_the_change_for_targets_that_provision_groups() {
+    let h = Harness::new(GrantType::ClientCredentials).await;
+    let chemistry = h.store.create_group(group("Chemistry")).unwrap();
+    let t = h.target("Groups too", UPSERT, Scope::default());
+    let other = h.target("People only", UPSERT, Scope::default());
+    assert!(h.store.group_jobs().unwrap().is_empty(), "no target provisions groups yet");
+
+    // The plugin says it provisions groups: the target gets the existing ones.
+    h.store.set_target_provisions_groups(t, true).unwrap();
+    assert_eq!(h.store.group_jobs().unwrap(), [(chemistry.id.clone(), t, GroupAction::Added, "queued".to_string())]);
+
+    // Later changes are covered by the queued job (it reads the group when
+    // it runs): one job, still the addition.
+    h.store.create_person(person("C1", "Marie", "Curie", "marie@example.org")).unwrap();
+    h.store.set_group_members(&chemistry.id, &["C1".into()]).unwrap();
+    h.store.update_group(&Group { description: Some("Labs".into()), ..chemistry.clone() }).unwrap();
+    assert_eq!(h.store.group_jobs().unwrap().len(), 1);
+    assert!(h.store.group_jobs().unwrap().iter().all(|(_, target, _, _)| *target != other));
+
+    // Unknown groups in a person's record are refused, naming them.
+    let mut stray = person("C2", "Stray", "Person", "stray@example.org");
+    stray.groups = vec!["no-such-group".into()];
+    let e = h.store.create_person(stray).unwrap_err();
+    assert!(e.to_string().contains("group no-such-group"), "{e}");
+    assert!(h.store.person("C2").is_err(), "nothing was written");
+
+    // A deletion replaces what is queued.
+    h.store.delete_group(&chemistry.id).unwrap();
+    assert_eq!(h.store.group_jobs().unwrap(), [(chemistry.id.clone(), t, GroupAction::Deleted, "queued".to_string())]);
+}
+
+#[tokio::test]
+async fn an_import_names_groups_by_name_and_creates_the_missing_ones() {
+    let h = Harness::new(GrantType::ClientCredentials).await;
+    let existing = h.store.create_group(group("Staff")).unwrap();
+    let csv = "id,given,family,emails,affiliation,groups\nI1,Ada,Lovelace,ada@example.org,staff,staff;Analytical Engine\nI2,Grace,Hopper,grace@example.org,faculty,\n";
+    let people = registry_host::import::parse_import("people.csv", csv).unwrap();
+    h.store.import_people(people, |_| {}).unwrap();
+    let engine = h.store.group_by_name_or_id("analytical engine").unwrap().expect("created by the import");
+    let mut want = vec![existing.id.clone(), engine.id.clone()];
+    want.sort();
+    assert_eq!(h.store.person("I1").unwrap().groups, want);
+    assert_eq!(h.store.group_members(&existing.id).unwrap(), ["I1"]);
+
+    // Imported again without the column: memberships stay.
+    let csv = "id,given,family,emails,affiliation\nI1,Ada,Lovelace,ada@example.org,staff\n";
+    h.store.import_people(registry_host::import::parse_import("people.csv", csv).unwrap(), |_| {}).unwrap();
+    assert_eq!(h.store.person("I1").unwrap().groups, want);
+}
