@@ -172,6 +172,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     );
     let engine = Engine::new(store.clone(), plugins.clone(), oauth.clone(), config.engine.clone());
     engine.refresh_removal_effects().await?;
+    engine.refresh_group_targets().await?;
     let resumed = engine.start()?;
     let app = App::new(store.clone(), oauth, plugins.clone(), engine.clone(), public_url.starts_with("https://")).allow_hosts(host_names(&public_url, addr));
     let router = web::router(Arc::new(app));

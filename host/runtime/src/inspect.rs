@@ -63,6 +63,7 @@ const CAPABILITY_NAMES: &[(Capabilities, &str)] = &[
     (Capabilities::PROVISION_BATCH, "provision-batch"),
     (Capabilities::JWT_BEARER, "jwt-bearer"),
     (Capabilities::BACKGROUND_BATCH, "background-batch"),
+    (Capabilities::GROUPS, "groups"),
 ];
 
 impl PluginSummary {

@@ -37,6 +37,7 @@ use requests::Requests;
 
 mod bulk;
 mod calls;
+mod groups;
 mod requests;
 
 pub use calls::SPLIT_BUDGET;
@@ -235,6 +236,8 @@ impl Engine {
         }
         let engine = self.clone();
         tokio::spawn(async move { engine.bulk_poller().await });
+        let engine = self.clone();
+        tokio::spawn(async move { engine.group_worker().await });
         // The provisioning log keeps `log_retention`; pruned hourly.
         let engine = self.clone();
         tokio::spawn(async move {

@@ -260,6 +260,27 @@ impl Store {
         Ok(())
     }
 
+    /// A person's record on `target` is now `remote` (none: removed): the
+    /// groups of theirs that the target has hear of it, when that changes
+    /// who the target knows as members.
+    pub(super) fn member_changed_on(conn: &Connection, person: &str, target: i64, remote: Option<&str>) -> Result<(), StoreError> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT m.group_id, pg.members FROM group_members m
+             JOIN provisioned_groups pg ON pg.group_id = m.group_id AND pg.target_id = ?2 AND pg.state != 'removed'
+             JOIN targets t ON t.id = ?2 AND t.provisions_groups = 1
+             WHERE m.person_id = ?1",
+        )?;
+        let groups: Vec<(String, String)> = stmt.query_map(params![person, target], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        for (group, sent) in groups {
+            let sent: Vec<super::Member> = serde_json::from_str(&sent).unwrap_or_default();
+            let known = sent.iter().find(|(p, _, _)| p == person).map(|(_, t, id)| format!("{t} {id}"));
+            if known.as_deref() != remote {
+                Self::enqueue_group_one(conn, &group, target, GroupAction::MembersChanged)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Queues `action` for the group on every target that provisions it.
     pub(super) fn enqueue_group(conn: &Connection, group: &str, action: GroupAction) -> Result<usize, StoreError> {
         let mut queued = 0;

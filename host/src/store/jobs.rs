@@ -157,6 +157,7 @@ impl Store {
         // Jobs a bulk API holds stay with their batch: its polling resumes,
         // at once, instead of submitting them again.
         conn.execute("UPDATE bulk_batches SET poll_at = MIN(poll_at, ?1)", params![now_ms()])?;
+        conn.execute("UPDATE group_jobs SET state = 'queued' WHERE state = 'running'", [])?;
         Ok(conn.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running' AND bulk_batch IS NULL", [])?)
     }
 
@@ -318,6 +319,7 @@ impl Store {
             .execute(params![j.person_id, j.target_id, state.as_str(), t, id, d.summary, now])?;
             let remote = d.remote.as_ref().map(|(t, id)| format!("{t} {id}"));
             Self::history_with(&tx, j, true, &d.summary, remote.as_deref())?;
+            Self::member_changed_on(&tx, &j.person_id, j.target_id, remote.as_deref())?;
             if let Some(run) = j.run_id {
                 Self::count_run(&tx, run, true)?;
             }

@@ -69,6 +69,8 @@ pub(super) async fn save(app: &App, target: i64, plugin: &Plugin, settings: &[(S
     let effect = plugin.removal_effect(&plugin.settings_with_defaults(settings)).await.unwrap_or(RemovalEffect::Delete);
     let destructive = matches!(effect, RemovalEffect::Deactivate | RemovalEffect::Delete);
     app.store.set_safeguards(target, safeguards, destructive)?;
+    let groups = plugin.metadata().capabilities.contains(registry_plugin_runtime::latest::plugin_info::Capabilities::GROUPS);
+    app.store.set_target_provisions_groups(target, groups)?;
     Ok(())
 }
 

@@ -51,14 +51,14 @@ fn inspect_json_is_machine_readable() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(json["name"], "salesforce");
-    assert_eq!(json["capabilities"], serde_json::json!(["authorization-code", "refresh", "client-credentials", "revoke", "check-connection", "provision", "provision-batch", "jwt-bearer", "background-batch"]));
+    assert_eq!(json["capabilities"], serde_json::json!(["authorization-code", "refresh", "client-credentials", "revoke", "check-connection", "provision", "provision-batch", "jwt-bearer", "background-batch", "groups"]));
     let settings = json["settings"].as_array().unwrap();
     let names: Vec<&str> = settings.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         [
             "object", "api_version", "bulk_threshold", "external_id_field", "email_type", "provision_middle_name",
-            "account_id", "inactive_action", "match_by", "match_field", "match_template", "on_remove", "mark_fields", "field_mappings", "profile_id", "username_template",
+            "account_id", "inactive_action", "match_by", "match_field", "match_template", "on_remove", "groups", "mark_fields", "field_mappings", "profile_id", "username_template",
             "federation_identifier_type", "time_zone", "locale", "email_encoding", "language"
         ]
     );

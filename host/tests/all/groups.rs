@@ -114,3 +114,60 @@ async fn an_import_names_groups_by_name_and_creates_the_missing_ones() {
     h.store.import_people(registry_host::import::parse_import("people.csv", csv).unwrap(), |_| {}).unwrap();
     assert_eq!(h.store.person("I1").unwrap().groups, want);
 }
+
+#[tokio::test]
+async fn groups_become_public_groups_whose_members_are_the_peoples_users() {
+    let h = Harness::new(GrantType::ClientCredentials).await;
+    let profile = h.emu.records("Profile").into_iter().find(|p| p["Name"] == "Standard User").unwrap()["Id"].as_str().unwrap().to_string();
+    let settings = [
+        ("object", "User"),
+        ("external_id_field", "Registry_ID__c"),
+        ("profile_id", profile.as_str()),
+        ("username_template", "{identifier:eppn}"),
+        ("groups", "public_groups"),
+    ];
+    let t = h.target("Users", &settings, Scope::default());
+    h.store.set_target_provisions_groups(t, true).unwrap();
+    let team = h.store.create_group(group("Lab team")).unwrap();
+    for (id, given) in [("U1", "Ada"), ("U2", "Grace"), ("U3", "Edsger")] {
+        h.store.create_person(person(id, given, "User", &format!("{}@example.org", given.to_lowercase()))).unwrap();
+    }
+    h.store.set_group_members(&team.id, &["U1".into(), "U2".into()]).unwrap();
+    let drain = async || {
+        h.drain().await;
+        while h.engine.run_group_once().await.unwrap() {}
+        h.drain().await;
+        while h.engine.run_group_once().await.unwrap() {}
+    };
+    drain().await;
+    let user_of = |p: &str| h.state(p, t).1.expect("a User");
+    let groups = h.emu.live_records("Group");
+    let g = groups.iter().find(|g| g["DeveloperName"] == format!("Registry_{}", team.id)).expect("the Public Group");
+    assert_eq!(g["Name"], "Lab team");
+    let gid = g["Id"].as_str().unwrap().to_string();
+    let members = |h: &Harness| -> Vec<String> {
+        let mut m: Vec<String> = h.emu.live_records("GroupMember").into_iter().filter(|m| m["GroupId"] == gid.as_str()).map(|m| m["UserOrGroupId"].as_str().unwrap().to_string()).collect();
+        m.sort();
+        m
+    };
+    let mut want = vec![user_of("U1"), user_of("U2")];
+    want.sort();
+    assert_eq!(members(&h), want);
+    let states = h.store.group_states(&team.id).unwrap();
+    assert_eq!(states, [(t, "provisioned".to_string(), Some(gid.clone()), states[0].3.clone())]);
+
+    // One leaves, one joins, the group is renamed: the Group follows.
+    h.store.set_group_members(&team.id, &["U1".into(), "U3".into()]).unwrap();
+    h.store.update_group(&Group { name: "Lab crew".into(), ..team.clone() }).unwrap();
+    drain().await;
+    let mut want = vec![user_of("U1"), user_of("U3")];
+    want.sort();
+    assert_eq!(members(&h), want);
+    assert_eq!(h.emu.live_records("Group").iter().find(|g| g["Id"] == gid.as_str()).unwrap()["Name"], "Lab crew");
+
+    // Deleted in the registry: the Group goes.
+    h.store.delete_group(&team.id).unwrap();
+    drain().await;
+    assert!(h.emu.live_records("Group").iter().all(|g| g["Id"] != gid.as_str()));
+    assert_eq!(h.store.group_states(&team.id).unwrap()[0].1, "removed");
+}

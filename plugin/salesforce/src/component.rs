@@ -19,7 +19,7 @@ use exports::registry::provisioning::provisioning_target::{
 use registry::provisioning::batch_input::BatchRequests;
 use registry::provisioning::log;
 use registry::provisioning::registry_types::{
-    ApiUsage, FieldError, JwtSigningKey, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisionRequest, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect,
+    ApiUsage, FieldError, GroupAction, GroupMember, JwtSigningKey, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisionRequest, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect,
     TokenSet,
 };
 
@@ -44,6 +44,7 @@ impl exports::registry::provisioning::plugin_info::Guest for SalesforceProvision
             (c.provision_batch, Capabilities::PROVISION_BATCH),
             (c.jwt_bearer, Capabilities::JWT_BEARER),
             (c.background_batch, Capabilities::BACKGROUND_BATCH),
+            (c.groups, Capabilities::GROUPS),
         ] {
             capabilities.set(flag, on);
         }
@@ -194,8 +195,28 @@ impl exports::registry::provisioning::provisioning_target::Guest for SalesforceP
             Ok(settings::Removal::Delete) | Err(_) => RemovalEffect::Delete,
         }
     }
-    fn provision_group(_: TargetContext, _: GroupRequest) -> Result<ProvisionOutcome, PluginError> {
-        Err(PluginError::Unsupported("groups are not provisioned to Salesforce yet".into()))
+    fn provision_group(context: TargetContext, request: GroupRequest) -> Result<ProvisionOutcome, PluginError> {
+        use provision::groups::{GroupAction as A, Member};
+        let config = target_config(&context.settings)?;
+        let member = |m: GroupMember| Member { person_id: m.person_id, remote: provision::RemoteRef { object_type: m.remote.object_type, remote_id: m.remote.remote_id } };
+        let request = provision::groups::GroupRequest {
+            action: match request.action {
+                GroupAction::GroupAdded => A::Added,
+                GroupAction::GroupUpdated => A::Updated,
+                GroupAction::GroupDeleted => A::Deleted,
+                GroupAction::MembersChanged => A::MembersChanged,
+                GroupAction::ReprovisionRequested => A::Reprovision,
+            },
+            id: request.group.id,
+            name: request.group.name,
+            members: request.group.members.into_iter().map(member).collect(),
+            added: request.added.into_iter().map(member).collect(),
+            removed: request.removed.into_iter().map(member).collect(),
+            current: request.current.map(|c| provision::RemoteRef { object_type: c.object_type, remote_id: c.remote_id }),
+        };
+        let mut t = Watching::default();
+        let result = provision::groups::provision_group(&mut t, &config, &tokens_in(context.tokens), &request);
+        result.map(|o| outcome_out(o, t.usage)).map_err(plugin_error)
     }
     fn batch_size(values: Vec<(String, String)>) -> Option<u32> {
         settings::Config::parse(&values).ok().and_then(|c| provision::bulk::batch_size(&c))

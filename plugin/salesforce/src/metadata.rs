@@ -90,6 +90,8 @@ pub struct Capabilities {
     pub jwt_bearer: bool,
     /// Bulk API 2.0 in the background (`poll-batch`).
     pub background_batch: bool,
+    /// Registry groups (as Public Groups).
+    pub groups: bool,
 }
 
 /// What this build implements.
@@ -103,4 +105,5 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     provision_batch: true,
     jwt_bearer: true,
     background_batch: true,
+    groups: true,
 };

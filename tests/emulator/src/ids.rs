@@ -16,6 +16,10 @@ pub mod prefix {
     pub const ACCOUNT: &str = "001";
     /// Profile.
     pub const PROFILE: &str = "00e";
+    /// Group (a public group, a queue).
+    pub const GROUP: &str = "00G";
+    /// GroupMember.
+    pub const GROUP_MEMBER: &str = "011";
     /// Query locator (`nextRecordsUrl`).
     pub const QUERY_LOCATOR: &str = "01g";
 }

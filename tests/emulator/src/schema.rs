@@ -164,7 +164,7 @@ pub struct Schema {
 impl Schema {
     /// The standard objects with `custom` fields added.
     pub fn new(custom: &[CustomFieldSeed]) -> Result<Self, String> {
-        let mut objects = vec![account(), contact(), user(), profile()];
+        let mut objects = vec![account(), contact(), user(), profile(), group(), group_member()];
         for c in custom {
             let object = objects
                 .iter_mut()
@@ -369,6 +369,29 @@ fn user() -> ObjectDef {
         deletable: false,
         fields,
     }
+}
+
+/// Public groups (`Type` Regular); their members are `GroupMember` rows.
+fn group() -> ObjectDef {
+    let mut fields = system_fields(true, false);
+    fields.extend([
+        Field::text("Name", "Name", 40).required(),
+        Field::text("DeveloperName", "Developer Name", 80).unique(),
+        Field::new("Type", "Type", FieldType::Picklist { values: &["Regular", "Queue"], restricted: true }, 40).default(serde_json::Value::String("Regular".into())),
+        Field::new("DoesIncludeBosses", "Grant Access Using Hierarchies", FieldType::Boolean, 0).default(serde_json::Value::Bool(true)),
+    ]);
+    ObjectDef { name: "Group", label: "Group", label_plural: "Groups", key_prefix: prefix::GROUP, createable: true, updateable: true, deletable: true, fields }
+}
+
+/// A group's member: a user (or, in Salesforce, another group; users here).
+/// Made and deleted, never updated.
+fn group_member() -> ObjectDef {
+    let mut fields = system_fields(false, false);
+    fields.extend([
+        Field::new("GroupId", "Group ID", FieldType::Reference("Group"), 18).required(),
+        Field::new("UserOrGroupId", "User/Group ID", FieldType::Reference("User"), 18).required(),
+    ]);
+    ObjectDef { name: "GroupMember", label: "Group Member", label_plural: "Group Members", key_prefix: prefix::GROUP_MEMBER, createable: true, updateable: false, deletable: true, fields }
 }
 
 fn profile() -> ObjectDef {

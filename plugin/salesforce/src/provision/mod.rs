@@ -339,6 +339,7 @@ fn marked(object: &str, id: String, fields: &Map<String, Value>) -> Outcome {
 
 mod batch;
 pub mod bulk;
+pub mod groups;
 mod matching;
 mod org_check;
 mod preview;

@@ -82,6 +82,7 @@ pub mod names {
     pub const MATCH_TEMPLATE: &str = "match_template";
     pub const ON_REMOVE: &str = "on_remove";
     pub const MARK_FIELDS: &str = "mark_fields";
+    pub const GROUPS: &str = "groups";
 }
 use names::*;
 
@@ -204,6 +205,8 @@ pub struct Config {
     /// From how many people a batch goes through Bulk API 2.0 (`None`:
     /// never).
     pub bulk_threshold: Option<usize>,
+    /// Whether the registry's groups become Public Groups (User only).
+    pub public_groups: bool,
 }
 
 /// Looks a setting up by name.
@@ -415,10 +418,16 @@ impl Config {
             }
         };
 
+        let public_groups = value(GROUPS) == Some("public_groups");
+        if public_groups && object != ObjectKind::User {
+            check(GROUPS, Err("Public Groups hold Users, not Contacts: set the object to User, or leave groups out".into()));
+        }
+
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Config {
+            public_groups,
             matching,
             removal,
             bulk_threshold,

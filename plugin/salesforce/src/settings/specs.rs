@@ -62,6 +62,11 @@ const ON_REMOVES: &[(&str, &str)] = &[
     ("delete", "Delete (Contact only)"),
 ];
 
+const GROUP_CHOICES: &[(&str, &str)] = &[
+    ("none", "Not provisioned"),
+    ("public_groups", "Public Groups, with the members who have Users (User only)"),
+];
+
 /// Every setting the plugin declares, in form order.
 pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
@@ -170,6 +175,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Some("default"),
         required: true,
         help: "What deleting a person, or their leaving the target's scope, does in Salesforce. Keeping a record stops managing it and leaves its CRM history alone.",
+        shown_when: None,
+    },
+    SettingSpec {
+        name: GROUPS,
+        label: "Registry groups",
+        kind: Kind::Choice(GROUP_CHOICES),
+        default: Some("none"),
+        required: true,
+        help: "What the registry's groups become. As Public Groups, each group is a Group (its DeveloperName Registry_ and the group's id) whose members are its people's Users, so sharing rules and access follow the registry.",
         shown_when: None,
     },
     SettingSpec {
