@@ -20,9 +20,10 @@ pub struct GroupSummary {
 }
 
 impl Store {
-    /// Adds a group (already normalized; an empty id gets a new one) and
-    /// queues it for the targets that provision groups.
-    pub fn create_group(&self, mut g: Group) -> Result<Group, StoreError> {
+    /// Adds a group (already normalized; an empty id gets a new one) with
+    /// `members` (person ids), and queues it for the targets that provision
+    /// groups; all or nothing.
+    pub fn create_group(&self, mut g: Group, members: &[String]) -> Result<Group, StoreError> {
         if g.id.is_empty() {
             g.id = crate::domain::new_id();
         }
@@ -40,24 +41,30 @@ impl Store {
         )
         .map_err(|e| unique(e, || format!("a group named '{}' exists already", g.name)))?;
         Self::enqueue_group(&tx, &g.id, GroupAction::Added)?;
+        Self::set_members_in(&tx, &g.id, members)?;
         tx.commit()?;
         Ok(g)
     }
 
-    /// Saves a rename or a new description; queues `group-updated` when
-    /// something changed. Whether it did.
-    pub fn update_group(&self, g: &Group) -> Result<bool, StoreError> {
+    /// Saves a rename or a new description, and `members` when given;
+    /// queues `group-updated` when the group changed; all or nothing.
+    /// Whether anything changed.
+    pub fn update_group(&self, g: &Group, members: Option<&[String]>) -> Result<bool, StoreError> {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         let old = Self::live_group(&tx, &g.id)?;
-        if old == *g {
-            return Ok(false);
+        let mut changed = false;
+        if old != *g {
+            tx.execute("UPDATE groups SET name = ?2, description = ?3, updated_at = ?4 WHERE id = ?1", params![g.id, g.name, g.description, now_ms()])
+                .map_err(|e| unique(e, || format!("a group named '{}' exists already", g.name)))?;
+            Self::enqueue_group(&tx, &g.id, GroupAction::Updated)?;
+            changed = true;
         }
-        tx.execute("UPDATE groups SET name = ?2, description = ?3, updated_at = ?4 WHERE id = ?1", params![g.id, g.name, g.description, now_ms()])
-            .map_err(|e| unique(e, || format!("a group named '{}' exists already", g.name)))?;
-        Self::enqueue_group(&tx, &g.id, GroupAction::Updated)?;
+        if let Some(members) = members {
+            changed |= Self::set_members_in(&tx, &g.id, members)?;
+        }
         tx.commit()?;
-        Ok(true)
+        Ok(changed)
     }
 
     /// Deletes a group: its members leave it (which may take them out of
@@ -93,11 +100,19 @@ impl Store {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         Self::live_group(&tx, id)?;
+        Self::set_members_in(&tx, id, members)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// [`Store::set_group_members`] in `tx`; whether anyone joined or left.
+    fn set_members_in(tx: &rusqlite::Transaction<'_>, id: &str, members: &[String]) -> Result<bool, StoreError> {
         let now: BTreeSet<&String> = members.iter().collect();
-        let before: BTreeSet<String> = Self::member_ids(&tx, id)?.into_iter().collect();
-        let targets = Self::lite_targets(&tx)?;
+        let before: BTreeSet<String> = Self::member_ids(tx, id)?.into_iter().collect();
+        let targets = Self::lite_targets(tx)?;
+        let mut changed = false;
         for person in before.iter().filter(|p| !now.contains(p)).chain(now.iter().copied().filter(|p| !before.contains(*p))) {
-            let mut p = Self::stored_person(&tx, person)?
+            let mut p = Self::stored_person(tx, person)?
                 .filter(|p| p.status != Status::Deleted)
                 .ok_or_else(|| StoreError::NotFound(format!("person {person} (named as a member of group {id})")))?;
             if now.contains(person) {
@@ -106,11 +121,11 @@ impl Store {
             } else {
                 p.groups.retain(|g| g != id);
             }
-            Self::write_person(&tx, &p, now_ms(), false)?;
-            Self::enqueue(&tx, &targets, &p, Action::Updated)?;
+            Self::write_person(tx, &p, now_ms(), false)?;
+            Self::enqueue(tx, &targets, &p, Action::Updated)?;
+            changed = true;
         }
-        tx.commit()?;
-        Ok(())
+        Ok(changed)
     }
 
     /// Every live group with its member count, by name.

@@ -282,10 +282,12 @@ mod tests {
         let server = store.servers().unwrap()[0].id;
         store.create_person(crate::domain::Person::example("M1", "Ada", "Lovelace", "ada@example.org")).unwrap();
         drop(store);
-        // Back to version 9: the tables of 10 and 11 gone, the old CHECK.
+        // Back to version 9: the tables of 10 to 13 gone, the old CHECK.
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         conn.execute_batch(
             "PRAGMA foreign_keys = OFF;
+             DROP TABLE provisioned_groups; DROP TABLE group_jobs; DROP TABLE group_members; DROP TABLE groups;
+             ALTER TABLE targets DROP COLUMN provisions_groups;
              DROP INDEX jobs_by_bulk_batch; ALTER TABLE jobs DROP COLUMN bulk_batch; DROP TABLE bulk_batches;
              DROP TABLE signing_keys; DROP TABLE admin_tokens;
              ALTER TABLE oauth2_pending DROP COLUMN admin_id; ALTER TABLE jobs DROP COLUMN acting_admin;

@@ -152,17 +152,23 @@ async fn run(State(app): State<Arc<App>>, Path(id): Path<i64>, _: ApiClient) -> 
 /// A group as the API takes it: its fields, and optionally its members'
 /// person ids (absent: left as they are).
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GroupBody {
-    #[serde(flatten)]
-    group: Group,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
     #[serde(default)]
     members: Option<Vec<String>>,
 }
 
-fn group_body(body: &Bytes) -> Result<GroupBody, WebError> {
-    let mut b: GroupBody = serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("the body is not a group object: {e}")))?;
-    b.group.normalize().map_err(|problems| error(StatusCode::UNPROCESSABLE_ENTITY, "the group has invalid fields").fields(problems))?;
-    Ok(b)
+fn group_body(body: &Bytes) -> Result<(Group, Option<Vec<String>>), WebError> {
+    let b: GroupBody = serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("the body is not a group object: {e}")))?;
+    let mut group = Group { id: b.id, name: b.name, description: b.description };
+    group.normalize().map_err(|problems| error(StatusCode::UNPROCESSABLE_ENTITY, "the group has invalid fields").fields(problems))?;
+    Ok((group, b.members))
 }
 
 fn group_json(app: &App, id: &str) -> Result<Value, WebError> {
@@ -189,11 +195,8 @@ async fn groups(State(app): State<Arc<App>>, _: ApiClient) -> Result<Response, W
 }
 
 async fn create_group(State(app): State<Arc<App>>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
-    let b = group_body(&body)?;
-    let saved = app.store.create_group(b.group).api()?;
-    if let Some(members) = &b.members {
-        app.store.set_group_members(&saved.id, members).api()?;
-    }
+    let (group, members) = group_body(&body)?;
+    let saved = app.store.create_group(group, members.as_deref().unwrap_or_default()).api()?;
     app.engine.wake();
     let mut r = (StatusCode::CREATED, Json(group_json(&app, &saved.id)?)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/groups/{}", saved.id)) {
@@ -207,16 +210,13 @@ async fn show_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiC
 }
 
 async fn update_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
-    let mut b = group_body(&body)?;
-    if !b.group.id.is_empty() && b.group.id != id {
+    let (mut group, members) = group_body(&body)?;
+    if !group.id.is_empty() && group.id != id {
         let problem = FieldProblem { field: "id".into(), message: format!("leave it out or make it {id}") };
         return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "the id in the body differs from the URL's").fields(vec![problem]));
     }
-    b.group.id = id.clone();
-    app.store.update_group(&b.group).api()?;
-    if let Some(members) = &b.members {
-        app.store.set_group_members(&id, members).api()?;
-    }
+    group.id = id.clone();
+    app.store.update_group(&group, members.as_deref()).api()?;
     app.engine.wake();
     Ok(Json(group_json(&app, &id)?).into_response())
 }

@@ -25,6 +25,7 @@ mod audit;
 mod connections;
 mod dashboard;
 mod error;
+mod groups;
 mod log;
 mod on_demand;
 mod people;
@@ -78,6 +79,8 @@ impl App {
             ("server_form.html", include_str!("../../templates/server_form.html")),
             ("oauth_done.html", include_str!("../../templates/oauth_done.html")),
             ("people.html", include_str!("../../templates/people.html")),
+            ("groups.html", include_str!("../../templates/groups.html")),
+            ("group.html", include_str!("../../templates/group.html")),
             ("person.html", include_str!("../../templates/person.html")),
             ("person_form.html", include_str!("../../templates/person_form.html")),
             ("targets.html", include_str!("../../templates/targets.html")),
@@ -136,6 +139,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(session::routes())
         .merge(servers::routes())
         .merge(people::routes())
+        .merge(groups::routes())
         .merge(targets::routes())
         .merge(api::routes())
         .merge(account::routes())

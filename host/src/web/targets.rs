@@ -196,6 +196,21 @@ async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<(T
     } else {
         errors.insert("plugin".into(), format!("the plugin '{plugin}' is not loaded"));
     }
+    // Groups by name (or id), comma-separated.
+    let mut scope_groups = Vec::new();
+    for key in get("scope_groups").split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        match app.store.group_by_name_or_id(key) {
+            Ok(Some(g)) => scope_groups.push(g.id),
+            Ok(None) => {
+                errors.insert("scope_groups".into(), format!("No group is called '{key}'; add it under Groups, or check the spelling."));
+            }
+            Err(e) => {
+                errors.insert("scope_groups".into(), e.to_string());
+            }
+        }
+    }
+    scope_groups.sort();
+    scope_groups.dedup();
     let safeguards = safeguards::parse(f).unwrap_or_else(|e| {
         errors.extend(e);
         Safeguards::default()
@@ -209,7 +224,8 @@ async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<(T
     if !errors.is_empty() {
         return Err((plugin, shown, errors));
     }
-    let input = TargetInput { name, plugin, server_id, settings, enabled: f.contains_key("enabled"), scope: Scope::parse(&get("scope_domains"), &get("scope_affiliations")) };
+    let scope = Scope { groups: scope_groups, ..Scope::parse(&get("scope_domains"), &get("scope_affiliations")) };
+    let input = TargetInput { name, plugin, server_id, settings, enabled: f.contains_key("enabled"), scope };
     Ok((input, safeguards))
 }
 
@@ -237,6 +253,7 @@ async fn edit(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s): Admin)
         ("server_id".to_string(), t.server_id.to_string()),
         ("scope_domains".to_string(), t.scope.email_domains.join(", ")),
         ("scope_affiliations".to_string(), t.scope.affiliations.join(", ")),
+        ("scope_groups".to_string(), t.scope.groups.iter().map(|g| app.store.group(g).map(|g| g.name).unwrap_or_else(|_| g.clone())).collect::<Vec<_>>().join(", ")),
     ]);
     if t.enabled {
         f.insert("enabled".into(), "on".into());

@@ -24,8 +24,8 @@ fn inspect_prints_the_plugin_and_its_settings() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("Plugin        salesforce 0.1.0\n"), "{stdout}");
-    assert!(stdout.contains("Capabilities  authorization-code, refresh, client-credentials, revoke, check-connection, provision, provision-batch, jwt-bearer, background-batch\n"), "{stdout}");
-    assert!(stdout.contains("Settings (21)"), "{stdout}");
+    assert!(stdout.contains("Capabilities  authorization-code, refresh, client-credentials, revoke, check-connection, provision, provision-batch, jwt-bearer, background-batch, groups\n"), "{stdout}");
+    assert!(stdout.contains("Settings (22)"), "{stdout}");
     assert!(stdout.contains("\nobject "), "{stdout}");
     assert!(stdout.contains("Choices: Contact, User."), "{stdout}");
 

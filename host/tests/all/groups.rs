@@ -21,7 +21,7 @@ fn group(name: &str) -> Group {
 #[tokio::test]
 async fn a_group_scoped_target_provisions_the_groups_members_only() {
     let h = Harness::new(GrantType::ClientCredentials).await;
-    let physics = h.store.create_group(group("Physics faculty")).unwrap();
+    let physics = h.store.create_group(group("Physics faculty"), &[]).unwrap();
     let everyone = h.target("Everyone", UPSERT, Scope::default());
     let scoped = h.target("Physics", UPSERT, Scope { groups: vec![physics.id.clone()], ..Scope::default() });
     for (id, given) in [("G1", "Ada"), ("G2", "Grace"), ("G3", "Edsger")] {
@@ -59,15 +59,15 @@ async fn a_group_scoped_target_provisions_the_groups_members_only() {
     assert_eq!(h.state("G3", scoped).0, ProvState::Removed);
     assert!(h.store.person("G1").unwrap().groups.is_empty());
     assert!(h.store.group(&physics.id).is_err(), "gone from the registry");
-    let again = h.store.create_group(Group { id: physics.id.clone(), ..group("Physics faculty") }).unwrap_err();
+    let again = h.store.create_group(Group { id: physics.id.clone(), ..group("Physics faculty") }, &[]).unwrap_err();
     assert!(again.to_string().contains("never reused"), "{again}");
-    assert!(h.store.create_group(group("Physics faculty")).is_ok(), "its name is free again");
+    assert!(h.store.create_group(group("Physics faculty"), &[]).is_ok(), "its name is free again");
 }
 
 #[tokio::test]
 async fn group_jobs_are_queued_with_the_change_for_targets_that_provision_groups() {
     let h = Harness::new(GrantType::ClientCredentials).await;
-    let chemistry = h.store.create_group(group("Chemistry")).unwrap();
+    let chemistry = h.store.create_group(group("Chemistry"), &[]).unwrap();
     let t = h.target("Groups too", UPSERT, Scope::default());
     let other = h.target("People only", UPSERT, Scope::default());
     assert!(h.store.group_jobs().unwrap().is_empty(), "no target provisions groups yet");
@@ -80,7 +80,7 @@ async fn group_jobs_are_queued_with_the_change_for_targets_that_provision_groups
     // it runs): one job, still the addition.
     h.store.create_person(person("C1", "Marie", "Curie", "marie@example.org")).unwrap();
     h.store.set_group_members(&chemistry.id, &["C1".into()]).unwrap();
-    h.store.update_group(&Group { description: Some("Labs".into()), ..chemistry.clone() }).unwrap();
+    h.store.update_group(&Group { description: Some("Labs".into()), ..chemistry.clone() }, None).unwrap();
     assert_eq!(h.store.group_jobs().unwrap().len(), 1);
     assert!(h.store.group_jobs().unwrap().iter().all(|(_, target, _, _)| *target != other));
 
@@ -99,7 +99,7 @@ async fn group_jobs_are_queued_with_the_change_for_targets_that_provision_groups
 #[tokio::test]
 async fn an_import_names_groups_by_name_and_creates_the_missing_ones() {
     let h = Harness::new(GrantType::ClientCredentials).await;
-    let existing = h.store.create_group(group("Staff")).unwrap();
+    let existing = h.store.create_group(group("Staff"), &[]).unwrap();
     let csv = "id,given,family,emails,affiliation,groups\nI1,Ada,Lovelace,ada@example.org,staff,staff;Analytical Engine\nI2,Grace,Hopper,grace@example.org,faculty,\n";
     let people = registry_host::import::parse_import("people.csv", csv).unwrap();
     h.store.import_people(people, |_| {}).unwrap();
@@ -128,7 +128,7 @@ async fn groups_become_public_groups_whose_members_are_the_peoples_users() {
     ];
     let t = h.target("Users", &settings, Scope::default());
     h.store.set_target_provisions_groups(t, true).unwrap();
-    let team = h.store.create_group(group("Lab team")).unwrap();
+    let team = h.store.create_group(group("Lab team"), &[]).unwrap();
     for (id, given) in [("U1", "Ada"), ("U2", "Grace"), ("U3", "Edsger")] {
         h.store.create_person(person(id, given, "User", &format!("{}@example.org", given.to_lowercase()))).unwrap();
     }
@@ -158,7 +158,7 @@ async fn groups_become_public_groups_whose_members_are_the_peoples_users() {
 
     // One leaves, one joins, the group is renamed: the Group follows.
     h.store.set_group_members(&team.id, &["U1".into(), "U3".into()]).unwrap();
-    h.store.update_group(&Group { name: "Lab crew".into(), ..team.clone() }).unwrap();
+    h.store.update_group(&Group { name: "Lab crew".into(), ..team.clone() }, None).unwrap();
     drain().await;
     let mut want = vec![user_of("U1"), user_of("U3")];
     want.sort();
@@ -170,4 +170,54 @@ async fn groups_become_public_groups_whose_members_are_the_peoples_users() {
     drain().await;
     assert!(h.emu.live_records("Group").iter().all(|g| g["Id"] != gid.as_str()));
     assert_eq!(h.store.group_states(&team.id).unwrap()[0].1, "removed");
+}
+
+#[tokio::test]
+async fn groups_are_managed_in_the_json_api_and_the_admin_pages() {
+    use reqwest::Method;
+    let h = crate::web::Harness::start().await;
+    let csrf = h.login().await;
+    let token = h.host.store.create_api_token("tests", None).unwrap();
+    let token = token.as_str();
+    h.host.store.create_person(person("W1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+    h.host.store.create_person(person("W2", "Grace", "Hopper", "grace@example.org")).unwrap();
+
+    // A member who does not exist: refused, and no group is left behind.
+    let (status, body) = h.api(Method::POST, "/api/v1/groups", Some(token), Some(serde_json::json!({"name": "Engines", "members": ["W1", "NOPE"]}))).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("person NOPE"), "{body}");
+    assert_eq!(h.api(Method::GET, "/api/v1/groups", Some(token), None).await.1["groups"], serde_json::json!([]));
+    let (status, body) = h.api(Method::POST, "/api/v1/groups", Some(token), Some(serde_json::json!({"name": "", "colour": "red"}))).await;
+    assert_eq!(status, 400, "unknown fields are refused: {body}");
+
+    let (status, body) = h.api(Method::POST, "/api/v1/groups", Some(token), Some(serde_json::json!({"name": "Engines", "description": "Analytical", "members": ["W1"]}))).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(body["members"], serde_json::json!(["W1"]));
+    assert_eq!(h.api(Method::POST, "/api/v1/groups", Some(token), Some(serde_json::json!({"name": "engines"}))).await.0, 409, "names are unique, any case");
+    // A person updated without `groups` keeps them; with them, they change.
+    let w1 = serde_json::json!({"status": "active", "name": {"given": "Ada", "family": "King"}, "emails": [{"address": "ada@example.org"}]});
+    assert_eq!(h.api(Method::PUT, "/api/v1/people/W1", Some(token), Some(w1.clone())).await.0, 200);
+    assert_eq!(h.host.store.person("W1").unwrap().groups, [id.clone()]);
+
+    // The pages: the list, the group, its members saved from the form.
+    let (status, page, _) = h.get("/groups").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Engines") && page.contains(&format!("/groups/{id}")), "{page}");
+    let (status, _, loc) = h.post(&format!("/groups/{id}/members"), &[("csrf", &csrf), ("members", "W2\nW1")]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some(format!("/groups/{id}").as_str())));
+    let page = h.get(&format!("/groups/{id}")).await.1;
+    assert!(page.contains("Members (2)") && page.contains("Hopper, Grace"), "{page}");
+    let (status, page, _) = h.post(&format!("/groups/{id}/members"), &[("csrf", &csrf), ("members", "W2 GHOST")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("no person GHOST"), "{page}");
+    assert_eq!(h.host.store.group_members(&id).unwrap(), ["W1", "W2"], "nothing changed");
+    let (status, page, _) = h.post("/groups", &[("csrf", &csrf), ("name", "ENGINES")]).await;
+    assert_eq!(status, 409);
+    assert!(page.contains("exists already"), "{page}");
+
+    let (status, _, loc) = h.post(&format!("/groups/{id}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!((status, loc.as_deref()), (303, Some("/groups")));
+    assert_eq!(h.api(Method::GET, &format!("/api/v1/groups/{id}"), Some(token), None).await.0, 404);
+    assert!(h.host.store.person("W2").unwrap().groups.is_empty());
 }

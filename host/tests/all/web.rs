@@ -451,7 +451,7 @@ impl Harness {
         self.host.store.targets().unwrap().into_iter().find(|t| t.name == registry_host::serve::DEMO_TARGET).unwrap().id
     }
 
-    async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub(crate) async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
         let mut r = self.http.request(method, self.url(path));
         if let Some(t) = token {
             r = r.bearer_auth(t);

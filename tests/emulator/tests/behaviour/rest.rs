@@ -256,7 +256,7 @@ async fn describe_lists_objects_and_seeded_custom_fields() {
     let (_, _, body) = api(&http, Method::GET, &data_url(&t, "sobjects"), access(&t), None).await;
     let global = json(&body);
     let names: Vec<&str> = global["sobjects"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Account", "Contact", "User", "Profile"]);
+    assert_eq!(names, ["Account", "Contact", "User", "Profile", "Group", "GroupMember"]);
     let (_, _, body) = api(&http, Method::GET, &data_url(&t, "sobjects/Contact/describe"), access(&t), None).await;
     let d = json(&body);
     let field = |n: &str| d["fields"].as_array().unwrap().iter().find(|f| f["name"] == n).cloned().unwrap();

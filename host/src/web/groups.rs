@@ -1,0 +1,169 @@
+//! Groups in the admin UI: the list and adding one, a group's page (its
+//! name and description, its members, what each target has of it), and
+//! deleting it. Every change queues its provisioning in its transaction.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use minijinja::context;
+
+use super::error::WebError;
+use super::session::{Admin, AdminForm};
+use super::{App, FormMap, audit, see_other};
+use crate::domain::Group;
+use crate::store::{Session, StoreError};
+
+pub(super) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/groups", get(list).post(create))
+        .route("/groups/{id}", get(show).post(update))
+        .route("/groups/{id}/members", post(members))
+        .route("/groups/{id}/delete", post(delete))
+}
+
+const NOTICES: &[(&str, &str)] = &[
+    ("created", "Group added."),
+    ("saved", "Group saved; its targets get the change."),
+    ("members", "Members saved; people who joined or left are provisioned accordingly."),
+    ("deleted", "Group deleted; its targets remove it, and its members left it."),
+];
+
+fn notice(q: &FormMap) -> Option<&'static str> {
+    q.get("notice").and_then(|n| NOTICES.iter().find(|(k, _)| k == n)).map(|(_, t)| *t)
+}
+
+fn render_list(app: &App, s: &Session, notice: Option<&str>, form: &FormMap, errors: &HashMap<String, String>, status: StatusCode) -> Result<Response, WebError> {
+    let groups: Vec<_> = app.store.groups()?.into_iter().map(|g| context! { id => g.group.id, name => g.group.name, description => g.group.description, members => g.members }).collect();
+    let mut r = app.render("groups.html", context! { admin => s.username.clone(), csrf => s.csrf_token.clone(), nav => "groups", groups => groups, notice => notice, f => form, errors => errors });
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
+    render_list(&app, &s, notice(&q), &FormMap::new(), &HashMap::new(), StatusCode::OK)
+}
+
+/// The group in a form, normalized, or the problems by field.
+fn group_of(f: &FormMap, id: &str) -> Result<Group, HashMap<String, String>> {
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let mut g = Group { id: id.to_string(), name: get("name"), description: Some(get("description")) };
+    g.normalize().map_err(|ps| ps.into_iter().map(|p| (p.field, p.message)).collect::<HashMap<_, _>>())?;
+    Ok(g)
+}
+
+async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    let g = match group_of(&f, "") {
+        Ok(g) => g,
+        Err(errors) => return render_list(&app, &s, None, &f, &errors, StatusCode::UNPROCESSABLE_ENTITY),
+    };
+    match app.store.create_group(g, &[]) {
+        Ok(g) => {
+            audit::record(&app, &s.username, "group.create", &g.name, serde_json::json!({"id": g.id}));
+            app.engine.wake();
+            Ok(see_other(&format!("/groups/{}?notice=created", g.id)))
+        }
+        Err(StoreError::Conflict(m)) => render_list(&app, &s, None, &f, &HashMap::from([("name".to_string(), m)]), StatusCode::CONFLICT),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn render_group(app: &App, s: &Session, id: &str, notice: Option<&str>, form: Option<&FormMap>, errors: &HashMap<String, String>, status: StatusCode) -> Result<Response, WebError> {
+    let g = app.store.group(id)?;
+    let member_ids = app.store.group_members(id)?;
+    let members: Vec<_> = member_ids
+        .iter()
+        .map(|pid| {
+            let name = app.store.person(pid).map(|p| p.display_name()).unwrap_or_default();
+            context! { id => pid, name => name }
+        })
+        .collect();
+    let targets: HashMap<i64, String> = app.store.targets()?.into_iter().map(|t| (t.id, t.name)).collect();
+    let states: Vec<_> = app
+        .store
+        .group_states(id)?
+        .into_iter()
+        .map(|(t, state, remote, message)| context! { target => targets.get(&t).cloned().unwrap_or_else(|| format!("target {t}")), target_id => t, state => state, remote => remote, message => message })
+        .collect();
+    let f = form.cloned().unwrap_or_else(|| {
+        FormMap::from([
+            ("name".to_string(), g.name.clone()),
+            ("description".to_string(), g.description.clone().unwrap_or_default()),
+            ("members".to_string(), member_ids.join("\n")),
+        ])
+    });
+    let mut r = app.render(
+        "group.html",
+        context! { admin => s.username.clone(), csrf => s.csrf_token.clone(), nav => "groups", group => g, members => members, states => states, notice => notice, f => f, errors => errors },
+    );
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
+    render_group(&app, &s, &id, notice(&q), None, &HashMap::new(), StatusCode::OK)
+}
+
+async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    let g = match group_of(&f, &id) {
+        Ok(g) => g,
+        Err(errors) => return render_group(&app, &s, &id, None, Some(&f), &errors, StatusCode::UNPROCESSABLE_ENTITY),
+    };
+    match app.store.update_group(&g, None) {
+        Ok(changed) => {
+            if changed {
+                audit::record(&app, &s.username, "group.update", &g.name, serde_json::json!({"id": g.id, "description": g.description}));
+                app.engine.wake();
+            }
+            Ok(see_other(&format!("/groups/{id}?notice=saved")))
+        }
+        Err(StoreError::Conflict(m)) => render_group(&app, &s, &id, None, Some(&f), &HashMap::from([("name".to_string(), m)]), StatusCode::CONFLICT),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Person ids as an admin pastes them: one a line, or separated by commas
+/// or spaces.
+fn ids(text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = text.split([',', ' ', '\n', '\r', ';', '\t']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+async fn members(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
+    let wanted = ids(f.get("members").map(String::as_str).unwrap_or(""));
+    match app.store.set_group_members(&id, &wanted) {
+        Ok(()) => {
+            audit::record(&app, &s.username, "group.members", &id, serde_json::json!({"members": wanted.len()}));
+            app.engine.wake();
+            Ok(see_other(&format!("/groups/{id}?notice=members")))
+        }
+        // A person that does not exist: the form again, saying which.
+        Err(StoreError::NotFound(m)) if m.starts_with("person ") => {
+            render_group(&app, &s, &id, None, Some(&f), &HashMap::from([("members".to_string(), format!("no {m}; check the ids"))]), StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
+    let g = app.store.group(&id)?;
+    app.store.delete_group(&id)?;
+    audit::record(&app, &s.username, "group.delete", &g.name, serde_json::json!({"id": id}));
+    app.engine.wake();
+    Ok(see_other("/groups?notice=deleted"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn member_ids_are_read_however_they_are_pasted() {
+        assert_eq!(super::ids("P2\nP1, P3;P1\r\n  \tP4"), ["P1", "P2", "P3", "P4"]);
+        assert!(super::ids("  \n").is_empty());
+    }
+}
