@@ -283,6 +283,8 @@ struct Watching {
     usage: Option<(u64, u64)>,
 }
 
+use crate::http::SalesforceResponse;
+
 impl crate::http::Transport for Watching {
     fn send(&mut self, request: crate::http::Request) -> Result<crate::http::Response, String> {
         let response = WasiTransport.send(request)?;

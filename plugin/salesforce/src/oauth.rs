@@ -9,7 +9,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::error::Error;
-use crate::http::{Request, Response, Transport, Url, encode_component};
+use crate::http::{Request, Response, SalesforceResponse, Transport, Url, encode_component};
 
 /// The token set's `extra` key that says whether the last refresh rotated
 /// the refresh token ("on" or "off").
