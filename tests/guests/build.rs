@@ -10,6 +10,7 @@ const TARGET: &str = "wasm32-wasip2";
 /// (env var, package, feature, output file name)
 const GUESTS: &[(&str, &str, Option<&str>, &str)] = &[
     ("SALESFORCE_PLUGIN_WASM", "salesforce-provisioner", None, "salesforce_provisioner.wasm"),
+    ("SCIM_PLUGIN_WASM", "scim-provisioner", None, "scim_provisioner.wasm"),
     ("HOSTILE_LOOP_WASM", "hostile-fixture", Some("loop-forever"), "hostile_fixture.wasm"),
     ("HOSTILE_ALLOC_WASM", "hostile-fixture", Some("alloc-unbounded"), "hostile_fixture.wasm"),
     ("HOSTILE_HTTP_WASM", "hostile-fixture", Some("forbidden-host"), "hostile_fixture.wasm"),

@@ -64,6 +64,7 @@ const CAPABILITY_NAMES: &[(Capabilities, &str)] = &[
     (Capabilities::JWT_BEARER, "jwt-bearer"),
     (Capabilities::BACKGROUND_BATCH, "background-batch"),
     (Capabilities::GROUPS, "groups"),
+    (Capabilities::STATIC_BEARER, "static-bearer"),
 ];
 
 impl PluginSummary {

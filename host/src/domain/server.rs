@@ -132,6 +132,7 @@ pub fn grant_str(g: GrantType) -> &'static str {
         GrantType::AuthorizationCode => "authorization_code",
         GrantType::ClientCredentials => "client_credentials",
         GrantType::JwtBearer => "jwt_bearer",
+        GrantType::StaticBearer => "static_bearer",
     }
 }
 
@@ -141,10 +142,11 @@ pub fn grant_label(g: GrantType) -> &'static str {
         GrantType::AuthorizationCode => "Authorization Code",
         GrantType::ClientCredentials => "Client Credentials",
         GrantType::JwtBearer => "JWT Bearer",
+        GrantType::StaticBearer => "Bearer Token (pasted)",
     }
 }
 
 /// Parses a stored grant type name; `None` for one this program does not know.
 pub fn grant_parse(s: &str) -> Option<GrantType> {
-    [GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::JwtBearer].into_iter().find(|g| grant_str(*g) == s)
+    [GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::JwtBearer, GrantType::StaticBearer].into_iter().find(|g| grant_str(*g) == s)
 }

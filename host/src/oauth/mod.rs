@@ -147,11 +147,14 @@ impl OAuth {
     /// tokens arrived: the server's API hosts, its plugin or the plugin's
     /// declaration may have changed since.
     pub fn allowlist(&self, id: i64, config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
-        check_origin(&config.server_url, "the Server URL", self.insecure_loopback)?;
+        let server = check_origin(&config.server_url, "the Server URL", self.insecure_loopback)?;
         let instance = tokens.and_then(|t| t.instance_url.as_deref());
         if let Some(instance) = instance {
             let origin = check_origin(instance, "the instance URL", self.insecure_loopback)?;
-            self.check_instance(id, &origin)?;
+            // The Server URL's own origin is allowed anyway.
+            if origin != server {
+                self.check_instance(id, &origin)?;
+            }
         }
         HttpAllowlist::for_server(&config.server_url, instance).map_err(|e| FlowError::BadUrl(e.to_string()))
     }
@@ -172,7 +175,10 @@ impl OAuth {
     fn trusted(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
         if let Some(instance) = tokens.instance_url.as_deref() {
             let origin = check_origin(instance, "the instance URL in the token response", self.insecure_loopback)?;
-            self.check_instance(id, &origin)?;
+            let server = self.store.server(id)?.server_url;
+            if check_origin(&server, "the Server URL", self.insecure_loopback).ok().as_ref() != Some(&origin) {
+                self.check_instance(id, &origin)?;
+            }
         }
         Ok(())
     }
@@ -309,6 +315,39 @@ impl OAuth {
             Ok(tokens) => self.keep(id, &tokens),
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
         }
+    }
+
+    /// "Obtain New Token" for a static bearer server: the token the admin
+    /// pasted (kept sealed where a client secret would be) becomes its
+    /// access token. Nothing is asked of the service; Test Connection does.
+    pub async fn static_bearer(&self, id: i64) -> Result<TokenSet, FlowError> {
+        let lock = self.server_lock(id);
+        let _one_at_a_time = lock.lock().await;
+        self.take_pasted(id)
+    }
+
+    fn take_pasted(&self, id: i64) -> Result<TokenSet, FlowError> {
+        let config = self.store.server_config(id)?;
+        if config.grant_type != GrantType::StaticBearer {
+            return Err(FlowError::WrongGrant("this server's grant does not take a pasted token"));
+        }
+        if config.client_secret.trim().is_empty() {
+            return Err(self.failed(id, FlowError::Denied("no bearer token is saved: paste the service's token into the server's form".into())));
+        }
+        // The service's base URL is the Server URL: the plugin's calls go
+        // there, as they go to a token's instance URL elsewhere.
+        let tokens = TokenSet {
+            access_token: config.client_secret.trim().to_string(),
+            refresh_token: None,
+            instance_url: Some(config.server_url.clone()),
+            issued_at: None,
+            expires_at: None,
+            scope: config.scope.clone(),
+            token_type: "Bearer".into(),
+            extra: vec![],
+        };
+        self.keep(id, &tokens)?;
+        Ok(tokens)
     }
 
     /// "Obtain New Token" for a JWT bearer server: an assertion signed with
@@ -469,6 +508,17 @@ impl OAuth {
                 self.store.tokens(id)?.ok_or(FlowError::NoTokens)
             }
             GrantType::JwtBearer => self.sign_in_with_key(id).await,
+            // Nothing to renew: a token pasted since is taken; the one the
+            // service refused needs an admin to paste a new one.
+            GrantType::StaticBearer => {
+                let pasted = self.store.server_config(id)?.client_secret;
+                if stale == Some(pasted.trim()) {
+                    let why = "the service refused the pasted bearer token; paste a new one into the server's form and click Obtain New Token";
+                    let _ = self.store.set_error(id, why, Some(TokenStatus::NeedsReauthorization));
+                    return Err(FlowError::Denied(why.into()));
+                }
+                self.take_pasted(id)
+            }
         }
     }
 

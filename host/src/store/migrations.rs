@@ -314,4 +314,35 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- Whether the target's plugin provisions groups (its `groups`
     -- capability), as the host last saw it.
     ALTER TABLE targets ADD COLUMN provisions_groups INTEGER NOT NULL DEFAULT 0;",
+    // 14: the static bearer grant (a token an admin pastes, kept sealed
+    // where a client secret would be): the grant type's CHECK again, by a
+    // rebuild as in 10.
+    "CREATE TABLE oauth2_servers_new (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        plugin TEXT NOT NULL,
+        server_url TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        client_secret BLOB,
+        grant_type TEXT NOT NULL CHECK (grant_type IN ('authorization_code', 'client_credentials', 'jwt_bearer', 'static_bearer')),
+        scope TEXT,
+        access_token BLOB,
+        refresh_token BLOB,
+        token_meta TEXT,
+        instance_url TEXT,
+        token_status TEXT NOT NULL DEFAULT 'not_set' CHECK (token_status IN ('not_set', 'set', 'needs_reauthorization')),
+        token_issued_at INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        api_hosts TEXT NOT NULL DEFAULT '',
+        jwt_subject TEXT
+    );
+    INSERT INTO oauth2_servers_new (id, name, description, plugin, server_url, client_id, client_secret, grant_type, scope, access_token,
+        refresh_token, token_meta, instance_url, token_status, token_issued_at, last_error, created_at, updated_at, api_hosts, jwt_subject)
+    SELECT id, name, description, plugin, server_url, client_id, client_secret, grant_type, scope, access_token,
+        refresh_token, token_meta, instance_url, token_status, token_issued_at, last_error, created_at, updated_at, api_hosts, jwt_subject FROM oauth2_servers;
+    DROP TABLE oauth2_servers;
+    ALTER TABLE oauth2_servers_new RENAME TO oauth2_servers;",
 ];

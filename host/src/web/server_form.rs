@@ -132,14 +132,20 @@ pub(super) fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, 
     fields
 }
 
-/// The grant types a plugin offers: the two every plugin has, and JWT
-/// bearer when it claims it (a 0.1.0 plugin cannot).
+/// The grant types a plugin offers: those it claims (JWT bearer and a
+/// pasted bearer token only since 0.2.0).
 fn grants_of(meta: Option<&PluginMetadata>) -> Vec<GrantType> {
-    let mut grants = vec![GrantType::AuthorizationCode, GrantType::ClientCredentials];
-    if meta.is_some_and(|m| m.capabilities.contains(Capabilities::JWT_BEARER)) {
-        grants.push(GrantType::JwtBearer);
-    }
-    grants
+    let claims = |c: Capabilities| meta.is_some_and(|m| m.capabilities.contains(c));
+    [
+        (Capabilities::AUTHORIZATION_CODE, GrantType::AuthorizationCode),
+        (Capabilities::CLIENT_CREDENTIALS, GrantType::ClientCredentials),
+        (Capabilities::JWT_BEARER, GrantType::JwtBearer),
+        (Capabilities::STATIC_BEARER, GrantType::StaticBearer),
+    ]
+    .into_iter()
+    .filter(|(c, _)| claims(*c))
+    .map(|(_, g)| g)
+    .collect()
 }
 
 /// Which choice a saved URL is, and the name in it: an exact match, else
@@ -265,7 +271,10 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
         errors.insert("server_url".into(), "The Server URL takes no query or fragment.".into());
     }
     let client_id = get("client_id");
-    if client_id.is_empty() {
+    let pasted_token = get("grant_type") == "static_bearer";
+    if client_id.is_empty() && pasted_token {
+        // A pasted token needs no app.
+    } else if client_id.is_empty() {
         errors.insert("client_id".into(), "Enter the Client ID the provider issued for this registry's app.".into());
     } else if client_id.len() > 255 || client_id.contains(char::is_whitespace) {
         errors.insert("client_id".into(), "A Client ID has no spaces and at most 255 characters.".into());
@@ -274,8 +283,9 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
         "authorization_code" | "" => GrantType::AuthorizationCode,
         "client_credentials" => GrantType::ClientCredentials,
         "jwt_bearer" => GrantType::JwtBearer,
+        "static_bearer" => GrantType::StaticBearer,
         _ => {
-            errors.insert("grant_type".into(), "Choose Authorization Code, Client Credentials or JWT Bearer.".into());
+            errors.insert("grant_type".into(), "Choose one of the grant types the plugin offers.".into());
             GrantType::AuthorizationCode
         }
     };
@@ -287,7 +297,9 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
     }
     let secret = f.get("client_secret").cloned().filter(|s| !s.is_empty());
     // The JWT bearer grant signs with a key instead of a secret.
-    if secret.is_none() && !has_secret && grant_type != GrantType::JwtBearer {
+    if secret.is_none() && !has_secret && grant_type == GrantType::StaticBearer {
+        errors.insert("client_secret".into(), "Paste the bearer token the service issued into Client Secret: it is kept encrypted and sent with every request.".into());
+    } else if secret.is_none() && !has_secret && grant_type != GrantType::JwtBearer {
         errors.insert("client_secret".into(), "Enter the Client Secret the provider issued with the Client ID: token requests and the check of each token response's signature need it.".into());
     }
     let mut api_hosts = Vec::new();

@@ -277,6 +277,14 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
             }
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
         },
+        GrantType::StaticBearer => match app.oauth.static_bearer(id).await {
+            Ok(_) => {
+                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id)?.name, serde_json::json!({"grant_type": "static_bearer"}));
+                app.engine.wake();
+                Ok(see_other(&format!("/servers/{id}?notice=obtained")))
+            }
+            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
+        },
         GrantType::JwtBearer => match app.oauth.jwt_bearer(id).await {
             Ok(_) => {
                 audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id)?.name, serde_json::json!({"grant_type": "jwt_bearer"}));

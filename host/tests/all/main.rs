@@ -19,4 +19,5 @@ mod notifications;
 mod operations;
 mod provisioning;
 mod real_org;
+mod scim;
 mod web;

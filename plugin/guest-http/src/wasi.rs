@@ -28,7 +28,13 @@ pub struct WasiTransport;
 impl Transport for WasiTransport {
     fn send(&mut self, req: Request) -> Result<Response, String> {
         let url = Url::parse(&req.url)?;
-        let entries: Vec<(String, Vec<u8>)> = req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())).collect();
+        let mut entries: Vec<(String, Vec<u8>)> = req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())).collect();
+        // A body of known length says so: without it the request goes out
+        // chunked, which some servers (Python's WSGI ones among them) read
+        // as empty.
+        if !req.body.is_empty() && !entries.iter().any(|(k, _)| k == "content-length") {
+            entries.push(("content-length".into(), req.body.len().to_string().into_bytes()));
+        }
         let headers = Fields::from_list(&entries).map_err(|e| format!("bad request headers: {e:?}"))?;
         let request = OutgoingRequest::new(headers);
         let method = match req.method {

@@ -5,6 +5,12 @@
 use std::path::Path;
 
 pub mod languages;
+pub mod scim_server;
+
+/// The SCIM 2.0 provisioner component (release build).
+pub fn scim_plugin() -> &'static Path {
+    Path::new(env!("SCIM_PLUGIN_WASM"))
+}
 
 /// The Salesforce provisioner component (release build).
 pub fn salesforce_plugin() -> &'static Path {

@@ -98,7 +98,7 @@ impl Convert<types::GrantType> for latest::types::GrantType {
             // Never sent: a 0.1.0 plugin cannot claim the JWT bearer grant,
             // so no server of its uses it; the nearest grant without a
             // browser or a refresh token stands in.
-            latest::types::GrantType::JwtBearer => types::GrantType::ClientCredentials,
+            latest::types::GrantType::JwtBearer | latest::types::GrantType::StaticBearer => types::GrantType::ClientCredentials,
         }
     }
 }

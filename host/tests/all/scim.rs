@@ -1,0 +1,208 @@
+//! The SCIM plugin through the host against a real third-party SCIM
+//! server (`scim2-server`, in-memory, bearer token): people become Users
+//! and groups Groups, existing Users are taken over, a uniqueness conflict
+//! fails the person alone, and a refused token stops the target for an
+//! admin. After each step the server's state is read back over SCIM.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use registry_host::domain::{Group, ProvState, Scope, ServerInput, Status, TargetInput, TokenStatus};
+use registry_host::engine::{Engine, EngineConfig};
+use registry_host::oauth::OAuth;
+use registry_host::secrets::SecretBox;
+use registry_host::store::Store;
+use registry_plugin_runtime::latest::types::GrantType;
+use registry_plugin_runtime::{Runtime, RuntimeConfig};
+use serde_json::{Value, json};
+use test_guests::scim_server::ScimServer;
+
+use crate::common::person;
+
+struct Scim {
+    server: ScimServer,
+    store: Arc<Store>,
+    oauth: OAuth,
+    engine: Arc<Engine>,
+    server_id: i64,
+    target: i64,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Scim {
+    async fn start(settings: &[(&str, &str)]) -> Scim {
+        let server = ScimServer::start("scim-secret-token");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path()).unwrap()).unwrap());
+        let runtime = Runtime::new(RuntimeConfig { insecure_loopback: true, ..RuntimeConfig::default() }).unwrap();
+        let plugin = runtime.load_file(test_guests::scim_plugin()).await.unwrap();
+        let plugins = Arc::new(HashMap::from([("scim".to_string(), plugin)]));
+        let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
+        let server_id = store.create_server(&server_input(&server.url, &server.token)).unwrap();
+        oauth.static_bearer(server_id).await.unwrap();
+        let config = EngineConfig { workers: 1, max_attempts: 3, backoff_base: std::time::Duration::from_millis(5), backoff_max: std::time::Duration::from_millis(20), idle_poll: std::time::Duration::from_millis(20), ..EngineConfig::default() };
+        let engine = Engine::new(store.clone(), plugins, oauth.clone(), config);
+        let target = store
+            .create_target(&TargetInput {
+                name: "SCIM service".into(),
+                plugin: "scim".into(),
+                server_id,
+                settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                enabled: true,
+                scope: Scope::default(),
+            })
+            .unwrap();
+        engine.refresh_group_targets().await.unwrap();
+        Scim { server, store, oauth, engine, server_id, target, http: reqwest::Client::new(), _dir: dir }
+    }
+
+    async fn drain(&self) {
+        for _ in 0..3 {
+            while self.engine.run_once().await.unwrap() > 0 {}
+            while self.engine.run_group_once().await.unwrap() {}
+        }
+    }
+
+    /// A SCIM GET, as the test reads the server's state back.
+    async fn get(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.server.url)).bearer_auth(&self.server.token).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn user(&self, external_id: &str) -> Option<Value> {
+        let found = self.get(&format!("/Users?filter=externalId%20eq%20%22{external_id}%22")).await;
+        found["Resources"].as_array().and_then(|r| r.first()).cloned()
+    }
+
+    fn state(&self, person: &str) -> (ProvState, Option<String>, Option<String>) {
+        let s = self.store.person_states(person).unwrap().into_iter().find(|s| s.target_id == self.target).expect("a state");
+        (s.state, s.remote_id, s.message)
+    }
+}
+
+/// The OAuth2 server for a SCIM service: its base URL, the pasted token.
+fn server_input(url: &str, token: &str) -> ServerInput {
+    ServerInput {
+        name: "SCIM".into(),
+        description: String::new(),
+        plugin: "scim".into(),
+        server_url: url.into(),
+        client_id: String::new(),
+        client_secret: Some(token.into()),
+        grant_type: GrantType::StaticBearer,
+        scope: None,
+        api_hosts: vec![],
+        jwt_subject: None,
+    }
+}
+
+fn group(name: &str) -> Group {
+    let mut g = Group { id: String::new(), name: name.into(), description: None };
+    g.normalize().unwrap();
+    g
+}
+
+#[tokio::test]
+async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
+    let s = Scim::start(&[]).await;
+    // A User that exists already (made by someone else): taken over, not duplicated.
+    let r = s.http.post(format!("{}/Users", s.server.url)).bearer_auth(&s.server.token)
+        .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "grace@example.org"}))
+        .send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let graces: Value = r.json().await.unwrap();
+
+    for (id, given, family) in [("S1", "Ada", "Lovelace"), ("S2", "Grace", "Hopper"), ("S3", "Edsger", "Dijkstra")] {
+        s.store.create_person(person(id, given, family, &format!("{}@example.org", given.to_lowercase()))).unwrap();
+    }
+    s.drain().await;
+    let ada = s.user("S1").await.expect("Ada's User");
+    assert_eq!(ada["userName"], "ada@example.org");
+    assert_eq!(ada["name"]["familyName"], "Lovelace");
+    assert_eq!(ada["active"], true);
+    assert_eq!(s.state("S1").1.as_deref(), ada["id"].as_str());
+    let grace = s.user("S2").await.expect("Grace's User");
+    assert_eq!(grace["id"], graces["id"], "the existing User was taken over");
+    assert!(s.state("S2").2.unwrap().starts_with("matched existing User"));
+    assert_eq!(s.get("/Users").await["totalResults"], 3, "nobody twice");
+
+    // A group with two members: a Group with their Users.
+    let lab = s.store.create_group(group("Lab"), &["S1".into(), "S2".into()]).unwrap();
+    s.drain().await;
+    let groups = s.get("/Groups").await;
+    let g = groups["Resources"].as_array().unwrap().iter().find(|g| g["displayName"] == "Lab").expect("the Group").clone();
+    let gid = g["id"].as_str().unwrap().to_string();
+    let members = |g: &Value| -> Vec<String> {
+        let mut m: Vec<String> = g["members"].as_array().into_iter().flatten().map(|m| m["value"].as_str().unwrap().to_string()).collect();
+        m.sort();
+        m
+    };
+    let mut want = vec![ada["id"].as_str().unwrap().to_string(), grace["id"].as_str().unwrap().to_string()];
+    want.sort();
+    assert_eq!(members(&g), want);
+
+    // Renamed, one leaves and one joins: a PATCH (the server takes it).
+    s.store.update_group(&Group { name: "Lab crew".into(), ..lab.clone() }, Some(&["S1".to_string(), "S3".to_string()])).unwrap();
+    s.drain().await;
+    let g = s.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(g["displayName"], "Lab crew");
+    let edsger = s.user("S3").await.unwrap();
+    let mut want = vec![ada["id"].as_str().unwrap().to_string(), edsger["id"].as_str().unwrap().to_string()];
+    want.sort();
+    assert_eq!(members(&g), want);
+
+    // Updated, expired (deactivated), deleted (deactivated by default).
+    let mut p = s.store.person("S1").unwrap();
+    p.name.family = Some("King".into());
+    s.store.update_person(&p).unwrap();
+    s.drain().await;
+    assert_eq!(s.user("S1").await.unwrap()["name"]["familyName"], "King");
+    p.status = Status::Expired;
+    s.store.update_person(&p).unwrap();
+    s.drain().await;
+    assert_eq!(s.user("S1").await.unwrap()["active"], false);
+    assert_eq!(s.state("S1").0, ProvState::Removed);
+    s.store.delete_person("S3").unwrap();
+    s.drain().await;
+    assert_eq!(s.user("S3").await.unwrap()["active"], false, "deactivated, the default");
+
+    // The group deleted: the Group goes.
+    s.store.delete_group(&lab.id).unwrap();
+    s.drain().await;
+    let r = s.http.get(format!("{}/Groups/{gid}", s.server.url)).bearer_auth(&s.server.token).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn a_uniqueness_conflict_fails_one_person_and_a_refused_token_waits_for_an_admin() {
+    let s = Scim::start(&[("match_existing", "false"), ("on_remove", "delete")]).await;
+    s.store.create_person(person("U1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+    s.drain().await;
+    // Same userName, no matching: the server says uniqueness (409).
+    s.store.create_person(person("U2", "Ada", "Other", "ada@example.org")).unwrap();
+    s.store.create_person(person("U3", "Grace", "Hopper", "grace@example.org")).unwrap();
+    s.drain().await;
+    let (state, _, message) = s.state("U2");
+    assert_eq!(state, ProvState::Failed, "{message:?}");
+    assert!(message.unwrap().contains("uniqueness"));
+    assert_eq!(s.state("U3").0, ProvState::Provisioned, "the others go on");
+
+    // Deleted with on_remove = delete: the User goes.
+    s.store.delete_person("U1").unwrap();
+    s.drain().await;
+    assert!(s.user("U1").await.is_none());
+
+    // The service stops taking the token: 401, and the server needs an admin.
+    s.store.update_server(s.server_id, &server_input(&s.server.url, "a-token-the-server-never-issued")).unwrap();
+    s.oauth.static_bearer(s.server_id).await.unwrap();
+    let mut p = s.store.person("U3").unwrap();
+    p.name.family = Some("Murray Hopper".into());
+    s.store.update_person(&p).unwrap();
+    s.drain().await;
+    let server = s.store.server(s.server_id).unwrap();
+    assert_eq!(server.token_status, TokenStatus::NeedsReauthorization, "{:?}", server.last_error);
+    assert!(server.last_error.unwrap().contains("paste a new one"));
+    assert_eq!(s.user("U3").await.unwrap()["name"]["familyName"], "Hopper", "nothing was sent with the bad token");
+}

@@ -1,0 +1,133 @@
+//! The target settings the SCIM plugin declares, and their parsing.
+
+/// One declared setting (mirrors the WIT `setting`).
+pub struct SettingSpec {
+    /// Machine name.
+    pub name: &'static str,
+    /// Form label.
+    pub label: &'static str,
+    /// `(value, label)` choices; empty for a boolean.
+    pub choices: &'static [(&'static str, &'static str)],
+    /// Default value.
+    pub default: &'static str,
+    /// Help beside the field.
+    pub help: &'static str,
+}
+
+/// Every setting, in form order.
+pub const SETTINGS: &[SettingSpec] = &[
+    SettingSpec {
+        name: "user_name",
+        label: "userName from",
+        choices: &[("email", "The official email"), ("eppn", "The eppn identifier"), ("id", "The registry id")],
+        default: "email",
+        help: "What a SCIM User's userName (its login, unique in the service) is made of.",
+    },
+    SettingSpec {
+        name: "match_existing",
+        label: "Match existing users",
+        choices: &[],
+        default: "true",
+        help: "Before creating a User, look for one with the person's externalId (the registry id) or userName, and take it over instead of making a second.",
+    },
+    SettingSpec {
+        name: "on_remove",
+        label: "When a person is removed",
+        choices: &[("deactivate", "Deactivate (active = false)"), ("delete", "Delete the User")],
+        default: "deactivate",
+        help: "What deleting a person, or their leaving the target's scope, does to their SCIM User. Expired and suspended people are always deactivated.",
+    },
+    SettingSpec {
+        name: "groups",
+        label: "Provision groups",
+        choices: &[],
+        default: "true",
+        help: "Send the registry's groups as SCIM Groups, with their members.",
+    },
+];
+
+/// Where a User's userName comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserName {
+    /// The official (else the first) email.
+    Email,
+    /// The `eppn` identifier.
+    Eppn,
+    /// The registry id.
+    Id,
+}
+
+/// The parsed settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// userName's source.
+    pub user_name: UserName,
+    /// Whether to adopt an existing User before creating one.
+    pub match_existing: bool,
+    /// Whether a removal deletes the User (else deactivates it).
+    pub delete_on_remove: bool,
+    /// Whether groups are sent.
+    pub groups: bool,
+}
+
+/// A bad setting, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The setting.
+    pub field: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Config {
+    /// Parses the saved values (defaults filled in), naming every bad one.
+    pub fn parse(values: &[(String, String)]) -> Result<Config, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for (name, _) in values {
+            if !SETTINGS.iter().any(|s| s.name == name) {
+                let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+                errors.push(FieldError { field: name.clone(), message: format!("unknown setting; this plugin's settings are: {}", known.join(", ")) });
+            }
+        }
+        let get = |name: &str| -> String {
+            let spec = SETTINGS.iter().find(|s| s.name == name).expect("declared");
+            values.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| spec.default.to_string())
+        };
+        let mut choice = |name: &str| -> String {
+            let spec = SETTINGS.iter().find(|s| s.name == name).expect("declared");
+            let v = get(name);
+            let ok = if spec.choices.is_empty() { v == "true" || v == "false" } else { spec.choices.iter().any(|(c, _)| *c == v) };
+            if !ok {
+                let allowed: Vec<&str> = if spec.choices.is_empty() { vec!["true", "false"] } else { spec.choices.iter().map(|(c, _)| *c).collect() };
+                errors.push(FieldError { field: name.into(), message: format!("'{v}' is not one of {}", allowed.join(", ")) });
+            }
+            v
+        };
+        let user_name = match choice("user_name").as_str() {
+            "eppn" => UserName::Eppn,
+            "id" => UserName::Id,
+            _ => UserName::Email,
+        };
+        let match_existing = choice("match_existing") == "true";
+        let delete_on_remove = choice("on_remove") == "delete";
+        let groups = choice("groups") == "true";
+        if errors.is_empty() { Ok(Config { user_name, match_existing, delete_on_remove, groups }) } else { Err(errors) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, Vec<FieldError>> {
+        Config::parse(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_and_bad_values_are_named() {
+        assert_eq!(parse(&[]).unwrap(), Config { user_name: UserName::Email, match_existing: true, delete_on_remove: false, groups: true });
+        let errors = parse(&[("user_name", "nickname"), ("groups", "yes"), ("colour", "red")]).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["colour", "user_name", "groups"]);
+    }
+}

@@ -1,0 +1,247 @@
+//! People as SCIM Users: the core schema and the enterprise extension
+//! mapped from the registry's person, created, replaced, deactivated or
+//! deleted, with `externalId` the registry id, and existing Users (by
+//! `externalId`, then `userName`) taken over instead of duplicated.
+
+use serde_json::{Map, Value, json};
+
+use crate::Outcome;
+use crate::scim::{Error, Service, is_gone};
+use crate::settings::{Config, UserName};
+
+const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// A registry person, as this plugin needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Person {
+    /// Registry id.
+    pub id: String,
+    /// Active (or in the grace period): the User is active.
+    pub active: bool,
+    /// Honorific, given, middle, family, suffix.
+    pub name: [Option<String>; 5],
+    /// (address, type) pairs, preferred first.
+    pub emails: Vec<(String, String)>,
+    /// (type, value) pairs.
+    pub identifiers: Vec<(String, String)>,
+    /// The primary role: title, organization, department, office phone,
+    /// mobile phone, and (street, locality, region, postal code, country).
+    pub role: Option<Role>,
+}
+
+/// A person's primary role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Role {
+    /// Job title.
+    pub title: Option<String>,
+    /// Organization.
+    pub organization: Option<String>,
+    /// Department.
+    pub department: Option<String>,
+    /// Office phone.
+    pub office_phone: Option<String>,
+    /// Mobile phone.
+    pub mobile_phone: Option<String>,
+    /// Street, locality, region, postal code, country.
+    pub address: [Option<String>; 5],
+}
+
+/// Why a person is provisioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Sent as they are (added, updated, unexpired, grace period, again).
+    Sync,
+    /// Expired or suspended: deactivated.
+    Deactivate,
+    /// Deleted, or out of the target's scope.
+    Remove,
+}
+
+/// The person's userName under `config`, or why there is none.
+pub fn user_name(config: &Config, p: &Person) -> Result<String, String> {
+    let value = match config.user_name {
+        UserName::Email => p.emails.iter().find(|(_, k)| k == "official").or(p.emails.first()).map(|(a, _)| a.clone()),
+        UserName::Eppn => p.identifiers.iter().find(|(k, _)| k == "eppn").map(|(_, v)| v.clone()),
+        UserName::Id => Some(p.id.clone()),
+    };
+    value.filter(|v| !v.is_empty()).ok_or_else(|| match config.user_name {
+        UserName::Email => "the person has no email for the SCIM userName; add one, or take userName from another setting".into(),
+        UserName::Eppn => "the person has no eppn identifier for the SCIM userName; add one, or take userName from another setting".into(),
+        UserName::Id => "the person has no id".into(),
+    })
+}
+
+/// The SCIM User for `p` (a full resource, for POST and PUT).
+pub fn to_user(config: &Config, p: &Person, active: bool) -> Result<Value, String> {
+    let [honorific, given, middle, family, suffix] = &p.name;
+    let mut name = Map::new();
+    for (key, v) in [("honorificPrefix", honorific), ("givenName", given), ("middleName", middle), ("familyName", family), ("honorificSuffix", suffix)] {
+        if let Some(v) = v {
+            name.insert(key.into(), json!(v));
+        }
+    }
+    let formatted: Vec<&str> = [given, middle, family].into_iter().flatten().map(String::as_str).collect();
+    name.insert("formatted".into(), json!(formatted.join(" ")));
+    let emails: Vec<Value> = p
+        .emails
+        .iter()
+        .enumerate()
+        .map(|(i, (address, kind))| json!({"value": address, "type": if kind == "official" { "work" } else { "other" }, "primary": i == 0}))
+        .collect();
+    let mut user = json!({
+        "schemas": [CORE],
+        "externalId": p.id,
+        "userName": user_name(config, p)?,
+        "name": name,
+        "displayName": formatted.join(" "),
+        "active": active,
+    });
+    if !emails.is_empty() {
+        user["emails"] = json!(emails);
+    }
+    if let Some(r) = &p.role {
+        let phones: Vec<Value> = [(&r.office_phone, "work"), (&r.mobile_phone, "mobile")].into_iter().filter_map(|(v, t)| v.as_ref().map(|v| json!({"value": v, "type": t}))).collect();
+        if !phones.is_empty() {
+            user["phoneNumbers"] = json!(phones);
+        }
+        if let Some(t) = &r.title {
+            user["title"] = json!(t);
+        }
+        let [street, locality, region, postal, country] = &r.address;
+        let mut address = Map::new();
+        for (key, v) in [("streetAddress", street), ("locality", locality), ("region", region), ("postalCode", postal), ("country", country)] {
+            if let Some(v) = v {
+                address.insert(key.into(), json!(v));
+            }
+        }
+        if !address.is_empty() {
+            address.insert("type".into(), json!("work"));
+            user["addresses"] = json!([address]);
+        }
+        let mut enterprise = Map::new();
+        if let Some(v) = p.identifiers.iter().find(|(k, _)| k == "employee").map(|(_, v)| v) {
+            enterprise.insert("employeeNumber".into(), json!(v));
+        }
+        for (key, v) in [("organization", &r.organization), ("department", &r.department)] {
+            if let Some(v) = v {
+                enterprise.insert(key.into(), json!(v));
+            }
+        }
+        if !enterprise.is_empty() {
+            user["schemas"] = json!([CORE, ENTERPRISE]);
+            user[ENTERPRISE] = Value::Object(enterprise);
+        }
+    }
+    Ok(user)
+}
+
+/// Provisions `p` for `action`; `current` is the User made for them
+/// earlier, if any.
+pub fn provision(svc: &mut Service<'_>, config: &Config, p: &Person, action: Action, current: Option<&str>) -> Result<Outcome, Error> {
+    let invalid = |m: String| Error::Remote { code: "invalid-person".into(), message: m, status: None, retryable: false };
+    if action == Action::Remove && config.delete_on_remove {
+        let Some(id) = current else {
+            return Ok(Outcome { remote: None, summary: "no SCIM User to delete".into(), removed: true });
+        };
+        return match svc.call("DELETE", &format!("/Users/{id}"), None) {
+            Ok(_) => Ok(Outcome { remote: None, summary: format!("deleted User {id}"), removed: true }),
+            Err(e) if is_gone(&e) => Ok(Outcome { remote: None, summary: format!("User {id} was already deleted in the service"), removed: true }),
+            Err(e) => Err(e),
+        };
+    }
+    let active = action == Action::Sync && p.active;
+    if action == Action::Remove && current.is_none() {
+        return Ok(Outcome { remote: None, summary: "no SCIM User to deactivate".into(), removed: true });
+    }
+    let user = to_user(config, p, active).map_err(invalid)?;
+    let removed = !active;
+    let verb = if active { "" } else { " (inactive)" };
+    // The User made earlier: replaced; gone from the service, made again.
+    if let Some(id) = current {
+        match svc.call("PUT", &format!("/Users/{id}"), Some(&user)) {
+            Ok(_) => return Ok(Outcome { remote: Some(("User".into(), id.to_string())), summary: format!("replaced User {id}{verb}"), removed }),
+            Err(e) if is_gone(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if config.match_existing {
+        let found = match svc.find("/Users", "externalId", &p.id)? {
+            Some(u) => Some((u, "externalId")),
+            None => svc.find("/Users", "userName", user["userName"].as_str().unwrap_or_default())?.map(|u| (u, "userName")),
+        };
+        if let Some((existing, by)) = found {
+            let id = existing["id"].as_str().unwrap_or_default().to_string();
+            svc.call("PUT", &format!("/Users/{id}"), Some(&user))?;
+            return Ok(Outcome { remote: Some(("User".into(), id.clone())), summary: format!("matched existing User {id} by {by}{verb}"), removed });
+        }
+    }
+    let made = svc.call("POST", "/Users", Some(&user))?;
+    let id = made["id"].as_str().filter(|id| !id.is_empty()).ok_or_else(|| Error::Remote { code: "malformed-response".into(), message: "the new User has no id".into(), status: None, retryable: false })?;
+    Ok(Outcome { remote: Some(("User".into(), id.to_string())), summary: format!("created User {id}{verb}"), removed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry_guest_http::fake::{Fake, reply};
+
+    pub(crate) fn ada() -> Person {
+        Person {
+            id: "R1".into(),
+            active: true,
+            name: [Some("Dr.".into()), Some("Ada".into()), None, Some("Lovelace".into()), None],
+            emails: vec![("ada@example.org".into(), "official".into())],
+            identifiers: vec![("employee".into(), "E42".into())],
+            role: Some(Role { title: Some("Analyst".into()), department: Some("Engines".into()), mobile_phone: Some("+1 555 0101".into()), ..Role::default() }),
+        }
+    }
+
+    fn config() -> Config {
+        Config::parse(&[]).unwrap()
+    }
+
+    #[test]
+    fn a_person_maps_to_the_core_user_and_the_enterprise_extension() {
+        let u = to_user(&config(), &ada(), true).unwrap();
+        assert_eq!(u["userName"], "ada@example.org");
+        assert_eq!(u["externalId"], "R1");
+        assert_eq!(u["name"]["honorificPrefix"], "Dr.");
+        assert_eq!(u["name"]["formatted"], "Ada Lovelace");
+        assert_eq!(u["emails"][0], json!({"value": "ada@example.org", "type": "work", "primary": true}));
+        assert_eq!(u["phoneNumbers"][0]["type"], "mobile");
+        assert_eq!(u[ENTERPRISE]["department"], "Engines");
+        assert_eq!(u[ENTERPRISE]["employeeNumber"], "E42");
+        let no_mail = Person { emails: vec![], ..ada() };
+        assert!(to_user(&config(), &no_mail, true).unwrap_err().contains("no email"));
+    }
+
+    #[test]
+    fn an_existing_user_is_taken_over_instead_of_duplicated() {
+        let found = reply(200, json!({"totalResults": 1, "Resources": [{"id": "u-9", "userName": "ada@example.org"}]}));
+        let mut t = Fake::new(vec![reply(200, json!({"totalResults": 0, "Resources": []})), found, reply(200, json!({"id": "u-9"}))]);
+        let mut svc = Service::new(&mut t, "https://scim.example/v2/", "tok");
+        let o = provision(&mut svc, &config(), &ada(), Action::Sync, None).unwrap();
+        assert_eq!(o, Outcome { remote: Some(("User".into(), "u-9".into())), summary: "matched existing User u-9 by userName".into(), removed: false });
+        assert!(t.sent[0].url.starts_with("https://scim.example/v2/Users?filter=externalId%20eq%20%22R1%22"), "{}", t.sent[0].url);
+        assert_eq!((t.sent[2].method, t.sent[2].url.as_str()), ("PUT", "https://scim.example/v2/Users/u-9"));
+        assert!(t.sent[2].headers.iter().any(|(k, v)| k == "Authorization" && v == "Bearer tok"));
+    }
+
+    #[test]
+    fn a_removal_deactivates_or_deletes_by_setting_and_a_user_deleted_in_the_service_is_made_again() {
+        let mut t = Fake::new(vec![reply(200, json!({"id": "u-1"}))]);
+        let o = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &config(), &ada(), Action::Remove, Some("u-1")).unwrap();
+        assert!(o.removed && o.summary == "replaced User u-1 (inactive)");
+        let body: Value = serde_json::from_slice(&t.sent[0].body).unwrap();
+        assert_eq!(body["active"], false);
+        let delete = Config { delete_on_remove: true, ..config() };
+        let mut t = Fake::new(vec![reply(404, json!({"status": "404", "detail": "no such user"}))]);
+        let o = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &delete, &ada(), Action::Remove, Some("u-1")).unwrap();
+        assert_eq!(o.remote, None);
+        assert!(o.summary.contains("already deleted"), "{}", o.summary);
+        let mut t = Fake::new(vec![reply(404, json!({"detail": "gone"})), reply(200, json!({"Resources": []})), reply(200, json!({"Resources": []})), reply(201, json!({"id": "u-2"}))]);
+        let o = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &config(), &ada(), Action::Sync, Some("u-1")).unwrap();
+        assert_eq!(o.summary, "created User u-2");
+    }
+}
