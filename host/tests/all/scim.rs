@@ -206,3 +206,62 @@ async fn a_uniqueness_conflict_fails_one_person_and_a_refused_token_waits_for_an
     assert!(server.last_error.unwrap().contains("paste a new one"));
     assert_eq!(s.user("U3").await.unwrap()["name"]["familyName"], "Hopper", "nothing was sent with the bad token");
 }
+
+/// The server the tests rely on, checked once by a third party's RFC
+/// compliance suite: what the plugin assumes of a SCIM service, this one
+/// does.
+#[test]
+fn scim2_tester_finds_the_test_server_compliant() {
+    let server = ScimServer::start("compliance-token");
+    let (output, ok) = server.check_compliance();
+    assert!(ok, "{output}");
+    assert!(output.contains(" checks, 0 found"), "{output}");
+}
+
+/// Both plugins loaded side by side in one host: a Salesforce target and a
+/// SCIM target provision the same people, each its own way.
+#[tokio::test]
+async fn both_plugins_provision_the_same_people_side_by_side() {
+    use salesforce_emulator::{Emulator, Seed};
+    let emu = Emulator::start(Seed::demo(vec![])).unwrap();
+    let scim = ScimServer::start("side-by-side");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path()).unwrap()).unwrap());
+    let runtime = Runtime::new(RuntimeConfig { insecure_loopback: true, ..RuntimeConfig::default() }).unwrap();
+    let plugins = Arc::new(HashMap::from([
+        ("salesforce".to_string(), runtime.load_file(test_guests::salesforce_plugin()).await.unwrap()),
+        ("scim".to_string(), runtime.load_file(test_guests::scim_plugin()).await.unwrap()),
+    ]));
+    let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
+    let sf = store.create_server(&crate::common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).unwrap();
+    oauth.client_credentials(sf).await.unwrap();
+    let sc = store.create_server(&server_input(&scim.url, &scim.token)).unwrap();
+    oauth.static_bearer(sc).await.unwrap();
+    let target = |name: &str, plugin: &str, server_id: i64, settings: &[(&str, &str)]| {
+        let input = TargetInput { name: name.into(), plugin: plugin.into(), server_id, settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), enabled: true, scope: Scope::default() };
+        store.create_target(&input).unwrap()
+    };
+    let to_sf = target("Salesforce", "salesforce", sf, &[("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("bulk_threshold", "0")]);
+    let to_scim = target("SCIM", "scim", sc, &[]);
+    let engine = Engine::new(store.clone(), plugins, oauth, EngineConfig { workers: 1, ..EngineConfig::default() });
+    engine.refresh_group_targets().await.unwrap();
+    for i in 0..25 {
+        store.create_person(person(&format!("B{i:02}"), "Both", &format!("Person {i}"), &format!("both{i}@example.org"))).unwrap();
+    }
+    for _ in 0..3 {
+        while engine.run_once().await.unwrap() > 0 {}
+        while engine.run_group_once().await.unwrap() {}
+    }
+    for i in 0..25 {
+        let id = format!("B{i:02}");
+        let states = store.person_states(&id).unwrap();
+        for t in [to_sf, to_scim] {
+            let s = states.iter().find(|s| s.target_id == t).unwrap();
+            assert_eq!(s.state, ProvState::Provisioned, "{id} on target {t}: {:?}", s.message);
+        }
+    }
+    assert_eq!(emu.live_records("Contact").iter().filter(|c| c["Registry_ID__c"].as_str().is_some_and(|r| r.starts_with('B'))).count(), 25);
+    let http = reqwest::Client::new();
+    let users: Value = http.get(format!("{}/Users?count=100", scim.url)).bearer_auth(&scim.token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(users["totalResults"], 25);
+}

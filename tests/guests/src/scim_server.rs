@@ -1,8 +1,9 @@
 //! A real third-party SCIM 2.0 server for the tests: `scim2-server` (PyPI,
 //! by python-scim), in-memory, with bearer-token auth, installed on first
 //! use into a venv under the target dir (pinned by
-//! `tests/scim-server/requirements.txt`) and started on a free loopback
-//! port for each test that needs one.
+//! `tests/scim-server/requirements.txt`, with `scim2-tester`, which checks
+//! a server's RFC compliance) and started on a free loopback port for each
+//! test that needs one.
 
 use std::fs::File;
 use std::net::{TcpListener, TcpStream};
@@ -37,6 +38,19 @@ impl ScimServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+}
+
+impl ScimServer {
+    /// Runs `scim2-tester` (tests/scim-server/check.py) against the server:
+    /// its output, and whether every check passed or was acceptable.
+    pub fn check_compliance(&self) -> (String, bool) {
+        let out = Command::new(venv().join("bin/python"))
+            .arg(root().join("tests/scim-server/check.py"))
+            .args([&self.url, &self.token])
+            .output()
+            .expect("run scim2-tester");
+        (format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)), out.status.success())
     }
 }
 
