@@ -75,8 +75,48 @@ impl<'t> Service<'t> {
 
     /// Whether the service says it takes PATCH (`ServiceProviderConfig`).
     pub fn supports_patch(&mut self) -> Result<bool, Error> {
-        Ok(self.call("GET", "/ServiceProviderConfig", None)?["patch"]["supported"].as_bool() == Some(true))
+        Ok(self.features()?.patch)
     }
+
+    /// What the service's `ServiceProviderConfig` says it supports.
+    pub fn features(&mut self) -> Result<Features, Error> {
+        let spc = self.call("GET", "/ServiceProviderConfig", None)?;
+        let on = |k: &str| spc[k]["supported"].as_bool() == Some(true);
+        Ok(Features { patch: on("patch"), etag: on("etag") })
+    }
+
+    /// `send` with `If-Match: version` (a resource's `meta.version`), any
+    /// status from 300 on as its [`Error`]; 412 says the resource changed.
+    pub fn call_if_match(&mut self, method: &'static str, path: &str, body: &Value, version: &str) -> Result<Value, Error> {
+        let req = Request::new(method, format!("{}{path}", self.base))
+            .bearer(&self.token)
+            .header("Accept", MEDIA_TYPE)
+            .header("Content-Type", MEDIA_TYPE)
+            .header("If-Match", version);
+        let req = Request { body: serde_json::to_vec(body).expect("a JSON value always serialises"), ..req };
+        let resp = self.transport.send(req).map_err(|e| Error::Transport(format!("the SCIM service did not answer: {e}")))?;
+        if resp.status == 412 {
+            return Err(Error::Remote {
+                code: "precondition-failed".into(),
+                message: format!("{path} changed in the service since it was read (its version is no longer {version}); it is sent again on the next attempt"),
+                status: Some(412),
+                retryable: true,
+            });
+        }
+        if resp.status >= 300 {
+            return Err(error(&resp));
+        }
+        Ok(if resp.body.is_empty() { Value::Null } else { json(&resp)? })
+    }
+}
+
+/// What a service supports, of what the plugin can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Features {
+    /// PATCH (RFC 7644 §3.5.2).
+    pub patch: bool,
+    /// ETags (`meta.version`, `If-Match`).
+    pub etag: bool,
 }
 
 fn json(resp: &Response) -> Result<Value, Error> {

@@ -38,6 +38,13 @@ pub const SETTINGS: &[SettingSpec] = &[
         help: "What deleting a person, or their leaving the target's scope, does to their SCIM User. Expired and suspended people are always deactivated.",
     },
     SettingSpec {
+        name: "updates",
+        label: "Updates",
+        choices: &[("auto", "As the service allows: PATCH (with If-Match where it has ETags)"), ("put", "Replace the whole User (PUT, one request)")],
+        default: "auto",
+        help: "How a changed person is sent. PATCH replaces only the attributes this plugin manages, so what the service or others set stays; it asks the service's ServiceProviderConfig first, and with ETags reads the User's version, so it costs two or three requests instead of one.",
+    },
+    SettingSpec {
         name: "groups",
         label: "Provision groups",
         choices: &[],
@@ -66,6 +73,9 @@ pub struct Config {
     pub match_existing: bool,
     /// Whether a removal deletes the User (else deactivates it).
     pub delete_on_remove: bool,
+    /// Whether updates follow the service's features (PATCH, If-Match)
+    /// rather than always replacing the User.
+    pub auto_updates: bool,
     /// Whether groups are sent.
     pub groups: bool,
 }
@@ -110,8 +120,9 @@ impl Config {
         };
         let match_existing = choice("match_existing") == "true";
         let delete_on_remove = choice("on_remove") == "delete";
+        let auto_updates = choice("updates") == "auto";
         let groups = choice("groups") == "true";
-        if errors.is_empty() { Ok(Config { user_name, match_existing, delete_on_remove, groups }) } else { Err(errors) }
+        if errors.is_empty() { Ok(Config { user_name, match_existing, delete_on_remove, auto_updates, groups }) } else { Err(errors) }
     }
 }
 
@@ -125,7 +136,7 @@ mod tests {
 
     #[test]
     fn defaults_and_bad_values_are_named() {
-        assert_eq!(parse(&[]).unwrap(), Config { user_name: UserName::Email, match_existing: true, delete_on_remove: false, groups: true });
+        assert_eq!(parse(&[]).unwrap(), Config { user_name: UserName::Email, match_existing: true, delete_on_remove: false, auto_updates: true, groups: true });
         let errors = parse(&[("user_name", "nickname"), ("groups", "yes"), ("colour", "red")]).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["colour", "user_name", "groups"]);

@@ -136,6 +136,38 @@ pub fn to_user(config: &Config, p: &Person, active: bool) -> Result<Value, Strin
     Ok(user)
 }
 
+/// Updates User `id` to `user`: a replace (PUT), or, when the settings say
+/// `auto` and the service takes them, a PATCH that replaces only what the
+/// plugin manages (attributes the service or others set stay), sent with
+/// `If-Match` when the service has ETags. What it did, for the summary.
+fn update(svc: &mut Service<'_>, config: &Config, id: &str, user: &Value) -> Result<&'static str, Error> {
+    let path = format!("/Users/{id}");
+    if !config.auto_updates {
+        svc.call("PUT", &path, Some(user))?;
+        return Ok("replaced");
+    }
+    let features = svc.features()?;
+    let body = if features.patch {
+        let mut value = user.clone();
+        if let Some(o) = value.as_object_mut() {
+            o.remove("schemas");
+        }
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": value}]})
+    } else {
+        user.clone()
+    };
+    let method = if features.patch { "PATCH" } else { "PUT" };
+    if features.etag {
+        let current = svc.call("GET", &path, None)?;
+        if let Some(version) = current["meta"]["version"].as_str() {
+            svc.call_if_match(method, &path, &body, version)?;
+            return Ok(if features.patch { "patched" } else { "replaced" });
+        }
+    }
+    svc.call(method, &path, Some(&body))?;
+    Ok(if features.patch { "patched" } else { "replaced" })
+}
+
 /// Provisions `p` for `action`; `current` is the User made for them
 /// earlier, if any.
 pub fn provision(svc: &mut Service<'_>, config: &Config, p: &Person, action: Action, current: Option<&str>) -> Result<Outcome, Error> {
@@ -157,10 +189,10 @@ pub fn provision(svc: &mut Service<'_>, config: &Config, p: &Person, action: Act
     let user = to_user(config, p, active).map_err(invalid)?;
     let removed = !active;
     let verb = if active { "" } else { " (inactive)" };
-    // The User made earlier: replaced; gone from the service, made again.
+    // The User made earlier: updated; gone from the service, made again.
     if let Some(id) = current {
-        match svc.call("PUT", &format!("/Users/{id}"), Some(&user)) {
-            Ok(_) => return Ok(Outcome { remote: Some(("User".into(), id.to_string())), summary: format!("replaced User {id}{verb}"), removed }),
+        match update(svc, config, id, &user) {
+            Ok(how) => return Ok(Outcome { remote: Some(("User".into(), id.to_string())), summary: format!("{how} User {id}{verb}"), removed }),
             Err(e) if is_gone(&e) => {}
             Err(e) => return Err(e),
         }
@@ -229,9 +261,26 @@ mod tests {
     }
 
     #[test]
+    fn an_update_patches_with_if_match_where_the_service_allows_and_a_changed_user_is_said_so() {
+        let spc = || reply(200, json!({"patch": {"supported": true}, "etag": {"supported": true}}));
+        let mut t = Fake::new(vec![spc(), reply(200, json!({"id": "u-1", "meta": {"version": "W/\"3\""}})), reply(200, json!({"id": "u-1"}))]);
+        let o = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &config(), &ada(), Action::Sync, Some("u-1")).unwrap();
+        assert_eq!(o.summary, "patched User u-1");
+        assert_eq!(t.sent[2].method, "PATCH");
+        assert!(t.sent[2].headers.iter().any(|(k, v)| k == "If-Match" && v == "W/\"3\""));
+        let body: Value = serde_json::from_slice(&t.sent[2].body).unwrap();
+        assert_eq!(body["Operations"][0]["op"], "replace");
+        assert_eq!(body["Operations"][0]["value"]["userName"], "ada@example.org");
+        let mut t = Fake::new(vec![spc(), reply(200, json!({"id": "u-1", "meta": {"version": "W/\"3\""}})), reply(412, json!({"detail": "mismatch"}))]);
+        let e = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &config(), &ada(), Action::Sync, Some("u-1")).unwrap_err();
+        assert!(matches!(e, Error::Remote { ref code, retryable: true, .. } if code == "precondition-failed"), "{e:?}");
+    }
+
+    #[test]
     fn a_removal_deactivates_or_deletes_by_setting_and_a_user_deleted_in_the_service_is_made_again() {
+        let put = Config { auto_updates: false, ..config() };
         let mut t = Fake::new(vec![reply(200, json!({"id": "u-1"}))]);
-        let o = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &config(), &ada(), Action::Remove, Some("u-1")).unwrap();
+        let o = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &put, &ada(), Action::Remove, Some("u-1")).unwrap();
         assert!(o.removed && o.summary == "replaced User u-1 (inactive)");
         let body: Value = serde_json::from_slice(&t.sent[0].body).unwrap();
         assert_eq!(body["active"], false);
@@ -241,7 +290,7 @@ mod tests {
         assert_eq!(o.remote, None);
         assert!(o.summary.contains("already deleted"), "{}", o.summary);
         let mut t = Fake::new(vec![reply(404, json!({"detail": "gone"})), reply(200, json!({"Resources": []})), reply(200, json!({"Resources": []})), reply(201, json!({"id": "u-2"}))]);
-        let o = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &config(), &ada(), Action::Sync, Some("u-1")).unwrap();
+        let o = provision(&mut Service::new(&mut t, "https://s/v2", "t"), &put, &ada(), Action::Sync, Some("u-1")).unwrap();
         assert_eq!(o.summary, "created User u-2");
     }
 }
