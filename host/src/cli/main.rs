@@ -358,6 +358,14 @@ enum PluginCommand {
         /// {"name": "value"} or `name=value` lines.
         #[arg(long)]
         settings: Option<PathBuf>,
+        /// A SCIM 2.0 service's base URL, for a plugin that takes a pasted
+        /// token (`static-bearer`): its checks run against that service
+        /// (e.g. a local `scim2-server`) instead of the Salesforce emulator.
+        #[arg(long, requires = "scim_token")]
+        scim_url: Option<String>,
+        /// The bearer token the SCIM service takes.
+        #[arg(long, requires = "scim_url")]
+        scim_token: Option<String>,
         /// Print JSON instead of lines.
         #[arg(long)]
         json: bool,
@@ -447,12 +455,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Plugin(PluginCommand::Test { plugin, settings, json }) => {
+        Command::Plugin(PluginCommand::Test { plugin, settings, scim_url, scim_token, json }) => {
             let settings = match settings {
                 Some(path) => commands::read_settings(&path)?,
                 None => Vec::new(),
             };
-            let bed = registry_plugin_testbed::TestBed::start_with(&plugin, cli.runtime.config()?).await?;
+            let mut bed = registry_plugin_testbed::TestBed::start_with(&plugin, cli.runtime.config()?).await?;
+            if let (Some(url), Some(token)) = (scim_url, scim_token) {
+                bed = bed.with_scim(registry_plugin_testbed::ScimService { url, token });
+            }
             let report = registry_plugin_testbed::conformance::run(&bed, &settings).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -265,3 +265,38 @@ async fn both_plugins_provision_the_same_people_side_by_side() {
     let users: Value = http.get(format!("{}/Users?count=100", scim.url)).bearer_auth(&scim.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(users["totalResults"], 25);
 }
+
+/// `registry-host plugin test` for a plugin that takes a pasted token: its
+/// checks run against a SCIM service (`--scim-url`, `--scim-token`), here
+/// scim2-server, and the SCIM plugin passes them.
+#[tokio::test]
+async fn the_conformance_run_passes_the_scim_plugin_against_a_scim_server() {
+    use registry_plugin_testbed::conformance::{self, Status};
+    let server = ScimServer::start("conformance-token");
+    let bed = registry_plugin_testbed::TestBed::start(test_guests::scim_plugin())
+        .await
+        .unwrap()
+        .with_scim(registry_plugin_testbed::ScimService { url: server.url.clone(), token: server.token.clone() });
+    let report = conformance::run(&bed, &[]).await;
+    let text = report.to_text();
+    assert_eq!(report.failed, 0, "{text}");
+    for check in [
+        "oauth.static-bearer",
+        "oauth.check-connection",
+        "provision.create",
+        "provision.repeat",
+        "provision.update",
+        "provision.delete",
+        "provision.group",
+        "errors.invalid-person",
+        "errors.unauthorized",
+        "sandbox.allowlist",
+    ] {
+        assert!(report.checks.iter().any(|c| c.name == check && c.status == Status::Pass), "{check} did not pass:\n{text}");
+    }
+    // Without a service, the checks that need a token are skipped, not failed.
+    let bare = registry_plugin_testbed::TestBed::start(test_guests::scim_plugin()).await.unwrap();
+    let report = conformance::run(&bare, &[]).await;
+    assert_eq!(report.failed, 0, "{}", report.to_text());
+    assert!(report.checks.iter().any(|c| c.name == "oauth.static-bearer" && c.status == Status::Skip && c.detail.contains("--scim-url")));
+}

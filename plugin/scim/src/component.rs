@@ -42,6 +42,7 @@ fn plugin_error(e: scim::Error) -> PluginError {
     match e {
         scim::Error::Unauthorized(m) => PluginError::Unauthorized(m),
         scim::Error::RateLimited(ms) => PluginError::RateLimited(ms),
+        scim::Error::InvalidPerson(field, message) => PluginError::InvalidPerson(FieldError { field, message }),
         scim::Error::Remote { code, message, status, retryable } => PluginError::Remote(RemoteError { code, message, status, retryable }),
         scim::Error::Transport(m) => PluginError::Transport(m),
     }

@@ -15,6 +15,8 @@ pub enum Error {
     Unauthorized(String),
     /// 429: retry after this many ms, if the service said.
     RateLimited(Option<u64>),
+    /// The person cannot be a User as they are: the field, and why.
+    InvalidPerson(String, String),
     /// Any other refusal: `scimType` (or the status) and the detail.
     Remote {
         /// `scimType` (`uniqueness`, `invalidValue`, `mutability`...) or

@@ -75,6 +75,9 @@ pub fn user_name(config: &Config, p: &Person) -> Result<String, String> {
 /// The SCIM User for `p` (a full resource, for POST and PUT).
 pub fn to_user(config: &Config, p: &Person, active: bool) -> Result<Value, String> {
     let [honorific, given, middle, family, suffix] = &p.name;
+    if given.as_deref().unwrap_or_default().trim().is_empty() && family.as_deref().unwrap_or_default().trim().is_empty() {
+        return Err("a SCIM User needs a name; give the person a given or a family name".into());
+    }
     let mut name = Map::new();
     for (key, v) in [("honorificPrefix", honorific), ("givenName", given), ("middleName", middle), ("familyName", family), ("honorificSuffix", suffix)] {
         if let Some(v) = v {
@@ -171,7 +174,7 @@ fn update(svc: &mut Service<'_>, config: &Config, id: &str, user: &Value) -> Res
 /// Provisions `p` for `action`; `current` is the User made for them
 /// earlier, if any.
 pub fn provision(svc: &mut Service<'_>, config: &Config, p: &Person, action: Action, current: Option<&str>) -> Result<Outcome, Error> {
-    let invalid = |m: String| Error::Remote { code: "invalid-person".into(), message: m, status: None, retryable: false };
+    let invalid = |m: String| Error::InvalidPerson(if m.contains("email") { "emails" } else if m.contains("eppn") { "identifiers" } else { "name.given" }.into(), m);
     if action == Action::Remove && config.delete_on_remove {
         let Some(id) = current else {
             return Ok(Outcome { remote: None, summary: "no SCIM User to delete".into(), removed: true });

@@ -49,6 +49,20 @@ pub struct TestBed {
     /// The plugin, loaded in the registry's sandbox.
     pub plugin: Plugin,
     deadline: std::time::Duration,
+    /// The SCIM service a plugin that takes a pasted token is tested
+    /// against, if one was given.
+    scim: Option<ScimService>,
+}
+
+/// A SCIM 2.0 service for plugins with the `static-bearer` grant: its base
+/// URL (the one before `/Users`) and the token it takes. Its records are
+/// read back over SCIM.
+#[derive(Debug, Clone)]
+pub struct ScimService {
+    /// The base URL.
+    pub url: String,
+    /// The bearer token.
+    pub token: String,
 }
 
 /// The OAuth2 server configuration an admin would enter for the emulator's
@@ -103,7 +117,50 @@ impl TestBed {
         let emulator = Emulator::start(Seed::demo(vec![REDIRECT_URI.into()])).context("starting the Salesforce emulator")?;
         let deadline = config.deadline;
         let plugin = Runtime::new(config)?.load_file(wasm.as_ref()).await?;
-        Ok(TestBed { emulator, plugin, deadline })
+        Ok(TestBed { emulator, plugin, deadline, scim: None })
+    }
+
+    /// The bed with a SCIM service for a plugin that takes a pasted token:
+    /// the conformance run gets its token from it and reads its records.
+    pub fn with_scim(mut self, scim: ScimService) -> TestBed {
+        self.scim = Some(scim);
+        self
+    }
+
+    /// The SCIM service, if the bed has one.
+    pub fn scim(&self) -> Option<&ScimService> {
+        self.scim.as_ref()
+    }
+
+    /// The token set a pasted bearer token becomes (as the registry makes
+    /// it: the token, and the service's URL as the instance).
+    pub fn static_bearer(&self) -> Option<TokenSet> {
+        self.scim.as_ref().map(|s| TokenSet {
+            access_token: s.token.clone(),
+            refresh_token: None,
+            instance_url: Some(s.url.clone()),
+            issued_at: None,
+            expires_at: None,
+            scope: None,
+            token_type: "Bearer".into(),
+            extra: vec![],
+        })
+    }
+
+    /// The live records of `object`: the emulator's, or, with a SCIM
+    /// service, its resources of that type (`User`, `Group`) read over SCIM,
+    /// each as `Id`, `IsActive` and its values by attribute path.
+    pub async fn live_records(&self, object: &str) -> anyhow::Result<Vec<Value>> {
+        let Some(scim) = &self.scim else { return Ok(self.emulator.live_records(object)) };
+        let listed: Value = reqwest::Client::new()
+            .get(format!("{}/{object}s?count=1000", scim.url.trim_end_matches('/')))
+            .bearer_auth(&scim.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(listed["Resources"].as_array().into_iter().flatten().map(flat_record).collect())
     }
 
     /// The per-call deadline the plugin runs under.
@@ -191,6 +248,27 @@ impl TestBed {
     pub fn records(&self, object: &str) -> Vec<Value> {
         self.emulator.live_records(object)
     }
+}
+
+/// A SCIM resource as a flat record: `Id`, `IsActive` (its `active`, true
+/// when absent), and each string value under its attribute path
+/// (`name.familyName`, `emails.0.value`).
+fn flat_record(resource: &Value) -> Value {
+    fn walk(prefix: &str, v: &Value, out: &mut serde_json::Map<String, Value>) {
+        match v {
+            Value::Object(o) => o.iter().for_each(|(k, v)| walk(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out)),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(&format!("{prefix}.{i}"), v, out)),
+            Value::String(_) => {
+                out.insert(prefix.to_string(), v.clone());
+            }
+            _ => {}
+        }
+    }
+    let mut out = serde_json::Map::new();
+    walk("", resource, &mut out);
+    out.insert("Id".into(), resource["id"].clone());
+    out.insert("IsActive".into(), Value::Bool(resource["active"].as_bool() != Some(false)));
+    Value::Object(out)
 }
 
 fn plugin_error(e: PluginError) -> anyhow::Error {

@@ -136,12 +136,13 @@ impl Run<'_> {
 }
 
 /// The checks that need a token and the `provision` capability.
-const PROVISIONING_CHECKS: [&str; 10] = [
+const PROVISIONING_CHECKS: [&str; 11] = [
     "settings.remote-check",
     "provision.preview",
     "provision.create",
     "provision.repeat",
     "provision.update",
+    "provision.group",
     "provision.delete",
     "provision.batch",
     "errors.unauthorized",
@@ -296,6 +297,15 @@ async fn oauth(run: &mut Run<'_>) -> Option<TokenSet> {
             }
         }
     }
+    if !run.skip_unless("oauth.static-bearer", Capabilities::STATIC_BEARER, "static-bearer") {
+        match bed.static_bearer() {
+            Some(t) => {
+                run.pass("oauth.static-bearer", format!("the SCIM service's token, for {}", bed.scim().map_or("", |s| s.url.as_str())));
+                tokens.get_or_insert(t);
+            }
+            None => run.record("oauth.static-bearer", Status::Skip, "no service to take a pasted token: give one (plugin test --scim-url URL --scim-token TOKEN)"),
+        }
+    }
     if !run.skip_unless("oauth.check-connection", Capabilities::CHECK_CONNECTION, "check-connection") {
         match &tokens {
             Some(t) => {
@@ -342,8 +352,8 @@ fn note_sandbox(run: &mut Run<'_>, e: &anyhow::Error) {
 }
 
 /// The remote record's object type and how many live records of it exist.
-fn live(run: &Run<'_>, r: &RemoteRef) -> Vec<serde_json::Value> {
-    run.bed.records(&r.object_type)
+async fn live(run: &Run<'_>, r: &RemoteRef) -> Vec<serde_json::Value> {
+    run.bed.live_records(&r.object_type).await.unwrap_or_default()
 }
 
 /// What a removal does, as the plugin says (the delete check expects it).
@@ -441,7 +451,7 @@ async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
         batch(run, &tokens).await;
         return errors(run, &tokens).await;
     };
-    let count = live(run, &remote).iter().filter(|r| r["Id"] == remote.remote_id.as_str()).count();
+    let count = live(run, &remote).await.iter().filter(|r| r["Id"] == remote.remote_id.as_str()).count();
     if count == 1 {
         run.pass(CREATE, format!("{} {} exists: {}", remote.object_type, remote.remote_id, created.summary));
     } else {
@@ -452,9 +462,9 @@ async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
     // make a second one. (Idempotence after a lost answer, when the host has
     // no record to pass, depends on the plugin's settings, e.g. an external
     // id field for the Salesforce plugin, and is the plugin's own to test.)
-    let before = live(run, &remote).len();
+    let before = live(run, &remote).await.len();
     if let Some(again) = provision(run, "provision.repeat", &ctx, ProvisioningAction::PersonAdded, ada.clone(), Some(remote.clone())).await {
-        let after = live(run, &remote).len();
+        let after = live(run, &remote).await.len();
         match again.remote {
             Some(r) if r.remote_id == remote.remote_id && after == before => run.pass("provision.repeat", "repeated with the stored record: the same record, no duplicate"),
             other => run.fail("provision.repeat", format!("repeating made {} records (from {before}), remote {other:?}", after)),
@@ -464,7 +474,7 @@ async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
     let mut king = ada.clone();
     king.name.family = Some("King-Noel".into());
     if let Some(updated) = provision(run, "provision.update", &ctx, ProvisioningAction::PersonUpdated, king.clone(), Some(remote.clone())).await {
-        let record = live(run, &remote).into_iter().find(|r| r["Id"] == remote.remote_id.as_str());
+        let record = live(run, &remote).await.into_iter().find(|r| r["Id"] == remote.remote_id.as_str());
         let shows = record.as_ref().is_some_and(|r| r.as_object().is_some_and(|o| o.values().any(|v| v == "King-Noel")));
         match (updated.remote, shows) {
             (Some(r), true) if r.remote_id == remote.remote_id => run.pass("provision.update", "the record shows the new family name"),
@@ -472,15 +482,18 @@ async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
         }
     }
 
+    group_check(run, &ctx, &remote).await;
+
     // As the plugin said: deleted or deactivated (gone), or kept or marked
     // (still there) and no longer managed.
-    let gone = || !bed.records(&remote.object_type).iter().any(|r| r["Id"] == remote.remote_id.as_str() && r["IsActive"] != false);
+    let is_gone = |records: Vec<serde_json::Value>| !records.iter().any(|r| r["Id"] == remote.remote_id.as_str() && r["IsActive"] != false);
     let effect = bed.plugin.removal_effect(&run.settings).await.unwrap_or(RemovalEffect::Delete);
     if let Some(deleted) = provision(run, "provision.delete", &ctx, ProvisioningAction::PersonDeleted, king.clone(), Some(remote.clone())).await {
         let kept = deleted.remote.is_some() && !deleted.removed;
+        let gone = is_gone(live(run, &remote).await);
         let as_said = match effect {
-            RemovalEffect::Keep | RemovalEffect::Mark => !gone() && deleted.removed,
-            RemovalEffect::Deactivate | RemovalEffect::Delete => gone() && !kept,
+            RemovalEffect::Keep | RemovalEffect::Mark => !gone && deleted.removed,
+            RemovalEffect::Deactivate | RemovalEffect::Delete => gone && !kept,
         };
         if as_said {
             // Deleting again must be harmless.
@@ -489,11 +502,51 @@ async fn provisioning(run: &mut Run<'_>, tokens: TokenSet) {
                 run.pass("provision.delete", format!("removed ({}), and removing again is harmless", deleted.summary));
             }
         } else {
-            run.fail("provision.delete", format!("the plugin said a removal {}, but: {} (outcome: {})", effect_words(effect), if gone() { "the record is gone" } else { "the record is still live" }, deleted.summary));
+            run.fail("provision.delete", format!("the plugin said a removal {}, but: {} (outcome: {})", effect_words(effect), if gone { "the record is gone" } else { "the record is still live" }, deleted.summary));
         }
     }
     batch(run, &tokens).await;
     errors(run, &tokens).await;
+}
+
+/// A group with the created person as its member (where the plugin
+/// provisions groups), read back, then deleted.
+async fn group_check(run: &mut Run<'_>, ctx: &TargetContext, member: &RemoteRef) {
+    use registry_plugin_runtime::latest::provisioning_target::GroupRequest;
+    use registry_plugin_runtime::latest::types::{Group, GroupAction, GroupMember};
+    const NAME: &str = "provision.group";
+    if run.skip_unless(NAME, Capabilities::GROUPS, "groups") {
+        return;
+    }
+    let bed = run.bed;
+    let m = GroupMember { person_id: "CONF-1".into(), remote: member.clone() };
+    let group = Group { id: "CONF-G1".into(), name: "Conformance group".into(), description: None, members: vec![m.clone()] };
+    let request = GroupRequest { action: GroupAction::GroupAdded, group: group.clone(), added: vec![m], removed: vec![], current: None };
+    let allow = bed.allowlist(Some(&ctx.tokens));
+    let made = match run.call(NAME, bed.plugin.provision_group(ctx, &request, &allow).await) {
+        Some(Ok(o)) => o,
+        Some(Err(e)) => return run.fail(NAME, format!("the plugin refused: {}", explain(&e))),
+        None => return,
+    };
+    let Some(remote) = made.remote.clone() else {
+        return run.pass(NAME, format!("not provisioned under these settings: {}", made.summary));
+    };
+    let found = live(run, &remote).await.into_iter().find(|r| r["Id"] == remote.remote_id.as_str());
+    match &found {
+        None => return run.fail(NAME, format!("no live {} {} after: {}", remote.object_type, remote.remote_id, made.summary)),
+        // Where the group's record names its members (SCIM), the member is there.
+        Some(r) if r.as_object().is_some_and(|o| o.keys().any(|k| k.starts_with("members."))) && !r.as_object().is_some_and(|o| o.values().any(|v| v == member.remote_id.as_str())) => {
+            return run.fail(NAME, format!("{} {} lacks its member {}", remote.object_type, remote.remote_id, member.remote_id));
+        }
+        Some(_) => {}
+    }
+    let delete = GroupRequest { action: GroupAction::GroupDeleted, group: Group { members: vec![], ..group }, added: vec![], removed: vec![], current: Some(remote.clone()) };
+    match run.call(NAME, bed.plugin.provision_group(ctx, &delete, &allow).await) {
+        Some(Ok(o)) if o.removed && !live(run, &remote).await.iter().any(|r| r["Id"] == remote.remote_id.as_str()) => run.pass(NAME, format!("{}; then deleted", made.summary)),
+        Some(Ok(o)) => run.fail(NAME, format!("deleting the group left it: {}", o.summary)),
+        Some(Err(e)) => run.fail(NAME, format!("deleting the group was refused: {}", explain(&e))),
+        None => {}
+    }
 }
 
 /// One provision call; the check fails (and `None`) unless it succeeded.
@@ -567,16 +620,28 @@ async fn errors(run: &mut Run<'_>, tokens: &TokenSet) {
     let bed = run.bed;
     let ctx = run.context(tokens);
 
-    bed.emulator.throttle(Some(0));
-    expect_error(run, "errors.rate-limited", &ctx, person("CONF-T", "Throttled", "Person"), "rate-limited", |e| matches!(e, PluginError::RateLimited(_))).await;
-    bed.emulator.throttle(None);
+    if bed.scim().is_some() {
+        run.record("errors.rate-limited", Status::Skip, "a SCIM service cannot be made to throttle from here");
+    } else {
+        bed.emulator.throttle(Some(0));
+        expect_error(run, "errors.rate-limited", &ctx, person("CONF-T", "Throttled", "Person"), "rate-limited", |e| matches!(e, PluginError::RateLimited(_))).await;
+        bed.emulator.throttle(None);
+    }
 
     let mut nameless = person("CONF-N", "", "");
     nameless.name.family = None;
     nameless.name.given = String::new();
     expect_error(run, "errors.invalid-person", &ctx, nameless, "invalid-person naming a field", |e| matches!(e, PluginError::InvalidPerson(f) if !f.field.is_empty())).await;
 
-    // Last: every token the emulator issued stops working.
-    bed.emulator.expire_access_tokens();
+    // Last: every token the emulator issued stops working (a SCIM service
+    // gets a token it never issued).
+    let ctx = if bed.scim().is_some() {
+        let mut wrong = tokens.clone();
+        wrong.access_token = "conformance-a-token-never-issued".into();
+        run.context(&wrong)
+    } else {
+        bed.emulator.expire_access_tokens();
+        ctx
+    };
     expect_error(run, "errors.unauthorized", &ctx, person("CONF-U", "Expired", "Token"), "unauthorized", |e| matches!(e, PluginError::Unauthorized(_))).await;
 }
