@@ -331,6 +331,15 @@ fn serve_loads_plugins_only_from_explicit_paths_and_the_data_dir() {
     running.kill().unwrap();
     running.wait().unwrap();
     assert_eq!(plugins.as_deref().map(str::trim), Some("plugins:     salesforce (registry:provisioning@0.2.0)"));
+
+    // Both plugins side by side in one serve.
+    std::fs::copy(test_guests::scim_plugin(), data.path().join("plugins/scim.wasm")).unwrap();
+    let mut running = serve(&[]);
+    let mut lines = BufReader::new(running.stdout.take().unwrap()).lines();
+    let plugins = lines.by_ref().map_while(Result::ok).find(|l| l.trim_start().starts_with("plugins:"));
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert_eq!(plugins.as_deref().map(str::trim), Some("plugins:     salesforce (registry:provisioning@0.2.0), scim (registry:provisioning@0.2.0)"));
 }
 
 /// A retry horizon no retry fits in is refused at start, by its flag.

@@ -188,6 +188,7 @@ async fn a_uniqueness_conflict_fails_one_person_and_a_refused_token_waits_for_an
     assert_eq!(state, ProvState::Failed, "{message:?}");
     assert!(message.unwrap().contains("uniqueness"));
     assert_eq!(s.state("U3").0, ProvState::Provisioned, "the others go on");
+    assert!(s.state("U3").2.unwrap().ends_with("(SCIM bulk)"), "the two new people went in one /Bulk request");
 
     // Deleted with on_remove = delete: the User goes.
     s.store.delete_person("U1").unwrap();

@@ -17,7 +17,7 @@ use registry::provisioning::registry_types::{
 use registry_guest_http::wasi::WasiTransport;
 
 use crate::scim::{self, Service};
-use crate::{Outcome, groups, settings, user};
+use crate::{Outcome, bulk, groups, settings, user};
 
 /// The component's export implementation.
 pub struct ScimProvisioner;
@@ -60,6 +60,14 @@ fn service<'t>(t: &'t mut WasiTransport, tokens: &TokenSet) -> Result<Service<'t
 
 fn config(values: &[(String, String)]) -> Result<settings::Config, PluginError> {
     settings::Config::parse(values).map_err(|mut e| PluginError::InvalidConfig(field_error(e.remove(0))))
+}
+
+fn action_of(a: ProvisioningAction) -> user::Action {
+    match a {
+        ProvisioningAction::PersonDeleted => user::Action::Remove,
+        ProvisioningAction::PersonExpired => user::Action::Deactivate,
+        _ => user::Action::Sync,
+    }
 }
 
 fn person_in(p: Person) -> user::Person {
@@ -106,7 +114,7 @@ impl exports::registry::provisioning::plugin_info::Guest for ScimProvisioner {
                     shown_when: None,
                 })
                 .collect(),
-            capabilities: Capabilities::CHECK_CONNECTION | Capabilities::PROVISION | Capabilities::GROUPS | Capabilities::STATIC_BEARER,
+            capabilities: Capabilities::CHECK_CONNECTION | Capabilities::PROVISION | Capabilities::PROVISION_BATCH | Capabilities::GROUPS | Capabilities::STATIC_BEARER,
             api_hosts: vec![],
             server_form: ServerForm { server_urls: vec![], help: SERVER_FORM_HELP.iter().map(|(f, h)| (f.to_string(), h.to_string())).collect() },
         }
@@ -163,19 +171,27 @@ impl exports::registry::provisioning::provisioning_target::Guest for ScimProvisi
     }
     fn provision(context: TargetContext, request: ProvisionRequest) -> Result<ProvisionOutcome, PluginError> {
         let config = config(&context.settings)?;
-        let action = match request.action {
-            ProvisioningAction::PersonDeleted => user::Action::Remove,
-            ProvisioningAction::PersonExpired => user::Action::Deactivate,
-            _ => user::Action::Sync,
-        };
+        let action = action_of(request.action);
         let current = request.current.map(|c| c.remote_id);
         let person = person_in(request.person);
         let mut t = WasiTransport;
         let mut svc = service(&mut t, &context.tokens)?;
         user::provision(&mut svc, &config, &person, action, current.as_deref()).map(outcome_out).map_err(plugin_error)
     }
-    fn provision_batch(_: TargetContext, _: &BatchRequests) -> Result<BatchAnswer, PluginError> {
-        Err(PluginError::Unsupported("provision-batch".into()))
+    fn provision_batch(context: TargetContext, requests: &BatchRequests) -> Result<BatchAnswer, PluginError> {
+        let config = config(&context.settings)?;
+        let mut items = Vec::new();
+        loop {
+            let page = requests.read(items.len() as u32, 1_000);
+            if page.is_empty() {
+                break;
+            }
+            items.extend(page.into_iter().map(|r| bulk::Item { action: action_of(r.action), current: r.current.map(|c| c.remote_id), person: person_in(r.person) }));
+        }
+        let mut t = WasiTransport;
+        let mut svc = service(&mut t, &context.tokens)?;
+        let results = bulk::provision_batch(&mut svc, &config, &items).map_err(plugin_error)?;
+        Ok(BatchAnswer::Done(results.into_iter().map(|r| r.map(outcome_out).map_err(plugin_error)).collect()))
     }
     fn poll_batch(_: TargetContext, _: &BatchRequests, _: String) -> Result<BatchAnswer, PluginError> {
         Err(PluginError::Unsupported("poll-batch".into()))

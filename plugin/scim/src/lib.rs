@@ -6,6 +6,7 @@
 //! [`groups`]) that `cargo test` runs natively over a scripted transport;
 //! [`component`] is the thin WIT glue.
 
+pub mod bulk;
 pub mod component;
 pub mod groups;
 pub mod scim;

@@ -217,10 +217,11 @@ pub fn provision(svc: &mut Service<'_>, config: &Config, p: &Person, action: Act
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use registry_guest_http::fake::{Fake, reply};
 
+    /// The tests' usual person.
     pub(crate) fn ada() -> Person {
         Person {
             id: "R1".into(),
