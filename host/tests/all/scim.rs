@@ -106,7 +106,7 @@ fn group(name: &str) -> Group {
 
 #[tokio::test]
 async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
-    let s = Scim::start(&[]).await;
+    let s = Scim::start(&[("attribute_mappings", "nickName={given}; urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter={identifier:eppn}")]).await;
     // A User that exists already (made by someone else): taken over, not duplicated.
     let r = s.http.post(format!("{}/Users", s.server.url)).bearer_auth(&s.server.token)
         .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "grace@example.org"}))
@@ -122,6 +122,8 @@ async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
     assert_eq!(ada["userName"], "ada@example.org");
     assert_eq!(ada["name"]["familyName"], "Lovelace");
     assert_eq!(ada["active"], true);
+    assert_eq!(ada["nickName"], "Ada", "the target's attribute mappings apply");
+    assert_eq!(ada["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["costCenter"], "ada@example.org");
     assert_eq!(s.state("S1").1.as_deref(), ada["id"].as_str());
     let grace = s.user("S2").await.expect("Grace's User");
     assert_eq!(grace["id"], graces["id"], "the existing User was taken over");

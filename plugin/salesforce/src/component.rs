@@ -315,39 +315,7 @@ fn request_in(r: ProvisionRequest) -> provision::Request {
 }
 
 fn person_in(p: Person) -> person::Person {
-    person::Person {
-        id: p.id,
-        status: match p.status {
-            PersonStatus::Active => person::Status::Active,
-            PersonStatus::GracePeriod => person::Status::GracePeriod,
-            PersonStatus::Suspended => person::Status::Suspended,
-            PersonStatus::Expired => person::Status::Expired,
-            PersonStatus::Deleted => person::Status::Deleted,
-        },
-        name: person::Name { honorific: p.name.honorific, given: p.name.given, middle: p.name.middle, family: p.name.family, suffix: p.name.suffix },
-        emails: p.emails.into_iter().map(|e| person::Email { address: e.address, kind: e.kind, verified: e.verified }).collect(),
-        identifiers: p.identifiers.into_iter().map(|i| person::Identifier { kind: i.kind, value: i.value }).collect(),
-        roles: p
-            .roles
-            .into_iter()
-            .map(|r| person::Role {
-                affiliation: r.affiliation,
-                title: r.title,
-                organization: r.organization,
-                department: r.department,
-                office_phone: r.office_phone,
-                mobile_phone: r.mobile_phone,
-                address: r.address.map(|a| person::Address {
-                    street: a.street,
-                    room: a.room,
-                    locality: a.locality,
-                    region: a.region,
-                    postal_code: a.postal_code,
-                    country: a.country,
-                }),
-            })
-            .collect(),
-    }
+    registry_guest::person_from_wit!(p, PersonStatus)
 }
 
 fn outcome_out(o: provision::Outcome, usage: Option<(u64, u64)>) -> ProvisionOutcome {

@@ -1,7 +1,7 @@
 //! HTTP as the plugin's logic sees it: the shared guest crate's values and
 //! transports, and what Salesforce adds to every answer (its API usage).
 
-pub use registry_guest_http::*;
+pub use registry_guest::*;
 
 /// What Salesforce says on every REST answer.
 pub trait SalesforceResponse {

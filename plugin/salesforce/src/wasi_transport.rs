@@ -1,4 +1,4 @@
 //! The transport the component sends through: wasi:http, from the shared
 //! guest crate.
 
-pub use registry_guest_http::wasi::WasiTransport;
+pub use registry_guest::wasi::WasiTransport;

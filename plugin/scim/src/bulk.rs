@@ -50,7 +50,7 @@ pub fn provision_batch(svc: &mut Service<'_>, config: &Config, items: &[Item]) -
             results[i] = Some(one_by_one(svc, it));
             continue;
         }
-        let active = it.action == Action::Sync && it.person.active;
+        let active = it.action == Action::Sync && user::is_active(&it.person);
         let op = match (&it.current, it.action == Action::Remove && config.delete_on_remove) {
             (Some(id), true) => Op { item: i, body: json!({"method": "DELETE", "path": format!("/Users/{id}")}), summary: "deleted", removed: true },
             (current, false) => match user::to_user(config, &it.person, active) {
@@ -121,10 +121,11 @@ pub fn provision_batch(svc: &mut Service<'_>, config: &Config, items: &[Item]) -
 mod tests {
     use super::*;
     use crate::user::tests::ada;
-    use registry_guest_http::fake::{Fake, reply};
+    use registry_guest::fake::{Fake, reply};
 
     fn item(i: usize, current: Option<&str>) -> Item {
-        Item { person: Person { id: format!("R{i}"), emails: vec![(format!("p{i}@example.org"), "official".into())], ..ada() }, action: Action::Sync, current: current.map(str::to_string) }
+        let email = registry_guest::person::Email { address: format!("p{i}@example.org"), kind: "official".into(), verified: true };
+        Item { person: Person { id: format!("R{i}"), emails: vec![email], ..ada() }, action: Action::Sync, current: current.map(str::to_string) }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use registry::provisioning::batch_input::BatchRequests;
 use registry::provisioning::registry_types::{
     FieldError, JwtSigningKey, Oauth2ServerConfig, Person, PersonStatus, PluginError, ProvisionRequest, ProvisioningAction, RemoteError, RemoteRef, RemovalEffect, TokenSet,
 };
-use registry_guest_http::wasi::WasiTransport;
+use registry_guest::person;
+use registry_guest::wasi::WasiTransport;
 
 use crate::scim::{self, Service};
 use crate::{Outcome, bulk, groups, settings, user};
@@ -70,26 +71,8 @@ fn action_of(a: ProvisioningAction) -> user::Action {
     }
 }
 
-fn person_in(p: Person) -> user::Person {
-    let role = p.roles.into_iter().next().map(|r| {
-        let address = r.address.map(|a| [a.street, a.locality, a.region, a.postal_code, a.country]).unwrap_or_default();
-        user::Role {
-            title: r.title,
-            organization: r.organization,
-            department: r.department,
-            office_phone: r.office_phone,
-            mobile_phone: r.mobile_phone,
-            address,
-        }
-    });
-    user::Person {
-        id: p.id,
-        active: matches!(p.status, PersonStatus::Active | PersonStatus::GracePeriod),
-        name: [p.name.honorific, Some(p.name.given).filter(|g| !g.is_empty()), p.name.middle, p.name.family, p.name.suffix],
-        emails: p.emails.into_iter().map(|e| (e.address, e.kind)).collect(),
-        identifiers: p.identifiers.into_iter().map(|i| (i.kind, i.value)).collect(),
-        role,
-    }
+fn person_in(p: Person) -> person::Person {
+    registry_guest::person_from_wit!(p, PersonStatus)
 }
 
 impl exports::registry::provisioning::plugin_info::Guest for ScimProvisioner {
@@ -103,13 +86,15 @@ impl exports::registry::provisioning::plugin_info::Guest for ScimProvisioner {
                 .map(|s| Setting {
                     name: s.name.into(),
                     label: s.label.into(),
-                    kind: if s.choices.is_empty() {
+                    kind: if s.text {
+                        SettingKind::Text
+                    } else if s.choices.is_empty() {
                         SettingKind::Boolean
                     } else {
                         SettingKind::Choice(s.choices.iter().map(|(v, l)| ChoiceOption { value: (*v).into(), label: (*l).into() }).collect())
                     },
-                    default_value: Some(s.default.into()),
-                    required: true,
+                    default_value: (!s.default.is_empty()).then(|| s.default.into()),
+                    required: !s.text,
                     help: s.help.into(),
                     shown_when: None,
                 })

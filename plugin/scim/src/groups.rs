@@ -85,7 +85,7 @@ pub fn provision_group(svc: &mut Service<'_>, req: &GroupRequest) -> Result<Outc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use registry_guest_http::fake::{Fake, reply};
+    use registry_guest::fake::{Fake, reply};
 
     fn req() -> GroupRequest {
         GroupRequest { delete: false, id: "g1".into(), name: "Lab".into(), members: vec!["u1".into(), "u2".into()], added: vec!["u2".into()], removed: vec!["u3".into()], current: Some("G-1".into()) }

@@ -2,7 +2,7 @@
 //! searches, the service's configuration, and its error answers as the
 //! contract's errors.
 
-use registry_guest_http::{Request, Response, Transport, encode_component};
+use registry_guest::{Request, Response, Transport, encode_component};
 use serde_json::Value;
 
 /// The SCIM media type.

@@ -12,40 +12,7 @@ use crate::settings::{Config, UserName};
 const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
-/// A registry person, as this plugin needs them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Person {
-    /// Registry id.
-    pub id: String,
-    /// Active (or in the grace period): the User is active.
-    pub active: bool,
-    /// Honorific, given, middle, family, suffix.
-    pub name: [Option<String>; 5],
-    /// (address, type) pairs, preferred first.
-    pub emails: Vec<(String, String)>,
-    /// (type, value) pairs.
-    pub identifiers: Vec<(String, String)>,
-    /// The primary role: title, organization, department, office phone,
-    /// mobile phone, and (street, locality, region, postal code, country).
-    pub role: Option<Role>,
-}
-
-/// A person's primary role.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Role {
-    /// Job title.
-    pub title: Option<String>,
-    /// Organization.
-    pub organization: Option<String>,
-    /// Department.
-    pub department: Option<String>,
-    /// Office phone.
-    pub office_phone: Option<String>,
-    /// Mobile phone.
-    pub mobile_phone: Option<String>,
-    /// Street, locality, region, postal code, country.
-    pub address: [Option<String>; 5],
-}
+pub use registry_guest::person::{Person, Status};
 
 /// Why a person is provisioned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +28,8 @@ pub enum Action {
 /// The person's userName under `config`, or why there is none.
 pub fn user_name(config: &Config, p: &Person) -> Result<String, String> {
     let value = match config.user_name {
-        UserName::Email => p.emails.iter().find(|(_, k)| k == "official").or(p.emails.first()).map(|(a, _)| a.clone()),
-        UserName::Eppn => p.identifiers.iter().find(|(k, _)| k == "eppn").map(|(_, v)| v.clone()),
+        UserName::Email => p.email(Some("official")).map(str::to_string),
+        UserName::Eppn => p.identifier("eppn").map(str::to_string),
         UserName::Id => Some(p.id.clone()),
     };
     value.filter(|v| !v.is_empty()).ok_or_else(|| match config.user_name {
@@ -72,25 +39,32 @@ pub fn user_name(config: &Config, p: &Person) -> Result<String, String> {
     })
 }
 
-/// The SCIM User for `p` (a full resource, for POST and PUT).
+/// Whether the person's User is active: active, or in the grace period.
+pub fn is_active(p: &Person) -> bool {
+    matches!(p.status, Status::Active | Status::GracePeriod)
+}
+
+/// The SCIM User for `p` (a full resource, for POST and PUT), with the
+/// target's attribute mappings applied last.
 pub fn to_user(config: &Config, p: &Person, active: bool) -> Result<Value, String> {
-    let [honorific, given, middle, family, suffix] = &p.name;
-    if given.as_deref().unwrap_or_default().trim().is_empty() && family.as_deref().unwrap_or_default().trim().is_empty() {
+    let n = &p.name;
+    if n.given.trim().is_empty() && n.family.as_deref().unwrap_or_default().trim().is_empty() {
         return Err("a SCIM User needs a name; give the person a given or a family name".into());
     }
     let mut name = Map::new();
-    for (key, v) in [("honorificPrefix", honorific), ("givenName", given), ("middleName", middle), ("familyName", family), ("honorificSuffix", suffix)] {
+    let given = Some(n.given.clone()).filter(|g| !g.is_empty());
+    for (key, v) in [("honorificPrefix", &n.honorific), ("givenName", &given), ("middleName", &n.middle), ("familyName", &n.family), ("honorificSuffix", &n.suffix)] {
         if let Some(v) = v {
             name.insert(key.into(), json!(v));
         }
     }
-    let formatted: Vec<&str> = [given, middle, family].into_iter().flatten().map(String::as_str).collect();
+    let formatted: Vec<&str> = [&given, &n.middle, &n.family].into_iter().flatten().map(String::as_str).collect();
     name.insert("formatted".into(), json!(formatted.join(" ")));
     let emails: Vec<Value> = p
         .emails
         .iter()
         .enumerate()
-        .map(|(i, (address, kind))| json!({"value": address, "type": if kind == "official" { "work" } else { "other" }, "primary": i == 0}))
+        .map(|(i, e)| json!({"value": e.address, "type": if e.kind == "official" { "work" } else { "other" }, "primary": i == 0}))
         .collect();
     let mut user = json!({
         "schemas": [CORE],
@@ -103,7 +77,11 @@ pub fn to_user(config: &Config, p: &Person, active: bool) -> Result<Value, Strin
     if !emails.is_empty() {
         user["emails"] = json!(emails);
     }
-    if let Some(r) = &p.role {
+    let mut enterprise = Map::new();
+    if let Some(v) = p.identifier("employee") {
+        enterprise.insert("employeeNumber".into(), json!(v));
+    }
+    if let Some(r) = p.primary_role() {
         let phones: Vec<Value> = [(&r.office_phone, "work"), (&r.mobile_phone, "mobile")].into_iter().filter_map(|(v, t)| v.as_ref().map(|v| json!({"value": v, "type": t}))).collect();
         if !phones.is_empty() {
             user["phoneNumbers"] = json!(phones);
@@ -111,32 +89,65 @@ pub fn to_user(config: &Config, p: &Person, active: bool) -> Result<Value, Strin
         if let Some(t) = &r.title {
             user["title"] = json!(t);
         }
-        let [street, locality, region, postal, country] = &r.address;
-        let mut address = Map::new();
-        for (key, v) in [("streetAddress", street), ("locality", locality), ("region", region), ("postalCode", postal), ("country", country)] {
-            if let Some(v) = v {
-                address.insert(key.into(), json!(v));
+        if let Some(a) = &r.address {
+            let mut address = Map::new();
+            for (key, v) in [("streetAddress", &a.street), ("locality", &a.locality), ("region", &a.region), ("postalCode", &a.postal_code), ("country", &a.country)] {
+                if let Some(v) = v {
+                    address.insert(key.into(), json!(v));
+                }
             }
-        }
-        if !address.is_empty() {
-            address.insert("type".into(), json!("work"));
-            user["addresses"] = json!([address]);
-        }
-        let mut enterprise = Map::new();
-        if let Some(v) = p.identifiers.iter().find(|(k, _)| k == "employee").map(|(_, v)| v) {
-            enterprise.insert("employeeNumber".into(), json!(v));
+            if !address.is_empty() {
+                address.insert("type".into(), json!("work"));
+                user["addresses"] = json!([address]);
+            }
         }
         for (key, v) in [("organization", &r.organization), ("department", &r.department)] {
             if let Some(v) = v {
                 enterprise.insert(key.into(), json!(v));
             }
         }
-        if !enterprise.is_empty() {
-            user["schemas"] = json!([CORE, ENTERPRISE]);
-            user[ENTERPRISE] = Value::Object(enterprise);
-        }
     }
+    if !enterprise.is_empty() {
+        user[ENTERPRISE] = Value::Object(enterprise);
+    }
+    for (path, template) in &config.mappings {
+        let value = template.render(p).map(Value::String).unwrap_or(Value::Null);
+        set_path(&mut user, path, value);
+    }
+    // Every extension schema the User carries is named.
+    let mut schemas = vec![json!(CORE)];
+    if let Some(o) = user.as_object() {
+        schemas.extend(o.keys().filter(|k| k.starts_with("urn:")).map(|k| json!(k)));
+    }
+    user["schemas"] = Value::Array(schemas);
     Ok(user)
+}
+
+/// Sets `path` in `user`: an attribute (`title`), a sub-attribute
+/// (`name.familyName`), or an extension's (`urn:...:User:costCenter`);
+/// `null` takes it out.
+fn set_path(user: &mut Value, path: &str, value: Value) {
+    let (mut node, rest): (&mut Value, &str) = match path.strip_prefix("urn:").and_then(|_| path.rsplit_once(':')) {
+        Some((schema, attr)) => (user.as_object_mut().expect("a User is an object").entry(schema.to_string()).or_insert_with(|| json!({})), attr),
+        None => (user, path),
+    };
+    let parts: Vec<&str> = rest.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !node[*part].is_object() {
+            node[*part] = json!({});
+        }
+        node = &mut node[*part];
+    }
+    let last = parts[parts.len() - 1];
+    match (value, node.as_object_mut()) {
+        (Value::Null, Some(o)) => {
+            o.remove(last);
+        }
+        (v, Some(o)) => {
+            o.insert(last.to_string(), v);
+        }
+        _ => {}
+    }
 }
 
 /// Updates User `id` to `user`: a replace (PUT), or, when the settings say
@@ -185,7 +196,7 @@ pub fn provision(svc: &mut Service<'_>, config: &Config, p: &Person, action: Act
             Err(e) => Err(e),
         };
     }
-    let active = action == Action::Sync && p.active;
+    let active = action == Action::Sync && is_active(p);
     if action == Action::Remove && current.is_none() {
         return Ok(Outcome { remote: None, summary: "no SCIM User to deactivate".into(), removed: true });
     }
@@ -219,17 +230,18 @@ pub fn provision(svc: &mut Service<'_>, config: &Config, p: &Person, action: Act
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use registry_guest_http::fake::{Fake, reply};
+    use registry_guest::fake::{Fake, reply};
 
     /// The tests' usual person.
     pub(crate) fn ada() -> Person {
+        use registry_guest::person::{Email, Identifier, Name, Role};
         Person {
             id: "R1".into(),
-            active: true,
-            name: [Some("Dr.".into()), Some("Ada".into()), None, Some("Lovelace".into()), None],
-            emails: vec![("ada@example.org".into(), "official".into())],
-            identifiers: vec![("employee".into(), "E42".into())],
-            role: Some(Role { title: Some("Analyst".into()), department: Some("Engines".into()), mobile_phone: Some("+1 555 0101".into()), ..Role::default() }),
+            status: Status::Active,
+            name: Name { honorific: Some("Dr.".into()), given: "Ada".into(), middle: None, family: Some("Lovelace".into()), suffix: None },
+            emails: vec![Email { address: "ada@example.org".into(), kind: "official".into(), verified: true }],
+            identifiers: vec![Identifier { kind: "employee".into(), value: "E42".into() }],
+            roles: vec![Role { affiliation: "staff".into(), title: Some("Analyst".into()), department: Some("Engines".into()), mobile_phone: Some("+1 555 0101".into()), ..Role::default() }],
         }
     }
 
@@ -250,6 +262,15 @@ pub(crate) mod tests {
         assert_eq!(u[ENTERPRISE]["employeeNumber"], "E42");
         let no_mail = Person { emails: vec![], ..ada() };
         assert!(to_user(&config(), &no_mail, true).unwrap_err().contains("no email"));
+
+        // Mappings: set, nest, extend, and take out.
+        let mapped = Config::parse(&[("attribute_mappings".to_string(), "nickName={given}; name.familyName={family}-{identifier:employee}; urn:example:ext:2.0:User:costCenter={identifier:employee}; title={identifier:none}".to_string())]).unwrap();
+        let u = to_user(&mapped, &ada(), true).unwrap();
+        assert_eq!(u["nickName"], "Ada");
+        assert_eq!(u["name"]["familyName"], "Lovelace-E42");
+        assert_eq!(u["urn:example:ext:2.0:User"]["costCenter"], "E42");
+        assert!(u["schemas"].as_array().unwrap().iter().any(|s| s == "urn:example:ext:2.0:User"));
+        assert!(u.get("title").is_none(), "a template with nothing to show takes the attribute out");
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! What a registry plugin's plain logic sends and gets back over HTTP: plain
-//! request and response values, the [`Transport`] the logic sends them
-//! through, [`wasi::WasiTransport`] (wasi:http, the only way out of the
-//! sandbox) in the component, and [`fake::Fake`] in native tests. Shared
-//! by the registry's plugins.
+//! What the registry's plugins share, as plain Rust their logic (and its
+//! native tests) use: at the root, what they send and get back over HTTP
+//! (plain request and response values, the [`Transport`] the logic sends
+//! them through, [`wasi::WasiTransport`], wasi:http and the only way out of
+//! the sandbox, in the component, and [`fake::Fake`] in native tests);
+//! [`person::Person`], a registry person (the WIT `person` without the
+//! bindings); and [`template::Template`], values such as `{email}` or
+//! `{identifier:eppn}@example.org` an admin maps attributes with.
 
+pub mod person;
+pub mod template;
 pub mod wasi;
 
 /// An HTTP request the plugin wants sent.

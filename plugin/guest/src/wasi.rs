@@ -12,8 +12,8 @@ wit_bindgen::generate!({
         "../../wit/0.2.0/deps/cli.wit",
         "../../wit/0.2.0/deps/http.wit",
     ],
-    inline: "package registry:guest-http; world imports { import wasi:http/outgoing-handler@0.2.12; }",
-    world: "registry:guest-http/imports",
+    inline: "package registry:guest; world imports { import wasi:http/outgoing-handler@0.2.12; }",
+    world: "registry:guest/imports",
     generate_all,
 });
 
