@@ -73,11 +73,19 @@ impl std::error::Error for SourceError {}
 /// The host's side of a `batch-requests` resource.
 pub struct BatchRequests {
     source: Box<dyn RequestSource>,
+    /// Reads left in this call: a plugin may read the batch a few times
+    /// over, not loop on it (each read may cost the embedder a database
+    /// round trip per request).
+    reads_left: usize,
 }
+
+/// How many times over a call may read its batch.
+const READS_OVER: usize = 4;
 
 impl BatchRequests {
     pub(crate) fn new(source: impl RequestSource) -> Self {
-        Self { source: Box::new(source) }
+        let pages = source.len().div_ceil(MAX_PAGE).max(1);
+        Self { source: Box::new(source), reads_left: READS_OVER * pages + 8 }
     }
 
     /// Every request, for a 0.1.0 plugin (which takes a list).
@@ -111,6 +119,10 @@ impl batch_input::HostBatchRequests for HostState {
             return Ok(Vec::new());
         }
         let max = (max as usize).min(MAX_PAGE).min(len - start);
+        if batch.reads_left == 0 {
+            return Err(wasmtime::Error::msg(format!("it read its batch of {len} requests more than {READS_OVER} times over")));
+        }
+        batch.reads_left -= 1;
         batch.source.read(start, max).await.map_err(|e| wasmtime::Error::new(SourceError(format!("{e:#}"))))
     }
 

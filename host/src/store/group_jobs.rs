@@ -28,7 +28,9 @@ pub struct GroupJobInput {
 
 impl Store {
     /// Claims the oldest ready group job: queued, its backoff passed, its
-    /// target enabled, and nothing earlier unfinished for the pair.
+    /// target enabled, and nothing earlier still queued or running for the
+    /// pair (a failed one waits for an admin, it does not hold the group
+    /// back: the next job sends the group as it is then).
     pub fn claim_group_job(&self) -> Result<Option<GroupJob>, StoreError> {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
@@ -36,7 +38,7 @@ impl Store {
             .query_row(
                 "SELECT j.id, j.group_id, j.target_id, j.action, j.attempts FROM group_jobs j JOIN targets t ON t.id = j.target_id
                  WHERE j.state = 'queued' AND j.not_before <= ?1 AND t.enabled = 1
-                   AND NOT EXISTS (SELECT 1 FROM group_jobs e WHERE e.group_id = j.group_id AND e.target_id = j.target_id AND e.id < j.id)
+                   AND NOT EXISTS (SELECT 1 FROM group_jobs e WHERE e.group_id = j.group_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
                  ORDER BY j.id LIMIT 1",
                 params![self.now()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),

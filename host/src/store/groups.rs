@@ -227,6 +227,34 @@ impl Store {
         Ok(())
     }
 
+    /// A target's scope changed from `old` to `new`: where it provisions
+    /// groups, the groups that entered are added and those that left (and
+    /// that it has) are removed.
+    pub(super) fn rescope_groups(conn: &Connection, target: i64, old: &Scope, new: &Scope) -> Result<(), StoreError> {
+        if old.groups == new.groups || !Self::group_targets(conn)?.iter().any(|(t, _)| *t == target) {
+            return Ok(());
+        }
+        let ids: Vec<String> = {
+            let mut stmt = conn.prepare("SELECT id FROM groups WHERE deleted = 0")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        for g in ids {
+            match (old.includes_group(&g), new.includes_group(&g)) {
+                (true, false) => {
+                    let has: Option<String> = conn
+                        .query_row("SELECT state FROM provisioned_groups WHERE group_id = ?1 AND target_id = ?2", params![g, target], |r| r.get(0))
+                        .optional()?;
+                    if has.is_some_and(|s| s != "removed") {
+                        Self::enqueue_group_one(conn, &g, target, GroupAction::Deleted)?;
+                    }
+                }
+                (false, true) => Self::enqueue_group_one(conn, &g, target, GroupAction::Added)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn live_group(conn: &Connection, id: &str) -> Result<Group, StoreError> {
         conn.query_row("SELECT id, name, description FROM groups WHERE id = ?1 AND deleted = 0", params![id], |r| {
             Ok(Group { id: r.get(0)?, name: r.get(1)?, description: r.get(2)? })
@@ -280,13 +308,16 @@ impl Store {
     /// who the target knows as members.
     pub(super) fn member_changed_on(conn: &Connection, person: &str, target: i64, remote: Option<&str>) -> Result<(), StoreError> {
         let mut stmt = conn.prepare_cached(
-            "SELECT m.group_id, pg.members FROM group_members m
+            "SELECT m.group_id, pg.members, t.scope FROM group_members m
              JOIN provisioned_groups pg ON pg.group_id = m.group_id AND pg.target_id = ?2 AND pg.state != 'removed'
              JOIN targets t ON t.id = ?2 AND t.provisions_groups = 1
              WHERE m.person_id = ?1",
         )?;
-        let groups: Vec<(String, String)> = stmt.query_map(params![person, target], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        for (group, sent) in groups {
+        let groups: Vec<(String, String, String)> = stmt.query_map(params![person, target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        for (group, sent, scope) in groups {
+            if !super::targets::read_scope(target, &scope)?.includes_group(&group) {
+                continue;
+            }
             let sent: Vec<super::Member> = serde_json::from_str(&sent).unwrap_or_default();
             let known = sent.iter().find(|(p, _, _)| p == person).map(|(_, t, id)| format!("{t} {id}"));
             if known.as_deref() != remote {
@@ -316,8 +347,14 @@ impl Store {
             .prepare_cached("SELECT action FROM group_jobs WHERE group_id = ?1 AND target_id = ?2 AND state = 'queued' ORDER BY id DESC LIMIT 1")?
             .query_row(params![group, target], |r| r.get(0))
             .optional()?;
-        let replaces = matches!(action, GroupAction::Added | GroupAction::Deleted | GroupAction::Reprovision);
-        if queued.as_deref().is_some_and(|q| q != GroupAction::Deleted.as_str()) && !replaces {
+        let keep_queued = match queued.as_deref().and_then(GroupAction::parse) {
+            None => false,
+            // A queued deletion stands, unless the group comes back.
+            Some(GroupAction::Deleted) => !matches!(action, GroupAction::Added | GroupAction::Reprovision),
+            // Anything else queued covers an update or a membership change.
+            Some(_) => !matches!(action, GroupAction::Added | GroupAction::Deleted | GroupAction::Reprovision),
+        };
+        if keep_queued {
             return Ok(());
         }
         conn.prepare_cached("DELETE FROM group_jobs WHERE group_id = ?1 AND target_id = ?2 AND state IN ('queued', 'failed')")?.execute(params![group, target])?;

@@ -319,7 +319,9 @@ impl Store {
             .execute(params![j.person_id, j.target_id, state.as_str(), t, id, d.summary, now])?;
             let remote = d.remote.as_ref().map(|(t, id)| format!("{t} {id}"));
             Self::history_with(&tx, j, true, &d.summary, remote.as_deref())?;
-            Self::member_changed_on(&tx, &j.person_id, j.target_id, remote.as_deref())?;
+            // A deactivated record is no member any more.
+            let member = if state == ProvState::Provisioned { remote.as_deref() } else { None };
+            Self::member_changed_on(&tx, &j.person_id, j.target_id, member)?;
             if let Some(run) = j.run_id {
                 Self::count_run(&tx, run, true)?;
             }

@@ -70,14 +70,19 @@ impl Store {
     pub fn update_target(&self, id: i64, input: &TargetInput) -> Result<(), StoreError> {
         let sealed = self.secrets.seal(&Self::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
         self.server(input.server_id)?;
-        let n = self
-            .db()
-            .execute(
-                "UPDATE targets SET name = ?1, plugin = ?2, server_id = ?3, settings = ?4, enabled = ?5, scope = ?6, updated_at = ?7 WHERE id = ?8",
-                params![input.name, input.plugin, input.server_id, sealed, input.enabled, serde_json::to_string(&input.scope).expect("plain data"), now_ms(), id],
-            )
-            .map_err(|e| unique(e, || format!("a target named '{}' already exists", input.name)))?;
-        if n == 0 { Err(StoreError::NotFound(format!("target {id}"))) } else { Ok(()) }
+        let mut conn = self.db();
+        let tx = super::write(&mut conn)?;
+        let old: Option<String> = tx.query_row("SELECT scope FROM targets WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+        let Some(old) = old else { return Err(StoreError::NotFound(format!("target {id}"))) };
+        tx.execute(
+            "UPDATE targets SET name = ?1, plugin = ?2, server_id = ?3, settings = ?4, enabled = ?5, scope = ?6, updated_at = ?7 WHERE id = ?8",
+            params![input.name, input.plugin, input.server_id, sealed, input.enabled, serde_json::to_string(&input.scope).expect("plain data"), now_ms(), id],
+        )
+        .map_err(|e| unique(e, || format!("a target named '{}' already exists", input.name)))?;
+        // Groups that enter or leave the scope are added or removed there.
+        Self::rescope_groups(&tx, id, &read_scope(id, &old)?, &input.scope)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Deletes a target, its jobs and its per-person state (the remote

@@ -124,6 +124,7 @@ async fn groups_become_public_groups_whose_members_are_the_peoples_users() {
         ("external_id_field", "Registry_ID__c"),
         ("profile_id", profile.as_str()),
         ("username_template", "{identifier:eppn}"),
+        ("inactive_action", "remove"),
         ("groups", "public_groups"),
     ];
     let t = h.target("Users", &settings, Scope::default());
@@ -164,6 +165,14 @@ async fn groups_become_public_groups_whose_members_are_the_peoples_users() {
     want.sort();
     assert_eq!(members(&h), want);
     assert_eq!(h.emu.live_records("Group").iter().find(|g| g["Id"] == gid.as_str()).unwrap()["Name"], "Lab crew");
+
+    // A member deactivated (expired): out of the Group, though still a
+    // member in the registry.
+    let mut u1 = h.store.person("U1").unwrap();
+    u1.status = registry_host::domain::Status::Expired;
+    h.store.update_person(&u1).unwrap();
+    drain().await;
+    assert_eq!(members(&h), [user_of("U3")]);
 
     // Deleted in the registry: the Group goes.
     h.store.delete_group(&team.id).unwrap();
@@ -220,4 +229,38 @@ async fn groups_are_managed_in_the_json_api_and_the_admin_pages() {
     assert_eq!((status, loc.as_deref()), (303, Some("/groups")));
     assert_eq!(h.api(Method::GET, &format!("/api/v1/groups/{id}"), Some(token), None).await.0, 404);
     assert!(h.host.store.person("W2").unwrap().groups.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_group_job_holds_nothing_back_and_a_scope_change_adds_and_removes_groups() {
+    let h = Harness::new(GrantType::ClientCredentials).await;
+    let a = h.store.create_group(group("Group A"), &[]).unwrap();
+    let b = h.store.create_group(group("Group B"), &[]).unwrap();
+    let t = h.target("Scoped", UPSERT, Scope { groups: vec![a.id.clone()], ..Scope::default() });
+    h.store.set_target_provisions_groups(t, true).unwrap();
+    assert_eq!(h.store.group_jobs().unwrap(), [(a.id.clone(), t, GroupAction::Added, "queued".to_string())], "only the group in scope");
+
+    // The addition fails for good; a later change still runs.
+    let job = h.store.claim_group_job().unwrap().unwrap();
+    h.store.finish_group_failed(&job, "refused").unwrap();
+    h.store.update_group(&Group { description: Some("now described".into()), ..a.clone() }, None).unwrap();
+    let next = h.store.claim_group_job().unwrap().expect("not held back by the failed one");
+    assert_eq!((next.group_id.as_str(), next.action), (a.id.as_str(), GroupAction::Updated));
+    h.store.finish_group_done(&next, Some(("Group".into(), "G-A".into())), false, &[], "made").unwrap();
+
+    // The scope moves from A to B: A is removed there, B added.
+    let input = registry_host::domain::TargetInput {
+        name: "Scoped".into(),
+        plugin: "salesforce".into(),
+        server_id: h.server,
+        settings: UPSERT.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        enabled: true,
+        scope: Scope { groups: vec![b.id.clone()], ..Scope::default() },
+    };
+    h.store.update_target(t, &input).unwrap();
+    let mut jobs: Vec<(String, GroupAction)> = h.store.group_jobs().unwrap().into_iter().filter(|j| j.3 == "queued").map(|j| (j.0, j.2)).collect();
+    jobs.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut want = vec![(a.id.clone(), GroupAction::Deleted), (b.id.clone(), GroupAction::Added)];
+    want.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(jobs, want);
 }

@@ -71,3 +71,12 @@ async fn a_plugin_too_big_to_start_says_so_once() {
     assert_eq!(text.matches("bytes of memory to start").count(), 1, "{text}");
     assert!(!text.contains("grow"), "{text}");
 }
+
+#[tokio::test]
+async fn a_plugin_that_reads_its_batch_over_and_over_is_stopped() {
+    let plugin = hoarder().await;
+    let requests: Vec<ProvisionRequest> = (0..10).map(|_| request("reread")).collect();
+    let error = plugin.provision_batch(&context(), &requests, &HttpAllowlist::none()).await.unwrap_err();
+    let Failure::Limit(why) = &error.failure else { panic!("{error}") };
+    assert!(why.contains("read its batch of 10 requests more than 4 times over"), "{error}");
+}
