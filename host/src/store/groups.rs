@@ -153,6 +153,35 @@ impl Store {
         Self::member_ids(&conn, id)
     }
 
+    /// A page of the group's members, by name: (id, display name), and how
+    /// many there are in all.
+    pub fn group_members_page(&self, id: &str, offset: usize, limit: usize) -> Result<(Vec<(String, String)>, usize), StoreError> {
+        let conn = self.db();
+        Self::live_group(&conn, id)?;
+        let total: i64 = conn.query_row("SELECT COUNT(*) FROM group_members WHERE group_id = ?1", params![id], |r| r.get(0))?;
+        let mut stmt = conn.prepare(
+            "SELECT p.id, p.sort_name FROM group_members m JOIN people p ON p.id = m.person_id
+             WHERE m.group_id = ?1 ORDER BY p.sort_name COLLATE NOCASE, p.id LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = stmt.query_map(params![id, limit as i64, offset as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok((rows, total as usize))
+    }
+
+    /// Adds `join` and takes out `leave` (person ids), in one transaction.
+    pub fn change_group_members(&self, id: &str, join: &[String], leave: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.db();
+        let tx = write(&mut conn)?;
+        Self::live_group(&tx, id)?;
+        let mut members: BTreeSet<String> = Self::member_ids(&tx, id)?.into_iter().collect();
+        members.extend(join.iter().cloned());
+        for p in leave {
+            members.remove(p);
+        }
+        Self::set_members_in(&tx, id, &members.into_iter().collect::<Vec<_>>())?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The live group with `name` (any case) or, failing that, `id`.
     pub fn group_by_name_or_id(&self, key: &str) -> Result<Option<Group>, StoreError> {
         let conn = self.db();

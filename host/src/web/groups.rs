@@ -72,16 +72,13 @@ async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: 
     }
 }
 
-fn render_group(app: &App, s: &Session, id: &str, notice: Option<&str>, form: Option<&FormMap>, errors: &HashMap<String, String>, status: StatusCode) -> Result<Response, WebError> {
+/// Members shown per page of a group.
+const MEMBERS_PAGE: usize = 50;
+
+fn render_group(app: &App, s: &Session, id: &str, page: usize, notice: Option<&str>, form: Option<&FormMap>, errors: &HashMap<String, String>, status: StatusCode) -> Result<Response, WebError> {
     let g = app.store.group(id)?;
-    let member_ids = app.store.group_members(id)?;
-    let members: Vec<_> = member_ids
-        .iter()
-        .map(|pid| {
-            let name = app.store.person(pid).map(|p| p.display_name()).unwrap_or_default();
-            context! { id => pid, name => name }
-        })
-        .collect();
+    let (rows, total) = app.store.group_members_page(id, (page - 1) * MEMBERS_PAGE, MEMBERS_PAGE)?;
+    let members: Vec<_> = rows.into_iter().map(|(id, name)| context! { id => id, name => name }).collect();
     let targets: HashMap<i64, String> = app.store.targets()?.into_iter().map(|t| (t.id, t.name)).collect();
     let states: Vec<_> = app
         .store
@@ -89,29 +86,28 @@ fn render_group(app: &App, s: &Session, id: &str, notice: Option<&str>, form: Op
         .into_iter()
         .map(|(t, state, remote, message)| context! { target => targets.get(&t).cloned().unwrap_or_else(|| format!("target {t}")), target_id => t, state => state, remote => remote, message => message })
         .collect();
-    let f = form.cloned().unwrap_or_else(|| {
-        FormMap::from([
-            ("name".to_string(), g.name.clone()),
-            ("description".to_string(), g.description.clone().unwrap_or_default()),
-            ("members".to_string(), member_ids.join("\n")),
-        ])
-    });
+    let f = form.cloned().unwrap_or_else(|| FormMap::from([("name".to_string(), g.name.clone()), ("description".to_string(), g.description.clone().unwrap_or_default())]));
+    let pages = total.div_ceil(MEMBERS_PAGE).max(1);
     let mut r = app.render(
         "group.html",
-        context! { admin => s.username.clone(), csrf => s.csrf_token.clone(), nav => "groups", group => g, members => members, states => states, notice => notice, f => f, errors => errors },
+        context! { admin => s.username.clone(), csrf => s.csrf_token.clone(), nav => "groups", group => g, members => members, total => total, page => page, pages => pages, states => states, notice => notice, f => f, errors => errors },
     );
     *r.status_mut() = status;
     Ok(r)
 }
 
+fn page_of(q: &FormMap) -> usize {
+    q.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1).min(1_000_000)
+}
+
 async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    render_group(&app, &s, &id, notice(&q), None, &HashMap::new(), StatusCode::OK)
+    render_group(&app, &s, &id, page_of(&q), notice(&q), None, &HashMap::new(), StatusCode::OK)
 }
 
 async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let g = match group_of(&f, &id) {
         Ok(g) => g,
-        Err(errors) => return render_group(&app, &s, &id, None, Some(&f), &errors, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(errors) => return render_group(&app, &s, &id, 1, None, Some(&f), &errors, StatusCode::UNPROCESSABLE_ENTITY),
     };
     match app.store.update_group(&g, None) {
         Ok(changed) => {
@@ -121,7 +117,7 @@ async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm {
             }
             Ok(see_other(&format!("/groups/{id}?notice=saved")))
         }
-        Err(StoreError::Conflict(m)) => render_group(&app, &s, &id, None, Some(&f), &HashMap::from([("name".to_string(), m)]), StatusCode::CONFLICT),
+        Err(StoreError::Conflict(m)) => render_group(&app, &s, &id, 1, None, Some(&f), &HashMap::from([("name".to_string(), m)]), StatusCode::CONFLICT),
         Err(e) => Err(e.into()),
     }
 }
@@ -135,17 +131,20 @@ fn ids(text: &str) -> Vec<String> {
     ids
 }
 
+/// Adds the ids pasted under "Add" and takes out those under "Remove":
+/// a group of thousands is changed without listing them all.
 async fn members(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
-    let wanted = ids(f.get("members").map(String::as_str).unwrap_or(""));
-    match app.store.set_group_members(&id, &wanted) {
+    let join = ids(f.get("add").map(String::as_str).unwrap_or(""));
+    let leave = ids(f.get("remove").map(String::as_str).unwrap_or(""));
+    match app.store.change_group_members(&id, &join, &leave) {
         Ok(()) => {
-            audit::record(&app, &s.username, "group.members", &id, serde_json::json!({"members": wanted.len()}));
+            audit::record(&app, &s.username, "group.members", &id, serde_json::json!({"added": join.len(), "removed": leave.len()}));
             app.engine.wake();
             Ok(see_other(&format!("/groups/{id}?notice=members")))
         }
         // A person that does not exist: the form again, saying which.
         Err(StoreError::NotFound(m)) if m.starts_with("person ") => {
-            render_group(&app, &s, &id, None, Some(&f), &HashMap::from([("members".to_string(), format!("no {m}; check the ids"))]), StatusCode::UNPROCESSABLE_ENTITY)
+            render_group(&app, &s, &id, 1, None, Some(&f), &HashMap::from([("members".to_string(), format!("no {m}; check the ids"))]), StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(e) => Err(e.into()),
     }

@@ -213,14 +213,27 @@ async fn groups_are_managed_in_the_json_api_and_the_admin_pages() {
     let (status, page, _) = h.get("/groups").await;
     assert_eq!(status, 200);
     assert!(page.contains("Engines") && page.contains(&format!("/groups/{id}")), "{page}");
-    let (status, _, loc) = h.post(&format!("/groups/{id}/members"), &[("csrf", &csrf), ("members", "W2\nW1")]).await;
+    let (status, _, loc) = h.post(&format!("/groups/{id}/members"), &[("csrf", &csrf), ("add", "W2\nW1"), ("remove", "")]).await;
     assert_eq!((status, loc.as_deref()), (303, Some(format!("/groups/{id}").as_str())));
     let page = h.get(&format!("/groups/{id}")).await.1;
     assert!(page.contains("Members (2)") && page.contains("Hopper, Grace"), "{page}");
-    let (status, page, _) = h.post(&format!("/groups/{id}/members"), &[("csrf", &csrf), ("members", "W2 GHOST")]).await;
+    let (status, page, _) = h.post(&format!("/groups/{id}/members"), &[("csrf", &csrf), ("add", "GHOST"), ("remove", "W1")]).await;
     assert_eq!(status, 422);
     assert!(page.contains("no person GHOST"), "{page}");
-    assert_eq!(h.host.store.group_members(&id).unwrap(), ["W1", "W2"], "nothing changed");
+    assert_eq!(h.host.store.group_members(&id).unwrap(), ["W1", "W2"], "nothing changed: W1 is still in");
+
+    // A group of more than a page: 120 members, 50 a page, by name.
+    let many: Vec<registry_host::domain::Person> = (0..120).map(|i| person(&format!("M{i:03}"), "Many", &format!("Member {i:03}"), &format!("m{i}@example.org"))).collect();
+    h.host.store.import_people(many, |_| {}).unwrap();
+    let ids: String = (0..120).map(|i| format!("M{i:03}\n")).collect();
+    assert_eq!(h.post(&format!("/groups/{id}/members"), &[("csrf", &csrf), ("add", &ids), ("remove", "W1 W2")]).await.0, 303);
+    let first = h.get(&format!("/groups/{id}")).await.1;
+    assert!(first.contains("Members (120)") && first.contains("page 1 of 3"), "{first}");
+    assert_eq!(first.matches("<li><a href=\"/people/").count(), 50);
+    assert!(first.contains("Member 000") && !first.contains("Member 050"), "sorted by name, the first 50");
+    let last = h.get(&format!("/groups/{id}?page=3")).await.1;
+    assert_eq!(last.matches("<li><a href=\"/people/").count(), 20);
+    assert!(last.contains("Member 119") && last.contains("id=\"prev\"") && !last.contains("id=\"next\""), "{last}");
     let (status, page, _) = h.post("/groups", &[("csrf", &csrf), ("name", "ENGINES")]).await;
     assert_eq!(status, 409);
     assert!(page.contains("exists already"), "{page}");
