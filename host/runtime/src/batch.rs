@@ -70,6 +70,19 @@ impl std::fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
+/// A plugin that read its batch too often, as the call's error carries it
+/// (and [`Failure::Limit`](crate::Failure::Limit) reports it).
+#[derive(Debug)]
+pub(crate) struct ReadLimit(pub(crate) String);
+
+impl std::fmt::Display for ReadLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReadLimit {}
+
 /// The host's side of a `batch-requests` resource.
 pub struct BatchRequests {
     source: Box<dyn RequestSource>,
@@ -120,7 +133,7 @@ impl batch_input::HostBatchRequests for HostState {
         }
         let max = (max as usize).min(MAX_PAGE).min(len - start);
         if batch.reads_left == 0 {
-            return Err(wasmtime::Error::msg(format!("it read its batch of {len} requests more than {READS_OVER} times over")));
+            return Err(wasmtime::Error::new(ReadLimit(format!("it read its batch of {len} requests more than {READS_OVER} times over"))));
         }
         batch.reads_left -= 1;
         batch.source.read(start, max).await.map_err(|e| wasmtime::Error::new(SourceError(format!("{e:#}"))))

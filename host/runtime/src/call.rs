@@ -213,6 +213,9 @@ fn classify(stage: Stage, state: &HostState, config: &RuntimeConfig, stderr: &st
     if let Some(e) = error.downcast_ref::<crate::batch::SourceError>() {
         return Failure::Source(e.0.clone());
     }
+    if let Some(e) = error.downcast_ref::<crate::batch::ReadLimit>() {
+        return Failure::Limit(e.0.clone());
+    }
     if let Some(denied) = state.hooks.first_denied() {
         return Failure::HttpDenied(denied.clone());
     }
@@ -232,10 +235,6 @@ fn classify(stage: Stage, state: &HostState, config: &RuntimeConfig, stderr: &st
     }
     if text.contains("total size of fields exceeds limit") {
         return Failure::Limit(format!("it put more than {} KiB of headers in one header map", MAX_HEADER_BYTES >> 10));
-    }
-    if let Some(at) = text.find("it read its batch of ") {
-        let line = text[at..].lines().next().unwrap_or_default().to_string();
-        return Failure::Limit(line);
     }
     if text.contains("fuel allocated for hostcalls has been exhausted") {
         return Failure::Limit(format!("it handed the host more than {} MiB of data in one go", MAX_TRANSFER_BYTES >> 20));

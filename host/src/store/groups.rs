@@ -297,6 +297,12 @@ impl Store {
         Ok(stmt.query_map(params![id], |r| r.get(0))?.collect::<Result<_, _>>()?)
     }
 
+    /// The ids of the targets that provision groups.
+    pub(super) fn group_target_ids(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = conn.prepare_cached("SELECT id FROM targets WHERE provisions_groups = 1")?;
+        Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    }
+
     /// The targets that provision groups, with their scopes.
     fn group_targets(conn: &Connection) -> Result<Vec<(i64, Scope)>, StoreError> {
         let mut stmt = conn.prepare_cached("SELECT id, scope FROM targets WHERE provisions_groups = 1")?;

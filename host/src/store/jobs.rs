@@ -303,6 +303,8 @@ impl Store {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         let now = now_ms();
+        // Looked up once: most targets provision no groups.
+        let group_targets = Self::group_target_ids(&tx)?;
         for d in done {
             let j = &d.job;
             if tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![j.id])? == 0 {
@@ -319,9 +321,11 @@ impl Store {
             .execute(params![j.person_id, j.target_id, state.as_str(), t, id, d.summary, now])?;
             let remote = d.remote.as_ref().map(|(t, id)| format!("{t} {id}"));
             Self::history_with(&tx, j, true, &d.summary, remote.as_deref())?;
-            // A deactivated record is no member any more.
-            let member = if state == ProvState::Provisioned { remote.as_deref() } else { None };
-            Self::member_changed_on(&tx, &j.person_id, j.target_id, member)?;
+            if group_targets.contains(&j.target_id) {
+                // A deactivated record is no member any more.
+                let member = if state == ProvState::Provisioned { remote.as_deref() } else { None };
+                Self::member_changed_on(&tx, &j.person_id, j.target_id, member)?;
+            }
             if let Some(run) = j.run_id {
                 Self::count_run(&tx, run, true)?;
             }

@@ -72,17 +72,27 @@ fn javascript(file: &str) -> PathBuf {
 }
 
 /// A venv with the pinned componentize-py, made on first use.
+/// The venv with componentize-py, pinned by the example's requirements.
 fn python_venv(requirements: &Path) -> PathBuf {
-    let venv = work_dir().join("python-venv");
-    let pins = std::fs::read_to_string(requirements).expect("requirements.txt");
-    let marker = venv.join("installed-requirements.txt");
+    venv(&work_dir().join("python-venv"), requirements)
+}
+
+/// A venv at `dir` with the pinned `requirements` installed, made once
+/// (and again when the pins change), under a lock: tests and test binaries
+/// run at once.
+pub(crate) fn venv(dir: &Path, requirements: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.parent().expect("a venv dir has a parent")).expect("create the venv's parent dir");
+    let lock = File::create(dir.with_extension("lock")).expect("create the venv lock file");
+    lock.lock().expect("lock the venv");
+    let pins = std::fs::read_to_string(requirements).unwrap_or_else(|e| panic!("{}: {e}", requirements.display()));
+    let marker = dir.join("installed-requirements.txt");
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(pins.as_str()) {
-        return venv;
+        return dir.to_path_buf();
     }
-    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv), "python3 -m venv (Debian: apt install python3-venv)");
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(requirements), "pip install componentize-py");
+    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(dir), "python3 -m venv (Debian: apt install python3-venv)");
+    run(Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(requirements), &format!("pip install -r {}", requirements.display()));
     std::fs::write(&marker, pins).expect("write the venv marker");
-    venv
+    dir.to_path_buf()
 }
 
 /// `npm ci` in `dir` unless its pinned packages are there. The packages

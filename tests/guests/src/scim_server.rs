@@ -5,7 +5,6 @@
 //! a server's RFC compliance) and started on a free loopback port for each
 //! test that needs one.
 
-use std::fs::File;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,26 +64,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("tests/guests is two levels down").to_path_buf()
 }
 
-/// The venv with the pinned server, made once (under a lock: tests and
-/// test binaries run at once).
+/// The venv with the pinned server and its compliance suite.
 fn venv() -> PathBuf {
-    let dir = PathBuf::from(env!("GUEST_TARGET_DIR")).join("scim-server");
-    std::fs::create_dir_all(&dir).expect("create the scim-server dir");
-    let lock = File::create(dir.join(".lock")).expect("create the venv lock file");
-    lock.lock().expect("lock the venv");
-    let requirements = root().join("tests/scim-server/requirements.txt");
-    let pins = std::fs::read_to_string(&requirements).expect("tests/scim-server/requirements.txt");
-    let venv = dir.join("venv");
-    let marker = venv.join("installed-requirements.txt");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(pins.as_str()) {
-        return venv;
-    }
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-        assert!(out.status.success(), "{what} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    };
-    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv), "python3 -m venv (Debian: apt install python3-venv)");
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&requirements), "pip install scim2-server");
-    std::fs::write(&marker, pins).expect("write the venv marker");
-    venv
+    let dir = PathBuf::from(env!("GUEST_TARGET_DIR")).join("scim-server").join("venv");
+    crate::languages::venv(&dir, &root().join("tests/scim-server/requirements.txt"))
 }
