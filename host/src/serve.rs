@@ -233,6 +233,7 @@ fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emul
         // The emulator's instance host, and only it.
         api_hosts: vec![HostPattern::exact(&Origin::of_url(&emulator.instance_url())?).to_string()],
         jwt_subject: None,
+        token_url: None,
     };
     let id = match existing {
         Some(s) => store.update_server(s.id, &input)?.id,

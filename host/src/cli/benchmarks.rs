@@ -215,6 +215,7 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
         client_secret: salesforce_emulator::seed::DEMO_CONSUMER_SECRET.into(),
         grant_type: GrantType::ClientCredentials,
         scope: Some("api refresh_token".into()),
+        token_url: None,
     };
     let mut input = ServerInput::for_config("Emulator", plugin.name(), &server_config);
     input.api_hosts = vec![HostPattern::exact(&Origin::of_url(&emu.instance_url)?).to_string()];

@@ -56,6 +56,9 @@ pub struct ServerInput {
     pub api_hosts: Vec<String>,
     /// JWT bearer: who the tokens act as (the assertion's subject).
     pub jwt_subject: Option<String>,
+    /// The token endpoint apart from the Server URL, for plugins that ask
+    /// for one.
+    pub token_url: Option<String>,
 }
 
 /// An OAuth2 server as shown (no secrets).
@@ -83,6 +86,8 @@ pub struct Server {
     pub api_hosts: Vec<String>,
     /// JWT bearer: who the tokens act as.
     pub jwt_subject: Option<String>,
+    /// The token endpoint apart from the Server URL, if any.
+    pub token_url: Option<String>,
     /// Token status.
     pub token_status: TokenStatus,
     /// Instance URL from the last token response.
@@ -122,6 +127,7 @@ impl ServerInput {
             scope: config.scope.clone(),
             api_hosts: Vec::new(),
             jwt_subject: None,
+            token_url: config.token_url.clone(),
         }
     }
 }

@@ -156,7 +156,16 @@ impl OAuth {
                 self.check_instance(id, &origin)?;
             }
         }
-        HttpAllowlist::for_server(&config.server_url, instance).map_err(|e| FlowError::BadUrl(e.to_string()))
+        let list = HttpAllowlist::for_server(&config.server_url, instance).map_err(|e| FlowError::BadUrl(e.to_string()))?;
+        // A token endpoint apart from the Server URL is the admin's to name,
+        // as the Server URL is: its origin is checked the same way.
+        match config.token_url.as_deref() {
+            Some(token_url) => {
+                check_origin(token_url, "the Token URL", self.insecure_loopback)?;
+                list.allow_url(token_url).map_err(|e| FlowError::BadUrl(e.to_string()))
+            }
+            None => Ok(list),
+        }
     }
 
     /// Tokens from a provider (or from a plugin, which builds the token set

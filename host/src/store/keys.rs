@@ -86,6 +86,7 @@ mod tests {
             scope: None,
             api_hosts: vec![],
             jwt_subject: None,
+            token_url: None,
         };
         let id = store.create_server(&input).unwrap();
         let tokens = TokenSet {

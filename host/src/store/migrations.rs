@@ -345,4 +345,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         refresh_token, token_meta, instance_url, token_status, token_issued_at, last_error, created_at, updated_at, api_hosts, jwt_subject FROM oauth2_servers;
     DROP TABLE oauth2_servers;
     ALTER TABLE oauth2_servers_new RENAME TO oauth2_servers;",
+    // 15: the token endpoint, apart from the Server URL, for a service
+    // whose authorization server lives apart from its API.
+    "ALTER TABLE oauth2_servers ADD COLUMN token_url TEXT;",
 ];

@@ -244,6 +244,7 @@ pub(crate) fn scratch_with_target() -> (tempfile::TempDir, Store, i64) {
             scope: None,
             api_hosts: vec![],
             jwt_subject: None,
+            token_url: None,
         })
         .unwrap();
     let target = store.create_target(&TargetInput { name: "T".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();

@@ -71,9 +71,9 @@ impl Store {
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         tx.execute(
-            "INSERT INTO oauth2_servers (name, description, plugin, server_url, client_id, grant_type, scope, api_hosts, created_at, updated_at, jwt_subject)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8, ?10)",
-            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now, input.api_hosts.join(" "), input.jwt_subject],
+            "INSERT INTO oauth2_servers (name, description, plugin, server_url, client_id, grant_type, scope, api_hosts, created_at, updated_at, jwt_subject, token_url)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?8, ?8, ?10, ?11)",
+            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now, input.api_hosts.join(" "), input.jwt_subject, input.token_url],
         )
         .map_err(|e| unique(e, || format!("a server named '{}' already exists", input.name)))?;
         let id = tx.last_insert_rowid();
@@ -85,7 +85,7 @@ impl Store {
     }
 
     /// Saves an edit. Changing the Server URL, Client ID, Client Secret, API
-    /// hosts, grant type or JWT user clears the stored tokens, since they
+    /// hosts, grant type, JWT user or token URL clears the stored tokens, since they
     /// belong to the old configuration (and the next token response is
     /// checked anew).
     pub fn update_server(&self, id: i64, input: &ServerInput) -> Result<Saved, StoreError> {
@@ -98,14 +98,15 @@ impl Store {
             || before.client_id != input.client_id
             || before.grant_type != input.grant_type
             || before.jwt_subject != input.jwt_subject
+            || before.token_url != input.token_url
             || before.api_hosts != input.api_hosts
             || before.plugin != input.plugin
             || secret_changed;
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         tx.execute(
-            "UPDATE oauth2_servers SET name = ?1, description = ?2, plugin = ?3, server_url = ?4, client_id = ?5, grant_type = ?6, scope = ?7, updated_at = ?8, api_hosts = ?10, jwt_subject = ?11 WHERE id = ?9",
-            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now_ms(), id, input.api_hosts.join(" "), input.jwt_subject],
+            "UPDATE oauth2_servers SET name = ?1, description = ?2, plugin = ?3, server_url = ?4, client_id = ?5, grant_type = ?6, scope = ?7, updated_at = ?8, api_hosts = ?10, jwt_subject = ?11, token_url = ?12 WHERE id = ?9",
+            params![input.name, input.description, input.plugin, input.server_url, input.client_id, grant_str(input.grant_type), input.scope, now_ms(), id, input.api_hosts.join(" "), input.jwt_subject, input.token_url],
         )
         .map_err(|e| unique(e, || format!("a server named '{}' already exists", input.name)))?;
         if secret_changed {
@@ -141,6 +142,7 @@ impl Store {
             scope: r.get("scope")?,
             api_hosts: r.get::<_, String>("api_hosts")?.split_whitespace().map(str::to_string).collect(),
             jwt_subject: r.get("jwt_subject")?,
+            token_url: r.get("token_url")?,
             token_status: parsed("token status", r.get("token_status")?, TokenStatus::parse)?,
             instance_url: r.get("instance_url")?,
             token_issued_at: r.get("token_issued_at")?,
@@ -184,6 +186,7 @@ impl Store {
             client_secret: self.client_secret(id)?.unwrap_or_default(),
             grant_type: s.grant_type,
             scope: s.scope,
+            token_url: s.token_url,
         })
     }
 
@@ -319,6 +322,7 @@ mod tests {
             scope: Some("api refresh_token".into()),
             api_hosts: vec![],
             jwt_subject: None,
+            token_url: None,
         }
     }
 

@@ -127,9 +127,18 @@ pub(super) fn form_fields(app: &App, values: &FormMap, errors: &HashMap<String, 
     }
     fields.push(grant);
     fields.push(field("jwt_subject", "Username (JWT Bearer)", "text", false, help(meta, "subject")));
+    if asks_token_url(meta) {
+        fields.push(field("token_url", "Token URL", "text", false, help(meta, "token-url")));
+    }
     fields.push(field("scope", "Scope", "text", false, help(meta, "scope")));
     fields.push(field("api_hosts", "API hosts", "text", false, "The hosts this server's tokens may name as their instance (an exact host, or *. and a domain), space separated. An instance URL must match these and the plugin's own list; anything else is refused before it is stored. Left empty, the picked Server URL's list (or the plugin's) is taken, shown on the server page to narrow.".into()));
     fields
+}
+
+/// Whether the plugin's form has a Token URL apart from the Server URL:
+/// only a plugin that gives help for it (`token-url`) asks for one.
+fn asks_token_url(meta: Option<&PluginMetadata>) -> bool {
+    meta.is_some_and(|m| m.server_form.help.iter().any(|(f, _)| f == "token-url"))
 }
 
 /// The grant types a plugin offers: those it claims (JWT bearer and a
@@ -238,9 +247,16 @@ pub(super) fn read_server(app: &App, form: &mut FormMap, has_secret: bool) -> Re
     let meta = plugin_of(app, form).cloned();
     resolve_server_url(form, meta.as_ref())?;
     let mut input = validate_server(form, &app.plugins, has_secret, app.oauth.insecure_loopback())?;
-    if !grants_of(app.plugin_map.get(&input.plugin).map(|p| p.metadata())).contains(&input.grant_type) {
+    let plugin_meta = app.plugin_map.get(&input.plugin).map(|p| p.metadata());
+    if !grants_of(plugin_meta).contains(&input.grant_type) {
         let message = format!("The plugin '{}' does not offer the {} grant; choose another.", input.plugin, crate::domain::grant_label(input.grant_type));
         return Err(HashMap::from([("grant_type".to_string(), message)]));
+    }
+    if !asks_token_url(plugin_meta) {
+        input.token_url = None;
+    } else if input.token_url.is_none() && input.grant_type == GrantType::ClientCredentials {
+        let message = "Enter the Token URL: client credentials are exchanged for a token there (the authorization server's token endpoint).";
+        return Err(HashMap::from([("token_url".to_string(), message.to_string())]));
     }
     // A server saved without API hosts takes its Server URL choice's, else
     // its plugin's declared ones, which the server page then shows for the
@@ -269,6 +285,14 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
         errors.insert("server_url".into(), format!("{e}."));
     } else if server_url.contains(['?', '#']) {
         errors.insert("server_url".into(), "The Server URL takes no query or fragment.".into());
+    }
+    let token_url = get("token_url");
+    if token_url.is_empty() {
+        // Not asked for, or left to the plugin.
+    } else if let Err(e) = check_origin(&token_url, "The Token URL", insecure_loopback) {
+        errors.insert("token_url".into(), format!("{e}."));
+    } else if token_url.contains('#') {
+        errors.insert("token_url".into(), "The Token URL takes no fragment.".into());
     }
     let client_id = get("client_id");
     let pasted_token = get("grant_type") == "static_bearer";
@@ -335,6 +359,8 @@ pub fn validate_server(f: &FormMap, plugins: &[String], has_secret: bool, insecu
         scope: (!scope.is_empty()).then_some(scope),
         api_hosts,
         jwt_subject: (grant_type == GrantType::JwtBearer).then_some(jwt_subject),
+        // A pasted token and a browser sign-in go to no token endpoint.
+        token_url: (!token_url.is_empty() && matches!(grant_type, GrantType::ClientCredentials | GrantType::JwtBearer)).then_some(token_url),
     })
 }
 
@@ -364,6 +390,13 @@ mod tests {
         assert!(local["server_url"].contains("needs the operator's opt-in"), "{}", local["server_url"]);
         let ok = validate_server(&form(&[("name", "SF"), ("server_url", "http://127.0.0.1:4000/services/oauth2"), ("client_id", "3MVG9"), ("scope", "api refresh_token")]), &plugins, true, true).unwrap();
         assert_eq!((ok.plugin.as_str(), ok.grant_type, ok.client_secret), ("salesforce", GrantType::AuthorizationCode, None), "an edit keeps the saved secret");
+        assert_eq!(ok.token_url, None);
+        let cc = |token_url: &str| validate_server(&form(&[("name", "S"), ("server_url", "https://scim.example.com/v2"), ("client_id", "app"), ("grant_type", "client_credentials"), ("token_url", token_url)]), &plugins, true, false);
+        assert_eq!(cc("https://auth.example.com/oauth2/token").unwrap().token_url.as_deref(), Some("https://auth.example.com/oauth2/token"));
+        assert!(cc("http://auth.example.com/token").unwrap_err()["token_url"].contains("The Token URL"), "checked as the Server URL is");
+        assert!(cc("https://auth.example.com/token#x").unwrap_err()["token_url"].contains("no fragment"));
+        let pasted = validate_server(&form(&[("name", "S"), ("server_url", "https://scim.example.com/v2"), ("grant_type", "static_bearer"), ("token_url", "https://auth.example.com/token")]), &plugins, true, false).unwrap();
+        assert_eq!(pasted.token_url, None, "a pasted token goes to no token endpoint");
     }
 
     fn meta(choices: Vec<ServerUrlChoice>) -> PluginMetadata {

@@ -52,6 +52,7 @@ struct ServerView {
     authorization_code: bool,
     jwt: bool,
     jwt_subject: Option<String>,
+    token_url: Option<String>,
     scope: Option<String>,
     api_hosts: Vec<String>,
     status_label: &'static str,
@@ -79,6 +80,7 @@ fn view(s: &Server) -> ServerView {
         authorization_code: s.grant_type == GrantType::AuthorizationCode,
         jwt: s.grant_type == GrantType::JwtBearer,
         jwt_subject: s.jwt_subject.clone(),
+        token_url: s.token_url.clone(),
         scope: s.scope.clone(),
         api_hosts: s.api_hosts.clone(),
         status_label,
@@ -139,6 +141,7 @@ async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s):
         ("client_id", server.client_id.clone()),
         ("grant_type", crate::domain::grant_str(server.grant_type).into()),
         ("jwt_subject", server.jwt_subject.clone().unwrap_or_default()),
+        ("token_url", server.token_url.clone().unwrap_or_default()),
         ("scope", server.scope.clone().unwrap_or_default()),
         // Hosts that are just the Server URL's defaults are left empty, so
         // that picking another URL (another My Domain) takes its own.
@@ -195,7 +198,7 @@ async fn delete_server(State(app): State<Arc<App>>, Path(id): Path<i64>, f: Admi
 fn server_detail(input: &crate::domain::ServerInput) -> serde_json::Value {
     serde_json::json!({
         "name": input.name, "server_url": input.server_url, "client_id": input.client_id, "grant_type": crate::domain::grant_str(input.grant_type),
-        "jwt_subject": input.jwt_subject, "scope": input.scope, "api_hosts": input.api_hosts, "plugin": input.plugin, "client_secret_changed": input.client_secret.is_some(),
+        "jwt_subject": input.jwt_subject, "token_url": input.token_url, "scope": input.scope, "api_hosts": input.api_hosts, "plugin": input.plugin, "client_secret_changed": input.client_secret.is_some(),
     })
 }
 

@@ -33,6 +33,7 @@ async fn a_plugin_that_traps_on_one_person_fails_only_that_person() {
             scope: None,
             api_hosts: vec![],
             jwt_subject: None,
+            token_url: None,
         })
         .unwrap();
     let tokens = TokenSet {

@@ -162,6 +162,7 @@ fn targets_and_api_tokens_from_the_command_line() {
             scope: None,
             api_hosts: vec![],
             jwt_subject: None,
+            token_url: None,
         })
         .unwrap();
     store
@@ -249,6 +250,7 @@ fn secrets_rotate_reseals_everything_with_a_new_key() {
         scope: None,
         api_hosts: vec![],
         jwt_subject: None,
+        token_url: None,
     };
     let server = store.create_server(&input).unwrap();
     drop(store);

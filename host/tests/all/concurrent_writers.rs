@@ -29,6 +29,7 @@ fn an_import_during_a_reprovision_loses_nothing_and_fails_nothing() {
             scope: None,
             api_hosts: vec![],
             jwt_subject: None,
+            token_url: None,
         })
         .unwrap();
     let target = serve

@@ -32,6 +32,7 @@ fn server(name: &str, plugin: &str, server_url: &str, scope: &str, api_hosts: &[
         scope: Some(scope.into()),
         api_hosts: api_hosts.iter().map(|h| h.to_string()).collect(),
         jwt_subject: None,
+        token_url: None,
     }
 }
 

@@ -15,6 +15,7 @@ use registry_host::store::Store;
 use registry_plugin_runtime::latest::types::GrantType;
 use registry_plugin_runtime::{Runtime, RuntimeConfig};
 use serde_json::{Value, json};
+use test_guests::oauth_server::OAuthServer;
 use test_guests::scim_server::ScimServer;
 
 use crate::common::person;
@@ -33,14 +34,24 @@ struct Scim {
 impl Scim {
     async fn start(settings: &[(&str, &str)]) -> Scim {
         let server = ScimServer::start("scim-secret-token");
+        let input = server_input(&server.url, &server.token);
+        Scim::on(server, input, settings).await
+    }
+
+    /// Everything on `server`, its OAuth2 server as `input`, a token
+    /// obtained by its grant.
+    async fn on(server: ScimServer, input: ServerInput, settings: &[(&str, &str)]) -> Scim {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path()).unwrap()).unwrap());
         let runtime = Runtime::new(RuntimeConfig { insecure_loopback: true, ..RuntimeConfig::default() }).unwrap();
         let plugin = runtime.load_file(test_guests::scim_plugin()).await.unwrap();
         let plugins = Arc::new(HashMap::from([("scim".to_string(), plugin)]));
         let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
-        let server_id = store.create_server(&server_input(&server.url, &server.token)).unwrap();
-        oauth.static_bearer(server_id).await.unwrap();
+        let server_id = store.create_server(&input).unwrap();
+        match input.grant_type {
+            GrantType::StaticBearer => drop(oauth.static_bearer(server_id).await.unwrap()),
+            _ => oauth.client_credentials(server_id).await.unwrap(),
+        }
         let config = EngineConfig { workers: 1, max_attempts: 3, backoff_base: std::time::Duration::from_millis(5), backoff_max: std::time::Duration::from_millis(20), idle_poll: std::time::Duration::from_millis(20), ..EngineConfig::default() };
         let engine = Engine::new(store.clone(), plugins, oauth.clone(), config);
         let target = store
@@ -95,6 +106,7 @@ fn server_input(url: &str, token: &str) -> ServerInput {
         scope: None,
         api_hosts: vec![],
         jwt_subject: None,
+        token_url: None,
     }
 }
 
@@ -284,6 +296,7 @@ async fn the_conformance_run_passes_the_scim_plugin_against_a_scim_server() {
     let text = report.to_text();
     assert_eq!(report.failed, 0, "{text}");
     for check in [
+        "oauth.client-credentials",
         "oauth.static-bearer",
         "oauth.check-connection",
         "provision.create",
@@ -302,4 +315,54 @@ async fn the_conformance_run_passes_the_scim_plugin_against_a_scim_server() {
     let report = conformance::run(&bare, &[]).await;
     assert_eq!(report.failed, 0, "{}", report.to_text());
     assert!(report.checks.iter().any(|c| c.name == "oauth.static-bearer" && c.status == Status::Skip && c.detail.contains("--scim-url")));
+}
+
+/// OAuth2 client credentials: the SCIM plugin gets its token from a real
+/// authorization server at the Token URL (the client in HTTP Basic), and
+/// the SCIM service takes it. Wrong credentials name the field to fix and
+/// store nothing.
+#[tokio::test]
+async fn a_scim_service_behind_an_authorization_server_takes_client_credentials() {
+    let token = "issued-by-the-authorization-server";
+    let auth = OAuthServer::start("registry-app", "client s3cret", token);
+    let scim = ScimServer::start(token);
+    let mut input = server_input(&scim.url, "");
+    input.grant_type = GrantType::ClientCredentials;
+    input.client_id = "registry-app".into();
+    input.client_secret = Some("client s3cret".into());
+    input.scope = Some("scim.write".into());
+    input.token_url = Some(auth.token_url.clone());
+    let s = Scim::on(scim, input.clone(), &[]).await;
+
+    let server = s.store.server(s.server_id).unwrap();
+    assert_eq!((server.token_status, server.instance_url.as_deref()), (TokenStatus::Set, Some(s.server.url.as_str())), "the token is for the SCIM base URL");
+    let asked = auth.requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!((asked[0].grant_type.as_str(), asked[0].scope.as_deref(), asked[0].client_id.as_deref(), asked[0].auth.as_str(), asked[0].ok), ("client_credentials", Some("scim.write"), Some("registry-app"), "basic", true));
+
+    s.store.create_person(person("C1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+    s.drain().await;
+    let (state, remote, message) = s.state("C1");
+    assert_eq!(state, ProvState::Provisioned, "{message:?}");
+    let user = s.user("C1").await.expect("the User is in the SCIM server");
+    assert_eq!((user["userName"].as_str(), user["id"].as_str()), (Some("ada@example.org"), remote.as_deref()));
+
+    // A wrong secret: the refusal names the Client Secret, and the token
+    // held stays out of it (nothing half-stored).
+    input.client_secret = Some("wrong".into());
+    s.store.update_server(s.server_id, &input).unwrap();
+    let refused = s.oauth.client_credentials(s.server_id).await.unwrap_err().to_string();
+    assert!(refused.contains("refused the Client ID and Client Secret") && refused.contains("invalid_client"), "{refused}");
+    let server = s.store.server(s.server_id).unwrap();
+    assert_eq!(server.token_status, TokenStatus::NotSet);
+    assert!(server.last_error.as_deref().is_some_and(|e| e.contains("Client Secret")), "{:?}", server.last_error);
+    assert!(!auth.requests()[1].ok);
+
+    // Without a Token URL the plugin says which field is missing.
+    input.client_secret = Some("client s3cret".into());
+    input.token_url = None;
+    s.store.update_server(s.server_id, &input).unwrap();
+    let missing = s.oauth.client_credentials(s.server_id).await.unwrap_err().to_string();
+    assert!(missing.contains("token-url") || missing.contains("Token URL"), "{missing}");
+    assert_eq!(auth.requests().len(), 2, "nothing was sent without a Token URL");
 }

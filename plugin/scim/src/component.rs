@@ -18,7 +18,7 @@ use registry_guest::person;
 use registry_guest::wasi::WasiTransport;
 
 use crate::scim::{self, Service};
-use crate::{Outcome, bulk, groups, settings, user};
+use crate::{Outcome, bulk, groups, settings, token, user};
 
 /// The component's export implementation.
 pub struct ScimProvisioner;
@@ -26,9 +26,10 @@ pub struct ScimProvisioner;
 /// Help for the OAuth2 server form, in SCIM's words.
 const SERVER_FORM_HELP: &[(&str, &str)] = &[
     ("server-url", "The SCIM service's base URL, the one before /Users and /Groups, e.g. https://example.com/scim/v2."),
-    ("client-id", "Not used with a bearer token; leave empty."),
-    ("client-secret", "The bearer token the SCIM service issued for provisioning (its admin console calls it an API token or a SCIM token). Stored encrypted; never shown again. To replace it, paste the new one and click Obtain New Token."),
-    ("grant-type", "Bearer Token: the token pasted above is sent with every request; when the service refuses it, paste a new one."),
+    ("client-secret", "Bearer Token: the token the SCIM service issued for provisioning (its admin console calls it an API token or a SCIM token); to replace it, paste the new one and click Obtain New Token. Client Credentials: the client's secret. Stored encrypted; never shown again."),
+    ("grant-type", "Bearer Token: the token pasted above is sent with every request; when the service refuses it, paste a new one. Client Credentials: the service's tokens come from an OAuth2 authorization server; give its Token URL, and the client's ID and secret."),
+    ("client-id", "Bearer Token: not used; leave empty. Client Credentials: the client ID the authorization server issued for this registry."),
+    ("token-url", "Client Credentials only: the authorization server's token endpoint, e.g. https://auth.example.com/oauth2/token. The client's ID and secret go there in HTTP Basic; the token it answers is sent to the SCIM base URL above."),
 ];
 
 fn field_error(e: settings::FieldError) -> FieldError {
@@ -36,7 +37,14 @@ fn field_error(e: settings::FieldError) -> FieldError {
 }
 
 fn unsupported<T>(what: &str) -> Result<T, PluginError> {
-    Err(PluginError::Unsupported(format!("{what}: a SCIM service takes a pasted bearer token")))
+    Err(PluginError::Unsupported(format!("{what}: a SCIM service takes a pasted bearer token or client credentials")))
+}
+
+fn token_error(e: token::TokenError) -> PluginError {
+    match e {
+        token::TokenError::Config(field, message) => PluginError::InvalidConfig(FieldError { field: field.into(), message }),
+        token::TokenError::Call(e) => plugin_error(e),
+    }
 }
 
 fn plugin_error(e: scim::Error) -> PluginError {
@@ -80,7 +88,7 @@ impl exports::registry::provisioning::plugin_info::Guest for ScimProvisioner {
         PluginMetadata {
             name: "scim".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Provisions registry people as SCIM 2.0 Users and registry groups as SCIM Groups (RFC 7643/7644) to any service that speaks SCIM, with the bearer token it issued: create, replace, deactivate or delete, existing Users and Groups taken over rather than duplicated.".into(),
+            description: "Provisions registry people as SCIM 2.0 Users and registry groups as SCIM Groups (RFC 7643/7644) to any service that speaks SCIM, with the bearer token it issued or OAuth2 client credentials: create, replace, deactivate or delete, existing Users and Groups taken over rather than duplicated.".into(),
             settings: settings::SETTINGS
                 .iter()
                 .map(|s| Setting {
@@ -99,7 +107,7 @@ impl exports::registry::provisioning::plugin_info::Guest for ScimProvisioner {
                     shown_when: None,
                 })
                 .collect(),
-            capabilities: Capabilities::CHECK_CONNECTION | Capabilities::PROVISION | Capabilities::PROVISION_BATCH | Capabilities::GROUPS | Capabilities::STATIC_BEARER,
+            capabilities: Capabilities::CHECK_CONNECTION | Capabilities::PROVISION | Capabilities::PROVISION_BATCH | Capabilities::GROUPS | Capabilities::STATIC_BEARER | Capabilities::CLIENT_CREDENTIALS,
             api_hosts: vec![],
             server_form: ServerForm { server_urls: vec![], help: SERVER_FORM_HELP.iter().map(|(f, h)| (f.to_string(), h.to_string())).collect() },
         }
@@ -116,8 +124,21 @@ impl exports::registry::provisioning::oauth2_server::Guest for ScimProvisioner {
     fn refresh(_: Oauth2ServerConfig, _: TokenSet) -> Result<TokenSet, PluginError> {
         unsupported("refresh")
     }
-    fn client_credentials(_: Oauth2ServerConfig) -> Result<TokenSet, PluginError> {
-        unsupported("client-credentials")
+    fn client_credentials(config: Oauth2ServerConfig) -> Result<TokenSet, PluginError> {
+        let client = token::Client { token_url: config.token_url.as_deref(), client_id: &config.client_id, client_secret: &config.client_secret, scope: config.scope.as_deref() };
+        let got = token::client_credentials(&mut WasiTransport, &client).map_err(token_error)?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Ok(TokenSet {
+            access_token: got.access_token,
+            refresh_token: None,
+            // The token is for the SCIM service: its calls go to the Server URL.
+            instance_url: Some(config.server_url),
+            issued_at: Some(now),
+            expires_at: got.expires_in.map(|s| now + s * 1000),
+            scope: got.scope.or(config.scope),
+            token_type: "Bearer".into(),
+            extra: vec![],
+        })
     }
     fn jwt_bearer(_: Oauth2ServerConfig, _: JwtSigningKey) -> Result<TokenSet, PluginError> {
         unsupported("jwt-bearer")

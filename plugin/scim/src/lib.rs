@@ -1,6 +1,7 @@
 //! The SCIM 2.0 provisioner: people become SCIM Users and registry groups
 //! SCIM Groups in any service that speaks RFC 7643/7644, authorized by a
-//! bearer token an admin pastes.
+//! bearer token an admin pastes or by OAuth2 client credentials
+//! ([`token`]).
 //!
 //! The logic lives in plain modules ([`settings`], [`user`], [`scim`],
 //! [`groups`]) that `cargo test` runs natively over a scripted transport;
@@ -11,6 +12,7 @@ pub mod component;
 pub mod groups;
 pub mod scim;
 pub mod settings;
+pub mod token;
 pub mod user;
 
 /// What a provisioning call answers: the remote record, one line for the

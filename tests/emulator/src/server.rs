@@ -255,6 +255,12 @@ impl Emulator {
         self.ctx.shared.login_url.clone()
     }
 
+    /// Its OAuth2 token endpoint, which takes the client in HTTP Basic or
+    /// in the body: a generic authorization server's too.
+    pub fn token_url(&self) -> String {
+        format!("{}/services/oauth2/token", self.login_url())
+    }
+
     /// The first org's current instance URL.
     pub fn instance_url(&self) -> String {
         self.orgs()[0].instance_url.clone()

@@ -98,7 +98,7 @@ pub(crate) fn venv(dir: &Path, requirements: &Path) -> PathBuf {
 /// `npm ci` in `dir` unless its pinned packages are there. The packages
 /// live in the source folder, shared by every target dir: one install at a
 /// time, under a lock there.
-fn npm_ci(dir: &Path) {
+pub(crate) fn npm_ci(dir: &Path) {
     let lock = File::create(dir.join(".npm-ci.lock")).expect("create the npm lock file");
     lock.lock().expect("lock the package folder");
     let installed = dir.join("node_modules/.package-lock.json");

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 pub mod languages;
+pub mod oauth_server;
 pub mod scim_server;
 
 /// The SCIM 2.0 provisioner component (release build).

@@ -74,6 +74,7 @@ pub fn emulator_server(emulator: &Emulator, grant_type: GrantType) -> Oauth2Serv
         client_secret: DEMO_CONSUMER_SECRET.into(),
         grant_type,
         scope: Some("api refresh_token".into()),
+        token_url: None,
     }
 }
 
@@ -201,7 +202,25 @@ impl TestBed {
 
     /// Tokens through the client credentials grant.
     pub async fn client_credentials(&self) -> anyhow::Result<TokenSet> {
-        self.plugin.client_credentials(&self.server(GrantType::ClientCredentials), &self.allowlist(None)).await?.map_err(plugin_error)
+        let mut config = self.server(GrantType::ClientCredentials);
+        if self.asks_token_url() {
+            // A service whose tokens come from an authorization server
+            // apart from it: the emulator's token endpoint stands in for
+            // that server, the service's URL (if any) is the Server URL.
+            if let Some(scim) = &self.scim {
+                config.server_url = scim.url.clone();
+            }
+            config.token_url = Some(self.emulator.token_url());
+        }
+        let allow = self.allowlist(None).allow_url(&config.server_url).expect("the SCIM service's URL is valid");
+        self.plugin.client_credentials(&config, &allow).await?.map_err(plugin_error)
+    }
+
+    /// Whether the plugin's server form asks for a Token URL apart from
+    /// the Server URL: its tokens then come from a stand-in authorization
+    /// server (the emulator's), not from the service it provisions.
+    pub fn asks_token_url(&self) -> bool {
+        self.plugin.metadata().server_form.help.iter().any(|(f, _)| f == "token-url")
     }
 
     /// Tokens through the JWT bearer grant: a fresh key whose certificate

@@ -108,7 +108,9 @@ pub fn explain(e: &PluginError) -> String {
 /// The admin-facing label of an `oauth2-server-config` field, as a plugin's
 /// `invalid-config` error names it.
 pub fn field_label(field: &str) -> &str {
-    match field {
+    // The WIT names fields with hyphens (`client-secret`); plugins written
+    // before said `client_secret`: both read the same.
+    match field.replace('-', "_").as_str() {
         "server_url" => "Server URL",
         "client_id" => "Client ID",
         "client_secret" => "Client Secret",
@@ -117,6 +119,7 @@ pub fn field_label(field: &str) -> &str {
         "scope" => "Scope",
         "subject" => "Username (JWT bearer)",
         "certificate" => "Certificate (JWT bearer)",
-        other => other,
+        "token_url" => "Token URL",
+        _ => field,
     }
 }

@@ -127,7 +127,7 @@ pub(super) async fn settings_validation(run: &mut Run<'_>) {
 /// cannot use (not https, `{name}` twice or without a label, API hosts that
 /// are no patterns) or help for a field the form does not have.
 fn server_form_problems(form: &ServerForm) -> Vec<String> {
-    const FIELDS: [&str; 9] = ["server-url", "client-id", "client-secret", "grant-type", "scope", "redirect-uri", "authorization-error", "subject", "certificate"];
+    const FIELDS: [&str; 10] = ["server-url", "client-id", "client-secret", "grant-type", "scope", "redirect-uri", "authorization-error", "subject", "certificate", "token-url"];
     let mut problems = Vec::new();
     for c in &form.server_urls {
         let names = c.url.matches("{name}").count();

@@ -24,6 +24,7 @@ fn config(emu: &Emulator, secret: &str) -> Oauth2ServerConfig {
         client_secret: secret.into(),
         grant_type: GrantType::AuthorizationCode,
         scope: Some("api refresh_token".into()),
+        token_url: None,
     }
 }
 
