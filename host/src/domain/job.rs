@@ -97,6 +97,11 @@ pub struct Job {
     /// The admin whose own provider token the job uses ("Provision now"
     /// by an admin who holds one); none: the server's integration token.
     pub acting_admin: Option<i64>,
+    /// The claim it was taken with: its node's claims are counted, and a
+    /// result is recorded only under the claim that is still current (a
+    /// job taken back from a node that stalled is not its to finish).
+    /// Always 0 on SQLite, where one process runs the queue.
+    pub claim: i64,
 }
 
 /// A "Reprovision all" run.

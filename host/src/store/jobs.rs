@@ -418,5 +418,6 @@ pub(super) fn job_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         failing_since: r.get(6)?,
         duration_ms: None,
         acting_admin: r.get(7)?,
+        claim: 0,
     })
 }

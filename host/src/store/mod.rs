@@ -22,6 +22,7 @@ mod keys;
 mod log;
 mod migrations;
 mod people;
+pub mod postgres;
 mod safeguards;
 mod servers;
 mod signing_keys;
@@ -49,6 +50,12 @@ pub enum StoreError {
     /// SQLite refused.
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// PostgreSQL refused.
+    #[error("database error: {}", postgres::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("database connection: {0}")]
+    Pool(String),
     /// A secret could not be opened.
     #[error(transparent)]
     Secret(#[from] SecretError),

@@ -202,7 +202,7 @@ impl Store {
         let jobs: Vec<Job> = {
             let mut stmt = tx.prepare("SELECT id, person_id, run_id FROM jobs WHERE target_id = ?1 AND held = 1")?;
             let rows = stmt.query_map(params![target], |r| {
-                Ok(Job { id: r.get(0)?, person_id: r.get(1)?, target_id: target, action: crate::domain::Action::Deleted, attempts: 0, run_id: r.get(2)?, failing_since: None, duration_ms: None, acting_admin: None })
+                Ok(Job { id: r.get(0)?, person_id: r.get(1)?, target_id: target, action: crate::domain::Action::Deleted, attempts: 0, run_id: r.get(2)?, failing_since: None, duration_ms: None, acting_admin: None, claim: 0 })
             })?;
             rows.collect::<Result<_, _>>()?
         };

@@ -17,6 +17,7 @@ mod jwt_bearer;
 mod no_secrets;
 mod notifications;
 mod operations;
+mod postgres_queue;
 mod provisioning;
 mod real_org;
 mod scim;

@@ -1,0 +1,194 @@
+//! PostgreSQL, for several `serve` processes (nodes) on one database: a
+//! pooled tokio-postgres connection per call (deadpool-postgres), the
+//! schema migrated once however many nodes start together, the nodes and
+//! their heartbeats, and the job queue ([`queue`]), whose claims are leased
+//! so that a node that dies loses its jobs to the others instead of
+//! holding them.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::StoreError;
+
+pub mod queue;
+mod schema;
+
+pub use queue::{Claimed, Rescued};
+
+/// How the store shares the database with other nodes.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// How long a claim holds without a heartbeat renewing it: well above
+    /// a plugin call's deadline, so that a live node never loses a job
+    /// it is working on.
+    pub lease: Duration,
+    /// A claim taken back this often (its node died each time) is failed
+    /// instead of tried again: the job may be what kills nodes.
+    pub max_rescues: i64,
+    /// Connections the pool keeps at most.
+    pub pool_size: usize,
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        PgConfig { lease: Duration::from_secs(120), max_rescues: 3, pool_size: 16 }
+    }
+}
+
+/// The registry's database on PostgreSQL, as one node sees it.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    node: String,
+    config: PgConfig,
+}
+
+/// A node as `registry-host nodes` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Its id (stable across its restarts).
+    pub id: String,
+    /// Its process id.
+    pub pid: i64,
+    /// When it started (ms since the epoch, the database's clock).
+    pub started_at: i64,
+    /// Its last heartbeat (ms, the database's clock).
+    pub heartbeat_at: i64,
+    /// Milliseconds since that heartbeat.
+    pub silent_ms: i64,
+    /// Jobs it holds now.
+    pub claimed: i64,
+}
+
+impl PgStore {
+    /// Connects as node `node`, migrating the schema if this is the first
+    /// node of a newer program (once, under an advisory lock), and
+    /// registers the node.
+    pub async fn connect(url: &str, node: &str, config: PgConfig) -> Result<PgStore, StoreError> {
+        let pg: tokio_postgres::Config = url.parse()?;
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(config.pool_size).build().map_err(|e| StoreError::Pool(e.to_string()))?;
+        let store = PgStore { pool, node: node.to_string(), config };
+        store.migrate().await?;
+        store.register().await?;
+        Ok(store)
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The sharing rules this store runs with.
+    pub fn config(&self) -> &PgConfig {
+        &self.config
+    }
+
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+            other => StoreError::Pool(other.to_string()),
+        })
+    }
+
+    /// Runs the migrations this database lacks; how many ran.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Held to commit: a node starting meanwhile waits, then finds the
+        // schema done.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&schema::MIGRATION_LOCK]).await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())").await?;
+        let current: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0);
+        let known = schema::MIGRATIONS.len();
+        if current as usize > known {
+            return Err(StoreError::TooNew { path: "the PostgreSQL database".into(), found: current as usize, known });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.batch_execute(sql).await?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i64 + 1)]).await?;
+        }
+        tx.commit().await?;
+        Ok(known - current as usize)
+    }
+
+    /// Marks this node started (again): a restarted node keeps its id.
+    async fn register(&self) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO nodes (id, pid) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, started_at = now(), heartbeat_at = now(), stopped_at = NULL",
+                &[&self.node, &i64::from(std::process::id())],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The heartbeat: the node is alive, and every job it holds gets a new
+    /// lease. Returns the ids of the jobs it still holds; a job the caller
+    /// works on that is not among them was taken back (its lease ran out
+    /// first) and must not be finished by it.
+    pub async fn heartbeat(&self) -> Result<Vec<i64>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("UPDATE nodes SET heartbeat_at = now(), stopped_at = NULL WHERE id = $1", &[&self.node]).await?;
+        let rows = tx
+            .query(
+                "UPDATE jobs SET lease_until = now() + $2::bigint * interval '1 millisecond'
+                 WHERE claimed_by = $1 AND state = 'running' RETURNING id",
+                &[&self.node, &self.lease_ms()],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The nodes whose heartbeat is at most `fresh` old, with the jobs each
+    /// holds, oldest first.
+    pub async fn live_nodes(&self, fresh: Duration) -> Result<Vec<Node>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT n.id, n.pid, (extract(epoch FROM n.started_at) * 1000)::bigint, (extract(epoch FROM n.heartbeat_at) * 1000)::bigint,
+                        (extract(epoch FROM now() - n.heartbeat_at) * 1000)::bigint,
+                        (SELECT count(*) FROM jobs j WHERE j.claimed_by = n.id AND j.state = 'running')
+                 FROM nodes n
+                 WHERE n.stopped_at IS NULL AND n.heartbeat_at > now() - $1::bigint * interval '1 millisecond'
+                 ORDER BY n.started_at, n.id",
+                &[&(fresh.as_millis() as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Node { id: r.get(0), pid: r.get(1), started_at: r.get(2), heartbeat_at: r.get(3), silent_ms: r.get(4), claimed: r.get(5) })
+            .collect())
+    }
+
+    /// A clean stop: the node's claims go back to the queue at once (no
+    /// lease to wait out) and it leaves the live list.
+    pub async fn stop(&self) -> Result<usize, StoreError> {
+        let released = self.reset_node().await?;
+        self.client().await?.execute("UPDATE nodes SET stopped_at = now() WHERE id = $1", &[&self.node]).await?;
+        Ok(released)
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.config.lease.as_millis() as i64
+    }
+}
+
+/// A PostgreSQL error with what the server said (tokio-postgres's own
+/// `Display` is only "db error").
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),
+            None => format!("{} ({})", db.message(), db.code().code()),
+        },
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,510 @@
+//! The job queue on PostgreSQL, correct across nodes.
+//!
+//! - **Claims** are one statement: ready jobs locked with `FOR UPDATE OF j
+//!   SKIP LOCKED` in a CTE (job rows only), marked running with the node,
+//!   a new claim sequence and a lease from the database's clock.
+//! - **Order per (person, target)**: a job is ready only when no earlier
+//!   job of its pair is unfinished, and "earlier" is commit order: every
+//!   transaction that queues a job for a pair first writes the pair's
+//!   state row (`provisioned`), whose lock it holds to commit, so the
+//!   pair's ids are drawn in commit order. A partial unique index on
+//!   running jobs per pair is the tripwire.
+//! - **Finishes** are guarded by node and claim sequence: a node that lost
+//!   a job (its lease ran out, the job was rescued and claimed again)
+//!   changes nothing with its late result.
+//! - **Rescue**: any node returns jobs whose lease expired to the queue,
+//!   drops one a later change of the same person supersedes, and fails one
+//!   taken back too often.
+//!
+//! Locks are taken pair row first, job rows second, everywhere but the
+//! claim (which takes job rows only), so no two transactions wait on each
+//! other in a circle.
+
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+
+use super::PgStore;
+use crate::domain::{Action, Done, Job, ProvState};
+use crate::store::{StoreError, now_ms};
+
+/// Jobs claimed together, all of one target.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The jobs, oldest first.
+    pub jobs: Vec<Job>,
+    /// Until when (this process's clock, conservatively) the claim holds
+    /// without a heartbeat. A worker starts no plugin call that could
+    /// outlast it.
+    pub lease_until: Instant,
+}
+
+impl Claimed {
+    /// Whether a call with `deadline` may start now under this claim.
+    pub fn can_start(&self, deadline: Duration) -> bool {
+        self.lease_until.checked_duration_since(Instant::now()).is_some_and(|left| left > deadline)
+    }
+}
+
+/// What a rescue round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rescued {
+    /// Jobs returned to the queue.
+    pub requeued: usize,
+    /// Jobs dropped: a later change of the same person was queued.
+    pub dropped: usize,
+    /// Jobs failed: taken back too often.
+    pub failed: usize,
+}
+
+const JOB_COLUMNS: &str = "j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin, j.claim_seq";
+
+fn job_of(r: &Row) -> Result<Job, StoreError> {
+    let action: String = r.get(3);
+    Ok(Job {
+        id: r.get(0),
+        person_id: r.get(1),
+        target_id: r.get(2),
+        action: Action::parse(&action).ok_or_else(|| StoreError::Unreadable(format!("job action '{action}'")))?,
+        attempts: r.get::<_, i64>(4) as u32,
+        run_id: r.get(5),
+        failing_since: r.get(6),
+        duration_ms: None,
+        acting_admin: r.get(7),
+        claim: r.get(8),
+    })
+}
+
+impl PgStore {
+    /// Queues `action` for `person` with `target` (as part of `run`, if
+    /// any), replacing the pair's queued jobs it supersedes; in one
+    /// transaction.
+    pub async fn enqueue(&self, person: &str, target: i64, action: Action, run: Option<i64>) -> Result<i64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let id = Self::enqueue_in(&tx, person, target, action, run).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`PgStore::enqueue`] inside the caller's transaction: the pair stays
+    /// locked until it commits. The new job's id.
+    pub async fn enqueue_in(tx: &Transaction<'_>, person: &str, target: i64, action: Action, run: Option<i64>) -> Result<i64, StoreError> {
+        // The pair's lock first: a concurrent enqueue of the same pair
+        // waits here, and so draws its id after this one commits.
+        Self::set_state_in(tx, person, target, ProvState::Pending, None).await?;
+        // One statement: a job another node claimed meanwhile is running,
+        // not queued, and stays.
+        let old = tx
+            .query("DELETE FROM jobs WHERE person_id = $1 AND target_id = $2 AND state IN ('queued', 'failed') RETURNING run_id, state", &[&person, &target])
+            .await?;
+        let mut inherited = None;
+        for r in &old {
+            let (old_run, state): (Option<i64>, String) = (r.get(0), r.get(1));
+            // A superseded queued job of a run hands the run over (or
+            // counts as done for it), so runs always finish.
+            if let Some(r) = old_run
+                && state == "queued"
+            {
+                if run.is_none() && inherited.is_none() {
+                    inherited = Some(r);
+                } else if run != Some(r) {
+                    Self::count_run_in(tx, r, true).await?;
+                }
+            }
+        }
+        let row = tx
+            .query_one(
+                "INSERT INTO jobs (person_id, target_id, action, run_id, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&person, &target, &action.as_str(), &run.or(inherited), &now_ms()],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    pub(super) async fn set_state_in(tx: &Transaction<'_>, person: &str, target: i64, state: ProvState, message: Option<&str>) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO provisioned (person_id, target_id, state, message, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (person_id, target_id) DO UPDATE SET state = excluded.state, message = excluded.message, updated_at = excluded.updated_at",
+            &[&person, &target, &state.as_str(), &message, &now_ms()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Locks the pair's state row (made if missing): what every
+    /// transaction that changes a pair's jobs takes first.
+    async fn lock_pair(tx: &Transaction<'_>, person: &str, target: i64) -> Result<(), StoreError> {
+        let locked = tx.execute("SELECT 1 FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR UPDATE", &[&person, &target]).await?;
+        if locked == 0 {
+            Self::set_state_in(tx, person, target, ProvState::Pending, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn count_run_in(tx: &Transaction<'_>, run: i64, ok: bool) -> Result<(), StoreError> {
+        let column = if ok { "done" } else { "failed" };
+        tx.execute(
+            &format!(
+                "UPDATE runs SET {column} = {column} + 1,
+                 finished_at = CASE WHEN done + failed + 1 >= total AND finished_at IS NULL THEN $2 ELSE finished_at END WHERE id = $1"
+            ),
+            &[&run, &now_ms()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn history_in(tx: &Transaction<'_>, job: &Job, ok: bool, message: &str, remote: Option<&str>) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO history (person_id, target_id, target_name, at, action, ok, message, remote, duration_ms)
+             VALUES ($1, $2, (SELECT name FROM targets WHERE id = $2), $3, $4, $5, $6, $7, $8)",
+            &[&job.person_id, &job.target_id, &now_ms(), &job.action.as_str(), &ok, &message, &remote, &job.duration_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Claims up to `max` ready jobs, all of one target, oldest first,
+    /// leaving out the `busy` targets; a target probing after a pause gets
+    /// one. With the target in `sizes`, a batch of record updates alone
+    /// grows to that size (a bulk API's batch). Ready: as on SQLite (the
+    /// target enabled and not paused, its server with a token or able to
+    /// get one, the backoff passed, no earlier unfinished job of the pair).
+    pub async fn claim_for(&self, max: usize, busy: &[i64], sizes: &[(i64, usize)]) -> Result<Claimed, StoreError> {
+        let now = now_ms();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let lease_until = Instant::now() + self.config.lease;
+        let claimed = tx
+            .query(
+                &format!(
+                    "WITH picked AS (
+                       SELECT j.id, j.target_id, t.pause_level FROM jobs j
+                       JOIN targets t ON t.id = j.target_id
+                       JOIN oauth2_servers s ON s.id = t.server_id
+                       WHERE j.state = 'queued' AND j.not_before <= $1 AND t.enabled AND NOT j.held
+                         AND (t.paused_until IS NULL OR t.paused_until <= $1)
+                         AND (s.token_status = 'set' OR (s.grant_type IN ('client_credentials', 'jwt_bearer') AND s.token_status = 'not_set'))
+                         AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')
+                         AND NOT (j.target_id = ANY($3))
+                       ORDER BY j.id LIMIT $2
+                       FOR UPDATE OF j SKIP LOCKED
+                     ), first AS (
+                       SELECT target_id, pause_level FROM picked ORDER BY id LIMIT 1
+                     ), chosen AS (
+                       SELECT p.id FROM picked p JOIN first f ON f.target_id = p.target_id
+                       ORDER BY p.id LIMIT (SELECT CASE WHEN pause_level > 0 THEN 1 ELSE $2 END FROM first)
+                     )
+                     UPDATE jobs j SET state = 'running', bulk_batch = NULL, claimed_by = $4, claim_seq = j.claim_seq + 1,
+                       lease_until = now() + $5::bigint * interval '1 millisecond'
+                     FROM chosen c WHERE j.id = c.id
+                     RETURNING {JOB_COLUMNS}"
+                ),
+                &[&now, &(max as i64), &busy, &self.node, &self.lease_ms()],
+            )
+            .await;
+        let mut jobs = match claimed {
+            Ok(rows) => rows.iter().map(job_of).collect::<Result<Vec<_>, _>>()?,
+            Err(e) if tripped(&e) => {
+                // Two running jobs of one pair would have been a bug: the
+                // index refused, nothing changed; the next claim tries again.
+                tracing::error!(error = %super::describe(&e), "a claim would have run two jobs of one person and target at once; refused");
+                return Ok(Claimed { jobs: vec![], lease_until });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        jobs.sort_by_key(|j| j.id);
+        if let Some(first) = jobs.first().map(|j| j.target_id)
+            && let Some(&(_, size)) = sizes.iter().find(|(t, _)| *t == first)
+            && size > jobs.len()
+            && jobs.iter().all(|j| Action::UPSERTS.contains(&j.action))
+        {
+            let probing: i64 = tx.query_one("SELECT pause_level FROM targets WHERE id = $1", &[&first]).await?.get(0);
+            if probing == 0 {
+                jobs.extend(self.claim_more_upserts(&tx, first, now, size - jobs.len()).await?);
+            }
+        }
+        tx.commit().await?;
+        Ok(Claimed { jobs, lease_until })
+    }
+
+    /// More ready record updates of `target`, for a batch growing to a bulk
+    /// API's size.
+    async fn claim_more_upserts(&self, tx: &Transaction<'_>, target: i64, now: i64, more: usize) -> Result<Vec<Job>, StoreError> {
+        let actions: Vec<&str> = Action::UPSERTS.iter().map(|a| a.as_str()).collect();
+        let rows = tx
+            .query(
+                &format!(
+                    "WITH more AS (
+                       SELECT j.id FROM jobs j
+                       WHERE j.target_id = $1 AND j.state = 'queued' AND j.not_before <= $2 AND NOT j.held AND j.action = ANY($4)
+                         AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')
+                       ORDER BY j.id LIMIT $3
+                       FOR UPDATE OF j SKIP LOCKED
+                     )
+                     UPDATE jobs j SET state = 'running', bulk_batch = NULL, claimed_by = $5, claim_seq = j.claim_seq + 1,
+                       lease_until = now() + $6::bigint * interval '1 millisecond'
+                     FROM more m WHERE j.id = m.id
+                     RETURNING {JOB_COLUMNS}"
+                ),
+                &[&target, &now, &(more as i64), &actions, &self.node, &self.lease_ms()],
+            )
+            .await?;
+        let mut jobs = rows.iter().map(job_of).collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    /// Takes `job` out of the queue if this node still holds it under the
+    /// claim it was given; whether it did.
+    async fn take_finished(&self, tx: &Transaction<'_>, job: &Job) -> Result<bool, StoreError> {
+        let n = tx
+            .execute("DELETE FROM jobs WHERE id = $1 AND claimed_by = $2 AND claim_seq = $3 AND state = 'running'", &[&job.id, &self.node, &job.claim])
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Records finished jobs: the remote ids, the states, the history lines
+    /// and the runs' progress, in one transaction. A job this node no
+    /// longer holds is left alone.
+    pub async fn finish_done(&self, done: &[Done]) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = now_ms();
+        let mut recorded = 0;
+        for d in done {
+            let j = &d.job;
+            Self::lock_pair(&tx, &j.person_id, j.target_id).await?;
+            if !self.take_finished(&tx, j).await? {
+                continue;
+            }
+            recorded += 1;
+            let state = if d.remote.is_none() || d.removed { ProvState::Removed } else { ProvState::Provisioned };
+            let (t, id) = d.remote.clone().unzip();
+            tx.execute(
+                "INSERT INTO provisioned (person_id, target_id, state, remote_type, remote_id, message, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (person_id, target_id) DO UPDATE SET state = excluded.state, remote_type = excluded.remote_type,
+                 remote_id = excluded.remote_id, message = excluded.message, updated_at = excluded.updated_at",
+                &[&j.person_id, &j.target_id, &state.as_str(), &t, &id, &d.summary, &now],
+            )
+            .await?;
+            let remote = d.remote.as_ref().map(|(t, id)| format!("{t} {id}"));
+            Self::history_in(&tx, j, true, &d.summary, remote.as_deref()).await?;
+            if let Some(run) = j.run_id {
+                Self::count_run_in(&tx, run, true).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// A job to try again after `delay_ms`; a later change of the same
+    /// person queued meanwhile takes its place (and its run) instead.
+    /// Whether this node still held it.
+    pub async fn finish_retry(&self, job: &Job, delay_ms: i64, error: &str) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        Self::lock_pair(&tx, &job.person_id, job.target_id).await?;
+        let later = tx
+            .query_opt(
+                "SELECT id, run_id FROM jobs WHERE person_id = $1 AND target_id = $2 AND id > $3 AND state = 'queued' ORDER BY id LIMIT 1",
+                &[&job.person_id, &job.target_id, &job.id],
+            )
+            .await?;
+        let held = if let Some(later) = later {
+            let (later_id, later_run): (i64, Option<i64>) = (later.get(0), later.get(1));
+            let held = self.take_finished(&tx, job).await?;
+            if held {
+                Self::history_in(&tx, job, false, &format!("attempt {} failed: {error}; superseded by a later change", job.attempts + 1), None).await?;
+                Self::hand_over_run(&tx, job.run_id, later_id, later_run).await?;
+            }
+            held
+        } else {
+            let now = now_ms();
+            let n = tx
+                .execute(
+                    "UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, attempts = attempts + 1, not_before = $4,
+                     last_error = $5, failing_since = COALESCE(failing_since, $6)
+                     WHERE id = $1 AND claimed_by = $2 AND claim_seq = $3 AND state = 'running'",
+                    &[&job.id, &self.node, &job.claim, &(now + delay_ms), &error, &now],
+                )
+                .await?;
+            if n > 0 {
+                let message = format!("attempt {} failed: {error}; next attempt at {}", job.attempts + 1, crate::domain::format_time(now + delay_ms));
+                Self::set_state_in(&tx, &job.person_id, job.target_id, ProvState::Pending, Some(&message)).await?;
+                Self::history_in(&tx, job, false, &message, None).await?;
+            }
+            n > 0
+        };
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    /// A dropped job's run goes to the later job that replaces it (or the
+    /// dropped one counts as done for it).
+    async fn hand_over_run(tx: &Transaction<'_>, run: Option<i64>, later_id: i64, later_run: Option<i64>) -> Result<(), StoreError> {
+        match (run, later_run) {
+            (Some(r), None) => {
+                tx.execute("UPDATE jobs SET run_id = $2 WHERE id = $1", &[&later_id, &r]).await?;
+            }
+            (Some(r), Some(l)) if r != l => Self::count_run_in(tx, r, true).await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A job that failed for good: kept (as `failed`) until the person
+    /// changes or is reprovisioned. Whether this node still held it.
+    pub async fn finish_failed(&self, job: &Job, error: &str) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        Self::lock_pair(&tx, &job.person_id, job.target_id).await?;
+        let n = tx
+            .execute(
+                "UPDATE jobs SET state = 'failed', claimed_by = NULL, lease_until = NULL, attempts = attempts + 1, last_error = $4
+                 WHERE id = $1 AND claimed_by = $2 AND claim_seq = $3 AND state = 'running'",
+                &[&job.id, &self.node, &job.claim, &error],
+            )
+            .await?;
+        if n > 0 {
+            Self::set_state_in(&tx, &job.person_id, job.target_id, ProvState::Failed, Some(error)).await?;
+            Self::history_in(&tx, job, false, error, None).await?;
+            if let Some(run) = job.run_id {
+                Self::count_run_in(&tx, run, false).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Jobs that wait (no attempt counted) until their server has a token.
+    pub async fn finish_waiting(&self, jobs: &[Job], why: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for job in jobs {
+            Self::lock_pair(&tx, &job.person_id, job.target_id).await?;
+            let n = tx
+                .execute(
+                    "UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, last_error = $4
+                     WHERE id = $1 AND claimed_by = $2 AND claim_seq = $3 AND state = 'running'",
+                    &[&job.id, &self.node, &job.claim, &why],
+                )
+                .await?;
+            if n > 0 {
+                Self::set_state_in(&tx, &job.person_id, job.target_id, ProvState::Pending, Some(why)).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts this node's claimed jobs back in the queue (after their worker
+    /// failed), so later jobs of the same people are not blocked.
+    pub async fn release(&self, jobs: &[Job]) -> Result<u64, StoreError> {
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        Ok(self
+            .client()
+            .await?
+            .execute(
+                "UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL
+                 WHERE id = ANY($1) AND claimed_by = $2 AND state = 'running' AND bulk_batch IS NULL",
+                &[&ids, &self.node],
+            )
+            .await?)
+    }
+
+    /// At start (and at a clean stop): this node's claims from before go
+    /// back to the queue. Other nodes' claims are theirs; a dead node's
+    /// are rescued when their leases run out.
+    pub async fn reset_node(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("UPDATE group_jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1 AND state = 'running'", &[&self.node])
+            .await?;
+        let n = client
+            .execute(
+                "UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1 AND state = 'running' AND bulk_batch IS NULL",
+                &[&self.node],
+            )
+            .await?;
+        Ok(n as usize)
+    }
+
+    /// Takes back jobs whose lease ran out (their node died or stalled):
+    /// each goes back to the queue, or is dropped when a later change of
+    /// the same person is queued, or fails when taken back too often.
+    /// Any node may run it; each job is handled by one.
+    pub async fn rescue_expired(&self) -> Result<Rescued, StoreError> {
+        let expired = self
+            .client()
+            .await?
+            .query(
+                "SELECT id, person_id, target_id FROM jobs
+                 WHERE state = 'running' AND lease_until < now() AND bulk_batch IS NULL ORDER BY id LIMIT 500",
+                &[],
+            )
+            .await?;
+        let mut done = Rescued::default();
+        for row in expired {
+            let (id, person, target): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            Self::lock_pair(&tx, &person, target).await?;
+            // Still expired under the lock: its node may have renewed it,
+            // or another rescuer handled it.
+            let Some(row) = tx
+                .query_opt(
+                    &format!("SELECT {JOB_COLUMNS}, j.rescues, j.claimed_by FROM jobs j WHERE j.id = $1 AND j.state = 'running' AND j.lease_until < now() FOR UPDATE"),
+                    &[&id],
+                )
+                .await?
+            else {
+                continue;
+            };
+            let job = job_of(&row)?;
+            let (rescues, node): (i64, Option<String>) = (row.get(9), row.get(10));
+            let node = node.unwrap_or_default();
+            let later = tx
+                .query_opt(
+                    "SELECT id, run_id FROM jobs WHERE person_id = $1 AND target_id = $2 AND id > $3 AND state = 'queued' ORDER BY id LIMIT 1",
+                    &[&person, &target, &id],
+                )
+                .await?;
+            if let Some(later) = later {
+                tx.execute("DELETE FROM jobs WHERE id = $1", &[&id]).await?;
+                let message = format!("taken back from node {node}, which stopped renewing its claim; superseded by a later change");
+                Self::history_in(&tx, &job, false, &message, None).await?;
+                Self::hand_over_run(&tx, job.run_id, later.get(0), later.get(1)).await?;
+                done.dropped += 1;
+            } else if rescues + 1 >= self.config.max_rescues {
+                let message = format!("taken back {} times from nodes that stopped renewing their claims (last {node}): failed, so that it stops taking nodes down; reprovision the person to try again", rescues + 1);
+                tx.execute("UPDATE jobs SET state = 'failed', claimed_by = NULL, lease_until = NULL, rescues = rescues + 1, last_error = $2 WHERE id = $1", &[&id, &message])
+                    .await?;
+                Self::set_state_in(&tx, &person, target, ProvState::Failed, Some(&message)).await?;
+                Self::history_in(&tx, &job, false, &message, None).await?;
+                if let Some(run) = job.run_id {
+                    Self::count_run_in(&tx, run, false).await?;
+                }
+                done.failed += 1;
+            } else {
+                let message = format!("taken back from node {node}, which stopped renewing its claim; queued again");
+                tx.execute("UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, rescues = rescues + 1 WHERE id = $1", &[&id]).await?;
+                Self::set_state_in(&tx, &person, target, ProvState::Pending, Some(&message)).await?;
+                done.requeued += 1;
+            }
+            tx.commit().await?;
+        }
+        if done != Rescued::default() {
+            tracing::warn!(requeued = done.requeued, dropped = done.dropped, failed = done.failed, "took back jobs whose node stopped renewing its claims");
+        }
+        Ok(done)
+    }
+}
+
+/// Whether `e` is the one-running-job-per-pair index refusing a claim.
+fn tripped(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("jobs_one_running_per_pair"))
+}
