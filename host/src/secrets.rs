@@ -158,6 +158,12 @@ impl SecretBox {
         h.finalize().into()
     }
 
+    /// Names the key without giving it away (a one-way derivation, hex):
+    /// nodes sharing a database compare theirs to the one it recorded.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.derive("key fingerprint")[..16])
+    }
+
     /// Encrypts `plain` for the place named `aad` (e.g. `oauth2_servers.client_secret.7`).
     pub fn seal(&self, aad: &str, plain: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];

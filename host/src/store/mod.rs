@@ -77,6 +77,17 @@ pub enum StoreError {
     /// damaged); says which.
     #[error("the database holds an unreadable {0}")]
     Unreadable(String),
+    /// This node's secret key is not the one the shared database was
+    /// sealed with.
+    #[error(
+        "this host's secret key (fingerprint {ours}) is not the one the database's other hosts use ({database}): every host on one PostgreSQL needs the same key; set REGISTRY_HOST_SECRET_KEY to that key on this host"
+    )]
+    KeyMismatch {
+        /// The fingerprint the database recorded.
+        database: String,
+        /// This node's.
+        ours: String,
+    },
     /// The database is newer than this program.
     #[error("the database {path} has schema version {found}, newer than this program's {known}; use a newer registry-host")]
     TooNew {

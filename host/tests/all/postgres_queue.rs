@@ -5,55 +5,21 @@
 //! two jobs of one pair at once nor out of order.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use registry_host::domain::{Action, Done, Job};
+use registry_host::secrets::SecretBox;
 use registry_host::store::postgres::{PgConfig, PgStore};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-/// A fresh database on the test cluster, or `None` (with a note) when no
-/// cluster is configured; with `CI=true` a missing cluster fails instead.
-pub async fn database() -> Option<String> {
-    let Ok(base) = std::env::var("REGISTRY_HOST_TEST_DATABASE_URL") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but REGISTRY_HOST_TEST_DATABASE_URL is not set: run the tests with tests/run, which starts PostgreSQL"
-        );
-        eprintln!("skipped: no PostgreSQL (REGISTRY_HOST_TEST_DATABASE_URL is not set; tests/run starts one)");
-        return None;
-    };
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = format!("rh_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    let admin = connect(&base).await;
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create a test database");
-    Some(with_dbname(&base, &name))
-}
-
-/// `base` naming database `name` instead (a URL or key=value pairs).
-fn with_dbname(base: &str, name: &str) -> String {
-    if base.contains("://") {
-        let mut url = url::Url::parse(base).expect("a postgres:// URL");
-        url.set_path(name);
-        url.to_string()
-    } else {
-        format!("{base} dbname={name}")
-    }
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect to the test PostgreSQL");
-    tokio::spawn(conn);
-    client
-}
+use crate::pg::{connect, database};
 
 fn config(lease_ms: u64) -> PgConfig {
     PgConfig { lease: Duration::from_millis(lease_ms), max_rescues: 3, pool_size: 8 }
 }
 
 async fn node(url: &str, id: &str, lease_ms: u64) -> PgStore {
-    PgStore::connect(url, id, config(lease_ms)).await.expect("connect a node")
+    PgStore::connect(url, id, SecretBox::new(&[7; 32]), config(lease_ms)).await.expect("connect a node")
 }
 
 /// A server with a token, `targets` targets on it and `people` people

@@ -11,9 +11,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::StoreError;
+use crate::secrets::SecretBox;
 
 pub mod queue;
 mod schema;
+mod servers;
 
 pub use queue::{Claimed, Rescued};
 
@@ -42,6 +44,7 @@ impl Default for PgConfig {
 pub struct PgStore {
     pool: Pool,
     node: String,
+    secrets: SecretBox,
     config: PgConfig,
 }
 
@@ -64,14 +67,16 @@ pub struct Node {
 
 impl PgStore {
     /// Connects as node `node`, migrating the schema if this is the first
-    /// node of a newer program (once, under an advisory lock), and
-    /// registers the node.
-    pub async fn connect(url: &str, node: &str, config: PgConfig) -> Result<PgStore, StoreError> {
+    /// node of a newer program (once, under an advisory lock), checks that
+    /// `secrets` is the key the other nodes seal with (the first node
+    /// records it), and registers the node.
+    pub async fn connect(url: &str, node: &str, secrets: SecretBox, config: PgConfig) -> Result<PgStore, StoreError> {
         let pg: tokio_postgres::Config = url.parse()?;
         let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(config.pool_size).build().map_err(|e| StoreError::Pool(e.to_string()))?;
-        let store = PgStore { pool, node: node.to_string(), config };
+        let store = PgStore { pool, node: node.to_string(), secrets, config };
         store.migrate().await?;
+        store.check_key().await?;
         store.register().await?;
         Ok(store)
     }

@@ -1,0 +1,139 @@
+//! OAuth2 servers on a real PostgreSQL shared by several nodes: one token
+//! renewal at a time across all of them (a rotating refresh token is
+//! spent once), and a node with another secret key refuses to start.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use registry_host::domain::{ServerInput, TokenStatus};
+use registry_host::secrets::SecretBox;
+use registry_host::store::StoreError;
+use registry_host::store::postgres::{PgConfig, PgStore};
+use registry_plugin_runtime::latest::types::{GrantType, TokenSet};
+
+use crate::pg::database;
+
+async fn node(url: &str, id: &str) -> PgStore {
+    PgStore::connect(url, id, SecretBox::new(&[7; 32]), PgConfig::default()).await.expect("connect a node")
+}
+
+fn input(name: &str, grant_type: GrantType) -> ServerInput {
+    ServerInput {
+        name: name.into(),
+        description: String::new(),
+        plugin: "p".into(),
+        server_url: "https://login.example.com".into(),
+        client_id: "app".into(),
+        client_secret: Some("s3cret".into()),
+        grant_type,
+        scope: Some("api refresh_token".into()),
+        api_hosts: vec![],
+        jwt_subject: None,
+        token_url: None,
+    }
+}
+
+fn tokens(access: &str, refresh: Option<&str>) -> TokenSet {
+    TokenSet {
+        access_token: access.into(),
+        refresh_token: refresh.map(str::to_string),
+        instance_url: Some("https://na1.example.com".into()),
+        issued_at: Some(1),
+        expires_at: None,
+        scope: None,
+        token_type: "Bearer".into(),
+        extra: vec![],
+    }
+}
+
+/// Three nodes find the access token refused at once. One refreshes
+/// (spending the rotating refresh token once); the others wait for the
+/// row and take what it got. The first client-credentials fetch goes
+/// through the same lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_renew_a_token_once() {
+    let Some(url) = database().await else { return };
+    let (a, b, c) = (node(&url, "a").await, node(&url, "b").await, node(&url, "c").await);
+    let id = a.create_server(&input("Org", GrantType::AuthorizationCode)).await.unwrap();
+    a.save_tokens(id, &tokens("old", Some("r1"))).await.unwrap();
+
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let renew = |n: PgStore| {
+        let refreshes = refreshes.clone();
+        async move {
+            n.renew_locked(id, Some("old"), Duration::from_secs(10), |held| async move {
+                let held = held.expect("tokens are held");
+                // A provider with rotation: the refresh token is spent.
+                assert_eq!(held.refresh_token.as_deref(), Some("r1"), "a refresh token is used once");
+                refreshes.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok::<_, StoreError>(tokens("new", Some("r2")))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (x, y, z) = tokio::join!(renew(a.clone()), renew(b.clone()), renew(c.clone()));
+    assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    for t in [x, y, z] {
+        assert_eq!((t.access_token.as_str(), t.refresh_token.as_deref()), ("new", Some("r2")));
+    }
+    assert_eq!(c.tokens(id).await.unwrap().unwrap().refresh_token.as_deref(), Some("r2"));
+    assert_eq!(b.server(id).await.unwrap().token_status, TokenStatus::Set);
+
+    // The first token of a grant without a browser: one fetch.
+    let cc = a.create_server(&input("Service", GrantType::ClientCredentials)).await.unwrap();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let first = |n: PgStore| {
+        let fetches = fetches.clone();
+        async move {
+            n.renew_locked(cc, None, Duration::from_secs(10), |held| async move {
+                assert!(held.is_none());
+                fetches.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, StoreError>(tokens("cc-1", None))
+            })
+            .await
+            .unwrap()
+            .access_token
+        }
+    };
+    let got = tokio::join!(first(a.clone()), first(b.clone()), first(c.clone()));
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(got, ("cc-1".to_string(), "cc-1".to_string(), "cc-1".to_string()));
+}
+
+/// A renewal that fails stores nothing and lets the row go: the next
+/// attempt (on any node) tries again with the same tokens.
+#[tokio::test]
+async fn a_failed_renewal_stores_nothing() {
+    let Some(url) = database().await else { return };
+    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let id = a.create_server(&input("Org", GrantType::AuthorizationCode)).await.unwrap();
+    a.save_tokens(id, &tokens("old", Some("r1"))).await.unwrap();
+    let failed = a
+        .renew_locked(id, Some("old"), Duration::from_secs(5), |_| async { Err::<TokenSet, _>(StoreError::Conflict("the provider said no".into())) })
+        .await;
+    assert!(matches!(failed, Err(StoreError::Conflict(_))));
+    assert_eq!(b.tokens(id).await.unwrap().unwrap().access_token, "old");
+    let renewed = b.renew_locked(id, Some("old"), Duration::from_secs(5), |_| async { Ok::<_, StoreError>(tokens("new", Some("r2"))) }).await.unwrap();
+    assert_eq!(renewed.access_token, "new");
+    assert_eq!(a.server_config(id).await.unwrap().client_secret, "s3cret", "the secret opens on every node");
+    assert!(matches!(a.create_server(&input("Org", GrantType::ClientCredentials)).await, Err(StoreError::Conflict(m)) if m.contains("already exists")));
+}
+
+/// Every node must hold the key the database's secrets are sealed with:
+/// the first records its fingerprint, and a node with another key refuses
+/// to start, saying what to do.
+#[tokio::test]
+async fn a_node_with_another_secret_key_refuses_to_start() {
+    let Some(url) = database().await else { return };
+    let first = node(&url, "a").await;
+    let other = PgStore::connect(&url, "b", SecretBox::new(&[8; 32]), PgConfig::default()).await;
+    let Err(e) = other else { panic!("a node with another key started") };
+    assert!(matches!(e, StoreError::KeyMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("REGISTRY_HOST_SECRET_KEY"), "{e}");
+    assert!(first.live_nodes(Duration::from_secs(30)).await.unwrap().iter().all(|n| n.id == "a"), "the refused node never registered");
+    node(&url, "c").await;
+}
