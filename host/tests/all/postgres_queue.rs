@@ -385,3 +385,28 @@ async fn claims_of_a_pair_only_move_forward() {
     }
     assert!(log.len() >= 5);
 }
+
+/// LISTEN/NOTIFY: a burst of changes on one node wakes another node's
+/// idle workers at once, with a NOTIFY or two, not one per change; each
+/// topic wakes only its own waiters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_changes_wakes_the_other_nodes_with_one_notify() {
+    let Some(url) = database().await else { return };
+    let (a, b) = (node(&url, "a", 60_000).await, node(&url, "b", 60_000).await);
+    let (wa, wb) = (a.start_wakeups(&url).await.unwrap(), b.start_wakeups(&url).await.unwrap());
+    let jobs = wa.woken(registry_host::store::postgres::Topic::Jobs);
+    let tokens = wa.woken(registry_host::store::postgres::Topic::Tokens);
+    let woken = jobs.notified();
+    let not_woken = tokens.notified();
+    tokio::pin!(woken, not_woken);
+    woken.as_mut().enable();
+    not_woken.as_mut().enable();
+    for _ in 0..200 {
+        wb.tell(registry_host::store::postgres::Topic::Jobs);
+    }
+    tokio::time::timeout(Duration::from_secs(5), woken).await.expect("node a was woken");
+    assert!(tokio::time::timeout(Duration::from_millis(300), not_woken).await.is_err(), "the tokens topic stayed quiet");
+    let (sent, _) = wb.counts();
+    assert!((1..=3).contains(&sent), "200 changes sent {sent} NOTIFYs");
+    assert!(wa.counts().1 >= 1);
+}

@@ -16,8 +16,10 @@ use crate::secrets::SecretBox;
 pub mod queue;
 mod schema;
 mod servers;
+pub mod wakeups;
 
 pub use queue::{Claimed, Rescued};
+pub use wakeups::{Topic, Wakeups};
 
 /// How the store shares the database with other nodes.
 #[derive(Debug, Clone)]
