@@ -137,3 +137,45 @@ async fn a_node_with_another_secret_key_refuses_to_start() {
     assert!(first.live_nodes(Duration::from_secs(30)).await.unwrap().iter().all(|n| n.id == "a"), "the refused node never registered");
     node(&url, "c").await;
 }
+
+/// What one node keeps for a browser works on every node: three nodes
+/// starting together make one first admin; a login made on one node is
+/// known to the others; a message for the next page is shown once; an
+/// OAuth callback that lands on another node completes the sign-in, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_and_sign_ins_work_on_any_node() {
+    use registry_host::store::PendingOrigin;
+    let Some(url) = database().await else { return };
+    let (a, b, c) = (node(&url, "a").await, node(&url, "b").await, node(&url, "c").await);
+    let made = tokio::join!(a.create_first_admin("admin", "h1"), b.create_first_admin("admin", "h1"), c.create_first_admin("admin", "h1"));
+    let made = [made.0.unwrap(), made.1.unwrap(), made.2.unwrap()];
+    assert_eq!(made.iter().filter(|m| m.is_some()).count(), 1, "{made:?}");
+    assert_eq!(c.admin_count().await.unwrap(), 1);
+    let admin = made.iter().flatten().next().copied().unwrap();
+    assert!(matches!(b.delete_admin(admin).await, Err(StoreError::Conflict(_))), "the last admin stays");
+
+    a.create_session("cookie-hash", admin, "csrf", 60_000).await.unwrap();
+    let s = b.session("cookie-hash").await.unwrap().expect("node b knows the login");
+    assert_eq!((s.admin_id, s.username.as_str(), s.csrf_token.as_str()), (admin, "admin", "csrf"));
+    a.set_flash("cookie-hash", "Saved.").await.unwrap();
+    let shown = tokio::join!(b.take_flash("cookie-hash"), c.take_flash("cookie-hash"));
+    let shown = [shown.0.unwrap(), shown.1.unwrap()];
+    assert_eq!(shown.iter().flatten().collect::<Vec<_>>(), vec!["Saved."], "shown once: {shown:?}");
+
+    let server = a.create_server(&input("Org", GrantType::AuthorizationCode)).await.unwrap();
+    a.put_pending("state-1", server, "verifier", "https://registry.example.com/oauth/callback", PendingOrigin { session: "sess", popup: true, admin: None }, 60_000).await.unwrap();
+    let taken = tokio::join!(b.take_pending("state-1"), c.take_pending("state-1"));
+    let taken = [taken.0.unwrap(), taken.1.unwrap()];
+    let got: Vec<_> = taken.iter().flatten().collect();
+    assert_eq!(got.len(), 1, "a callback completes once");
+    assert_eq!((got[0].server_id, got[0].code_verifier.as_str(), got[0].session.as_str(), got[0].popup, got[0].expired), (server, "verifier", "sess", true, false));
+
+    b.set_password(admin, "h2", Some("cookie-hash")).await.unwrap();
+    a.create_session("other-hash", admin, "csrf2", 60_000).await.unwrap();
+    assert_eq!(c.end_sessions(admin, Some("cookie-hash")).await.unwrap(), 1);
+    assert_eq!(a.session_count(admin).await.unwrap(), 1);
+    let token = a.create_api_token("feed", None).await.unwrap();
+    assert_eq!(b.api_token(&token).await.unwrap().as_deref(), Some("feed"));
+    assert!(c.revoke_api_token("feed").await.unwrap());
+    assert_eq!(a.api_token(&token).await.unwrap(), None);
+}

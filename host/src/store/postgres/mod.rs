@@ -15,6 +15,7 @@ use crate::secrets::SecretBox;
 
 pub mod queue;
 mod schema;
+mod admins;
 mod servers;
 pub mod wakeups;
 
