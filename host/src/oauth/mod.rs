@@ -322,6 +322,13 @@ impl OAuth {
         let allow = self.allowlist(id, &config, None)?;
         match plugin.client_credentials(&config, &allow).await? {
             Ok(tokens) => self.keep(id, &tokens),
+            // Refused credentials stay refused until an admin changes them:
+            // the server waits for them instead of asking again at every
+            // job (which could lock the client out).
+            Err(e @ (PluginError::InvalidConfig(_) | PluginError::ReauthorizationRequired(_))) => {
+                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization));
+                Err(FlowError::Plugin(explain(&e)))
+            }
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
         }
     }

@@ -18,7 +18,9 @@ pub async fn database() -> Option<String> {
         return None;
     };
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = format!("rh_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    // Unique on a cluster that outlives the run, too (pids repeat).
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let name = format!("rh_test_{}_{nanos}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let admin = connect(&base).await;
     admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create a test database");
     Some(with_dbname(&base, &name))

@@ -154,8 +154,16 @@ async fn a_pairs_jobs_are_ordered_by_commit() {
     .unwrap();
     let b = a.clone();
     let second = tokio::spawn(async move { b.enqueue("P1", target, Action::Updated, None).await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!second.is_finished(), "the second change waits for the pair");
+    // Until the second change is seen waiting on a lock.
+    let mut waited = false;
+    for _ in 0..500 {
+        if count(&db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").await > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(waited && !second.is_finished(), "the second change waits for the pair");
     let first_id: i64 = tx
         .query_one("INSERT INTO jobs (person_id, target_id, action, created_at) VALUES ('P1', $1, 'added', 0) RETURNING id", &[&target])
         .await
@@ -175,13 +183,14 @@ async fn a_pairs_jobs_are_ordered_by_commit() {
 async fn a_stale_node_changes_nothing_and_its_job_is_rescued() {
     let Some(url) = database().await else { return };
     let db = connect(&url).await;
-    let slow = node(&url, "slow", 200).await;
+    let slow = node(&url, "slow", 60_000).await;
     let other = node(&url, "other", 60_000).await;
     let target = seed(&db, 1, 1).await[0];
     other.enqueue("P1", target, Action::Added, None).await.unwrap();
     let lost = slow.claim_for(1, &[], &[]).await.unwrap();
-    assert!(lost.can_start(Duration::from_millis(50)) && !lost.can_start(Duration::from_secs(1)), "a call longer than the lease may not start");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(lost.can_start(Duration::from_secs(10)) && !lost.can_start(Duration::from_secs(120)), "a call longer than the lease may not start");
+    // The slow node's lease runs out (it stalled past it).
+    expire(&db, "slow").await;
     let rescued = other.rescue_expired().await.unwrap();
     assert_eq!((rescued.requeued, rescued.dropped, rescued.failed), (1, 0, 0));
     let taken = other.claim_for(1, &[], &[]).await.unwrap().jobs;
@@ -197,14 +206,41 @@ async fn a_stale_node_changes_nothing_and_its_job_is_rescued() {
     assert_eq!(state, "provisioned");
 }
 
+/// Ends `node`'s leases now, as if it had stalled past them.
+async fn expire(db: &Client, node: &str) {
+    db.execute("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE claimed_by = $1 AND state = 'running'", &[&node]).await.unwrap();
+}
+
+/// A job taken back from a worker and claimed again by the same node
+/// belongs to the new claim: the old claim's release and results change
+/// nothing, and the heartbeat names the claim it renewed.
+#[tokio::test]
+async fn a_job_claimed_again_by_the_same_node_is_the_new_claims() {
+    let Some(url) = database().await else { return };
+    let db = connect(&url).await;
+    let n = node(&url, "n", 60_000).await;
+    let target = seed(&db, 1, 1).await[0];
+    n.enqueue("P1", target, Action::Added, None).await.unwrap();
+    let old = n.claim_for(1, &[], &[]).await.unwrap().jobs;
+    expire(&db, "n").await;
+    assert_eq!(n.rescue_expired().await.unwrap().requeued, 1);
+    let new = n.claim_for(1, &[], &[]).await.unwrap().jobs;
+    assert_eq!((new[0].id, new[0].claim), (old[0].id, old[0].claim + 1));
+    assert_eq!(n.heartbeat().await.unwrap(), vec![(new[0].id, new[0].claim)]);
+    assert_eq!(n.release(&old).await.unwrap(), 0, "the stalled worker's release leaves the new claim alone");
+    assert_eq!(n.finish_done(&[done(&old[0])]).await.unwrap(), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running'").await, 1);
+    assert_eq!(n.release(&new).await.unwrap(), 1);
+}
+
 /// A rescued job a later change supersedes is dropped; one taken back
 /// too often is failed; a heartbeat keeps a live node's jobs.
 #[tokio::test]
 async fn rescue_drops_superseded_jobs_fails_repeat_offenders_and_spares_live_nodes() {
     let Some(url) = database().await else { return };
     let db = connect(&url).await;
-    let dying = node(&url, "dying", 150).await;
-    let live = node(&url, "live", 150).await;
+    let dying = node(&url, "dying", 60_000).await;
+    let live = node(&url, "live", 60_000).await;
     let rescuer = node(&url, "rescuer", 60_000).await;
     let target = seed(&db, 1, 3).await[0];
     for p in ["P1", "P2", "P3"] {
@@ -216,10 +252,8 @@ async fn rescue_drops_superseded_jobs_fails_repeat_offenders_and_spares_live_nod
     // A later change of the first dead job's person.
     rescuer.enqueue(&dead[0].person_id, target, Action::Updated, None).await.unwrap();
     db.execute("UPDATE jobs SET rescues = 2 WHERE id = $1", &[&dead[1].id]).await.unwrap();
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(live.heartbeat().await.unwrap(), vec![kept[0].id]);
-    }
+    expire(&db, "dying").await;
+    assert_eq!(live.heartbeat().await.unwrap(), vec![(kept[0].id, kept[0].claim)]);
     let r = rescuer.rescue_expired().await.unwrap();
     assert_eq!((r.requeued, r.dropped, r.failed), (0, 1, 1));
     assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running' AND claimed_by = 'live'").await, 1);
@@ -261,6 +295,7 @@ async fn four_nodes_at_random_keep_each_pair_one_at_a_time_and_in_order() {
         nodes.push(node(&url, &format!("n{i}"), 60_000).await);
     }
     let targets = seed(&db, 2, 30).await;
+    let watched = nodes.clone();
     let log = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<((String, i64), i64)>::new()));
     let mut tasks = Vec::new();
     for (i, n) in nodes.into_iter().enumerate() {
@@ -317,6 +352,9 @@ async fn four_nodes_at_random_keep_each_pair_one_at_a_time_and_in_order() {
         t.await.unwrap();
     }
     assert!(watcher.await.unwrap() <= 1, "a pair had two running jobs");
+    // The unique index would have refused a second running job of a pair;
+    // no claim ever tried.
+    assert_eq!(watched.iter().map(PgStore::tripwire_hits).sum::<u64>(), 0);
     // In claim order, a pair's ids never go back (a retried job may come
     // again with the same id).
     let log = log.lock().await;
@@ -340,19 +378,23 @@ async fn claims_of_a_pair_only_move_forward() {
     let b = node(&url, "b", 60_000).await;
     let target = seed(&db, 1, 5).await[0];
     let log = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<(String, i64)>::new()));
-    let producer = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            for round in 0..40 {
-                for p in 1..=5 {
-                    a.enqueue(&format!("P{p}"), target, if round % 2 == 0 { Action::Added } else { Action::Updated }, None).await.unwrap();
+    // Two producers change the same five people at once, so that their
+    // transactions race for each pair.
+    let producers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|n| {
+            tokio::spawn(async move {
+                for round in 0..40 {
+                    for p in 1..=5 {
+                        n.enqueue(&format!("P{p}"), target, if round % 2 == 0 { Action::Added } else { Action::Updated }, None).await.unwrap();
+                    }
+                    tokio::task::yield_now().await;
                 }
-                tokio::task::yield_now().await;
-            }
+            })
         })
-    };
+        .collect();
     let mut workers = Vec::new();
-    for n in [a, b] {
+    for n in [a.clone(), b.clone()] {
         let log = log.clone();
         workers.push(tokio::spawn(async move {
             for _ in 0..300 {
@@ -372,7 +414,9 @@ async fn claims_of_a_pair_only_move_forward() {
             }
         }));
     }
-    producer.await.unwrap();
+    for p in producers {
+        p.await.unwrap();
+    }
     for w in workers {
         w.await.unwrap();
     }
@@ -384,6 +428,7 @@ async fn claims_of_a_pair_only_move_forward() {
         }
     }
     assert!(log.len() >= 5);
+    assert_eq!(a.tripwire_hits() + b.tripwire_hits(), 0);
 }
 
 /// LISTEN/NOTIFY: a burst of changes on one node wakes another node's
@@ -409,4 +454,22 @@ async fn a_burst_of_changes_wakes_the_other_nodes_with_one_notify() {
     let (sent, _) = wb.counts();
     assert!((1..=3).contains(&sent), "200 changes sent {sent} NOTIFYs");
     assert!(wa.counts().1 >= 1);
+}
+
+/// A job whose target was deleted while it ran (its jobs and states go
+/// with it) finishes as nothing to record, not as an error.
+#[tokio::test]
+async fn finishing_a_job_of_a_deleted_target_records_nothing() {
+    let Some(url) = database().await else { return };
+    let db = connect(&url).await;
+    let n = node(&url, "n", 60_000).await;
+    let target = seed(&db, 1, 2).await[0];
+    n.enqueue("P1", target, Action::Added, None).await.unwrap();
+    n.enqueue("P2", target, Action::Added, None).await.unwrap();
+    let jobs = n.claim_for(2, &[], &[]).await.unwrap().jobs;
+    db.execute("DELETE FROM targets WHERE id = $1", &[&target]).await.unwrap();
+    assert_eq!(n.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap(), 0);
+    assert!(!n.finish_retry(&jobs[0], 0, "x").await.unwrap());
+    assert!(!n.finish_failed(&jobs[1], "x").await.unwrap());
+    n.finish_waiting(&jobs, "x").await.unwrap();
 }

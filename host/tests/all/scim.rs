@@ -347,16 +347,21 @@ async fn a_scim_service_behind_an_authorization_server_takes_client_credentials(
     let user = s.user("C1").await.expect("the User is in the SCIM server");
     assert_eq!((user["userName"].as_str(), user["id"].as_str()), (Some("ada@example.org"), remote.as_deref()));
 
-    // A wrong secret: the refusal names the Client Secret, and the token
-    // held stays out of it (nothing half-stored).
+    // A wrong secret (saving it clears the held token): the refusal names
+    // the Client Secret, in HTTP Basic and then in the body, and the
+    // server waits for an admin instead of asking again at every job.
     input.client_secret = Some("wrong".into());
     s.store.update_server(s.server_id, &input).unwrap();
     let refused = s.oauth.client_credentials(s.server_id).await.unwrap_err().to_string();
     assert!(refused.contains("refused the Client ID and Client Secret") && refused.contains("invalid_client"), "{refused}");
     let server = s.store.server(s.server_id).unwrap();
-    assert_eq!(server.token_status, TokenStatus::NotSet);
+    assert_eq!(server.token_status, TokenStatus::NeedsReauthorization);
     assert!(server.last_error.as_deref().is_some_and(|e| e.contains("Client Secret")), "{:?}", server.last_error);
-    assert!(!auth.requests()[1].ok);
+    let asked = auth.requests();
+    assert_eq!(asked[1..].iter().map(|r| (r.auth.as_str(), r.ok)).collect::<Vec<_>>(), vec![("basic", false), ("body", false)]);
+    s.store.create_person(person("C2", "Grace", "Hopper", "grace@example.org")).unwrap();
+    s.drain().await;
+    assert_eq!(auth.requests().len(), 3, "no job asks the authorization server again");
 
     // Without a Token URL the plugin says which field is missing.
     input.client_secret = Some("client s3cret".into());
@@ -364,5 +369,5 @@ async fn a_scim_service_behind_an_authorization_server_takes_client_credentials(
     s.store.update_server(s.server_id, &input).unwrap();
     let missing = s.oauth.client_credentials(s.server_id).await.unwrap_err().to_string();
     assert!(missing.contains("token-url") || missing.contains("Token URL"), "{missing}");
-    assert_eq!(auth.requests().len(), 2, "nothing was sent without a Token URL");
+    assert_eq!(auth.requests().len(), 3, "nothing was sent without a Token URL");
 }

@@ -59,10 +59,24 @@ pub fn client_credentials(t: &mut dyn Transport, client: &Client<'_>) -> Result<
     if let Some(scope) = client.scope.filter(|s| !s.trim().is_empty()) {
         form.push(("scope", scope));
     }
-    let mut req = Request::new("POST", token_url).header("Authorization", &format!("Basic {basic}")).header("Accept", "application/json");
-    req.body = form_encode(&form).into_bytes();
-    let req = req.header("Content-Type", "application/x-www-form-urlencoded");
-    let resp = t.send(req).map_err(|e| TokenError::Call(Error::Transport(format!("the token endpoint did not answer: {e}"))))?;
+    let post = |form: &[(&str, &str)], basic: Option<&str>| {
+        let mut req = Request::new("POST", token_url).header("Accept", "application/json").header("Content-Type", "application/x-www-form-urlencoded");
+        if let Some(b) = basic {
+            req = req.header("Authorization", &format!("Basic {b}"));
+        }
+        req.body = form_encode(form).into_bytes();
+        req
+    };
+    let sent = |t: &mut dyn Transport, req| t.send(req).map_err(|e| TokenError::Call(Error::Transport(format!("the token endpoint did not answer: {e}"))));
+    let mut resp = sent(t, post(&form, Some(&basic)))?;
+    // Some servers do not decode the form-encoding inside Basic (a secret
+    // with `+`, `/` or `=`), or take the client only in the body (RFC 6749
+    // allows both): a refused client is tried once that way.
+    if matches!(resp.status, 400 | 401) && refused_client(&resp.body) {
+        let mut in_body = form.clone();
+        in_body.extend([("client_id", client.client_id), ("client_secret", client.client_secret)]);
+        resp = sent(t, post(&in_body, None))?;
+    }
     let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     let said = |fallback: &str| -> String {
         let error = body["error"].as_str().unwrap_or_default();
@@ -79,7 +93,8 @@ pub fn client_credentials(t: &mut dyn Transport, client: &Client<'_>) -> Result<
     if resp.status >= 300 {
         // §5.2's codes, each on the field an admin fixes.
         return Err(match body["error"].as_str() {
-            Some("invalid_client" | "unauthorized_client") => TokenError::Config("client-secret", said("the authorization server refused the Client ID and Client Secret; check both against the client registered there")),
+            Some("invalid_client") => TokenError::Config("client-secret", said("the authorization server refused the Client ID and Client Secret; check both against the client registered there")),
+            Some("unauthorized_client") => TokenError::Config("grant-type", said("the authorization server does not let this client use client credentials; allow the grant for the client there")),
             Some("invalid_scope") => TokenError::Config("scope", said("the authorization server refused the Scope; ask only for scopes the client may have")),
             Some("unsupported_grant_type") => TokenError::Config("grant-type", said("the authorization server does not allow client credentials for this client")),
             _ if resp.status == 401 => TokenError::Config("client-secret", said("the authorization server refused the client's credentials (401)")),
@@ -117,6 +132,12 @@ pub fn client_credentials(t: &mut dyn Transport, client: &Client<'_>) -> Result<
     })
 }
 
+/// Whether a token endpoint's refusal is of the client's credentials.
+fn refused_client(body: &[u8]) -> bool {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    matches!(body["error"].as_str(), Some("invalid_client") | None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +162,19 @@ mod tests {
     }
 
     #[test]
+    fn a_client_refused_in_basic_is_tried_in_the_body() {
+        let mut t = Fake::new(vec![reply(401, json!({"error": "invalid_client"})), reply(200, json!({"access_token": "at-2", "token_type": "bearer"}))]);
+        assert_eq!(client_credentials(&mut t, &client(Some("https://auth.example.com/token"))).unwrap().access_token, "at-2");
+        let second = &t.sent[1];
+        assert!(second.headers.iter().all(|(k, _)| k != "Authorization"));
+        assert_eq!(String::from_utf8_lossy(&second.body), "grant_type=client_credentials&scope=scim.write&client_id=registry%20app&client_secret=s3cr%3At");
+        // Other refusals are not sent twice.
+        let mut t = Fake::new(vec![reply(400, json!({"error": "invalid_scope"}))]);
+        assert!(client_credentials(&mut t, &client(Some("https://auth.example.com/token"))).is_err());
+        assert_eq!(t.sent.len(), 1);
+    }
+
+    #[test]
     fn refusals_name_the_field_to_fix() {
         assert!(matches!(client_credentials(&mut Fake::new(vec![]), &client(None)), Err(TokenError::Config("token-url", _))));
         let cases = [
@@ -148,10 +182,12 @@ mod tests {
             (401, json!(null), "client-secret"),
             (400, json!({"error": "invalid_scope"}), "scope"),
             (400, json!({"error": "unsupported_grant_type"}), "grant-type"),
+            (400, json!({"error": "unauthorized_client"}), "grant-type"),
             (404, json!(null), "token-url"),
         ];
         for (status, body, field) in cases {
-            let mut t = Fake::new(vec![reply(status, body.clone())]);
+            // A refused client is asked once more with the client in the body.
+            let mut t = Fake::new(vec![reply(status, body.clone()), reply(status, body.clone())]);
             match client_credentials(&mut t, &client(Some("https://auth.example.com/token"))) {
                 Err(TokenError::Config(f, message)) => {
                     assert_eq!(f, field, "{body}");

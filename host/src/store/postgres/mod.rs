@@ -5,6 +5,8 @@
 //! so that a node that dies loses its jobs to the others instead of
 //! holding them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -49,6 +51,7 @@ pub struct PgStore {
     node: String,
     secrets: SecretBox,
     config: PgConfig,
+    tripwire: Arc<AtomicU64>,
 }
 
 /// A node as `registry-host nodes` lists it.
@@ -74,10 +77,22 @@ impl PgStore {
     /// `secrets` is the key the other nodes seal with (the first node
     /// records it), and registers the node.
     pub async fn connect(url: &str, node: &str, secrets: SecretBox, config: PgConfig) -> Result<PgStore, StoreError> {
-        let pg: tokio_postgres::Config = url.parse()?;
+        let mut pg: tokio_postgres::Config = url.parse()?;
+        // A connection whose peer vanished (a half-open TCP connection) is
+        // noticed in about a minute, not the kernel's default two hours.
+        pg.keepalives(true).keepalives_idle(Duration::from_secs(30));
         let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager).max_size(config.pool_size).build().map_err(|e| StoreError::Pool(e.to_string()))?;
-        let store = PgStore { pool, node: node.to_string(), secrets, config };
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            // Waiting for a connection (all busy, or the server away) ends
+            // in an error, not a hang.
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .recycle_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let store = PgStore { pool, node: node.to_string(), secrets, config, tripwire: Arc::default() };
         store.migrate().await?;
         store.check_key().await?;
         store.register().await?;
@@ -136,22 +151,28 @@ impl PgStore {
     }
 
     /// The heartbeat: the node is alive, and every job it holds gets a new
-    /// lease. Returns the ids of the jobs it still holds; a job the caller
-    /// works on that is not among them was taken back (its lease ran out
-    /// first) and must not be finished by it.
-    pub async fn heartbeat(&self) -> Result<Vec<i64>, StoreError> {
+    /// lease. Returns the jobs it still holds, as (id, claim); a job the
+    /// caller works on that is not among them under its claim was taken
+    /// back (its lease ran out first) and must not be finished by it.
+    pub async fn heartbeat(&self) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute("UPDATE nodes SET heartbeat_at = now(), stopped_at = NULL WHERE id = $1", &[&self.node]).await?;
         let rows = tx
             .query(
                 "UPDATE jobs SET lease_until = now() + $2::bigint * interval '1 millisecond'
-                 WHERE claimed_by = $1 AND state = 'running' RETURNING id",
+                 WHERE claimed_by = $1 AND state = 'running' RETURNING id, claim_seq",
                 &[&self.node, &self.lease_ms()],
             )
             .await?;
         tx.commit().await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// How often a claim would have run two jobs of one pair at once and
+    /// the database refused (a bug if ever more than 0).
+    pub fn tripwire_hits(&self) -> u64 {
+        self.tripwire.load(Ordering::Relaxed)
     }
 
     /// The nodes whose heartbeat is at most `fresh` old, with the jobs each

@@ -16,9 +16,15 @@
 //!   drops one a later change of the same person supersedes, and fails one
 //!   taken back too often.
 //!
-//! Locks are taken pair row first, job rows second, everywhere but the
-//! claim (which takes job rows only), so no two transactions wait on each
-//! other in a circle.
+//! Locks are taken pair row first, job rows second (a batch's pairs in
+//! (person, target) order), and runs' counters last in run order,
+//! everywhere but the claim, which takes job rows only.
+//!
+//! Not here yet (the SQLite queue has them; they come with the rest of
+//! the store on PostgreSQL): holding removals past a target's threshold
+//! before a claim, queueing group membership changes when a member's
+//! record changes, and bulk batches (a job a bulk batch holds stays with
+//! the batch and is neither reset nor rescued here).
 
 use std::time::{Duration, Instant};
 
@@ -134,14 +140,12 @@ impl PgStore {
         Ok(())
     }
 
-    /// Locks the pair's state row (made if missing): what every
-    /// transaction that changes a pair's jobs takes first.
-    async fn lock_pair(tx: &Transaction<'_>, person: &str, target: i64) -> Result<(), StoreError> {
-        let locked = tx.execute("SELECT 1 FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR UPDATE", &[&person, &target]).await?;
-        if locked == 0 {
-            Self::set_state_in(tx, person, target, ProvState::Pending, None).await?;
-        }
-        Ok(())
+    /// Locks the pair's state row: what every transaction that changes a
+    /// pair's jobs takes first. False when there is none: the person or
+    /// the target was deleted (their jobs with them), so there is nothing
+    /// to finish.
+    async fn lock_pair(tx: &Transaction<'_>, person: &str, target: i64) -> Result<bool, StoreError> {
+        Ok(tx.execute("SELECT 1 FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR UPDATE", &[&person, &target]).await? > 0)
     }
 
     async fn count_run_in(tx: &Transaction<'_>, run: i64, ok: bool) -> Result<(), StoreError> {
@@ -170,14 +174,16 @@ impl PgStore {
     /// Claims up to `max` ready jobs, all of one target, oldest first,
     /// leaving out the `busy` targets; a target probing after a pause gets
     /// one. With the target in `sizes`, a batch of record updates alone
-    /// grows to that size (a bulk API's batch). Ready: as on SQLite (the
-    /// target enabled and not paused, its server with a token or able to
-    /// get one, the backoff passed, no earlier unfinished job of the pair).
+    /// grows to that size (a bulk API's batch). Ready: the target enabled
+    /// and not paused, its server with a token or able to get one, the
+    /// backoff passed, not held, no earlier unfinished job of the pair.
     pub async fn claim_for(&self, max: usize, busy: &[i64], sizes: &[(i64, usize)]) -> Result<Claimed, StoreError> {
         let now = now_ms();
+        // Before BEGIN, whose time the database's lease counts from: the
+        // local end comes no later than the database's.
+        let lease_until = Instant::now() + self.config.lease;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let lease_until = Instant::now() + self.config.lease;
         let claimed = tx
             .query(
                 &format!(
@@ -211,6 +217,7 @@ impl PgStore {
             Err(e) if tripped(&e) => {
                 // Two running jobs of one pair would have been a bug: the
                 // index refused, nothing changed; the next claim tries again.
+                self.tripwire.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(error = %super::describe(&e), "a claim would have run two jobs of one person and target at once; refused");
                 return Ok(Claimed { jobs: vec![], lease_until });
             }
@@ -275,10 +282,14 @@ impl PgStore {
         let tx = client.transaction().await?;
         let now = now_ms();
         let mut recorded = 0;
+        // Pairs locked in one order (person, target) and runs counted last
+        // in id order: two transactions never wait on each other in turn.
+        let mut done: Vec<&Done> = done.iter().collect();
+        done.sort_by(|a, b| (&a.job.person_id, a.job.target_id).cmp(&(&b.job.person_id, b.job.target_id)));
+        let mut runs = Vec::new();
         for d in done {
             let j = &d.job;
-            Self::lock_pair(&tx, &j.person_id, j.target_id).await?;
-            if !self.take_finished(&tx, j).await? {
+            if !Self::lock_pair(&tx, &j.person_id, j.target_id).await? || !self.take_finished(&tx, j).await? {
                 continue;
             }
             recorded += 1;
@@ -293,9 +304,11 @@ impl PgStore {
             .await?;
             let remote = d.remote.as_ref().map(|(t, id)| format!("{t} {id}"));
             Self::history_in(&tx, j, true, &d.summary, remote.as_deref()).await?;
-            if let Some(run) = j.run_id {
-                Self::count_run_in(&tx, run, true).await?;
-            }
+            runs.extend(j.run_id);
+        }
+        runs.sort_unstable();
+        for run in runs {
+            Self::count_run_in(&tx, run, true).await?;
         }
         tx.commit().await?;
         Ok(recorded)
@@ -307,7 +320,9 @@ impl PgStore {
     pub async fn finish_retry(&self, job: &Job, delay_ms: i64, error: &str) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        Self::lock_pair(&tx, &job.person_id, job.target_id).await?;
+        if !Self::lock_pair(&tx, &job.person_id, job.target_id).await? {
+            return Ok(false);
+        }
         let later = tx
             .query_opt(
                 "SELECT id, run_id FROM jobs WHERE person_id = $1 AND target_id = $2 AND id > $3 AND state = 'queued' ORDER BY id LIMIT 1",
@@ -361,7 +376,9 @@ impl PgStore {
     pub async fn finish_failed(&self, job: &Job, error: &str) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        Self::lock_pair(&tx, &job.person_id, job.target_id).await?;
+        if !Self::lock_pair(&tx, &job.person_id, job.target_id).await? {
+            return Ok(false);
+        }
         let n = tx
             .execute(
                 "UPDATE jobs SET state = 'failed', claimed_by = NULL, lease_until = NULL, attempts = attempts + 1, last_error = $4
@@ -384,8 +401,12 @@ impl PgStore {
     pub async fn finish_waiting(&self, jobs: &[Job], why: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        let mut jobs: Vec<&Job> = jobs.iter().collect();
+        jobs.sort_by(|a, b| (&a.person_id, a.target_id).cmp(&(&b.person_id, b.target_id)));
         for job in jobs {
-            Self::lock_pair(&tx, &job.person_id, job.target_id).await?;
+            if !Self::lock_pair(&tx, &job.person_id, job.target_id).await? {
+                continue;
+            }
             let n = tx
                 .execute(
                     "UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL, last_error = $4
@@ -403,15 +424,19 @@ impl PgStore {
 
     /// Puts this node's claimed jobs back in the queue (after their worker
     /// failed), so later jobs of the same people are not blocked.
+    /// Only under the claims they were given: a job taken back and claimed
+    /// again (by this node too) is the new claim's.
     pub async fn release(&self, jobs: &[Job]) -> Result<u64, StoreError> {
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let claims: Vec<i64> = jobs.iter().map(|j| j.claim).collect();
         Ok(self
             .client()
             .await?
             .execute(
-                "UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL
-                 WHERE id = ANY($1) AND claimed_by = $2 AND state = 'running' AND bulk_batch IS NULL",
-                &[&ids, &self.node],
+                "UPDATE jobs j SET state = 'queued', claimed_by = NULL, lease_until = NULL
+                 FROM unnest($1::bigint[], $3::bigint[]) AS c(id, seq)
+                 WHERE j.id = c.id AND j.claim_seq = c.seq AND j.claimed_by = $2 AND j.state = 'running' AND j.bulk_batch IS NULL",
+                &[&ids, &self.node, &claims],
             )
             .await?)
     }
@@ -452,7 +477,9 @@ impl PgStore {
             let (id, person, target): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            Self::lock_pair(&tx, &person, target).await?;
+            if !Self::lock_pair(&tx, &person, target).await? {
+                continue;
+            }
             // Still expired under the lock: its node may have renewed it,
             // or another rescuer handled it.
             let Some(row) = tx

@@ -163,7 +163,10 @@ impl PgStore {
     /// returned. Otherwise `renew` gets the held tokens and its result is
     /// saved before the lock is let go: with refresh-token rotation, two
     /// nodes never spend the same refresh token. A failed `renew` stores
-    /// nothing.
+    /// nothing. The transaction stays open over `renew`'s network call, so
+    /// the database must not end idle transactions sooner
+    /// (`idle_in_transaction_session_timeout` above the plugin deadline):
+    /// a rotated refresh token would be spent and its successor lost.
     pub async fn renew_locked<F, Fut, E>(&self, id: i64, stale: Option<&str>, wait: std::time::Duration, renew: F) -> Result<TokenSet, E>
     where
         F: FnOnce(Option<TokenSet>) -> Fut,
@@ -176,7 +179,10 @@ impl PgStore {
         tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", wait.as_millis().max(1))).await.map_err(StoreError::from)?;
         tx.query_opt("SELECT 1 FROM oauth2_servers WHERE id = $1 FOR NO KEY UPDATE", &[&id])
             .await
-            .map_err(StoreError::from)?
+            .map_err(|e| match e.as_db_error().map(|db| db.code()) {
+                Some(&SqlState::LOCK_NOT_AVAILABLE) => StoreError::Conflict(format!("another host has been renewing server {id}'s token for over {} s; try again shortly", wait.as_secs())),
+                _ => StoreError::from(e),
+            })?
             .ok_or_else(|| StoreError::NotFound(format!("server {id}")))?;
         let held = self.tokens_in(&tx, id).await?;
         if let Some(t) = &held

@@ -51,7 +51,9 @@ pub struct Wakeups {
 }
 
 impl Wakeups {
-    /// Woken when another node (or this one) says `topic` changed.
+    /// Woken when another node (or this one) says `topic` changed. A
+    /// waiter registers (`Notified::enable`) before it looks for work, so
+    /// that a wake-up between its look and its wait is not lost.
     pub fn woken(&self, topic: Topic) -> Arc<Notify> {
         match topic {
             Topic::Jobs => self.jobs.clone(),
@@ -59,7 +61,8 @@ impl Wakeups {
         }
     }
 
-    /// Tells the other nodes about `topic`, within the debounce window.
+    /// Tells the other nodes about `topic`, within the debounce window;
+    /// called after the change commits, or they could look too early.
     pub fn tell(&self, topic: Topic) {
         match topic {
             Topic::Jobs => self.to_send_jobs.notify_one(),
@@ -90,12 +93,15 @@ impl PgStore {
                 if let Some(done) = connection.take() {
                     let _ = done.await;
                 }
-                // Lost: whatever was said meanwhile is unknown.
-                w.jobs.notify_waiters();
-                w.tokens.notify_waiters();
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 match listen(&config2, &w).await {
-                    Ok(c) => connection = Some(c),
+                    Ok(c) => {
+                        connection = Some(c);
+                        // Listening again: whatever was said while it was
+                        // down is unknown, so everyone looks.
+                        w.jobs.notify_waiters();
+                        w.tokens.notify_waiters();
+                    }
                     Err(e) => tracing::warn!(error = %e, "the wake-up connection to PostgreSQL failed; the slow poll carries on meanwhile"),
                 }
             }
@@ -132,6 +138,10 @@ impl PgStore {
 /// A connection LISTENing on every topic, its messages forwarded to
 /// `wakeups`; the future that ends when it drops.
 async fn listen(config: &tokio_postgres::Config, wakeups: &Wakeups) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+    let mut config = config.clone();
+    // A half-open connection (the server gone without a word) is noticed
+    // in about a minute, then listened for again.
+    config.keepalives(true).keepalives_idle(Duration::from_secs(30));
     let (client, mut connection) = config.connect(NoTls).await?;
     let w = wakeups.clone();
     let messages = tokio::spawn(async move {
