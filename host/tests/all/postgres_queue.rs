@@ -277,6 +277,11 @@ async fn nodes_starting_together_migrate_once_and_list_each_other() {
     let mut live = c.live_nodes(Duration::from_secs(30)).await.unwrap();
     live.sort_by(|x, y| x.id.cmp(&y.id));
     assert_eq!(live.iter().map(|n| (n.id.as_str(), n.claimed)).collect::<Vec<_>>(), vec![("a", 0), ("b", 1), ("c", 0)]);
+    // A fourth node started mid-run leaves the others' jobs alone.
+    let d = node(&url, "d", 60_000).await;
+    assert_eq!(d.reset_node().await.unwrap(), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running' AND claimed_by = 'b'").await, 1);
+    d.stop().await.unwrap();
     assert_eq!(b.stop().await.unwrap(), 1, "a clean stop gives its claims back");
     let mut live: Vec<String> = c.live_nodes(Duration::from_secs(30)).await.unwrap().into_iter().map(|n| n.id).collect();
     live.sort();

@@ -179,3 +179,46 @@ async fn logins_and_sign_ins_work_on_any_node() {
     assert!(c.revoke_api_token("feed").await.unwrap());
     assert_eq!(a.api_token(&token).await.unwrap(), None);
 }
+
+/// The real thing: the Salesforce plugin refreshing against the emulator
+/// with refresh-token rotation on. Three nodes find the access token
+/// expired at once; the emulator sees one `refresh_token` grant, the token
+/// family stays alive (a second use of the old refresh token would have
+/// revoked it), and every node carries on with the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_with_rotation_make_one_refresh_grant_at_the_emulator() {
+    use registry_plugin_testbed::TestBed;
+    use salesforce_emulator::RefreshStatus;
+    let Some(url) = database().await else { return };
+    let bed = Arc::new(TestBed::start(test_guests::salesforce_plugin()).await.unwrap());
+    bed.emulator.set_rotation(true);
+    let first = bed.authorize().await.unwrap();
+    let (a, b, c) = (node(&url, "a").await, node(&url, "b").await, node(&url, "c").await);
+    let id = a.create_server(&ServerInput::for_config("Org", "salesforce", &bed.server(GrantType::AuthorizationCode))).await.unwrap();
+    a.save_tokens(id, &first).await.unwrap();
+    bed.emulator.expire_access_tokens();
+    bed.emulator.clear_request_log();
+
+    let refresh = |n: PgStore| {
+        let (bed, stale) = (bed.clone(), first.access_token.clone());
+        async move {
+            let config = n.server_config(id).await.unwrap();
+            n.renew_locked(id, Some(&stale), Duration::from_secs(20), |held| async move {
+                let held = held.expect("tokens are held");
+                let fresh = bed.plugin.refresh(&config, &held, &bed.allowlist(Some(&held))).await?;
+                fresh.map_err(|e| anyhow::anyhow!(registry_plugin_runtime::contract::explain(&e)))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (x, y, z) = tokio::join!(refresh(a.clone()), refresh(b.clone()), refresh(c.clone()));
+    let grants = bed.emulator.request_log().iter().filter(|r| r.path == "/services/oauth2/token").count();
+    assert_eq!(grants, 1, "one refresh_token grant for three nodes");
+    assert!(x.access_token != first.access_token && x == y && y == z, "every node has the new token");
+    let rotated = x.refresh_token.clone().expect("rotation issues a new refresh token");
+    assert_ne!(Some(rotated.as_str()), first.refresh_token.as_deref());
+    assert_eq!(bed.emulator.refresh_token_status(&rotated), Some(RefreshStatus::Active), "the family lives");
+    assert_eq!(bed.emulator.refresh_token_status(first.refresh_token.as_deref().unwrap()), Some(RefreshStatus::RotatedOut));
+    assert_eq!(c.server(id).await.unwrap().token_status, TokenStatus::Set);
+}
