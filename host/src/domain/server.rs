@@ -113,6 +113,21 @@ pub struct Saved {
 
 
 impl ServerInput {
+    /// Whether saving this over `before` makes its tokens (and admins' own)
+    /// belong to another configuration, so that they are cleared: the
+    /// Server URL, Client ID, grant, JWT user, token URL, API hosts,
+    /// plugin, or (`secret_changed`) the secret.
+    pub fn clears_tokens_of(&self, before: &Server, secret_changed: bool) -> bool {
+        before.server_url != self.server_url
+            || before.client_id != self.client_id
+            || before.grant_type != self.grant_type
+            || before.jwt_subject != self.jwt_subject
+            || before.token_url != self.token_url
+            || before.api_hosts != self.api_hosts
+            || before.plugin != self.plugin
+            || secret_changed
+    }
+
     /// The input for a server configured as `config` (what plugins get),
     /// listed as `name` and spoken to by `plugin`.
     pub fn for_config(name: &str, plugin: &str, config: &Oauth2ServerConfig) -> Self {

@@ -94,14 +94,7 @@ impl Store {
         // again is how an admin recovers from a changed key.
         let old_secret = self.client_secret(id).ok().flatten();
         let secret_changed = input.client_secret.as_deref().is_some_and(|s| !s.is_empty() && Some(s) != old_secret.as_deref());
-        let clear = before.server_url != input.server_url
-            || before.client_id != input.client_id
-            || before.grant_type != input.grant_type
-            || before.jwt_subject != input.jwt_subject
-            || before.token_url != input.token_url
-            || before.api_hosts != input.api_hosts
-            || before.plugin != input.plugin
-            || secret_changed;
+        let clear = input.clears_tokens_of(&before, secret_changed);
         let mut conn = self.db();
         let tx = write(&mut conn)?;
         tx.execute(

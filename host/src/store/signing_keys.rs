@@ -17,7 +17,7 @@ pub enum KeyRole {
 }
 
 impl KeyRole {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             KeyRole::Current => "current",
             KeyRole::Next => "next",

@@ -222,3 +222,55 @@ async fn three_nodes_with_rotation_make_one_refresh_grant_at_the_emulator() {
     assert_eq!(bed.emulator.refresh_token_status(first.refresh_token.as_deref().unwrap()), Some(RefreshStatus::RotatedOut));
     assert_eq!(c.server(id).await.unwrap().token_status, TokenStatus::Set);
 }
+
+/// The rest of a server's state on PostgreSQL: an edit that changes what
+/// the tokens belong to clears them and the admins' own; JWT signing keys
+/// switch once when two nodes switch at once; the audit trail and the
+/// notification ledger are shared by every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edits_keys_audit_and_notifications_are_shared_by_the_nodes() {
+    use registry_host::store::{AuditFilter, KeyRole, NewSigningKey};
+    let Some(url) = database().await else { return };
+    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let admin = a.create_admin("ada", "h").await.unwrap();
+    let mut config = input("Org", GrantType::JwtBearer);
+    let id = a.create_server(&config).await.unwrap();
+    a.save_tokens(id, &tokens("at", None)).await.unwrap();
+    b.save_admin_tokens(admin, id, &tokens("mine", Some("r")), Some("ada@example.com")).await.unwrap();
+    assert_eq!(a.admin_tokens(admin, id).await.unwrap().unwrap().access_token, "mine");
+    a.admin_token_checked(admin, id, Err(("revoked", true))).await.unwrap();
+    assert!(b.admin_tokens(admin, id).await.unwrap().is_none(), "a dead token is not offered");
+    assert_eq!(b.admin_tokens_for_revoke(admin, id).await.unwrap().unwrap().refresh_token.as_deref(), Some("r"));
+    let listed = b.admin_token_list(admin).await.unwrap();
+    assert_eq!((listed[0].login.as_deref(), listed[0].usable, listed[0].last_error.as_deref()), (Some("ada@example.com"), false, Some("revoked")));
+
+    config.description = "renamed only".into();
+    config.client_secret = None;
+    assert!(!b.update_server(id, &config).await.unwrap().tokens_cleared, "a description keeps the tokens");
+    config.client_secret = Some("new secret".into());
+    assert!(b.update_server(id, &config).await.unwrap().tokens_cleared);
+    assert_eq!(a.server(id).await.unwrap().token_status, TokenStatus::NotSet);
+    assert!(a.admin_token_list(admin).await.unwrap().is_empty(), "the admins' own tokens went too");
+    assert_eq!(a.server_config(id).await.unwrap().client_secret, "new secret");
+
+    let key = |pem| NewSigningKey { private_key_pem: pem, certificate: "CERT", fingerprint: "AA:BB", not_after: 1 };
+    a.put_signing_key(id, KeyRole::Current, &key("old pem")).await.unwrap();
+    let next = b.put_signing_key(id, KeyRole::Next, &key("next pem")).await.unwrap();
+    let switched = tokio::join!(a.promote_next_key(id, next), b.promote_next_key(id, next));
+    assert_eq!([switched.0.unwrap(), switched.1.unwrap()].iter().filter(|s| **s).count(), 1, "one switch");
+    let (current, pem) = a.signing_key_private(id, KeyRole::Current).await.unwrap().unwrap();
+    assert_eq!((current.id, pem.as_str()), (next, "next pem"));
+    assert!(b.signing_key_private(id, KeyRole::Next).await.unwrap().is_none());
+
+    a.audit("ada", "server.update", "Org", serde_json::json!({"client_secret": "x", "name": "Org"})).await.unwrap();
+    b.audit("cli:root", "target.create", "T", serde_json::json!({})).await.unwrap();
+    let servers = b.audit_entries(&AuditFilter { action: Some("server.".into()), ..Default::default() }, 10).await.unwrap();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].detail["client_secret"], "[redacted]");
+    assert_eq!(a.audit_entries(&AuditFilter::default(), 10).await.unwrap()[0].actor, "cli:root", "newest first");
+
+    let sent = tokio::join!(a.claim_notification("quarantine:1", 60_000), b.claim_notification("quarantine:1", 60_000));
+    assert_eq!([sent.0.unwrap(), sent.1.unwrap()].iter().filter(|s| **s).count(), 1, "one node sends it");
+    a.delete_server(id).await.unwrap();
+    assert!(matches!(b.server(id).await, Err(StoreError::NotFound(_))));
+}

@@ -18,6 +18,8 @@ use crate::secrets::SecretBox;
 pub mod queue;
 mod schema;
 mod admins;
+mod audit;
+mod credentials;
 mod servers;
 pub mod wakeups;
 

@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::PgStore;
-use crate::domain::{Server, ServerInput, TokenStatus, grant_parse, grant_str};
+use crate::domain::{Saved, Server, ServerInput, TokenStatus, grant_parse, grant_str};
 use crate::store::servers::TokenMeta;
 use crate::store::{Store, StoreError, now_ms};
 use registry_plugin_runtime::latest::types::{Oauth2ServerConfig, TokenSet};
@@ -71,6 +71,80 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Saves an edit. Changing what the tokens belong to (the Server URL,
+    /// Client ID, secret, API hosts, grant, JWT user, token URL, plugin)
+    /// clears them and the admins' own tokens, as on SQLite.
+    pub async fn update_server(&self, id: i64, input: &ServerInput) -> Result<Saved, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The row locked: a renewal on another node finishes first, and its
+        // tokens are then cleared with the rest.
+        let before = tx.query_opt("SELECT * FROM oauth2_servers WHERE id = $1 FOR UPDATE", &[&id]).await?.ok_or_else(|| StoreError::NotFound(format!("server {id}")))?;
+        let old_secret: Option<Vec<u8>> = before.get("client_secret");
+        let before = server_of(&before)?;
+        // A secret sealed under another key counts as different.
+        let old_secret = old_secret.and_then(|s| self.secrets.open(&Store::aad("client_secret", id), &s).ok());
+        let secret_changed = input.client_secret.as_deref().is_some_and(|s| !s.is_empty() && Some(s) != old_secret.as_deref());
+        let clear = input.clears_tokens_of(&before, secret_changed);
+        tx.execute(
+            "UPDATE oauth2_servers SET name = $1, description = $2, plugin = $3, server_url = $4, client_id = $5, grant_type = $6, scope = $7,
+             updated_at = $8, api_hosts = $10, jwt_subject = $11, token_url = $12 WHERE id = $9",
+            &[
+                &input.name,
+                &input.description,
+                &input.plugin,
+                &input.server_url,
+                &input.client_id,
+                &grant_str(input.grant_type),
+                &input.scope,
+                &now_ms(),
+                &id,
+                &input.api_hosts.join(" "),
+                &input.jwt_subject,
+                &input.token_url,
+            ],
+        )
+        .await
+        .map_err(|e| conflict(e, || format!("a server named '{}' already exists", input.name)))?;
+        if secret_changed {
+            let sealed = self.secrets.seal(&Store::aad("client_secret", id), input.client_secret.as_deref().unwrap_or_default());
+            tx.execute("UPDATE oauth2_servers SET client_secret = $1 WHERE id = $2", &[&sealed, &id]).await?;
+        }
+        if clear {
+            Self::clear_tokens_in(&tx, id).await?;
+            tx.execute("DELETE FROM admin_tokens WHERE server_id = $1", &[&id]).await?;
+        }
+        tx.commit().await?;
+        Ok(Saved { id, tokens_cleared: clear && before.token_status != TokenStatus::NotSet })
+    }
+
+    /// Deletes a server (and its pending authorizations).
+    pub async fn delete_server(&self, id: i64) -> Result<(), StoreError> {
+        let n = self.client().await?.execute("DELETE FROM oauth2_servers WHERE id = $1", &[&id]).await?;
+        if n == 0 { Err(StoreError::NotFound(format!("server {id}"))) } else { Ok(()) }
+    }
+
+    /// Forgets the tokens (after a revoke).
+    pub async fn clear_tokens(&self, id: i64) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        Self::clear_tokens_in(&tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn clear_tokens_in(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
+        // A sign-in begun under the old configuration must not complete.
+        tx.execute("DELETE FROM oauth2_pending WHERE server_id = $1", &[&id]).await?;
+        tx.execute(
+            "UPDATE oauth2_servers SET access_token = NULL, refresh_token = NULL, token_meta = NULL, instance_url = NULL,
+             token_status = 'not_set', token_issued_at = NULL, updated_at = $1 WHERE id = $2",
+            &[&now_ms(), &id],
+        )
+        .await?;
+        Ok(())
     }
 
     /// One server.
