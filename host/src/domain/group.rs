@@ -105,6 +105,8 @@ pub struct GroupJob {
     pub action: GroupAction,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// The claim it was taken with (see `Job::claim`); 0 on SQLite.
+    pub claim: i64,
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ impl Store {
         let action = GroupAction::parse(&action).ok_or_else(|| StoreError::Unreadable(format!("group job action '{action}'")))?;
         tx.execute("UPDATE group_jobs SET state = 'running' WHERE id = ?1", params![id])?;
         tx.commit()?;
-        Ok(Some(GroupJob { id, group_id, target_id, action, attempts }))
+        Ok(Some(GroupJob { id, group_id, target_id, action, attempts, claim: 0 }))
     }
 
     /// The group, its members on the job's target, and what was sent before.

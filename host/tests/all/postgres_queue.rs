@@ -478,3 +478,69 @@ async fn finishing_a_job_of_a_deleted_target_records_nothing() {
     assert!(!n.finish_failed(&jobs[1], "x").await.unwrap());
     n.finish_waiting(&jobs, "x").await.unwrap();
 }
+
+/// A bulk batch outlives the node that submitted it: another node takes
+/// it when due (one node at a time), adopts its jobs under new claims and
+/// records their outcomes; the submitter's late results change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_batch_is_polled_by_one_node_which_records_its_jobs() {
+    let Some(url) = database().await else { return };
+    let db = connect(&url).await;
+    let (a, b) = (node(&url, "a", 60_000).await, node(&url, "b", 60_000).await);
+    let target = seed(&db, 1, 3).await[0];
+    for p in ["P1", "P2", "P3"] {
+        a.enqueue(p, target, Action::Added, None).await.unwrap();
+    }
+    let jobs = a.claim_for(10, &[], &[]).await.unwrap().jobs;
+    let settings = vec![("object".to_string(), "Contact".to_string())];
+    let batch = a.submit_bulk(target, "job:1", &settings, 0, &jobs).await.unwrap();
+    assert_eq!(a.bulk_in_flight().await.unwrap(), (1, 3));
+    // Node a dies; its batch's jobs are not rescued (the batch holds them).
+    expire(&db, "a").await;
+    assert_eq!(b.rescue_expired().await.unwrap(), Default::default());
+    let (x, y) = tokio::join!(a.take_due_bulk(), b.take_due_bulk());
+    let taken: Vec<_> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
+    assert_eq!(taken.len(), 1, "one node polls it");
+    let (due, adopted) = &taken[0];
+    assert_eq!((due.id, due.reference.as_str(), &due.settings), (batch, "job:1", &settings));
+    assert_eq!(adopted.iter().map(|j| (j.id, j.claim)).collect::<Vec<_>>(), jobs.iter().map(|j| (j.id, j.claim + 1)).collect::<Vec<_>>());
+    let poller = if count(&db, "SELECT count(*) FROM jobs WHERE claimed_by = 'b'").await == 3 { &b } else { &a };
+    assert_eq!(a.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap(), 0, "the submitter's old claims record nothing");
+    assert_eq!(poller.finish_done(&adopted[..2].iter().map(done).collect::<Vec<_>>()).await.unwrap(), 2);
+    poller.finish_bulk(batch).await.unwrap();
+    assert_eq!(poller.bulk_in_flight().await.unwrap(), (0, 0));
+    assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'queued' AND claimed_by IS NULL").await, 1, "the unsettled job is queued again");
+}
+
+/// Group jobs across nodes: one claim per job, in order per group and
+/// target, finishes guarded by the claim, a dead node's job taken back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_jobs_are_claimed_once_in_order_and_rescued() {
+    let Some(url) = database().await else { return };
+    let db = connect(&url).await;
+    let (a, b) = (node(&url, "a", 60_000).await, node(&url, "b", 60_000).await);
+    let target = seed(&db, 1, 0).await[0];
+    db.batch_execute(&format!(
+        "INSERT INTO groups (id, name, created_at, updated_at) VALUES ('G1', 'One', 0, 0), ('G2', 'Two', 0, 0);
+         INSERT INTO group_jobs (group_id, target_id, action, created_at) VALUES ('G1', {target}, 'group_added', 0), ('G1', {target}, 'group_updated', 0), ('G2', {target}, 'group_added', 0);"
+    ))
+    .await
+    .unwrap();
+    let (x, y) = tokio::join!(a.claim_group_job(), b.claim_group_job());
+    let (x, y) = (x.unwrap().unwrap(), y.unwrap().unwrap());
+    let mut groups = vec![x.group_id.clone(), y.group_id.clone()];
+    groups.sort();
+    assert_eq!(groups, ["G1", "G2"], "G1's second job waits for its first");
+    assert!(a.claim_group_job().await.unwrap().is_none());
+    let (g1, holder) = if x.group_id == "G1" { (x.clone(), &a) } else { (y.clone(), &b) };
+    let other = if x.group_id == "G1" { &b } else { &a };
+    assert!(!other.finish_group_done(&g1, Some(("Group".into(), "00G1".into())), false, &[], "made").await.unwrap(), "not its claim");
+    db.execute("UPDATE group_jobs SET lease_until = now() - interval '1 second' WHERE id = $1", &[&g1.id]).await.unwrap();
+    assert_eq!(other.rescue_expired_group_jobs().await.unwrap(), 1);
+    let again = other.claim_group_job().await.unwrap().unwrap();
+    assert_eq!((again.id, again.claim), (g1.id, g1.claim + 1));
+    assert!(!holder.finish_group_retry(&g1, 0, "late").await.unwrap());
+    assert!(other.finish_group_done(&again, Some(("Group".into(), "00G1".into())), false, &[], "made").await.unwrap());
+    let next = holder.claim_group_job().await.unwrap().unwrap();
+    assert_eq!((next.group_id.as_str(), next.action.as_str()), ("G1", "group_updated"));
+}

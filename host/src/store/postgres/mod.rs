@@ -19,7 +19,9 @@ pub mod queue;
 mod schema;
 mod admins;
 mod audit;
+mod bulk;
 mod credentials;
+mod log;
 mod servers;
 pub mod wakeups;
 

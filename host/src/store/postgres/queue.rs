@@ -24,7 +24,7 @@
 //! the store on PostgreSQL): holding removals past a target's threshold
 //! before a claim, queueing group membership changes when a member's
 //! record changes, and bulk batches (a job a bulk batch holds stays with
-//! the batch and is neither reset nor rescued here).
+//! the batch, which a node polls under its own lease: see `bulk.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ pub struct Rescued {
 
 const JOB_COLUMNS: &str = "j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin, j.claim_seq";
 
-fn job_of(r: &Row) -> Result<Job, StoreError> {
+pub(super) fn job_of(r: &Row) -> Result<Job, StoreError> {
     let action: String = r.get(3);
     Ok(Job {
         id: r.get(0),
