@@ -11,6 +11,7 @@ use registry_plugin_runtime::{Runtime, RuntimeConfig};
 
 mod benchmarks;
 mod commands;
+mod queue_bench;
 
 /// The identity registry host: runs sandboxed provisioning plugins.
 #[derive(Parser)]
@@ -267,6 +268,24 @@ enum BenchCommand {
         #[arg(long)]
         bulk: bool,
     },
+    /// The job queue alone (no plugin): jobs claimed and recorded per
+    /// second on SQLite and, with --database, on PostgreSQL with 1 and 3
+    /// nodes (in a database of its own, dropped afterwards).
+    Queue {
+        /// A PostgreSQL server to measure on (key=value or postgres:// URL);
+        /// the bench makes and drops a database there (CREATEDB needed).
+        #[arg(long)]
+        database: Option<String>,
+        /// How many jobs.
+        #[arg(long, default_value_t = 20_000)]
+        jobs: usize,
+        /// Jobs per claim (the engine's batch size).
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+        /// Workers per node.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
     /// The reprovision bench over both paths (collections and Bulk API)
     /// with the latency model off and on, each in a process of its own:
     /// one Markdown table.
@@ -483,6 +502,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Table { people, plugin, latency_ms, per_record_ms, workers }) => {
             benchmarks::table(&plugin, people, benchmarks::Latency { base_ms: latency_ms, per_record_ms }, workers)
         }
+        Command::Bench(BenchCommand::Queue { database, jobs, batch, workers }) => queue_bench::queue(database.as_deref(), jobs, batch.max(1), workers.max(1)).await,
         Command::Bench(BenchCommand::Emulator { latency_ms, per_record_ms }) => {
             benchmarks::emulator_process(benchmarks::Latency { base_ms: latency_ms, per_record_ms })
         }

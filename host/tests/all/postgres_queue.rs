@@ -544,3 +544,57 @@ async fn group_jobs_are_claimed_once_in_order_and_rescued() {
     let next = holder.claim_group_job().await.unwrap().unwrap();
     assert_eq!((next.group_id.as_str(), next.action.as_str()), ("G1", "group_updated"));
 }
+
+/// `bench queue` runs on both stores and records every job: its table
+/// has a row for SQLite and for PostgreSQL with 1 and 3 nodes, and it
+/// leaves no database of its own behind.
+#[tokio::test]
+async fn the_queue_bench_runs_on_both_stores() {
+    let Some(url) = database().await else { return };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .args(["bench", "queue", "--jobs", "300", "--batch", "40", "--workers", "2", "--database", &url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for row in ["| SQLite | 1 |", "| PostgreSQL | 1 |", "| PostgreSQL | 3 |"] {
+        assert!(stdout.contains(row), "{row} missing:\n{stdout}");
+    }
+    let left = count(&connect(&url).await, "SELECT count(*) FROM pg_database WHERE datname LIKE 'registry_bench_%'").await;
+    assert_eq!(left, 0, "the bench's databases are dropped");
+}
+
+/// A batch recorded done leaves what the pages show: each person's state
+/// and remote record, a history line with the target's name and the
+/// record, and its run counted and finished.
+#[tokio::test]
+async fn a_finished_batch_records_states_history_and_its_run() {
+    let Some(url) = database().await else { return };
+    let db = connect(&url).await;
+    let n = node(&url, "n", 60_000).await;
+    let target = seed(&db, 1, 3).await[0];
+    let run: i64 = db.query_one("INSERT INTO runs (target_id, total, started_at) VALUES ($1, 3, 0) RETURNING id", &[&target]).await.unwrap().get(0);
+    for p in ["P1", "P2", "P3"] {
+        n.enqueue(p, target, Action::Reprovision, Some(run)).await.unwrap();
+    }
+    let mut jobs = n.claim_for(3, &[], &[]).await.unwrap().jobs;
+    let mut removed = done(&jobs[2]);
+    removed.remote = None;
+    jobs.truncate(2);
+    let mut batch: Vec<Done> = jobs.iter().map(done).collect();
+    batch.push(removed);
+    assert_eq!(n.finish_done(&batch).await.unwrap(), 3);
+    let states: Vec<(String, String, Option<String>)> =
+        db.query("SELECT person_id, state, remote_id FROM provisioned ORDER BY person_id", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(
+        states,
+        vec![("P1".into(), "provisioned".into(), Some("RP1".into())), ("P2".into(), "provisioned".into(), Some("RP2".into())), ("P3".into(), "removed".into(), None)]
+    );
+    let lines: Vec<(String, String, bool, Option<String>)> =
+        db.query("SELECT person_id, target_name, ok, remote FROM history ORDER BY person_id", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    assert_eq!(lines[0], ("P1".into(), "T0".into(), true, Some("Contact RP1".into())));
+    assert_eq!(lines[2].3, None);
+    let (done_n, finished): (i64, Option<i64>) = db.query_one("SELECT done, finished_at FROM runs WHERE id = $1", &[&run]).await.map(|r| (r.get(0), r.get(1))).unwrap();
+    assert_eq!(done_n, 3);
+    assert!(finished.is_some(), "the run is finished");
+}
