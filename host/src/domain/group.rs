@@ -80,6 +80,19 @@ impl GroupAction {
         [GroupAction::Added, GroupAction::Updated, GroupAction::Deleted, GroupAction::MembersChanged, GroupAction::Reprovision].into_iter().find(|a| a.as_str() == s)
     }
 
+    /// Whether a job already queued for the same group and target (its
+    /// action `queued`) covers this one: a job reads the group as it is
+    /// when it runs, so it covers later updates and membership changes; a
+    /// queued deletion stands unless the group comes back; an addition, a
+    /// deletion or a reprovision replaces what is queued.
+    pub fn covered_by(self, queued: Option<GroupAction>) -> bool {
+        match queued {
+            None => false,
+            Some(GroupAction::Deleted) => !matches!(self, GroupAction::Added | GroupAction::Reprovision),
+            Some(_) => !matches!(self, GroupAction::Added | GroupAction::Deleted | GroupAction::Reprovision),
+        }
+    }
+
     /// The WIT action.
     pub fn to_wit(self) -> types::GroupAction {
         match self {

@@ -11,7 +11,7 @@ pub use group::{Group, GroupAction, GroupJob};
 pub use job::{Action, Done, Job, Run};
 pub use person::{Address, Email, FieldProblem, Identifier, ImportStats, MAX_VALUE, Name, Person, Role, Status, looks_like_email, new_id, valid_id};
 pub use server::{Saved, Server, ServerInput, TokenStatus, grant_label, grant_parse, grant_str};
-pub use target::{HistoryEntry, ProvState, Scope, Target, TargetInput, TargetState};
+pub use target::{HistoryEntry, ProvState, Scope, Target, TargetInput, TargetState, held_because};
 
 /// `2026-11-24 16:03:18 UTC`.
 pub fn format_time(ms: i64) -> String {

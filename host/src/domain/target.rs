@@ -194,3 +194,20 @@ mod tests {
         assert!(!Scope::parse("", "student").includes(&p));
     }
 }
+
+/// Why a target's jobs cannot run now, if they cannot (the human side of
+/// a claim's conditions): a disabled target, or a server without a usable
+/// token that only an admin can get.
+/// `server` is the target's (none if it cannot be read).
+pub fn held_because(target: &Target, server: Option<&super::Server>) -> Option<String> {
+    use registry_plugin_runtime::latest::types::GrantType;
+    if !target.enabled {
+        return Some(format!("the target '{}' is disabled", target.name));
+    }
+    let server = server?;
+    match (server.token_status, server.grant_type) {
+        (super::TokenStatus::NeedsReauthorization, _) => Some(format!("the OAuth2 server '{}' needs a new token (Obtain New Token)", server.name)),
+        (super::TokenStatus::NotSet, GrantType::AuthorizationCode) => Some(format!("the OAuth2 server '{}' has no token yet (Obtain New Token)", server.name)),
+        _ => None,
+    }
+}

@@ -10,6 +10,15 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Store, StoreError, now_ms, unique, write};
 use crate::domain::{Action, Group, GroupAction, Person, Scope, Status};
 
+/// A new group called `name`, named in `person`'s groups by an import:
+/// normalized, with a new id.
+pub(super) fn group_named(person: &str, name: &str) -> Result<Group, StoreError> {
+    let mut group = Group { id: String::new(), name: name.to_string(), description: None };
+    group.normalize().map_err(|ps| StoreError::Conflict(format!("person {person}'s group '{name}': {}", ps[0].message)))?;
+    group.id = crate::domain::new_id();
+    Ok(group)
+}
+
 /// A group as the lists show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSummary {
@@ -238,9 +247,7 @@ impl Store {
                 let id = match known.get(g.as_str()).or_else(|| known.get(&g.to_lowercase())) {
                     Some(id) => id.clone(),
                     None => {
-                        let mut group = Group { id: String::new(), name: g.clone(), description: None };
-                        group.normalize().map_err(|ps| StoreError::Conflict(format!("person {}'s group '{g}': {}", p.id, ps[0].message)))?;
-                        group.id = crate::domain::new_id();
+                        let group = group_named(&p.id, g)?;
                         tx.execute("INSERT INTO groups (id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)", params![group.id, group.name, now])?;
                         Self::enqueue_group(&tx, &group.id, GroupAction::Added)?;
                         known.insert(group.name.to_lowercase(), group.id.clone());
@@ -382,14 +389,7 @@ impl Store {
             .prepare_cached("SELECT action FROM group_jobs WHERE group_id = ?1 AND target_id = ?2 AND state = 'queued' ORDER BY id DESC LIMIT 1")?
             .query_row(params![group, target], |r| r.get(0))
             .optional()?;
-        let keep_queued = match queued.as_deref().and_then(GroupAction::parse) {
-            None => false,
-            // A queued deletion stands, unless the group comes back.
-            Some(GroupAction::Deleted) => !matches!(action, GroupAction::Added | GroupAction::Reprovision),
-            // Anything else queued covers an update or a membership change.
-            Some(_) => !matches!(action, GroupAction::Added | GroupAction::Deleted | GroupAction::Reprovision),
-        };
-        if keep_queued {
+        if action.covered_by(queued.as_deref().and_then(GroupAction::parse)) {
             return Ok(());
         }
         conn.prepare_cached("DELETE FROM group_jobs WHERE group_id = ?1 AND target_id = ?2 AND state IN ('queued', 'failed')")?.execute(params![group, target])?;

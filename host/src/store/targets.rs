@@ -5,8 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::jobs::Lite;
 use super::{Store, StoreError, now_ms, parsed, unique, write};
-use crate::domain::{Action, Person, ProvState, Run, Scope, Target, TargetInput, TokenStatus};
-use registry_plugin_runtime::latest::types::GrantType;
+use crate::domain::{Action, Person, ProvState, Run, Scope, Target, TargetInput};
 
 fn map_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Target, Vec<u8>, String)> {
     Ok((
@@ -229,15 +228,7 @@ impl Store {
     /// of `claim`'s conditions): a disabled target, or a server without a
     /// usable token that only an admin can get.
     pub fn held_because(&self, target: &Target) -> Option<String> {
-        if !target.enabled {
-            return Some(format!("the target '{}' is disabled", target.name));
-        }
-        let server = self.server(target.server_id).ok()?;
-        match (server.token_status, server.grant_type) {
-            (TokenStatus::NeedsReauthorization, _) => Some(format!("the OAuth2 server '{}' needs a new token (Obtain New Token)", server.name)),
-            (TokenStatus::NotSet, GrantType::AuthorizationCode) => Some(format!("the OAuth2 server '{}' has no token yet (Obtain New Token)", server.name)),
-            _ => None,
-        }
+        crate::domain::held_because(target, self.server(target.server_id).ok().as_ref())
     }
 }
 

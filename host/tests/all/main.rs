@@ -18,6 +18,7 @@ mod no_secrets;
 mod notifications;
 mod operations;
 mod pg;
+mod postgres_people;
 mod postgres_queue;
 mod postgres_servers;
 mod provisioning;

@@ -21,8 +21,11 @@ mod admins;
 mod audit;
 mod bulk;
 mod credentials;
+mod groups;
 mod log;
+mod people;
 mod servers;
+mod targets;
 pub mod wakeups;
 
 pub use queue::{Claimed, Rescued};

@@ -33,7 +33,9 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::PgStore;
-use crate::domain::{Action, Done, Job, ProvState};
+use crate::domain::{Action, Done, Job, Person, ProvState};
+use crate::store::jobs::Lite;
+use crate::store::targets::read_scope;
 use crate::store::{StoreError, now_ms};
 
 /// Jobs claimed together, all of one target.
@@ -128,6 +130,117 @@ impl PgStore {
             )
             .await?;
         Ok(row.get(0))
+    }
+
+    /// Every target (disabled ones too: their jobs wait until enabled),
+    /// with its scope.
+    pub(super) async fn lite_targets(tx: &Transaction<'_>) -> Result<Vec<Lite>, StoreError> {
+        let rows = tx.query("SELECT id, scope FROM targets ORDER BY id", &[]).await?;
+        rows.iter().map(|r| Ok(Lite { id: r.get(0), scope: read_scope(r.get(0), &r.get::<_, String>(1))? })).collect()
+    }
+
+    /// Queues `action` for `p` with one target (as part of `run`): one
+    /// outside the target's scope with a record there gets it removed,
+    /// anyone else outside is marked not in scope. Whether a job was queued.
+    pub(super) async fn enqueue_for(tx: &Transaction<'_>, target: &Lite, p: &Person, action: Action, run: Option<i64>) -> Result<bool, StoreError> {
+        if action == Action::Deleted || target.scope.includes(p) {
+            Self::enqueue_in(tx, &p.id, target.id, action, run).await?;
+            return Ok(true);
+        }
+        // The pair's row locked before it is read.
+        let state: Option<String> = tx
+            .query_opt("SELECT state FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR UPDATE", &[&p.id, &target.id])
+            .await?
+            .map(|r| r.get(0));
+        if matches!(state.as_deref(), Some("provisioned" | "pending" | "failed")) {
+            Self::enqueue_in(tx, &p.id, target.id, Action::Deleted, run).await?;
+            return Ok(true);
+        }
+        Self::set_state_in(tx, &p.id, target.id, ProvState::NotInScope, Some("outside the target's scope")).await?;
+        Ok(false)
+    }
+
+    /// Queues `action` for `p` with every target; how many jobs.
+    pub(super) async fn enqueue_person(tx: &Transaction<'_>, targets: &[Lite], p: &Person, action: Action) -> Result<usize, StoreError> {
+        let mut queued = 0;
+        for t in targets {
+            queued += usize::from(Self::enqueue_for(tx, t, p, action, None).await?);
+        }
+        Ok(queued)
+    }
+
+    /// What the plugin needs for each job: the person (`None` if their
+    /// stored record cannot be read) and their remote record with the
+    /// job's target; one query for the batch.
+    pub async fn job_inputs(&self, jobs: &[Job]) -> Result<Vec<(Option<Person>, Option<(String, String)>)>, StoreError> {
+        let people: Vec<&str> = jobs.iter().map(|j| j.person_id.as_str()).collect();
+        let targets: Vec<i64> = jobs.iter().map(|j| j.target_id).collect();
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT b.n, p.data, v.remote_type, v.remote_id
+                 FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS b(person_id, target_id, n)
+                 LEFT JOIN people p ON p.id = b.person_id
+                 LEFT JOIN provisioned v ON v.person_id = b.person_id AND v.target_id = b.target_id
+                 ORDER BY b.n",
+                &[&people, &targets],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let data: Option<String> = r.get(1);
+                let remote: Option<(String, String)> = r.get::<_, Option<String>>(2).zip(r.get::<_, Option<String>>(3));
+                match data {
+                    Some(d) => (serde_json::from_str(&d).ok(), remote),
+                    None => (None, None),
+                }
+            })
+            .collect())
+    }
+
+    /// Jobs not yet done: (queued or running, failed) for a target, or all.
+    pub async fn job_counts(&self, target_id: Option<i64>) -> Result<(i64, i64), StoreError> {
+        let r = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FILTER (WHERE state IN ('queued', 'running')), count(*) FILTER (WHERE state = 'failed')
+                 FROM jobs WHERE $1::bigint IS NULL OR target_id = $1",
+                &[&target_id],
+            )
+            .await?;
+        Ok((r.get(0), r.get(1)))
+    }
+
+    /// Queued jobs of the server's targets, which wait for a usable token.
+    pub async fn jobs_waiting_for(&self, server_id: i64) -> Result<i64, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .query_one("SELECT count(*) FROM jobs j JOIN targets t ON t.id = j.target_id WHERE t.server_id = $1 AND j.state = 'queued'", &[&server_id])
+            .await?
+            .get(0))
+    }
+
+    /// When the next queued job becomes ready, if one waits for its backoff
+    /// or its target's pause (see the SQLite store's `next_due`).
+    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .query_one(
+                "SELECT MIN(GREATEST(j.not_before, COALESCE(t.paused_until, 0))) FROM jobs j
+                 JOIN targets t ON t.id = j.target_id
+                 JOIN oauth2_servers s ON s.id = t.server_id
+                 WHERE j.state = 'queued' AND t.enabled AND NOT j.held
+                   AND (s.token_status = 'set' OR (s.grant_type IN ('client_credentials', 'jwt_bearer') AND s.token_status = 'not_set'))
+                   AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')",
+                &[],
+            )
+            .await?
+            .get(0))
     }
 
     pub(super) async fn set_state_in(tx: &Transaction<'_>, person: &str, target: i64, state: ProvState, message: Option<&str>) -> Result<(), StoreError> {
