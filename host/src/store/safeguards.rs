@@ -22,7 +22,7 @@ pub const MAX_PROBE_INTERVAL_MS: i64 = 3_600_000;
 /// How long a target waits when its API budget is spent before it probes.
 pub const BUDGET_WAIT_MS: i64 = 3_600_000;
 /// The window removals are counted in.
-const REMOVAL_WINDOW_MS: i64 = 24 * 3_600_000;
+pub(super) const REMOVAL_WINDOW_MS: i64 = 24 * 3_600_000;
 
 /// What an admin sets per target, whatever its plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -73,7 +73,7 @@ pub struct HeldRemoval {
 }
 
 /// The threshold for a target with `provisioned` people, if the admin set none.
-fn automatic_threshold(provisioned: i64) -> i64 {
+pub(super) fn automatic_threshold(provisioned: i64) -> i64 {
     (provisioned / 5).clamp(20, 500)
 }
 

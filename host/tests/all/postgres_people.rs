@@ -150,3 +150,67 @@ async fn two_nodes_importing_the_same_people_at_once_lose_nothing() {
     let people_n: i64 = db.query_one("SELECT count(*) FROM people", &[]).await.unwrap().get(0);
     assert_eq!(people_n, 300);
 }
+
+/// The safeguards on PostgreSQL: removals past the threshold are held by
+/// the claim (reported once) until confirmed; a target failing long enough
+/// is quarantined and then gets one probe; usage past the share pauses it;
+/// a member provisioned on a group's target tells the group.
+#[tokio::test]
+async fn safeguards_and_group_members_on_postgres() {
+    use registry_host::store::Safeguards;
+    let Some(url) = database().await else { return };
+    let n = node(&url, "n").await;
+    let s = server(&n).await;
+    let t = n.create_target(&target("T", s, Scope::default())).await.unwrap();
+    let db = connect(&url).await;
+    for i in 0..30 {
+        n.create_person(Person::example(&format!("H{i:02}"), "Held", "Person", &format!("h{i}@example.org"))).await.unwrap();
+    }
+    let jobs = n.claim_for(100, &[], &[]).await.unwrap().jobs;
+    n.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap();
+    for i in 0..30 {
+        n.delete_person(&format!("H{i:02}")).await.unwrap();
+    }
+    assert!(n.claim_for(100, &[], &[]).await.unwrap().jobs.is_empty(), "30 removals over the automatic threshold of 20");
+    assert_eq!(n.target_health(t).await.unwrap().held_removals, 30);
+    assert_eq!(n.take_new_holds(), vec![(t, 30)]);
+    assert!(n.take_new_holds().is_empty(), "reported once");
+    assert_eq!(n.held_removals(t, 5).await.unwrap()[0].remote.as_deref(), Some("Contact RH00"));
+    assert_eq!(n.discard_removals(t, "ada").await.unwrap(), 30);
+    assert_eq!(n.person_states("H00").await.unwrap()[0].state, ProvState::NotInScope);
+
+    // Quarantine after five failures over fifteen minutes; a probe then.
+    for _ in 0..4 {
+        assert_eq!(n.target_call_failed(t, "503").await.unwrap(), None);
+    }
+    db.execute("UPDATE targets SET failing_since = failing_since - 20 * 60000 WHERE id = $1", &[&t]).await.unwrap();
+    let (until, reason) = n.target_call_failed(t, "503").await.unwrap().expect("quarantined");
+    assert!(reason.contains("quarantined: 5 calls") && until > registry_host::store::now_ms());
+    assert!(n.target_succeeded(t).await.unwrap(), "a probe that worked ends it");
+    n.set_safeguards(t, &Safeguards { removal_threshold: Some(5), api_share: Some(50), concurrency: None }, true).await.unwrap();
+    assert_eq!(n.safeguards(t).await.unwrap().api_share, Some(50));
+    assert!(n.record_usage(t, 400, 1000).await.unwrap().is_none());
+    assert!(n.record_usage(t, 600, 1000).await.unwrap().unwrap().contains("API budget"));
+    assert!(n.target_health(t).await.unwrap().paused_until.is_some());
+
+    // A group on a group-provisioning target: a member provisioned there
+    // queues members-changed.
+    let g = n.create_group(Group { id: "G1".into(), name: "Team".into(), description: None }, &[]).await.unwrap();
+    let gt = n.create_target(&target("Groups", s, Scope::default())).await.unwrap();
+    n.set_target_provisions_groups(gt, true).await.unwrap();
+    let job = n.claim_group_job().await.unwrap().expect("the group is queued for the new target");
+    assert!(n.finish_group_done(&job, Some(("Group".into(), "00G".into())), false, &[], "made").await.unwrap());
+    let mut p = Person::example("M1", "Member", "One", "m1@example.org");
+    p.groups = vec![g.id.clone()];
+    n.create_person(p).await.unwrap();
+    // Joining queued members-changed; it runs before the person is
+    // provisioned there, so the group is sent without them.
+    let joined = n.claim_group_job().await.unwrap().expect("members-changed for the join");
+    assert_eq!(joined.action, GroupAction::MembersChanged);
+    assert!(n.finish_group_done(&joined, Some(("Group".into(), "00G".into())), false, &[], "no members yet").await.unwrap());
+    let jobs = n.claim_for(10, &[t], &[]).await.unwrap().jobs;
+    assert!(jobs.iter().all(|j| j.target_id == gt) && !jobs.is_empty());
+    n.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap();
+    let queued: Vec<String> = db.query("SELECT action FROM group_jobs WHERE state = 'queued' ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(queued, vec![GroupAction::MembersChanged.as_str()], "the group hears of its member once provisioned");
+}

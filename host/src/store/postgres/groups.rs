@@ -324,6 +324,38 @@ impl PgStore {
         Ok(())
     }
 
+    /// A person's record on `target` is now `remote` (none: removed): the
+    /// groups of theirs the target has get `members-changed` when that
+    /// changes who the target knows as members.
+    pub(super) async fn member_changed_on(tx: &Transaction<'_>, person: &str, target: i64, remote: Option<&str>) -> Result<(), StoreError> {
+        let rows = tx
+            .query(
+                "SELECT m.group_id, pg.members, t.scope FROM group_members m
+                 JOIN provisioned_groups pg ON pg.group_id = m.group_id AND pg.target_id = $2 AND pg.state <> 'removed'
+                 JOIN targets t ON t.id = $2 AND t.provisions_groups
+                 WHERE m.person_id = $1 ORDER BY m.group_id",
+                &[&person, &target],
+            )
+            .await?;
+        for r in rows {
+            let (group, sent, scope): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            if !read_scope(target, &scope)?.includes_group(&group) {
+                continue;
+            }
+            let sent: Vec<Member> = serde_json::from_str(&sent).unwrap_or_default();
+            let known = sent.iter().find(|(p, _, _)| p == person).map(|(_, t, id)| format!("{t} {id}"));
+            if known.as_deref() != remote {
+                Self::enqueue_group_one(tx, &group, target, GroupAction::MembersChanged).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the targets that provision groups.
+    pub(super) async fn group_target_ids(tx: &Transaction<'_>) -> Result<Vec<i64>, StoreError> {
+        Ok(tx.query("SELECT id FROM targets WHERE provisions_groups", &[]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Queues `action` for the group on every target that provisions it.
     pub(super) async fn enqueue_group(tx: &Transaction<'_>, group: &str, action: GroupAction) -> Result<usize, StoreError> {
         let mut queued = 0;

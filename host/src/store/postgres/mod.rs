@@ -24,6 +24,7 @@ mod credentials;
 mod groups;
 mod log;
 mod people;
+mod safeguards;
 mod servers;
 mod targets;
 pub mod wakeups;
@@ -59,6 +60,8 @@ pub struct PgStore {
     secrets: SecretBox,
     config: PgConfig,
     tripwire: Arc<AtomicU64>,
+    /// Removals this node's claims held, not yet reported.
+    new_holds: Arc<std::sync::Mutex<Vec<(i64, usize)>>>,
 }
 
 /// A node as `registry-host nodes` lists it.
@@ -99,7 +102,7 @@ impl PgStore {
             .recycle_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        let store = PgStore { pool, node: node.to_string(), secrets, config, tripwire: Arc::default() };
+        let store = PgStore { pool, node: node.to_string(), secrets, config, tripwire: Arc::default(), new_holds: Arc::default() };
         store.migrate().await?;
         store.check_key().await?;
         store.register().await?;

@@ -20,11 +20,8 @@
 //! (person, target) order), and runs' counters last in run order,
 //! everywhere but the claim, which takes job rows only.
 //!
-//! Not here yet (the SQLite queue has them; they come with the rest of
-//! the store on PostgreSQL): holding removals past a target's threshold
-//! before a claim, queueing group membership changes when a member's
-//! record changes, and bulk batches (a job a bulk batch holds stays with
-//! the batch, which a node polls under its own lease: see `bulk.rs`).
+//! A job a bulk batch holds stays with the batch, which a node polls
+//! under its own lease (`bulk.rs`): it is neither reset nor rescued here.
 
 use std::time::{Duration, Instant};
 
@@ -261,7 +258,7 @@ impl PgStore {
         Ok(tx.execute("SELECT 1 FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR UPDATE", &[&person, &target]).await? > 0)
     }
 
-    async fn count_run_in(tx: &Transaction<'_>, run: i64, ok: bool) -> Result<(), StoreError> {
+    pub(super) async fn count_run_in(tx: &Transaction<'_>, run: i64, ok: bool) -> Result<(), StoreError> {
         let column = if ok { "done" } else { "failed" };
         tx.execute(
             &format!(
@@ -274,7 +271,7 @@ impl PgStore {
         Ok(())
     }
 
-    async fn history_in(tx: &Transaction<'_>, job: &Job, ok: bool, message: &str, remote: Option<&str>) -> Result<(), StoreError> {
+    pub(super) async fn history_in(tx: &Transaction<'_>, job: &Job, ok: bool, message: &str, remote: Option<&str>) -> Result<(), StoreError> {
         tx.execute(
             "INSERT INTO history (person_id, target_id, target_name, at, action, ok, message, remote, duration_ms)
              VALUES ($1, $2, (SELECT name FROM targets WHERE id = $2), $3, $4, $5, $6, $7, $8)",
@@ -297,6 +294,12 @@ impl PgStore {
         let lease_until = Instant::now() + self.config.lease;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // Removals past a threshold are held first, in the same transaction:
+        // no claim takes one that should wait for an admin.
+        let held = Self::hold_removals(&tx).await?;
+        if !held.is_empty() {
+            self.new_holds.lock().unwrap_or_else(|p| p.into_inner()).extend(held);
+        }
         let claimed = tx
             .query(
                 &format!(
@@ -454,8 +457,17 @@ impl PgStore {
             &[&ids, &people, &targets, &actions, &types, &remote_ids, &summaries, &durations, &taken, &now],
         )
         .await?;
-        // Runs last, in id order.
         let taken_set: std::collections::HashSet<i64> = taken.iter().copied().collect();
+        // A member provisioned on (or removed from) a target that has their
+        // groups: those groups hear of it. Looked up once: most targets
+        // provision no groups.
+        let group_targets = Self::group_target_ids(&tx).await?;
+        for d in done.iter().filter(|d| taken_set.contains(&d.job.id) && group_targets.contains(&d.job.target_id)) {
+            let provisioned = !(d.remote.is_none() || d.removed);
+            let member = d.remote.as_ref().filter(|_| provisioned).map(|(t, id)| format!("{t} {id}"));
+            Self::member_changed_on(&tx, &d.job.person_id, d.job.target_id, member.as_deref()).await?;
+        }
+        // Runs last, in id order.
         let mut runs: Vec<i64> = done.iter().filter(|d| taken_set.contains(&d.job.id)).filter_map(|d| d.job.run_id).collect();
         runs.sort_unstable();
         tx.execute(
