@@ -73,6 +73,21 @@ pub struct HeldRemoval {
 }
 
 /// The threshold for a target with `provisioned` people, if the admin set none.
+/// When usage `used` of `limit` reaches the target's `share` (percent, if
+/// set): until when it waits (from `now`), and why.
+pub(super) fn over_budget(used: u64, limit: u64, share: Option<i64>, now: i64) -> Option<(i64, String)> {
+    let share = share.filter(|_| limit > 0)?;
+    if (used as i128) * 100 < (share as i128) * (limit as i128) {
+        return None;
+    }
+    let until = now + BUDGET_WAIT_MS;
+    let reason = format!(
+        "API budget: {used} of {limit} calls used in the remote system's period, and this target may use {share} %; work waits, and a probe at {} checks again",
+        format_time(until)
+    );
+    Some((until, reason))
+}
+
 pub(super) fn automatic_threshold(provisioned: i64) -> i64 {
     (provisioned / 5).clamp(20, 500)
 }
@@ -282,15 +297,7 @@ impl Store {
             )?;
             conn.query_row("SELECT api_share FROM targets WHERE id = ?1", params![target], |r| r.get(0))?
         };
-        let Some(share) = share.filter(|_| limit > 0) else { return Ok(None) };
-        if (used as i128) * 100 < (share as i128) * (limit as i128) {
-            return Ok(None);
-        }
-        let until = now + BUDGET_WAIT_MS;
-        let reason = format!(
-            "API budget: {used} of {limit} calls used in the remote system's period, and this target may use {share} %; work waits, and a probe at {} checks again",
-            format_time(until)
-        );
+        let Some((until, reason)) = over_budget(used, limit, share, now) else { return Ok(None) };
         self.pause_target(target, until, &reason)?;
         Ok(Some(reason))
     }

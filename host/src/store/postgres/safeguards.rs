@@ -9,8 +9,8 @@ use deadpool_postgres::Transaction;
 
 use super::PgStore;
 use crate::domain::{Action, Job, ProvState, format_time};
-use crate::store::safeguards::{FIRST_PROBE_INTERVAL_MS, MAX_PROBE_INTERVAL_MS, QUARANTINE_AFTER, QUARANTINE_AFTER_MS, REMOVAL_WINDOW_MS, automatic_threshold};
-use crate::store::{BUDGET_WAIT_MS, HeldRemoval, Safeguards, StoreError, TargetHealth, now_ms};
+use crate::store::safeguards::{FIRST_PROBE_INTERVAL_MS, MAX_PROBE_INTERVAL_MS, QUARANTINE_AFTER, QUARANTINE_AFTER_MS, REMOVAL_WINDOW_MS, automatic_threshold, over_budget};
+use crate::store::{HeldRemoval, Safeguards, StoreError, TargetHealth, now_ms};
 
 impl PgStore {
     /// Saves a target's safeguards.
@@ -210,15 +210,7 @@ impl PgStore {
             )
             .await?;
         let share: Option<i64> = client.query_one("SELECT api_share FROM targets WHERE id = $1", &[&target]).await?.get(0);
-        let Some(share) = share.filter(|_| limit > 0) else { return Ok(None) };
-        if (used as i128) * 100 < (share as i128) * (limit as i128) {
-            return Ok(None);
-        }
-        let until = now + BUDGET_WAIT_MS;
-        let reason = format!(
-            "API budget: {used} of {limit} calls used in the remote system's period, and this target may use {share} %; work waits, and a probe at {} checks again",
-            format_time(until)
-        );
+        let Some((until, reason)) = over_budget(used, limit, share, now) else { return Ok(None) };
         self.pause_target(target, until, &reason).await?;
         Ok(Some(reason))
     }
