@@ -10,7 +10,7 @@ use crate::secrets::SecretBox;
 
 /// The sealed columns: table, key column, sealed column, and how the
 /// associated data of a row is named.
-const SEALED: &[(&str, &str, &str)] = &[
+pub(super) const SEALED: &[(&str, &str, &str)] = &[
     ("oauth2_servers", "id", "client_secret"),
     ("oauth2_servers", "id", "access_token"),
     ("oauth2_servers", "id", "refresh_token"),
@@ -22,7 +22,7 @@ const SEALED: &[(&str, &str, &str)] = &[
     ("admin_tokens", "admin_id || '.' || server_id", "refresh_token"),
 ];
 
-fn aad(table: &str, column: &str, key: &str) -> String {
+pub(super) fn aad(table: &str, column: &str, key: &str) -> String {
     match (table, column) {
         ("oauth2_servers", _) => Store::aad(column, key.parse().unwrap_or_default()),
         ("targets", _) => Store::settings_aad(key.parse().unwrap_or_default()),

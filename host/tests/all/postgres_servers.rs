@@ -274,3 +274,21 @@ async fn edits_keys_audit_and_notifications_are_shared_by_the_nodes() {
     a.delete_server(id).await.unwrap();
     assert!(matches!(b.server(id).await, Err(StoreError::NotFound(_))));
 }
+
+/// Rotating the shared key re-seals every secret and records the new
+/// key's fingerprint: a node with the new key starts and opens them; one
+/// still holding the old key is refused.
+#[tokio::test]
+async fn a_key_rotation_moves_every_node_to_the_new_key() {
+    let Some(url) = database().await else { return };
+    let a = node(&url, "a").await;
+    let id = a.create_server(&input("Org", GrantType::AuthorizationCode)).await.unwrap();
+    a.save_tokens(id, &tokens("at", Some("rt"))).await.unwrap();
+    let new = SecretBox::new(&[9; 32]);
+    assert_eq!(a.reseal(&new).await.unwrap(), 3, "the secret and both tokens");
+    let b = PgStore::connect(&url, "b", new, PgConfig::default()).await.expect("the new key is the database's");
+    assert_eq!(b.server_config(id).await.unwrap().client_secret, "s3cret");
+    assert_eq!(b.tokens(id).await.unwrap().unwrap().refresh_token.as_deref(), Some("rt"));
+    assert!(matches!(PgStore::connect(&url, "c", SecretBox::new(&[7; 32]), PgConfig::default()).await, Err(StoreError::KeyMismatch { .. })));
+    assert_eq!(b.schema_version().await.unwrap(), 1);
+}

@@ -429,6 +429,18 @@ impl PgStore {
         Ok(GroupJobInput { group, deleted, members, sent, current })
     }
 
+    /// The group jobs not yet done, oldest first: (group, target, action, state).
+    pub async fn group_jobs(&self) -> Result<Vec<(String, i64, GroupAction, String)>, StoreError> {
+        let rows = self.client().await?.query("SELECT group_id, target_id, action, state FROM group_jobs ORDER BY id", &[]).await?;
+        rows.iter()
+            .map(|r| {
+                let a: String = r.get(2);
+                let action = GroupAction::parse(&a).ok_or_else(|| StoreError::Unreadable(format!("group job action '{a}'")))?;
+                Ok((r.get(0), r.get(1), action, r.get(3)))
+            })
+            .collect()
+    }
+
     /// What each target has of a group: (target, state, remote id, message).
     pub async fn group_states(&self, group: &str) -> Result<Vec<(i64, String, Option<String>, Option<String>)>, StoreError> {
         let rows = self

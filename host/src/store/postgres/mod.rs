@@ -22,6 +22,7 @@ mod audit;
 mod bulk;
 mod credentials;
 mod groups;
+mod keys;
 mod log;
 mod people;
 mod safeguards;

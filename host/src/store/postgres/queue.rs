@@ -281,6 +281,16 @@ impl PgStore {
         Ok(())
     }
 
+    /// [`PgStore::claim_for`] with no busy targets and no bulk sizes.
+    pub async fn claim(&self, max: usize) -> Result<Claimed, StoreError> {
+        self.claim_for(max, &[], &[]).await
+    }
+
+    /// [`PgStore::claim_for`] leaving out the `busy` targets.
+    pub async fn claim_except(&self, max: usize, busy: &[i64]) -> Result<Claimed, StoreError> {
+        self.claim_for(max, busy, &[]).await
+    }
+
     /// Claims up to `max` ready jobs, all of one target, oldest first,
     /// leaving out the `busy` targets; a target probing after a pause gets
     /// one. With the target in `sizes`, a batch of record updates alone

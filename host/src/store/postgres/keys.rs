@@ -1,0 +1,40 @@
+//! Key rotation on PostgreSQL: every sealed value re-sealed under the new
+//! key, and the database's recorded fingerprint changed to the new key's,
+//! in one transaction. Nodes still holding the old key then refuse to
+//! start (and running ones can open nothing new): every node is restarted
+//! with the new key.
+
+use super::PgStore;
+use crate::secrets::SecretBox;
+use crate::store::StoreError;
+use crate::store::keys::{SEALED, aad};
+
+impl PgStore {
+    /// Re-seals every secret under `new`; how many values. A value that
+    /// opens under neither key stops the rotation and changes nothing.
+    pub async fn reseal(&self, new: &SecretBox) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut count = 0;
+        for (table, key_column, column) in SEALED {
+            let rows = tx
+                .query(&format!("SELECT CAST({key_column} AS TEXT), {column} FROM {table} WHERE {column} IS NOT NULL AND length({column}) > 0 FOR UPDATE"), &[])
+                .await?;
+            for r in rows {
+                let (key, sealed): (String, Vec<u8>) = (r.get(0), r.get(1));
+                let aad = aad(table, column, &key);
+                let plain = self.secrets.open(&aad, &sealed).or_else(|_| new.open(&aad, &sealed))?;
+                tx.execute(&format!("UPDATE {table} SET {column} = $1 WHERE CAST({key_column} AS TEXT) = $2"), &[&new.seal(&aad, &plain), &key]).await?;
+                count += 1;
+            }
+        }
+        tx.execute("UPDATE secret_key SET fingerprint = $1", &[&new.fingerprint()]).await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// The schema version this database is at.
+    pub async fn schema_version(&self) -> Result<usize, StoreError> {
+        Ok(self.client().await?.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get::<_, i64>(0) as usize)
+    }
+}
