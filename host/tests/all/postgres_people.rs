@@ -214,3 +214,133 @@ async fn safeguards_and_group_members_on_postgres() {
     let queued: Vec<String> = db.query("SELECT action FROM group_jobs WHERE state = 'queued' ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(queued, vec![GroupAction::MembersChanged.as_str()], "the group hears of its member once provisioned");
 }
+
+/// Two nodes at work on the same people and groups at once: one edits
+/// people (joining and leaving a group), starts runs and rewrites the
+/// group's members; the other claims and finishes jobs and group jobs on
+/// targets that provision groups. No transaction fails (no deadlock, no
+/// raw constraint error), and two member lists written at once leave one
+/// of them, not a mix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn editing_and_provisioning_at_once_on_two_nodes_never_deadlocks() {
+    let Some(url) = database().await else { return };
+    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let s = server(&a).await;
+    let t1 = a.create_target(&target("One", s, Scope::default())).await.unwrap();
+    let t2 = a.create_target(&target("Two", s, Scope::default())).await.unwrap();
+    for t in [t1, t2] {
+        a.set_target_provisions_groups(t, true).await.unwrap();
+    }
+    let g1 = a.create_group(Group { id: "G1".into(), name: "One".into(), description: None }, &[]).await.unwrap();
+    let g2 = a.create_group(Group { id: "G2".into(), name: "Two".into(), description: None }, &[]).await.unwrap();
+    let people: Vec<Person> = (0..40)
+        .map(|i| {
+            let mut p = Person::example(&format!("P{i:02}"), "Busy", &format!("Person {i}"), &format!("p{i}@example.org"));
+            p.groups = vec![if i % 2 == 0 { g1.id.clone() } else { g2.id.clone() }];
+            p
+        })
+        .collect();
+    a.import_people(people.clone(), |_| {}).await.unwrap();
+
+    let editor = {
+        let (a, people, g1) = (a.clone(), people.clone(), g1.clone());
+        tokio::spawn(async move {
+            for round in 0..6 {
+                for p in people.iter().rev().take(10) {
+                    let mut p = p.clone();
+                    p.groups = if round % 2 == 0 { vec!["G1".into(), "G2".into()] } else { vec![] };
+                    p.roles[0].title = Some(format!("Round {round}"));
+                    a.update_person(&p).await.unwrap();
+                }
+                a.start_run(if round % 2 == 0 { t1 } else { t2 }).await.unwrap();
+                let members: Vec<String> = people.iter().step_by(3).map(|p| p.id.clone()).collect();
+                a.set_group_members(&g1.id, &members).await.unwrap();
+            }
+        })
+    };
+    let worker = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for _ in 0..60 {
+                let jobs = b.claim_for(25, &[], &[]).await.unwrap().jobs;
+                b.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap();
+                while let Some(job) = b.claim_group_job().await.unwrap() {
+                    b.finish_group_done(&job, Some(("Group".into(), format!("G-{}", job.group_id))), false, &[], "sent").await.unwrap();
+                }
+            }
+        })
+    };
+    editor.await.expect("no edit failed");
+    worker.await.expect("no finish failed");
+
+    // Two member lists at once: the group ends with one of them.
+    let first: Vec<String> = vec!["P00".into(), "P01".into()];
+    let second: Vec<String> = vec!["P02".into(), "P03".into()];
+    let (x, y) = tokio::join!(a.set_group_members(&g2.id, &first), b.set_group_members(&g2.id, &second));
+    x.unwrap();
+    y.unwrap();
+    let members = a.group_members(&g2.id).await.unwrap();
+    assert!(members == first || members == second, "{members:?}");
+}
+
+/// The rest of what admins do, on PostgreSQL: delete a group (its members
+/// leave, the targets that have it remove it), narrow a target's group
+/// scope (the group that left is removed there), retry failed jobs,
+/// confirm held removals, reprovision a person as an admin, read the log
+/// and the usage series, delete a target.
+#[tokio::test]
+async fn admin_actions_on_postgres() {
+    use registry_host::store::{LogFilter, Safeguards};
+    let Some(url) = database().await else { return };
+    let n = node(&url, "n").await;
+    let db = connect(&url).await;
+    let s = server(&n).await;
+    let admin = n.create_admin("ada", "h").await.unwrap();
+    let g = n.create_group(Group { id: "G1".into(), name: "Team".into(), description: None }, &[]).await.unwrap();
+    let scoped = n.create_target(&target("Scoped", s, Scope { groups: vec![g.id.clone()], ..Scope::default() })).await.unwrap();
+    n.set_target_provisions_groups(scoped, true).await.unwrap();
+    let job = n.claim_group_job().await.unwrap().unwrap();
+    n.finish_group_done(&job, Some(("Group".into(), "00G1".into())), false, &[], "made").await.unwrap();
+    let mut p = Person::example("P1", "Ada", "Lovelace", "ada@example.org");
+    p.groups = vec![g.id.clone()];
+    n.create_person(p).await.unwrap();
+    let jobs = n.claim_for(10, &[], &[]).await.unwrap().jobs;
+    assert!(n.finish_failed(&jobs[0], "boom").await.unwrap());
+    assert_eq!(n.retry_failed(scoped).await.unwrap(), 1);
+    let again = n.claim_for(10, &[], &[]).await.unwrap().jobs;
+    n.finish_done(&again.iter().map(done).collect::<Vec<_>>()).await.unwrap();
+    assert!(n.log(&LogFilter { ok: Some(false), ..Default::default() }, 10).await.unwrap().iter().any(|e| e.message == "boom"));
+
+    // Scoping the target to another group: the one that left is removed
+    // there, the one that entered added.
+    let other = n.create_group(Group { id: "G2".into(), name: "Other".into(), description: None }, &[]).await.unwrap();
+    n.update_target(scoped, &target("Scoped", s, Scope { groups: vec![other.id.clone()], ..Scope::default() })).await.unwrap();
+    let queued: Vec<(String, String)> =
+        db.query("SELECT group_id, action FROM group_jobs WHERE state = 'queued' ORDER BY group_id", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(queued, vec![("G1".to_string(), GroupAction::Deleted.as_str().to_string()), ("G2".to_string(), GroupAction::Added.as_str().to_string())]);
+    n.update_target(scoped, &target("Scoped", s, Scope::default())).await.unwrap();
+
+    // A group's deletion: its member leaves it.
+    n.delete_group(&g.id).await.unwrap();
+    assert!(n.person("P1").await.unwrap().groups.is_empty());
+    assert!(matches!(n.group(&g.id).await, Err(StoreError::NotFound(_))));
+
+    // As an admin; held removals confirmed.
+    assert!(n.reprovision_person_as("P1", scoped, Some(admin)).await.unwrap());
+    let acting: Option<i64> = db.query_one("SELECT acting_admin FROM jobs WHERE person_id = 'P1' ORDER BY id DESC LIMIT 1", &[]).await.unwrap().get(0);
+    assert_eq!(acting, Some(admin));
+    assert_eq!(n.reprovision_person("P1").await.unwrap(), 1);
+    n.set_safeguards(scoped, &Safeguards { removal_threshold: Some(0), api_share: None, concurrency: None }, true).await.unwrap();
+    let pending = n.claim_for(10, &[], &[]).await.unwrap().jobs;
+    n.finish_done(&pending.iter().map(done).collect::<Vec<_>>()).await.unwrap();
+    n.delete_person("P1").await.unwrap();
+    assert!(n.claim_for(10, &[], &[]).await.unwrap().jobs.is_empty(), "held: over a threshold of 0");
+    assert_eq!(n.confirm_removals(scoped).await.unwrap(), 1);
+    assert_eq!(n.claim_for(10, &[], &[]).await.unwrap().jobs.len(), 1);
+
+    n.record_usage(scoped, 10, 100).await.unwrap();
+    assert_eq!(n.usage_series(scoped, 0).await.unwrap().len(), 1);
+    assert_eq!(n.prune_log(-60_000).await.unwrap() > 0, true, "everything is older than a minute from now");
+    n.delete_target(scoped).await.unwrap();
+    assert!(matches!(n.target(scoped).await, Err(StoreError::NotFound(_))));
+}

@@ -122,7 +122,7 @@ impl PgStore {
             .client()
             .await?
             .query_opt(
-                "UPDATE sessions s SET flash = NULL FROM (SELECT token_hash, flash FROM sessions WHERE token_hash = $1 FOR UPDATE) old
+                "UPDATE sessions s SET flash = NULL FROM (SELECT token_hash, flash FROM sessions WHERE token_hash = $1 FOR NO KEY UPDATE) old
                  WHERE s.token_hash = old.token_hash RETURNING old.flash",
                 &[&token_hash],
             )

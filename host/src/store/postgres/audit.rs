@@ -15,14 +15,15 @@ impl PgStore {
         Ok(())
     }
 
-    /// The trail, newest first, filtered, at most `limit` entries.
+    /// The trail, newest first, filtered (the action by prefix, any case,
+    /// as SQLite's LIKE), at most `limit` entries.
     pub async fn audit_entries(&self, f: &AuditFilter, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = self
             .client()
             .await?
             .query(
                 "SELECT id, at, actor, action, subject, detail FROM audit
-                 WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR starts_with(action, $2))
+                 WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action ILIKE $2 || '%')
                    AND ($3::bigint IS NULL OR at >= $3) AND ($4::bigint IS NULL OR id < $4)
                  ORDER BY id DESC LIMIT $5",
                 &[&f.actor, &f.action, &f.since, &f.before, &(limit as i64)],

@@ -50,7 +50,7 @@ impl PgStore {
             .query_opt(
                 &format!(
                     "UPDATE bulk_batches b SET poll_at = {DB_NOW_MS} + $1, polls = b.polls + 1
-                     FROM (SELECT id FROM bulk_batches WHERE poll_at <= {DB_NOW_MS} ORDER BY poll_at LIMIT 1 FOR UPDATE SKIP LOCKED) due
+                     FROM (SELECT id FROM bulk_batches WHERE poll_at <= {DB_NOW_MS} ORDER BY poll_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) due
                      WHERE b.id = due.id RETURNING b.id, b.target_id, b.reference, b.polls - 1, b.failures, b.settings"
                 ),
                 &[&POLL_LEASE_MS],
@@ -134,7 +134,7 @@ impl PgStore {
                    SELECT j.id FROM group_jobs j JOIN targets t ON t.id = j.target_id
                    WHERE j.state = 'queued' AND j.not_before <= $1 AND t.enabled
                      AND NOT EXISTS (SELECT 1 FROM group_jobs e WHERE e.group_id = j.group_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')
-                   ORDER BY j.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED
+                   ORDER BY j.id LIMIT 1 FOR NO KEY UPDATE OF j SKIP LOCKED
                  )
                  UPDATE group_jobs j SET state = 'running', claimed_by = $2, claim_seq = j.claim_seq + 1, lease_until = now() + $3::bigint * interval '1 millisecond'
                  FROM ready WHERE j.id = ready.id

@@ -161,7 +161,7 @@ impl PgStore {
     pub async fn promote_next_key(&self, server_id: i64, expected: i64) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let next = tx.query_opt("SELECT id FROM signing_keys WHERE server_id = $1 AND state = 'next' FOR UPDATE", &[&server_id]).await?;
+        let next = tx.query_opt("SELECT id FROM signing_keys WHERE server_id = $1 AND state = 'next' FOR NO KEY UPDATE", &[&server_id]).await?;
         let Some(next) = next.map(|r| r.get::<_, i64>(0)).filter(|n| *n == expected) else { return Ok(false) };
         tx.execute("DELETE FROM signing_keys WHERE server_id = $1 AND state = 'current'", &[&server_id]).await?;
         tx.execute("UPDATE signing_keys SET state = 'current' WHERE id = $1", &[&next]).await?;

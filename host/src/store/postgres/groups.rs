@@ -28,7 +28,11 @@ impl PgStore {
         }
         tx.execute("INSERT INTO groups (id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)", &[&g.id, &g.name, &g.description, &now_ms()])
             .await
-            .map_err(|e| conflict(e, || format!("a group named '{}' exists already", g.name)))?;
+            .map_err(|e| {
+                // The id made by another node meanwhile, or the name taken.
+                let id_taken = e.as_db_error().and_then(|d| d.constraint()) == Some("groups_pkey");
+                conflict(e, || if id_taken { format!("the group id {} is taken", g.id) } else { format!("a group named '{}' exists already", g.name) })
+            })?;
         Self::enqueue_group(&tx, &g.id, GroupAction::Added).await?;
         Self::set_members_in(&tx, &g.id, members).await?;
         tx.commit().await?;
@@ -40,6 +44,7 @@ impl PgStore {
     pub async fn update_group(&self, g: &Group, members: Option<&[String]>) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        Self::lock_group(&tx, &g.id).await?;
         let old = Self::live_group(&tx, &g.id).await?;
         let mut changed = false;
         if old != *g {
@@ -61,12 +66,15 @@ impl PgStore {
     pub async fn delete_group(&self, id: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        Self::lock_group(&tx, id).await?;
         Self::live_group(&tx, id).await?;
         let targets = Self::lite_targets(&tx).await?;
+        // The group's own members-changed is moot: it is being deleted.
+        let mut changed = BTreeSet::new();
         for person in Self::member_ids(&tx, id).await? {
             let Some(mut p) = Self::stored_person(&tx, &person).await? else { continue };
             p.groups.retain(|g| g != id);
-            Self::write_person(&tx, &p, now_ms(), false).await?;
+            Self::write_person(&tx, &p, now_ms(), false, &mut changed).await?;
             Self::enqueue_person(&tx, &targets, &p, Action::Updated).await?;
         }
         tx.execute("UPDATE groups SET deleted = TRUE, updated_at = $2 WHERE id = $1", &[&id, &now_ms()]).await?;
@@ -88,6 +96,7 @@ impl PgStore {
     pub async fn set_group_members(&self, id: &str, members: &[String]) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        Self::lock_group(&tx, id).await?;
         Self::live_group(&tx, id).await?;
         Self::set_members_in(&tx, id, members).await?;
         tx.commit().await?;
@@ -98,9 +107,7 @@ impl PgStore {
     pub async fn change_group_members(&self, id: &str, join: &[String], leave: &[String]) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // The group's row locked: two changes of its members at once are
-        // applied one after the other, neither lost.
-        tx.execute("SELECT 1 FROM groups WHERE id = $1 FOR UPDATE", &[&id]).await?;
+        Self::lock_group(&tx, id).await?;
         Self::live_group(&tx, id).await?;
         let mut members: BTreeSet<String> = Self::member_ids(&tx, id).await?.into_iter().collect();
         members.extend(join.iter().cloned());
@@ -117,6 +124,7 @@ impl PgStore {
         let before: BTreeSet<String> = Self::member_ids(tx, id).await?.into_iter().collect();
         let targets = Self::lite_targets(tx).await?;
         let mut changed = false;
+        let mut groups = BTreeSet::new();
         let moving: Vec<&String> = before.iter().filter(|p| !now.contains(p)).chain(now.iter().copied().filter(|p| !before.contains(*p))).collect();
         for person in moving {
             let mut p = Self::stored_person(tx, person)
@@ -129,10 +137,11 @@ impl PgStore {
             } else {
                 p.groups.retain(|g| g != id);
             }
-            Self::write_person(tx, &p, now_ms(), false).await?;
+            Self::write_person(tx, &p, now_ms(), false, &mut groups).await?;
             Self::enqueue_person(tx, &targets, &p, Action::Updated).await?;
             changed = true;
         }
+        Self::members_changed(tx, &groups).await?;
         Ok(changed)
     }
 
@@ -200,7 +209,7 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let was: bool = tx
-            .query_opt("SELECT provisions_groups FROM targets WHERE id = $1 FOR UPDATE", &[&target])
+            .query_opt("SELECT provisions_groups FROM targets WHERE id = $1 FOR NO KEY UPDATE", &[&target])
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("target {target}")))?
             .get(0);
@@ -240,12 +249,27 @@ impl PgStore {
                     Some(id) => id.clone(),
                     None => {
                         let group = crate::store::groups::group_named(&p.id, g)?;
-                        tx.execute("INSERT INTO groups (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)", &[&group.id, &group.name, &now])
-                            .await
-                            .map_err(|e| conflict(e, || format!("the group '{}' was made by someone else meanwhile; import again", group.name)))?;
-                        Self::enqueue_group(&tx, &group.id, GroupAction::Added).await?;
-                        known.insert(group.name.to_lowercase(), group.id.clone());
-                        group.id
+                        // A group of that name made by another node meanwhile
+                        // is used instead (the name is unique in any case).
+                        let made = tx
+                            .query_opt(
+                                "INSERT INTO groups (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) ON CONFLICT DO NOTHING RETURNING id",
+                                &[&group.id, &group.name, &now],
+                            )
+                            .await?;
+                        let id = match made {
+                            Some(_) => {
+                                Self::enqueue_group(&tx, &group.id, GroupAction::Added).await?;
+                                group.id
+                            }
+                            None => tx
+                                .query_opt("SELECT id FROM groups WHERE NOT deleted AND lower(name) = lower($1)", &[&group.name])
+                                .await?
+                                .map(|r| r.get(0))
+                                .ok_or_else(|| StoreError::Conflict(format!("the group '{}' could not be made; import again", group.name)))?,
+                        };
+                        known.insert(group.name.to_lowercase(), id.clone());
+                        id
                     }
                 };
                 *g = id;
@@ -281,6 +305,14 @@ impl PgStore {
         Ok(())
     }
 
+    /// Locks the group's row: two changes of one group's members (or a
+    /// deletion) apply one after the other, neither lost. Taken before any
+    /// person's row.
+    async fn lock_group(tx: &Transaction<'_>, id: &str) -> Result<(), StoreError> {
+        tx.execute("SELECT 1 FROM groups WHERE id = $1 FOR NO KEY UPDATE", &[&id]).await?;
+        Ok(())
+    }
+
     async fn live_group(tx: &Transaction<'_>, id: &str) -> Result<Group, StoreError> {
         let row = tx.query_opt("SELECT id, name, description FROM groups WHERE id = $1 AND NOT deleted", &[&id]).await?;
         row.map(|r| Group { id: r.get(0), name: r.get(1), description: r.get(2) }).ok_or_else(|| StoreError::NotFound(format!("group {id}")))
@@ -302,14 +334,15 @@ impl PgStore {
 
     /// Writes `p`'s memberships to the index (every group named must
     /// exist); the groups joined or left get `members-changed`.
-    pub(super) async fn write_memberships(tx: &Transaction<'_>, p: &Person) -> Result<(), StoreError> {
+    pub(super) async fn write_memberships(tx: &Transaction<'_>, p: &Person, changed: &mut BTreeSet<String>) -> Result<(), StoreError> {
         let before: BTreeSet<String> = tx.query("SELECT group_id FROM group_members WHERE person_id = $1", &[&p.id]).await?.iter().map(|r| r.get(0)).collect();
         let after: BTreeSet<String> = if p.status == Status::Deleted { BTreeSet::new() } else { p.groups.iter().cloned().collect() };
         if before == after {
             return Ok(());
         }
         for g in after.difference(&before) {
-            let live: Option<bool> = tx.query_opt("SELECT deleted FROM groups WHERE id = $1", &[&g]).await?.map(|r| r.get(0));
+            // FOR SHARE: the group cannot be deleted until this commits.
+            let live: Option<bool> = tx.query_opt("SELECT deleted FROM groups WHERE id = $1 FOR SHARE", &[&g]).await?.map(|r| r.get(0));
             if live != Some(false) {
                 return Err(StoreError::NotFound(format!("group {g} (named in the groups of person {})", p.id)));
             }
@@ -318,8 +351,28 @@ impl PgStore {
         for g in before.difference(&after) {
             tx.execute("DELETE FROM group_members WHERE group_id = $1 AND person_id = $2", &[&g, &p.id]).await?;
         }
-        for g in before.symmetric_difference(&after) {
+        changed.extend(before.symmetric_difference(&after).cloned());
+        Ok(())
+    }
+
+    /// Queues `members-changed` for `groups`, at the end of the transaction
+    /// that changed them, in (group, target) order: their pairs' rows are
+    /// the last locks it takes, in one order, so two such transactions
+    /// never wait on each other in turn.
+    pub(super) async fn members_changed(tx: &Transaction<'_>, groups: &BTreeSet<String>) -> Result<(), StoreError> {
+        for g in groups {
             Self::enqueue_group(tx, g, GroupAction::MembersChanged).await?;
+        }
+        Ok(())
+    }
+
+    /// Locks the rows of the groups a person names (`FOR SHARE`, in id
+    /// order) before the person's: a group cannot be deleted while someone
+    /// joins it, and locks are taken groups first, people next, as a
+    /// group's own changes take them.
+    pub(super) async fn lock_groups(tx: &Transaction<'_>, ids: &[String]) -> Result<(), StoreError> {
+        if !ids.is_empty() {
+            tx.execute("SELECT 1 FROM groups WHERE id = ANY($1) ORDER BY id FOR SHARE", &[&ids]).await?;
         }
         Ok(())
     }
@@ -327,7 +380,9 @@ impl PgStore {
     /// A person's record on `target` is now `remote` (none: removed): the
     /// groups of theirs the target has get `members-changed` when that
     /// changes who the target knows as members.
-    pub(super) async fn member_changed_on(tx: &Transaction<'_>, person: &str, target: i64, remote: Option<&str>) -> Result<(), StoreError> {
+    /// The (group, target) pairs to queue are added to `pairs`, for the
+    /// caller to queue last, in order.
+    pub(super) async fn member_changed_on(tx: &Transaction<'_>, person: &str, target: i64, remote: Option<&str>, pairs: &mut BTreeSet<(String, i64)>) -> Result<(), StoreError> {
         let rows = tx
             .query(
                 "SELECT m.group_id, pg.members, t.scope FROM group_members m
@@ -345,7 +400,7 @@ impl PgStore {
             let sent: Vec<Member> = serde_json::from_str(&sent).unwrap_or_default();
             let known = sent.iter().find(|(p, _, _)| p == person).map(|(_, t, id)| format!("{t} {id}"));
             if known.as_deref() != remote {
-                Self::enqueue_group_one(tx, &group, target, GroupAction::MembersChanged).await?;
+                pairs.insert((group, target));
             }
         }
         Ok(())

@@ -1,8 +1,9 @@
 //! Key rotation on PostgreSQL: every sealed value re-sealed under the new
 //! key, and the database's recorded fingerprint changed to the new key's,
 //! in one transaction. Nodes still holding the old key then refuse to
-//! start (and running ones can open nothing new): every node is restarted
-//! with the new key.
+//! start. Stop every node first: one still running would keep sealing new
+//! values (a new target's settings, a fresh token) under the old key,
+//! which nothing could open afterwards. Then start each with the new key.
 
 use super::PgStore;
 use crate::secrets::SecretBox;
@@ -18,7 +19,7 @@ impl PgStore {
         let mut count = 0;
         for (table, key_column, column) in SEALED {
             let rows = tx
-                .query(&format!("SELECT CAST({key_column} AS TEXT), {column} FROM {table} WHERE {column} IS NOT NULL AND length({column}) > 0 FOR UPDATE"), &[])
+                .query(&format!("SELECT CAST({key_column} AS TEXT), {column} FROM {table} WHERE {column} IS NOT NULL AND length({column}) > 0 FOR NO KEY UPDATE"), &[])
                 .await?;
             for r in rows {
                 let (key, sealed): (String, Vec<u8>) = (r.get(0), r.get(1));

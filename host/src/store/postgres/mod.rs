@@ -176,6 +176,12 @@ impl PgStore {
                 &[&self.node, &self.lease_ms()],
             )
             .await?;
+        // Group jobs it runs keep their leases too.
+        tx.execute(
+            "UPDATE group_jobs SET lease_until = now() + $2::bigint * interval '1 millisecond' WHERE claimed_by = $1 AND state = 'running'",
+            &[&self.node, &self.lease_ms()],
+        )
+        .await?;
         tx.commit().await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }

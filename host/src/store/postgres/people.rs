@@ -1,7 +1,7 @@
 //! People on PostgreSQL: each change and the jobs it causes commit in one
 //! transaction, as on SQLite; a deleted person stays as a tombstone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
@@ -20,7 +20,9 @@ fn state_of(s: &str) -> Result<ProvState, StoreError> {
 impl PgStore {
     /// Writes `p` (a new row when `insert`); false when a new row's id was
     /// taken meanwhile by another node's transaction (nothing written).
-    pub(super) async fn write_person(tx: &Transaction<'_>, p: &Person, now: i64, insert: bool) -> Result<bool, StoreError> {
+    /// The groups joined or left go into `changed`, for the transaction to
+    /// queue at its end ([`PgStore::members_changed`]).
+    pub(super) async fn write_person(tx: &Transaction<'_>, p: &Person, now: i64, insert: bool, changed: &mut BTreeSet<String>) -> Result<bool, StoreError> {
         let data = serde_json::to_string(p).expect("plain data");
         let sql = if insert {
             "INSERT INTO people (id, status, sort_name, search, data, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING"
@@ -30,14 +32,14 @@ impl PgStore {
         if tx.execute(sql, &[&p.id, &p.status.as_str(), &p.display_name(), &p.search_text(), &data, &now]).await? == 0 {
             return Ok(false);
         }
-        Self::write_memberships(tx, p).await?;
+        Self::write_memberships(tx, p, changed).await?;
         Ok(true)
     }
 
     /// The stored person, the row locked: a change of one person waits for
     /// another's to commit, neither lost.
     pub(super) async fn stored_person(tx: &Transaction<'_>, id: &str) -> Result<Option<Person>, StoreError> {
-        let row = tx.query_opt("SELECT data FROM people WHERE id = $1 FOR UPDATE", &[&id]).await?;
+        let row = tx.query_opt("SELECT data FROM people WHERE id = $1 FOR NO KEY UPDATE", &[&id]).await?;
         row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(|e| StoreError::Unreadable(format!("record of person {id}: {e}")))).transpose()
     }
 
@@ -48,14 +50,17 @@ impl PgStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        Self::lock_groups(&tx, &p.groups).await?;
         if let Some(old) = Self::stored_person(&tx, &p.id).await? {
             let why = if old.status == Status::Deleted { "belonged to a deleted person; registry ids are never reused" } else { "is taken" };
             return Err(StoreError::Conflict(format!("the id {} {why}", p.id)));
         }
-        if !Self::write_person(&tx, &p, now_ms(), true).await? {
+        let mut changed = BTreeSet::new();
+        if !Self::write_person(&tx, &p, now_ms(), true, &mut changed).await? {
             return Err(StoreError::Conflict(format!("the id {} is taken", p.id)));
         }
         Self::enqueue_person(&tx, &Self::lite_targets(&tx).await?, &p, Action::Added).await?;
+        Self::members_changed(&tx, &changed).await?;
         tx.commit().await?;
         Ok(p)
     }
@@ -64,13 +69,16 @@ impl PgStore {
     pub async fn update_person(&self, p: &Person) -> Result<Option<Action>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        Self::lock_groups(&tx, &p.groups).await?;
         let old = Self::stored_person(&tx, &p.id).await?.filter(|o| o.status != Status::Deleted).ok_or_else(|| StoreError::NotFound(format!("person {}", p.id)))?;
         if old == *p {
             return Ok(None);
         }
         let action = Action::for_change(old.status, p.status);
-        Self::write_person(&tx, p, now_ms(), false).await?;
+        let mut changed = BTreeSet::new();
+        Self::write_person(&tx, p, now_ms(), false, &mut changed).await?;
         Self::enqueue_person(&tx, &Self::lite_targets(&tx).await?, p, action).await?;
+        Self::members_changed(&tx, &changed).await?;
         tx.commit().await?;
         Ok(Some(action))
     }
@@ -81,12 +89,14 @@ impl PgStore {
         let tx = client.transaction().await?;
         let mut p = Self::stored_person(&tx, id).await?.filter(|o| o.status != Status::Deleted).ok_or_else(|| StoreError::NotFound(format!("person {id}")))?;
         p.status = Status::Deleted;
-        Self::write_person(&tx, &p, now_ms(), false).await?;
+        let mut changed = BTreeSet::new();
+        Self::write_person(&tx, &p, now_ms(), false, &mut changed).await?;
         let known: HashSet<i64> =
             tx.query("SELECT target_id FROM provisioned WHERE person_id = $1 AND state <> 'not_in_scope'", &[&id]).await?.iter().map(|r| r.get(0)).collect();
         for t in Self::lite_targets(&tx).await?.into_iter().filter(|t| known.contains(&t.id)) {
             Self::enqueue_in(&tx, id, t.id, Action::Deleted, None).await?;
         }
+        Self::members_changed(&tx, &changed).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -120,10 +130,17 @@ impl PgStore {
                 p.id = crate::domain::new_id();
             }
             chunk.sort_by(|a, b| a.id.cmp(&b.id));
+            // The groups the chunk names, before any person (as a group's
+            // own changes take it).
+            let mut named: Vec<String> = chunk.iter().flat_map(|p| p.groups.iter().cloned()).collect();
+            named.sort();
+            named.dedup();
+            Self::lock_groups(&tx, &named).await?;
+            let mut changed = BTreeSet::new();
             for mut p in chunk {
                 let mut existing = Self::stored_person(&tx, &p.id).await?;
                 // Made by another import meanwhile: the row is there now.
-                if existing.is_none() && !Self::write_person(&tx, &p, now, true).await? {
+                if existing.is_none() && !Self::write_person(&tx, &p, now, true, &mut changed).await? {
                     existing = Self::stored_person(&tx, &p.id).await?;
                 } else if existing.is_none() {
                     Self::enqueue_person(&tx, &targets, &p, Action::Added).await?;
@@ -142,12 +159,13 @@ impl PgStore {
                     }
                     Some(old) if old == p => stats.unchanged += 1,
                     Some(old) => {
-                        Self::write_person(&tx, &p, now, false).await?;
+                        Self::write_person(&tx, &p, now, false, &mut changed).await?;
                         Self::enqueue_person(&tx, &targets, &p, Action::for_change(old.status, p.status)).await?;
                         stats.updated += 1;
                     }
                 }
             }
+            Self::members_changed(&tx, &changed).await?;
             tx.commit().await?;
             done += n;
             progress(done);

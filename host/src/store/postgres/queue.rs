@@ -1,6 +1,6 @@
 //! The job queue on PostgreSQL, correct across nodes.
 //!
-//! - **Claims** are one statement: ready jobs locked with `FOR UPDATE OF j
+//! - **Claims** are one statement: ready jobs locked with `FOR NO KEY UPDATE OF j
 //!   SKIP LOCKED` in a CTE (job rows only), marked running with the node,
 //!   a new claim sequence and a lease from the database's clock.
 //! - **Order per (person, target)**: a job is ready only when no earlier
@@ -16,9 +16,12 @@
 //!   drops one a later change of the same person supersedes, and fails one
 //!   taken back too often.
 //!
-//! Locks are taken pair row first, job rows second (a batch's pairs in
-//! (person, target) order), and runs' counters last in run order,
-//! everywhere but the claim, which takes job rows only.
+//! Locks are taken in one order everywhere: groups' rows (`FOR SHARE`),
+//! people's rows, pairs' rows (a batch's in (person, target) order), job
+//! rows, runs' counters (in run order), and the groups' pairs last (in
+//! (group, target) order); the claim takes job rows only. Row locks are
+//! `FOR NO KEY UPDATE`, which does not block the key-share locks foreign
+//! key checks take.
 //!
 //! A job a bulk batch holds stays with the batch, which a node polls
 //! under its own lease (`bulk.rs`): it is neither reset nor rescued here.
@@ -146,7 +149,7 @@ impl PgStore {
         }
         // The pair's row locked before it is read.
         let state: Option<String> = tx
-            .query_opt("SELECT state FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR UPDATE", &[&p.id, &target.id])
+            .query_opt("SELECT state FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR NO KEY UPDATE", &[&p.id, &target.id])
             .await?
             .map(|r| r.get(0));
         if matches!(state.as_deref(), Some("provisioned" | "pending" | "failed")) {
@@ -254,8 +257,8 @@ impl PgStore {
     /// pair's jobs takes first. False when there is none: the person or
     /// the target was deleted (their jobs with them), so there is nothing
     /// to finish.
-    async fn lock_pair(tx: &Transaction<'_>, person: &str, target: i64) -> Result<bool, StoreError> {
-        Ok(tx.execute("SELECT 1 FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR UPDATE", &[&person, &target]).await? > 0)
+    pub(super) async fn lock_pair(tx: &Transaction<'_>, person: &str, target: i64) -> Result<bool, StoreError> {
+        Ok(tx.execute("SELECT 1 FROM provisioned WHERE person_id = $1 AND target_id = $2 FOR NO KEY UPDATE", &[&person, &target]).await? > 0)
     }
 
     pub(super) async fn count_run_in(tx: &Transaction<'_>, run: i64, ok: bool) -> Result<(), StoreError> {
@@ -323,7 +326,7 @@ impl PgStore {
                          AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')
                          AND NOT (j.target_id = ANY($3))
                        ORDER BY j.id LIMIT $2
-                       FOR UPDATE OF j SKIP LOCKED
+                       FOR NO KEY UPDATE OF j SKIP LOCKED
                      ), first AS (
                        SELECT target_id, pause_level FROM picked ORDER BY id LIMIT 1
                      ), chosen AS (
@@ -376,7 +379,7 @@ impl PgStore {
                        WHERE j.target_id = $1 AND j.state = 'queued' AND j.not_before <= $2 AND NOT j.held AND j.action = ANY($4)
                          AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')
                        ORDER BY j.id LIMIT $3
-                       FOR UPDATE OF j SKIP LOCKED
+                       FOR NO KEY UPDATE OF j SKIP LOCKED
                      )
                      UPDATE jobs j SET state = 'running', bulk_batch = NULL, claimed_by = $5, claim_seq = j.claim_seq + 1,
                        lease_until = now() + $6::bigint * interval '1 millisecond'
@@ -428,7 +431,7 @@ impl PgStore {
         let durations: Vec<Option<i64>> = done.iter().map(|d| d.job.duration_ms).collect();
         tx.execute(
             "SELECT 1 FROM provisioned p JOIN unnest($1::text[], $2::bigint[]) AS b(person_id, target_id) USING (person_id, target_id)
-             ORDER BY p.person_id, p.target_id FOR UPDATE OF p",
+             ORDER BY p.person_id, p.target_id FOR NO KEY UPDATE OF p",
             &[&people, &targets],
         )
         .await?;
@@ -472,11 +475,13 @@ impl PgStore {
         // groups: those groups hear of it. Looked up once: most targets
         // provision no groups.
         let group_targets = Self::group_target_ids(&tx).await?;
+        let mut pairs = std::collections::BTreeSet::new();
         for d in done.iter().filter(|d| taken_set.contains(&d.job.id) && group_targets.contains(&d.job.target_id)) {
             let provisioned = !(d.remote.is_none() || d.removed);
             let member = d.remote.as_ref().filter(|_| provisioned).map(|(t, id)| format!("{t} {id}"));
-            Self::member_changed_on(&tx, &d.job.person_id, d.job.target_id, member.as_deref()).await?;
+            Self::member_changed_on(&tx, &d.job.person_id, d.job.target_id, member.as_deref(), &mut pairs).await?;
         }
+
         // Runs last, in id order.
         let mut runs: Vec<i64> = done.iter().filter(|d| taken_set.contains(&d.job.id)).filter_map(|d| d.job.run_id).collect();
         runs.sort_unstable();
@@ -487,6 +492,11 @@ impl PgStore {
             &[&runs, &now],
         )
         .await?;
+        // The groups' pairs last, in order (see `members_changed`): pairs,
+        // runs, group pairs, as every transaction takes them.
+        for (group, target) in &pairs {
+            Self::enqueue_group_one(&tx, group, *target, crate::domain::GroupAction::MembersChanged).await?;
+        }
         tx.commit().await?;
         Ok(taken.len())
     }
@@ -661,7 +671,7 @@ impl PgStore {
             // or another rescuer handled it.
             let Some(row) = tx
                 .query_opt(
-                    &format!("SELECT {JOB_COLUMNS}, j.rescues, j.claimed_by FROM jobs j WHERE j.id = $1 AND j.state = 'running' AND j.lease_until < now() FOR UPDATE"),
+                    &format!("SELECT {JOB_COLUMNS}, j.rescues, j.claimed_by FROM jobs j WHERE j.id = $1 AND j.state = 'running' AND j.lease_until < now() FOR NO KEY UPDATE"),
                     &[&id],
                 )
                 .await?

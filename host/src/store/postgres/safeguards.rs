@@ -88,9 +88,20 @@ impl PgStore {
             if queued + recent + already <= threshold.unwrap_or_else(|| automatic_threshold(provisioned)) {
                 continue;
             }
+            // Job rows only, skipping locked ones, as a claim takes them: a
+            // removal being queued right now is held by the next claim.
             let n = tx
-                .execute("UPDATE jobs SET held = TRUE WHERE target_id = $1 AND state = 'queued' AND action = 'deleted' AND NOT held AND NOT confirmed", &[&target])
+                .execute(
+                    "UPDATE jobs SET held = TRUE WHERE id IN (
+                       SELECT id FROM jobs WHERE target_id = $1 AND state = 'queued' AND action = 'deleted' AND NOT held AND NOT confirmed
+                       FOR NO KEY UPDATE SKIP LOCKED)",
+                    &[&target],
+                )
                 .await?;
+            if n == 0 {
+                // Another node's claim held them.
+                continue;
+            }
             tracing::warn!(target, held = n, "removals past the target's threshold wait for an admin's confirmation");
             held.push((target, n as usize));
         }
@@ -129,13 +140,17 @@ impl PgStore {
         let tx = client.transaction().await?;
         let message = format!("removal discarded by {admin}: the record stays in the remote system, no longer managed");
         let held = tx.query("SELECT id, person_id, run_id FROM jobs WHERE target_id = $1 AND held ORDER BY person_id", &[&target]).await?;
-        let mut runs = Vec::new();
+        let (mut runs, mut discarded) = (Vec::new(), 0);
         for r in &held {
             let job = Job { id: r.get(0), person_id: r.get(1), target_id: target, action: Action::Deleted, attempts: 0, run_id: r.get(2), failing_since: None, duration_ms: None, acting_admin: None, claim: 0 };
-            // The pair first, as everywhere.
+            // The pair first, as everywhere; a removal confirmed or replaced
+            // meanwhile is not discarded.
+            if !Self::lock_pair(&tx, &job.person_id, target).await? || tx.execute("DELETE FROM jobs WHERE id = $1 AND held", &[&job.id]).await? == 0 {
+                continue;
+            }
             Self::set_state_in(&tx, &job.person_id, target, ProvState::NotInScope, Some(&message)).await?;
-            tx.execute("DELETE FROM jobs WHERE id = $1 AND held", &[&job.id]).await?;
             Self::history_in(&tx, &job, true, &message, None).await?;
+            discarded += 1;
             runs.extend(job.run_id);
         }
         runs.sort_unstable();
@@ -143,7 +158,7 @@ impl PgStore {
             Self::count_run_in(&tx, run, true).await?;
         }
         tx.commit().await?;
-        Ok(held.len())
+        Ok(discarded)
     }
 
     /// A call for the target worked: its failure streak and pause end.
@@ -154,7 +169,7 @@ impl PgStore {
             .await?
             .query_opt(
                 "UPDATE targets t SET failures_in_row = 0, failing_since = NULL, pause_level = 0, paused_until = NULL, pause_reason = NULL
-                 FROM (SELECT id, pause_level FROM targets WHERE id = $1 FOR UPDATE) old WHERE t.id = old.id RETURNING old.pause_level",
+                 FROM (SELECT id, pause_level FROM targets WHERE id = $1 FOR NO KEY UPDATE) old WHERE t.id = old.id RETURNING old.pause_level",
                 &[&target],
             )
             .await?;

@@ -81,7 +81,7 @@ impl PgStore {
         let tx = client.transaction().await?;
         // The row locked: a renewal on another node finishes first, and its
         // tokens are then cleared with the rest.
-        let before = tx.query_opt("SELECT * FROM oauth2_servers WHERE id = $1 FOR UPDATE", &[&id]).await?.ok_or_else(|| StoreError::NotFound(format!("server {id}")))?;
+        let before = tx.query_opt("SELECT * FROM oauth2_servers WHERE id = $1 FOR NO KEY UPDATE", &[&id]).await?.ok_or_else(|| StoreError::NotFound(format!("server {id}")))?;
         let old_secret: Option<Vec<u8>> = before.get("client_secret");
         let before = server_of(&before)?;
         // A secret sealed under another key counts as different.

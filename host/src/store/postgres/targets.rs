@@ -64,7 +64,7 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let old: String =
-            tx.query_opt("SELECT scope FROM targets WHERE id = $1 FOR UPDATE", &[&id]).await?.ok_or_else(|| StoreError::NotFound(format!("target {id}")))?.get(0);
+            tx.query_opt("SELECT scope FROM targets WHERE id = $1 FOR NO KEY UPDATE", &[&id]).await?.ok_or_else(|| StoreError::NotFound(format!("target {id}")))?.get(0);
         tx.execute(
             "UPDATE targets SET name = $1, plugin = $2, server_id = $3, settings = $4, enabled = $5, scope = $6, updated_at = $7 WHERE id = $8",
             &[&input.name, &input.plugin, &input.server_id, &sealed, &input.enabled, &serde_json::to_string(&input.scope).expect("plain data"), &now_ms(), &id],
@@ -114,36 +114,41 @@ impl PgStore {
         let run: i64 = tx.query_one("INSERT INTO runs (target_id, total, started_at) VALUES ($1, 0, $2) RETURNING id", &[&target_id, &now]).await?.get(0);
         let total = if lite.scope.is_everyone() {
             // Set-based, as on SQLite: no person read into the program. The
-            // pairs' rows are written (locked) first, in id order.
-            const LIVE: &str = "SELECT id FROM people WHERE status <> 'deleted'";
+            // pairs' rows are written (locked) first, in id order, and the
+            // people so locked are the ones the later statements touch: one
+            // made meanwhile queues their own job.
+            let ids: Vec<String> = tx
+                .query(
+                    "INSERT INTO provisioned (person_id, target_id, state, message, updated_at)
+                     SELECT id, $1, 'pending', NULL, $2 FROM people WHERE status <> 'deleted' ORDER BY id
+                     ON CONFLICT (person_id, target_id) DO UPDATE SET state = excluded.state, message = excluded.message, updated_at = excluded.updated_at
+                     RETURNING person_id",
+                    &[&target_id, &now],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
             tx.execute(
-                &format!(
-                    "INSERT INTO provisioned (person_id, target_id, state, message, updated_at) SELECT id, $1, 'pending', NULL, $2 FROM ({LIVE} ORDER BY id) live
-                     ON CONFLICT (person_id, target_id) DO UPDATE SET state = excluded.state, message = excluded.message, updated_at = excluded.updated_at"
-                ),
-                &[&target_id, &now],
+                "UPDATE runs SET done = runs.done + s.n,
+                     finished_at = CASE WHEN runs.done + runs.failed + s.n >= runs.total AND runs.finished_at IS NULL THEN $3 ELSE runs.finished_at END
+                 FROM (SELECT run_id AS run, count(*) AS n FROM jobs
+                       WHERE target_id = $1 AND state = 'queued' AND run_id IS NOT NULL AND run_id <> $2 AND person_id = ANY($4)
+                       GROUP BY run_id) AS s
+                 WHERE runs.id = s.run",
+                &[&target_id, &run, &now, &ids],
             )
             .await?;
+            tx.execute("DELETE FROM jobs WHERE target_id = $1 AND state IN ('queued', 'failed') AND person_id = ANY($2)", &[&target_id, &ids]).await?;
             tx.execute(
-                &format!(
-                    "UPDATE runs SET done = runs.done + s.n,
-                         finished_at = CASE WHEN runs.done + runs.failed + s.n >= runs.total AND runs.finished_at IS NULL THEN $3 ELSE runs.finished_at END
-                     FROM (SELECT run_id AS run, count(*) AS n FROM jobs
-                           WHERE target_id = $1 AND state = 'queued' AND run_id IS NOT NULL AND run_id <> $2 AND person_id IN ({LIVE})
-                           GROUP BY run_id) AS s
-                     WHERE runs.id = s.run"
-                ),
-                &[&target_id, &run, &now],
-            )
-            .await?;
-            tx.execute(&format!("DELETE FROM jobs WHERE target_id = $1 AND state IN ('queued', 'failed') AND person_id IN ({LIVE})"), &[&target_id]).await?;
-            tx.execute(
-                &format!("INSERT INTO jobs (person_id, target_id, action, run_id, created_at) SELECT id, $1, $2, $3, $4 FROM ({LIVE} ORDER BY id) live"),
-                &[&target_id, &Action::Reprovision.as_str(), &run, &now],
+                "INSERT INTO jobs (person_id, target_id, action, run_id, created_at) SELECT id, $1, $2, $3, $4 FROM unnest($5::text[]) AS id ORDER BY id",
+                &[&target_id, &Action::Reprovision.as_str(), &run, &now, &ids],
             )
             .await? as i64
         } else {
-            let rows = tx.query("SELECT data FROM people WHERE status <> 'deleted' ORDER BY id", &[]).await?;
+            // Each person read under their row's lock: one changed meanwhile
+            // is queued as they are after that change.
+            let rows = tx.query("SELECT data FROM people WHERE status <> 'deleted' ORDER BY id FOR NO KEY UPDATE", &[]).await?;
             let mut total = 0i64;
             for r in rows {
                 // An unreadable stored person is skipped; their page says why.
