@@ -598,3 +598,31 @@ async fn a_finished_batch_records_states_history_and_its_run() {
     assert_eq!(done_n, 3);
     assert!(finished.is_some(), "the run is finished");
 }
+
+/// A live node's upkeep keeps its claims past their lease; once it dies
+/// (its upkeep stops), another node's upkeep takes the job back after the
+/// lease runs out, and the job can be claimed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upkeep_keeps_a_live_nodes_claims_and_rescues_a_dead_ones() {
+    let Some(url) = database().await else { return };
+    let db = connect(&url).await;
+    let (a, b) = (node(&url, "a", 1_500).await, node(&url, "b", 1_500).await);
+    let target = seed(&db, 1, 1).await[0];
+    a.enqueue("P1", target, Action::Added, None).await.unwrap();
+    let (upkeep_a, _upkeep_b) = (a.start_upkeep(), b.start_upkeep());
+    let job = a.claim_for(1, &[], &[]).await.unwrap().jobs.remove(0);
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running' AND claimed_by = 'a'").await, 1, "renewed past its 1.5 s lease");
+    assert!(upkeep_a.held().borrow().contains(&(job.id, job.claim)));
+    drop(upkeep_a);
+    let mut rescued = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if count(&db, "SELECT count(*) FROM jobs WHERE state = 'queued' AND rescues = 1").await == 1 {
+            rescued = true;
+            break;
+        }
+    }
+    assert!(rescued, "b's upkeep took the dead node's job back");
+    assert_eq!(b.claim_for(1, &[], &[]).await.unwrap().jobs[0].claim, job.claim + 1);
+}

@@ -21,8 +21,10 @@ mod admins;
 mod audit;
 mod bulk;
 mod credentials;
+mod enqueue;
 mod groups;
 mod keys;
+mod leases;
 mod log;
 mod people;
 mod safeguards;
@@ -30,7 +32,8 @@ mod servers;
 mod targets;
 pub mod wakeups;
 
-pub use queue::{Claimed, Rescued};
+pub use leases::{Rescued, Upkeep};
+pub use queue::Claimed;
 pub use wakeups::{Topic, Wakeups};
 
 /// How the store shares the database with other nodes.
