@@ -31,7 +31,7 @@ pub fn random_password() -> String {
 }
 
 /// Creates an admin with an argon2id hash of `password`.
-pub fn create_admin(store: &Store, username: &str, password: &str) -> Result<i64, AdminError> {
+pub async fn create_admin(store: &Store, username: &str, password: &str) -> Result<i64, AdminError> {
     let ok_name = !username.is_empty() && username.len() <= 64 && username.chars().all(|c| c.is_ascii_alphanumeric() || ".-_@".contains(c));
     if !ok_name {
         return Err(AdminError::BadUsername);
@@ -39,17 +39,30 @@ pub fn create_admin(store: &Store, username: &str, password: &str) -> Result<i64
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AdminError::WeakPassword);
     }
-    Ok(store.create_admin(username, &hash(password))?)
+    Ok(store.create_admin(username, &hash(password).await).await?)
 }
 
-fn hash(password: &str) -> String {
+/// An argon2id hash, computed off the async workers (it takes tens of ms
+/// of CPU by design).
+async fn hash(password: &str) -> String {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || hash_now(&password)).await.expect("hashing does not panic")
+}
+
+/// Whether `password` matches `hash`, checked off the async workers.
+async fn verify(password: &str, hash: &str) -> bool {
+    let (password, hash) = (password.to_string(), hash.to_string());
+    tokio::task::spawn_blocking(move || verify_now(&password, &hash)).await.unwrap_or(false)
+}
+
+fn hash_now(password: &str) -> String {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the OS has randomness");
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
     Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default parameters").to_string()
 }
 
-fn verify(password: &str, hash: &str) -> bool {
+fn verify_now(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
@@ -72,10 +85,10 @@ pub enum PasswordChangeError {
 
 /// Changes an admin's password after checking the current one, and ends
 /// every other session of theirs; `keep` (the session asking) stays.
-pub fn change_password(store: &Store, keep: &Session, current: &str, new: &str, confirm: &str) -> Result<(), PasswordChangeError> {
+pub async fn change_password(store: &Store, keep: &Session, current: &str, new: &str, confirm: &str) -> Result<(), PasswordChangeError> {
     let admin_id = keep.admin_id;
-    let stored = store.admin_password_hash(admin_id)?.unwrap_or_default();
-    if !verify(current, &stored) {
+    let stored = store.admin_password_hash(admin_id).await?.unwrap_or_default();
+    if !verify(current, &stored).await {
         return Err(PasswordChangeError::WrongCurrent);
     }
     if new.chars().count() < MIN_PASSWORD_LEN {
@@ -84,39 +97,38 @@ pub fn change_password(store: &Store, keep: &Session, current: &str, new: &str, 
     if new != confirm {
         return Err(PasswordChangeError::Mismatch);
     }
-    store.set_password(admin_id, &hash(new), Some(&keep.token_hash))?;
+    store.set_password(admin_id, &hash(new).await, Some(&keep.token_hash)).await?;
     Ok(())
 }
 
 /// Ends every session of `keep`'s admin but `keep` itself.
-pub fn end_other_sessions(store: &Store, keep: &Session) -> Result<usize, StoreError> {
-    store.end_sessions(keep.admin_id, Some(&keep.token_hash))
+pub async fn end_other_sessions(store: &Store, keep: &Session) -> Result<usize, StoreError> {
+    store.end_sessions(keep.admin_id, Some(&keep.token_hash)).await
 }
 
 /// Checks a login; on success opens a session and returns its token.
-pub fn login(store: &Store, username: &str, password: &str) -> Result<Option<String>, StoreError> {
-    let Some((id, hash)) = store.admin(username)? else {
+pub async fn login(store: &Store, username: &str, password: &str) -> Result<Option<String>, StoreError> {
+    let Some((id, hash)) = store.admin(username).await? else {
         // Spend the same effort as a real check, so timing does not reveal names.
-        let _ = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0fU2Yc8WZbQqOYkD6i9m4F6Y0jE0kzQm0m7oXk8u5lQ")
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h));
+        let _ = verify(password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0fU2Yc8WZbQqOYkD6i9m4F6Y0jE0kzQm0m7oXk8u5lQ").await;
         return Ok(None);
     };
-    if !verify(password, &hash) {
+    if !verify(password, &hash).await {
         return Ok(None);
     }
     let token = random(32);
-    store.create_session(&token_hash(&token), id, &random(24), SESSION_TTL_MS)?;
+    store.create_session(&token_hash(&token), id, &random(24), SESSION_TTL_MS).await?;
     Ok(Some(token))
 }
 
 /// The session for a cookie token.
-pub fn session(store: &Store, token: &str) -> Result<Option<Session>, StoreError> {
-    store.session(&token_hash(token))
+pub async fn session(store: &Store, token: &str) -> Result<Option<Session>, StoreError> {
+    store.session(&token_hash(token)).await
 }
 
 /// Ends the session for a cookie token.
-pub fn logout(store: &Store, token: &str) -> Result<(), StoreError> {
-    store.delete_session(&token_hash(token))
+pub async fn logout(store: &Store, token: &str) -> Result<(), StoreError> {
+    store.delete_session(&token_hash(token)).await
 }
 
 /// Longest API token lifetime, in days (ten years).
@@ -124,7 +136,7 @@ pub const MAX_TOKEN_DAYS: u32 = 3650;
 
 /// Creates an API token: `name` is 1–64 printable characters; it expires
 /// after `days` if given. Returns the token, to be shown once.
-pub fn create_api_token(store: &Store, name: &str, days: Option<u32>) -> Result<String, TokenError> {
+pub async fn create_api_token(store: &Store, name: &str, days: Option<u32>) -> Result<String, TokenError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(TokenError::BadName);
@@ -134,7 +146,7 @@ pub fn create_api_token(store: &Store, name: &str, days: Option<u32>) -> Result<
         Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => Some(crate::store::now_ms() + i64::from(d) * 24 * 60 * 60 * 1000),
         Some(_) => return Err(TokenError::BadExpiry),
     };
-    Ok(store.create_api_token(name, expires_at)?)
+    Ok(store.create_api_token(name, expires_at).await?)
 }
 
 /// Why an API token was not made.
@@ -163,42 +175,42 @@ mod tests {
     use super::*;
     use crate::secrets::SecretBox;
 
-    #[test]
-    fn admins_log_in_with_the_right_password_only() {
+    #[tokio::test]
+    async fn admins_log_in_with_the_right_password_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), SecretBox::new(&[3; 32])).unwrap();
-        assert!(matches!(create_admin(&store, "admin", "short"), Err(AdminError::WeakPassword)));
-        assert!(matches!(create_admin(&store, "bad name", "long enough pw"), Err(AdminError::BadUsername)));
-        create_admin(&store, "admin", "correct horse battery").unwrap();
-        assert!(login(&store, "admin", "wrong password!").unwrap().is_none());
-        assert!(login(&store, "nobody", "correct horse battery").unwrap().is_none());
-        let token = login(&store, "admin", "correct horse battery").unwrap().unwrap();
-        let s = session(&store, &token).unwrap().unwrap();
+        assert!(matches!(create_admin(&store, "admin", "short").await, Err(AdminError::WeakPassword)));
+        assert!(matches!(create_admin(&store, "bad name", "long enough pw").await, Err(AdminError::BadUsername)));
+        create_admin(&store, "admin", "correct horse battery").await.unwrap();
+        assert!(login(&store, "admin", "wrong password!").await.unwrap().is_none());
+        assert!(login(&store, "nobody", "correct horse battery").await.unwrap().is_none());
+        let token = login(&store, "admin", "correct horse battery").await.unwrap().unwrap();
+        let s = session(&store, &token).await.unwrap().unwrap();
         assert_eq!(s.username, "admin");
         assert!(csrf_ok(&s, &s.csrf_token.clone()));
         assert!(!csrf_ok(&s, "forged"));
-        logout(&store, &token).unwrap();
-        assert!(session(&store, &token).unwrap().is_none());
+        logout(&store, &token).await.unwrap();
+        assert!(session(&store, &token).await.unwrap().is_none());
     }
 
-    #[test]
-    fn a_password_change_checks_the_current_one_and_ends_other_sessions() {
+    #[tokio::test]
+    async fn a_password_change_checks_the_current_one_and_ends_other_sessions() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), SecretBox::new(&[3; 32])).unwrap();
-        let id = create_admin(&store, "admin", "correct horse battery").unwrap();
-        let here = login(&store, "admin", "correct horse battery").unwrap().unwrap();
-        let here = session(&store, &here).unwrap().unwrap();
-        let elsewhere = login(&store, "admin", "correct horse battery").unwrap().unwrap();
-        assert!(matches!(change_password(&store, &here, "guess guess guess", "new password 1", "new password 1"), Err(PasswordChangeError::WrongCurrent)));
-        assert!(matches!(change_password(&store, &here, "correct horse battery", "short", "short"), Err(PasswordChangeError::WeakPassword)));
-        assert!(matches!(change_password(&store, &here, "correct horse battery", "new password 1", "new password 2"), Err(PasswordChangeError::Mismatch)));
-        assert!(session(&store, &elsewhere).unwrap().is_some(), "refused changes end nothing");
-        change_password(&store, &here, "correct horse battery", "new password 1", "new password 1").unwrap();
-        assert!(store.session(&here.token_hash).unwrap().is_some(), "the session that changed it stays");
-        assert!(session(&store, &elsewhere).unwrap().is_none(), "every other session ends");
-        assert!(login(&store, "admin", "correct horse battery").unwrap().is_none());
-        assert!(login(&store, "admin", "new password 1").unwrap().is_some());
-        assert_eq!(end_other_sessions(&store, &here).unwrap(), 1);
-        assert_eq!(store.session_count(id).unwrap(), 1);
+        let id = create_admin(&store, "admin", "correct horse battery").await.unwrap();
+        let here = login(&store, "admin", "correct horse battery").await.unwrap().unwrap();
+        let here = session(&store, &here).await.unwrap().unwrap();
+        let elsewhere = login(&store, "admin", "correct horse battery").await.unwrap().unwrap();
+        assert!(matches!(change_password(&store, &here, "guess guess guess", "new password 1", "new password 1").await, Err(PasswordChangeError::WrongCurrent)));
+        assert!(matches!(change_password(&store, &here, "correct horse battery", "short", "short").await, Err(PasswordChangeError::WeakPassword)));
+        assert!(matches!(change_password(&store, &here, "correct horse battery", "new password 1", "new password 2").await, Err(PasswordChangeError::Mismatch)));
+        assert!(session(&store, &elsewhere).await.unwrap().is_some(), "refused changes end nothing");
+        change_password(&store, &here, "correct horse battery", "new password 1", "new password 1").await.unwrap();
+        assert!(store.session(&here.token_hash).await.unwrap().is_some(), "the session that changed it stays");
+        assert!(session(&store, &elsewhere).await.unwrap().is_none(), "every other session ends");
+        assert!(login(&store, "admin", "correct horse battery").await.unwrap().is_none());
+        assert!(login(&store, "admin", "new password 1").await.unwrap().is_some());
+        assert_eq!(end_other_sessions(&store, &here).await.unwrap(), 1);
+        assert_eq!(store.session_count(id).await.unwrap(), 1);
     }
 }

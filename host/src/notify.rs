@@ -138,17 +138,17 @@ impl Notifier {
     /// Sends `event` in the background unless its condition was sent
     /// within the window.
     pub fn notify(self: &Arc<Self>, event: Event) {
-        let window = self.config.window.as_millis() as i64;
-        match self.store.claim_notification(&event.key(), window) {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not check the notification window");
-                return;
-            }
-        }
         let me = self.clone();
         tokio::spawn(async move {
+            let window = me.config.window.as_millis() as i64;
+            match me.store.claim_notification(&event.key(), window).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not check the notification window");
+                    return;
+                }
+            }
             if let Err(e) = me.send(&event).await {
                 tracing::warn!(event = %event.subject(), error = %format!("{e:#}"), "a notification could not be sent");
             }

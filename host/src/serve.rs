@@ -161,8 +161,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let plugins = Arc::new(plugins);
     let oauth = OAuth::new(store.clone(), plugins.clone(), &public_url, runtime_config.insecure_loopback);
 
-    let created_admin = bootstrap_admin(&store, config.demo)?;
-    let emulator = if config.demo { Some(demo(&store, &oauth, &names)?) } else { None };
+    let created_admin = bootstrap_admin(&store, config.demo).await?;
+    let emulator = if config.demo { Some(demo(&store, &oauth, &names).await?) } else { None };
 
     anyhow::ensure!(
         config.engine.retry_horizon > config.engine.backoff_base,
@@ -173,7 +173,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let engine = Engine::new(store.clone(), plugins.clone(), oauth.clone(), config.engine.clone());
     engine.refresh_removal_effects().await?;
     engine.refresh_group_targets().await?;
-    let resumed = engine.start()?;
+    let resumed = engine.start().await?;
     let app = App::new(store.clone(), oauth, plugins.clone(), engine.clone(), public_url.starts_with("https://")).allow_hosts(host_names(&public_url, addr));
     let router = web::router(Arc::new(app));
     let server = tokio::spawn(web::serve(listener, router, config.web.clone()));
@@ -199,8 +199,8 @@ fn host_names(public_url: &str, addr: SocketAddr) -> Vec<String> {
 
 /// Creates the first admin from `REGISTRY_HOST_ADMIN_USER` /
 /// `REGISTRY_HOST_ADMIN_PASSWORD`, or, for the demo, with a random password.
-fn bootstrap_admin(store: &Store, demo: bool) -> anyhow::Result<Option<(String, Option<String>)>> {
-    if store.admin_count()? > 0 {
+async fn bootstrap_admin(store: &Store, demo: bool) -> anyhow::Result<Option<(String, Option<String>)>> {
+    if store.admin_count().await? > 0 {
         return Ok(None);
     }
     let user = std::env::var("REGISTRY_HOST_ADMIN_USER").unwrap_or_else(|_| "admin".into());
@@ -212,15 +212,15 @@ fn bootstrap_admin(store: &Store, demo: bool) -> anyhow::Result<Option<(String, 
             return Ok(None);
         }
     };
-    auth::create_admin(store, &user, &password).context("creating the first admin")?;
+    auth::create_admin(store, &user, &password).await.context("creating the first admin")?;
     Ok(Some((user, generated.then_some(password))))
 }
 
 /// Starts the emulator and points a server at it (re-pointed on every start,
 /// since the emulator's ports and tokens are new each time).
-fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emulator> {
+async fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emulator> {
     let emulator = Emulator::start(Seed::demo(vec![])).context("starting the Salesforce emulator")?;
-    let existing = store.servers()?.into_iter().find(|s| s.name == DEMO_SERVER);
+    let existing = store.servers().await?.into_iter().find(|s| s.name == DEMO_SERVER);
     let input = ServerInput {
         name: DEMO_SERVER.into(),
         description: "Points at the bundled Salesforce emulator; no Salesforce account needed.".into(),
@@ -236,11 +236,11 @@ fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emul
         token_url: None,
     };
     let id = match existing {
-        Some(s) => store.update_server(s.id, &input)?.id,
-        None => store.create_server(&input)?,
+        Some(s) => store.update_server(s.id, &input).await?.id,
+        None => store.create_server(&input).await?,
     };
     emulator.add_callback_url(DEMO_CONSUMER_KEY, &oauth.redirect_uri(id)).map_err(anyhow::Error::msg)?;
-    if store.targets()?.is_empty() {
+    if store.targets().await?.is_empty() {
         store.create_target(&TargetInput {
             name: DEMO_TARGET.into(),
             plugin: input.plugin.clone(),
@@ -248,7 +248,7 @@ fn demo(store: &Store, oauth: &OAuth, plugins: &[String]) -> anyhow::Result<Emul
             settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into())],
             enabled: true,
             scope: Scope::default(),
-        })?;
+        }).await?;
     }
     Ok(emulator)
 }

@@ -219,13 +219,13 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
     };
     let mut input = ServerInput::for_config("Emulator", plugin.name(), &server_config);
     input.api_hosts = vec![HostPattern::exact(&Origin::of_url(&emu.instance_url)?).to_string()];
-    let server = store.create_server(&input)?;
+    let server = store.create_server(&input).await?;
     // Made and imported a slice at a time, so the bench's own people do not
     // count in the host's peak memory.
     let started = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
         let people: Vec<Person> = chunk.iter().map(|i| Person::example(&format!("P{i:07}"), "Bench", &format!("Person {i}"), &format!("p{i}@example.org"))).collect();
-        store.import_people(people, |_| {})?;
+        store.import_people(people, |_| {}).await?;
     }
     let import = started.elapsed();
     let target = store.create_target(&TargetInput {
@@ -240,17 +240,17 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
         ],
         enabled: true,
         scope: Scope::default(),
-    })?;
+    }).await?;
     let workers = engine_config.workers;
     let engine = Engine::new(store.clone(), plugins, oauth, engine_config);
     let calls_before = emu.report()?.api_calls;
     let started = Instant::now();
-    let run = store.start_run(target)?;
+    let run = store.start_run(target).await?;
     let queued = started.elapsed();
-    engine.start()?;
+    engine.start().await?;
     engine.wake();
     let run = loop {
-        let now = store.run(run.id)?;
+        let now = store.run(run.id).await?;
         if now.finished_at.is_some() {
             break now;
         }

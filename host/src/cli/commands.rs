@@ -39,7 +39,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 /// `people import FILE`: every row is checked first; if any is bad, all
 /// problems are printed and nothing is imported.
-pub fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
+pub async fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let people = match parse_import(&file.display().to_string(), &text) {
         Ok(p) => p,
@@ -55,10 +55,10 @@ pub fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     };
     let store = open_store(data_dir)?;
     let bar = bar(people.len() as u64, "importing");
-    let stats = store.import_people(people, |done| bar.set_position(done as u64))?;
+    let stats = store.import_people(people, |done| bar.set_position(done as u64)).await?;
     bar.finish_and_clear();
-    store.audit(&cli_actor(), "people.import", &file.display().to_string(), serde_json::json!({"added": stats.added, "updated": stats.updated, "unchanged": stats.unchanged}))?;
-    let (queued, _) = store.job_counts(None)?;
+    store.audit(&cli_actor(), "people.import", &file.display().to_string(), serde_json::json!({"added": stats.added, "updated": stats.updated, "unchanged": stats.unchanged})).await?;
+    let (queued, _) = store.job_counts(None).await?;
     println!("imported {}: {} added, {} updated, {} unchanged", file.display(), stats.added, stats.updated, stats.unchanged);
     if queued > 0 && !server_running(data_dir) {
         println!("{queued} provisioning job(s) are queued; they run when `registry-host serve` runs on this data directory");
@@ -67,11 +67,11 @@ pub fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
 }
 
 /// `api-token create NAME [--expires-in-days N]`.
-pub fn create_api_token(data_dir: &Path, name: &str, days: Option<u32>) -> anyhow::Result<()> {
+pub async fn create_api_token(data_dir: &Path, name: &str, days: Option<u32>) -> anyhow::Result<()> {
     anyhow::ensure!(!name.trim().is_empty(), "the token needs a name, e.g. `api-token create hr-feed`");
     let store = open_store(data_dir)?;
-    let token = registry_host::auth::create_api_token(&store, name, days)?;
-    store.audit(&cli_actor(), "api-token.create", name.trim(), serde_json::json!({"expires_in_days": days}))?;
+    let token = registry_host::auth::create_api_token(&store, name, days).await?;
+    store.audit(&cli_actor(), "api-token.create", name.trim(), serde_json::json!({"expires_in_days": days})).await?;
     println!("{token}");
     let until = days.map(|d| format!(", valid for {d} day(s)")).unwrap_or_default();
     eprintln!("API token '{}' created{until}; it is shown only now. Send it as `Authorization: Bearer <token>`.", name.trim());
@@ -84,15 +84,18 @@ fn cli_actor() -> String {
 }
 
 /// `log export`.
-pub fn export_log(data_dir: &Path, format: &str, days: Option<i64>, target: Option<&str>) -> anyhow::Result<()> {
+pub async fn export_log(data_dir: &Path, format: &str, days: Option<i64>, target: Option<&str>) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
-    let target = target.map(|t| find_target(&store, t)).transpose()?;
+    let target = match target {
+        Some(t) => Some(find_target(&store, t).await?),
+        None => None,
+    };
     let filter = registry_host::store::LogFilter {
         target: target.map(|t| t.id),
         since: days.map(|d| registry_host::store::now_ms() - d * 86_400_000),
         ..Default::default()
     };
-    let entries = store.log(&filter, usize::MAX >> 1)?;
+    let entries = store.log(&filter, usize::MAX >> 1).await?;
     let out = match format {
         "json" => serde_json::to_vec_pretty(&entries)?,
         _ => registry_host::web::log_csv(entries)?,
@@ -102,10 +105,10 @@ pub fn export_log(data_dir: &Path, format: &str, days: Option<i64>, target: Opti
 }
 
 /// `audit export`.
-pub fn export_audit(data_dir: &Path, format: &str, days: Option<i64>) -> anyhow::Result<()> {
+pub async fn export_audit(data_dir: &Path, format: &str, days: Option<i64>) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
     let filter = registry_host::store::AuditFilter { since: days.map(|d| registry_host::store::now_ms() - d * 86_400_000), ..Default::default() };
-    let entries = store.audit_entries(&filter, usize::MAX >> 1)?;
+    let entries = store.audit_entries(&filter, usize::MAX >> 1).await?;
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
@@ -120,8 +123,8 @@ pub fn export_audit(data_dir: &Path, format: &str, days: Option<i64>) -> anyhow:
 }
 
 /// `api-token list`.
-pub fn list_api_tokens(data_dir: &Path) -> anyhow::Result<()> {
-    let tokens = open_store(data_dir)?.api_tokens()?;
+pub async fn list_api_tokens(data_dir: &Path) -> anyhow::Result<()> {
+    let tokens = open_store(data_dir)?.api_tokens().await?;
     if tokens.is_empty() {
         println!("no API tokens; create one with `registry-host api-token create NAME`");
         return Ok(());
@@ -136,10 +139,10 @@ pub fn list_api_tokens(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// `api-token revoke NAME`.
-pub fn revoke_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+pub async fn revoke_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
-    anyhow::ensure!(store.revoke_api_token(name)?, "there is no active API token named '{name}' (see `registry-host api-token list`)");
-    store.audit(&cli_actor(), "api-token.revoke", name, serde_json::json!({}))?;
+    anyhow::ensure!(store.revoke_api_token(name).await?, "there is no active API token named '{name}' (see `registry-host api-token list`)");
+    store.audit(&cli_actor(), "api-token.revoke", name, serde_json::json!({})).await?;
     println!("API token '{name}' revoked; requests with it now get 401");
     Ok(())
 }
@@ -147,29 +150,29 @@ pub fn revoke_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
 /// `secrets rotate`: a new key, every secret re-sealed with it in one
 /// transaction, then the key file replaced. Refused while `serve` runs:
 /// it holds the old key and would go on sealing with it.
-pub fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
+pub async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(!server_running(data_dir), "a registry-host serve is running on {}; stop it first (it holds the old key), then rotate", data_dir.display());
     let rotation = SecretBox::begin_rotation(data_dir)?;
     let store = Store::open(data_dir, rotation.old.clone())?;
-    let count = store.reseal(&rotation.new).context("re-sealing the secrets (nothing was changed)")?;
+    let count = store.reseal(&rotation.new).await.context("re-sealing the secrets (nothing was changed)")?;
     drop(store);
     rotation.finish()?;
-    Store::open(data_dir, SecretBox::load_or_create(data_dir)?)?.audit(&cli_actor(), "secrets.rotate", "secret.key", serde_json::json!({"resealed": count}))?;
+    Store::open(data_dir, SecretBox::load_or_create(data_dir)?)?.audit(&cli_actor(), "secrets.rotate", "secret.key", serde_json::json!({"resealed": count})).await?;
     println!("re-sealed {count} secret(s) with a new key in {}; back it up: the old key opens nothing any more", data_dir.join(registry_host::secrets::KEY_FILE).display());
     Ok(())
 }
 
 /// `targets list`.
-pub fn list_targets(data_dir: &Path) -> anyhow::Result<()> {
+pub async fn list_targets(data_dir: &Path) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
-    let targets = store.targets()?;
+    let targets = store.targets().await?;
     if targets.is_empty() {
         println!("no provisioning targets; add one in the web UI under Provisioning Targets");
         return Ok(());
     }
     println!("{:<4} {:<32} {:<12} {:<9} {:<28} QUEUED  FAILED", "ID", "NAME", "PLUGIN", "ENABLED", "OAUTH2 SERVER");
     for t in targets {
-        let (queued, failed) = store.job_counts(Some(t.id))?;
+        let (queued, failed) = store.job_counts(Some(t.id)).await?;
         println!(
             "{:<4} {:<32} {:<12} {:<9} {:<28} {queued:<7} {failed}",
             t.id,
@@ -183,8 +186,8 @@ pub fn list_targets(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The target named `which` (or with that id).
-fn find_target(store: &Store, which: &str) -> anyhow::Result<registry_host::domain::Target> {
-    let targets = store.targets()?;
+async fn find_target(store: &Store, which: &str) -> anyhow::Result<registry_host::domain::Target> {
+    let targets = store.targets().await?;
     let names: Vec<String> = targets.iter().map(|t| format!("{} ({})", t.name, t.id)).collect();
     targets
         .into_iter()
@@ -193,25 +196,25 @@ fn find_target(store: &Store, which: &str) -> anyhow::Result<registry_host::doma
 }
 
 /// `targets removals NAME|ID [--confirm|--discard]`.
-pub fn removals(data_dir: &Path, which: &str, confirm: bool, discard: bool) -> anyhow::Result<()> {
+pub async fn removals(data_dir: &Path, which: &str, confirm: bool, discard: bool) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
-    let target = find_target(&store, which)?;
-    let health = store.target_health(target.id)?;
+    let target = find_target(&store, which).await?;
+    let health = store.target_health(target.id).await?;
     if health.held_removals == 0 {
         println!("'{}' holds no removals (threshold: {} within 24 hours)", target.name, health.removal_threshold);
         return Ok(());
     }
     if confirm {
-        let n = store.confirm_removals(target.id)?;
-        store.audit(&cli_actor(), "target.removals-confirm", &target.name, serde_json::json!({"removals": n}))?;
+        let n = store.confirm_removals(target.id).await?;
+        store.audit(&cli_actor(), "target.removals-confirm", &target.name, serde_json::json!({"removals": n})).await?;
         println!("{n} removal(s) confirmed for '{}'; `registry-host serve` runs them", target.name);
     } else if discard {
-        let n = store.discard_removals(target.id, "the command line")?;
-        store.audit(&cli_actor(), "target.removals-discard", &target.name, serde_json::json!({"removals": n}))?;
+        let n = store.discard_removals(target.id, "the command line").await?;
+        store.audit(&cli_actor(), "target.removals-discard", &target.name, serde_json::json!({"removals": n})).await?;
         println!("{n} removal(s) discarded for '{}': those records stay, no longer managed", target.name);
     } else {
         println!("'{}' holds {} removal(s) for confirmation (threshold: {} within 24 hours):", target.name, health.held_removals, health.removal_threshold);
-        for h in store.held_removals(target.id, 1000)? {
+        for h in store.held_removals(target.id, 1000).await? {
             println!("  {:<20} {:<40} {}", h.person_id, h.name, h.remote.unwrap_or_default());
         }
         println!("run again with --confirm to remove them, or --discard to leave the records in place");
@@ -223,9 +226,9 @@ pub fn removals(data_dir: &Path, which: &str, confirm: bool, discard: bool) -> a
 /// the run while a server works through it.
 pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
-    let target = find_target(&store, which)?;
-    let run = store.start_run(target.id)?;
-    store.audit(&cli_actor(), "target.reprovision-all", &target.name, serde_json::json!({"run": run.id, "queued": run.total}))?;
+    let target = find_target(&store, which).await?;
+    let run = store.start_run(target.id).await?;
+    store.audit(&cli_actor(), "target.reprovision-all", &target.name, serde_json::json!({"run": run.id, "queued": run.total})).await?;
     println!("run {} queued {} people for '{}'", run.id, run.total, target.name);
     if !target.enabled {
         println!("the target is disabled: the jobs wait until it is enabled");
@@ -241,7 +244,7 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
     let bar = bar(run.total as u64, "provisioning");
     let mut said = None;
     loop {
-        let now = store.run(run.id)?;
+        let now = store.run(run.id).await?;
         bar.set_position((now.done + now.failed) as u64);
         if now.finished_at.is_some() {
             bar.finish_and_clear();
@@ -251,7 +254,7 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
             }
             return Ok(());
         }
-        let why = store.held_because(&store.target(target.id)?);
+        let why = store.held_because(&store.target(target.id).await?).await;
         if why != said {
             if let Some(why) = &why {
                 bar.suspend(|| println!("waiting: {why}"));

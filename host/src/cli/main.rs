@@ -548,7 +548,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let running = registry_host::serve::start(config).await?;
             println!("Registry host running (Ctrl-C to stop)");
             println!("  open:        {}/", running.public_url);
-            println!("  database:    {}", running.store.path().display());
+            if let Some(path) = running.store.path() {
+                println!("  database:    {}", path.display());
+            }
             if running.insecure_loopback {
                 println!("  warning:     plain http:// to loopback is allowed (--demo or --allow-insecure-loopback); not for production");
             }
@@ -584,21 +586,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            registry_host::auth::create_admin(&store, &username, &password)?;
-            println!("admin {username} created in {}", store.path().display());
+            registry_host::auth::create_admin(&store, &username, &password).await?;
+            println!("admin {username} created in {}", store.path().map(|p| p.display().to_string()).unwrap_or_default());
             Ok(())
         }
-        Command::People(PeopleCommand::Import { file }) => commands::import_people(&cli.runtime.data_dir(), &file),
-        Command::Targets(TargetsCommand::List) => commands::list_targets(&cli.runtime.data_dir()),
-        Command::Targets(TargetsCommand::Removals { target, confirm, discard }) => commands::removals(&cli.runtime.data_dir(), &target, confirm, discard),
+        Command::People(PeopleCommand::Import { file }) => commands::import_people(&cli.runtime.data_dir(), &file).await,
+        Command::Targets(TargetsCommand::List) => commands::list_targets(&cli.runtime.data_dir()).await,
+        Command::Targets(TargetsCommand::Removals { target, confirm, discard }) => commands::removals(&cli.runtime.data_dir(), &target, confirm, discard).await,
         Command::Targets(TargetsCommand::Reprovision { target, no_wait }) => {
             commands::reprovision(&cli.runtime.data_dir(), &target, !no_wait).await
         }
-        Command::ApiToken(ApiTokenCommand::Create { name, expires_in_days }) => commands::create_api_token(&cli.runtime.data_dir(), &name, expires_in_days),
-        Command::ApiToken(ApiTokenCommand::List) => commands::list_api_tokens(&cli.runtime.data_dir()),
-        Command::ApiToken(ApiTokenCommand::Revoke { name }) => commands::revoke_api_token(&cli.runtime.data_dir(), &name),
-        Command::Secrets(SecretsCommand::Rotate) => commands::rotate_key(&cli.runtime.data_dir()),
-        Command::Log(ExportCommand::Export { format, days, target }) => commands::export_log(&cli.runtime.data_dir(), &format, days, target.as_deref()),
-        Command::Audit(ExportCommand::Export { format, days, target: _ }) => commands::export_audit(&cli.runtime.data_dir(), &format, days),
+        Command::ApiToken(ApiTokenCommand::Create { name, expires_in_days }) => commands::create_api_token(&cli.runtime.data_dir(), &name, expires_in_days).await,
+        Command::ApiToken(ApiTokenCommand::List) => commands::list_api_tokens(&cli.runtime.data_dir()).await,
+        Command::ApiToken(ApiTokenCommand::Revoke { name }) => commands::revoke_api_token(&cli.runtime.data_dir(), &name).await,
+        Command::Secrets(SecretsCommand::Rotate) => commands::rotate_key(&cli.runtime.data_dir()).await,
+        Command::Log(ExportCommand::Export { format, days, target }) => commands::export_log(&cli.runtime.data_dir(), &format, days, target.as_deref()).await,
+        Command::Audit(ExportCommand::Export { format, days, target: _ }) => commands::export_audit(&cli.runtime.data_dir(), &format, days).await,
     }
 }

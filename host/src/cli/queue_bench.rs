@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use registry_host::domain::{Done, Person, Scope, ServerInput, TargetInput};
 use registry_host::secrets::SecretBox;
-use registry_host::store::Store;
+use registry_host::store::SqliteStore;
 use registry_host::store::postgres::{PgConfig, PgStore};
 use registry_plugin_runtime::latest::types::GrantType;
 use tokio_postgres::NoTls;
@@ -40,7 +40,7 @@ fn done(job: registry_host::domain::Job) -> Done {
 
 async fn sqlite_run(jobs: usize, batch: usize, workers: usize) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(dir.path(), SecretBox::new(&[9; 32]))?);
+    let store = Arc::new(SqliteStore::open(dir.path(), SecretBox::new(&[9; 32]))?);
     let input = ServerInput {
         name: "Bench".into(),
         description: String::new(),

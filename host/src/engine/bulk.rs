@@ -35,7 +35,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let mut sizes = Vec::new();
-        for (id, plugin, saved) in self.store.target_stamps()? {
+        for (id, plugin, saved) in self.store.target_stamps().await? {
             if !bulk_capable(&plugin) {
                 continue;
             }
@@ -43,7 +43,7 @@ impl Engine {
             let size = match cached {
                 Some(s) => s,
                 None => {
-                    let target = self.store.target(id)?;
+                    let target = self.store.target(id).await?;
                     let s = self.plugins[&plugin].batch_size(&target.settings).await.ok().flatten();
                     self.batch_sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, (saved, s));
                     s
@@ -64,7 +64,7 @@ impl Engine {
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "polling a bulk batch failed"),
             }
-            let due = self.store.next_bulk_due().ok().flatten().map(|t| (t - self.store.now()).max(10) as u64);
+            let due = self.store.next_bulk_due().await.ok().flatten().map(|t| (t - self.store.now()).max(10) as u64);
             let wait = due.map_or(self.config.idle_poll, |ms| Duration::from_millis(ms).min(self.config.idle_poll));
             tokio::select! {
                 _ = notified => {}
@@ -75,100 +75,94 @@ impl Engine {
 
     /// Polls the most overdue batch, if one is due; whether one was.
     pub async fn poll_bulk_once(&self) -> Result<bool, EngineError> {
-        let Some(batch) = self.store.take_due_bulk()? else { return Ok(false) };
-        if let Err(e) = self.poll(&batch).await {
+        let Some((batch, jobs)) = self.store.take_due_bulk().await? else { return Ok(false) };
+        if let Err(e) = self.poll(&batch, jobs).await {
             // Whatever went wrong here, the batch is asked again later.
-            let _ = self.store.reschedule_bulk(batch.id, &batch.reference, self.backoff(batch.failures as u32).as_millis() as i64, true);
+            let _ = self.store.reschedule_bulk(batch.id, &batch.reference, self.backoff(batch.failures as u32).as_millis() as i64, true).await;
             return Err(e.into());
         }
         Ok(true)
     }
 
-    async fn poll(&self, batch: &BulkBatch) -> Result<(), StoreError> {
-        let jobs = self.store.bulk_jobs(batch.id)?;
-        let target = match self.store.target(batch.target_id) {
+    async fn poll(&self, batch: &BulkBatch, jobs: Vec<Job>) -> Result<(), StoreError> {
+        let target = match self.store.target(batch.target_id).await {
             Ok(t) => t,
-            Err(StoreError::NotFound(_)) => return self.store.finish_bulk(batch.id),
+            Err(StoreError::NotFound(_)) => return self.store.finish_bulk(batch.id).await,
             Err(e) => return Err(e),
         };
         if jobs.is_empty() {
-            return self.store.finish_bulk(batch.id);
+            return self.store.finish_bulk(batch.id).await;
         }
-        let retry_later = |why: String| -> Result<(), StoreError> {
+        let retry_later = |why: String| async move {
             if batch.failures + 1 >= MAX_FAILED_POLLS {
                 tracing::warn!(batch = batch.id, %why, "a bulk batch could not be polled; its jobs are queued again");
-                return self.store.finish_bulk(batch.id);
+                return self.store.finish_bulk(batch.id).await;
             }
-            self.store.reschedule_bulk(batch.id, &batch.reference, self.backoff(batch.failures as u32).as_millis() as i64, true)
+            self.store.reschedule_bulk(batch.id, &batch.reference, self.backoff(batch.failures as u32).as_millis() as i64, true).await
         };
         let Some(plugin) = self.plugins.get(&target.plugin) else {
-            return retry_later(format!("the plugin '{}' is not loaded", target.plugin));
+            return retry_later(format!("the plugin '{}' is not loaded", target.plugin)).await;
         };
         let tokens = match self.tokens(target.server_id).await {
             Ok(Some(t)) => t,
-            Ok(None) => return retry_later("the server has no token".into()),
-            Err(m) => return retry_later(m),
+            Ok(None) => return retry_later("the server has no token".into()).await,
+            Err(m) => return retry_later(m).await,
         };
-        let config = self.store.server_config(target.server_id)?;
-        let allow = match self.oauth.allowlist(target.server_id, &config, Some(&tokens)) {
+        let config = self.store.server_config(target.server_id).await?;
+        let allow = match self.oauth.allowlist(target.server_id, &config, Some(&tokens)).await {
             Ok(a) => a,
-            Err(e) => return retry_later(e.to_string()),
+            Err(e) => return retry_later(e.to_string()).await,
         };
         let _lane = if jobs.len() > self.config.batch_max { Some(self.bulk_lane.acquire().await.expect("never closed")) } else { None };
         // Unreadable now: the job is failed; the others are asked about.
-        let unreadable = std::sync::atomic::AtomicBool::new(false);
-        let fail = |job: &Job| {
-            unreadable.store(true, std::sync::atomic::Ordering::Relaxed);
-            self.store.finish_failed(job, "the person's stored record cannot be read; edit and save the person")
-        };
-        let (_, requests) = if jobs.len() > self.config.batch_max {
-            Requests::stored(&self.store, jobs.clone(), &fail)?
-        } else {
-            Requests::load(&self.store, jobs.clone(), &fail)?
-        };
-        if unreadable.into_inner() {
-            return retry_later("a person of the batch could not be read".into());
+        let (_, unreadable, requests) =
+            if jobs.len() > self.config.batch_max { Requests::stored(&self.store, jobs.clone()).await? } else { Requests::load(&self.store, jobs.clone()).await? };
+        for job in &unreadable {
+            self.store.finish_failed(job, super::UNREADABLE).await?;
+        }
+        if !unreadable.is_empty() {
+            return retry_later("a person of the batch could not be read".into()).await;
         }
         // The settings it was submitted under: the results are read with them.
         let context = TargetContext { settings: plugin.settings_with_defaults(&batch.settings), tokens: tokens.clone() };
         match plugin.poll_batch_from(&context, requests.part(0..requests.len()), &batch.reference, &allow).await {
-            Ok(Ok(BatchAnswer::Submitted(s))) => self.store.reschedule_bulk(batch.id, &s.reference, s.poll_after_ms as i64, false),
+            Ok(Ok(BatchAnswer::Submitted(s))) => self.store.reschedule_bulk(batch.id, &s.reference, s.poll_after_ms as i64, false).await,
             Ok(Ok(BatchAnswer::Done(results))) if results.len() == jobs.len() => {
                 let results = results.into_iter().map(|r| r.map_err(|e| verdict(&e))).collect();
-                self.settle_bulk(&target, jobs, results)?;
-                self.store.finish_bulk(batch.id)
+                self.settle_bulk(&target, jobs, results).await?;
+                self.store.finish_bulk(batch.id).await
             }
             Ok(Ok(BatchAnswer::Done(results))) => {
                 let why = format!("the plugin answered {} requests with {} results", jobs.len(), results.len());
-                self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(Verdict::Fail(why.clone()))).collect())?;
-                self.store.finish_bulk(batch.id)
+                self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(Verdict::Fail(why.clone()))).collect()).await?;
+                self.store.finish_bulk(batch.id).await
             }
             Ok(Err(PluginError::Unauthorized(_))) => {
                 // A new token, then ask again at once.
                 match self.refresh(target.server_id, &tokens).await {
-                    Ok(_) => self.store.reschedule_bulk(batch.id, &batch.reference, 0, true),
-                    Err(_) => retry_later("the token could not be refreshed".into()),
+                    Ok(_) => self.store.reschedule_bulk(batch.id, &batch.reference, 0, true).await,
+                    Err(_) => retry_later("the token could not be refreshed".into()).await,
                 }
             }
             Ok(Err(e)) => match verdict(&e) {
                 v @ Verdict::Fail(_) => {
-                    self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(v.clone())).collect())?;
-                    self.store.finish_bulk(batch.id)
+                    self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(v.clone())).collect()).await?;
+                    self.store.finish_bulk(batch.id).await
                 }
-                _ => retry_later(registry_plugin_runtime::contract::explain(&e)),
+                _ => retry_later(registry_plugin_runtime::contract::explain(&e)).await,
             },
             Err(e) => match call_verdict(&e) {
                 v @ Verdict::Fail(_) => {
-                    self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(v.clone())).collect())?;
-                    self.store.finish_bulk(batch.id)
+                    self.settle_bulk(&target, jobs.clone(), jobs.iter().map(|_| Err(v.clone())).collect()).await?;
+                    self.store.finish_bulk(batch.id).await
                 }
-                _ => retry_later(e.to_string()),
+                _ => retry_later(e.to_string()).await,
             },
         }
     }
 
     /// Records a finished batch's outcomes as a direct call's would be.
-    fn settle_bulk(&self, target: &crate::domain::Target, jobs: Vec<Job>, results: Vec<Result<registry_plugin_runtime::latest::provisioning_target::ProvisionOutcome, Verdict>>) -> Result<(), StoreError> {
+    async fn settle_bulk(&self, target: &crate::domain::Target, jobs: Vec<Job>, results: Vec<Result<registry_plugin_runtime::latest::provisioning_target::ProvisionOutcome, Verdict>>) -> Result<(), StoreError> {
         let mut done = Vec::new();
         let mut settled = Vec::new();
         for (job, result) in jobs.into_iter().zip(results) {
@@ -177,10 +171,10 @@ impl Engine {
                 Err(v) => settled.push((job, v)),
             }
         }
-        self.target_health(target, &done, &settled)?;
-        self.store.finish_done(&done)?;
+        self.target_health(target, &done, &settled).await?;
+        self.store.finish_done(&done).await?;
         for (job, v) in settled {
-            self.settle(&job, v)?;
+            self.settle(&job, v).await?;
         }
         Ok(())
     }

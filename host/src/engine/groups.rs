@@ -19,9 +19,9 @@ impl Engine {
     /// plugin upgraded since, targets made by the CLI); a target that starts
     /// to gets its groups queued.
     pub async fn refresh_group_targets(&self) -> Result<(), StoreError> {
-        for t in self.store.targets()? {
+        for t in self.store.targets().await? {
             if let Some(plugin) = self.plugins.get(&t.plugin) {
-                self.store.set_target_provisions_groups(t.id, plugin.metadata().capabilities.contains(Capabilities::GROUPS))?;
+                self.store.set_target_provisions_groups(t.id, plugin.metadata().capabilities.contains(Capabilities::GROUPS)).await?;
             }
         }
         Ok(())
@@ -44,32 +44,32 @@ impl Engine {
 
     /// Claims one ready group job and runs it; whether there was one.
     pub async fn run_group_once(&self) -> Result<bool, EngineError> {
-        let Some(job) = self.store.claim_group_job()? else { return Ok(false) };
+        let Some(job) = self.store.claim_group_job().await? else { return Ok(false) };
         self.group_job(&job).await?;
         Ok(true)
     }
 
     async fn group_job(&self, job: &GroupJob) -> Result<(), StoreError> {
-        let target = match self.store.target(job.target_id) {
+        let target = match self.store.target(job.target_id).await {
             Ok(t) => t,
             // Deleted meanwhile: its jobs went with it.
             Err(StoreError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let later = |why: String| self.store.finish_group_retry(job, self.backoff(job.attempts).as_millis() as i64, &why);
+        let later = |why: String| async move { self.store.finish_group_retry(job, self.backoff(job.attempts).as_millis() as i64, &why).await };
         let Some(plugin) = self.plugins.get(&target.plugin) else {
-            return later(format!("the plugin '{}' is not loaded; start the host with --plugin for it", target.plugin));
+            return later(format!("the plugin '{}' is not loaded; start the host with --plugin for it", target.plugin)).await;
         };
         if !plugin.metadata().capabilities.contains(Capabilities::GROUPS) {
-            self.store.set_target_provisions_groups(target.id, false)?;
-            return self.store.finish_group_failed(job, &format!("the plugin '{}' does not provision groups", target.plugin));
+            self.store.set_target_provisions_groups(target.id, false).await?;
+            return self.store.finish_group_failed(job, &format!("the plugin '{}' does not provision groups", target.plugin)).await;
         }
         let mut tokens = match self.tokens(target.server_id).await {
             Ok(Some(t)) => t,
-            Ok(None) => return later("waiting for a token: use Obtain New Token on the target's server".into()),
-            Err(m) => return later(format!("no token: {m}")),
+            Ok(None) => return later("waiting for a token: use Obtain New Token on the target's server".into()).await,
+            Err(m) => return later(format!("no token: {m}")).await,
         };
-        let input = self.store.group_job_input(job)?;
+        let input = self.store.group_job_input(job).await?;
         let member = |(person, object_type, remote_id): &Member| GroupMember { person_id: person.clone(), remote: RemoteRef { object_type: object_type.clone(), remote_id: remote_id.clone() } };
         let now: BTreeSet<&Member> = input.members.iter().collect();
         let before: BTreeSet<&Member> = input.sent.iter().collect();
@@ -88,17 +88,17 @@ impl Engine {
         let settings = plugin.settings_with_defaults(&target.settings);
         let mut refreshed = false;
         loop {
-            let config = self.store.server_config(target.server_id)?;
-            let allow = match self.oauth.allowlist(target.server_id, &config, Some(&tokens)) {
+            let config = self.store.server_config(target.server_id).await?;
+            let allow = match self.oauth.allowlist(target.server_id, &config, Some(&tokens)).await {
                 Ok(a) => a,
-                Err(e) => return later(e.to_string()),
+                Err(e) => return later(e.to_string()).await,
             };
             let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
             let outcome = match plugin.provision_group(&context, &request, &allow).await {
                 Ok(Ok(o)) => {
                     let remote = o.remote.map(|r| (r.object_type, r.remote_id));
                     tracing::info!(group = %job.group_id, target = target.id, action = job.action.as_str(), summary = %o.summary, "group provisioned");
-                    return self.store.finish_group_done(job, remote, o.removed, &input.members, &o.summary);
+                    return self.store.finish_group_done(job, remote, o.removed, &input.members, &o.summary).await;
                 }
                 Ok(Err(e)) => verdict(&e),
                 Err(e) => call_verdict(&e),
@@ -109,27 +109,27 @@ impl Engine {
                         tokens = fresh;
                         refreshed = true;
                     }
-                    Err(v) => return self.settle_group(job, v),
+                    Err(v) => return self.settle_group(job, v).await,
                 },
-                v => return self.settle_group(job, v),
+                v => return self.settle_group(job, v).await,
             }
         }
     }
 
-    fn settle_group(&self, job: &GroupJob, v: Verdict) -> Result<(), StoreError> {
+    async fn settle_group(&self, job: &GroupJob, v: Verdict) -> Result<(), StoreError> {
         match v {
             Verdict::Retry(after, m) => {
                 if job.attempts + 1 >= self.config.max_attempts {
-                    return self.store.finish_group_failed(job, &format!("gave up after {} attempts: {m}", job.attempts + 1));
+                    return self.store.finish_group_failed(job, &format!("gave up after {} attempts: {m}", job.attempts + 1)).await;
                 }
                 let delay = after.map_or(self.backoff(job.attempts).as_millis() as i64, |ms| ms as i64);
-                self.store.finish_group_retry(job, delay, &m)
+                self.store.finish_group_retry(job, delay, &m).await
             }
-            Verdict::Wait(m) => self.store.finish_group_retry(job, self.config.backoff_max.as_millis() as i64, &m),
-            Verdict::Refresh => self.store.finish_group_retry(job, self.backoff(job.attempts).as_millis() as i64, "the token was refused again after a refresh"),
-            Verdict::Budget(m) => self.store.finish_group_retry(job, BUDGET_WAIT_MS, &m),
-            Verdict::Fail(m) => self.store.finish_group_failed(job, &m),
-            Verdict::Submitted(_) => self.store.finish_group_failed(job, "a group call cannot be submitted to a bulk API"),
+            Verdict::Wait(m) => self.store.finish_group_retry(job, self.config.backoff_max.as_millis() as i64, &m).await,
+            Verdict::Refresh => self.store.finish_group_retry(job, self.backoff(job.attempts).as_millis() as i64, "the token was refused again after a refresh").await,
+            Verdict::Budget(m) => self.store.finish_group_retry(job, BUDGET_WAIT_MS, &m).await,
+            Verdict::Fail(m) => self.store.finish_group_failed(job, &m).await,
+            Verdict::Submitted(_) => self.store.finish_group_failed(job, "a group call cannot be submitted to a bulk API").await,
         }
     }
 }

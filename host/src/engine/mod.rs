@@ -42,6 +42,9 @@ mod requests;
 
 pub use calls::SPLIT_BUDGET;
 
+
+/// Why a job whose person's stored record cannot be read fails.
+pub(super) const UNREADABLE: &str = "the person's stored record cannot be read; edit and save the person";
 /// Why [`Engine::run_once`] did not finish its batch.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -121,6 +124,8 @@ pub struct Engine {
     /// Calls in flight per target, with the target's cap when it has one:
     /// a target at its cap is left out of the next claims.
     in_flight: std::sync::Mutex<HashMap<i64, (usize, Option<usize>)>>,
+    /// One claim at a time in this process (see `claim`).
+    claiming: tokio::sync::Mutex<()>,
 }
 
 /// One claimed batch counted against its target's calls in flight, until
@@ -199,7 +204,7 @@ impl Engine {
     /// An engine over `store`, calling `plugins` with tokens from `oauth`.
     pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, oauth: OAuth, config: EngineConfig) -> Arc<Self> {
         let notifier = crate::notify::Notifier::new(config.notify.clone(), store.clone());
-        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), wake_bulk: Notify::new(), bulk_lane: tokio::sync::Semaphore::new(1), batch_sizes: Default::default(), notifier, in_flight: Default::default() })
+        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), wake_bulk: Notify::new(), bulk_lane: tokio::sync::Semaphore::new(1), batch_sizes: Default::default(), notifier, in_flight: Default::default(), claiming: Default::default() })
     }
 
     /// Tells idle workers there is work (a person changed, a token arrived).
@@ -213,20 +218,20 @@ impl Engine {
     /// target's threshold.
     pub async fn refresh_removal_effects(&self) -> Result<(), StoreError> {
         use registry_plugin_runtime::latest::types::RemovalEffect;
-        for t in self.store.targets()? {
+        for t in self.store.targets().await? {
             let Some(plugin) = self.plugins.get(&t.plugin) else { continue };
             let effect = plugin.removal_effect(&plugin.settings_with_defaults(&t.settings)).await;
             let destructive = !matches!(effect, Ok(RemovalEffect::Keep | RemovalEffect::Mark));
-            let guards = self.store.safeguards(t.id)?;
-            self.store.set_safeguards(t.id, &guards, destructive)?;
+            let guards = self.store.safeguards(t.id).await?;
+            self.store.set_safeguards(t.id, &guards, destructive).await?;
         }
         Ok(())
     }
 
     /// Puts jobs a previous process left running back in the queue and
     /// starts the workers.
-    pub fn start(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let resumed = self.store.reset_running()?;
+    pub async fn start(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let resumed = self.store.reset_running().await?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming jobs left unfinished by the last run");
         }
@@ -242,7 +247,7 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             loop {
-                match engine.store.prune_log(engine.config.log_retention.as_millis() as i64) {
+                match engine.store.prune_log(engine.config.log_retention.as_millis() as i64).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(pruned = n, "provisioning log lines past the retention were deleted"),
                     Err(e) => tracing::warn!(error = %e, "pruning the provisioning log failed"),
@@ -262,7 +267,7 @@ impl Engine {
                 Ok(0) => {
                     // At least 10 ms: a due job blocked behind another worker's
                     // job is not worth a busy loop.
-                    let due = self.store.next_due().ok().flatten().map(|t| (t - self.store.now()).max(10) as u64);
+                    let due = self.store.next_due().await.ok().flatten().map(|t| (t - self.store.now()).max(10) as u64);
                     let wait = due.map_or(self.config.idle_poll, |ms| Duration::from_millis(ms).min(self.config.idle_poll));
                     tokio::select! {
                         _ = notified => {}
@@ -282,18 +287,18 @@ impl Engine {
     /// were claimed (0: nothing was ready).
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, EngineError> {
         let sizes = self.batch_sizes().await?;
-        let (jobs, _flight) = self.claim(&sizes)?;
+        let (jobs, _flight) = self.claim(&sizes).await?;
         for (target, _) in self.store.take_new_holds() {
             if self.notifier.is_some() {
-                let count = self.store.target_health(target)?.held_removals;
-                self.notify(crate::notify::Event::RemovalsHeld { target: self.store.target(target)?.name, count });
+                let count = self.store.target_health(target).await?.held_removals;
+                self.notify(crate::notify::Event::RemovalsHeld { target: self.store.target(target).await?.name, count });
             }
         }
         let n = jobs.len();
         if n == 0 {
             return Ok(0);
         }
-        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let claimed = jobs.clone();
         // Its own task, so that even a panic cannot strand the claimed jobs.
         let engine = self.clone();
         let outcome = tokio::spawn(async move { engine.process(jobs).await }).await;
@@ -302,7 +307,7 @@ impl Engine {
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("the worker failed: {e}"),
         };
-        let released = self.store.release(&ids)?;
+        let released = self.store.release(&claimed).await?;
         tracing::error!(released, error = %failure, "provisioning stopped midway; the unfinished jobs are queued again");
         Err(EngineError::Worker { reason: failure, released })
     }
@@ -311,12 +316,18 @@ impl Engine {
     /// flight, and counts it there until the returned guard is dropped.
     /// (The count lives in this process: several processes on one database
     /// each keep their own.)
-    fn claim(&self, sizes: &[(i64, usize)]) -> Result<(Vec<Job>, Option<Flight<'_>>), StoreError> {
-        let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let busy: Vec<i64> = flights.iter().filter(|(_, (n, cap))| cap.is_some_and(|c| *n >= c)).map(|(t, _)| *t).collect();
-        let jobs = self.store.claim_for(self.config.batch_max, &busy, sizes)?;
+    async fn claim(&self, sizes: &[(i64, usize)]) -> Result<(Vec<Job>, Option<Flight<'_>>), StoreError> {
+        // One claim at a time in this process, so that the count of calls
+        // in flight it reads is the one it adds to.
+        let _one = self.claiming.lock().await;
+        let busy: Vec<i64> = {
+            let flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            flights.iter().filter(|(_, (n, cap))| cap.is_some_and(|c| *n >= c)).map(|(t, _)| *t).collect()
+        };
+        let jobs = self.store.claim_for(self.config.batch_max, &busy, sizes).await?;
         let Some(target) = jobs.first().map(|j| j.target_id) else { return Ok((jobs, None)) };
-        let cap = self.store.safeguards(target)?.concurrency.map(|c| c.max(1) as usize);
+        let cap = self.store.safeguards(target).await?.concurrency.map(|c| c.max(1) as usize);
+        let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let entry = flights.entry(target).or_insert((0, cap));
         entry.0 += 1;
         entry.1 = cap;
@@ -332,37 +343,40 @@ impl Engine {
         Duration::from_millis((capped * jitter) as u64)
     }
 
-    fn settle(&self, job: &Job, v: Verdict) -> Result<(), StoreError> {
+    async fn settle(&self, job: &Job, v: Verdict) -> Result<(), StoreError> {
         match v {
-            Verdict::Fail(m) => self.store.finish_failed(job, &m),
-            Verdict::Wait(m) => self.store.finish_waiting(std::slice::from_ref(job), &m),
-            Verdict::Refresh => self.settle(job, Verdict::Retry(None, "the access token was refused again after a refresh".into())),
-            Verdict::Submitted(_) => self.settle(job, Verdict::Retry(None, "the bulk API's answer was lost".into())),
-            Verdict::Budget(m) => self.store.finish_waiting(std::slice::from_ref(job), &format!("waiting: {m}")),
-            Verdict::Retry(delay, m) => {
-                let failing_for = Duration::from_millis((self.store.now() - job.failing_since.unwrap_or(self.store.now())).max(0) as u64);
-                if failing_for >= self.config.retry_horizon {
-                    let hours = failing_for.as_secs_f64() / 3600.0;
-                    return self.store.finish_failed(job, &format!("gave up after {hours:.0} h of failed attempts ({} in all): {m}", job.attempts + 1));
-                }
-                if job.attempts + 1 >= self.config.max_attempts {
-                    return self.store.finish_failed(job, &format!("gave up after {} attempts: {m}", job.attempts + 1));
-                }
-                // The plugin's delay too is bounded: a remote system's "come
-                // back in a year" must not park a job out of sight.
-                let delay = delay.map_or_else(|| self.backoff(job.attempts), Duration::from_millis).min(self.config.backoff_max);
-                self.store.finish_retry(job, delay.as_millis() as i64, &m)
-            }
+            Verdict::Fail(m) => self.store.finish_failed(job, &m).await,
+            Verdict::Wait(m) => self.store.finish_waiting(std::slice::from_ref(job), &m).await,
+            Verdict::Refresh => self.retry(job, None, "the access token was refused again after a refresh".into()).await,
+            Verdict::Submitted(_) => self.retry(job, None, "the bulk API's answer was lost".into()).await,
+            Verdict::Budget(m) => self.store.finish_waiting(std::slice::from_ref(job), &format!("waiting: {m}")).await,
+            Verdict::Retry(delay, m) => self.retry(job, delay, m).await,
         }
     }
 
+    /// Another attempt later, unless the job has failed long or often enough.
+    async fn retry(&self, job: &Job, delay: Option<u64>, m: String) -> Result<(), StoreError> {
+        let failing_for = Duration::from_millis((self.store.now() - job.failing_since.unwrap_or(self.store.now())).max(0) as u64);
+        if failing_for >= self.config.retry_horizon {
+            let hours = failing_for.as_secs_f64() / 3600.0;
+            return self.store.finish_failed(job, &format!("gave up after {hours:.0} h of failed attempts ({} in all): {m}", job.attempts + 1)).await;
+        }
+        if job.attempts + 1 >= self.config.max_attempts {
+            return self.store.finish_failed(job, &format!("gave up after {} attempts: {m}", job.attempts + 1)).await;
+        }
+        // The plugin's delay too is bounded: a remote system's "come back
+        // in a year" must not park a job out of sight.
+        let delay = delay.map_or_else(|| self.backoff(job.attempts), Duration::from_millis).min(self.config.backoff_max);
+        self.store.finish_retry(job, delay.as_millis() as i64, &m).await
+    }
+
     async fn tokens(&self, server_id: i64) -> Result<Option<TokenSet>, String> {
-        if let Some(t) = self.store.tokens(server_id).map_err(|e| e.to_string())? {
+        if let Some(t) = self.store.tokens(server_id).await.map_err(|e| e.to_string())? {
             return Ok(Some(t));
         }
         // A grant that needs no browser gets its first token by itself (a
         // server waiting for an admin's fix does not).
-        let server = self.store.server(server_id).map_err(|e| e.to_string())?;
+        let server = self.store.server(server_id).await.map_err(|e| e.to_string())?;
         if server.grant_type != GrantType::AuthorizationCode && server.token_status == TokenStatus::NotSet {
             return self.oauth.renew(server_id, None).await.map(Some).map_err(|e| e.to_string());
         }
@@ -386,7 +400,7 @@ impl Engine {
     }
 
     async fn process_as(&self, jobs: Vec<Job>, admin: Option<i64>) -> Result<(), StoreError> {
-        let target = match self.store.target(jobs[0].target_id) {
+        let target = match self.store.target(jobs[0].target_id).await {
             Ok(t) => t,
             // Deleted meanwhile: its jobs went with it.
             Err(StoreError::NotFound(_)) => return Ok(()),
@@ -395,14 +409,14 @@ impl Engine {
         let Some(plugin) = self.plugins.get(&target.plugin) else {
             let m = format!("the plugin '{}' is not loaded; start the host with --plugin for it", target.plugin);
             for j in &jobs {
-                self.settle(j, Verdict::Retry(None, m.clone()))?;
+                self.settle(j, Verdict::Retry(None, m.clone())).await?;
             }
             return Ok(());
         };
         // An admin's own token when they hold one: the provider's audit
         // trail names them. Otherwise (or once theirs is gone) the server's.
         let personal = match admin {
-            Some(a) => match self.oauth.personal_tokens(target.server_id, a) {
+            Some(a) => match self.oauth.personal_tokens(target.server_id, a).await {
                 Ok(t) => t.map(|t| (a, t)),
                 Err(e) => {
                     tracing::warn!(admin = a, server = target.server_id, error = %e, "an admin's own token cannot be read; the job runs with the server's");
@@ -419,12 +433,12 @@ impl Engine {
         let mut tokens = match found {
             Ok(Some(t)) => t,
             Ok(None) => {
-                let server = self.store.server(target.server_id)?;
-                return self.store.finish_waiting(&jobs, &format!("waiting for a token: use Obtain New Token on the server '{}'", server.name));
+                let server = self.store.server(target.server_id).await?;
+                return self.store.finish_waiting(&jobs, &format!("waiting for a token: use Obtain New Token on the server '{}'", server.name)).await;
             }
             Err(m) => {
                 for j in &jobs {
-                    self.settle(j, Verdict::Retry(None, format!("no token: {m}")))?;
+                    self.settle(j, Verdict::Retry(None, format!("no token: {m}"))).await?;
                 }
                 return Ok(());
             }
@@ -434,28 +448,27 @@ impl Engine {
         // in this process (and its polls): read a page at a time, but its
         // CSV and its results are still tens of MiB in the plugin.
         let _lane = if jobs.len() > self.config.batch_max { Some(self.bulk_lane.acquire().await.expect("never closed")) } else { None };
-        let unreadable = |job: &Job| self.store.finish_failed(job, "the person's stored record cannot be read; edit and save the person");
-        let (mut pending, mut requests) = if jobs.len() > self.config.batch_max {
-            Requests::stored(&self.store, jobs, &unreadable)?
-        } else {
-            Requests::load(&self.store, jobs, &unreadable)?
-        };
+        let (mut pending, unreadable, mut requests) =
+            if jobs.len() > self.config.batch_max { Requests::stored(&self.store, jobs).await? } else { Requests::load(&self.store, jobs).await? };
+        for job in &unreadable {
+            self.store.finish_failed(job, UNREADABLE).await?;
+        }
         let mut refreshed = false;
         while !pending.is_empty() {
-            let allow = match self.oauth.allowlist(target.server_id, &self.store.server_config(target.server_id)?, Some(&tokens)) {
+            let allow = match self.oauth.allowlist(target.server_id, &self.store.server_config(target.server_id).await?, Some(&tokens)).await {
                 Ok(a) => a,
                 // Tokens stored before the server's API hosts said otherwise
                 // (an upgrade, a plugin that narrowed its own): they are
                 // dropped, the server page says why, and the jobs wait for a
                 // token as they do for any server without one.
                 Err(FlowError::UntrustedInstance(why)) => {
-                    self.store.clear_tokens(target.server_id)?;
-                    self.store.set_error(target.server_id, &why, None)?;
-                    return self.store.finish_waiting(&pending, &format!("waiting for a token: {why}"));
+                    self.store.clear_tokens(target.server_id).await?;
+                    self.store.set_error(target.server_id, &why, None).await?;
+                    return self.store.finish_waiting(&pending, &format!("waiting for a token: {why}")).await;
                 }
                 Err(e) => {
                     for j in &pending {
-                        self.settle(j, Verdict::Fail(e.to_string()))?;
+                        self.settle(j, Verdict::Fail(e.to_string())).await?;
                     }
                     return Ok(());
                 }
@@ -467,11 +480,11 @@ impl Engine {
             let mut done = Vec::new();
             let mut again = Vec::new();
             let mut settled = Vec::new();
-            let mut held: Vec<Vec<i64>> = vec![Vec::new(); submitted.len()];
+            let mut held: Vec<Vec<Job>> = vec![Vec::new(); submitted.len()];
             for (i, (mut job, result)) in std::mem::take(&mut pending).into_iter().zip(results).enumerate() {
                 job.duration_ms = took;
                 match result {
-                    Err(Verdict::Submitted(k)) => held[k].push(job.id),
+                    Err(Verdict::Submitted(k)) => held[k].push(job),
                     Ok(outcome) => done.push(done_of(job, outcome)),
                     Err(v) if v == Verdict::Refresh && !refreshed => again.push((i, job)),
                     Err(v) => settled.push((job, v)),
@@ -488,25 +501,25 @@ impl Engine {
             }
             // Work a bulk API took: its jobs stay with it, polled later.
             for (s, jobs) in submitted.iter().zip(&held) {
-                let batch = self.store.submit_bulk(target.id, &s.reference, &target.settings, s.poll_after_ms, jobs)?;
+                let batch = self.store.submit_bulk(target.id, &s.reference, &target.settings, s.poll_after_ms, jobs).await?;
                 tracing::info!(target = target.id, batch, people = jobs.len(), "a batch went to the remote system's bulk API; polling it");
                 self.wake_bulk.notify_one();
             }
-            self.target_health(&target, &done, &settled)?;
-            self.store.finish_done(&done)?;
+            self.target_health(&target, &done, &settled).await?;
+            self.store.finish_done(&done).await?;
             // The plugin says only a new authorization helps: the server shows
             // it, and claim holds its jobs until an admin obtains a token.
             if let Some((_, Verdict::Wait(m))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Wait(_))) {
-                self.store.set_error(target.server_id, m, Some(TokenStatus::NeedsReauthorization))?;
-                let server = self.store.server(target.server_id)?.name;
+                self.store.set_error(target.server_id, m, Some(TokenStatus::NeedsReauthorization)).await?;
+                let server = self.store.server(target.server_id).await?.name;
                 self.notify(crate::notify::Event::NeedsToken { server, reason: m.clone() });
             }
             let failed_now = settled.iter().any(|(_, v)| matches!(v, Verdict::Fail(_)));
             for (job, v) in settled {
-                self.settle(&job, v)?;
+                self.settle(&job, v).await?;
             }
             if failed_now && self.notifier.is_some() {
-                let (_, failed) = self.store.job_counts(Some(target.id))?;
+                let (_, failed) = self.store.job_counts(Some(target.id)).await?;
                 if failed >= self.config.notify.failure_threshold {
                     self.notify(crate::notify::Event::Failures { target: target.name.clone(), count: failed });
                 }
@@ -529,11 +542,11 @@ impl Engine {
                 }
                 Err(v) => {
                     if let Verdict::Wait(why) = &v {
-                        let server = self.store.server(target.server_id)?.name;
+                        let server = self.store.server(target.server_id).await?.name;
                         self.notify(crate::notify::Event::NeedsToken { server, reason: why.clone() });
                     }
                     for (_, job) in &again {
-                        self.settle(job, v.clone())?;
+                        self.settle(job, v.clone()).await?;
                     }
                 }
             }
@@ -545,29 +558,29 @@ impl Engine {
     /// probe worked) and records the API usage seen; a call that only
     /// failed for a passing reason counts towards quarantine; a spent quota
     /// pauses the target.
-    fn target_health(&self, t: &crate::domain::Target, done: &[Done], settled: &[(Job, Verdict)]) -> Result<(), StoreError> {
+    async fn target_health(&self, t: &crate::domain::Target, done: &[Done], settled: &[(Job, Verdict)]) -> Result<(), StoreError> {
         use crate::notify::Event;
         let target = t.id;
         if let Some(m) = settled.iter().find_map(|(_, v)| if let Verdict::Budget(m) = v { Some(m) } else { None }) {
             let until = self.store.now() + crate::store::BUDGET_WAIT_MS;
             let reason = format!("{m}; a probe at {} checks again", crate::domain::format_time(until));
-            self.store.pause_target(target, until, &reason)?;
+            self.store.pause_target(target, until, &reason).await?;
             tracing::warn!(target, "the remote system's API quota is used up; the target waits");
             self.notify(Event::BudgetReached { target: t.name.clone(), reason });
         }
         if !done.is_empty() {
-            if self.store.target_succeeded(target)? {
+            if self.store.target_succeeded(target).await? {
                 tracing::info!(target, "a probe succeeded; the target resumes");
                 self.notify(Event::Resumed { target: t.name.clone() });
             }
             if let Some((used, limit)) = done.iter().filter_map(|d| d.usage).max_by_key(|(used, _)| *used)
-                && let Some(reason) = self.store.record_usage(target, used, limit)?
+                && let Some(reason) = self.store.record_usage(target, used, limit).await?
             {
                 tracing::warn!(target, %reason, "the target's API share is used up; it waits");
                 self.notify(Event::BudgetReached { target: t.name.clone(), reason });
             }
         } else if let Some((_, Verdict::Retry(_, why))) = settled.iter().find(|(_, v)| matches!(v, Verdict::Retry(..)))
-            && let Some((until, reason)) = self.store.target_call_failed(target, why)?
+            && let Some((until, reason)) = self.store.target_call_failed(target, why).await?
         {
             tracing::warn!(target, next_probe = %crate::domain::format_time(until), "the target is quarantined: its calls keep failing");
             self.notify(Event::Quarantined { target: t.name.clone(), reason });
@@ -584,9 +597,10 @@ impl Engine {
     /// A fresh token after `stale` was refused: shared with every other job
     /// of the server that hit the same refusal.
     async fn refresh(&self, server_id: i64, stale: &TokenSet) -> Result<TokenSet, Verdict> {
-        let server = self.store.server(server_id).map_err(|e| Verdict::Retry(None, e.to_string()))?;
-        self.oauth.renew(server_id, Some(&stale.access_token)).await.map_err(|e| {
-            let needs_admin = self.store.server(server_id).map(|s| s.token_status == TokenStatus::NeedsReauthorization).unwrap_or(false);
+        let server = self.store.server(server_id).await.map_err(|e| Verdict::Retry(None, e.to_string()))?;
+        let renewed = self.oauth.renew(server_id, Some(&stale.access_token)).await;
+        let needs_admin = renewed.is_err() && self.store.server(server_id).await.map(|s| s.token_status == TokenStatus::NeedsReauthorization).unwrap_or(false);
+        renewed.map_err(|e| {
             if needs_admin {
                 Verdict::Wait(format!("waiting for a new token on the server '{}': {e}", server.name))
             } else {

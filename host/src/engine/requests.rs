@@ -28,38 +28,38 @@ pub(super) enum Requests {
 }
 
 impl Requests {
-    /// `jobs`' requests, held in memory, with the jobs whose person cannot be
-    /// read (failed here, by `fail`) left out of both.
-    pub(super) fn load(store: &Store, jobs: Vec<Job>, fail: &dyn Fn(&Job) -> Result<(), StoreError>) -> Result<(Vec<Job>, Requests), StoreError> {
-        let inputs = store.job_inputs(&jobs)?;
-        let (mut kept, mut requests) = (Vec::with_capacity(jobs.len()), Vec::with_capacity(jobs.len()));
+    /// `jobs`' requests, held in memory; the jobs whose person cannot be
+    /// read are left out of both and returned apart, for the caller to fail.
+    pub(super) async fn load(store: &Store, jobs: Vec<Job>) -> Result<(Vec<Job>, Vec<Job>, Requests), StoreError> {
+        let inputs = store.job_inputs(&jobs).await?;
+        let (mut kept, mut unreadable, mut requests) = (Vec::with_capacity(jobs.len()), Vec::new(), Vec::with_capacity(jobs.len()));
         for (job, (person, current)) in jobs.into_iter().zip(inputs) {
             let Some(person) = person else {
-                fail(&job)?;
+                unreadable.push(job);
                 continue;
             };
             requests.push(request(&job, &person, current));
             kept.push(job);
         }
-        Ok((kept, Requests::Loaded(requests)))
+        Ok((kept, unreadable, Requests::Loaded(requests)))
     }
 
     /// `jobs`' requests, read from `store` when the plugin asks. Each person
-    /// is checked readable now, a page at a time (and the jobs of those who
-    /// are not failed by `fail`), so that a read later fails only if the
-    /// store does.
-    pub(super) fn stored(store: &Arc<Store>, jobs: Vec<Job>, fail: &dyn Fn(&Job) -> Result<(), StoreError>) -> Result<(Vec<Job>, Requests), StoreError> {
-        let mut kept = Vec::with_capacity(jobs.len());
+    /// is checked readable now, a page at a time (those who are not are
+    /// returned apart, for the caller to fail), so that a read later fails
+    /// only if the store does.
+    pub(super) async fn stored(store: &Arc<Store>, jobs: Vec<Job>) -> Result<(Vec<Job>, Vec<Job>, Requests), StoreError> {
+        let (mut kept, mut unreadable) = (Vec::with_capacity(jobs.len()), Vec::new());
         for page in jobs.chunks(CHECK_PAGE) {
-            for (job, (person, _)) in page.iter().zip(store.job_inputs(page)?) {
+            for (job, (person, _)) in page.iter().zip(store.job_inputs(page).await?) {
                 match person {
                     Some(_) => kept.push(job.clone()),
-                    None => fail(job)?,
+                    None => unreadable.push(job.clone()),
                 }
             }
         }
         let jobs: Arc<[Job]> = kept.clone().into();
-        Ok((kept, Requests::Stored(Stored { store: store.clone(), range: 0..jobs.len(), jobs })))
+        Ok((kept, unreadable, Requests::Stored(Stored { store: store.clone(), range: 0..jobs.len(), jobs })))
     }
 
     /// How many.
@@ -115,8 +115,10 @@ impl RequestSource for Stored {
     fn read(&mut self, start: usize, max: usize) -> ReadFuture<'_> {
         let from = (self.range.start + start).min(self.range.end);
         let to = from.saturating_add(max).min(self.range.end);
-        let jobs = &self.jobs[from..to];
-        let read = self.store.job_inputs(jobs).map_err(anyhow::Error::from).and_then(|inputs| {
+        let jobs = self.jobs[from..to].to_vec();
+        let store = self.store.clone();
+        Box::pin(async move {
+            let inputs = store.job_inputs(&jobs).await?;
             jobs.iter()
                 .zip(inputs)
                 .map(|(job, (person, current))| match person {
@@ -124,8 +126,7 @@ impl RequestSource for Stored {
                     None => Err(anyhow::anyhow!("the stored record of person {} cannot be read", job.person_id)),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
-        });
-        Box::pin(async move { read })
+        })
     }
 }
 

@@ -135,10 +135,10 @@ impl OAuth {
         format!("{}/oauth2/callback/{id}", self.public_url)
     }
 
-    fn plugin(&self, id: i64) -> Result<(&Plugin, Oauth2ServerConfig), FlowError> {
-        let server = self.store.server(id)?;
+    async fn plugin(&self, id: i64) -> Result<(&Plugin, Oauth2ServerConfig), FlowError> {
+        let server = self.store.server(id).await?;
         let plugin = self.plugins.get(&server.plugin).ok_or_else(|| FlowError::NoPlugin(server.plugin.clone()))?;
-        Ok((plugin, self.store.server_config(id)?))
+        Ok((plugin, self.store.server_config(id).await?))
     }
 
     /// The server's host, plus the instance host of `tokens`: what a plugin
@@ -146,14 +146,14 @@ impl OAuth {
     /// The tokens' instance is checked again on every call, not only when the
     /// tokens arrived: the server's API hosts, its plugin or the plugin's
     /// declaration may have changed since.
-    pub fn allowlist(&self, id: i64, config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
+    pub async fn allowlist(&self, id: i64, config: &Oauth2ServerConfig, tokens: Option<&TokenSet>) -> Result<HttpAllowlist, FlowError> {
         let server = check_origin(&config.server_url, "the Server URL", self.insecure_loopback)?;
         let instance = tokens.and_then(|t| t.instance_url.as_deref());
         if let Some(instance) = instance {
             let origin = check_origin(instance, "the instance URL", self.insecure_loopback)?;
             // The Server URL's own origin is allowed anyway.
             if origin != server {
-                self.check_instance(id, &origin)?;
+                self.check_instance(id, &origin).await?;
             }
         }
         let list = HttpAllowlist::for_server(&config.server_url, instance).map_err(|e| FlowError::BadUrl(e.to_string()))?;
@@ -173,20 +173,22 @@ impl OAuth {
     /// server trust: it becomes an allowed origin for every later call, with
     /// the bearer token and people's data. Anything else is refused, said on
     /// the server page, and nothing is stored.
-    fn keep(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
-        self.trusted(id, tokens).map_err(|e| self.failed(id, e))?;
-        self.store.save_tokens(id, tokens)?;
+    async fn keep(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
+        if let Err(e) = self.trusted(id, tokens).await {
+            return Err(self.failed(id, e).await);
+        }
+        self.store.save_tokens(id, tokens).await?;
         Ok(())
     }
 
     /// Whether a token set's instance URL is one the plugin and the server
     /// trust (see [`OAuth::keep`]).
-    fn trusted(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
+    async fn trusted(&self, id: i64, tokens: &TokenSet) -> Result<(), FlowError> {
         if let Some(instance) = tokens.instance_url.as_deref() {
             let origin = check_origin(instance, "the instance URL in the token response", self.insecure_loopback)?;
-            let server = self.store.server(id)?.server_url;
+            let server = self.store.server(id).await?.server_url;
             if check_origin(&server, "the Server URL", self.insecure_loopback).ok().as_ref() != Some(&origin) {
-                self.check_instance(id, &origin)?;
+                self.check_instance(id, &origin).await?;
             }
         }
         Ok(())
@@ -194,8 +196,8 @@ impl OAuth {
 
     /// The instance rule (`registry_plugin_runtime::http::policy::check_instance`)
     /// with the server's plugin's declared API hosts and the server's own.
-    fn check_instance(&self, id: i64, origin: &Origin) -> Result<(), FlowError> {
-        let server = self.store.server(id)?;
+    async fn check_instance(&self, id: i64, origin: &Origin) -> Result<(), FlowError> {
+        let server = self.store.server(id).await?;
         let plugin = self.plugins.get(&server.plugin).ok_or_else(|| FlowError::NoPlugin(server.plugin.clone()))?;
         // A pattern that does not parse is never read as "no pattern": that
         // would loosen the rule.
@@ -207,8 +209,8 @@ impl OAuth {
         check_instance(origin, &plugin_hosts, &server_hosts).map_err(FlowError::UntrustedInstance)
     }
 
-    fn failed(&self, id: i64, e: FlowError) -> FlowError {
-        let _ = self.store.set_error(id, &e.to_string(), None);
+    async fn failed(&self, id: i64, e: FlowError) -> FlowError {
+        let _ = self.store.set_error(id, &e.to_string(), None).await;
         e
     }
 
@@ -216,7 +218,7 @@ impl OAuth {
     /// `session` identifies the admin's browser session (an opaque value);
     /// only a callback from the same session may complete the sign-in.
     pub async fn begin(&self, id: i64, prompt: Option<&str>, origin: PendingOrigin<'_>) -> Result<String, FlowError> {
-        let (plugin, config) = self.plugin(id)?;
+        let (plugin, config) = self.plugin(id).await?;
         if config.grant_type != GrantType::AuthorizationCode {
             return Err(FlowError::WrongGrant("this server's grant needs no browser: Obtain New Token fetches the token directly"));
         }
@@ -230,7 +232,7 @@ impl OAuth {
         if check_origin(&url, "the authorization URL", self.insecure_loopback)? != check_origin(&config.server_url, "the Server URL", self.insecure_loopback)? {
             return Err(FlowError::BadUrl(format!("the plugin's authorization URL does not point at the Server URL ({})", config.server_url)));
         }
-        self.store.put_pending(&state, id, &verifier, &redirect_uri, origin, PENDING_TTL_MS)?;
+        self.store.put_pending(&state, id, &verifier, &redirect_uri, origin, PENDING_TTL_MS).await?;
         Ok(url)
     }
 
@@ -247,7 +249,7 @@ impl OAuth {
     pub async fn callback_from(&self, id: i64, params: &HashMap<String, String>, session: &str) -> (CallbackOrigin, Result<(), FlowError>) {
         let state = params.get("state").map(String::as_str).unwrap_or("");
         // The state is consumed whatever happens next: it is single use.
-        let pending = match self.store.take_pending(state) {
+        let pending = match self.store.take_pending(state).await {
             Ok(Some(p)) => p,
             Ok(None) => return (CallbackOrigin::default(), Err(FlowError::UnknownState)),
             Err(e) => return (CallbackOrigin::default(), Err(e.into())),
@@ -262,9 +264,9 @@ impl OAuth {
 
     async fn complete(&self, id: i64, params: &HashMap<String, String>, session: &str, pending: crate::store::Pending) -> Result<(), FlowError> {
         match self.exchanged(id, params, session, &pending).await {
-            Ok(tokens) => self.keep(id, &tokens),
+            Ok(tokens) => self.keep(id, &tokens).await,
             // What the server page should show as its last error.
-            Err(e @ (FlowError::Expired | FlowError::Denied(_) | FlowError::Plugin(_))) => Err(self.failed(id, e)),
+            Err(e @ (FlowError::Expired | FlowError::Denied(_) | FlowError::Plugin(_))) => Err(self.failed(id, e).await),
             Err(e) => Err(e),
         }
     }
@@ -288,7 +290,7 @@ impl OAuth {
             } else {
                 let refused = format!("the provider refused the sign-in ({}): {description}", error.chars().take(64).collect::<String>());
                 // What to check, in the service's words, as its plugin says.
-                let hint = self.plugin(id).ok().and_then(|(plugin, _)| {
+                let hint = self.plugin(id).await.ok().and_then(|(plugin, _)| {
                     plugin.metadata().server_form.help.iter().find(|(f, _)| f == "authorization-error").map(|(_, h)| h.clone())
                 });
                 match hint {
@@ -299,8 +301,8 @@ impl OAuth {
             return Err(FlowError::Denied(message));
         }
         let code = params.get("code").filter(|c| !c.is_empty()).ok_or_else(|| FlowError::Denied("the provider sent no code".into()))?;
-        let (plugin, config) = self.plugin(id)?;
-        let allow = self.allowlist(id, &config, None)?;
+        let (plugin, config) = self.plugin(id).await?;
+        let allow = self.allowlist(id, &config, None).await?;
         plugin
             .exchange_code(&config, code, &pending.redirect_uri, Some(&pending.code_verifier), &allow)
             .await?
@@ -315,21 +317,21 @@ impl OAuth {
     }
 
     async fn fetch_client_credentials(&self, id: i64) -> Result<(), FlowError> {
-        let (plugin, config) = self.plugin(id)?;
+        let (plugin, config) = self.plugin(id).await?;
         if config.grant_type != GrantType::ClientCredentials {
             return Err(FlowError::WrongGrant("this server uses the authorization code grant"));
         }
-        let allow = self.allowlist(id, &config, None)?;
+        let allow = self.allowlist(id, &config, None).await?;
         match plugin.client_credentials(&config, &allow).await? {
-            Ok(tokens) => self.keep(id, &tokens),
+            Ok(tokens) => self.keep(id, &tokens).await,
             // Refused credentials stay refused until an admin changes them:
             // the server waits for them instead of asking again at every
             // job (which could lock the client out).
             Err(e @ (PluginError::InvalidConfig(_) | PluginError::ReauthorizationRequired(_))) => {
-                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization));
+                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization)).await;
                 Err(FlowError::Plugin(explain(&e)))
             }
-            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e))).await),
         }
     }
 
@@ -339,16 +341,16 @@ impl OAuth {
     pub async fn static_bearer(&self, id: i64) -> Result<TokenSet, FlowError> {
         let lock = self.server_lock(id);
         let _one_at_a_time = lock.lock().await;
-        self.take_pasted(id)
+        self.take_pasted(id).await
     }
 
-    fn take_pasted(&self, id: i64) -> Result<TokenSet, FlowError> {
-        let config = self.store.server_config(id)?;
+    async fn take_pasted(&self, id: i64) -> Result<TokenSet, FlowError> {
+        let config = self.store.server_config(id).await?;
         if config.grant_type != GrantType::StaticBearer {
             return Err(FlowError::WrongGrant("this server's grant does not take a pasted token"));
         }
         if config.client_secret.trim().is_empty() {
-            return Err(self.failed(id, FlowError::Denied("no bearer token is saved: paste the service's token into the server's form".into())));
+            return Err(self.failed(id, FlowError::Denied("no bearer token is saved: paste the service's token into the server's form".into())).await);
         }
         // The service's base URL is the Server URL: the plugin's calls go
         // there, as they go to a token's instance URL elsewhere.
@@ -362,7 +364,7 @@ impl OAuth {
             token_type: "Bearer".into(),
             extra: vec![],
         };
-        self.keep(id, &tokens)?;
+        self.keep(id, &tokens).await?;
         Ok(tokens)
     }
 
@@ -379,33 +381,33 @@ impl OAuth {
     }
 
     async fn sign_in_with_key(&self, id: i64) -> Result<TokenSet, FlowError> {
-        let (plugin, config) = self.plugin(id)?;
+        let (plugin, config) = self.plugin(id).await?;
         if config.grant_type != GrantType::JwtBearer {
             return Err(FlowError::WrongGrant("this server does not use the JWT bearer grant"));
         }
-        let Some((current, pem)) = self.store.signing_key_private(id, KeyRole::Current)? else {
-            return Err(self.failed(id, FlowError::NoSigningKey));
+        let Some((current, pem)) = self.store.signing_key_private(id, KeyRole::Current).await? else {
+            return Err(self.failed(id, FlowError::NoSigningKey).await);
         };
         let mut result = self.assert_with(plugin, id, &config, &current, pem).await?;
         if let Err(PluginError::InvalidConfig(f)) = &result
             && f.field == "certificate"
-            && let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next)?
+            && let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next).await?
             && let Ok(tokens) = self.assert_with(plugin, id, &config, &next, pem).await?
         {
-            self.store.promote_next_key(id, next.id)?;
+            self.store.promote_next_key(id, next.id).await?;
             tracing::info!(server = id, fingerprint = %next.fingerprint, "the provider took the next signing key: it is now the current one");
             result = Ok(tokens);
         }
         match result {
             Ok(tokens) => {
-                self.keep(id, &tokens)?;
+                self.keep(id, &tokens).await?;
                 Ok(tokens)
             }
             Err(e @ (PluginError::InvalidConfig(_) | PluginError::ReauthorizationRequired(_))) => {
-                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization));
+                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization)).await;
                 Err(FlowError::Plugin(explain(&e)))
             }
-            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e))).await),
         }
     }
 
@@ -417,9 +419,9 @@ impl OAuth {
         key: &SigningKeyInfo,
         private_key_pem: String,
     ) -> Result<Result<TokenSet, PluginError>, FlowError> {
-        let subject = self.store.server(id)?.jwt_subject.unwrap_or_default();
+        let subject = self.store.server(id).await?.jwt_subject.unwrap_or_default();
         let key = JwtSigningKey { subject, private_key_pem, certificate_fingerprint: key.fingerprint.clone() };
-        let allow = self.allowlist(id, config, None)?;
+        let allow = self.allowlist(id, config, None).await?;
         Ok(plugin.jwt_bearer(config, &key, &allow).await?)
     }
 
@@ -429,16 +431,16 @@ impl OAuth {
     pub async fn switch_key(&self, id: i64) -> Result<(), FlowError> {
         let lock = self.server_lock(id);
         let _one_at_a_time = lock.lock().await;
-        let (plugin, config) = self.plugin(id)?;
-        let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next)? else {
+        let (plugin, config) = self.plugin(id).await?;
+        let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next).await? else {
             return Err(FlowError::WrongGrant("there is no next certificate to switch to: generate one first"));
         };
         match self.assert_with(plugin, id, &config, &next, pem).await? {
             Ok(tokens) => {
-                if !self.store.promote_next_key(id, next.id)? {
+                if !self.store.promote_next_key(id, next.id).await? {
                     return Err(FlowError::WrongGrant("the next certificate was made again meanwhile: download the new one, upload it, and switch again"));
                 }
-                self.keep(id, &tokens)
+                self.keep(id, &tokens).await
             }
             Err(e) => Err(FlowError::Plugin(format!(
                 "the provider does not take the next certificate yet, so the current one stays: {}",
@@ -452,7 +454,7 @@ impl OAuth {
     /// fresh token set is kept (its instance checked as for any token); on
     /// failure nothing is stored and the provider's words come back.
     pub async fn use_refresh_token(&self, id: i64, refresh_token: &str) -> Result<(), FlowError> {
-        let (plugin, config) = self.plugin(id)?;
+        let (plugin, config) = self.plugin(id).await?;
         if config.grant_type != GrantType::AuthorizationCode {
             return Err(FlowError::WrongGrant("only a server with the authorization code grant has a refresh token"));
         }
@@ -466,7 +468,7 @@ impl OAuth {
             token_type: "Bearer".into(),
             extra: Vec::new(),
         };
-        let allow = self.allowlist(id, &config, None)?;
+        let allow = self.allowlist(id, &config, None).await?;
         match plugin.refresh(&config, &pasted, &allow).await? {
             Ok(mut fresh) => {
                 // Without rotation the answer carries no refresh token: the
@@ -474,7 +476,7 @@ impl OAuth {
                 if fresh.refresh_token.is_none() {
                     fresh.refresh_token = pasted.refresh_token;
                 }
-                self.keep(id, &fresh)
+                self.keep(id, &fresh).await
             }
             Err(e) => Err(FlowError::Plugin(explain(&e))),
         }
@@ -482,15 +484,15 @@ impl OAuth {
 
     /// Revokes at the provider, then forgets the tokens.
     pub async fn revoke(&self, id: i64) -> Result<(), FlowError> {
-        let (plugin, config) = self.plugin(id)?;
-        let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
-        let allow = self.allowlist(id, &config, None)?;
+        let (plugin, config) = self.plugin(id).await?;
+        let tokens = self.store.tokens(id).await?.ok_or(FlowError::NoTokens)?;
+        let allow = self.allowlist(id, &config, None).await?;
         match plugin.revoke(&config, &tokens, &allow).await? {
             Ok(()) => {
-                self.store.clear_tokens(id)?;
+                self.store.clear_tokens(id).await?;
                 Ok(())
             }
-            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e))).await),
         }
     }
 
@@ -510,64 +512,67 @@ impl OAuth {
     pub async fn renew(&self, id: i64, stale: Option<&str>) -> Result<TokenSet, FlowError> {
         let lock = self.server_lock(id);
         let _one_at_a_time = lock.lock().await;
-        let held = self.store.tokens(id)?;
+        let held = self.store.tokens(id).await?;
         // Someone before us got a newer token (or there is one at all).
         if let Some(t) = &held
             && stale != Some(t.access_token.as_str())
         {
             return Ok(t.clone());
         }
-        match self.store.server(id)?.grant_type {
+        match self.store.server(id).await?.grant_type {
             GrantType::AuthorizationCode => self.refresh_held(id, held.ok_or(FlowError::NoTokens)?).await,
             GrantType::ClientCredentials => {
                 self.fetch_client_credentials(id).await?;
-                self.store.tokens(id)?.ok_or(FlowError::NoTokens)
+                self.store.tokens(id).await?.ok_or(FlowError::NoTokens)
             }
             GrantType::JwtBearer => self.sign_in_with_key(id).await,
             // Nothing to renew: a token pasted since is taken; the one the
             // service refused needs an admin to paste a new one.
             GrantType::StaticBearer => {
-                let pasted = self.store.server_config(id)?.client_secret;
+                let pasted = self.store.server_config(id).await?.client_secret;
                 if stale == Some(pasted.trim()) {
                     let why = "the service refused the pasted bearer token; paste a new one into the server's form and click Obtain New Token";
-                    let _ = self.store.set_error(id, why, Some(TokenStatus::NeedsReauthorization));
+                    let _ = self.store.set_error(id, why, Some(TokenStatus::NeedsReauthorization)).await;
                     return Err(FlowError::Denied(why.into()));
                 }
-                self.take_pasted(id)
+                self.take_pasted(id).await
             }
         }
     }
 
     async fn refresh_held(&self, id: i64, tokens: TokenSet) -> Result<TokenSet, FlowError> {
-        let (plugin, config) = self.plugin(id)?;
-        let allow = self.allowlist(id, &config, None)?;
+        let (plugin, config) = self.plugin(id).await?;
+        let allow = self.allowlist(id, &config, None).await?;
         match plugin.refresh(&config, &tokens, &allow).await? {
             Ok(fresh) => {
-                self.keep(id, &fresh)?;
+                self.keep(id, &fresh).await?;
                 Ok(fresh)
             }
             Err(e @ PluginError::ReauthorizationRequired(_)) => {
-                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization));
+                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization)).await;
                 Err(FlowError::Plugin(explain(&e)))
             }
-            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e))).await),
         }
     }
 
     /// "Test Connection": who the token acts as and the API usage. An expired
     /// access token is refreshed once, as provisioning does.
     pub async fn test_connection(&self, id: i64) -> Result<ConnectionInfo, FlowError> {
-        let (plugin, config) = self.plugin(id)?;
-        let tokens = self.store.tokens(id)?.ok_or(FlowError::NoTokens)?;
-        let allow = self.allowlist(id, &config, Some(&tokens))?;
+        let (plugin, config) = self.plugin(id).await?;
+        let tokens = self.store.tokens(id).await?.ok_or(FlowError::NoTokens)?;
+        let allow = self.allowlist(id, &config, Some(&tokens)).await?;
         match plugin.check_connection(&config, &tokens, &allow).await? {
             Ok(info) => Ok(info),
             Err(PluginError::Unauthorized(_)) => {
                 let fresh = self.renew(id, Some(&tokens.access_token)).await?;
-                let allow = self.allowlist(id, &config, Some(&fresh))?;
-                plugin.check_connection(&config, &fresh, &allow).await?.map_err(|e| self.failed(id, FlowError::Plugin(explain(&e))))
+                let allow = self.allowlist(id, &config, Some(&fresh)).await?;
+                match plugin.check_connection(&config, &fresh, &allow).await? {
+                    Ok(info) => Ok(info),
+                    Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e))).await),
+                }
             }
-            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e)))),
+            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e))).await),
         }
     }
 }

@@ -18,7 +18,7 @@ impl OAuth {
     /// Starts Generate Token for `admin`'s own token for server `id`:
     /// returns the URL to send their browser to.
     pub async fn begin_personal(&self, id: i64, admin: i64, session: &str) -> Result<String, FlowError> {
-        if self.store.server(id)?.grant_type != GrantType::AuthorizationCode {
+        if self.store.server(id).await?.grant_type != GrantType::AuthorizationCode {
             return Err(FlowError::WrongGrant("only a server with the authorization code grant gives each admin a token of their own"));
         }
         self.begin(id, Some("login"), PendingOrigin { session, popup: false, admin: Some(admin) }).await
@@ -29,8 +29,8 @@ impl OAuth {
     /// act as. Nothing is recorded on the server.
     pub(super) async fn complete_personal(&self, id: i64, admin: i64, params: &HashMap<String, String>, session: &str, pending: Pending) -> Result<(), FlowError> {
         let tokens = self.exchanged(id, params, session, &pending).await?;
-        self.trusted(id, &tokens)?;
-        self.store.save_admin_tokens(admin, id, &tokens, None)?;
+        self.trusted(id, &tokens).await?;
+        self.store.save_admin_tokens(admin, id, &tokens, None).await?;
         // Who the token acts as, at once: the page shows it as their Login.
         if let Ok(info) = self.check_personal(id, admin).await {
             tracing::info!(server = id, admin, login = ?info.user, "an admin generated their own token");
@@ -39,8 +39,8 @@ impl OAuth {
     }
 
     /// `admin`'s usable token for server `id`, if they hold one.
-    pub fn personal_tokens(&self, id: i64, admin: i64) -> Result<Option<TokenSet>, FlowError> {
-        Ok(self.store.admin_tokens(admin, id)?)
+    pub async fn personal_tokens(&self, id: i64, admin: i64) -> Result<Option<TokenSet>, FlowError> {
+        Ok(self.store.admin_tokens(admin, id).await?)
     }
 
     /// Check: whether `admin`'s token works right now (a refused access
@@ -49,25 +49,25 @@ impl OAuth {
     pub async fn check_personal(&self, id: i64, admin: i64) -> Result<ConnectionInfo, FlowError> {
         let result = self.check_personal_once(id, admin).await;
         let _ = match &result {
-            Ok(info) => self.store.admin_token_checked(admin, id, Ok(info.user.as_deref())),
+            Ok(info) => self.store.admin_token_checked(admin, id, Ok(info.user.as_deref())).await,
             Err(FlowError::NoTokens) => Ok(()),
             Err(e) => {
                 let dead = matches!(e, FlowError::Plugin(m) if m.starts_with("a new token is needed"));
-                self.store.admin_token_checked(admin, id, Err((&e.to_string(), dead)))
+                self.store.admin_token_checked(admin, id, Err((&e.to_string(), dead))).await
             }
         };
         result
     }
 
     async fn check_personal_once(&self, id: i64, admin: i64) -> Result<ConnectionInfo, FlowError> {
-        let (plugin, config) = self.plugin(id)?;
-        let tokens = self.store.admin_tokens(admin, id)?.ok_or(FlowError::NoTokens)?;
-        let allow = self.allowlist(id, &config, Some(&tokens))?;
+        let (plugin, config) = self.plugin(id).await?;
+        let tokens = self.store.admin_tokens(admin, id).await?.ok_or(FlowError::NoTokens)?;
+        let allow = self.allowlist(id, &config, Some(&tokens)).await?;
         match plugin.check_connection(&config, &tokens, &allow).await? {
             Ok(info) => Ok(info),
             Err(PluginError::Unauthorized(_)) => {
                 let fresh = self.refresh_personal(id, admin, &tokens.access_token).await?;
-                let allow = self.allowlist(id, &config, Some(&fresh))?;
+                let allow = self.allowlist(id, &config, Some(&fresh)).await?;
                 plugin.check_connection(&config, &fresh, &allow).await?.map_err(|e| FlowError::Plugin(explain(&e)))
             }
             Err(e) => Err(FlowError::Plugin(explain(&e))),
@@ -79,21 +79,21 @@ impl OAuth {
     pub async fn refresh_personal(&self, id: i64, admin: i64, stale: &str) -> Result<TokenSet, FlowError> {
         let lock = self.refreshing_personal.lock().unwrap_or_else(|p| p.into_inner()).entry((id, admin)).or_default().clone();
         let _one_at_a_time = lock.lock().await;
-        let (plugin, config) = self.plugin(id)?;
-        let tokens = self.store.admin_tokens(admin, id)?.ok_or(FlowError::NoTokens)?;
+        let (plugin, config) = self.plugin(id).await?;
+        let tokens = self.store.admin_tokens(admin, id).await?.ok_or(FlowError::NoTokens)?;
         if tokens.access_token != stale {
             return Ok(tokens);
         }
-        let allow = self.allowlist(id, &config, None)?;
+        let allow = self.allowlist(id, &config, None).await?;
         match plugin.refresh(&config, &tokens, &allow).await? {
             Ok(fresh) => {
-                self.trusted(id, &fresh)?;
-                self.store.save_admin_tokens(admin, id, &fresh, None)?;
+                self.trusted(id, &fresh).await?;
+                self.store.save_admin_tokens(admin, id, &fresh, None).await?;
                 Ok(fresh)
             }
             Err(e) => {
                 let dead = matches!(e, PluginError::ReauthorizationRequired(_));
-                let _ = self.store.admin_token_checked(admin, id, Err((&explain(&e), dead)));
+                let _ = self.store.admin_token_checked(admin, id, Err((&explain(&e), dead))).await;
                 Err(FlowError::Plugin(explain(&e)))
             }
         }
@@ -102,11 +102,11 @@ impl OAuth {
     /// Revoke Token: revokes `admin`'s token at the provider, then forgets
     /// it. A token the provider no longer knows counts as revoked.
     pub async fn revoke_personal(&self, id: i64, admin: i64) -> Result<(), FlowError> {
-        let (plugin, config) = self.plugin(id)?;
-        let tokens = self.store.admin_tokens_for_revoke(admin, id)?.ok_or(FlowError::NoTokens)?;
-        let allow = self.allowlist(id, &config, None)?;
+        let (plugin, config) = self.plugin(id).await?;
+        let tokens = self.store.admin_tokens_for_revoke(admin, id).await?.ok_or(FlowError::NoTokens)?;
+        let allow = self.allowlist(id, &config, None).await?;
         plugin.revoke(&config, &tokens, &allow).await?.map_err(|e| FlowError::Plugin(explain(&e)))?;
-        self.store.clear_admin_tokens(admin, id)?;
+        self.store.clear_admin_tokens(admin, id).await?;
         Ok(())
     }
 
@@ -115,10 +115,10 @@ impl OAuth {
     /// Those are forgotten here all the same.
     pub async fn revoke_all_personal(&self, admin: i64) -> Result<Vec<(i64, String)>, FlowError> {
         let mut failed = Vec::new();
-        for t in self.store.admin_token_list(admin)? {
+        for t in self.store.admin_token_list(admin).await? {
             if let Err(e) = self.revoke_personal(t.server_id, admin).await {
                 failed.push((t.server_id, e.to_string()));
-                self.store.clear_admin_tokens(admin, t.server_id)?;
+                self.store.clear_admin_tokens(admin, t.server_id).await?;
             }
         }
         Ok(failed)

@@ -7,7 +7,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::servers::TokenMeta;
-use super::{Store, StoreError, now_ms};
+use super::{SqliteStore, StoreError, now_ms};
 use registry_plugin_runtime::latest::types::TokenSet;
 
 /// An admin's token for one server, as their page shows it (no secret).
@@ -27,7 +27,7 @@ pub struct AdminToken {
     pub issued_at: Option<i64>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Stores an admin's fresh token set for a server (replacing theirs),
     /// and who it acts as when known.
     pub fn save_admin_tokens(&self, admin_id: i64, server_id: i64, t: &TokenSet, login: Option<&str>) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms, unique, write};
+use super::{SqliteStore, StoreError, now_ms, unique, write};
 use crate::secrets::{random_token, token_hash};
 
 /// A logged-in admin's session.
@@ -19,7 +19,7 @@ pub struct Session {
     pub token_hash: String,
 }
 
-impl Store {
+impl SqliteStore {
     /// How many admins exist.
     pub fn admin_count(&self) -> Result<i64, StoreError> {
         Ok(self.db().query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?)

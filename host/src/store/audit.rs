@@ -6,7 +6,7 @@ use rusqlite::params;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Store, StoreError, now_ms};
+use super::{SqliteStore, StoreError, now_ms};
 
 /// One admin action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,7 +55,7 @@ pub fn redact(detail: Value) -> Value {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Records an admin action (its details redacted).
     pub fn audit(&self, actor: &str, action: &str, subject: &str, detail: Value) -> Result<(), StoreError> {
         self.db().execute(
@@ -81,7 +81,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Whether a notification for `key` may go now (none within `window_ms`);
     /// if so, records it as sent.
     pub fn claim_notification(&self, key: &str, window_ms: i64) -> Result<bool, StoreError> {
@@ -106,7 +106,7 @@ mod tests {
             json!({"name": "SF", "client_secret": "[redacted]", "after": {"refresh_token": "[redacted]", "scope": "api"}, "password": null})
         );
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), crate::secrets::SecretBox::new(&[1; 32])).unwrap();
+        let store = SqliteStore::open(dir.path(), crate::secrets::SecretBox::new(&[1; 32])).unwrap();
         for i in 0..5 {
             store.audit("ada", if i % 2 == 0 { "server.create" } else { "target.update" }, &format!("S{i}"), json!({"client_secret": "x"})).unwrap();
         }

@@ -6,7 +6,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::jobs::job_of_row;
-use super::{Store, StoreError, now_ms, write};
+use super::{SqliteStore, StoreError, now_ms, write};
 use crate::domain::Job;
 
 /// A batch due for a poll.
@@ -29,7 +29,7 @@ pub struct BulkBatch {
 /// How long a poll may take before another worker may take the batch.
 pub const POLL_LEASE_MS: i64 = 5 * 60 * 1000;
 
-impl Store {
+impl SqliteStore {
     /// Records that `jobs` (running, of one target) went to a bulk API as
     /// `reference` under `settings`, to poll in `poll_after_ms`.
     pub fn submit_bulk(&self, target_id: i64, reference: &str, settings: &[(String, String)], poll_after_ms: u32, jobs: &[i64]) -> Result<i64, StoreError> {

@@ -5,7 +5,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms, write};
+use super::{SqliteStore, StoreError, now_ms, write};
 use crate::domain::{Group, GroupAction, GroupJob};
 
 /// A member as a target knows them: (person id, remote type, remote id).
@@ -26,7 +26,7 @@ pub struct GroupJobInput {
     pub current: Option<(String, String)>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Claims the oldest ready group job: queued, its backoff passed, its
     /// target enabled, and nothing earlier still queued or running for the
     /// pair (a failed one waits for an admin, it does not hold the group

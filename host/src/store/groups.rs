@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms, unique, write};
+use super::{SqliteStore, StoreError, now_ms, unique, write};
 use crate::domain::{Action, Group, GroupAction, Person, Scope, Status};
 
 /// A new group called `name`, named in `person`'s groups by an import:
@@ -28,7 +28,7 @@ pub struct GroupSummary {
     pub members: usize,
 }
 
-impl Store {
+impl SqliteStore {
     /// Adds a group (already normalized; an empty id gets a new one) with
     /// `members` (person ids), and queues it for the targets that provision
     /// groups; all or nothing.
@@ -114,7 +114,7 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::set_group_members`] in `tx`; whether anyone joined or left.
+    /// [`SqliteStore::set_group_members`] in `tx`; whether anyone joined or left.
     fn set_members_in(tx: &rusqlite::Transaction<'_>, id: &str, members: &[String]) -> Result<bool, StoreError> {
         let now: BTreeSet<&String> = members.iter().collect();
         let before: BTreeSet<String> = Self::member_ids(tx, id)?.into_iter().collect();

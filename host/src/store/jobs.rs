@@ -1,11 +1,11 @@
 //! The durable job queue. Jobs for one person and target run in order: a
 //! job is only claimable when no earlier unfinished job exists for the
 //! pair. A claimed job is `running` until its result commits; a crash leaves
-//! it `running`, and [`Store::reset_running`] puts it back at the next start.
+//! it `running`, and [`SqliteStore::reset_running`] puts it back at the next start.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms, parsed, write};
+use super::{SqliteStore, StoreError, now_ms, parsed, write};
 use crate::domain::{Action, Done, Job, Person, ProvState, Scope};
 
 /// Targets as enqueueing needs them.
@@ -14,7 +14,7 @@ pub(super) struct Lite {
     pub(super) scope: Scope,
 }
 
-impl Store {
+impl SqliteStore {
     /// Every target, disabled ones too: their jobs queue up and run, in
     /// order, once the target is enabled again (claim skips them meanwhile).
     pub(super) fn lite_targets(conn: &Connection) -> Result<Vec<Lite>, StoreError> {
@@ -167,7 +167,7 @@ impl Store {
     /// same person and target is unfinished.
     ///
     /// Before choosing, removals past a target's threshold are held for an
-    /// admin's confirmation (see [`Store::hold_removals`]); a paused target
+    /// admin's confirmation (see [`SqliteStore::hold_removals`]); a paused target
     /// (quarantined, or waiting for its API budget) gives nothing until its
     /// pause ends, and then one job: the probe.
     pub fn claim(&self, max: usize) -> Result<Vec<Job>, StoreError> {

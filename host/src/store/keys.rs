@@ -5,7 +5,7 @@
 
 use rusqlite::params;
 
-use super::{Store, StoreError, write};
+use super::{SqliteStore, StoreError, write};
 use crate::secrets::SecretBox;
 
 /// The sealed columns: table, key column, sealed column, and how the
@@ -24,19 +24,19 @@ pub(super) const SEALED: &[(&str, &str, &str)] = &[
 
 pub(super) fn aad(table: &str, column: &str, key: &str) -> String {
     match (table, column) {
-        ("oauth2_servers", _) => Store::aad(column, key.parse().unwrap_or_default()),
-        ("targets", _) => Store::settings_aad(key.parse().unwrap_or_default()),
-        ("signing_keys", _) => Store::signing_key_aad(key.parse().unwrap_or_default()),
-        ("bulk_batches", _) => Store::bulk_settings_aad(key.parse().unwrap_or_default()),
+        ("oauth2_servers", _) => SqliteStore::aad(column, key.parse().unwrap_or_default()),
+        ("targets", _) => SqliteStore::settings_aad(key.parse().unwrap_or_default()),
+        ("signing_keys", _) => SqliteStore::signing_key_aad(key.parse().unwrap_or_default()),
+        ("bulk_batches", _) => SqliteStore::bulk_settings_aad(key.parse().unwrap_or_default()),
         ("admin_tokens", _) => {
             let (admin, server) = key.split_once('.').unwrap_or_default();
-            Store::admin_token_aad(column, admin.parse().unwrap_or_default(), server.parse().unwrap_or_default())
+            SqliteStore::admin_token_aad(column, admin.parse().unwrap_or_default(), server.parse().unwrap_or_default())
         }
         _ => format!("oauth2_pending.code_verifier.{key}"),
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Re-seals every secret under `new` in one transaction; returns how
     /// many values were re-sealed. A value already sealed under `new` (a
     /// rotation that stopped between this commit and the key file's
@@ -74,7 +74,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = SecretBox::new(&[1; 32]);
         let new = SecretBox::new(&[2; 32]);
-        let store = Store::open(dir.path(), old.clone()).unwrap();
+        let store = SqliteStore::open(dir.path(), old.clone()).unwrap();
         let input = ServerInput {
             name: "S".into(),
             description: String::new(),
@@ -108,20 +108,20 @@ mod tests {
         // Run again (as after a stop before the key file was replaced): fine.
         assert_eq!(store.reseal(&new).unwrap(), 5);
         drop(store);
-        let store = Store::open(dir.path(), new.clone()).unwrap();
+        let store = SqliteStore::open(dir.path(), new.clone()).unwrap();
         assert_eq!(store.server_config(id).unwrap().client_secret, "client secret");
         let t = store.tokens(id).unwrap().unwrap();
         assert_eq!((t.access_token.as_str(), t.refresh_token.as_deref()), ("access", Some("refresh")));
         assert_eq!(store.target(target).unwrap().settings, vec![("k".to_string(), "v".to_string())]);
         assert_eq!(store.take_pending("st4te").unwrap().unwrap().code_verifier, "verifier");
         drop(store);
-        let stale = Store::open(dir.path(), old).unwrap();
+        let stale = SqliteStore::open(dir.path(), old).unwrap();
         assert!(stale.server_config(id).is_err(), "the old key opens nothing");
 
         // A value neither key opens: the rotation stops and nothing changes.
         let third = SecretBox::new(&[3; 32]);
         let before: Vec<u8> = stale.db().query_row("SELECT access_token FROM oauth2_servers", [], |r| r.get(0)).unwrap();
-        let stranger = Store::open(dir.path(), third.clone()).unwrap();
+        let stranger = SqliteStore::open(dir.path(), third.clone()).unwrap();
         stranger.db().execute("UPDATE oauth2_servers SET client_secret = ?1", params![third.seal("elsewhere", "x")]).unwrap();
         assert!(matches!(stranger.reseal(&SecretBox::new(&[4; 32])), Err(StoreError::Secret(_))));
         let after: Vec<u8> = stale.db().query_row("SELECT access_token FROM oauth2_servers", [], |r| r.get(0)).unwrap();

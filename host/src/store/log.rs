@@ -6,7 +6,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Store, StoreError, now_ms, write};
+use super::{SqliteStore, StoreError, now_ms, write};
 use crate::domain::ProvState;
 
 /// One attempt.
@@ -53,7 +53,7 @@ pub struct LogFilter {
     pub before: Option<i64>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Attempts, newest first, at most `limit`.
     pub fn log(&self, f: &LogFilter, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
         let conn = self.db();
@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn the_cursor_pages_through_many_pages_once_each() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), SecretBox::new(&[5; 32])).unwrap();
+        let store = SqliteStore::open(dir.path(), SecretBox::new(&[5; 32])).unwrap();
         store.create_person(Person::example("P1", "Paged", "Person", "p1@example.org")).unwrap();
         for i in 0..250 {
             store

@@ -185,7 +185,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // as, and holds RSA signing keys (sealed) with their certificates, the
     // current one and the next during a rotation. The grant type's CHECK
     // changes, which SQLite only allows by rebuilding the table (run with
-    // foreign keys off, checked before commit: see `Store::migrate`).
+    // foreign keys off, checked before commit: see `SqliteStore::migrate`).
     "CREATE TABLE oauth2_servers_new (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,

@@ -1,5 +1,7 @@
 //! The registry's database: embedded SQLite in the data directory (WAL,
-//! foreign keys, versioned migrations run at open). Secrets (client secrets,
+//! foreign keys, versioned migrations run at open), or PostgreSQL shared by
+//! several nodes ([`postgres`]); the app uses either through the async
+//! [`Store`]. Secrets (client secrets,
 //! tokens, PKCE verifiers) are sealed by [`SecretBox`] and never leave this
 //! module unencrypted except to the caller that asked for them.
 
@@ -15,6 +17,7 @@ mod admin_tokens;
 mod admins;
 mod audit;
 mod bulk;
+mod facade;
 mod group_jobs;
 mod groups;
 mod jobs;
@@ -29,6 +32,7 @@ mod signing_keys;
 mod targets;
 
 pub use admin_tokens::AdminToken;
+pub use facade::Store;
 pub use admins::{ApiToken, Session};
 pub use audit::{AuditEntry, AuditFilter, redact};
 pub use bulk::{BulkBatch, POLL_LEASE_MS};
@@ -147,18 +151,18 @@ fn parsed<T>(column: &'static str, value: String, parse: impl FnOnce(&str) -> Op
 
 /// The database.
 #[derive(Debug)]
-pub struct Store {
+pub struct SqliteStore {
     conn: Mutex<Connection>,
     secrets: SecretBox,
     path: PathBuf,
     /// Added to the wall clock for queue decisions (backoff, horizon,
     /// pauses): tests move time forward instead of sleeping.
     clock_offset_ms: std::sync::atomic::AtomicI64,
-    /// Removals `claim` held, not yet reported (see [`Store::take_new_holds`]).
+    /// Removals `claim` held, not yet reported (see [`SqliteStore::take_new_holds`]).
     new_holds: Mutex<Vec<(i64, usize)>>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating) `data_dir/registry.sqlite3` and migrates it.
     pub fn open(data_dir: &Path, secrets: SecretBox) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Dir { path: data_dir.display().to_string(), source })?;
@@ -177,13 +181,13 @@ impl Store {
         // Long enough to wait out another process's largest transaction
         // (queueing a "Reprovision all" of 100,000 people takes seconds).
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        let store = Store { conn: Mutex::new(conn), secrets, path, clock_offset_ms: std::sync::atomic::AtomicI64::new(0), new_holds: Mutex::new(Vec::new()) };
+        let store = SqliteStore { conn: Mutex::new(conn), secrets, path, clock_offset_ms: std::sync::atomic::AtomicI64::new(0), new_holds: Mutex::new(Vec::new()) };
         store.migrate()?;
         Ok(store)
     }
 
     /// The queue's clock (ms since the epoch): the wall clock, moved by
-    /// [`Store::advance_clock`].
+    /// [`SqliteStore::advance_clock`].
     pub fn now(&self) -> i64 {
         now_ms() + self.clock_offset_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -245,11 +249,11 @@ impl Store {
 /// one enabled target whose scope is everyone (the target's id), for the
 /// store's own tests.
 #[cfg(test)]
-pub(crate) fn scratch_with_target() -> (tempfile::TempDir, Store, i64) {
+pub(crate) fn scratch_with_target() -> (tempfile::TempDir, SqliteStore, i64) {
     use crate::domain::{Scope, ServerInput, TargetInput};
     use registry_plugin_runtime::latest::types::GrantType;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
+    let store = SqliteStore::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
     let server = store
         .create_server(&ServerInput {
             name: "S".into(),
@@ -273,9 +277,9 @@ pub(crate) fn scratch_with_target() -> (tempfile::TempDir, Store, i64) {
 mod tests {
     use super::*;
 
-    fn open() -> (tempfile::TempDir, Store) {
+    fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), SecretBox::new(&[1; 32])).unwrap();
+        let store = SqliteStore::open(dir.path(), SecretBox::new(&[1; 32])).unwrap();
         (dir, store)
     }
 
@@ -284,11 +288,11 @@ mod tests {
         let (dir, store) = open();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
         drop(store);
-        let again = Store::open(dir.path(), SecretBox::new(&[1; 32])).unwrap();
+        let again = SqliteStore::open(dir.path(), SecretBox::new(&[1; 32])).unwrap();
         assert_eq!(again.schema_version().unwrap(), MIGRATIONS.len());
         again.db().pragma_update(None, "user_version", 99).unwrap();
         drop(again);
-        let err = Store::open(dir.path(), SecretBox::new(&[1; 32])).unwrap_err().to_string();
+        let err = SqliteStore::open(dir.path(), SecretBox::new(&[1; 32])).unwrap_err().to_string();
         assert!(err.contains("schema version 99"), "{err}");
     }
 
@@ -315,7 +319,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let store = Store::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
+        let store = SqliteStore::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
         assert_eq!(store.server_config(server).unwrap().client_secret, "s", "the sealed secret opens where it was");
         assert_eq!(store.job_counts(Some(target)).unwrap().0, 1, "the queued job is there");

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{Store, StoreError, now_ms, parsed, write};
+use super::{SqliteStore, StoreError, now_ms, parsed, write};
 use crate::domain::{Action, HistoryEntry, ImportStats, Person, ProvState, Status, TargetState};
 
 /// How the People list is sorted.
@@ -37,7 +37,7 @@ pub struct PeopleQuery {
 /// People written per transaction by an import.
 const PEOPLE_PER_TRANSACTION: usize = 500;
 
-impl Store {
+impl SqliteStore {
     pub(super) fn write_person(tx: &Transaction<'_>, p: &Person, now: i64, insert: bool) -> Result<(), StoreError> {
         let data = serde_json::to_string(p).expect("plain data");
         if insert {
@@ -298,7 +298,7 @@ impl Store {
         self.reprovision_person_as(id, target, None)
     }
 
-    /// [`Store::reprovision_person_for`], the job acting as `admin` (with
+    /// [`SqliteStore::reprovision_person_for`], the job acting as `admin` (with
     /// their own provider token, when they hold one).
     pub fn reprovision_person_as(&self, id: &str, target: i64, admin: Option<i64>) -> Result<bool, StoreError> {
         let mut conn = self.db();

@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, now_ms, write};
+use super::{SqliteStore, StoreError, now_ms, write};
 use crate::domain::{Job, ProvState, format_time};
 
 /// Calls in a row that must fail before a target is quarantined...
@@ -92,7 +92,7 @@ pub(super) fn automatic_threshold(provisioned: i64) -> i64 {
     (provisioned / 5).clamp(20, 500)
 }
 
-impl Store {
+impl SqliteStore {
     /// Saves a target's safeguards and whether its removals are destructive.
     pub fn set_safeguards(&self, target: i64, s: &Safeguards, destructive_removals: bool) -> Result<(), StoreError> {
         self.db().execute(

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, now_ms, parsed, unique, write};
+use super::{SqliteStore, StoreError, now_ms, parsed, unique, write};
 use crate::domain::{Saved, Server, ServerInput, TokenStatus, grant_parse, grant_str};
 use registry_plugin_runtime::latest::types::{Oauth2ServerConfig, TokenSet};
 
@@ -64,7 +64,7 @@ impl TokenMeta {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Adds a server.
     pub fn create_server(&self, input: &ServerInput) -> Result<i64, StoreError> {
         let now = now_ms();
@@ -297,9 +297,9 @@ mod tests {
     use crate::store::DB_FILE;
     use registry_plugin_runtime::latest::types::GrantType;
 
-    fn open() -> (tempfile::TempDir, Store) {
+    fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), SecretBox::new(&[1; 32])).unwrap();
+        let store = SqliteStore::open(dir.path(), SecretBox::new(&[1; 32])).unwrap();
         (dir, store)
     }
 
@@ -349,7 +349,7 @@ mod tests {
         }
         // Another key cannot read them, and says so.
         drop(store);
-        let other = Store::open(dir.path(), SecretBox::new(&[2; 32])).unwrap();
+        let other = SqliteStore::open(dir.path(), SecretBox::new(&[2; 32])).unwrap();
         assert!(other.tokens(id).unwrap_err().to_string().contains("cannot be decrypted"));
     }
 

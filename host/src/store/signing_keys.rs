@@ -5,7 +5,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, now_ms, write};
+use super::{SqliteStore, StoreError, now_ms, write};
 
 /// Which of a server's keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct NewSigningKey<'a> {
     pub not_after: i64,
 }
 
-impl Store {
+impl SqliteStore {
     /// Stores a key for `server_id` in `role`, replacing any key already in
     /// that role (a next key generated twice: the first is dropped).
     pub fn put_signing_key(&self, server_id: i64, role: KeyRole, key: &NewSigningKey<'_>) -> Result<i64, StoreError> {
@@ -157,7 +157,7 @@ mod tests {
         let new = SecretBox::new(&[9; 32]);
         store.reseal(&new).unwrap();
         drop(store);
-        let store = crate::store::Store::open(dir.path(), new).unwrap();
+        let store = crate::store::SqliteStore::open(dir.path(), new).unwrap();
         assert_eq!(store.signing_key_private(server, KeyRole::Current).unwrap().unwrap().1, "third");
         store.delete_target(target).unwrap();
         store.delete_server(server).unwrap();

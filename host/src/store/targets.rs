@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::jobs::Lite;
-use super::{Store, StoreError, now_ms, parsed, unique, write};
+use super::{SqliteStore, StoreError, now_ms, parsed, unique, write};
 use crate::domain::{Action, Person, ProvState, Run, Scope, Target, TargetInput};
 
 fn map_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Target, Vec<u8>, String)> {
@@ -24,7 +24,7 @@ fn map_target(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Target, Vec<u8>, Strin
     ))
 }
 
-impl Store {
+impl SqliteStore {
     /// Every target's id, plugin and when it was last saved: enough to
     /// know whether something derived from its settings is still current,
     /// without opening them.
@@ -249,7 +249,7 @@ mod tests {
     /// A store with people in every situation a run meets: a queued job of
     /// an earlier run, a failed job, a running one, a deleted person, an
     /// unreadable one, and people with nothing queued.
-    fn store_with_history() -> (tempfile::TempDir, Store, i64) {
+    fn store_with_history() -> (tempfile::TempDir, SqliteStore, i64) {
         let (dir, store, target) = crate::store::scratch_with_target();
         for i in 0..40 {
             store.create_person(Person::example(&format!("P{i:02}"), "Given", &format!("Family{i}"), &format!("p{i}@example.org"))).unwrap();
@@ -270,7 +270,7 @@ mod tests {
 
     type Snapshot = (Vec<(String, String, String, Option<i64>)>, Vec<(String, String, Option<String>)>, Vec<(i64, i64, i64, i64, bool)>);
 
-    fn snapshot(store: &Store) -> Snapshot {
+    fn snapshot(store: &SqliteStore) -> Snapshot {
         let db = store.db();
         let jobs = db
             .prepare("SELECT person_id, action, state, run_id FROM jobs ORDER BY person_id, id")
@@ -311,7 +311,7 @@ mod tests {
         let tx = write(&mut conn).unwrap();
         tx.execute("INSERT INTO runs (target_id, total, started_at) VALUES (?1, 0, ?2)", params![target, now_ms()]).unwrap();
         let each_run = tx.last_insert_rowid();
-        let total = Store::queue_each(&tx, &lite, each_run).unwrap();
+        let total = SqliteStore::queue_each(&tx, &lite, each_run).unwrap();
         tx.execute("UPDATE runs SET total = ?1 WHERE id = ?2", params![total, each_run]).unwrap();
         tx.commit().unwrap();
         drop(conn);

@@ -49,7 +49,7 @@ impl FromRequestParts<Arc<App>> for ApiClient {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return Err(unauthorized("send an API token as 'Authorization: Bearer TOKEN' (create one with `registry-host api-token create NAME`)"));
         };
-        match app.store.api_token(token).api().map_err(IntoResponse::into_response)? {
+        match app.store.api_token(token).await.api().map_err(IntoResponse::into_response)? {
             Some(_) => Ok(ApiClient),
             None => Err(unauthorized("the API token is not valid")),
         }
@@ -63,9 +63,9 @@ fn person_body(body: &Bytes) -> Result<Person, WebError> {
     Ok(p)
 }
 
-fn with_state(app: &App, p: &Person) -> Value {
+async fn with_state(app: &App, p: &Person) -> Value {
     let mut v = serde_json::to_value(p).expect("plain data");
-    v["provisioning"] = json!(app.store.person_states(&p.id).unwrap_or_default());
+    v["provisioning"] = json!(app.store.person_states(&p.id).await.unwrap_or_default());
     v
 }
 
@@ -86,14 +86,14 @@ fn number(q: &FormMap, name: &str, default: usize, max: usize) -> Result<usize, 
 async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, _: ApiClient) -> Result<Response, WebError> {
     let offset = number(&q, "offset", 0, MAX_OFFSET)?;
     let limit = number(&q, "limit", 100, usize::MAX)?.clamp(1, 1000);
-    let (people, total) = app.store.people(q.get("q").map(String::as_str).unwrap_or(""), offset, limit).api()?;
+    let (people, total) = app.store.people(q.get("q").map(String::as_str).unwrap_or(""), offset, limit).await.api()?;
     Ok(Json(json!({"total": total, "offset": offset, "limit": limit, "people": people})).into_response())
 }
 
 async fn create(State(app): State<Arc<App>>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
-    let saved = app.store.create_person(person_body(&body)?).api()?;
+    let saved = app.store.create_person(person_body(&body)?).await.api()?;
     app.engine.wake();
-    let mut r = (StatusCode::CREATED, Json(with_state(&app, &saved))).into_response();
+    let mut r = (StatusCode::CREATED, Json(with_state(&app, &saved).await)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/people/{}", saved.id)) {
         r.headers_mut().insert(header::LOCATION, v);
     }
@@ -101,8 +101,8 @@ async fn create(State(app): State<Arc<App>>, _: ApiClient, body: Bytes) -> Resul
 }
 
 async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
-    let p = app.store.person(&id).api()?;
-    Ok(Json(with_state(&app, &p)).into_response())
+    let p = app.store.person(&id).await.api()?;
+    Ok(Json(with_state(&app, &p).await).into_response())
 }
 
 async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
@@ -115,38 +115,38 @@ async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClien
     // A body without `groups` leaves the person's memberships as they are.
     let named_groups = serde_json::from_slice::<Value>(&body).ok().is_some_and(|v| v.get("groups").is_some());
     if !named_groups {
-        p.groups = app.store.person(&p.id).api()?.groups;
+        p.groups = app.store.person(&p.id).await.api()?.groups;
     }
-    app.store.update_person(&p).api()?;
+    app.store.update_person(&p).await.api()?;
     app.engine.wake();
-    Ok(Json(with_state(&app, &p)).into_response())
+    Ok(Json(with_state(&app, &p).await).into_response())
 }
 
 async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
     // A person already deleted is NotFound here too.
-    app.store.delete_person(&id).api()?;
+    app.store.delete_person(&id).await.api()?;
     app.engine.wake();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn reprovision(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
-    let n = app.store.reprovision_person(&id).api()?;
+    let n = app.store.reprovision_person(&id).await.api()?;
     app.engine.wake();
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": n}))).into_response())
 }
 
 async fn targets(State(app): State<Arc<App>>, _: ApiClient) -> Result<Response, WebError> {
-    Ok(Json(json!({"targets": app.store.targets().api()?})).into_response())
+    Ok(Json(json!({"targets": app.store.targets().await.api()?})).into_response())
 }
 
 async fn reprovision_all(State(app): State<Arc<App>>, Path(id): Path<i64>, _: ApiClient) -> Result<Response, WebError> {
-    let run = app.store.start_run(id).api()?;
+    let run = app.store.start_run(id).await.api()?;
     app.engine.wake();
     Ok((StatusCode::ACCEPTED, Json(run)).into_response())
 }
 
 async fn run(State(app): State<Arc<App>>, Path(id): Path<i64>, _: ApiClient) -> Result<Response, WebError> {
-    Ok(Json(app.store.run(id).api()?).into_response())
+    Ok(Json(app.store.run(id).await.api()?).into_response())
 }
 
 /// A group as the API takes it: its fields, and optionally its members'
@@ -171,9 +171,9 @@ fn group_body(body: &Bytes) -> Result<(Group, Option<Vec<String>>), WebError> {
     Ok((group, b.members))
 }
 
-fn group_json(app: &App, id: &str) -> Result<Value, WebError> {
-    let g = app.store.group(id).api()?;
-    let members = app.store.group_members(id).api()?;
+async fn group_json(app: &App, id: &str) -> Result<Value, WebError> {
+    let g = app.store.group(id).await.api()?;
+    let members = app.store.group_members(id).await.api()?;
     let mut v = serde_json::to_value(&g).expect("plain data");
     v["members"] = json!(members);
     Ok(v)
@@ -182,7 +182,7 @@ fn group_json(app: &App, id: &str) -> Result<Value, WebError> {
 async fn groups(State(app): State<Arc<App>>, _: ApiClient) -> Result<Response, WebError> {
     let groups: Vec<Value> = app
         .store
-        .groups()
+        .groups().await
         .api()?
         .into_iter()
         .map(|s| {
@@ -196,9 +196,9 @@ async fn groups(State(app): State<Arc<App>>, _: ApiClient) -> Result<Response, W
 
 async fn create_group(State(app): State<Arc<App>>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
     let (group, members) = group_body(&body)?;
-    let saved = app.store.create_group(group, members.as_deref().unwrap_or_default()).api()?;
+    let saved = app.store.create_group(group, members.as_deref().unwrap_or_default()).await.api()?;
     app.engine.wake();
-    let mut r = (StatusCode::CREATED, Json(group_json(&app, &saved.id)?)).into_response();
+    let mut r = (StatusCode::CREATED, Json(group_json(&app, &saved.id).await?)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/groups/{}", saved.id)) {
         r.headers_mut().insert(header::LOCATION, v);
     }
@@ -206,7 +206,7 @@ async fn create_group(State(app): State<Arc<App>>, _: ApiClient, body: Bytes) ->
 }
 
 async fn show_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
-    Ok(Json(group_json(&app, &id)?).into_response())
+    Ok(Json(group_json(&app, &id).await?).into_response())
 }
 
 async fn update_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient, body: Bytes) -> Result<Response, WebError> {
@@ -216,13 +216,13 @@ async fn update_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: Ap
         return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "the id in the body differs from the URL's").fields(vec![problem]));
     }
     group.id = id.clone();
-    app.store.update_group(&group, members.as_deref()).api()?;
+    app.store.update_group(&group, members.as_deref()).await.api()?;
     app.engine.wake();
-    Ok(Json(group_json(&app, &id)?).into_response())
+    Ok(Json(group_json(&app, &id).await?).into_response())
 }
 
 async fn delete_group(State(app): State<Arc<App>>, Path(id): Path<String>, _: ApiClient) -> Result<Response, WebError> {
-    app.store.delete_group(&id).api()?;
+    app.store.delete_group(&id).await.api()?;
     app.engine.wake();
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -22,8 +22,8 @@ pub(super) fn routes() -> Router<Arc<App>> {
 }
 
 /// Records an admin action.
-pub(super) fn record(app: &App, actor: &str, action: &str, subject: &str, detail: Value) {
-    if let Err(e) = app.store.audit(actor, action, subject, detail) {
+pub(super) async fn record(app: &App, actor: &str, action: &str, subject: &str, detail: Value) {
+    if let Err(e) = app.store.audit(actor, action, subject, detail).await {
         tracing::error!(actor, action, subject, error = %e, "the audit trail could not record an action");
     }
 }
@@ -42,21 +42,21 @@ fn filter(q: &FormMap, now: i64) -> AuditFilter {
 }
 
 async fn page(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    let entries = app.store.audit_entries(&filter(&q, crate::store::now_ms()), PAGE)?;
+    let entries = app.store.audit_entries(&filter(&q, crate::store::now_ms()), PAGE).await?;
     let next = (entries.len() == PAGE).then(|| entries.last().map(|e| e.id)).flatten();
     let query: Vec<(String, String)> = q.iter().filter(|(k, v)| *k != "before" && !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
     Ok(app.render("audit.html", context! { admin => s.username, csrf => s.csrf_token, entries => entries, next => next, q => q, query => query, nav => "audit" }))
 }
 
-fn rows(app: &App, q: &FormMap) -> Result<Vec<AuditEntry>, WebError> {
-    Ok(app.store.audit_entries(&filter(q, crate::store::now_ms()), EXPORT_MAX)?)
+async fn rows(app: &App, q: &FormMap) -> Result<Vec<AuditEntry>, WebError> {
+    Ok(app.store.audit_entries(&filter(q, crate::store::now_ms()), EXPORT_MAX).await?)
 }
 
 async fn csv(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(_): Admin) -> Result<Response, WebError> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let fail = |e: ::csv::Error| WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     w.write_record(["id", "at", "actor", "action", "subject", "detail"]).map_err(fail)?;
-    for e in rows(&app, &q)? {
+    for e in rows(&app, &q).await? {
         w.write_record([e.id.to_string(), crate::domain::format_time(e.at), e.actor, e.action, e.subject, e.detail.to_string()]).map_err(fail)?;
     }
     let body = w.into_inner().map_err(|e| WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -64,5 +64,5 @@ async fn csv(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(_): Ad
 }
 
 async fn json(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(_): Admin) -> Result<Response, WebError> {
-    Ok(axum::Json(rows(&app, &q)?).into_response())
+    Ok(axum::Json(rows(&app, &q).await?).into_response())
 }

@@ -53,21 +53,21 @@ async fn page(State(app): State<Arc<App>>, Admin(s): Admin) -> Result<Response, 
     let now = app.store.now();
     let mut targets = Vec::new();
     let mut usage_charts = Vec::new();
-    for t in app.store.targets()? {
-        let counts = app.store.target_counts(t.id)?;
+    for t in app.store.targets().await? {
+        let counts = app.store.target_counts(t.id).await?;
         let n = |st: ProvState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
-        let health = app.store.target_health(t.id)?;
-        let guards = app.store.safeguards(t.id)?;
-        let (_, failed_jobs) = app.store.job_counts(Some(t.id))?;
+        let health = app.store.target_health(t.id).await?;
+        let guards = app.store.safeguards(t.id).await?;
+        let (_, failed_jobs) = app.store.job_counts(Some(t.id)).await?;
         let usage = health.usage.map(|(used, limit, _)| {
             let share = guards.api_share.map(|s| format!(", {s} % allowed")).unwrap_or_default();
             format!("{used} / {limit} API calls{share}")
         });
-        let series = app.store.usage_series(t.id, now - WEEK_HOURS * HOUR)?;
+        let series = app.store.usage_series(t.id, now - WEEK_HOURS * HOUR).await?;
         if !series.is_empty() {
             usage_charts.push(context! { name => t.name.clone(), svg => usage_svg(&series, now, guards.api_share) });
         }
-        let run = app.store.latest_run(t.id)?.map(|r| match r.finished_at {
+        let run = app.store.latest_run(t.id).await?.map(|r| match r.finished_at {
             Some(at) => format!("{} of {} done, {} failed; finished {}", r.done, r.total, r.failed, format_time(at)),
             None => format!("{} of {} done; running since {}", r.done + r.failed, r.total, format_time(r.started_at)),
         });
@@ -80,14 +80,14 @@ async fn page(State(app): State<Arc<App>>, Admin(s): Admin) -> Result<Response, 
             failed: failed_jobs,
             held: health.held_removals,
             paused: (health.pause_level > 0).then(|| health.pause_reason.clone().unwrap_or_default()),
-            waiting: app.store.held_because(&t),
+            waiting: app.store.held_because(&t).await,
             usage,
             run,
         });
     }
     let servers: Vec<ServerRow> = app
         .store
-        .servers()?
+        .servers().await?
         .into_iter()
         .filter_map(|sv| {
             let why = match sv.token_status {
@@ -98,7 +98,7 @@ async fn page(State(app): State<Arc<App>>, Admin(s): Admin) -> Result<Response, 
             Some(ServerRow { id: sv.id, name: sv.name, why })
         })
         .collect();
-    let activity = app.store.activity(now - WEEK_HOURS * HOUR)?;
+    let activity = app.store.activity(now - WEEK_HOURS * HOUR).await?;
     let (ok, failed): (i64, i64) = activity.iter().fold((0, 0), |(a, b), (_, o, f)| (a + o, b + f));
     Ok(app.render(
         "dashboard.html",

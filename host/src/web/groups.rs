@@ -37,15 +37,15 @@ fn notice(q: &FormMap) -> Option<&'static str> {
     q.get("notice").and_then(|n| NOTICES.iter().find(|(k, _)| k == n)).map(|(_, t)| *t)
 }
 
-fn render_list(app: &App, s: &Session, notice: Option<&str>, form: &FormMap, errors: &HashMap<String, String>, status: StatusCode) -> Result<Response, WebError> {
-    let groups: Vec<_> = app.store.groups()?.into_iter().map(|g| context! { id => g.group.id, name => g.group.name, description => g.group.description, members => g.members }).collect();
+async fn render_list(app: &App, s: &Session, notice: Option<&str>, form: &FormMap, errors: &HashMap<String, String>, status: StatusCode) -> Result<Response, WebError> {
+    let groups: Vec<_> = app.store.groups().await?.into_iter().map(|g| context! { id => g.group.id, name => g.group.name, description => g.group.description, members => g.members }).collect();
     let mut r = app.render("groups.html", context! { admin => s.username.clone(), csrf => s.csrf_token.clone(), nav => "groups", groups => groups, notice => notice, f => form, errors => errors });
     *r.status_mut() = status;
     Ok(r)
 }
 
 async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    render_list(&app, &s, notice(&q), &FormMap::new(), &HashMap::new(), StatusCode::OK)
+    render_list(&app, &s, notice(&q), &FormMap::new(), &HashMap::new(), StatusCode::OK).await
 }
 
 /// The group in a form, normalized, or the problems by field.
@@ -59,15 +59,15 @@ fn group_of(f: &FormMap, id: &str) -> Result<Group, HashMap<String, String>> {
 async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let g = match group_of(&f, "") {
         Ok(g) => g,
-        Err(errors) => return render_list(&app, &s, None, &f, &errors, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(errors) => return render_list(&app, &s, None, &f, &errors, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
-    match app.store.create_group(g, &[]) {
+    match app.store.create_group(g, &[]).await {
         Ok(g) => {
-            audit::record(&app, &s.username, "group.create", &g.name, serde_json::json!({"id": g.id}));
+            audit::record(&app, &s.username, "group.create", &g.name, serde_json::json!({"id": g.id})).await;
             app.engine.wake();
             Ok(see_other(&format!("/groups/{}?notice=created", g.id)))
         }
-        Err(StoreError::Conflict(m)) => render_list(&app, &s, None, &f, &HashMap::from([("name".to_string(), m)]), StatusCode::CONFLICT),
+        Err(StoreError::Conflict(m)) => render_list(&app, &s, None, &f, &HashMap::from([("name".to_string(), m)]), StatusCode::CONFLICT).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -75,14 +75,14 @@ async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: 
 /// Members shown per page of a group.
 const MEMBERS_PAGE: usize = 50;
 
-fn render_group(app: &App, s: &Session, id: &str, page: usize, notice: Option<&str>, form: Option<&FormMap>, errors: &HashMap<String, String>, status: StatusCode) -> Result<Response, WebError> {
-    let g = app.store.group(id)?;
-    let (rows, total) = app.store.group_members_page(id, (page - 1) * MEMBERS_PAGE, MEMBERS_PAGE)?;
+async fn render_group(app: &App, s: &Session, id: &str, page: usize, notice: Option<&str>, form: Option<&FormMap>, errors: &HashMap<String, String>, status: StatusCode) -> Result<Response, WebError> {
+    let g = app.store.group(id).await?;
+    let (rows, total) = app.store.group_members_page(id, (page - 1) * MEMBERS_PAGE, MEMBERS_PAGE).await?;
     let members: Vec<_> = rows.into_iter().map(|(id, name)| context! { id => id, name => name }).collect();
-    let targets: HashMap<i64, String> = app.store.targets()?.into_iter().map(|t| (t.id, t.name)).collect();
+    let targets: HashMap<i64, String> = app.store.targets().await?.into_iter().map(|t| (t.id, t.name)).collect();
     let states: Vec<_> = app
         .store
-        .group_states(id)?
+        .group_states(id).await?
         .into_iter()
         .map(|(t, state, remote, message)| context! { target => targets.get(&t).cloned().unwrap_or_else(|| format!("target {t}")), target_id => t, state => state, remote => remote, message => message })
         .collect();
@@ -101,23 +101,23 @@ fn page_of(q: &FormMap) -> usize {
 }
 
 async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    render_group(&app, &s, &id, page_of(&q), notice(&q), None, &HashMap::new(), StatusCode::OK)
+    render_group(&app, &s, &id, page_of(&q), notice(&q), None, &HashMap::new(), StatusCode::OK).await
 }
 
 async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let g = match group_of(&f, &id) {
         Ok(g) => g,
-        Err(errors) => return render_group(&app, &s, &id, 1, None, Some(&f), &errors, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(errors) => return render_group(&app, &s, &id, 1, None, Some(&f), &errors, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
-    match app.store.update_group(&g, None) {
+    match app.store.update_group(&g, None).await {
         Ok(changed) => {
             if changed {
-                audit::record(&app, &s.username, "group.update", &g.name, serde_json::json!({"id": g.id, "description": g.description}));
+                audit::record(&app, &s.username, "group.update", &g.name, serde_json::json!({"id": g.id, "description": g.description})).await;
                 app.engine.wake();
             }
             Ok(see_other(&format!("/groups/{id}?notice=saved")))
         }
-        Err(StoreError::Conflict(m)) => render_group(&app, &s, &id, 1, None, Some(&f), &HashMap::from([("name".to_string(), m)]), StatusCode::CONFLICT),
+        Err(StoreError::Conflict(m)) => render_group(&app, &s, &id, 1, None, Some(&f), &HashMap::from([("name".to_string(), m)]), StatusCode::CONFLICT).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -136,24 +136,24 @@ fn ids(text: &str) -> Vec<String> {
 async fn members(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let join = ids(f.get("add").map(String::as_str).unwrap_or(""));
     let leave = ids(f.get("remove").map(String::as_str).unwrap_or(""));
-    match app.store.change_group_members(&id, &join, &leave) {
+    match app.store.change_group_members(&id, &join, &leave).await {
         Ok(()) => {
-            audit::record(&app, &s.username, "group.members", &id, serde_json::json!({"added": join.len(), "removed": leave.len()}));
+            audit::record(&app, &s.username, "group.members", &id, serde_json::json!({"added": join.len(), "removed": leave.len()})).await;
             app.engine.wake();
             Ok(see_other(&format!("/groups/{id}?notice=members")))
         }
         // A person that does not exist: the form again, saying which.
         Err(StoreError::NotFound(m)) if m.starts_with("person ") => {
-            render_group(&app, &s, &id, 1, None, Some(&f), &HashMap::from([("members".to_string(), format!("no {m}; check the ids"))]), StatusCode::UNPROCESSABLE_ENTITY)
+            render_group(&app, &s, &id, 1, None, Some(&f), &HashMap::from([("members".to_string(), format!("no {m}; check the ids"))]), StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
 async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
-    let g = app.store.group(&id)?;
-    app.store.delete_group(&id)?;
-    audit::record(&app, &s.username, "group.delete", &g.name, serde_json::json!({"id": id}));
+    let g = app.store.group(&id).await?;
+    app.store.delete_group(&id).await?;
+    audit::record(&app, &s.username, "group.delete", &g.name, serde_json::json!({"id": id})).await;
     app.engine.wake();
     Ok(see_other("/groups?notice=deleted"))
 }

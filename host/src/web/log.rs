@@ -48,15 +48,15 @@ pub(super) fn filter(q: &FormMap, now: i64) -> LogFilter {
 }
 
 async fn page(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    let entries = app.store.log(&filter(&q, crate::store::now_ms()), PAGE)?;
+    let entries = app.store.log(&filter(&q, crate::store::now_ms()), PAGE).await?;
     let next = (entries.len() == PAGE).then(|| entries.last().map(|e| e.id)).flatten();
-    let targets: Vec<(i64, String)> = app.store.targets()?.into_iter().map(|t| (t.id, t.name)).collect();
+    let targets: Vec<(i64, String)> = app.store.targets().await?.into_iter().map(|t| (t.id, t.name)).collect();
     let query: Vec<(String, String)> = q.iter().filter(|(k, v)| *k != "before" && !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
     Ok(app.render("log.html", context! { admin => s.username, csrf => s.csrf_token, entries => entries, next => next, q => q, query => query, targets => targets, nav => "log" }))
 }
 
-fn rows(app: &App, q: &FormMap) -> Result<Vec<LogEntry>, WebError> {
-    Ok(app.store.log(&filter(q, crate::store::now_ms()), EXPORT_MAX)?)
+async fn rows(app: &App, q: &FormMap) -> Result<Vec<LogEntry>, WebError> {
+    Ok(app.store.log(&filter(q, crate::store::now_ms()), EXPORT_MAX).await?)
 }
 
 /// The log as CSV.
@@ -81,26 +81,26 @@ pub fn to_csv(entries: Vec<LogEntry>) -> Result<Vec<u8>, ::csv::Error> {
 }
 
 async fn csv(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(_): Admin) -> Result<Response, WebError> {
-    let body = to_csv(rows(&app, &q)?).map_err(|e| WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let body = to_csv(rows(&app, &q).await?).map_err(|e| WebError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"provisioning-log.csv\"")], body).into_response())
 }
 
 async fn json(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(_): Admin) -> Result<Response, WebError> {
-    Ok(axum::Json(rows(&app, &q)?).into_response())
+    Ok(axum::Json(rows(&app, &q).await?).into_response())
 }
 
 /// `GET /api/v1/log`: a page of attempts, newest first, and the cursor of the next.
 async fn api(State(app): State<Arc<App>>, Query(q): Query<FormMap>, _: ApiClient) -> Result<Response, WebError> {
     let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(PAGE).clamp(1, 1000);
-    let entries = app.store.log(&filter(&q, crate::store::now_ms()), limit).api()?;
+    let entries = app.store.log(&filter(&q, crate::store::now_ms()), limit).await.api()?;
     let next = (entries.len() == limit).then(|| entries.last().map(|e| e.id)).flatten();
     Ok(axum::Json(serde_json::json!({"entries": entries, "next_before": next})).into_response())
 }
 
 async fn retry_failed(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
-    let target = app.store.target(id)?;
-    let n = app.store.retry_failed(id)?;
-    audit::record(&app, &f.session.username, "target.retry-failed", &target.name, serde_json::json!({"jobs": n}));
+    let target = app.store.target(id).await?;
+    let n = app.store.retry_failed(id).await?;
+    audit::record(&app, &f.session.username, "target.retry-failed", &target.name, serde_json::json!({"jobs": n})).await;
     app.engine.wake();
     Ok(see_other(&format!("/targets/{id}?notice=retrying")))
 }

@@ -26,9 +26,9 @@ pub(super) fn routes() -> Router<Arc<App>> {
 }
 
 async fn preview(State(app): State<Arc<App>>, Path((id, target)): Path<(String, i64)>, Admin(s): Admin) -> Result<Response, WebError> {
-    let person = app.store.person(&id)?;
-    let t = app.store.target(target)?;
-    let state = app.store.person_states(&id)?.into_iter().find(|st| st.target_id == target);
+    let person = app.store.person(&id).await?;
+    let t = app.store.target(target).await?;
+    let state = app.store.person_states(&id).await?.into_iter().find(|st| st.target_id == target);
     let render = |steps: Vec<minijinja::Value>, problem: Option<String>| {
         app.render(
             "preview.html",
@@ -38,11 +38,11 @@ async fn preview(State(app): State<Arc<App>>, Path((id, target)): Path<(String, 
     let Some(plugin) = app.plugin_map.get(&t.plugin) else {
         return Ok(render(vec![], Some(format!("the plugin '{}' is not loaded", t.plugin))));
     };
-    let Some(tokens) = app.store.tokens(t.server_id)? else {
+    let Some(tokens) = app.store.tokens(t.server_id).await? else {
         return Ok(render(vec![], Some("the target's OAuth2 server has no token yet: obtain one first".into())));
     };
-    let config = app.store.server_config(t.server_id)?;
-    let allow = match app.oauth.allowlist(t.server_id, &config, Some(&tokens)) {
+    let config = app.store.server_config(t.server_id).await?;
+    let allow = match app.oauth.allowlist(t.server_id, &config, Some(&tokens)).await {
         Ok(a) => a,
         Err(e) => return Ok(render(vec![], Some(e.to_string()))),
     };
@@ -67,12 +67,12 @@ async fn preview(State(app): State<Arc<App>>, Path((id, target)): Path<(String, 
 /// skipped, as is anything but a refusal of the person.
 pub(super) async fn target_warnings(app: &App, person: &crate::domain::Person) -> Vec<String> {
     let mut warnings = Vec::new();
-    let Ok(targets) = app.store.targets() else { return warnings };
+    let Ok(targets) = app.store.targets().await else { return warnings };
     for t in targets.into_iter().filter(|t| t.enabled && t.scope.includes(person)) {
         let Some(plugin) = app.plugin_map.get(&t.plugin) else { continue };
-        let Ok(Some(tokens)) = app.store.tokens(t.server_id) else { continue };
-        let Ok(config) = app.store.server_config(t.server_id) else { continue };
-        let Ok(allow) = app.oauth.allowlist(t.server_id, &config, Some(&tokens)) else { continue };
+        let Ok(Some(tokens)) = app.store.tokens(t.server_id).await else { continue };
+        let Ok(config) = app.store.server_config(t.server_id).await else { continue };
+        let Ok(allow) = app.oauth.allowlist(t.server_id, &config, Some(&tokens)).await else { continue };
         let request = ProvisionRequest { action: Action::Reprovision.to_wit(), person: person.to_wit(), current: None };
         let context = TargetContext { settings: plugin.settings_with_defaults(&t.settings), tokens };
         if let Ok(Err(registry_plugin_runtime::latest::types::PluginError::InvalidPerson(f))) = plugin.preview(&context, &request, &allow).await {
@@ -83,18 +83,18 @@ pub(super) async fn target_warnings(app: &App, person: &crate::domain::Person) -
 }
 
 async fn provision_now(State(app): State<Arc<App>>, Path((id, target)): Path<(String, i64)>, f: AdminForm) -> Result<Response, WebError> {
-    let name = app.store.target(target)?.name;
-    let t = app.store.target(target)?;
+    let name = app.store.target(target).await?.name;
+    let t = app.store.target(target).await?;
     // As the admin, with their own provider token, when they hold one.
-    let as_admin = app.store.admin_tokens(f.session.admin_id, t.server_id)?.is_some();
-    let queued = app.store.reprovision_person_as(&id, target, as_admin.then_some(f.session.admin_id))?;
-    audit::record(&app, &f.session.username, "person.provision-now", &id, serde_json::json!({"target": name, "own_token": as_admin}));
+    let as_admin = app.store.admin_tokens(f.session.admin_id, t.server_id).await?.is_some();
+    let queued = app.store.reprovision_person_as(&id, target, as_admin.then_some(f.session.admin_id)).await?;
+    audit::record(&app, &f.session.username, "person.provision-now", &id, serde_json::json!({"target": name, "own_token": as_admin})).await;
     if queued {
         app.engine.wake();
         // Most calls finish in well under a second; the page shows what
         // happened, or that it is still under way.
         for _ in 0..100 {
-            let state = app.store.person_states(&id)?.into_iter().find(|s| s.target_id == target).map(|s| s.state);
+            let state = app.store.person_states(&id).await?.into_iter().find(|s| s.target_id == target).map(|s| s.state);
             if state != Some(ProvState::Pending) {
                 break;
             }

@@ -57,9 +57,9 @@ async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): A
         sort,
         descending: q.get("dir").is_some_and(|d| d == "desc"),
     };
-    let (people, total) = app.store.people_page(&query, (page - 1) * PAGE, PAGE)?;
+    let (people, total) = app.store.people_page(&query, (page - 1) * PAGE, PAGE).await?;
     let ids: Vec<String> = people.iter().map(|p| p.id.clone()).collect();
-    let states = app.store.state_summaries(&ids)?;
+    let states = app.store.state_summaries(&ids).await?;
     let rows: Vec<Row> = people
         .iter()
         .map(|p| Row {
@@ -291,7 +291,7 @@ async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: 
     if let Err(problems) = p.normalize() {
         return Ok(form_page(&app, &s, None, &p, &problems, None));
     }
-    match app.store.create_person(p.clone()) {
+    match app.store.create_person(p.clone()).await {
         Ok(saved) => {
             app.engine.wake();
             Ok(see_other(&format!("/people/{}?notice=created{}", saved.id, warn_param(&app, &saved).await)))
@@ -302,7 +302,7 @@ async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: 
 }
 
 async fn edit(State(app): State<Arc<App>>, Path(id): Path<String>, Admin(s): Admin) -> Result<Response, WebError> {
-    let p = app.store.person(&id)?;
+    let p = app.store.person(&id).await?;
     if p.status == Status::Deleted {
         return Ok(see_other(&format!("/people/{id}")));
     }
@@ -310,25 +310,25 @@ async fn edit(State(app): State<Arc<App>>, Path(id): Path<String>, Admin(s): Adm
 }
 
 async fn update(State(app): State<Arc<App>>, Path(id): Path<String>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
-    let base = app.store.person(&id)?;
+    let base = app.store.person(&id).await?;
     let mut p = from_form(&f, &base);
     if let Err(problems) = p.normalize() {
         return Ok(form_page(&app, &s, Some(&id), &p, &problems, None));
     }
-    let changed = app.store.update_person(&p)?;
+    let changed = app.store.update_person(&p).await?;
     app.engine.wake();
     Ok(see_other(&format!("/people/{id}?notice={}{}", if changed.is_some() { "saved" } else { "unchanged" }, warn_param(&app, &p).await)))
 }
 
 async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>, _: AdminForm) -> Result<Response, WebError> {
-    app.store.delete_person(&id)?;
+    app.store.delete_person(&id).await?;
     app.engine.wake();
     // The tombstone page shows the removal from each target as it happens.
     Ok(see_other(&format!("/people/{id}?notice=deleted")))
 }
 
 async fn reprovision(State(app): State<Arc<App>>, Path(id): Path<String>, _: AdminForm) -> Result<Response, WebError> {
-    app.store.reprovision_person(&id)?;
+    app.store.reprovision_person(&id).await?;
     app.engine.wake();
     Ok(see_other(&format!("/people/{id}?notice=reprovision")))
 }
@@ -345,12 +345,18 @@ struct StateView {
 }
 
 async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    let p = app.store.person(&id)?;
-    let (states, history) = (app.store.person_states(&id)?, app.store.history(&id, 30)?);
+    let p = app.store.person(&id).await?;
+    let (states, history) = (app.store.person_states(&id).await?, app.store.history(&id, 30).await?);
     let pending = states.iter().any(|t| t.state == ProvState::Pending);
     // Why pending jobs wait, per target (only looked up when something is pending).
     let held: HashMap<i64, String> = if pending {
-        app.store.targets().unwrap_or_default().iter().filter_map(|t| Some((t.id, app.store.held_because(t)?))).collect()
+        let mut held = HashMap::new();
+        for t in app.store.targets().await.unwrap_or_default() {
+            if let Some(why) = app.store.held_because(&t).await {
+                held.insert(t.id, why);
+            }
+        }
+        held
     } else {
         HashMap::new()
     };

@@ -34,10 +34,10 @@ const NOTICES: &[(&str, &str)] = &[
 async fn page(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
     let notice = q.get("notice").and_then(|n| NOTICES.iter().find(|(k, _)| k == n)).map(|(_, t)| *t);
     let checked: Option<serde_json::Value> = q.get("tested").and_then(|t| serde_json::from_str(t).ok());
-    let mine = app.store.admin_token_list(s.admin_id)?;
+    let mine = app.store.admin_token_list(s.admin_id).await?;
     let servers: Vec<_> = app
         .store
-        .servers()?
+        .servers().await?
         .into_iter()
         .map(|server| {
             let token = mine.iter().find(|t| t.server_id == server.id);
@@ -67,23 +67,23 @@ async fn generate(State(app): State<Arc<App>>, Path(server): Path<i64>, AdminFor
     match app.oauth.begin_personal(server, s.admin_id, &binding).await {
         // 303 so the browser GETs the provider's sign-in.
         Ok(url) => Ok(Redirect::to(&url).into_response()),
-        Err(e) => Ok(failed(&app, server, &e)),
+        Err(e) => Ok(failed(&app, server, &e).await),
     }
 }
 
-fn failed(app: &App, server: i64, e: &FlowError) -> Response {
-    let name = app.store.server(server).map(|s| s.name).unwrap_or_default();
+async fn failed(app: &App, server: i64, e: &FlowError) -> Response {
+    let name = app.store.server(server).await.map(|s| s.name).unwrap_or_default();
     see_other(&format!("/account/provider-tokens?notice=failed&test_error={}", query_value(&format!("{name}: {e}"))))
 }
 
 async fn revoke(State(app): State<Arc<App>>, Path(server): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
-    let name = app.store.server(server)?.name;
+    let name = app.store.server(server).await?.name;
     match app.oauth.revoke_personal(server, s.admin_id).await {
         Ok(()) => {
-            audit::record(&app, &s.username, "admin-token.revoke", &name, serde_json::json!({}));
+            audit::record(&app, &s.username, "admin-token.revoke", &name, serde_json::json!({})).await;
             Ok(see_other("/account/provider-tokens?notice=revoked"))
         }
-        Err(e) => Ok(failed(&app, server, &e)),
+        Err(e) => Ok(failed(&app, server, &e).await),
     }
 }
 
@@ -94,6 +94,6 @@ async fn check(State(app): State<Arc<App>>, Path(server): Path<i64>, AdminForm {
         Ok(info) => serde_json::json!({"server": server, "ok": true, "login": info.user, "at": now}),
         Err(e) => serde_json::json!({"server": server, "ok": false, "error": e.to_string(), "at": now}),
     };
-    audit::record(&app, &s.username, "admin-token.check", &app.store.server(server)?.name, serde_json::json!({"ok": result.is_ok()}));
+    audit::record(&app, &s.username, "admin-token.check", &app.store.server(server).await?.name, serde_json::json!({"ok": result.is_ok()})).await;
     Ok(see_other(&format!("/account/provider-tokens?tested={}", query_value(&view.to_string()))))
 }

@@ -53,9 +53,9 @@ pub(super) fn parse(f: &FormMap) -> Result<Safeguards, HashMap<String, String>> 
 /// tokens (a server without tokens yet is checked later, by the first
 /// provisioning call). Errors by setting name.
 pub(super) async fn check_remotely(app: &App, plugin: &Plugin, server_id: i64, settings: &[(String, String)]) -> HashMap<String, String> {
-    let Ok(Some(tokens)) = app.store.tokens(server_id) else { return HashMap::new() };
-    let Ok(config) = app.store.server_config(server_id) else { return HashMap::new() };
-    let Ok(allow) = app.oauth.allowlist(server_id, &config, Some(&tokens)) else { return HashMap::new() };
+    let Ok(Some(tokens)) = app.store.tokens(server_id).await else { return HashMap::new() };
+    let Ok(config) = app.store.server_config(server_id).await else { return HashMap::new() };
+    let Ok(allow) = app.oauth.allowlist(server_id, &config, Some(&tokens)).await else { return HashMap::new() };
     let context = TargetContext { settings: plugin.settings_with_defaults(settings), tokens };
     match plugin.check_settings(&context, &allow).await {
         Ok(Ok(())) => HashMap::new(),
@@ -68,9 +68,9 @@ pub(super) async fn check_remotely(app: &App, plugin: &Plugin, server_id: i64, s
 pub(super) async fn save(app: &App, target: i64, plugin: &Plugin, settings: &[(String, String)], safeguards: &Safeguards) -> Result<(), WebError> {
     let effect = plugin.removal_effect(&plugin.settings_with_defaults(settings)).await.unwrap_or(RemovalEffect::Delete);
     let destructive = matches!(effect, RemovalEffect::Deactivate | RemovalEffect::Delete);
-    app.store.set_safeguards(target, safeguards, destructive)?;
+    app.store.set_safeguards(target, safeguards, destructive).await?;
     let groups = plugin.metadata().capabilities.contains(registry_plugin_runtime::latest::plugin_info::Capabilities::GROUPS);
-    app.store.set_target_provisions_groups(target, groups)?;
+    app.store.set_target_provisions_groups(target, groups).await?;
     Ok(())
 }
 
@@ -84,8 +84,8 @@ pub(super) struct HealthView {
     removal_effect: &'static str,
 }
 
-pub(super) fn view(app: &App, target: i64, safeguards: &Safeguards) -> Result<HealthView, WebError> {
-    let health = app.store.target_health(target)?;
+pub(super) async fn view(app: &App, target: i64, safeguards: &Safeguards) -> Result<HealthView, WebError> {
+    let health = app.store.target_health(target).await?;
     let now = app.store.now();
     let paused = health.paused_until.filter(|_| health.pause_level > 0).map(|until| {
         let reason = health.pause_reason.clone().unwrap_or_default();
@@ -95,23 +95,23 @@ pub(super) fn view(app: &App, target: i64, safeguards: &Safeguards) -> Result<He
         let share = safeguards.api_share.map(|s| format!("; this target may use {s} % ({})", limit * s / 100)).unwrap_or_default();
         format!("{used} of {limit} API calls used in the remote system's period{share}; as of {}", format_time(at))
     });
-    let held = app.store.held_removals(target, 50)?;
+    let held = app.store.held_removals(target, 50).await?;
     let removal_effect = if health.destructive_removals { "deactivates or deletes records" } else { "keeps records (or marks them)" };
     Ok(HealthView { health, paused, usage, held, removal_effect })
 }
 
 async fn confirm(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
-    let n = app.store.confirm_removals(id)?;
+    let n = app.store.confirm_removals(id).await?;
     tracing::info!(admin = %f.session.username, target = id, removals = n, "held removals confirmed");
-    super::audit::record(&app, &f.session.username, "target.removals-confirm", &app.store.target(id)?.name, serde_json::json!({"removals": n}));
+    super::audit::record(&app, &f.session.username, "target.removals-confirm", &app.store.target(id).await?.name, serde_json::json!({"removals": n})).await;
     app.engine.wake();
     Ok(see_other(&format!("/targets/{id}?notice=confirmed")))
 }
 
 async fn discard(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
-    let n = app.store.discard_removals(id, &f.session.username)?;
+    let n = app.store.discard_removals(id, &f.session.username).await?;
     tracing::info!(admin = %f.session.username, target = id, removals = n, "held removals discarded");
-    super::audit::record(&app, &f.session.username, "target.removals-discard", &app.store.target(id)?.name, serde_json::json!({"removals": n}));
+    super::audit::record(&app, &f.session.username, "target.removals-discard", &app.store.target(id).await?.name, serde_json::json!({"removals": n})).await;
     Ok(see_other(&format!("/targets/{id}?notice=discarded")))
 }
 

@@ -94,7 +94,7 @@ fn view(s: &Server) -> ServerView {
 
 async fn servers(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
     let notice = q.get("notice").and_then(|n| notice_text(n));
-    let views: Vec<ServerView> = app.store.servers()?.iter().map(view).collect();
+    let views: Vec<ServerView> = app.store.servers().await?.iter().map(view).collect();
     Ok(app.render("servers.html", context! { admin => s.username, csrf => s.csrf_token, servers => views, notice => notice }))
 }
 
@@ -121,9 +121,9 @@ async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form
         Ok(i) => i,
         Err(errors) => return Ok(form_again(&app, &s, None, &f, errors, false)),
     };
-    match app.store.create_server(&input) {
+    match app.store.create_server(&input).await {
         Ok(id) => {
-            audit::record(&app, &s.username, "server.create", &input.name, server_detail(&input));
+            audit::record(&app, &s.username, "server.create", &input.name, server_detail(&input)).await;
             ensure_signing_key(&app, id).await?;
             Ok(see_other(&format!("/servers/{id}?notice=created")))
         }
@@ -133,7 +133,7 @@ async fn create_server(State(app): State<Arc<App>>, AdminForm { session: s, form
 }
 
 async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s): Admin) -> Result<Response, WebError> {
-    let server = app.store.server(id)?;
+    let server = app.store.server(id).await?;
     let values: FormMap = [
         ("name", server.name.clone()),
         ("description", server.description.clone()),
@@ -156,20 +156,20 @@ async fn edit_server(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s):
 }
 
 async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: mut f }: AdminForm) -> Result<Response, WebError> {
-    let has_secret = app.store.server(id)?.has_secret;
+    let has_secret = app.store.server(id).await?.has_secret;
     let input = match read_server(&app, &mut f, has_secret) {
         Ok(i) => i,
         Err(errors) => return Ok(form_again(&app, &s, Some(id), &f, errors, has_secret)),
     };
-    let before = app.store.server(id)?;
-    match app.store.update_server(id, &input) {
+    let before = app.store.server(id).await?;
+    match app.store.update_server(id, &input).await {
         Ok(saved) => {
             let detail = serde_json::json!({
                 "before": {"name": before.name, "server_url": before.server_url, "client_id": before.client_id, "grant_type": crate::domain::grant_str(before.grant_type), "scope": before.scope, "api_hosts": before.api_hosts, "plugin": before.plugin},
                 "after": server_detail(&input),
                 "tokens_cleared": saved.tokens_cleared,
             });
-            audit::record(&app, &s.username, "server.update", &input.name, detail);
+            audit::record(&app, &s.username, "server.update", &input.name, detail).await;
             ensure_signing_key(&app, id).await?;
             Ok(see_other(&format!("/servers/{id}?notice={}", if saved.tokens_cleared { "saved_cleared" } else { "saved" })))
         }
@@ -179,17 +179,17 @@ async fn update_server(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFo
 }
 
 async fn delete_server(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
-    let server = app.store.server(id)?;
-    let users: Vec<String> = app.store.targets()?.into_iter().filter(|t| t.server_id == id).map(|t| t.name).collect();
+    let server = app.store.server(id).await?;
+    let users: Vec<String> = app.store.targets().await?.into_iter().filter(|t| t.server_id == id).map(|t| t.name).collect();
     if !users.is_empty() {
         let message = format!("The server '{}' is used by the target(s) {}; delete them or point them at another server first.", server.name, users.join(", "));
-        return server_view_page(&app, &f.session, id, None, Some(message), None).map(|mut r| {
+        return server_view_page(&app, &f.session, id, None, Some(message), None).await.map(|mut r| {
             *r.status_mut() = StatusCode::CONFLICT;
             r
         });
     }
-    app.store.delete_server(id)?;
-    audit::record(&app, &f.session.username, "server.delete", &server.name, serde_json::json!({"server_url": server.server_url, "plugin": server.plugin}));
+    app.store.delete_server(id).await?;
+    audit::record(&app, &f.session.username, "server.delete", &server.name, serde_json::json!({"server_url": server.server_url, "plugin": server.plugin})).await;
     Ok(see_other("/servers?notice=deleted"))
 }
 
@@ -216,8 +216,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
     })
 }
 
-fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error: Option<String>, connection: Option<Ctx>) -> Result<Response, WebError> {
-    let server = app.store.server(id)?;
+async fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error: Option<String>, connection: Option<Ctx>) -> Result<Response, WebError> {
+    let server = app.store.server(id).await?;
     Ok(app.render(
         "server.html",
         context! {
@@ -225,8 +225,8 @@ fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error
             plugin_api_hosts => app.plugin_map.get(&server.plugin).map(|p| p.metadata().api_hosts.clone()).unwrap_or_default(),
             redirect_help => help(app.plugin_map.get(&server.plugin).map(|p| p.metadata()), "redirect-uri"),
             redirect_uri => app.oauth.redirect_uri(id), notice => notice, error => error, connection => connection,
-            waiting => app.store.jobs_waiting_for(id).unwrap_or(0),
-            keys => key_views(app, id)?,
+            waiting => app.store.jobs_waiting_for(id).await.unwrap_or(0),
+            keys => key_views(app, id).await?,
             subject_help => help(app.plugin_map.get(&server.plugin).map(|p| p.metadata()), "subject"),
             certificate_help => help(app.plugin_map.get(&server.plugin).map(|p| p.metadata()), "certificate"),
         },
@@ -236,7 +236,7 @@ fn server_view_page(app: &App, s: &Session, id: i64, notice: Option<&str>, error
 async fn server_page(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
     let notice = q.get("notice").and_then(|n| notice_text(n));
     let error = match (q.get("notice").map(String::as_str), q.get("problem").map(String::as_str)) {
-        (Some("failed"), _) => Some(app.store.server(id).ok().and_then(|s| s.last_error).unwrap_or_else(|| "The last action failed.".into())),
+        (Some("failed"), _) => Some(app.store.server(id).await.ok().and_then(|s| s.last_error).unwrap_or_else(|| "The last action failed.".into())),
         (_, Some("state")) => Some(FlowError::UnknownState.to_string()),
         (_, Some("server")) => Some(FlowError::WrongServer.to_string()),
         (_, Some("session")) => Some(FlowError::OtherSession.to_string()),
@@ -245,7 +245,7 @@ async fn server_page(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q):
     let error = error.or_else(|| q.get("test_error").cloned());
     // Test Connection's result, handed over through the session (PRG).
     let connection = q.get("tested").and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()).map(|v| Ctx::from_serialize(&v));
-    server_view_page(&app, &s, id, notice, error, connection)
+    server_view_page(&app, &s, id, notice, error, connection).await
 }
 
 /// What ties an Obtain New Token to the browser session that started it:
@@ -257,44 +257,44 @@ fn session_binding(s: &Session) -> String {
 async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     // The page's script sets `popup` when it opened the provider in a window.
     let popup = f.get("popup").is_some_and(|v| v == "1");
-    match app.store.server(id)?.grant_type {
+    match app.store.server(id).await?.grant_type {
         GrantType::AuthorizationCode => match app.oauth.begin(id, Some("login"), PendingOrigin { session: &session_binding(&s), popup, admin: None }).await {
             // 303 so the browser GETs the provider's page.
             Ok(url) => {
-                audit::record(&app, &s.username, "server.obtain-token.start", &app.store.server(id)?.name, serde_json::json!({}));
+                audit::record(&app, &s.username, "server.obtain-token.start", &app.store.server(id).await?.name, serde_json::json!({})).await;
                 Ok(Redirect::to(&url).into_response())
             }
             // In the popup, the error goes to the server page, which shows
             // it as the last error, and the popup closes.
             Err(e) if popup => {
-                let _ = app.store.set_error(id, &format!("Could not start: {e}"), None);
-                Ok(popup_done(&app, &s, id, &format!("/servers/{id}?notice=failed")))
+                let _ = app.store.set_error(id, &format!("Could not start: {e}"), None).await;
+                Ok(popup_done(&app, &s, id, &format!("/servers/{id}?notice=failed")).await)
             }
-            Err(e) => server_view_page(&app, &s, id, None, Some(format!("Could not start: {e}")), None),
+            Err(e) => server_view_page(&app, &s, id, None, Some(format!("Could not start: {e}")), None).await,
         },
         GrantType::ClientCredentials => match app.oauth.client_credentials(id).await {
             Ok(()) => {
-                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id)?.name, serde_json::json!({"grant_type": "client_credentials"}));
+                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id).await?.name, serde_json::json!({"grant_type": "client_credentials"})).await;
                 app.engine.wake();
                 Ok(see_other(&format!("/servers/{id}?notice=obtained")))
             }
-            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
+            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None).await,
         },
         GrantType::StaticBearer => match app.oauth.static_bearer(id).await {
             Ok(_) => {
-                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id)?.name, serde_json::json!({"grant_type": "static_bearer"}));
+                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id).await?.name, serde_json::json!({"grant_type": "static_bearer"})).await;
                 app.engine.wake();
                 Ok(see_other(&format!("/servers/{id}?notice=obtained")))
             }
-            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
+            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None).await,
         },
         GrantType::JwtBearer => match app.oauth.jwt_bearer(id).await {
             Ok(_) => {
-                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id)?.name, serde_json::json!({"grant_type": "jwt_bearer"}));
+                audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id).await?.name, serde_json::json!({"grant_type": "jwt_bearer"})).await;
                 app.engine.wake();
                 Ok(see_other(&format!("/servers/{id}?notice=obtained")))
             }
-            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None),
+            Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None).await,
         },
     }
 }
@@ -302,19 +302,19 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
 async fn use_refresh_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     let pasted = f.get("refresh_token").map(|t| t.trim().to_string()).unwrap_or_default();
     if pasted.is_empty() {
-        return server_view_page(&app, &s, id, None, Some("Paste a refresh token first.".into()), None).map(|mut r| {
+        return server_view_page(&app, &s, id, None, Some("Paste a refresh token first.".into()), None).await.map(|mut r| {
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
         });
     }
-    let name = app.store.server(id)?.name;
+    let name = app.store.server(id).await?.name;
     match app.oauth.use_refresh_token(id, &pasted).await {
         Ok(()) => {
-            audit::record(&app, &s.username, "server.use-refresh-token", &name, serde_json::json!({}));
+            audit::record(&app, &s.username, "server.use-refresh-token", &name, serde_json::json!({})).await;
             app.engine.wake();
             Ok(see_other(&format!("/servers/{id}?notice=obtained")))
         }
-        Err(e) => server_view_page(&app, &s, id, None, Some(format!("The refresh token was refused, and nothing was stored: {e}")), None).map(|mut r| {
+        Err(e) => server_view_page(&app, &s, id, None, Some(format!("The refresh token was refused, and nothing was stored: {e}")), None).await.map(|mut r| {
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
         }),
@@ -324,28 +324,28 @@ async fn use_refresh_token(State(app): State<Arc<App>>, Path(id): Path<i64>, Adm
 async fn revoke_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
     match app.oauth.revoke(id).await {
         Ok(()) => {
-            audit::record(&app, &s.username, "server.revoke-token", &app.store.server(id)?.name, serde_json::json!({}));
+            audit::record(&app, &s.username, "server.revoke-token", &app.store.server(id).await?.name, serde_json::json!({})).await;
             Ok(see_other(&format!("/servers/{id}?notice=revoked")))
         }
-        Err(e) => server_view_page(&app, &s, id, None, Some(format!("Revoke failed: {e}")), None),
+        Err(e) => server_view_page(&app, &s, id, None, Some(format!("Revoke failed: {e}")), None).await,
     }
 }
 
 async fn test_connection(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
-    let name = app.store.server(id)?.name;
+    let name = app.store.server(id).await?.name;
     // As the admin, with their own token, when they hold one.
-    let own = app.store.admin_tokens(s.admin_id, id)?.is_some();
+    let own = app.store.admin_tokens(s.admin_id, id).await?.is_some();
     let result = if own { app.oauth.check_personal(id, s.admin_id).await } else { app.oauth.test_connection(id).await };
     match result {
         Ok(info) => {
-            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true, "problems": info.advice.len(), "own_token": own}));
+            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": true, "problems": info.advice.len(), "own_token": own})).await;
             let usage = info.api_usage.as_ref().map(|u| format!("{} of {} daily API requests used", u.used, u.limit));
             let advice: Vec<_> = info.advice.iter().map(|a| serde_json::json!({"problem": a.problem, "fix": a.fix})).collect();
             let view = serde_json::json!({"user": info.user, "organization": info.organization, "usage": usage, "details": info.details, "advice": advice, "own": own});
             Ok(see_other(&format!("/servers/{id}?tested={}", super::query_value(&view.to_string()))))
         }
         Err(e) => {
-            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": false, "error": e.to_string()}));
+            audit::record(&app, &s.username, "server.test-connection", &name, serde_json::json!({"ok": false, "error": e.to_string()})).await;
             Ok(see_other(&format!("/servers/{id}?test_error={}", super::query_value(&format!("Test Connection failed: {e}")))))
         }
     }
@@ -358,19 +358,19 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
     let (origin, result) = app.oauth.callback_from(id, &q, &session_binding(&s)).await;
     if origin.admin.is_some() {
         // An admin's own token: their page says what happened.
-        let name = app.store.server(id).map(|sv| sv.name).unwrap_or_default();
+        let name = app.store.server(id).await.map(|sv| sv.name).unwrap_or_default();
         let outcome = match &result {
             Ok(()) => "generated".to_string(),
-            Err(e) => format!("failed&test_error={}", super::query_value(&format!("{}: {e}", name_of(&app, id)))),
+            Err(e) => format!("failed&test_error={}", super::query_value(&format!("{}: {e}", name_of(&app, id).await))),
         };
-        audit::record(&app, &s.username, "admin-token.generate", &name, serde_json::json!({"ok": result.is_ok()}));
+        audit::record(&app, &s.username, "admin-token.generate", &name, serde_json::json!({"ok": result.is_ok()})).await;
         return see_other(&format!("/account/provider-tokens?notice={outcome}"));
     }
     let popup = origin.popup;
     let next = match result {
         Ok(()) => {
-            let name = app.store.server(id).map(|sv| sv.name).unwrap_or_default();
-            audit::record(&app, &s.username, "server.obtain-token", &name, serde_json::json!({"grant_type": "authorization_code"}));
+            let name = app.store.server(id).await.map(|sv| sv.name).unwrap_or_default();
+            audit::record(&app, &s.username, "server.obtain-token", &name, serde_json::json!({"grant_type": "authorization_code"})).await;
             app.engine.wake();
             format!("/servers/{id}?notice=obtained")
         }
@@ -380,7 +380,7 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
         Err(_) => format!("/servers/{id}?notice=failed"),
     };
     if popup {
-        return popup_done(&app, &s, id, &next);
+        return popup_done(&app, &s, id, &next).await;
     }
     see_other(&next)
 }
@@ -388,10 +388,10 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
 /// The page the popup window ends on: it tells the server page to update
 /// (the outcome waits in the session, as a redirect would have left it),
 /// then closes.
-fn popup_done(app: &App, s: &Session, id: i64, next: &str) -> Response {
+async fn popup_done(app: &App, s: &Session, id: i64, next: &str) -> Response {
     let (path, query) = next.split_once('?').unwrap_or((next, ""));
     if !query.is_empty() {
-        let _ = app.store.set_flash(&s.token_hash, query);
+        let _ = app.store.set_flash(&s.token_hash, query).await;
     }
     app.render("oauth_done.html", context! { admin => s.username.clone(), next => path, server => id })
 }
@@ -399,15 +399,15 @@ fn popup_done(app: &App, s: &Session, id: i64, next: &str) -> Response {
 /// A JWT bearer server gets its first key as soon as it is saved, so that
 /// its page has a certificate to download at once.
 async fn ensure_signing_key(app: &App, id: i64) -> Result<(), WebError> {
-    let server = app.store.server(id)?;
-    if server.grant_type != GrantType::JwtBearer || !app.store.signing_keys(id)?.is_empty() {
+    let server = app.store.server(id).await?;
+    if server.grant_type != GrantType::JwtBearer || !app.store.signing_keys(id).await?.is_empty() {
         return Ok(());
     }
     new_key(app, id, KeyRole::Current).await
 }
 
 async fn new_key(app: &App, id: i64, role: KeyRole) -> Result<(), WebError> {
-    let label = app.store.server(id)?.name;
+    let label = app.store.server(id).await?.name;
     let generated = tokio::task::spawn_blocking(move || crate::certificates::generate(&label))
         .await
         .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -418,15 +418,15 @@ async fn new_key(app: &App, id: i64, role: KeyRole) -> Result<(), WebError> {
         fingerprint: &generated.fingerprint,
         not_after: generated.not_after_ms,
     };
-    app.store.put_signing_key(id, role, &key)?;
+    app.store.put_signing_key(id, role, &key).await?;
     Ok(())
 }
 
 /// A server's keys as its page shows them.
-fn key_views(app: &App, id: i64) -> Result<Vec<Ctx>, StoreError> {
+async fn key_views(app: &App, id: i64) -> Result<Vec<Ctx>, StoreError> {
     Ok(app
         .store
-        .signing_keys(id)?
+        .signing_keys(id).await?
         .into_iter()
         .map(|k| {
             let role = if k.role == KeyRole::Current { "current" } else { "next" };
@@ -443,37 +443,37 @@ async fn download_certificate(State(app): State<Arc<App>>, Path((id, file)): Pat
         "next.pem" => KeyRole::Next,
         _ => return Err(WebError::new(StatusCode::NOT_FOUND, format!("no certificate named {file}"))),
     };
-    let server = app.store.server(id)?;
-    let key = app.store.signing_keys(id)?.into_iter().find(|k| k.role == role).ok_or_else(|| WebError::new(StatusCode::NOT_FOUND, format!("the server has no {file}")))?;
+    let server = app.store.server(id).await?;
+    let key = app.store.signing_keys(id).await?.into_iter().find(|k| k.role == role).ok_or_else(|| WebError::new(StatusCode::NOT_FOUND, format!("the server has no {file}")))?;
     let name: String = server.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     let disposition = format!("attachment; filename=\"{name}-{}.crt\"", key.fingerprint.get(..11).unwrap_or(&key.fingerprint).replace(':', ""));
     Ok(([(axum::http::header::CONTENT_TYPE, "application/x-pem-file".to_string()), (axum::http::header::CONTENT_DISPOSITION, disposition)], key.certificate).into_response())
 }
 
 async fn generate_next_key(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
-    let server = app.store.server(id)?;
+    let server = app.store.server(id).await?;
     if server.grant_type != GrantType::JwtBearer {
-        return server_view_page(&app, &s, id, None, Some("Only a JWT Bearer server signs with a key.".into()), None);
+        return server_view_page(&app, &s, id, None, Some("Only a JWT Bearer server signs with a key.".into()), None).await;
     }
     // Without a key yet, the first one is made (current).
-    let role = if app.store.signing_keys(id)?.iter().any(|k| k.role == KeyRole::Current) { KeyRole::Next } else { KeyRole::Current };
+    let role = if app.store.signing_keys(id).await?.iter().any(|k| k.role == KeyRole::Current) { KeyRole::Next } else { KeyRole::Current };
     new_key(&app, id, role).await?;
-    audit::record(&app, &s.username, "server.certificate.generate", &server.name, serde_json::json!({"role": if role == KeyRole::Next { "next" } else { "current" }}));
+    audit::record(&app, &s.username, "server.certificate.generate", &server.name, serde_json::json!({"role": if role == KeyRole::Next { "next" } else { "current" }})).await;
     Ok(see_other(&format!("/servers/{id}?notice=next_key")))
 }
 
 async fn switch_key(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, .. }: AdminForm) -> Result<Response, WebError> {
-    let name = app.store.server(id)?.name;
+    let name = app.store.server(id).await?.name;
     match app.oauth.switch_key(id).await {
         Ok(()) => {
-            audit::record(&app, &s.username, "server.certificate.switch", &name, serde_json::json!({}));
+            audit::record(&app, &s.username, "server.certificate.switch", &name, serde_json::json!({})).await;
             app.engine.wake();
             Ok(see_other(&format!("/servers/{id}?notice=switched")))
         }
-        Err(e) => server_view_page(&app, &s, id, None, Some(format!("Not switched: {e}")), None),
+        Err(e) => server_view_page(&app, &s, id, None, Some(format!("Not switched: {e}")), None).await,
     }
 }
 
-fn name_of(app: &App, id: i64) -> String {
-    app.store.server(id).map(|s| s.name).unwrap_or_else(|_| format!("server {id}"))
+async fn name_of(app: &App, id: i64) -> String {
+    app.store.server(id).await.map(|s| s.name).unwrap_or_else(|_| format!("server {id}"))
 }

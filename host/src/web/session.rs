@@ -36,9 +36,9 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
-fn current(app: &App, headers: &HeaderMap) -> Option<Session> {
+async fn current(app: &App, headers: &HeaderMap) -> Option<Session> {
     let token = cookie(headers, COOKIE)?;
-    auth::session(&app.store, &token).ok().flatten()
+    auth::session(&app.store, &token).await.ok().flatten()
 }
 
 /// A signed-in admin; without a live session the request goes to `/login`.
@@ -48,7 +48,7 @@ impl FromRequestParts<Arc<App>> for Admin {
     type Rejection = Redirect;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Redirect> {
-        current(app, &parts.headers).map(Admin).ok_or_else(|| {
+        current(app, &parts.headers).await.map(Admin).ok_or_else(|| {
             // Back to the page asked for after signing in.
             let asked = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             match (parts.method == axum::http::Method::GET).then(|| same_site_path(asked)).flatten() {
@@ -102,7 +102,7 @@ impl FromRequest<Arc<App>> for AdminForm {
     type Rejection = FormRefused;
 
     async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, FormRefused> {
-        let session = current(app, req.headers());
+        let session = current(app, req.headers()).await;
         // A body that is not a form is refused as such, before the session.
         let Form(form) = Form::<FormMap>::from_request(req, app).await.map_err(FormRefused::Form)?;
         let session = session.ok_or(FormRefused::Login)?;
@@ -158,8 +158,6 @@ async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, extension
         return Ok(retry_after(login_form(&app, &username, &next, Some(&message), StatusCode::TOO_MANY_REQUESTS), wait));
     }
     let password = f.get("password").cloned().unwrap_or_default();
-    let store = app.store.clone();
-    let (u, p) = (username.clone(), password);
     let permit = match tokio::time::timeout(PASSWORD_CHECK_WAIT, app.password_checks.acquire()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) => return Err(WebError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down")),
@@ -168,12 +166,13 @@ async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, extension
             return Ok(retry_after(busy, std::time::Duration::from_secs(1)));
         }
     };
-    let result = tokio::task::spawn_blocking(move || auth::login(&store, &u, &p)).await;
+    // argon2 runs off the async threads (in `auth`).
+    let result = auth::login(&app.store, &username, &password).await;
     drop(permit);
-    match result.map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?? {
+    match result? {
         Some(token) => {
             app.throttle.succeeded(client, &username);
-            super::audit::record(&app, &username, "admin.login", &username, serde_json::json!({"client": client.to_string()}));
+            super::audit::record(&app, &username, "admin.login", &username, serde_json::json!({"client": client.to_string()})).await;
             let mut cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", auth::SESSION_TTL_MS / 1000);
             if app.secure_cookies {
                 cookie.push_str("; Secure");
@@ -184,7 +183,7 @@ async fn login_submit(State(app): State<Arc<App>>, headers: HeaderMap, extension
         }
         None => {
             app.throttle.failed(client, &username, Instant::now());
-            super::audit::record(&app, &username, "admin.login-failed", &username, serde_json::json!({"client": client.to_string()}));
+            super::audit::record(&app, &username, "admin.login-failed", &username, serde_json::json!({"client": client.to_string()})).await;
             Ok(login_form(&app, &username, &next, Some("Wrong username or password."), StatusCode::UNAUTHORIZED))
         }
     }
@@ -196,9 +195,9 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, form: Result<Ad
         Err(FormRefused::Form(r)) => return r.into_response(),
         Ok(f) => {
             if let Some(token) = cookie(&headers, COOKIE) {
-                let _ = auth::logout(&app.store, &token);
+                let _ = auth::logout(&app.store, &token).await;
             }
-            super::audit::record(&app, &f.session.username, "admin.logout", &f.session.username, serde_json::json!({}));
+            super::audit::record(&app, &f.session.username, "admin.logout", &f.session.username, serde_json::json!({})).await;
         }
         // A logout without the session's CSRF token changes nothing: neither
         // the session nor this browser's cookie.
@@ -241,7 +240,10 @@ pub(super) async fn flash(State(app): State<Arc<App>>, mut request: Request, nex
         // Connection "advice") on an admin's page.
         let uri = request.uri();
         let kept: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty() && !is_flash_param(p)).collect();
-        let flash = session.as_ref().and_then(|hash| app.store.take_flash(hash).ok().flatten());
+        let flash = match session.as_ref() {
+            Some(hash) => app.store.take_flash(hash).await.ok().flatten(),
+            None => None,
+        };
         let query: Vec<&str> = kept.into_iter().chain(flash.as_deref()).collect();
         let joined = if query.is_empty() { uri.path().to_string() } else { format!("{}?{}", uri.path(), query.join("&")) };
         if let Ok(u) = joined.parse() {
@@ -257,7 +259,7 @@ pub(super) async fn flash(State(app): State<Arc<App>>, mut request: Request, nex
     let (rest, fragment) = location.split_once('#').map_or((location.as_str(), None), |(a, b)| (a, Some(b)));
     let Some((path, query)) = rest.split_once('?') else { return response };
     let (flashed, kept): (Vec<&str>, Vec<&str>) = query.split('&').partition(|p| is_flash_param(p));
-    if flashed.is_empty() || app.store.set_flash(&hash, &flashed.join("&")).is_err() {
+    if flashed.is_empty() || app.store.set_flash(&hash, &flashed.join("&")).await.is_err() {
         return response;
     }
     let mut to = path.to_string();

@@ -63,11 +63,15 @@ struct TargetRow {
 }
 
 async fn list(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    let targets = app.store.targets()?;
+    let targets = app.store.targets().await?;
+    let mut counts_of = HashMap::new();
+    for t in &targets {
+        counts_of.insert(t.id, app.store.target_counts(t.id).await.unwrap_or_default());
+    }
     let rows: Vec<TargetRow> = targets
         .iter()
         .map(|t| {
-            let counts = app.store.target_counts(t.id).unwrap_or_default();
+            let counts = counts_of.remove(&t.id).unwrap_or_default();
             let n = |st: crate::domain::ProvState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
             TargetRow {
                 id: t.id,
@@ -126,8 +130,8 @@ fn settings_view(app: &App, plugin: &str, values: &HashMap<String, String>, erro
 }
 
 #[allow(clippy::too_many_arguments)]
-fn form_page(app: &App, s: &Session, id: Option<i64>, plugin: &str, f: &FormMap, settings: &HashMap<String, String>, errors: &HashMap<String, String>, error: Option<String>) -> Result<Response, WebError> {
-    let servers: Vec<(i64, String)> = app.store.servers()?.into_iter().filter(|x| x.plugin == plugin).map(|x| (x.id, x.name)).collect();
+async fn form_page(app: &App, s: &Session, id: Option<i64>, plugin: &str, f: &FormMap, settings: &HashMap<String, String>, errors: &HashMap<String, String>, error: Option<String>) -> Result<Response, WebError> {
+    let servers: Vec<(i64, String)> = app.store.servers().await?.into_iter().filter(|x| x.plugin == plugin).map(|x| (x.id, x.name)).collect();
     let mut r = app.render(
         "target_form.html",
         context! {
@@ -145,7 +149,7 @@ async fn new(State(app): State<Arc<App>>, Query(q): Query<FormMap>, Admin(s): Ad
     let plugin = q.get("plugin").filter(|p| app.plugin_map.contains_key(*p)).cloned().unwrap_or_else(|| app.plugins.first().cloned().unwrap_or_default());
     let mut f = FormMap::new();
     f.insert("enabled".into(), "on".into());
-    form_page(&app, &s, None, &plugin, &f, &HashMap::new(), &HashMap::new(), None)
+    form_page(&app, &s, None, &plugin, &f, &HashMap::new(), &HashMap::new(), None).await
 }
 
 /// Checks the form and asks the plugin to validate the settings. `old`
@@ -159,7 +163,7 @@ async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<(T
         errors.insert("name".to_string(), "Enter a name.".to_string());
     }
     let server_id: i64 = get("server_id").parse().unwrap_or(0);
-    match app.store.server(server_id) {
+    match app.store.server(server_id).await {
         Ok(s) if s.plugin == plugin => {}
         _ => {
             errors.insert("server_id".into(), "Choose an OAuth2 server that uses this plugin (add one under OAuth2 Servers first).".into());
@@ -199,7 +203,7 @@ async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<(T
     // Groups by name (or id), comma-separated.
     let mut scope_groups = Vec::new();
     for key in get("scope_groups").split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        match app.store.group_by_name_or_id(key) {
+        match app.store.group_by_name_or_id(key).await {
             Ok(Some(g)) => scope_groups.push(g.id),
             Ok(None) => {
                 errors.insert("scope_groups".into(), format!("No group is called '{key}'; add it under Groups, or check the spelling."));
@@ -231,58 +235,58 @@ async fn validate(app: &App, f: &FormMap, old: &[(String, String)]) -> Result<(T
 
 async fn create(State(app): State<Arc<App>>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
     match validate(&app, &f, &[]).await {
-        Err((plugin, shown, errors)) => form_page(&app, &s, None, &plugin, &f, &shown, &errors, None),
-        Ok((input, guards)) => match app.store.create_target(&input) {
+        Err((plugin, shown, errors)) => form_page(&app, &s, None, &plugin, &f, &shown, &errors, None).await,
+        Ok((input, guards)) => match app.store.create_target(&input).await {
             Ok(id) => {
                 if let Some(p) = app.plugin_map.get(&input.plugin) {
                     safeguards::save(&app, id, p, &input.settings, &guards).await?;
                 }
-                audit::record(&app, &s.username, "target.create", &input.name, target_detail(&input, &guards));
+                audit::record(&app, &s.username, "target.create", &input.name, target_detail(&input, &guards)).await;
                 Ok(see_other(&format!("/targets/{id}?notice=created")))
             }
-            Err(StoreError::Conflict(m)) => form_page(&app, &s, None, &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
+            Err(StoreError::Conflict(m)) => form_page(&app, &s, None, &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None).await,
             Err(e) => Err(e.into()),
         },
     }
 }
 
 async fn edit(State(app): State<Arc<App>>, Path(id): Path<i64>, Admin(s): Admin) -> Result<Response, WebError> {
-    let t = app.store.target(id)?;
+    let t = app.store.target(id).await?;
     let mut f = FormMap::from([
         ("name".to_string(), t.name.clone()),
         ("server_id".to_string(), t.server_id.to_string()),
         ("scope_domains".to_string(), t.scope.email_domains.join(", ")),
         ("scope_affiliations".to_string(), t.scope.affiliations.join(", ")),
-        ("scope_groups".to_string(), t.scope.groups.iter().map(|g| app.store.group(g).map(|g| g.name).unwrap_or_else(|_| g.clone())).collect::<Vec<_>>().join(", ")),
+        ("scope_groups".to_string(), group_names(&app, &t.scope.groups).await),
     ]);
     if t.enabled {
         f.insert("enabled".into(), "on".into());
     }
-    let guards = app.store.safeguards(id)?;
+    let guards = app.store.safeguards(id).await?;
     f.insert("removal_threshold".into(), guards.removal_threshold.map(|n| n.to_string()).unwrap_or_default());
     f.insert("api_share".into(), guards.api_share.map(|n| n.to_string()).unwrap_or_default());
     f.insert("concurrency".into(), guards.concurrency.map(|n| n.to_string()).unwrap_or_default());
-    form_page(&app, &s, Some(id), &t.plugin, &f, &t.settings.iter().cloned().collect(), &HashMap::new(), None)
+    form_page(&app, &s, Some(id), &t.plugin, &f, &t.settings.iter().cloned().collect(), &HashMap::new(), None).await
 }
 
 async fn update(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm { session: s, form: f }: AdminForm) -> Result<Response, WebError> {
-    let old = app.store.target(id)?;
+    let old = app.store.target(id).await?;
     match validate(&app, &f, &old.settings).await {
-        Err((plugin, shown, errors)) => form_page(&app, &s, Some(id), &plugin, &f, &shown, &errors, None),
-        Ok((input, guards)) => match app.store.update_target(id, &input) {
+        Err((plugin, shown, errors)) => form_page(&app, &s, Some(id), &plugin, &f, &shown, &errors, None).await,
+        Ok((input, guards)) => match app.store.update_target(id, &input).await {
             Ok(()) => {
                 if let Some(p) = app.plugin_map.get(&input.plugin) {
                     safeguards::save(&app, id, p, &input.settings, &guards).await?;
                 }
-                let old_guards = app.store.safeguards(id).unwrap_or_default();
+                let old_guards = app.store.safeguards(id).await.unwrap_or_default();
                 let before = TargetInput { name: old.name.clone(), plugin: old.plugin.clone(), server_id: old.server_id, settings: old.settings.clone(), enabled: old.enabled, scope: old.scope.clone() };
                 let detail = serde_json::json!({"before": target_detail(&before, &old_guards), "after": target_detail(&input, &guards)});
-                audit::record(&app, &s.username, "target.update", &input.name, detail);
+                audit::record(&app, &s.username, "target.update", &input.name, detail).await;
                 // Enabling releases the jobs that queued up meanwhile.
                 app.engine.wake();
                 Ok(see_other(&format!("/targets/{id}?notice=saved")))
             }
-            Err(StoreError::Conflict(m)) => form_page(&app, &s, Some(id), &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None),
+            Err(StoreError::Conflict(m)) => form_page(&app, &s, Some(id), &input.plugin, &f, &input.settings.into_iter().collect(), &HashMap::from([("name".to_string(), m)]), None).await,
             Err(e) => Err(e.into()),
         },
     }
@@ -299,28 +303,28 @@ fn target_detail(t: &TargetInput, g: &crate::store::Safeguards) -> serde_json::V
 }
 
 async fn delete(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
-    let t = app.store.target(id)?;
-    app.store.delete_target(id)?;
-    audit::record(&app, &f.session.username, "target.delete", &t.name, serde_json::json!({"plugin": t.plugin}));
+    let t = app.store.target(id).await?;
+    app.store.delete_target(id).await?;
+    audit::record(&app, &f.session.username, "target.delete", &t.name, serde_json::json!({"plugin": t.plugin})).await;
     Ok(see_other("/targets?notice=deleted"))
 }
 
 async fn reprovision_all(State(app): State<Arc<App>>, Path(id): Path<i64>, f: AdminForm) -> Result<Response, WebError> {
-    let run = app.store.start_run(id)?;
-    audit::record(&app, &f.session.username, "target.reprovision-all", &app.store.target(id)?.name, serde_json::json!({"run": run.id, "queued": run.total}));
+    let run = app.store.start_run(id).await?;
+    audit::record(&app, &f.session.username, "target.reprovision-all", &app.store.target(id).await?.name, serde_json::json!({"run": run.id, "queued": run.total})).await;
     app.engine.wake();
     Ok(see_other(&format!("/targets/{id}?notice=run")))
 }
 
 async fn show(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<FormMap>, Admin(s): Admin) -> Result<Response, WebError> {
-    let t = app.store.target(id)?;
-    let counts: Vec<(&'static str, &'static str, i64)> = app.store.target_counts(id).unwrap_or_default().into_iter().map(|(st, n)| (st.as_str(), st.label(), n)).collect();
-    let run = app.store.latest_run(id).ok().flatten();
+    let t = app.store.target(id).await?;
+    let counts: Vec<(&'static str, &'static str, i64)> = app.store.target_counts(id).await.unwrap_or_default().into_iter().map(|(st, n)| (st.as_str(), st.label(), n)).collect();
+    let run = app.store.latest_run(id).await.ok().flatten();
     let running = run.as_ref().is_some_and(|r| r.finished_at.is_none());
-    let (queued, failed_jobs) = app.store.job_counts(Some(id)).unwrap_or((0, 0));
-    let failures = app.store.target_failures(id, 20).unwrap_or_default();
+    let (queued, failed_jobs) = app.store.job_counts(Some(id)).await.unwrap_or((0, 0));
+    let failures = app.store.target_failures(id, 20).await.unwrap_or_default();
     // A disabled target has its own notice.
-    let waiting = if t.enabled { app.store.held_because(&t).map(|why| format!("Jobs cannot run: {why}. {queued} job(s) wait.")) } else { None };
+    let waiting = if t.enabled { app.store.held_because(&t).await.map(|why| format!("Jobs cannot run: {why}. {queued} job(s) wait.")) } else { None };
     let settings: Vec<(String, String)> = match app.plugin_map.get(&t.plugin) {
         Some(p) => p
             .metadata()
@@ -346,8 +350,8 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<
     });
     // Only while something moves: jobs waiting for a token or a disabled target do not.
     let refresh = ((running || queued > 0) && waiting.is_none() && t.enabled).then_some(2);
-    let guards = app.store.safeguards(id)?;
-    let health = safeguards::view(&app, id, &guards)?;
+    let guards = app.store.safeguards(id).await?;
+    let health = safeguards::view(&app, id, &guards).await?;
     Ok(app.render(
         "target.html",
         context! {
@@ -356,4 +360,14 @@ async fn show(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Query<
             server_id => t.server_id, notice => notice, refresh => refresh, health => health, guards => guards,
         },
     ))
+}
+
+/// The names of `groups` (ids), comma separated; an id that is no group's
+/// any more stays as it is.
+async fn group_names(app: &App, groups: &[String]) -> String {
+    let mut names = Vec::new();
+    for g in groups {
+        names.push(app.store.group(g).await.map(|g| g.name).unwrap_or_else(|_| g.clone()));
+    }
+    names.join(", ")
 }

@@ -141,7 +141,7 @@ async fn api_tokens_are_made_listed_and_revoked_in_the_ui() {
     assert_eq!((status, loc.as_deref()), (303, Some("/account")));
     assert_eq!(api(token).await, 401, "a revoked token gets 401");
     assert!(h.get("/account").await.1.contains("tok-revoked"));
-    let expired = h.host.store.create_api_token("old", Some(registry_host::store::now_ms() - 1)).unwrap();
+    let expired = h.host.store.create_api_token("old", Some(registry_host::store::now_ms() - 1)).await.unwrap();
     assert_eq!(api(expired).await, 401, "an expired token gets 401");
 }
 

@@ -59,9 +59,10 @@ async fn generate(h: &Harness, b: &Browser, csrf: &str, server: i64, who: (&str,
 async fn provision_now(h: &Harness, b: &Browser, csrf: &str, person: &str) -> Vec<String> {
     let emu = h.host.emulator.as_ref().unwrap();
     emu.clear_request_log();
-    let (status, _, _) = b.post(&format!("/people/{person}/provision/{}", h.demo_target()), &[("csrf", csrf)]).await;
+    let (status, _, _) = b.post(&format!("/people/{person}/provision/{}", h.demo_target().await), &[("csrf", csrf)]).await;
     assert_eq!(status, 303);
-    let state = h.host.store.person_states(person).unwrap().into_iter().find(|s| s.target_id == h.demo_target()).unwrap();
+    let demo = h.demo_target().await;
+    let state = h.host.store.person_states(person).await.unwrap().into_iter().find(|s| s.target_id == demo).unwrap();
     assert_eq!(state.state, registry_host::domain::ProvState::Provisioned, "{:?}", state.message);
     let mut users: Vec<String> = emu.request_log().into_iter().filter(|r| r.path.contains("/sobjects")).filter_map(|r| r.user).collect();
     users.dedup();
@@ -73,7 +74,7 @@ async fn two_admins_provision_as_themselves_check_their_tokens_and_revoke_them()
     let h = Harness::start().await;
     let csrf_a = h.login_with_token().await;
     let emu = h.host.emulator.as_ref().unwrap();
-    let server = h.demo_id();
+    let server = h.demo_id().await;
     emu.add_login_user(GRACE.0, GRACE.1, "Hopper").unwrap();
     emu.add_login_user(ALAN.0, ALAN.1, "Turing").unwrap();
     let a = Browser { http: h.http.clone(), base: h.url("") };
@@ -87,11 +88,11 @@ async fn two_admins_provision_as_themselves_check_their_tokens_and_revoke_them()
     // credentials) offers no per-admin token.
     let mut other = crate::common::emulator_server(emu, "salesforce", registry_plugin_runtime::latest::types::GrantType::ClientCredentials);
     other.name = "Run-as user".into();
-    h.host.store.create_server(&other).unwrap();
+    h.host.store.create_server(&other).await.unwrap();
     let page = a.get("/account/provider-tokens").await.1;
     assert!(page.contains(registry_host::serve::DEMO_SERVER) && page.contains("Run-as user"), "every server is listed: {page}");
     assert!(page.contains("Client Credentials: this server's tokens act as one identity"), "{page}");
-    h.host.store.create_person(registry_host::domain::Person::example("PT1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+    h.host.store.create_person(registry_host::domain::Person::example("PT1", "Ada", "Lovelace", "ada@example.org")).await.unwrap();
     assert_eq!(provision_now(&h, &a, &csrf_a, "PT1").await, vec![DEMO_USERNAME.to_string()], "no own token: the integration user");
 
     // Each admin generates their own, signing in as their own Salesforce user.
@@ -108,9 +109,9 @@ async fn two_admins_provision_as_themselves_check_their_tokens_and_revoke_them()
     assert!(page.contains("Tested with your own token") && page.contains(ALAN.0), "{page}");
     // Automatic provisioning keeps the integration token.
     emu.clear_request_log();
-    let mut edited = h.host.store.person("PT1").unwrap();
+    let mut edited = h.host.store.person("PT1").await.unwrap();
     edited.name.family = Some("Byron".into());
-    h.host.store.update_person(&edited).unwrap();
+    h.host.store.update_person(&edited).await.unwrap();
     h.host.engine.wake();
     for _ in 0..100 {
         if emu.request_log().iter().any(|r| r.path.contains("/sobjects")) {
@@ -123,7 +124,7 @@ async fn two_admins_provision_as_themselves_check_their_tokens_and_revoke_them()
 
     // A held token is not a working one: killed at Salesforce, the page
     // still lists it as held, and only Check says it does not work now.
-    let grace_tokens = h.host.store.admin_tokens(admin_id(&h, &h.admin().0), server).unwrap().unwrap();
+    let grace_tokens = h.host.store.admin_tokens(admin_id(&h, &h.admin().0).await, server).await.unwrap().unwrap();
     emu.revoke_refresh_token(grace_tokens.refresh_token.as_deref().unwrap()).unwrap();
     let page = a.get("/account/provider-tokens").await.1;
     assert!(page.contains("Held") && !page.contains("Works now"), "{page}");
@@ -138,24 +139,24 @@ async fn two_admins_provision_as_themselves_check_their_tokens_and_revoke_them()
     // integration's again.
     let page = generate(&h, &a, &csrf_a, server, GRACE).await;
     assert!(page.contains(GRACE.0));
-    let fresh = h.host.store.admin_tokens(admin_id(&h, &h.admin().0), server).unwrap().unwrap();
+    let fresh = h.host.store.admin_tokens(admin_id(&h, &h.admin().0).await, server).await.unwrap().unwrap();
     let (_, _, to) = a.post(&format!("/account/provider-tokens/{server}/revoke"), &[("csrf", &csrf_a)]).await;
     assert!(a.get(&to.unwrap()).await.1.contains("revoked at the provider"));
     assert_eq!(emu.refresh_token_status(fresh.refresh_token.as_deref().unwrap()), Some(RefreshStatus::Revoked));
     assert_eq!(provision_now(&h, &a, &csrf_a, "PT1").await, vec![DEMO_USERNAME.to_string()]);
 
     // Deleting an admin revokes their tokens at Salesforce first.
-    let bob = admin_id(&h, "bob");
-    let alans = h.host.store.admin_tokens(bob, server).unwrap().unwrap();
+    let bob = admin_id(&h, "bob").await;
+    let alans = h.host.store.admin_tokens(bob, server).await.unwrap().unwrap();
     let (status, _, _) = a.post(&format!("/admins/{bob}/delete"), &[("csrf", &csrf_a)]).await;
     assert_eq!(status, 303);
     assert_eq!(emu.refresh_token_status(alans.refresh_token.as_deref().unwrap()), Some(RefreshStatus::Revoked));
-    assert!(h.host.store.admin_token_list(bob).unwrap().is_empty());
+    assert!(h.host.store.admin_token_list(bob).await.unwrap().is_empty());
     assert_eq!(b.get("/servers").await.0, 303, "their session ended");
-    let audit = h.host.store.audit_entries(&Default::default(), 100).unwrap();
+    let audit = h.host.store.audit_entries(&Default::default(), 100).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "admin.delete" && e.subject == "bob"), "audited");
 }
 
-fn admin_id(h: &Harness, username: &str) -> i64 {
-    h.host.store.admins().unwrap().into_iter().find(|a| a.1 == username).unwrap().0
+async fn admin_id(h: &Harness, username: &str) -> i64 {
+    h.host.store.admins().await.unwrap().into_iter().find(|a| a.1 == username).unwrap().0
 }

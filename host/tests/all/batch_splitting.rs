@@ -34,7 +34,7 @@ async fn a_plugin_that_traps_on_one_person_fails_only_that_person() {
             api_hosts: vec![],
             jwt_subject: None,
             token_url: None,
-        })
+        }).await
         .unwrap();
     let tokens = TokenSet {
         access_token: "a".into(),
@@ -46,13 +46,13 @@ async fn a_plugin_that_traps_on_one_person_fails_only_that_person() {
         token_type: "Bearer".into(),
         extra: vec![],
     };
-    store.save_tokens(server, &tokens).unwrap();
-    let target = store.create_target(&TargetInput { name: "T".into(), plugin: name, server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();
+    store.save_tokens(server, &tokens).await.unwrap();
+    let target = store.create_target(&TargetInput { name: "T".into(), plugin: name, server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).await.unwrap();
     let people = (0..1000).map(|i| {
         let given = if i == 333 { "Poison" } else { "Fine" };
         crate::common::person(&format!("Q{i:04}"), given, "Person", &format!("q{i}@example.org"))
     });
-    store.import_people(people.collect(), |_| {}).unwrap();
+    store.import_people(people.collect(), |_| {}).await.unwrap();
 
     let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", false);
     let config = EngineConfig { workers: 1, batch_max: 1000, max_attempts: 1, backoff_base: Duration::from_millis(1), ..EngineConfig::default() };
@@ -60,7 +60,8 @@ async fn a_plugin_that_traps_on_one_person_fails_only_that_person() {
     assert_eq!(engine.run_once().await.unwrap(), 1000, "one batch of a thousand");
     assert_eq!(engine.run_once().await.unwrap(), 0);
 
-    let state = |id: &str| store.person_states(id).unwrap().into_iter().find(|s| s.target_id == target).unwrap();
+    let lite = store.sqlite().expect("the tests' store is SQLite");
+    let state = |id: &str| lite.person_states(id).unwrap().into_iter().find(|s| s.target_id == target).unwrap();
     let poisoned = state("Q0333");
     assert_eq!(poisoned.state, ProvState::Failed);
     let why = poisoned.message.unwrap();
@@ -69,5 +70,5 @@ async fn a_plugin_that_traps_on_one_person_fails_only_that_person() {
         let s = state(id);
         assert_eq!((s.state, s.remote_id.as_deref()), (ProvState::Provisioned, Some(format!("R-{id}").as_str())), "{id}");
     }
-    assert_eq!(store.job_counts(Some(target)).unwrap(), (0, 1));
+    assert_eq!(store.job_counts(Some(target)).await.unwrap(), (0, 1));
 }

@@ -205,7 +205,7 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     assert!(std::fs::metadata(last).unwrap().len() > 10_000, "a real screenshot");
 
     // A provisioning target on that server, its form rendered from the plugin's settings.
-    let server_id = host.store.servers().unwrap().into_iter().find(|s| s.name == "Salesforce (browser)").unwrap().id;
+    let server_id = host.store.servers().await.unwrap().into_iter().find(|s| s.name == "Salesforce (browser)").unwrap().id;
     let server_id = server_id;
     click(&client, "#nav-targets").await;
     click(&client, "#add-target").await;
@@ -222,7 +222,7 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     shot(&client, "6-target-form").await;
     click(&client, "#save").await;
     assert!(text_of(&client, "#notice").await.contains("Target added"));
-    let target = host.store.targets().unwrap().into_iter().find(|t| t.name == "Salesforce Contacts (browser)").unwrap().id;
+    let target = host.store.targets().await.unwrap().into_iter().find(|t| t.name == "Salesforce Contacts (browser)").unwrap().id;
 
     // Add a person; the page follows their provisioning until Salesforce has them.
     click(&client, "#nav-people").await;
@@ -253,9 +253,9 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
     }
     let contact = emu.live_records("Contact").into_iter().find(|c| c["Registry_ID__c"] == "BROWSER1").expect("the Contact in Salesforce");
     assert_eq!(contact["LastName"], "Hamilton");
-    let emails: Vec<String> = host.store.person("BROWSER1").unwrap().emails.into_iter().map(|e| format!("{}:{}", e.kind, e.address)).collect();
+    let emails: Vec<String> = host.store.person("BROWSER1").await.unwrap().emails.into_iter().map(|e| format!("{}:{}", e.kind, e.address)).collect();
     assert_eq!(emails, ["official:margaret@example.org", "personal:mh@personal.example"]);
-    let roles: Vec<String> = host.store.person("BROWSER1").unwrap().roles.into_iter().map(|r| r.affiliation).collect();
+    let roles: Vec<String> = host.store.person("BROWSER1").await.unwrap().roles.into_iter().map(|r| r.affiliation).collect();
     assert_eq!(roles, ["staff", "member"]);
     assert_eq!(text_of(&client, &format!("#remote-{target}")).await, format!("Contact {}", contact["Id"].as_str().unwrap()));
     shot(&client, "7-person-provisioned").await;
@@ -274,7 +274,7 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
 
     // The dashboard's numbers are the database's.
     click(&client, "#nav-dashboard").await;
-    let provisioned = host.store.target_counts(target).unwrap().into_iter().find(|(s, _)| *s == registry_host::domain::ProvState::Provisioned).map_or(0, |(_, n)| n);
+    let provisioned = host.store.target_counts(target).await.unwrap().into_iter().find(|(s, _)| *s == registry_host::domain::ProvState::Provisioned).map_or(0, |(_, n)| n);
     assert_eq!(text_of(&client, &format!("#provisioned-{target}")).await, provisioned.to_string());
     assert!(client.find(Locator::Css("#activity-chart")).await.is_ok());
     shot(&client, "9-dashboard").await;
@@ -326,7 +326,7 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
 
     // More than two pages of people: the list pages through them.
     for i in 0..120 {
-        host.store.create_person(common::person(&format!("PAGE{i:03}"), &format!("P{i:03}"), "Pagewise", &format!("page{i}@example.org"))).unwrap();
+        host.store.create_person(common::person(&format!("PAGE{i:03}"), &format!("P{i:03}"), "Pagewise", &format!("page{i}@example.org"))).await.unwrap();
     }
     client.goto(&format!("{}/people?q=pagewise", host.public_url)).await.unwrap();
     assert!(text_of(&client, "#people-count").await.starts_with("120 people"));
@@ -337,10 +337,10 @@ async fn an_admin_obtains_a_token_in_a_real_browser() {
 
     // The server's refresh token dies in Salesforce: the next provisioning
     // finds out, and the admin gets a mail saying what to do.
-    let server = host.store.servers().unwrap().into_iter().find(|s| s.name == "Salesforce (browser)").unwrap().id;
-    emu.revoke_refresh_token(&host.store.tokens(server).unwrap().unwrap().refresh_token.unwrap()).unwrap();
+    let server = host.store.servers().await.unwrap().into_iter().find(|s| s.name == "Salesforce (browser)").unwrap().id;
+    emu.revoke_refresh_token(&host.store.tokens(server).await.unwrap().unwrap().refresh_token.unwrap()).unwrap();
     emu.expire_access_tokens();
-    host.store.reprovision_person("PAGE000").unwrap();
+    host.store.reprovision_person("PAGE000").await.unwrap();
     host.engine.wake();
     let started = Instant::now();
     loop {

@@ -21,7 +21,7 @@ async fn five_thousand_people_go_as_two_bulk_jobs_and_the_refused_ones_fail_alon
     let config = EngineConfig { workers: 1, idle_poll: Duration::from_millis(20), bulk_batch_max: 2500, ..EngineConfig::default() };
     let h = Harness::with_config(GrantType::ClientCredentials, config).await;
     h.emu.set_bulk_processing(Duration::from_millis(300), Duration::ZERO);
-    let target = h.target("Bulk", BULK, Scope::default());
+    let target = h.target("Bulk", BULK, Scope::default()).await;
     // Every 500th has an address the registry and the plugin take, and
     // Salesforce refuses (a character it does not allow before the @).
     let people: Vec<Person> = (0..PEOPLE)
@@ -30,14 +30,14 @@ async fn five_thousand_people_go_as_two_bulk_jobs_and_the_refused_ones_fail_alon
             Person::example(&format!("K{i:05}"), "Bulk", &format!("Person {i}"), &email)
         })
         .collect();
-    h.store.import_people(people, |_| {}).unwrap();
+    h.store.import_people(people, |_| {}).await.unwrap();
     h.emu.clear_request_log();
 
     h.drain().await;
-    let (batches, held) = h.store.bulk_in_flight().unwrap();
+    let (batches, held) = h.store.bulk_in_flight().await.unwrap();
     assert_eq!((batches, held), (2, PEOPLE as i64), "two batches, all 5,000 people, with Salesforce");
     let started = Instant::now();
-    while h.store.bulk_in_flight().unwrap().0 > 0 {
+    while h.store.bulk_in_flight().await.unwrap().0 > 0 {
         assert!(started.elapsed() < Duration::from_secs(60), "the job never finished");
         if !h.engine.poll_bulk_once().await.unwrap() {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -46,7 +46,7 @@ async fn five_thousand_people_go_as_two_bulk_jobs_and_the_refused_ones_fail_alon
 
     let refused: Vec<usize> = (0..PEOPLE).filter(|i| i % 500 == 7).collect();
     for i in 0..PEOPLE {
-        let (state, remote, message) = h.state(&format!("K{i:05}"), target);
+        let (state, remote, message) = h.state(&format!("K{i:05}"), target).await;
         if refused.contains(&i) {
             assert_eq!(state, ProvState::Failed, "K{i:05}");
             let m = message.unwrap_or_default();
@@ -63,5 +63,5 @@ async fn five_thousand_people_go_as_two_bulk_jobs_and_the_refused_ones_fail_alon
     // hold someone.
     assert!(calls.len() <= 20, "{} calls: {calls:#?}", calls.len());
     assert!(calls.iter().all(|c| c.contains("/jobs/ingest")), "{calls:#?}");
-    assert_eq!(h.store.job_counts(Some(target)).unwrap(), (0, refused.len() as i64));
+    assert_eq!(h.store.job_counts(Some(target)).await.unwrap(), (0, refused.len() as i64));
 }

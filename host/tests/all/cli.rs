@@ -103,8 +103,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     found
 }
 
-#[test]
-fn people_import_checks_every_row_first_and_shows_what_it_did() {
+#[tokio::test]
+async fn people_import_checks_every_row_first_and_shows_what_it_did() {
     let data = tempfile::tempdir().unwrap();
     let bad = data.path().join("bad.csv");
     std::fs::write(&bad, "id,status,given,family,emails\nR1,active,Ada,Lovelace,official:ada@example.org\nR2,zombie,,Hopper,grace-at-example\n").unwrap();
@@ -123,25 +123,25 @@ fn people_import_checks_every_row_first_and_shows_what_it_did() {
     assert!(text(&out.stdout).contains("2 added, 0 updated, 0 unchanged"), "{}", text(&out.stdout));
     // The first row was the one in the bad file: it was not imported then.
     let store = registry_host::store::Store::open(data.path(), registry_host::secrets::SecretBox::load_or_create(data.path()).unwrap()).unwrap();
-    let ada = store.person("R1").unwrap();
+    let ada = store.person("R1").await.unwrap();
     assert_eq!((ada.name.family.as_deref(), ada.identifiers[0].value.as_str()), (Some("Lovelace"), "ada@example.org"));
-    assert_eq!(store.person("R2").unwrap().status, registry_host::domain::Status::Expired);
+    assert_eq!(store.person("R2").await.unwrap().status, registry_host::domain::Status::Expired);
 
     let json = data.path().join("people.json");
     std::fs::write(&json, r#"[{"id": "R1", "name": {"given": "Ada", "family": "King"}, "emails": [{"address": "ada@example.org"}]}]"#).unwrap();
     let out = registry_host(&["people", "import", json.to_str().unwrap()], data.path());
     assert!(text(&out.stdout).contains("0 added, 1 updated, 0 unchanged"), "{}", text(&out.stdout));
-    assert_eq!(store.person("R1").unwrap().name.family.as_deref(), Some("King"));
+    assert_eq!(store.person("R1").await.unwrap().name.family.as_deref(), Some("King"));
 
-    store.delete_person("R2").unwrap();
+    store.delete_person("R2").await.unwrap();
     let out = registry_host(&["people", "import", good.to_str().unwrap()], data.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("R2 belonged to deleted people"), "{}", text(&out.stderr));
-    assert_eq!(store.person("R1").unwrap().name.family.as_deref(), Some("King"), "nothing was imported");
+    assert_eq!(store.person("R1").await.unwrap().name.family.as_deref(), Some("King"), "nothing was imported");
 }
 
-#[test]
-fn targets_and_api_tokens_from_the_command_line() {
+#[tokio::test]
+async fn targets_and_api_tokens_from_the_command_line() {
     let data = tempfile::tempdir().unwrap();
     let out = registry_host(&["targets", "list"], data.path());
     assert!(text(&out.stdout).contains("no provisioning targets"), "{}", text(&out.stdout));
@@ -163,7 +163,7 @@ fn targets_and_api_tokens_from_the_command_line() {
             api_hosts: vec![],
             jwt_subject: None,
             token_url: None,
-        })
+        }).await
         .unwrap();
     store
         .create_target(&registry_host::domain::TargetInput {
@@ -173,11 +173,11 @@ fn targets_and_api_tokens_from_the_command_line() {
             settings: vec![],
             enabled: true,
             scope: Default::default(),
-        })
+        }).await
         .unwrap();
     let mut p = registry_host::domain::Person::default();
     p.name.given = "Ada".into();
-    store.create_person(p).unwrap();
+    store.create_person(p).await.unwrap();
     let out = registry_host(&["targets", "list"], data.path());
     let stdout = text(&out.stdout);
     assert!(stdout.lines().nth(1).is_some_and(|l| l.contains("Contacts") && l.contains("salesforce") && l.contains("SF")), "{stdout}");
@@ -189,15 +189,15 @@ fn targets_and_api_tokens_from_the_command_line() {
     let out = registry_host(&["api-token", "create", "hr-feed"], data.path());
     let token = text(&out.stdout).trim().to_string();
     assert!(token.starts_with("rh_") && token.len() > 30, "{token}");
-    assert_eq!(store.api_token(&token).unwrap().as_deref(), Some("hr-feed"));
+    assert_eq!(store.api_token(&token).await.unwrap().as_deref(), Some("hr-feed"));
     let out = registry_host(&["api-token", "create", "hr-feed"], data.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("already exists"));
 }
 
 /// API tokens are listed (never shown again), revoked, and expire.
-#[test]
-fn api_tokens_are_listed_revoked_and_expire_from_the_cli() {
+#[tokio::test]
+async fn api_tokens_are_listed_revoked_and_expire_from_the_cli() {
     let data = tempfile::tempdir().unwrap();
     let out = registry_host(&["api-token", "create", "hr-feed", "--expires-in-days", "30"], data.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -218,23 +218,23 @@ fn api_tokens_are_listed_revoked_and_expire_from_the_cli() {
     let out = registry_host(&["api-token", "revoke", "hr-feed"], data.path());
     assert!(out.status.success() && text(&out.stdout).contains("401"), "{}", text(&out.stderr));
     let store = registry_host::store::Store::open(data.path(), registry_host::secrets::SecretBox::load_or_create(data.path()).unwrap()).unwrap();
-    assert_eq!(store.api_token(&token).unwrap(), None, "a revoked token opens nothing");
-    assert_eq!(store.api_token(&forever).unwrap().as_deref(), Some("forever"));
+    assert_eq!(store.api_token(&token).await.unwrap(), None, "a revoked token opens nothing");
+    assert_eq!(store.api_token(&forever).await.unwrap().as_deref(), Some("forever"));
     let out = registry_host(&["api-token", "revoke", "hr-feed"], data.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no active API token named 'hr-feed'"));
     assert!(text(&registry_host(&["api-token", "list"], data.path()).stdout).lines().any(|l| l.starts_with("hr-feed") && l.contains("revoked")));
 
     // Expired: refused, and listed as such.
-    let stale = store.create_api_token("stale", Some(registry_host::store::now_ms() - 1)).unwrap();
-    assert_eq!(store.api_token(&stale).unwrap(), None);
+    let stale = store.create_api_token("stale", Some(registry_host::store::now_ms() - 1)).await.unwrap();
+    assert_eq!(store.api_token(&stale).await.unwrap(), None);
     assert!(text(&registry_host(&["api-token", "list"], data.path()).stdout).lines().any(|l| l.starts_with("stale") && l.contains("expired")));
 }
 
 /// `secrets rotate` re-seals every secret with a new key; the old key
 /// opens nothing afterwards, and a running `serve` blocks it.
-#[test]
-fn secrets_rotate_reseals_everything_with_a_new_key() {
+#[tokio::test]
+async fn secrets_rotate_reseals_everything_with_a_new_key() {
     use registry_host::secrets::{KEY_FILE, SecretBox};
     let data = tempfile::tempdir().unwrap();
     let old_key = SecretBox::load_or_create(data.path()).unwrap();
@@ -252,7 +252,7 @@ fn secrets_rotate_reseals_everything_with_a_new_key() {
         jwt_subject: None,
         token_url: None,
     };
-    let server = store.create_server(&input).unwrap();
+    let server = store.create_server(&input).await.unwrap();
     drop(store);
     let before = std::fs::read_to_string(data.path().join(KEY_FILE)).unwrap();
 
@@ -262,10 +262,10 @@ fn secrets_rotate_reseals_everything_with_a_new_key() {
     assert_ne!(std::fs::read_to_string(data.path().join(KEY_FILE)).unwrap(), before);
     let new_key = SecretBox::load_or_create(data.path()).unwrap();
     let store = registry_host::store::Store::open(data.path(), new_key).unwrap();
-    assert_eq!(store.server_config(server).unwrap().client_secret, "the client secret");
+    assert_eq!(store.server_config(server).await.unwrap().client_secret, "the client secret");
     drop(store);
     let stale = registry_host::store::Store::open(data.path(), old_key).unwrap();
-    assert!(stale.server_config(server).is_err(), "the old key opens nothing any more");
+    assert!(stale.server_config(server).await.is_err(), "the old key opens nothing any more");
 
     // While a serve holds the data directory, rotation is refused.
     let lock = std::fs::File::create(data.path().join(registry_host::serve::LOCK_FILE)).unwrap();

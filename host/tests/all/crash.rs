@@ -53,16 +53,16 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
+#[tokio::test]
+async fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
     let emu = Emulator::start(Seed::demo(vec![])).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run_id = {
         let store = open(dir.path());
         let people: Vec<Person> = (0..PEOPLE).map(|i| registry_person(&format!("C{i:05}"), "Crash", &format!("Test {i}"), &format!("c{i}@example.org"))).collect();
-        store.import_people(people, |_| {}).unwrap();
+        store.import_people(people, |_| {}).await.unwrap();
         let server = store
-            .create_server(&common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials))
+            .create_server(&common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).await
             .unwrap();
         let target = store
             .create_target(&TargetInput {
@@ -73,9 +73,9 @@ fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
                 settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
                 enabled: true,
                 scope: Scope::default(),
-            })
+            }).await
             .unwrap();
-        let run = store.start_run(target).unwrap();
+        let run = store.start_run(target).await.unwrap();
         assert_eq!(run.total, PEOPLE as i64);
         run.id
     };
@@ -89,13 +89,13 @@ fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
     let at_kill = registry_ids(&emu).len();
     assert!(at_kill < PEOPLE, "the kill came too late to prove anything ({at_kill} done)");
     let store = open(dir.path());
-    let run = store.run(run_id).unwrap();
+    let run = store.run(run_id).await.unwrap();
     assert!(run.finished_at.is_none());
 
     // Restart: the unfinished jobs resume.
     emu.set_latency(Duration::from_millis(5));
     let mut second = serve(dir.path());
-    wait_for("the run to finish", Duration::from_secs(300), || store.run(run_id).unwrap().finished_at.is_some());
+    wait_for("the run to finish", Duration::from_secs(300), || store.sqlite().expect("SQLite").run(run_id).unwrap().finished_at.is_some());
     second.kill().unwrap();
     let mut stdout = String::new();
     std::io::Read::read_to_string(second.stdout.as_mut().unwrap(), &mut stdout).unwrap();
@@ -106,18 +106,18 @@ fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
     assert_eq!(seen.len(), PEOPLE, "every person is in Salesforce");
     let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dupes.is_empty(), "duplicates: {dupes:?}");
-    let run = store.run(run_id).unwrap();
+    let run = store.run(run_id).await.unwrap();
     assert_eq!((run.done, run.failed), (PEOPLE as i64, 0));
-    let counts = store.target_counts(run.target_id).unwrap();
+    let counts = store.target_counts(run.target_id).await.unwrap();
     assert_eq!(counts, [(ProvState::Provisioned, PEOPLE as i64)], "everyone is provisioned");
-    assert_eq!(store.job_counts(None).unwrap(), (0, 0), "no job is left over");
+    assert_eq!(store.job_counts(None).await.unwrap(), (0, 0), "no job is left over");
 }
 
 /// The Bulk API path: `serve` is killed while its Bulk API job is
 /// `InProgress` at Salesforce; after the restart it polls the same job (no
 /// second job is made) and every person is provisioned exactly once.
-#[test]
-fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() {
+#[tokio::test]
+async fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() {
     let emu = Emulator::start(Seed::demo(vec![])).unwrap();
     // Long enough to kill the host while the job is in progress.
     emu.set_bulk_processing(Duration::from_secs(4), Duration::ZERO);
@@ -125,8 +125,8 @@ fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() {
     let run_id = {
         let store = open(dir.path());
         let people: Vec<Person> = (0..PEOPLE).map(|i| registry_person(&format!("B{i:05}"), "Bulk", &format!("Test {i}"), &format!("b{i}@example.org"))).collect();
-        store.import_people(people, |_| {}).unwrap();
-        let server = store.create_server(&common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).unwrap();
+        store.import_people(people, |_| {}).await.unwrap();
+        let server = store.create_server(&common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).await.unwrap();
         let target = store
             .create_target(&TargetInput {
                 name: "Contacts".into(),
@@ -135,25 +135,26 @@ fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() {
                 settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "2000".into())],
                 enabled: true,
                 scope: Scope::default(),
-            })
+            }).await
             .unwrap();
-        store.start_run(target).unwrap().id
+        store.start_run(target).await.unwrap().id
     };
     let mut first = serve(dir.path());
     let store = open(dir.path());
     // Killed once the host has recorded the job, while Salesforce works on it.
     wait_for("the Bulk API job", Duration::from_secs(120), || {
-        emu.bulk_jobs().iter().any(|(_, state)| state == "InProgress") && store.bulk_in_flight().unwrap() == (1, PEOPLE as i64)
+        emu.bulk_jobs().iter().any(|(_, state)| state == "InProgress") && store.sqlite().expect("SQLite").bulk_in_flight().unwrap() == (1, PEOPLE as i64)
     });
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
     assert!(registry_ids(&emu).is_empty(), "killed before the job finished");
-    assert_eq!(store.bulk_in_flight().unwrap(), (1, PEOPLE as i64), "the batch and its jobs are kept");
+    assert_eq!(store.bulk_in_flight().await.unwrap(), (1, PEOPLE as i64), "the batch and its jobs are kept");
 
     let mut second = serve(dir.path());
     // Finished: every job settled, and then the batch forgotten.
     wait_for("the run to finish", Duration::from_secs(120), || {
-        store.run(run_id).unwrap().finished_at.is_some() && store.bulk_in_flight().unwrap() == (0, 0)
+        let lite = store.sqlite().expect("SQLite");
+        lite.run(run_id).unwrap().finished_at.is_some() && lite.bulk_in_flight().unwrap() == (0, 0)
     });
     second.kill().unwrap();
     second.wait().unwrap();
@@ -162,8 +163,8 @@ fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() {
     let seen = registry_ids(&emu);
     assert_eq!(seen.len(), PEOPLE);
     assert!(seen.values().all(|n| *n == 1), "no duplicates");
-    let run = store.run(run_id).unwrap();
+    let run = store.run(run_id).await.unwrap();
     assert_eq!((run.done, run.failed), (PEOPLE as i64, 0));
-    assert_eq!(store.bulk_in_flight().unwrap(), (0, 0));
-    assert_eq!(store.job_counts(None).unwrap(), (0, 0));
+    assert_eq!(store.bulk_in_flight().await.unwrap(), (0, 0));
+    assert_eq!(store.job_counts(None).await.unwrap(), (0, 0));
 }

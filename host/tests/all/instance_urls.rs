@@ -60,26 +60,26 @@ async fn a_plugin_made_instance_url_outside_the_api_hosts_is_refused_and_not_sto
         ("http://127.0.0.1:2", &["127.0.0.1:1"][..]),
     ];
     for (i, (url, hosts)) in refused.iter().enumerate() {
-        let id = store.create_server(&server(&format!("S{i}"), &name, "https://login.salesforce.com", &format!("instance={url}"), hosts)).unwrap();
+        let id = store.create_server(&server(&format!("S{i}"), &name, "https://login.salesforce.com", &format!("instance={url}"), hosts)).await.unwrap();
         let error = oauth.client_credentials(id).await.expect_err(url);
         assert!(matches!(error, FlowError::UntrustedInstance(_)), "{url}: {error}");
         let origin = registry_plugin_runtime::Origin::of_url(url).unwrap().to_string();
         assert!(error.to_string().contains(&origin), "{url}: {error}");
-        assert!(store.tokens(id).unwrap().is_none(), "{url}: nothing is stored");
-        assert!(store.server(id).unwrap().last_error.unwrap().contains(&origin), "{url}: the server page says why");
+        assert!(store.tokens(id).await.unwrap().is_none(), "{url}: nothing is stored");
+        assert!(store.server(id).await.unwrap().last_error.unwrap().contains(&origin), "{url}: the server page says why");
     }
-    let id = store.create_server(&server("Good", &name, "https://login.salesforce.com", "instance=https://acme.my.salesforce.com", &["*.my.salesforce.com"])).unwrap();
+    let id = store.create_server(&server("Good", &name, "https://login.salesforce.com", "instance=https://acme.my.salesforce.com", &["*.my.salesforce.com"])).await.unwrap();
     oauth.client_credentials(id).await.unwrap();
-    assert_eq!(store.tokens(id).unwrap().unwrap().instance_url.as_deref(), Some("https://acme.my.salesforce.com"));
+    assert_eq!(store.tokens(id).await.unwrap().unwrap().instance_url.as_deref(), Some("https://acme.my.salesforce.com"));
     // Narrowing the server's list afterwards stops every later call to the
     // stored instance, not only the next token.
-    let config = store.server_config(id).unwrap();
-    let tokens = store.tokens(id).unwrap();
-    assert!(oauth.allowlist(id, &config, tokens.as_ref()).is_ok());
+    let config = store.server_config(id).await.unwrap();
+    let tokens = store.tokens(id).await.unwrap();
+    assert!(oauth.allowlist(id, &config, tokens.as_ref()).await.is_ok());
     let mut narrowed = server("Good", &name, "https://login.salesforce.com", "instance=https://acme.my.salesforce.com", &["other.my.salesforce.com"]);
     narrowed.client_secret = None;
-    assert!(store.update_server(id, &narrowed).unwrap().tokens_cleared);
-    let error = oauth.allowlist(id, &config, tokens.as_ref()).unwrap_err().to_string();
+    assert!(store.update_server(id, &narrowed).await.unwrap().tokens_cleared);
+    let error = oauth.allowlist(id, &config, tokens.as_ref()).await.unwrap_err().to_string();
     assert!(error.contains("https://acme.my.salesforce.com:443 is not one of the OAuth2 server's API hosts"), "{error}");
 }
 
@@ -96,16 +96,16 @@ async fn a_token_response_naming_another_loopback_port_is_refused() {
     let port: u16 = instance.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
     let mut elsewhere = common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials);
     elsewhere.api_hosts = vec![format!("127.0.0.1:{}", port.wrapping_add(1))];
-    let id = store.create_server(&elsewhere).unwrap();
+    let id = store.create_server(&elsewhere).await.unwrap();
     let error = oauth.client_credentials(id).await.unwrap_err().to_string();
     assert!(error.contains("is not one of the OAuth2 server's API hosts"), "{error}");
-    assert!(store.tokens(id).unwrap().is_none());
+    assert!(store.tokens(id).await.unwrap().is_none());
     assert!(matches!(oauth.test_connection(id).await, Err(FlowError::NoTokens)));
 
     let mut exact = common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials);
     exact.name = "Exact".into();
     exact.api_hosts = vec![format!("127.0.0.1:{port}")];
-    let id = store.create_server(&exact).unwrap();
+    let id = store.create_server(&exact).await.unwrap();
     oauth.client_credentials(id).await.unwrap();
     assert!(oauth.test_connection(id).await.is_ok());
 }
@@ -123,25 +123,25 @@ async fn the_engine_drops_stored_tokens_whose_instance_is_no_longer_trusted() {
     let plugins = Arc::new(HashMap::from([("salesforce".to_string(), load(test_guests::salesforce_plugin()).await)]));
     let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
     let mut input = common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials);
-    let id = store.create_server(&input).unwrap();
+    let id = store.create_server(&input).await.unwrap();
     oauth.client_credentials(id).await.unwrap();
-    let tokens = store.tokens(id).unwrap().unwrap();
+    let tokens = store.tokens(id).await.unwrap().unwrap();
     // The same tokens, held as if from before the server had API hosts.
     input.api_hosts.clear();
     input.client_secret = None;
-    assert!(store.update_server(id, &input).unwrap().tokens_cleared);
-    store.save_tokens(id, &tokens).unwrap();
+    assert!(store.update_server(id, &input).await.unwrap().tokens_cleared);
+    store.save_tokens(id, &tokens).await.unwrap();
     let target = store
-        .create_target(&TargetInput { name: "T".into(), plugin: "salesforce".into(), server_id: id, settings: vec![], enabled: true, scope: Scope::default() })
+        .create_target(&TargetInput { name: "T".into(), plugin: "salesforce".into(), server_id: id, settings: vec![], enabled: true, scope: Scope::default() }).await
         .unwrap();
-    store.create_person(common::person("U1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+    store.create_person(common::person("U1", "Ada", "Lovelace", "ada@example.org")).await.unwrap();
     let engine = Engine::new(store.clone(), plugins, oauth, EngineConfig::default());
     assert_eq!(engine.run_once().await.unwrap(), 1);
 
-    assert!(store.tokens(id).unwrap().is_none(), "the untrusted tokens are dropped");
-    let server = store.server(id).unwrap();
+    assert!(store.tokens(id).await.unwrap().is_none(), "the untrusted tokens are dropped");
+    let server = store.server(id).await.unwrap();
     assert!(server.last_error.as_deref().unwrap_or("").contains("lists no API hosts"), "{:?}", server.last_error);
-    let state = store.person_states("U1").unwrap().into_iter().find(|s| s.target_id == target).unwrap();
+    let state = store.person_states("U1").await.unwrap().into_iter().find(|s| s.target_id == target).unwrap();
     assert_eq!(state.state, ProvState::Pending, "waiting, not failed");
     assert!(state.message.unwrap_or_default().starts_with("waiting for a token"));
     assert!(emu.live_records("Contact").is_empty(), "nothing went to the instance");

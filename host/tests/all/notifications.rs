@@ -104,21 +104,21 @@ async fn a_quarantine_and_the_recovery_are_mailed_and_posted_once_each() {
     notify.check().unwrap();
     let config = EngineConfig { workers: 1, idle_poll: Duration::from_millis(20), notify, ..EngineConfig::default() };
     let h = Harness::with_config(GrantType::ClientCredentials, config).await;
-    let t = h.target("Contacts", &[("object", "Contact"), ("external_id_field", "Registry_ID__c")], Scope::default());
+    let t = h.target("Contacts", &[("object", "Contact"), ("external_id_field", "Registry_ID__c")], Scope::default()).await;
     h.emu.outage(120);
     let people: Vec<_> = (0..20).map(|i| crate::common::person(&format!("N{i:03}"), "Note", &format!("Person {i}"), &format!("n{i}@example.org"))).collect();
-    h.store.import_people(people, |_| {}).unwrap();
+    h.store.import_people(people, |_| {}).await.unwrap();
     let step = Duration::from_secs(5 * 60);
     for _ in 0..200 {
         if h.engine.run_once().await.unwrap() == 0 {
             h.store.advance_clock(step);
             h.emu.advance_clock(step);
         }
-        if h.store.job_counts(Some(t)).unwrap() == (0, 0) {
+        if h.store.job_counts(Some(t)).await.unwrap() == (0, 0) {
             break;
         }
     }
-    assert_eq!(h.store.job_counts(Some(t)).unwrap(), (0, 0));
+    assert_eq!(h.store.job_counts(Some(t)).await.unwrap(), (0, 0));
     // Sending happens in the background.
     for _ in 0..100 {
         if mail.lock().unwrap().len() >= 2 && hooks.lock().unwrap().len() >= 2 {

@@ -21,15 +21,15 @@ async fn until(h: &Harness, what: &str, mut ok: impl FnMut() -> bool) {
 async fn the_dashboard_log_and_audit_trail_tell_what_happened() {
     let h = Harness::start().await;
     let token_csrf = h.login_with_token().await;
-    let t = h.demo_target();
+    let t = h.demo_target().await;
     for i in 0..3 {
-        h.host.store.create_person(crate::common::person(&format!("OP{i}"), "Op", &format!("Person {i}"), &format!("op{i}@example.org"))).unwrap();
+        h.host.store.create_person(crate::common::person(&format!("OP{i}"), "Op", &format!("Person {i}"), &format!("op{i}@example.org"))).await.unwrap();
     }
     // Salesforce's LastName holds 80 characters: this one fails for good.
-    h.host.store.create_person(crate::common::person("OPBAD", "Too", &"L".repeat(81), "opbad@example.org")).unwrap();
+    h.host.store.create_person(crate::common::person("OPBAD", "Too", &"L".repeat(81), "opbad@example.org")).await.unwrap();
     h.host.engine.wake();
     let store = h.host.store.clone();
-    until(&h, "provisioning", || store.job_counts(Some(t)).unwrap() == (0, 1)).await;
+    until(&h, "provisioning", || store.sqlite().expect("SQLite").job_counts(Some(t)).unwrap() == (0, 1)).await;
 
     // Dashboard: the numbers are the database's, and link to what is behind them.
     let (status, page, _) = h.get("/").await;
@@ -47,7 +47,7 @@ async fn the_dashboard_log_and_audit_trail_tell_what_happened() {
     let csv = h.http.get(h.url(&format!("/log.csv?target={t}"))).send().await.unwrap().text().await.unwrap();
     assert_eq!(csv.lines().count(), 5, "a header and four attempts: {csv}");
     assert!(csv.starts_with("id,at,person_id,person,target,action,outcome,remote,duration_ms,message"));
-    let api_token = h.host.store.create_api_token("ops", None).unwrap();
+    let api_token = h.host.store.create_api_token("ops", None).await.unwrap();
     let api: serde_json::Value = reqwest::Client::new().get(h.url("/api/v1/log?limit=2")).bearer_auth(&api_token).send().await.unwrap().json().await.unwrap();
     assert_eq!(api["entries"].as_array().unwrap().len(), 2);
     let next = api["next_before"].as_i64().unwrap();
@@ -58,10 +58,10 @@ async fn the_dashboard_log_and_audit_trail_tell_what_happened() {
     // Retry failed only: queued again (and fails again: the name is still too long).
     let (status, _, loc) = h.post(&format!("/targets/{t}/retry-failed"), &[("csrf", &token_csrf)]).await;
     assert_eq!((status, loc.as_deref()), (303, Some(format!("/targets/{t}").as_str())));
-    until(&h, "the retry", || store.log(&registry_host::store::LogFilter { person: Some("OPBAD".into()), ..Default::default() }, 10).unwrap().len() == 2).await;
+    until(&h, "the retry", || store.sqlite().expect("SQLite").log(&registry_host::store::LogFilter { person: Some("OPBAD".into()), ..Default::default() }, 10).unwrap().len() == 2).await;
 
     // A server a target uses cannot be deleted; the page names the target.
-    let server = h.host.store.target(t).unwrap().server_id;
+    let server = h.host.store.target(t).await.unwrap().server_id;
     let (status, page, _) = h.post(&format!("/servers/{server}/delete"), &[("csrf", &token_csrf)]).await;
     assert_eq!(status, 409);
     assert!(page.contains("is used by the target(s) Salesforce Contacts (demo)"), "{page}");
@@ -91,15 +91,15 @@ async fn the_dashboard_log_and_audit_trail_tell_what_happened() {
 async fn a_preview_writes_nothing_and_provision_now_does_it() {
     let h = Harness::start().await;
     let csrf = h.login_with_token().await;
-    let t = h.demo_target();
+    let t = h.demo_target().await;
     let emu = h.host.emulator.as_ref().unwrap();
     // Disabled, so the engine does not provision the person first.
     let mut input = {
-        let tg = h.host.store.target(t).unwrap();
+        let tg = h.host.store.target(t).await.unwrap();
         registry_host::domain::TargetInput { name: tg.name, plugin: tg.plugin, server_id: tg.server_id, settings: tg.settings, enabled: false, scope: tg.scope }
     };
-    h.host.store.update_target(t, &input).unwrap();
-    h.host.store.create_person(crate::common::person("PV1", "Grace", "Hopper", "grace@example.org")).unwrap();
+    h.host.store.update_target(t, &input).await.unwrap();
+    h.host.store.create_person(crate::common::person("PV1", "Grace", "Hopper", "grace@example.org")).await.unwrap();
     emu.clear_request_log();
     let (status, page, _) = h.get(&format!("/people/PV1/preview/{t}")).await;
     assert_eq!(status, 200, "{page}");
@@ -110,7 +110,7 @@ async fn a_preview_writes_nothing_and_provision_now_does_it() {
     assert!(emu.live_records("Contact").iter().all(|c| c["Registry_ID__c"] != "PV1"), "nothing was made");
 
     input.enabled = true;
-    h.host.store.update_target(t, &input).unwrap();
+    h.host.store.update_target(t, &input).await.unwrap();
     let (status, _, loc) = h.post(&format!("/people/PV1/provision/{t}"), &[("csrf", &csrf)]).await;
     assert_eq!((status, loc.as_deref()), (303, Some("/people/PV1#provisioning")));
     assert!(emu.live_records("Contact").iter().any(|c| c["Registry_ID__c"] == "PV1"), "provisioned now");
@@ -141,19 +141,19 @@ async fn saving_a_person_a_target_would_refuse_warns_at_once() {
 async fn a_pasted_refresh_token_is_proven_before_it_is_kept() {
     let h = Harness::start().await;
     let csrf = h.login_with_token().await;
-    let server = h.host.store.servers().unwrap()[0].id;
+    let server = h.host.store.servers().await.unwrap()[0].id;
     // A refresh token from a round trip done elsewhere: this one, then forgotten here.
-    let refresh = h.host.store.tokens(server).unwrap().unwrap().refresh_token.unwrap();
-    h.host.store.clear_tokens(server).unwrap();
+    let refresh = h.host.store.tokens(server).await.unwrap().unwrap().refresh_token.unwrap();
+    h.host.store.clear_tokens(server).await.unwrap();
     let (status, page, _) = h.post(&format!("/servers/{server}/refresh-token"), &[("csrf", &csrf), ("refresh_token", "5Aep-not-a-real-token")]).await;
     assert_eq!(status, 422);
     assert!(page.contains("The refresh token was refused, and nothing was stored"), "{page}");
-    assert!(h.host.store.tokens(server).unwrap().is_none());
+    assert!(h.host.store.tokens(server).await.unwrap().is_none());
     let (status, _, loc) = h.post(&format!("/servers/{server}/refresh-token"), &[("csrf", &csrf), ("refresh_token", &refresh)]).await;
     assert_eq!(status, 303);
     let page = h.get(loc.as_deref().unwrap()).await.1;
     assert!(page.contains("Access Token Obtained.") && page.contains(">Set<"), "{page}");
-    let tokens = h.host.store.tokens(server).unwrap().unwrap();
+    let tokens = h.host.store.tokens(server).await.unwrap().unwrap();
     assert!(!tokens.access_token.is_empty() && tokens.instance_url.is_some() && tokens.refresh_token.is_some());
     assert!(h.get("/audit").await.1.contains("server.use-refresh-token"));
 }

@@ -47,7 +47,7 @@ impl Scim {
         let plugin = runtime.load_file(test_guests::scim_plugin()).await.unwrap();
         let plugins = Arc::new(HashMap::from([("scim".to_string(), plugin)]));
         let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
-        let server_id = store.create_server(&input).unwrap();
+        let server_id = store.create_server(&input).await.unwrap();
         match input.grant_type {
             GrantType::StaticBearer => drop(oauth.static_bearer(server_id).await.unwrap()),
             _ => oauth.client_credentials(server_id).await.unwrap(),
@@ -62,7 +62,7 @@ impl Scim {
                 settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 enabled: true,
                 scope: Scope::default(),
-            })
+            }).await
             .unwrap();
         engine.refresh_group_targets().await.unwrap();
         Scim { server, store, oauth, engine, server_id, target, http: reqwest::Client::new(), _dir: dir }
@@ -87,8 +87,8 @@ impl Scim {
         found["Resources"].as_array().and_then(|r| r.first()).cloned()
     }
 
-    fn state(&self, person: &str) -> (ProvState, Option<String>, Option<String>) {
-        let s = self.store.person_states(person).unwrap().into_iter().find(|s| s.target_id == self.target).expect("a state");
+    async fn state(&self, person: &str) -> (ProvState, Option<String>, Option<String>) {
+        let s = self.store.person_states(person).await.unwrap().into_iter().find(|s| s.target_id == self.target).expect("a state");
         (s.state, s.remote_id, s.message)
     }
 }
@@ -127,7 +127,7 @@ async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
     let graces: Value = r.json().await.unwrap();
 
     for (id, given, family) in [("S1", "Ada", "Lovelace"), ("S2", "Grace", "Hopper"), ("S3", "Edsger", "Dijkstra")] {
-        s.store.create_person(person(id, given, family, &format!("{}@example.org", given.to_lowercase()))).unwrap();
+        s.store.create_person(person(id, given, family, &format!("{}@example.org", given.to_lowercase()))).await.unwrap();
     }
     s.drain().await;
     let ada = s.user("S1").await.expect("Ada's User");
@@ -136,14 +136,14 @@ async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
     assert_eq!(ada["active"], true);
     assert_eq!(ada["nickName"], "Ada", "the target's attribute mappings apply");
     assert_eq!(ada["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["costCenter"], "ada@example.org");
-    assert_eq!(s.state("S1").1.as_deref(), ada["id"].as_str());
+    assert_eq!(s.state("S1").await.1.as_deref(), ada["id"].as_str());
     let grace = s.user("S2").await.expect("Grace's User");
     assert_eq!(grace["id"], graces["id"], "the existing User was taken over");
-    assert!(s.state("S2").2.unwrap().starts_with("matched existing User"));
+    assert!(s.state("S2").await.2.unwrap().starts_with("matched existing User"));
     assert_eq!(s.get("/Users").await["totalResults"], 3, "nobody twice");
 
     // A group with two members: a Group with their Users.
-    let lab = s.store.create_group(group("Lab"), &["S1".into(), "S2".into()]).unwrap();
+    let lab = s.store.create_group(group("Lab"), &["S1".into(), "S2".into()]).await.unwrap();
     s.drain().await;
     let groups = s.get("/Groups").await;
     let g = groups["Resources"].as_array().unwrap().iter().find(|g| g["displayName"] == "Lab").expect("the Group").clone();
@@ -158,7 +158,7 @@ async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
     assert_eq!(members(&g), want);
 
     // Renamed, one leaves and one joins: a PATCH (the server takes it).
-    s.store.update_group(&Group { name: "Lab crew".into(), ..lab.clone() }, Some(&["S1".to_string(), "S3".to_string()])).unwrap();
+    s.store.update_group(&Group { name: "Lab crew".into(), ..lab.clone() }, Some(&["S1".to_string(), "S3".to_string()])).await.unwrap();
     s.drain().await;
     let g = s.get(&format!("/Groups/{gid}")).await;
     assert_eq!(g["displayName"], "Lab crew");
@@ -168,22 +168,22 @@ async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
     assert_eq!(members(&g), want);
 
     // Updated, expired (deactivated), deleted (deactivated by default).
-    let mut p = s.store.person("S1").unwrap();
+    let mut p = s.store.person("S1").await.unwrap();
     p.name.family = Some("King".into());
-    s.store.update_person(&p).unwrap();
+    s.store.update_person(&p).await.unwrap();
     s.drain().await;
     assert_eq!(s.user("S1").await.unwrap()["name"]["familyName"], "King");
     p.status = Status::Expired;
-    s.store.update_person(&p).unwrap();
+    s.store.update_person(&p).await.unwrap();
     s.drain().await;
     assert_eq!(s.user("S1").await.unwrap()["active"], false);
-    assert_eq!(s.state("S1").0, ProvState::Removed);
-    s.store.delete_person("S3").unwrap();
+    assert_eq!(s.state("S1").await.0, ProvState::Removed);
+    s.store.delete_person("S3").await.unwrap();
     s.drain().await;
     assert_eq!(s.user("S3").await.unwrap()["active"], false, "deactivated, the default");
 
     // The group deleted: the Group goes.
-    s.store.delete_group(&lab.id).unwrap();
+    s.store.delete_group(&lab.id).await.unwrap();
     s.drain().await;
     let r = s.http.get(format!("{}/Groups/{gid}", s.server.url)).bearer_auth(&s.server.token).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -192,31 +192,31 @@ async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
 #[tokio::test]
 async fn a_uniqueness_conflict_fails_one_person_and_a_refused_token_waits_for_an_admin() {
     let s = Scim::start(&[("match_existing", "false"), ("on_remove", "delete")]).await;
-    s.store.create_person(person("U1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+    s.store.create_person(person("U1", "Ada", "Lovelace", "ada@example.org")).await.unwrap();
     s.drain().await;
     // Same userName, no matching: the server says uniqueness (409).
-    s.store.create_person(person("U2", "Ada", "Other", "ada@example.org")).unwrap();
-    s.store.create_person(person("U3", "Grace", "Hopper", "grace@example.org")).unwrap();
+    s.store.create_person(person("U2", "Ada", "Other", "ada@example.org")).await.unwrap();
+    s.store.create_person(person("U3", "Grace", "Hopper", "grace@example.org")).await.unwrap();
     s.drain().await;
-    let (state, _, message) = s.state("U2");
+    let (state, _, message) = s.state("U2").await;
     assert_eq!(state, ProvState::Failed, "{message:?}");
     assert!(message.unwrap().contains("uniqueness"));
-    assert_eq!(s.state("U3").0, ProvState::Provisioned, "the others go on");
-    assert!(s.state("U3").2.unwrap().ends_with("(SCIM bulk)"), "the two new people went in one /Bulk request");
+    assert_eq!(s.state("U3").await.0, ProvState::Provisioned, "the others go on");
+    assert!(s.state("U3").await.2.unwrap().ends_with("(SCIM bulk)"), "the two new people went in one /Bulk request");
 
     // Deleted with on_remove = delete: the User goes.
-    s.store.delete_person("U1").unwrap();
+    s.store.delete_person("U1").await.unwrap();
     s.drain().await;
     assert!(s.user("U1").await.is_none());
 
     // The service stops taking the token: 401, and the server needs an admin.
-    s.store.update_server(s.server_id, &server_input(&s.server.url, "a-token-the-server-never-issued")).unwrap();
+    s.store.update_server(s.server_id, &server_input(&s.server.url, "a-token-the-server-never-issued")).await.unwrap();
     s.oauth.static_bearer(s.server_id).await.unwrap();
-    let mut p = s.store.person("U3").unwrap();
+    let mut p = s.store.person("U3").await.unwrap();
     p.name.family = Some("Murray Hopper".into());
-    s.store.update_person(&p).unwrap();
+    s.store.update_person(&p).await.unwrap();
     s.drain().await;
-    let server = s.store.server(s.server_id).unwrap();
+    let server = s.store.server(s.server_id).await.unwrap();
     assert_eq!(server.token_status, TokenStatus::NeedsReauthorization, "{:?}", server.last_error);
     assert!(server.last_error.unwrap().contains("paste a new one"));
     assert_eq!(s.user("U3").await.unwrap()["name"]["familyName"], "Hopper", "nothing was sent with the bad token");
@@ -248,20 +248,20 @@ async fn both_plugins_provision_the_same_people_side_by_side() {
         ("scim".to_string(), runtime.load_file(test_guests::scim_plugin()).await.unwrap()),
     ]));
     let oauth = OAuth::new(store.clone(), plugins.clone(), "http://127.0.0.1:9", true);
-    let sf = store.create_server(&crate::common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).unwrap();
+    let sf = store.create_server(&crate::common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).await.unwrap();
     oauth.client_credentials(sf).await.unwrap();
-    let sc = store.create_server(&server_input(&scim.url, &scim.token)).unwrap();
+    let sc = store.create_server(&server_input(&scim.url, &scim.token)).await.unwrap();
     oauth.static_bearer(sc).await.unwrap();
     let target = |name: &str, plugin: &str, server_id: i64, settings: &[(&str, &str)]| {
         let input = TargetInput { name: name.into(), plugin: plugin.into(), server_id, settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), enabled: true, scope: Scope::default() };
-        store.create_target(&input).unwrap()
+        store.sqlite().expect("SQLite").create_target(&input).unwrap()
     };
     let to_sf = target("Salesforce", "salesforce", sf, &[("object", "Contact"), ("external_id_field", "Registry_ID__c"), ("bulk_threshold", "0")]);
     let to_scim = target("SCIM", "scim", sc, &[]);
     let engine = Engine::new(store.clone(), plugins, oauth, EngineConfig { workers: 1, ..EngineConfig::default() });
     engine.refresh_group_targets().await.unwrap();
     for i in 0..25 {
-        store.create_person(person(&format!("B{i:02}"), "Both", &format!("Person {i}"), &format!("both{i}@example.org"))).unwrap();
+        store.create_person(person(&format!("B{i:02}"), "Both", &format!("Person {i}"), &format!("both{i}@example.org"))).await.unwrap();
     }
     for _ in 0..3 {
         while engine.run_once().await.unwrap() > 0 {}
@@ -269,7 +269,7 @@ async fn both_plugins_provision_the_same_people_side_by_side() {
     }
     for i in 0..25 {
         let id = format!("B{i:02}");
-        let states = store.person_states(&id).unwrap();
+        let states = store.person_states(&id).await.unwrap();
         for t in [to_sf, to_scim] {
             let s = states.iter().find(|s| s.target_id == t).unwrap();
             assert_eq!(s.state, ProvState::Provisioned, "{id} on target {t}: {:?}", s.message);
@@ -334,15 +334,15 @@ async fn a_scim_service_behind_an_authorization_server_takes_client_credentials(
     input.token_url = Some(auth.token_url.clone());
     let s = Scim::on(scim, input.clone(), &[]).await;
 
-    let server = s.store.server(s.server_id).unwrap();
+    let server = s.store.server(s.server_id).await.unwrap();
     assert_eq!((server.token_status, server.instance_url.as_deref()), (TokenStatus::Set, Some(s.server.url.as_str())), "the token is for the SCIM base URL");
     let asked = auth.requests();
     assert_eq!(asked.len(), 1);
     assert_eq!((asked[0].grant_type.as_str(), asked[0].scope.as_deref(), asked[0].client_id.as_deref(), asked[0].auth.as_str(), asked[0].ok), ("client_credentials", Some("scim.write"), Some("registry-app"), "basic", true));
 
-    s.store.create_person(person("C1", "Ada", "Lovelace", "ada@example.org")).unwrap();
+    s.store.create_person(person("C1", "Ada", "Lovelace", "ada@example.org")).await.unwrap();
     s.drain().await;
-    let (state, remote, message) = s.state("C1");
+    let (state, remote, message) = s.state("C1").await;
     assert_eq!(state, ProvState::Provisioned, "{message:?}");
     let user = s.user("C1").await.expect("the User is in the SCIM server");
     assert_eq!((user["userName"].as_str(), user["id"].as_str()), (Some("ada@example.org"), remote.as_deref()));
@@ -351,22 +351,22 @@ async fn a_scim_service_behind_an_authorization_server_takes_client_credentials(
     // the Client Secret, in HTTP Basic and then in the body, and the
     // server waits for an admin instead of asking again at every job.
     input.client_secret = Some("wrong".into());
-    s.store.update_server(s.server_id, &input).unwrap();
+    s.store.update_server(s.server_id, &input).await.unwrap();
     let refused = s.oauth.client_credentials(s.server_id).await.unwrap_err().to_string();
     assert!(refused.contains("refused the Client ID and Client Secret") && refused.contains("invalid_client"), "{refused}");
-    let server = s.store.server(s.server_id).unwrap();
+    let server = s.store.server(s.server_id).await.unwrap();
     assert_eq!(server.token_status, TokenStatus::NeedsReauthorization);
     assert!(server.last_error.as_deref().is_some_and(|e| e.contains("Client Secret")), "{:?}", server.last_error);
     let asked = auth.requests();
     assert_eq!(asked[1..].iter().map(|r| (r.auth.as_str(), r.ok)).collect::<Vec<_>>(), vec![("basic", false), ("body", false)]);
-    s.store.create_person(person("C2", "Grace", "Hopper", "grace@example.org")).unwrap();
+    s.store.create_person(person("C2", "Grace", "Hopper", "grace@example.org")).await.unwrap();
     s.drain().await;
     assert_eq!(auth.requests().len(), 3, "no job asks the authorization server again");
 
     // Without a Token URL the plugin says which field is missing.
     input.client_secret = Some("client s3cret".into());
     input.token_url = None;
-    s.store.update_server(s.server_id, &input).unwrap();
+    s.store.update_server(s.server_id, &input).await.unwrap();
     let missing = s.oauth.client_credentials(s.server_id).await.unwrap_err().to_string();
     assert!(missing.contains("token-url") || missing.contains("Token URL"), "{missing}");
     assert_eq!(auth.requests().len(), 3, "nothing was sent without a Token URL");

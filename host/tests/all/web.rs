@@ -60,8 +60,8 @@ impl Harness {
         csrf(&page)
     }
 
-    pub fn demo_id(&self) -> i64 {
-        self.host.store.servers().unwrap().into_iter().find(|s| s.name == DEMO_SERVER).unwrap().id
+    pub async fn demo_id(&self) -> i64 {
+        self.host.store.servers().await.unwrap().into_iter().find(|s| s.name == DEMO_SERVER).unwrap().id
     }
 
     /// Clicks Obtain New Token and returns the provider URL the browser is sent to.
@@ -90,10 +90,10 @@ async fn follow_callback(h: &Harness, callback: &str) -> String {
     h.get(&to).await.1
 }
 
-fn assert_no_secrets(h: &Harness, page: &str) {
+async fn assert_no_secrets(h: &Harness, page: &str) {
     assert!(!page.contains(DEMO_CONSUMER_SECRET), "the client secret leaked into a page");
-    for s in h.host.store.servers().unwrap() {
-        if let Some(t) = h.host.store.tokens(s.id).unwrap() {
+    for s in h.host.store.servers().await.unwrap() {
+        if let Some(t) = h.host.store.tokens(s.id).await.unwrap() {
             assert!(!page.contains(&t.access_token), "an access token leaked into a page");
             if let Some(r) = t.refresh_token {
                 assert!(!page.contains(&r), "a refresh token leaked into a page");
@@ -120,8 +120,8 @@ async fn login_is_required_and_forms_carry_csrf_tokens() {
     assert_eq!(status, 200);
     assert!(page.contains(DEMO_SERVER) && page.contains("Not Set"));
     // Every POST without, or with a wrong, CSRF token is refused and changes nothing.
-    let id = h.demo_id();
-    let before = h.host.store.server(id).unwrap();
+    let id = h.demo_id().await;
+    let before = h.host.store.server(id).await.unwrap();
     for action in ["delete", "token", "revoke", "test", ""] {
         let path = if action.is_empty() { format!("/servers/{id}") } else { format!("/servers/{id}/{action}") };
         for form in [vec![("csrf", "forged"), ("name", "Hijacked")], vec![("name", "Hijacked")]] {
@@ -131,8 +131,8 @@ async fn login_is_required_and_forms_carry_csrf_tokens() {
     }
     let (status, _, _) = h.post("/servers", &[("name", "Sneaky"), ("server_url", "https://login.salesforce.com"), ("client_id", "x"), ("client_secret", "y")]).await;
     assert_eq!(status, 403);
-    assert_eq!(h.host.store.server(id).unwrap(), before);
-    assert_eq!(h.host.store.servers().unwrap().len(), 1);
+    assert_eq!(h.host.store.server(id).await.unwrap(), before);
+    assert_eq!(h.host.store.servers().await.unwrap().len(), 1);
     // Logout ends the session on the server, not just in this browser.
     let session = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
     let cookie_header = {
@@ -228,7 +228,7 @@ async fn the_server_form_validates_and_keeps_the_secret_masked() {
 async fn obtain_new_token_end_to_end_then_test_and_revoke() {
     let h = Harness::start().await;
     let csrf = h.login().await;
-    let id = h.demo_id();
+    let id = h.demo_id().await;
     let emu = h.host.emulator.as_ref().unwrap();
     let authorize = h.obtain(id, &csrf).await;
     assert!(authorize.starts_with(&format!("{}/services/oauth2/authorize?", emu.login_url())));
@@ -240,7 +240,7 @@ async fn obtain_new_token_end_to_end_then_test_and_revoke() {
     assert!(page.contains("id=\"token-status\" class=\"badge set\">Set<"));
     assert!(page.contains(&format!("id=\"instance-url\">{}<", emu.instance_url())));
     assert!(page.contains("id=\"issued-at\""));
-    assert_no_secrets(&h, &page);
+    assert_no_secrets(&h, &page).await;
 
     // The same callback again: the state was single use.
     let page = follow_callback(&h, &callback).await;
@@ -268,17 +268,17 @@ async fn obtain_new_token_end_to_end_then_test_and_revoke() {
     assert!(page.contains("Connection works"), "{page}");
     assert!(page.contains("<dt>Refresh token rotation</dt><dd>off</dd>"), "seen on the refresh: {page}");
 
-    let refresh = h.host.store.tokens(id).unwrap().unwrap().refresh_token.unwrap();
+    let refresh = h.host.store.tokens(id).await.unwrap().unwrap().refresh_token.unwrap();
     let (status, _, loc) = h.post(&format!("/servers/{id}/revoke"), &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     let page = h.get(&loc.unwrap()).await.1;
     assert!(page.contains("revoked at the provider") && page.contains(">Not Set<"));
     assert_eq!(emu.refresh_token_status(&refresh), Some(salesforce_emulator::RefreshStatus::Revoked));
-    assert!(h.host.store.tokens(id).unwrap().is_none());
+    assert!(h.host.store.tokens(id).await.unwrap().is_none());
 
     // A Scope without refresh_token: the token works, but Test Connection
     // says it will stop, and exactly what to change.
-    let server = h.host.store.server(id).unwrap();
+    let server = h.host.store.server(id).await.unwrap();
     let (status, _, _) = h
         .post(&format!("/servers/{id}"), &[("csrf", &csrf), ("name", &server.name), ("server_url", &server.server_url), ("client_id", &server.client_id), ("grant_type", "authorization_code"), ("scope", "api"), ("api_hosts", &server.api_hosts.join(" ")), ("plugin", &server.plugin)])
         .await;
@@ -299,7 +299,7 @@ async fn obtain_new_token_end_to_end_then_test_and_revoke() {
 async fn a_sign_in_started_in_a_popup_ends_on_a_page_that_closes_it() {
     let h = Harness::start().await;
     let csrf = h.login().await;
-    let id = h.demo_id();
+    let id = h.demo_id().await;
     let emu = h.host.emulator.as_ref().unwrap();
     let (status, _, loc) = h.post(&format!("/servers/{id}/token"), &[("csrf", &csrf), ("popup", "1")]).await;
     assert_eq!(status, 303);
@@ -324,7 +324,7 @@ async fn a_sign_in_started_in_a_popup_ends_on_a_page_that_closes_it() {
 async fn a_user_the_app_does_not_pre_authorize_is_told_what_to_fix() {
     let h = Harness::start().await;
     let csrf = h.login().await;
-    let id = h.demo_id();
+    let id = h.demo_id().await;
     let emu = h.host.emulator.as_ref().unwrap();
     emu.set_permitted_users(DEMO_CONSUMER_KEY, Some(vec![])).unwrap();
 
@@ -344,7 +344,7 @@ async fn a_user_the_app_does_not_pre_authorize_is_told_what_to_fix() {
 async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
     let h = Harness::start().await;
     let csrf = h.login().await;
-    let id = h.demo_id();
+    let id = h.demo_id().await;
     let emu = h.host.emulator.as_ref().unwrap();
 
     // Deny at the emulator's consent page.
@@ -368,10 +368,10 @@ async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
     let page = follow_callback(&h, &format!("{}/oauth2/callback/{id}?code=abc&state=made-up", h.host.public_url)).await;
     assert!(page.contains("already used or is not ours"), "{page}");
     // An error with a state that is not ours is not believed, nor recorded.
-    let before = h.host.store.server(id).unwrap().last_error;
+    let before = h.host.store.server(id).await.unwrap().last_error;
     let page = follow_callback(&h, &format!("{}/oauth2/callback/{id}?error=access_denied&error_description=Forged%20text&state=made-up", h.host.public_url)).await;
     assert!(page.contains("already used or is not ours") && !page.contains("Forged text"), "{page}");
-    assert_eq!(h.host.store.server(id).unwrap().last_error, before);
+    assert_eq!(h.host.store.server(id).await.unwrap().last_error, before);
 
     // A Redirect URI the app does not list: Salesforce shows its own
     // error page and never comes back (so the host's page says to paste it).
@@ -406,13 +406,14 @@ async fn deny_bad_state_and_wrong_secret_land_back_with_plain_messages() {
 async fn changing_the_secret_clears_tokens_and_client_credentials_get_a_token_directly() {
     let h = Harness::start().await;
     let csrf = h.login().await;
-    let id = h.demo_id();
+    let id = h.demo_id().await;
     let emu = h.host.emulator.as_ref().unwrap();
     let authorize = h.obtain(id, &csrf).await;
     follow_callback(&h, &at_salesforce(&authorize, &emu.login_url(), true).await).await;
-    assert!(h.host.store.tokens(id).unwrap().is_some());
+    assert!(h.host.store.tokens(id).await.unwrap().is_some());
+    let hosts = h.host.store.server(id).await.unwrap().api_hosts.join(" ");
     let form = |secret: &'static str, grant: &'static str| {
-        vec![("csrf", csrf.clone()), ("name", DEMO_SERVER.to_string()), ("server_url", emu.login_url()), ("client_id", DEMO_CONSUMER_KEY.to_string()), ("client_secret", secret.to_string()), ("grant_type", grant.to_string()), ("scope", "api refresh_token".to_string()), ("plugin", "salesforce".to_string()), ("api_hosts", h.host.store.server(id).unwrap().api_hosts.join(" "))]
+        vec![("csrf", csrf.clone()), ("name", DEMO_SERVER.to_string()), ("server_url", emu.login_url()), ("client_id", DEMO_CONSUMER_KEY.to_string()), ("client_secret", secret.to_string()), ("grant_type", grant.to_string()), ("scope", "api refresh_token".to_string()), ("plugin", "salesforce".to_string()), ("api_hosts", hosts.clone())]
     };
     let f = form("", "authorization_code");
     let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -432,8 +433,8 @@ async fn changing_the_secret_clears_tokens_and_client_credentials_get_a_token_di
     assert_eq!((status, loc.as_deref()), (303, Some(format!("/servers/{id}").as_str())));
     let page = h.get(&format!("/servers/{id}")).await.1;
     assert!(page.contains(">Set<") && !page.contains("redirect-uri"), "client credentials: Set, and no Redirect URI");
-    assert!(h.host.store.tokens(id).unwrap().unwrap().refresh_token.is_none());
-    assert_no_secrets(&h, &page);
+    assert!(h.host.store.tokens(id).await.unwrap().unwrap().refresh_token.is_none());
+    assert_no_secrets(&h, &page).await;
 }
 
 impl Harness {
@@ -441,14 +442,14 @@ impl Harness {
     pub async fn login_with_token(&self) -> String {
         let csrf = self.login().await;
         let emu = self.host.emulator.as_ref().unwrap();
-        let authorize = self.obtain(self.demo_id(), &csrf).await;
+        let authorize = self.obtain(self.demo_id().await, &csrf).await;
         let callback = at_salesforce(&authorize, &emu.login_url(), true).await;
         assert!(follow_callback(self, &callback).await.contains("Access Token Obtained."));
         csrf
     }
 
-    pub fn demo_target(&self) -> i64 {
-        self.host.store.targets().unwrap().into_iter().find(|t| t.name == registry_host::serve::DEMO_TARGET).unwrap().id
+    pub async fn demo_target(&self) -> i64 {
+        self.host.store.targets().await.unwrap().into_iter().find(|t| t.name == registry_host::serve::DEMO_TARGET).unwrap().id
     }
 
     pub(crate) async fn api(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
@@ -488,7 +489,7 @@ async fn the_json_api_manages_people_and_provisions_them() {
     assert_eq!(status, 401);
     assert!(body["error"].as_str().unwrap().contains("api-token create"));
     assert_eq!(h.api(Method::GET, "/api/v1/people", Some("rh_wrong"), None).await.0, 401);
-    let token = h.host.store.create_api_token("tests", None).unwrap();
+    let token = h.host.store.create_api_token("tests", None).await.unwrap();
     let token = token.as_str();
 
     // Bad input: every bad field named, nothing stored.
@@ -550,7 +551,7 @@ async fn the_json_api_manages_people_and_provisions_them() {
         let p = serde_json::json!({"id": format!("API-{i}"), "name": {"given": "Bulk", "family": format!("P{i}")}, "emails": [{"address": format!("b{i}@example.org")}]});
         assert_eq!(h.api(Method::POST, "/api/v1/people", Some(token), Some(p)).await.0, 201);
     }
-    let target = h.demo_target();
+    let target = h.demo_target().await;
     let (status, run) = h.api(Method::POST, &format!("/api/v1/targets/{target}/reprovision"), Some(token), None).await;
     assert_eq!((status, run["total"].as_i64()), (202, Some(30)));
     let mut finished = serde_json::Value::Null;
@@ -576,11 +577,11 @@ async fn people_and_target_pages_validate_and_show_provisioning() {
     assert_eq!(status, 422);
     assert!(page.contains("id=\"given-error\"") && page.contains("is not an email address"), "{page}");
     assert!(page.contains("value=\"Hopper\""));
-    assert_eq!(h.host.store.people("", 0, 10).unwrap().1, 0, "nothing saved");
+    assert_eq!(h.host.store.people("", 0, 10).await.unwrap().1, 0, "nothing saved");
 
     let (status, _, loc) = h.post("/people", &[("csrf", &csrf), ("id", "UI1"), ("status", "active"), ("given", "Grace"), ("family", "Hopper"), ("email_0_type", "official"), ("email_0_address", "grace@example.org"), ("affiliation", "faculty")]).await;
     assert_eq!((status, loc.as_deref()), (303, Some("/people/UI1")));
-    let target = h.demo_target();
+    let target = h.demo_target().await;
     let mut page = String::new();
     for _ in 0..200 {
         page = h.get("/people/UI1").await.1;
@@ -602,13 +603,13 @@ async fn people_and_target_pages_validate_and_show_provisioning() {
     // The target form is rendered from the plugin's settings and validated by it.
     let (_, form, _) = h.get("/targets/new").await;
     assert!(form.contains("name=\"setting.object\"") && form.contains("name=\"setting.external_id_field\""), "{form}");
-    let server = h.demo_id().to_string();
+    let server = h.demo_id().await.to_string();
     let (status, page, _) = h
         .post("/targets", &[("csrf", &csrf), ("name", "Users"), ("plugin", "salesforce"), ("server_id", &server), ("enabled", "on"), ("setting.object", "User"), ("setting.api_version", "62.0"), ("setting.inactive_action", "update")])
         .await;
     assert_eq!(status, 422);
     assert!(page.contains("id=\"setting.profile_id-error\""), "the plugin names the missing Profile ID: {page}");
-    assert_eq!(h.host.store.targets().unwrap().len(), 1, "nothing saved");
+    assert_eq!(h.host.store.targets().await.unwrap().len(), 1, "nothing saved");
 
     // The target page shows its people and a finished Reprovision all.
     let (status, _, loc) = h.post(&format!("/targets/{target}/reprovision"), &[("csrf", &csrf)]).await;
@@ -658,10 +659,10 @@ async fn the_people_list_pages_through_more_than_a_page() {
     // 60 Pagers and 5 Zulus: both the whole list and a search for the
     // Pagers span two pages of 50 (sorted by family name, then given).
     for i in 0..60 {
-        h.host.store.create_person(common::person(&format!("PG-{i:02}"), &format!("P{i:02}"), "Pager", &format!("p{i:02}@pager.example"))).unwrap();
+        h.host.store.create_person(common::person(&format!("PG-{i:02}"), &format!("P{i:02}"), "Pager", &format!("p{i:02}@pager.example"))).await.unwrap();
     }
     for i in 0..5 {
-        h.host.store.create_person(common::person(&format!("ZU-{i}"), &format!("Z{i}"), "Zulu", &format!("z{i}@zulu.example"))).unwrap();
+        h.host.store.create_person(common::person(&format!("ZU-{i}"), &format!("Z{i}"), "Zulu", &format!("z{i}@zulu.example"))).await.unwrap();
     }
     let pagers = |range: std::ops::Range<usize>| range.map(|i| format!("PG-{i:02}")).collect::<Vec<_>>();
     let zulus: Vec<String> = (0..5).map(|i| format!("ZU-{i}")).collect();
@@ -698,10 +699,10 @@ async fn the_people_list_pages_through_more_than_a_page() {
     assert!(listed(&h.get("/people?affiliation=faculty").await.1).is_empty());
     assert_eq!(listed(&h.get("/people?affiliation=Staff&q=zulu").await.1), zulus);
     h.host.store.update_person(&{
-        let mut p = h.host.store.person("ZU-3").unwrap();
+        let mut p = h.host.store.person("ZU-3").await.unwrap();
         p.status = registry_host::domain::Status::Suspended;
         p
-    })
+    }).await
     .unwrap();
     assert_eq!(listed(&h.get("/people?status=suspended").await.1), ["ZU-3"]);
     let by_id = h.get("/people?sort=id&dir=desc").await.1;
@@ -718,8 +719,8 @@ async fn the_people_list_pages_through_more_than_a_page() {
 async fn every_page_carries_security_headers_and_no_inline_script() {
     let h = Harness::start().await;
     h.login().await;
-    let server = h.demo_id();
-    let target = h.host.store.targets().unwrap()[0].id;
+    let server = h.demo_id().await;
+    let target = h.host.store.targets().await.unwrap()[0].id;
     for path in ["/login", "/servers", &format!("/servers/{server}"), &format!("/servers/{server}/edit"), "/servers/new", "/people", "/people/new", "/targets", &format!("/targets/{target}"), "/targets/new", "/nowhere"] {
         let r = h.http.get(h.url(path)).send().await.unwrap();
         let headers = r.headers().clone();

@@ -9,7 +9,7 @@ use deadpool_postgres::Transaction;
 
 use super::PgStore;
 use crate::domain::{GroupAction, GroupJob, Job};
-use crate::store::{BulkBatch, POLL_LEASE_MS, Store, StoreError, now_ms};
+use crate::store::{BulkBatch, POLL_LEASE_MS, SqliteStore, StoreError, now_ms};
 
 /// The database's clock in milliseconds, in SQL.
 const DB_NOW_MS: &str = "(extract(epoch FROM now()) * 1000)::bigint";
@@ -27,7 +27,7 @@ impl PgStore {
             )
             .await?
             .get(0);
-        let sealed = self.secrets.seal(&Store::bulk_settings_aad(id), &serde_json::to_string(settings).expect("plain data"));
+        let sealed = self.secrets.seal(&SqliteStore::bulk_settings_aad(id), &serde_json::to_string(settings).expect("plain data"));
         tx.execute("UPDATE bulk_batches SET settings = $1 WHERE id = $2", &[&sealed, &id]).await?;
         let (ids, claims): (Vec<i64>, Vec<i64>) = jobs.iter().map(|j| (j.id, j.claim)).unzip();
         tx.execute(
@@ -58,7 +58,7 @@ impl PgStore {
             .await?;
         let Some(r) = row else { return Ok(None) };
         let id: i64 = r.get(0);
-        let json = self.secrets.open(&Store::bulk_settings_aad(id), &r.get::<_, Vec<u8>>(5))?;
+        let json = self.secrets.open(&SqliteStore::bulk_settings_aad(id), &r.get::<_, Vec<u8>>(5))?;
         let settings = serde_json::from_str(&json).map_err(|e| StoreError::Unreadable(format!("settings of bulk batch {id}: {e}")))?;
         let jobs = self.adopt_bulk_jobs(&tx, id).await?;
         tx.commit().await?;

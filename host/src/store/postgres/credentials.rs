@@ -4,15 +4,15 @@
 
 use super::PgStore;
 use crate::store::servers::TokenMeta;
-use crate::store::{AdminToken, KeyRole, NewSigningKey, SigningKeyInfo, Store, StoreError, now_ms};
+use crate::store::{AdminToken, KeyRole, NewSigningKey, SigningKeyInfo, SqliteStore, StoreError, now_ms};
 use registry_plugin_runtime::latest::types::TokenSet;
 
 impl PgStore {
     /// Stores an admin's fresh token set for a server (replacing theirs),
     /// and who it acts as when known.
     pub async fn save_admin_tokens(&self, admin_id: i64, server_id: i64, t: &TokenSet, login: Option<&str>) -> Result<(), StoreError> {
-        let access = self.secrets.seal(&Store::admin_token_aad("access_token", admin_id, server_id), &t.access_token);
-        let refresh = t.refresh_token.as_deref().map(|r| self.secrets.seal(&Store::admin_token_aad("refresh_token", admin_id, server_id), r));
+        let access = self.secrets.seal(&SqliteStore::admin_token_aad("access_token", admin_id, server_id), &t.access_token);
+        let refresh = t.refresh_token.as_deref().map(|r| self.secrets.seal(&SqliteStore::admin_token_aad("refresh_token", admin_id, server_id), r));
         self.client()
             .await?
             .execute(
@@ -48,8 +48,8 @@ impl PgStore {
             .await?;
         let Some(r) = row else { return Ok(None) };
         let (access, refresh, meta, instance_url): (Vec<u8>, Option<Vec<u8>>, String, Option<String>) = (r.get(0), r.get(1), r.get(2), r.get(3));
-        let access = self.secrets.open(&Store::admin_token_aad("access_token", admin_id, server_id), &access)?;
-        let refresh = refresh.map(|r| self.secrets.open(&Store::admin_token_aad("refresh_token", admin_id, server_id), &r)).transpose()?;
+        let access = self.secrets.open(&SqliteStore::admin_token_aad("access_token", admin_id, server_id), &access)?;
+        let refresh = refresh.map(|r| self.secrets.open(&SqliteStore::admin_token_aad("refresh_token", admin_id, server_id), &r)).transpose()?;
         TokenMeta::token_set(&meta, access, refresh, instance_url)
             .map(Some)
             .map_err(|e| StoreError::Unreadable(format!("token details of admin {admin_id} for server {server_id}: {e}")))
@@ -121,7 +121,7 @@ impl PgStore {
             .get(0);
         // Sealed under its own row id, so a sealed key cannot be moved to
         // another row and opened there.
-        tx.execute("UPDATE signing_keys SET private_key = $1 WHERE id = $2", &[&self.secrets.seal(&Store::signing_key_aad(id), key.private_key_pem), &id]).await?;
+        tx.execute("UPDATE signing_keys SET private_key = $1 WHERE id = $2", &[&self.secrets.seal(&SqliteStore::signing_key_aad(id), key.private_key_pem), &id]).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -151,7 +151,7 @@ impl PgStore {
         let Some(info) = self.signing_keys(server_id).await?.into_iter().find(|k| k.role == role) else { return Ok(None) };
         let row = self.client().await?.query_opt("SELECT private_key FROM signing_keys WHERE id = $1", &[&info.id]).await?;
         let Some(r) = row else { return Ok(None) };
-        let pem = self.secrets.open(&Store::signing_key_aad(info.id), &r.get::<_, Vec<u8>>(0))?;
+        let pem = self.secrets.open(&SqliteStore::signing_key_aad(info.id), &r.get::<_, Vec<u8>>(0))?;
         Ok(Some((info, pem)))
     }
 

@@ -125,7 +125,10 @@ impl PgStore {
         let targets = Self::lite_targets(tx).await?;
         let mut changed = false;
         let mut groups = BTreeSet::new();
-        let moving: Vec<&String> = before.iter().filter(|p| !now.contains(p)).chain(now.iter().copied().filter(|p| !before.contains(*p))).collect();
+        // In id order, so the people (and their pairs) are locked in the
+        // order every other transaction takes them.
+        let mut moving: Vec<&String> = before.iter().filter(|p| !now.contains(p)).chain(now.iter().copied().filter(|p| !before.contains(*p))).collect();
+        moving.sort();
         for person in moving {
             let mut p = Self::stored_person(tx, person)
                 .await?

@@ -10,7 +10,7 @@ use tokio_postgres::error::SqlState;
 use super::PgStore;
 use crate::domain::{Saved, Server, ServerInput, TokenStatus, grant_parse, grant_str};
 use crate::store::servers::TokenMeta;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{SqliteStore, StoreError, now_ms};
 use registry_plugin_runtime::latest::types::{Oauth2ServerConfig, TokenSet};
 
 fn server_of(r: &Row) -> Result<Server, StoreError> {
@@ -66,7 +66,7 @@ impl PgStore {
             .map_err(|e| conflict(e, || format!("a server named '{}' already exists", input.name)))?;
         let id: i64 = row.get(0);
         if let Some(secret) = input.client_secret.as_deref().filter(|s| !s.is_empty()) {
-            let sealed = self.secrets.seal(&Store::aad("client_secret", id), secret);
+            let sealed = self.secrets.seal(&SqliteStore::aad("client_secret", id), secret);
             tx.execute("UPDATE oauth2_servers SET client_secret = $1 WHERE id = $2", &[&sealed, &id]).await?;
         }
         tx.commit().await?;
@@ -85,7 +85,7 @@ impl PgStore {
         let old_secret: Option<Vec<u8>> = before.get("client_secret");
         let before = server_of(&before)?;
         // A secret sealed under another key counts as different.
-        let old_secret = old_secret.and_then(|s| self.secrets.open(&Store::aad("client_secret", id), &s).ok());
+        let old_secret = old_secret.and_then(|s| self.secrets.open(&SqliteStore::aad("client_secret", id), &s).ok());
         let secret_changed = input.client_secret.as_deref().is_some_and(|s| !s.is_empty() && Some(s) != old_secret.as_deref());
         let clear = input.clears_tokens_of(&before, secret_changed);
         tx.execute(
@@ -109,7 +109,7 @@ impl PgStore {
         .await
         .map_err(|e| conflict(e, || format!("a server named '{}' already exists", input.name)))?;
         if secret_changed {
-            let sealed = self.secrets.seal(&Store::aad("client_secret", id), input.client_secret.as_deref().unwrap_or_default());
+            let sealed = self.secrets.seal(&SqliteStore::aad("client_secret", id), input.client_secret.as_deref().unwrap_or_default());
             tx.execute("UPDATE oauth2_servers SET client_secret = $1 WHERE id = $2", &[&sealed, &id]).await?;
         }
         if clear {
@@ -168,7 +168,7 @@ impl PgStore {
         Ok(Oauth2ServerConfig {
             server_url: s.server_url,
             client_id: s.client_id,
-            client_secret: secret.map(|s| self.secrets.open(&Store::aad("client_secret", id), &s)).transpose()?.unwrap_or_default(),
+            client_secret: secret.map(|s| self.secrets.open(&SqliteStore::aad("client_secret", id), &s)).transpose()?.unwrap_or_default(),
             grant_type: s.grant_type,
             scope: s.scope,
             token_url: s.token_url,
@@ -185,8 +185,8 @@ impl PgStore {
     }
 
     async fn save_tokens_in(&self, tx: &Transaction<'_>, id: i64, t: &TokenSet) -> Result<(), StoreError> {
-        let access = self.secrets.seal(&Store::aad("access_token", id), &t.access_token);
-        let refresh = t.refresh_token.as_deref().map(|r| self.secrets.seal(&Store::aad("refresh_token", id), r));
+        let access = self.secrets.seal(&SqliteStore::aad("access_token", id), &t.access_token);
+        let refresh = t.refresh_token.as_deref().map(|r| self.secrets.seal(&SqliteStore::aad("refresh_token", id), r));
         let n = tx
             .execute(
                 "UPDATE oauth2_servers SET access_token = $1, refresh_token = $2, token_meta = $3, instance_url = $4, token_status = 'set',
@@ -211,8 +211,8 @@ impl PgStore {
             .ok_or_else(|| StoreError::NotFound(format!("server {id}")))?;
         let (access, refresh, meta, instance_url): (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, Option<String>) = (row.get(0), row.get(1), row.get(2), row.get(3));
         let Some(access) = access else { return Ok(None) };
-        let access = self.secrets.open(&Store::aad("access_token", id), &access)?;
-        let refresh = refresh.map(|r| self.secrets.open(&Store::aad("refresh_token", id), &r)).transpose()?;
+        let access = self.secrets.open(&SqliteStore::aad("access_token", id), &access)?;
+        let refresh = refresh.map(|r| self.secrets.open(&SqliteStore::aad("refresh_token", id), &r)).transpose()?;
         let meta = meta.unwrap_or_else(|| r#"{"issued_at":null,"expires_at":null,"scope":null,"token_type":"Bearer","extra":[]}"#.into());
         TokenMeta::token_set(&meta, access, refresh, instance_url).map(Some).map_err(|e| StoreError::Unreadable(format!("token details of server {id}: {e}")))
     }

@@ -8,7 +8,7 @@ use super::servers::conflict;
 use crate::domain::{Action, Person, ProvState, Run, Target, TargetInput};
 use crate::store::jobs::Lite;
 use crate::store::targets::read_scope;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{SqliteStore, StoreError, now_ms};
 
 const TARGET_COLUMNS: &str = "t.id, t.name, t.plugin, t.server_id, s.name, t.enabled, t.settings, t.scope";
 
@@ -19,7 +19,7 @@ fn run_of(r: &Row) -> Run {
 impl PgStore {
     fn open_target(&self, r: &Row) -> Result<Target, StoreError> {
         let id: i64 = r.get(0);
-        let json = self.secrets.open(&Store::settings_aad(id), &r.get::<_, Vec<u8>>(6))?;
+        let json = self.secrets.open(&SqliteStore::settings_aad(id), &r.get::<_, Vec<u8>>(6))?;
         Ok(Target {
             id,
             name: r.get(1),
@@ -51,7 +51,7 @@ impl PgStore {
             .await
             .map_err(|e| conflict(e, || format!("a target named '{}' already exists", input.name)))?
             .get(0);
-        let sealed = self.secrets.seal(&Store::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
+        let sealed = self.secrets.seal(&SqliteStore::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
         tx.execute("UPDATE targets SET settings = $1 WHERE id = $2", &[&sealed, &id]).await?;
         tx.commit().await?;
         Ok(id)
@@ -59,7 +59,7 @@ impl PgStore {
 
     /// Saves an edit; groups entering or leaving its scope are queued.
     pub async fn update_target(&self, id: i64, input: &TargetInput) -> Result<(), StoreError> {
-        let sealed = self.secrets.seal(&Store::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
+        let sealed = self.secrets.seal(&SqliteStore::settings_aad(id), &serde_json::to_string(&input.settings).expect("plain data"));
         self.server(input.server_id).await?;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
