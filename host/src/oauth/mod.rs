@@ -15,6 +15,7 @@ use registry_plugin_runtime::{CallError, HostPattern, HttpAllowlist, Origin, Plu
 use sha2::{Digest, Sha256};
 
 mod personal;
+mod shared;
 
 use crate::domain::TokenStatus;
 use crate::store::{KeyRole, SigningKeyInfo};
@@ -352,18 +353,7 @@ impl OAuth {
         if config.client_secret.trim().is_empty() {
             return Err(self.failed(id, FlowError::Denied("no bearer token is saved: paste the service's token into the server's form".into())).await);
         }
-        // The service's base URL is the Server URL: the plugin's calls go
-        // there, as they go to a token's instance URL elsewhere.
-        let tokens = TokenSet {
-            access_token: config.client_secret.trim().to_string(),
-            refresh_token: None,
-            instance_url: Some(config.server_url.clone()),
-            issued_at: None,
-            expires_at: None,
-            scope: config.scope.clone(),
-            token_type: "Bearer".into(),
-            extra: vec![],
-        };
+        let tokens = pasted_tokens(&config);
         self.keep(id, &tokens).await?;
         Ok(tokens)
     }
@@ -510,6 +500,10 @@ impl OAuth {
     /// token the one before them got. The new tokens (and instance URL) are
     /// kept.
     pub async fn renew(&self, id: i64, stale: Option<&str>) -> Result<TokenSet, FlowError> {
+        // Several nodes on one database: the lock is the server's row.
+        if let Some(pg) = self.store.postgres() {
+            return self.renew_shared(pg, id, stale).await;
+        }
         let lock = self.server_lock(id);
         let _one_at_a_time = lock.lock().await;
         let held = self.store.tokens(id).await?;
@@ -574,6 +568,22 @@ impl OAuth {
             }
             Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e))).await),
         }
+    }
+}
+
+/// The token set a pasted bearer token becomes. The service's base URL is
+/// the Server URL: the plugin's calls go there, as they go to a token's
+/// instance URL elsewhere.
+fn pasted_tokens(config: &Oauth2ServerConfig) -> TokenSet {
+    TokenSet {
+        access_token: config.client_secret.trim().to_string(),
+        refresh_token: None,
+        instance_url: Some(config.server_url.clone()),
+        issued_at: None,
+        expires_at: None,
+        scope: config.scope.clone(),
+        token_type: "Bearer".into(),
+        extra: vec![],
     }
 }
 

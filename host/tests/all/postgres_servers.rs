@@ -292,3 +292,42 @@ async fn a_key_rotation_moves_every_node_to_the_new_key() {
     assert!(matches!(PgStore::connect(&url, "c", SecretBox::new(&[7; 32]), PgConfig::default()).await, Err(StoreError::KeyMismatch { .. })));
     assert_eq!(b.schema_version().await.unwrap(), 1);
 }
+
+/// The app's own renewal (`OAuth::renew`) on a shared database: three
+/// nodes, each with its own OAuth and store, find the access token
+/// refused at once; the Salesforce emulator with rotation on sees one
+/// refresh grant and every node gets the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_apps_renewal_is_one_across_nodes() {
+    use registry_host::oauth::OAuth;
+    use registry_host::store::Store;
+    use registry_plugin_testbed::TestBed;
+    use std::collections::HashMap;
+    let Some(url) = database().await else { return };
+    let bed = TestBed::start(test_guests::salesforce_plugin()).await.unwrap();
+    bed.emulator.set_rotation(true);
+    let first = bed.authorize().await.unwrap();
+    let plugins = Arc::new(HashMap::from([("salesforce".to_string(), bed.plugin.clone())]));
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        let store = Arc::new(Store::from(node(&url, n).await));
+        nodes.push((store.clone(), OAuth::new(store, plugins.clone(), "http://127.0.0.1:9", true)));
+    }
+    let mut input = ServerInput::for_config("Org", "salesforce", &bed.server(GrantType::AuthorizationCode));
+    input.api_hosts = vec![registry_plugin_runtime::HostPattern::exact(&registry_plugin_runtime::Origin::of_url(&bed.emulator.instance_url()).unwrap()).to_string()];
+    let id = nodes[0].0.create_server(&input).await.unwrap();
+    nodes[0].0.save_tokens(id, &first).await.unwrap();
+    bed.emulator.expire_access_tokens();
+    bed.emulator.clear_request_log();
+    let stale = first.access_token.clone();
+    let (x, y, z) = tokio::join!(nodes[0].1.renew(id, Some(&stale)), nodes[1].1.renew(id, Some(&stale)), nodes[2].1.renew(id, Some(&stale)));
+    let (x, y, z) = (x.unwrap(), y.unwrap(), z.unwrap());
+    assert_eq!(bed.emulator.request_log().iter().filter(|r| r.path == "/services/oauth2/token").count(), 1);
+    assert!(x == y && y == z && x.access_token != stale);
+    assert_eq!(nodes[2].0.server(id).await.unwrap().token_status, TokenStatus::Set);
+    // A dead refresh token: the server needs an admin, said once the lock is gone.
+    bed.emulator.revoke_refresh_token(x.refresh_token.as_deref().unwrap()).unwrap();
+    bed.emulator.expire_access_tokens();
+    assert!(nodes[1].1.renew(id, Some(&x.access_token)).await.is_err());
+    assert_eq!(nodes[0].0.server(id).await.unwrap().token_status, TokenStatus::NeedsReauthorization);
+}

@@ -1,0 +1,122 @@
+//! Token renewal when several nodes share one PostgreSQL: the server's row
+//! is locked for the whole renewal ([`PgStore::renew_locked`]), so the new
+//! tokens are obtained here without writing that row (the lock's own
+//! transaction saves them) and a failure is recorded only after the lock
+//! is let go.
+
+use std::time::Duration;
+
+use registry_plugin_runtime::contract::explain;
+use registry_plugin_runtime::latest::types::{GrantType, JwtSigningKey, PluginError, TokenSet};
+
+use super::{FlowError, OAuth};
+use crate::domain::TokenStatus;
+use crate::store::postgres::PgStore;
+use crate::store::{KeyRole, StoreError};
+
+/// How long a node waits for another's renewal of the same server.
+const RENEW_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a renewal under the lock failed: what to record on the server once
+/// the lock is gone (the error, and the token status it calls for).
+pub(super) enum Failed {
+    Flow(FlowError, Option<TokenStatus>),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failed {
+    fn from(e: StoreError) -> Self {
+        Failed::Store(e)
+    }
+}
+
+fn flow(e: FlowError) -> Failed {
+    Failed::Flow(e, None)
+}
+
+impl OAuth {
+    /// [`OAuth::renew`] on a shared PostgreSQL: one renewal across every
+    /// node, a rotating refresh token spent once.
+    pub(super) async fn renew_shared(&self, pg: &PgStore, id: i64, stale: Option<&str>) -> Result<TokenSet, FlowError> {
+        let outcome = pg.renew_locked(id, stale, RENEW_WAIT, |held| async move { self.obtain(id, held, stale).await }).await;
+        match outcome {
+            Ok(tokens) => Ok(tokens),
+            Err(Failed::Store(e)) => Err(e.into()),
+            Err(Failed::Flow(e, status)) => {
+                let _ = self.store.set_error(id, &e.to_string(), status).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// New tokens by the server's grant, written nowhere: the caller holds
+    /// the server's row and saves them.
+    async fn obtain(&self, id: i64, held: Option<TokenSet>, stale: Option<&str>) -> Result<TokenSet, Failed> {
+        let (plugin, config) = self.plugin(id).await.map_err(flow)?;
+        let allow = self.allowlist(id, &config, None).await.map_err(flow)?;
+        let dead = |e: &PluginError| matches!(e, PluginError::ReauthorizationRequired(_) | PluginError::InvalidConfig(_));
+        let answered = match config.grant_type {
+            GrantType::AuthorizationCode => {
+                let held = held.ok_or(Failed::Flow(FlowError::NoTokens, None))?;
+                plugin.refresh(&config, &held, &allow).await.map_err(|e| flow(e.into()))?.map(|mut fresh| {
+                    // Without rotation the answer carries no refresh token.
+                    if fresh.refresh_token.is_none() {
+                        fresh.refresh_token = held.refresh_token.clone();
+                    }
+                    fresh
+                })
+            }
+            GrantType::ClientCredentials => plugin.client_credentials(&config, &allow).await.map_err(|e| flow(e.into()))?,
+            GrantType::JwtBearer => return self.obtain_with_key(id, &config).await,
+            GrantType::StaticBearer => {
+                if config.client_secret.trim().is_empty() || stale == Some(config.client_secret.trim()) {
+                    let why = "the service refused the pasted bearer token; paste a new one into the server's form and click Obtain New Token";
+                    return Err(Failed::Flow(FlowError::Denied(why.into()), Some(TokenStatus::NeedsReauthorization)));
+                }
+                Ok(super::pasted_tokens(&config))
+            }
+        };
+        match answered {
+            Ok(tokens) => {
+                self.trusted(id, &tokens).await.map_err(flow)?;
+                Ok(tokens)
+            }
+            Err(e) if dead(&e) => Err(Failed::Flow(FlowError::Plugin(explain(&e)), Some(TokenStatus::NeedsReauthorization))),
+            Err(e) => Err(flow(FlowError::Plugin(explain(&e)))),
+        }
+    }
+
+    /// The JWT bearer grant under the lock: the current key, else the next
+    /// one (made current when the provider takes it).
+    async fn obtain_with_key(&self, id: i64, config: &registry_plugin_runtime::latest::types::Oauth2ServerConfig) -> Result<TokenSet, Failed> {
+        let (plugin, _) = self.plugin(id).await.map_err(flow)?;
+        let allow = self.allowlist(id, config, None).await.map_err(flow)?;
+        let subject = self.store.server(id).await?.jwt_subject.unwrap_or_default();
+        let Some((current, pem)) = self.store.signing_key_private(id, KeyRole::Current).await? else {
+            return Err(Failed::Flow(FlowError::NoSigningKey, Some(TokenStatus::NeedsReauthorization)));
+        };
+        let key = JwtSigningKey { subject: subject.clone(), private_key_pem: pem, certificate_fingerprint: current.fingerprint.clone() };
+        let mut result = plugin.jwt_bearer(config, &key, &allow).await.map_err(|e| flow(e.into()))?;
+        if let Err(PluginError::InvalidConfig(f)) = &result
+            && f.field == "certificate"
+            && let Some((next, pem)) = self.store.signing_key_private(id, KeyRole::Next).await?
+        {
+            let key = JwtSigningKey { subject, private_key_pem: pem, certificate_fingerprint: next.fingerprint.clone() };
+            if let Ok(tokens) = plugin.jwt_bearer(config, &key, &allow).await.map_err(|e| flow(e.into()))? {
+                self.store.promote_next_key(id, next.id).await?;
+                tracing::info!(server = id, fingerprint = %next.fingerprint, "the provider took the next signing key: it is now the current one");
+                result = Ok(tokens);
+            }
+        }
+        match result {
+            Ok(tokens) => {
+                self.trusted(id, &tokens).await.map_err(flow)?;
+                Ok(tokens)
+            }
+            Err(e @ (PluginError::InvalidConfig(_) | PluginError::ReauthorizationRequired(_))) => {
+                Err(Failed::Flow(FlowError::Plugin(explain(&e)), Some(TokenStatus::NeedsReauthorization)))
+            }
+            Err(e) => Err(flow(FlowError::Plugin(explain(&e)))),
+        }
+    }
+}
