@@ -32,6 +32,24 @@ pub fn random_password() -> String {
 
 /// Creates an admin with an argon2id hash of `password`.
 pub async fn create_admin(store: &Store, username: &str, password: &str) -> Result<i64, AdminError> {
+    check_new_admin(username, password)?;
+    Ok(store.create_admin(username, &hash(password).await).await?)
+}
+
+/// Creates the first admin, unless one exists (on PostgreSQL, once however
+/// many nodes start together); its id, or `None` when there was one.
+pub async fn create_first_admin(store: &Store, username: &str, password: &str) -> Result<Option<i64>, AdminError> {
+    match store.postgres() {
+        Some(pg) => {
+            check_new_admin(username, password)?;
+            Ok(pg.create_first_admin(username, &hash(password).await).await?)
+        }
+        None if store.admin_count().await? > 0 => Ok(None),
+        None => create_admin(store, username, password).await.map(Some),
+    }
+}
+
+fn check_new_admin(username: &str, password: &str) -> Result<(), AdminError> {
     let ok_name = !username.is_empty() && username.len() <= 64 && username.chars().all(|c| c.is_ascii_alphanumeric() || ".-_@".contains(c));
     if !ok_name {
         return Err(AdminError::BadUsername);
@@ -39,7 +57,7 @@ pub async fn create_admin(store: &Store, username: &str, password: &str) -> Resu
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AdminError::WeakPassword);
     }
-    Ok(store.create_admin(username, &hash(password).await).await?)
+    Ok(())
 }
 
 /// An argon2id hash, computed off the async workers (it takes tens of ms

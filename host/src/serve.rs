@@ -51,6 +51,21 @@ pub struct ServeConfig {
     pub engine: EngineConfig,
     /// Timeouts and the connection cap of the web server.
     pub web: web::WebLimits,
+    /// A PostgreSQL database shared with other nodes, instead of SQLite in
+    /// the data directory.
+    pub database: Option<Shared>,
+}
+
+/// Serving as one node of several on one PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The connection string (key=value pairs or a postgres:// URL).
+    pub url: String,
+    /// This node's id, stable across its restarts (its earlier claims are
+    /// released when it starts again).
+    pub node: String,
+    /// How long a claim holds without a heartbeat.
+    pub lease: std::time::Duration,
 }
 
 /// A running host.
@@ -76,7 +91,8 @@ pub struct Running {
     pub created_admin: Option<(String, Option<String>)>,
     server: Option<tokio::task::JoinHandle<()>>,
     /// Held while serving: one host per data directory.
-    _lock: std::fs::File,
+    _lock: Option<std::fs::File>,
+    _upkeep: Option<crate::store::postgres::Upkeep>,
 }
 
 impl Running {
@@ -125,13 +141,28 @@ pub fn installed_plugins(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Starts serving; returns once the listener is bound.
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let lock_path = config.data_dir.join(LOCK_FILE);
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        anyhow::bail!("another registry-host is already serving {}; stop it first or use another --data-dir", config.data_dir.display());
-    }
     let secrets = SecretBox::load_or_create(&config.data_dir)?;
-    let store = Arc::new(Store::open(&config.data_dir, secrets)?);
+    let (store, lock) = match &config.database {
+        Some(shared) => {
+            anyhow::ensure!(
+                !config.demo,
+                "--demo runs the bundled emulator for one machine and is refused with a shared PostgreSQL database; serve without --database to try it"
+            );
+            let pg = crate::store::postgres::PgStore::connect(&shared.url, &shared.node, secrets, crate::store::postgres::PgConfig { lease: shared.lease, ..Default::default() })
+                .await
+                .context("connecting to the PostgreSQL database (--database)")?;
+            (Arc::new(Store::from(pg)), None)
+        }
+        None => {
+            // One process per data directory (SQLite).
+            let lock_path = config.data_dir.join(LOCK_FILE);
+            let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
+            if lock.try_lock().is_err() {
+                anyhow::bail!("another registry-host is already serving {}; stop it first or use another --data-dir", config.data_dir.display());
+            }
+            (Arc::new(Store::open(&config.data_dir, secrets)?), Some(lock))
+        }
+    };
 
     anyhow::ensure!(
         !config.plugins.is_empty(),
@@ -174,10 +205,20 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     engine.refresh_removal_effects().await?;
     engine.refresh_group_targets().await?;
     let resumed = engine.start().await?;
+    // Sharing the database: the heartbeat and rescue, and wake-ups from
+    // the other nodes.
+    let upkeep = match (store.postgres(), &config.database) {
+        (Some(pg), Some(shared)) => {
+            let wakeups = pg.start_wakeups(&shared.url).await.context("listening for the other nodes' wake-ups")?;
+            engine.share_wakeups(wakeups);
+            Some(pg.start_upkeep())
+        }
+        _ => None,
+    };
     let app = App::new(store.clone(), oauth, plugins.clone(), engine.clone(), public_url.starts_with("https://")).allow_hosts(host_names(&public_url, addr));
     let router = web::router(Arc::new(app));
     let server = tokio::spawn(web::serve(listener, router, config.web.clone()));
-    Ok(Running { addr, public_url, store, engine, resumed, emulator, plugins, insecure_loopback: runtime_config.insecure_loopback, created_admin, server: Some(server), _lock: lock })
+    Ok(Running { addr, public_url, store, engine, resumed, emulator, plugins, insecure_loopback: runtime_config.insecure_loopback, created_admin, server: Some(server), _lock: lock, _upkeep: upkeep })
 }
 
 /// The `Host` values the web server answers: the public URL's, the listen
@@ -203,6 +244,7 @@ async fn bootstrap_admin(store: &Store, demo: bool) -> anyhow::Result<Option<(St
     if store.admin_count().await? > 0 {
         return Ok(None);
     }
+    // With several nodes starting at once, one makes it (below).
     let user = std::env::var("REGISTRY_HOST_ADMIN_USER").unwrap_or_else(|_| "admin".into());
     let (password, generated) = match std::env::var("REGISTRY_HOST_ADMIN_PASSWORD") {
         Ok(p) => (p, false),
@@ -212,7 +254,9 @@ async fn bootstrap_admin(store: &Store, demo: bool) -> anyhow::Result<Option<(St
             return Ok(None);
         }
     };
-    auth::create_admin(store, &user, &password).await.context("creating the first admin")?;
+    if auth::create_first_admin(store, &user, &password).await.context("creating the first admin")?.is_none() {
+        return Ok(None);
+    }
     Ok(Some((user, generated.then_some(password))))
 }
 

@@ -12,15 +12,60 @@ use registry_host::import::parse_import;
 use registry_host::secrets::SecretBox;
 use registry_host::store::Store;
 
-/// Opens (creating if needed) the data directory's store.
-pub fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    Ok(Store::open(data_dir, SecretBox::load_or_create(data_dir)?)?)
+/// The shared PostgreSQL database the commands work on (`--database`),
+/// set once by `main`; none: SQLite in the data directory.
+pub static DATABASE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+fn database() -> Option<&'static str> {
+    DATABASE.get().and_then(|d| d.as_deref())
 }
+
+/// Opens the store: the shared PostgreSQL database, or (creating if
+/// needed) the data directory's SQLite.
+pub async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let secrets = SecretBox::load_or_create(data_dir)?;
+    match database() {
+        Some(url) => {
+            let config = registry_host::store::postgres::PgConfig { register: false, pool_size: 4, ..Default::default() };
+            let pg = registry_host::store::postgres::PgStore::connect(url, "cli", secrets, config).await.context("connecting to the PostgreSQL database (--database)")?;
+            Ok(Store::from(pg))
+        }
+        None => Ok(Store::open(data_dir, secrets)?),
+    }
+}
+
+/// `nodes`: the live nodes sharing the database, their heartbeats and jobs.
+pub async fn list_nodes(data_dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(database().is_some(), "`nodes` lists the hosts sharing a PostgreSQL database: give it with --database (or REGISTRY_HOST_DATABASE_URL)");
+    let store = open_store(data_dir).await?;
+    let pg = store.postgres().expect("a --database store is PostgreSQL");
+    let nodes = pg.live_nodes(NODE_FRESH).await?;
+    if nodes.is_empty() {
+        println!("no live node: no registry-host serve has sent a heartbeat in the last {} s", NODE_FRESH.as_secs());
+        return Ok(());
+    }
+    println!("{:<32} {:>8} {:>14} {:>6}", "NODE", "PID", "HEARTBEAT", "JOBS");
+    for n in nodes {
+        println!("{:<32} {:>8} {:>12} s {:>6}", n.id, n.pid, format!("{:.1}", n.silent_ms as f64 / 1000.0), n.claimed);
+    }
+    Ok(())
+}
+
+/// A node is live while its heartbeat is at most this old.
+const NODE_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether a `registry-host serve` holds this data directory (and so will
 /// work through queued jobs).
-pub fn server_running(data_dir: &Path) -> bool {
+pub async fn server_running(data_dir: &Path) -> bool {
+    if database().is_some() {
+        // Sharing a database: a node with a fresh heartbeat works the queue.
+        let Ok(store) = open_store(data_dir).await else { return false };
+        return match store.postgres() {
+            Some(pg) => pg.live_nodes(NODE_FRESH).await.is_ok_and(|n| !n.is_empty()),
+            None => false,
+        };
+    }
     let Ok(lock) = std::fs::OpenOptions::new().read(true).write(true).open(data_dir.join(registry_host::serve::LOCK_FILE)) else { return false };
     // Taking the lock proves nobody holds it; it is released when `lock` drops.
     lock.try_lock().is_err()
@@ -53,14 +98,14 @@ pub async fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
             anyhow::bail!("{} problem(s) in {}; fix them and import again (nothing was imported)", problems.len(), file.display());
         }
     };
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir).await?;
     let bar = bar(people.len() as u64, "importing");
     let stats = store.import_people(people, |done| bar.set_position(done as u64)).await?;
     bar.finish_and_clear();
     store.audit(&cli_actor(), "people.import", &file.display().to_string(), serde_json::json!({"added": stats.added, "updated": stats.updated, "unchanged": stats.unchanged})).await?;
     let (queued, _) = store.job_counts(None).await?;
     println!("imported {}: {} added, {} updated, {} unchanged", file.display(), stats.added, stats.updated, stats.unchanged);
-    if queued > 0 && !server_running(data_dir) {
+    if queued > 0 && !server_running(data_dir).await {
         println!("{queued} provisioning job(s) are queued; they run when `registry-host serve` runs on this data directory");
     }
     Ok(())
@@ -69,7 +114,7 @@ pub async fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
 /// `api-token create NAME [--expires-in-days N]`.
 pub async fn create_api_token(data_dir: &Path, name: &str, days: Option<u32>) -> anyhow::Result<()> {
     anyhow::ensure!(!name.trim().is_empty(), "the token needs a name, e.g. `api-token create hr-feed`");
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir).await?;
     let token = registry_host::auth::create_api_token(&store, name, days).await?;
     store.audit(&cli_actor(), "api-token.create", name.trim(), serde_json::json!({"expires_in_days": days})).await?;
     println!("{token}");
@@ -85,7 +130,7 @@ fn cli_actor() -> String {
 
 /// `log export`.
 pub async fn export_log(data_dir: &Path, format: &str, days: Option<i64>, target: Option<&str>) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir).await?;
     let target = match target {
         Some(t) => Some(find_target(&store, t).await?),
         None => None,
@@ -106,7 +151,7 @@ pub async fn export_log(data_dir: &Path, format: &str, days: Option<i64>, target
 
 /// `audit export`.
 pub async fn export_audit(data_dir: &Path, format: &str, days: Option<i64>) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir).await?;
     let filter = registry_host::store::AuditFilter { since: days.map(|d| registry_host::store::now_ms() - d * 86_400_000), ..Default::default() };
     let entries = store.audit_entries(&filter, usize::MAX >> 1).await?;
     if format == "json" {
@@ -124,7 +169,7 @@ pub async fn export_audit(data_dir: &Path, format: &str, days: Option<i64>) -> a
 
 /// `api-token list`.
 pub async fn list_api_tokens(data_dir: &Path) -> anyhow::Result<()> {
-    let tokens = open_store(data_dir)?.api_tokens().await?;
+    let tokens = open_store(data_dir).await?.api_tokens().await?;
     if tokens.is_empty() {
         println!("no API tokens; create one with `registry-host api-token create NAME`");
         return Ok(());
@@ -140,7 +185,7 @@ pub async fn list_api_tokens(data_dir: &Path) -> anyhow::Result<()> {
 
 /// `api-token revoke NAME`.
 pub async fn revoke_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir).await?;
     anyhow::ensure!(store.revoke_api_token(name).await?, "there is no active API token named '{name}' (see `registry-host api-token list`)");
     store.audit(&cli_actor(), "api-token.revoke", name, serde_json::json!({})).await?;
     println!("API token '{name}' revoked; requests with it now get 401");
@@ -151,7 +196,7 @@ pub async fn revoke_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()>
 /// transaction, then the key file replaced. Refused while `serve` runs:
 /// it holds the old key and would go on sealing with it.
 pub async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(!server_running(data_dir), "a registry-host serve is running on {}; stop it first (it holds the old key), then rotate", data_dir.display());
+    anyhow::ensure!(!server_running(data_dir).await, "a registry-host serve is running on {}; stop it first (it holds the old key), then rotate", data_dir.display());
     let rotation = SecretBox::begin_rotation(data_dir)?;
     let store = Store::open(data_dir, rotation.old.clone())?;
     let count = store.reseal(&rotation.new).await.context("re-sealing the secrets (nothing was changed)")?;
@@ -164,7 +209,7 @@ pub async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
 
 /// `targets list`.
 pub async fn list_targets(data_dir: &Path) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir).await?;
     let targets = store.targets().await?;
     if targets.is_empty() {
         println!("no provisioning targets; add one in the web UI under Provisioning Targets");
@@ -197,7 +242,7 @@ async fn find_target(store: &Store, which: &str) -> anyhow::Result<registry_host
 
 /// `targets removals NAME|ID [--confirm|--discard]`.
 pub async fn removals(data_dir: &Path, which: &str, confirm: bool, discard: bool) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir).await?;
     let target = find_target(&store, which).await?;
     let health = store.target_health(target.id).await?;
     if health.held_removals == 0 {
@@ -225,7 +270,7 @@ pub async fn removals(data_dir: &Path, which: &str, confirm: bool, discard: bool
 /// `targets reprovision NAME|ID`: queues everyone in scope, then follows
 /// the run while a server works through it.
 pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir).await?;
     let target = find_target(&store, which).await?;
     let run = store.start_run(target.id).await?;
     store.audit(&cli_actor(), "target.reprovision-all", &target.name, serde_json::json!({"run": run.id, "queued": run.total})).await?;
@@ -237,7 +282,7 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
     if !wait || run.total == 0 {
         return Ok(());
     }
-    if !server_running(data_dir) {
+    if !server_running(data_dir).await {
         println!("no `registry-host serve` is running on {}; the run starts when it does", data_dir.display());
         return Ok(());
     }

@@ -54,6 +54,11 @@ struct RuntimeArgs {
     /// everything is https.
     #[arg(long, global = true, env = "REGISTRY_HOST_ALLOW_INSECURE_LOOPBACK")]
     allow_insecure_loopback: bool,
+    /// A PostgreSQL database shared by several hosts (key=value pairs or a
+    /// postgres:// URL) instead of SQLite in the data directory. Every host
+    /// on it needs the same secret key (REGISTRY_HOST_SECRET_KEY).
+    #[arg(long, global = true, env = "REGISTRY_HOST_DATABASE_URL")]
+    database: Option<String>,
 }
 
 impl RuntimeArgs {
@@ -119,6 +124,14 @@ enum Command {
         /// Also start the Salesforce emulator and preconfigure a server for it.
         #[arg(long)]
         demo: bool,
+        /// With --database: this host's name among the nodes, the same
+        /// across its restarts [default: the host name and the listen port].
+        #[arg(long, env = "REGISTRY_HOST_NODE_ID")]
+        node_id: Option<String>,
+        /// With --database: how long a claim holds without this host's
+        /// heartbeat (another host takes the job back after it).
+        #[arg(long, default_value_t = 120, env = "REGISTRY_HOST_LEASE_SECONDS")]
+        lease_seconds: u64,
         /// How long a failing job keeps being retried, from its first
         /// failure, before it is failed for good.
         #[arg(long, default_value_t = 96, env = "REGISTRY_HOST_RETRY_HORIZON_HOURS")]
@@ -175,6 +188,9 @@ enum Command {
     /// The audit trail of admin actions.
     #[command(subcommand)]
     Audit(ExportCommand),
+    /// The hosts sharing the PostgreSQL database (--database): each live
+    /// node, its last heartbeat and the jobs it holds.
+    Nodes,
 }
 
 #[derive(Subcommand)]
@@ -420,9 +436,15 @@ fn one_malloc_arena() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn one_malloc_arena() {}
 
+/// This machine's name, for a node's default id.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into())
+}
+
 fn main() -> ExitCode {
     one_malloc_arena();
     let cli = Cli::parse();
+    let _ = commands::DATABASE.set(cli.runtime.database.clone());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REGISTRY_HOST_LOG")
@@ -506,7 +528,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Emulator { latency_ms, per_record_ms }) => {
             benchmarks::emulator_process(benchmarks::Latency { base_ms: latency_ms, per_record_ms })
         }
-        Command::Serve { listen, public_url, mut plugins, demo, retry_horizon_hours, log_retention_days, workers, smtp_url, notify_from, notify_to, webhook_url, webhook_secret } => {
+        Command::Serve { listen, public_url, mut plugins, demo, node_id, lease_seconds, retry_horizon_hours, log_retention_days, workers, smtp_url, notify_from, notify_to, webhook_url, webhook_secret } => {
             anyhow::ensure!(workers.is_none_or(|w| (1..=256).contains(&w)), "--workers must be 1 to 256");
             let defaults = registry_host::engine::EngineConfig::default();
             let notify = registry_host::notify::NotifyConfig { smtp_url, from: notify_from, to: notify_to, webhook_url, webhook_secret, ..defaults.notify.clone() };
@@ -544,6 +566,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ..defaults
                 },
                 web: Default::default(),
+                database: cli.runtime.database.clone().map(|url| registry_host::serve::Shared {
+                    url,
+                    node: node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port())),
+                    lease: Duration::from_secs(lease_seconds.max(5)),
+                }),
             };
             let running = registry_host::serve::start(config).await?;
             println!("Registry host running (Ctrl-C to stop)");
@@ -576,7 +603,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Admin(AdminCommand::Create { username }) => {
-            let store = commands::open_store(&cli.runtime.data_dir())?;
+            let store = commands::open_store(&cli.runtime.data_dir()).await?;
             let password = match std::env::var("REGISTRY_HOST_ADMIN_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -602,5 +629,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secrets(SecretsCommand::Rotate) => commands::rotate_key(&cli.runtime.data_dir()).await,
         Command::Log(ExportCommand::Export { format, days, target }) => commands::export_log(&cli.runtime.data_dir(), &format, days, target.as_deref()).await,
         Command::Audit(ExportCommand::Export { format, days, target: _ }) => commands::export_audit(&cli.runtime.data_dir(), &format, days).await,
+        Command::Nodes => commands::list_nodes(&cli.runtime.data_dir()).await,
     }
 }

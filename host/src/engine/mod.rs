@@ -126,6 +126,8 @@ pub struct Engine {
     in_flight: std::sync::Mutex<HashMap<i64, (usize, Option<usize>)>>,
     /// One claim at a time in this process (see `claim`).
     claiming: tokio::sync::Mutex<()>,
+    /// The wake-ups shared with other nodes, when sharing a database.
+    shared: std::sync::OnceLock<crate::store::postgres::Wakeups>,
 }
 
 /// One claimed batch counted against its target's calls in flight, until
@@ -204,12 +206,37 @@ impl Engine {
     /// An engine over `store`, calling `plugins` with tokens from `oauth`.
     pub fn new(store: Arc<Store>, plugins: Arc<HashMap<String, Plugin>>, oauth: OAuth, config: EngineConfig) -> Arc<Self> {
         let notifier = crate::notify::Notifier::new(config.notify.clone(), store.clone());
-        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), wake_bulk: Notify::new(), bulk_lane: tokio::sync::Semaphore::new(1), batch_sizes: Default::default(), notifier, in_flight: Default::default(), claiming: Default::default() })
+        Arc::new(Engine { store, plugins, oauth, config, wake: Notify::new(), wake_bulk: Notify::new(), bulk_lane: tokio::sync::Semaphore::new(1), batch_sizes: Default::default(), notifier, in_flight: Default::default(), claiming: Default::default(), shared: Default::default() })
     }
 
-    /// Tells idle workers there is work (a person changed, a token arrived).
+    /// Tells idle workers there is work (a person changed, a token
+    /// arrived), and the other nodes too when sharing a database.
     pub fn wake(&self) {
         self.wake.notify_waiters();
+        if let Some(w) = self.shared.get() {
+            w.tell(crate::store::postgres::Topic::Jobs);
+        }
+    }
+
+    /// Sharing a database with other nodes: their wake-ups wake this
+    /// node's workers, and this node's tell them.
+    pub fn share_wakeups(self: &Arc<Self>, wakeups: crate::store::postgres::Wakeups) {
+        let (jobs, tokens) = (wakeups.woken(crate::store::postgres::Topic::Jobs), wakeups.woken(crate::store::postgres::Topic::Tokens));
+        if self.shared.set(wakeups).is_err() {
+            return;
+        }
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = jobs.notified() => {}
+                    _ = tokens.notified() => {}
+                }
+                let Some(engine) = engine.upgrade() else { return };
+                engine.wake.notify_waiters();
+                engine.wake_bulk.notify_one();
+            }
+        });
     }
 
     /// Asks each target's plugin what a removal does under its settings

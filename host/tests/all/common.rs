@@ -59,6 +59,7 @@ pub async fn demo_host_config(web: registry_host::web::WebLimits, engine: regist
         demo: true,
         engine,
         web,
+        database: None,
     })
     .await
     .unwrap();

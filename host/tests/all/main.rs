@@ -20,6 +20,7 @@ mod operations;
 mod pg;
 mod postgres_people;
 mod postgres_queue;
+mod postgres_serve;
 mod postgres_servers;
 mod provisioning;
 mod real_org;

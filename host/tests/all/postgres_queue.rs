@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 use crate::pg::{connect, database};
 
 fn config(lease_ms: u64) -> PgConfig {
-    PgConfig { lease: Duration::from_millis(lease_ms), max_rescues: 3, pool_size: 8 }
+    PgConfig { lease: Duration::from_millis(lease_ms), max_rescues: 3, pool_size: 8, register: true }
 }
 
 async fn node(url: &str, id: &str, lease_ms: u64) -> PgStore {

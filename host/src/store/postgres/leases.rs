@@ -138,7 +138,7 @@ impl PgStore {
 /// and rounds of rescue, which take back any node's expired ones. Stops
 /// when dropped (as when the node dies: its leases then run out).
 pub struct Upkeep {
-    task: tokio::task::JoinHandle<()>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
     held: watch::Receiver<Vec<(i64, i64)>>,
 }
 
@@ -153,7 +153,9 @@ impl Upkeep {
 
 impl Drop for Upkeep {
     fn drop(&mut self) {
-        self.task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -163,9 +165,12 @@ impl PgStore {
     /// could run out. A failed round is logged and tried again next time.
     pub fn start_upkeep(&self) -> Upkeep {
         let (tell, held) = watch::channel(Vec::new());
-        let store = self.clone();
         let every = (self.config.lease / 3).max(Duration::from_millis(100));
-        let task = tokio::spawn(async move {
+        // Two loops: a long rescue round (a dead node's hundreds of jobs)
+        // must never hold up this node's own heartbeat, or its leases run
+        // out too.
+        let store = self.clone();
+        let heartbeat = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -176,6 +181,14 @@ impl PgStore {
                     }
                     Err(e) => tracing::warn!(error = %e, "the heartbeat failed; the leases hold until it comes through"),
                 }
+            }
+        });
+        let store = self.clone();
+        let rescue = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
                 if let Err(e) = store.rescue_expired().await {
                     tracing::warn!(error = %e, "a rescue round failed");
                 }
@@ -184,6 +197,6 @@ impl PgStore {
                 }
             }
         });
-        Upkeep { task, held }
+        Upkeep { tasks: [heartbeat, rescue], held }
     }
 }

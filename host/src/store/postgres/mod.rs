@@ -48,11 +48,14 @@ pub struct PgConfig {
     pub max_rescues: i64,
     /// Connections the pool keeps at most.
     pub pool_size: usize,
+    /// Whether this store is a node (a `serve` process, listed and
+    /// heartbeating) or a client of the others (a CLI command).
+    pub register: bool,
 }
 
 impl Default for PgConfig {
     fn default() -> Self {
-        PgConfig { lease: Duration::from_secs(120), max_rescues: 3, pool_size: 16 }
+        PgConfig { lease: Duration::from_secs(120), max_rescues: 3, pool_size: 16, register: true }
     }
 }
 
@@ -109,7 +112,9 @@ impl PgStore {
         let store = PgStore { pool, node: node.to_string(), secrets, config, tripwire: Arc::default(), new_holds: Arc::default() };
         store.migrate().await?;
         store.check_key().await?;
-        store.register().await?;
+        if store.config.register {
+            store.register().await?;
+        }
         Ok(store)
     }
 

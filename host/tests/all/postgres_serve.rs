@@ -1,0 +1,110 @@
+//! Several real `registry-host serve` processes on one PostgreSQL: they
+//! share the work of a "Reprovision all", one is killed with SIGKILL while
+//! it holds jobs, and the others finish: every person ends up in the
+//! emulator exactly once, the run is done with nothing failed.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use registry_host::domain::{Person, Scope, TargetInput};
+use registry_host::secrets::SecretBox;
+use registry_host::store::Store;
+use registry_host::store::postgres::{PgConfig, PgStore};
+use registry_plugin_runtime::latest::types::GrantType;
+use salesforce_emulator::{Emulator, Seed};
+
+use crate::pg::database;
+
+const PEOPLE: usize = 3000;
+
+fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--allow-insecure-loopback", "--database", url, "serve", "--listen", "127.0.0.1:0", "--node-id", node, "--lease-seconds", "5", "--plugin"])
+        .arg(test_guests::salesforce_plugin())
+        .env("REGISTRY_HOST_SECRET_KEY", key)
+        .env_remove("REGISTRY_HOST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("registry-host starts")
+}
+
+fn registry_ids(emu: &Emulator) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for r in emu.live_records("Contact") {
+        if let Some(id) = r["Registry_ID__c"].as_str() {
+            *seen.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_serve_processes_share_a_run_and_survive_one_killed() {
+    let Some(url) = database().await else { return };
+    let emu = Emulator::start(Seed::demo(vec![])).unwrap();
+    // Latency as a real org's (a call of 200 records takes seconds), so
+    // the run lasts long enough to kill a node in it.
+    emu.set_latency_model(Duration::from_millis(50), Duration::from_millis(10));
+    let key = [5u8; 32];
+    let key_text = base64::engine::general_purpose::STANDARD.encode(key);
+    // An admin's setup, through the store the nodes share.
+    let store = Store::from(PgStore::connect(&url, "setup", SecretBox::new(&key), PgConfig { register: false, ..PgConfig::default() }).await.unwrap());
+    let server = store.create_server(&crate::common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).await.unwrap();
+    let target = store
+        .create_target(&TargetInput {
+            name: "Contacts".into(),
+            plugin: "salesforce".into(),
+            server_id: server,
+            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into())],
+            enabled: true,
+            scope: Scope::default(),
+        })
+        .await
+        .unwrap();
+    let people: Vec<Person> = (0..PEOPLE).map(|i| Person::example(&format!("N{i:05}"), "Node", &format!("Person {i}"), &format!("n{i}@example.org"))).collect();
+    store.import_people(people, |_| {}).await.unwrap();
+    let run = store.start_run(target).await.unwrap();
+
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Child> = (0..3).map(|i| serve(&url, &key_text, &format!("node-{i}"), dirs[i].path())).collect();
+    let pg = store.postgres().unwrap();
+    // Each node at work: holding jobs.
+    wait_for("three nodes, one of them holding jobs", Duration::from_secs(120), async || {
+        let live = pg.live_nodes(Duration::from_secs(30)).await.unwrap();
+        live.len() == 3 && live.iter().any(|n| n.claimed > 0)
+    })
+    .await;
+    // SIGKILL the node holding the most jobs.
+    let live = pg.live_nodes(Duration::from_secs(30)).await.unwrap();
+    let victim = live.iter().max_by_key(|n| n.claimed).unwrap().id.clone();
+    let held = live.iter().find(|n| n.id == victim).unwrap().claimed;
+    let index: usize = victim.trim_start_matches("node-").parse().unwrap();
+    nodes[index].kill().expect("SIGKILL");
+    nodes[index].wait().unwrap();
+    assert!(held > 0, "the killed node held jobs");
+
+    wait_for("the run to finish", Duration::from_secs(300), async || store.run(run.id).await.unwrap().finished_at.is_some()).await;
+    let done = store.run(run.id).await.unwrap();
+    for n in nodes.iter_mut() {
+        let _ = n.kill();
+        let _ = n.wait();
+    }
+    assert_eq!((done.total, done.done, done.failed), (PEOPLE as i64, PEOPLE as i64, 0));
+    let ids = registry_ids(&emu);
+    assert_eq!(ids.len(), PEOPLE, "every person is in Salesforce");
+    assert!(ids.values().all(|n| *n == 1), "nobody twice: {:?}", ids.iter().filter(|(_, n)| **n > 1).take(5).collect::<Vec<_>>());
+    assert_eq!(store.job_counts(Some(target)).await.unwrap(), (0, 0));
+}
