@@ -65,3 +65,15 @@ pub async fn demo_host_config(web: registry_host::web::WebLimits, engine: regist
     .unwrap();
     (host, dir)
 }
+
+/// Each Registry ID among the emulator's live Contacts, with how many
+/// Contacts carry it.
+pub fn registry_ids(emu: &Emulator) -> std::collections::HashMap<String, usize> {
+    let mut seen = std::collections::HashMap::new();
+    for r in emu.live_records("Contact") {
+        if let Some(id) = r["Registry_ID__c"].as_str() {
+            *seen.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+    seen
+}

@@ -2,7 +2,6 @@
 //! SIGKILL in the middle of a "Reprovision all" of thousands of people,
 //! started again, and every person must end up in Salesforce exactly once.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,15 +34,6 @@ fn serve(dir: &Path) -> Child {
         .expect("registry-host starts")
 }
 
-fn registry_ids(emu: &Emulator) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for r in emu.live_records("Contact") {
-        if let Some(id) = r["Registry_ID__c"].as_str() {
-            *seen.entry(id.to_string()).or_insert(0) += 1;
-        }
-    }
-    seen
-}
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -83,10 +73,10 @@ async fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
     // Slow Salesforce down so the kill lands mid-run, then kill.
     emu.set_latency(Duration::from_millis(150));
     let mut first = serve(dir.path());
-    wait_for("the first records", Duration::from_secs(120), || registry_ids(&emu).len() >= 400);
+    wait_for("the first records", Duration::from_secs(120), || crate::common::registry_ids(&emu).len() >= 400);
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
-    let at_kill = registry_ids(&emu).len();
+    let at_kill = crate::common::registry_ids(&emu).len();
     assert!(at_kill < PEOPLE, "the kill came too late to prove anything ({at_kill} done)");
     let store = open(dir.path());
     let run = store.run(run_id).await.unwrap();
@@ -102,7 +92,7 @@ async fn sigkill_in_the_middle_of_a_reprovision_loses_and_duplicates_nothing() {
     second.wait().unwrap();
     assert!(stdout.contains("resumed:"), "the restart says it resumed jobs: {stdout}");
 
-    let seen = registry_ids(&emu);
+    let seen = crate::common::registry_ids(&emu);
     assert_eq!(seen.len(), PEOPLE, "every person is in Salesforce");
     let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dupes.is_empty(), "duplicates: {dupes:?}");
@@ -147,7 +137,7 @@ async fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() 
     });
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
-    assert!(registry_ids(&emu).is_empty(), "killed before the job finished");
+    assert!(crate::common::registry_ids(&emu).is_empty(), "killed before the job finished");
     assert_eq!(store.bulk_in_flight().await.unwrap(), (1, PEOPLE as i64), "the batch and its jobs are kept");
 
     let mut second = serve(dir.path());
@@ -160,7 +150,7 @@ async fn sigkill_while_a_bulk_job_is_in_progress_resumes_polling_the_same_job() 
     second.wait().unwrap();
     let jobs = emu.bulk_jobs();
     assert_eq!(jobs.len(), 1, "the same job was polled, no second one made: {jobs:?}");
-    let seen = registry_ids(&emu);
+    let seen = crate::common::registry_ids(&emu);
     assert_eq!(seen.len(), PEOPLE);
     assert!(seen.values().all(|n| *n == 1), "no duplicates");
     let run = store.run(run_id).await.unwrap();

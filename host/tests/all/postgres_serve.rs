@@ -3,7 +3,6 @@
 //! it holds jobs, and the others finish: every person ends up in the
 //! emulator exactly once, the run is done with nothing failed.
 
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,15 +32,6 @@ fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path) -> Child {
         .expect("registry-host starts")
 }
 
-fn registry_ids(emu: &Emulator) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for r in emu.live_records("Contact") {
-        if let Some(id) = r["Registry_ID__c"].as_str() {
-            *seen.entry(id.to_string()).or_insert(0) += 1;
-        }
-    }
-    seen
-}
 
 async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -103,7 +93,7 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
         let _ = n.wait();
     }
     assert_eq!((done.total, done.done, done.failed), (PEOPLE as i64, PEOPLE as i64, 0));
-    let ids = registry_ids(&emu);
+    let ids = crate::common::registry_ids(&emu);
     assert_eq!(ids.len(), PEOPLE, "every person is in Salesforce");
     assert!(ids.values().all(|n| *n == 1), "nobody twice: {:?}", ids.iter().filter(|(_, n)| **n > 1).take(5).collect::<Vec<_>>());
     assert_eq!(store.job_counts(Some(target)).await.unwrap(), (0, 0));
