@@ -145,6 +145,12 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let (store, lock) = match &config.database {
         Some(shared) => {
             anyhow::ensure!(
+                shared.lease > config.runtime.deadline,
+                "--lease-seconds ({} s) must be longer than the plugin deadline (--plugin-timeout-ms, {} ms): a plugin call must never outlive the claim it runs under",
+                shared.lease.as_secs(),
+                config.runtime.deadline.as_millis()
+            );
+            anyhow::ensure!(
                 !config.demo,
                 "--demo runs the bundled emulator for one machine and is refused with a shared PostgreSQL database; serve without --database to try it"
             );

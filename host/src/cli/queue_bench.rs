@@ -125,7 +125,7 @@ async fn postgres_in(url: &str, nodes: usize, jobs: usize, batch: usize, workers
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let claimed = store.claim_for(batch, &[], &[]).await?.jobs;
+                    let claimed = store.claim_for(batch, &[], &[]).await?;
                     if claimed.is_empty() {
                         return Ok::<_, anyhow::Error>(());
                     }

@@ -500,6 +500,19 @@ impl Engine {
                     return Ok(());
                 }
             };
+            // No call starts that could outlive its claim: on a shared
+            // database the leases are renewed first, and a job another node
+            // took back meanwhile is left to it.
+            let ids: Vec<i64> = pending.iter().map(|j| j.id).collect();
+            pending = self.store.hold_leases(std::mem::take(&mut pending)).await?;
+            if pending.len() < ids.len() {
+                tracing::warn!(lost = ids.len() - pending.len(), "jobs were taken back by another node before their call; they are its to run");
+                let positions: Vec<usize> = pending.iter().filter_map(|j| ids.iter().position(|id| *id == j.id)).collect();
+                requests = requests.select(&positions);
+                if pending.is_empty() {
+                    return Ok(());
+                }
+            }
             let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
             let started = std::time::Instant::now();
             let (results, submitted) = self.call(plugin, &context, &requests, &allow).await;

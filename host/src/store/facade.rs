@@ -111,7 +111,7 @@ impl Store {
     pub async fn claim_for(&self, max: usize, busy: &[i64], sizes: &[(i64, usize)]) -> Result<Vec<Job>, StoreError> {
         match &self.backend {
             Backend::Sqlite(lite) => lite.claim_for(max, busy, sizes),
-            Backend::Postgres(pg) => Ok(pg.claim_for(max, busy, sizes).await?.jobs),
+            Backend::Postgres(pg) => pg.claim_for(max, busy, sizes).await,
         }
     }
 
@@ -123,6 +123,19 @@ impl Store {
     /// [`Store::claim_for`] with nothing left out.
     pub async fn claim(&self, max: usize) -> Result<Vec<Job>, StoreError> {
         self.claim_for(max, &[], &[]).await
+    }
+
+    /// Before a plugin call for `jobs`: the ones this process still holds
+    /// (on PostgreSQL, their leases renewed so the call cannot outlive them;
+    /// a job taken back by another node is left to it). On SQLite, all.
+    pub async fn hold_leases(&self, jobs: Vec<Job>) -> Result<Vec<Job>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(jobs),
+            Backend::Postgres(pg) => {
+                let held = pg.hold_leases(&jobs).await?;
+                Ok(jobs.into_iter().filter(|j| held.contains(&j.id)).collect())
+            }
+        }
     }
 
     /// Puts claimed jobs still running back in the queue.

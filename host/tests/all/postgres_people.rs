@@ -71,9 +71,9 @@ async fn people_groups_and_targets_queue_their_jobs_on_postgres() {
     assert_eq!(n.person_states("P2").await.unwrap().iter().find(|t| t.target_id == staff_at_example).unwrap().state, ProvState::NotInScope);
 
     // Provisioned, then moved out of the domain: removed from that target.
-    let claimed = n.claim_for(10, &[], &[]).await.unwrap().jobs;
+    let claimed = n.claim_for(10, &[], &[]).await.unwrap();
     n.finish_done(&claimed.iter().map(done).collect::<Vec<_>>()).await.unwrap();
-    let claimed2 = n.claim_for(10, &[], &[]).await.unwrap().jobs;
+    let claimed2 = n.claim_for(10, &[], &[]).await.unwrap();
     n.finish_done(&claimed2.iter().map(done).collect::<Vec<_>>()).await.unwrap();
     let mut moved = ada.clone();
     moved.emails[0].address = "ada@elsewhere.example".into();
@@ -166,12 +166,12 @@ async fn safeguards_and_group_members_on_postgres() {
     for i in 0..30 {
         n.create_person(Person::example(&format!("H{i:02}"), "Held", "Person", &format!("h{i}@example.org"))).await.unwrap();
     }
-    let jobs = n.claim_for(100, &[], &[]).await.unwrap().jobs;
+    let jobs = n.claim_for(100, &[], &[]).await.unwrap();
     n.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap();
     for i in 0..30 {
         n.delete_person(&format!("H{i:02}")).await.unwrap();
     }
-    assert!(n.claim_for(100, &[], &[]).await.unwrap().jobs.is_empty(), "30 removals over the automatic threshold of 20");
+    assert!(n.claim_for(100, &[], &[]).await.unwrap().is_empty(), "30 removals over the automatic threshold of 20");
     assert_eq!(n.target_health(t).await.unwrap().held_removals, 30);
     assert_eq!(n.take_new_holds(), vec![(t, 30)]);
     assert!(n.take_new_holds().is_empty(), "reported once");
@@ -208,7 +208,7 @@ async fn safeguards_and_group_members_on_postgres() {
     let joined = n.claim_group_job().await.unwrap().expect("members-changed for the join");
     assert_eq!(joined.action, GroupAction::MembersChanged);
     assert!(n.finish_group_done(&joined, Some(("Group".into(), "00G".into())), false, &[], "no members yet").await.unwrap());
-    let jobs = n.claim_for(10, &[t], &[]).await.unwrap().jobs;
+    let jobs = n.claim_for(10, &[t], &[]).await.unwrap();
     assert!(jobs.iter().all(|j| j.target_id == gt) && !jobs.is_empty());
     n.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap();
     let queued: Vec<String> = db.query("SELECT action FROM group_jobs WHERE state = 'queued' ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
@@ -262,7 +262,7 @@ async fn editing_and_provisioning_at_once_on_two_nodes_never_deadlocks() {
         let b = b.clone();
         tokio::spawn(async move {
             for _ in 0..60 {
-                let jobs = b.claim_for(25, &[], &[]).await.unwrap().jobs;
+                let jobs = b.claim_for(25, &[], &[]).await.unwrap();
                 b.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap();
                 while let Some(job) = b.claim_group_job().await.unwrap() {
                     b.finish_group_done(&job, Some(("Group".into(), format!("G-{}", job.group_id))), false, &[], "sent").await.unwrap();
@@ -304,10 +304,10 @@ async fn admin_actions_on_postgres() {
     let mut p = Person::example("P1", "Ada", "Lovelace", "ada@example.org");
     p.groups = vec![g.id.clone()];
     n.create_person(p).await.unwrap();
-    let jobs = n.claim_for(10, &[], &[]).await.unwrap().jobs;
+    let jobs = n.claim_for(10, &[], &[]).await.unwrap();
     assert!(n.finish_failed(&jobs[0], "boom").await.unwrap());
     assert_eq!(n.retry_failed(scoped).await.unwrap(), 1);
-    let again = n.claim_for(10, &[], &[]).await.unwrap().jobs;
+    let again = n.claim_for(10, &[], &[]).await.unwrap();
     n.finish_done(&again.iter().map(done).collect::<Vec<_>>()).await.unwrap();
     assert!(n.log(&LogFilter { ok: Some(false), ..Default::default() }, 10).await.unwrap().iter().any(|e| e.message == "boom"));
 
@@ -331,12 +331,12 @@ async fn admin_actions_on_postgres() {
     assert_eq!(acting, Some(admin));
     assert_eq!(n.reprovision_person("P1").await.unwrap(), 1);
     n.set_safeguards(scoped, &Safeguards { removal_threshold: Some(0), api_share: None, concurrency: None }, true).await.unwrap();
-    let pending = n.claim_for(10, &[], &[]).await.unwrap().jobs;
+    let pending = n.claim_for(10, &[], &[]).await.unwrap();
     n.finish_done(&pending.iter().map(done).collect::<Vec<_>>()).await.unwrap();
     n.delete_person("P1").await.unwrap();
-    assert!(n.claim_for(10, &[], &[]).await.unwrap().jobs.is_empty(), "held: over a threshold of 0");
+    assert!(n.claim_for(10, &[], &[]).await.unwrap().is_empty(), "held: over a threshold of 0");
     assert_eq!(n.confirm_removals(scoped).await.unwrap(), 1);
-    assert_eq!(n.claim_for(10, &[], &[]).await.unwrap().jobs.len(), 1);
+    assert_eq!(n.claim_for(10, &[], &[]).await.unwrap().len(), 1);
 
     n.record_usage(scoped, 10, 100).await.unwrap();
     assert_eq!(n.usage_series(scoped, 0).await.unwrap().len(), 1);

@@ -76,10 +76,10 @@ async fn two_nodes_claiming_at_once_never_take_one_job_twice() {
     loop {
         let (x, y) = tokio::join!(a.claim_for(7, &[], &[]), b.claim_for(7, &[], &[]));
         let (x, y) = (x.unwrap(), y.unwrap());
-        if x.jobs.is_empty() && y.jobs.is_empty() {
+        if x.is_empty() && y.is_empty() {
             break;
         }
-        for j in x.jobs.iter().chain(&y.jobs) {
+        for j in x.iter().chain(&y) {
             assert!(seen.insert(j.id), "job {} claimed twice", j.id);
             claims += 1;
         }
@@ -101,8 +101,8 @@ async fn a_restart_releases_only_the_nodes_own_claims() {
     for i in 1..=4 {
         a.enqueue(&format!("P{i}"), target, Action::Added, None).await.unwrap();
     }
-    let mine = a.claim_for(2, &[], &[]).await.unwrap().jobs;
-    let theirs = b.claim_for(2, &[], &[]).await.unwrap().jobs;
+    let mine = a.claim_for(2, &[], &[]).await.unwrap();
+    let theirs = b.claim_for(2, &[], &[]).await.unwrap();
     assert_eq!((mine.len(), theirs.len()), (2, 2));
     let a_again = node(&url, "a", 60_000).await;
     assert_eq!(a_again.reset_node().await.unwrap(), 2);
@@ -123,13 +123,13 @@ async fn a_new_change_never_deletes_a_running_job_and_waits_behind_it() {
     let b = node(&url, "b", 60_000).await;
     let target = seed(&db, 1, 1).await[0];
     a.enqueue("P1", target, Action::Added, None).await.unwrap();
-    let running = a.claim_for(1, &[], &[]).await.unwrap().jobs;
+    let running = a.claim_for(1, &[], &[]).await.unwrap();
     assert_eq!(running.len(), 1);
     let later = b.enqueue("P1", target, Action::Updated, None).await.unwrap();
     assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running'").await, 1, "the running job stays");
-    assert!(b.claim_for(5, &[], &[]).await.unwrap().jobs.is_empty(), "the later job waits for the running one");
+    assert!(b.claim_for(5, &[], &[]).await.unwrap().is_empty(), "the later job waits for the running one");
     assert_eq!(a.finish_done(&[done(&running[0])]).await.unwrap(), 1);
-    let next = b.claim_for(5, &[], &[]).await.unwrap().jobs;
+    let next = b.claim_for(5, &[], &[]).await.unwrap();
     assert_eq!(next.iter().map(|j| (j.id, j.action)).collect::<Vec<_>>(), vec![(later, Action::Updated)]);
 }
 
@@ -173,7 +173,7 @@ async fn a_pairs_jobs_are_ordered_by_commit() {
     let second_id = second.await.unwrap();
     assert!(first_id < second_id, "{first_id} committed first, so it is earlier than {second_id}");
     // The second replaced the first (a queued job is superseded), in order.
-    let claimed = a.claim_for(5, &[], &[]).await.unwrap().jobs;
+    let claimed = a.claim_for(5, &[], &[]).await.unwrap();
     assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![second_id]);
 }
 
@@ -188,18 +188,19 @@ async fn a_stale_node_changes_nothing_and_its_job_is_rescued() {
     let target = seed(&db, 1, 1).await[0];
     other.enqueue("P1", target, Action::Added, None).await.unwrap();
     let lost = slow.claim_for(1, &[], &[]).await.unwrap();
-    assert!(lost.can_start(Duration::from_secs(10)) && !lost.can_start(Duration::from_secs(120)), "a call longer than the lease may not start");
+    assert_eq!(slow.hold_leases(&lost).await.unwrap(), vec![lost[0].id], "held: its call may start");
     // The slow node's lease runs out (it stalled past it).
     expire(&db, "slow").await;
     let rescued = other.rescue_expired().await.unwrap();
     assert_eq!((rescued.requeued, rescued.dropped, rescued.failed), (1, 0, 0));
-    let taken = other.claim_for(1, &[], &[]).await.unwrap().jobs;
+    let taken = other.claim_for(1, &[], &[]).await.unwrap();
     assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].claim, lost.jobs[0].claim + 1);
+    assert_eq!(taken[0].claim, lost[0].claim + 1);
+    assert!(slow.hold_leases(&lost).await.unwrap().is_empty(), "taken back: the slow node starts no call for it");
     assert!(slow.heartbeat().await.unwrap().is_empty(), "the heartbeat tells the slow node it holds nothing");
-    assert_eq!(slow.finish_done(&[done(&lost.jobs[0])]).await.unwrap(), 0);
-    assert!(!slow.finish_retry(&lost.jobs[0], 10, "late").await.unwrap());
-    assert!(!slow.finish_failed(&lost.jobs[0], "late").await.unwrap());
+    assert_eq!(slow.finish_done(&[done(&lost[0])]).await.unwrap(), 0);
+    assert!(!slow.finish_retry(&lost[0], 10, "late").await.unwrap());
+    assert!(!slow.finish_failed(&lost[0], "late").await.unwrap());
     assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running' AND claimed_by = 'other'").await, 1);
     assert_eq!(other.finish_done(&[done(&taken[0])]).await.unwrap(), 1);
     let state: String = db.query_one("SELECT state FROM provisioned WHERE person_id = 'P1'", &[]).await.unwrap().get(0);
@@ -221,10 +222,10 @@ async fn a_job_claimed_again_by_the_same_node_is_the_new_claims() {
     let n = node(&url, "n", 60_000).await;
     let target = seed(&db, 1, 1).await[0];
     n.enqueue("P1", target, Action::Added, None).await.unwrap();
-    let old = n.claim_for(1, &[], &[]).await.unwrap().jobs;
+    let old = n.claim_for(1, &[], &[]).await.unwrap();
     expire(&db, "n").await;
     assert_eq!(n.rescue_expired().await.unwrap().requeued, 1);
-    let new = n.claim_for(1, &[], &[]).await.unwrap().jobs;
+    let new = n.claim_for(1, &[], &[]).await.unwrap();
     assert_eq!((new[0].id, new[0].claim), (old[0].id, old[0].claim + 1));
     assert_eq!(n.heartbeat().await.unwrap(), vec![(new[0].id, new[0].claim)]);
     assert_eq!(n.release(&old).await.unwrap(), 0, "the stalled worker's release leaves the new claim alone");
@@ -246,8 +247,8 @@ async fn rescue_drops_superseded_jobs_fails_repeat_offenders_and_spares_live_nod
     for p in ["P1", "P2", "P3"] {
         rescuer.enqueue(p, target, Action::Added, None).await.unwrap();
     }
-    let dead = dying.claim_for(2, &[], &[]).await.unwrap().jobs;
-    let kept = live.claim_for(1, &[], &[]).await.unwrap().jobs;
+    let dead = dying.claim_for(2, &[], &[]).await.unwrap();
+    let kept = live.claim_for(1, &[], &[]).await.unwrap();
     assert_eq!((dead.len(), kept.len()), (2, 1));
     // A later change of the first dead job's person.
     rescuer.enqueue(&dead[0].person_id, target, Action::Updated, None).await.unwrap();
@@ -259,7 +260,7 @@ async fn rescue_drops_superseded_jobs_fails_repeat_offenders_and_spares_live_nod
     assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running' AND claimed_by = 'live'").await, 1);
     let failed: String = db.query_one("SELECT message FROM provisioned WHERE person_id = $1", &[&dead[1].person_id]).await.unwrap().get(0);
     assert!(failed.contains("taken back 3 times"), "{failed}");
-    let next = rescuer.claim_for(5, &[], &[]).await.unwrap().jobs;
+    let next = rescuer.claim_for(5, &[], &[]).await.unwrap();
     assert_eq!(next.iter().map(|j| (j.person_id.as_str(), j.action)).collect::<Vec<_>>(), vec![(dead[0].person_id.as_str(), Action::Updated)]);
 }
 
@@ -322,7 +323,7 @@ async fn four_nodes_at_random_keep_each_pair_one_at_a_time_and_in_order() {
                         n.enqueue(&person, target, [Action::Added, Action::Updated][next(2) as usize], None).await.unwrap();
                     }
                     _ => {
-                        let jobs = n.claim_for(1 + next(4) as usize, &[], &[]).await.unwrap().jobs;
+                        let jobs = n.claim_for(1 + next(4) as usize, &[], &[]).await.unwrap();
                         // Logged before any of them finishes: a pair's next
                         // job can only be claimed after that.
                         log.lock().await.extend(jobs.iter().map(|j| ((j.person_id.clone(), j.target_id), j.id)));
@@ -403,7 +404,7 @@ async fn claims_of_a_pair_only_move_forward() {
         let log = log.clone();
         workers.push(tokio::spawn(async move {
             for _ in 0..300 {
-                let jobs = n.claim_for(3, &[], &[]).await.unwrap().jobs;
+                let jobs = n.claim_for(3, &[], &[]).await.unwrap();
                 {
                     let mut log = log.lock().await;
                     for j in &jobs {
@@ -471,7 +472,7 @@ async fn finishing_a_job_of_a_deleted_target_records_nothing() {
     let target = seed(&db, 1, 2).await[0];
     n.enqueue("P1", target, Action::Added, None).await.unwrap();
     n.enqueue("P2", target, Action::Added, None).await.unwrap();
-    let jobs = n.claim_for(2, &[], &[]).await.unwrap().jobs;
+    let jobs = n.claim_for(2, &[], &[]).await.unwrap();
     db.execute("DELETE FROM targets WHERE id = $1", &[&target]).await.unwrap();
     assert_eq!(n.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap(), 0);
     assert!(!n.finish_retry(&jobs[0], 0, "x").await.unwrap());
@@ -491,7 +492,7 @@ async fn a_bulk_batch_is_polled_by_one_node_which_records_its_jobs() {
     for p in ["P1", "P2", "P3"] {
         a.enqueue(p, target, Action::Added, None).await.unwrap();
     }
-    let jobs = a.claim_for(10, &[], &[]).await.unwrap().jobs;
+    let jobs = a.claim_for(10, &[], &[]).await.unwrap();
     let settings = vec![("object".to_string(), "Contact".to_string())];
     let batch = a.submit_bulk(target, "job:1", &settings, 0, &jobs).await.unwrap();
     assert_eq!(a.bulk_in_flight().await.unwrap(), (1, 3));
@@ -577,7 +578,7 @@ async fn a_finished_batch_records_states_history_and_its_run() {
     for p in ["P1", "P2", "P3"] {
         n.enqueue(p, target, Action::Reprovision, Some(run)).await.unwrap();
     }
-    let mut jobs = n.claim_for(3, &[], &[]).await.unwrap().jobs;
+    let mut jobs = n.claim_for(3, &[], &[]).await.unwrap();
     let mut removed = done(&jobs[2]);
     removed.remote = None;
     jobs.truncate(2);
@@ -610,7 +611,7 @@ async fn the_upkeep_keeps_a_live_nodes_claims_and_rescues_a_dead_ones() {
     let target = seed(&db, 1, 1).await[0];
     a.enqueue("P1", target, Action::Added, None).await.unwrap();
     let (upkeep_a, _upkeep_b) = (a.start_upkeep(), b.start_upkeep());
-    let job = a.claim_for(1, &[], &[]).await.unwrap().jobs.remove(0);
+    let job = a.claim_for(1, &[], &[]).await.unwrap().remove(0);
     tokio::time::sleep(Duration::from_millis(4_000)).await;
     assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running' AND claimed_by = 'a'").await, 1, "renewed past its 1.5 s lease");
     assert!(upkeep_a.held().borrow().contains(&(job.id, job.claim)));
@@ -624,5 +625,5 @@ async fn the_upkeep_keeps_a_live_nodes_claims_and_rescues_a_dead_ones() {
         }
     }
     assert!(rescued, "b's upkeep took the dead node's job back");
-    assert_eq!(b.claim_for(1, &[], &[]).await.unwrap().jobs[0].claim, job.claim + 1);
+    assert_eq!(b.claim_for(1, &[], &[]).await.unwrap()[0].claim, job.claim + 1);
 }

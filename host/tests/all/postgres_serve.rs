@@ -22,7 +22,7 @@ fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_registry-host"))
         .arg("--data-dir")
         .arg(dir)
-        .args(["--allow-insecure-loopback", "--database", url, "serve", "--listen", "127.0.0.1:0", "--node-id", node, "--lease-seconds", "5", "--plugin"])
+        .args(["--allow-insecure-loopback", "--database", url, "serve", "--listen", "127.0.0.1:0", "--node-id", node, "--lease-seconds", "6", "--plugin-timeout-ms", "5000", "--plugin"])
         .arg(test_guests::salesforce_plugin())
         .env("REGISTRY_HOST_SECRET_KEY", key)
         .env_remove("REGISTRY_HOST_LOG")

@@ -25,7 +25,7 @@ impl PgStore {
 
     /// [`PgStore::enqueue`] inside the caller's transaction: the pair stays
     /// locked until it commits. The new job's id.
-    pub async fn enqueue_in(tx: &Transaction<'_>, person: &str, target: i64, action: Action, run: Option<i64>) -> Result<i64, StoreError> {
+    pub(super) async fn enqueue_in(tx: &Transaction<'_>, person: &str, target: i64, action: Action, run: Option<i64>) -> Result<i64, StoreError> {
         // The pair's lock first: a concurrent enqueue of the same pair
         // waits here, and so draws its id after this one commits.
         Self::set_state_in(tx, person, target, ProvState::Pending, None).await?;

@@ -33,7 +33,6 @@ mod targets;
 pub mod wakeups;
 
 pub use leases::{Rescued, Upkeep};
-pub use queue::Claimed;
 pub use wakeups::{Topic, Wakeups};
 
 /// How the store shares the database with other nodes.
@@ -230,7 +229,7 @@ impl PgStore {
         Ok(released)
     }
 
-    fn lease_ms(&self) -> i64 {
+    pub(super) fn lease_ms(&self) -> i64 {
         self.config.lease.as_millis() as i64
     }
 }

@@ -26,8 +26,6 @@
 //! A job a bulk batch holds stays with the batch, which a node polls
 //! under its own lease (`bulk.rs`): it is neither reset nor rescued here.
 
-use std::time::{Duration, Instant};
-
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -35,25 +33,6 @@ use tokio_postgres::error::SqlState;
 use super::PgStore;
 use crate::domain::{Action, Done, Job, ProvState};
 use crate::store::{StoreError, now_ms};
-
-/// Jobs claimed together, all of one target.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    /// The jobs, oldest first.
-    pub jobs: Vec<Job>,
-    /// Until when (this process's clock, conservatively) the claim holds
-    /// without a heartbeat. A worker starts no plugin call that could
-    /// outlast it.
-    pub lease_until: Instant,
-}
-
-impl Claimed {
-    /// Whether a call with `deadline` may start now under this claim.
-    pub fn can_start(&self, deadline: Duration) -> bool {
-        self.lease_until.checked_duration_since(Instant::now()).is_some_and(|left| left > deadline)
-    }
-}
-
 
 pub(super) const JOB_COLUMNS: &str = "j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin, j.claim_seq";
 
@@ -74,27 +53,14 @@ pub(super) fn job_of(r: &Row) -> Result<Job, StoreError> {
 }
 
 impl PgStore {
-    /// [`PgStore::claim_for`] with no busy targets and no bulk sizes.
-    pub async fn claim(&self, max: usize) -> Result<Claimed, StoreError> {
-        self.claim_for(max, &[], &[]).await
-    }
-
-    /// [`PgStore::claim_for`] leaving out the `busy` targets.
-    pub async fn claim_except(&self, max: usize, busy: &[i64]) -> Result<Claimed, StoreError> {
-        self.claim_for(max, busy, &[]).await
-    }
-
     /// Claims up to `max` ready jobs, all of one target, oldest first,
     /// leaving out the `busy` targets; a target probing after a pause gets
     /// one. With the target in `sizes`, a batch of record updates alone
     /// grows to that size (a bulk API's batch). Ready: the target enabled
     /// and not paused, its server with a token or able to get one, the
     /// backoff passed, not held, no earlier unfinished job of the pair.
-    pub async fn claim_for(&self, max: usize, busy: &[i64], sizes: &[(i64, usize)]) -> Result<Claimed, StoreError> {
+    pub async fn claim_for(&self, max: usize, busy: &[i64], sizes: &[(i64, usize)]) -> Result<Vec<Job>, StoreError> {
         let now = now_ms();
-        // Before BEGIN, whose time the database's lease counts from: the
-        // local end comes no later than the database's.
-        let lease_until = Instant::now() + self.config.lease;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // Removals past a threshold are held first, in the same transaction:
@@ -138,7 +104,7 @@ impl PgStore {
                 // index refused, nothing changed; the next claim tries again.
                 self.tripwire.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(error = %super::describe(&e), "a claim would have run two jobs of one person and target at once; refused");
-                return Ok(Claimed { jobs: vec![], lease_until });
+                return Ok(Vec::new());
             }
             Err(e) => return Err(e.into()),
         };
@@ -154,7 +120,7 @@ impl PgStore {
             }
         }
         tx.commit().await?;
-        Ok(Claimed { jobs, lease_until })
+        Ok(jobs)
     }
 
     /// More ready record updates of `target`, for a batch growing to a bulk
@@ -182,6 +148,27 @@ impl PgStore {
         let mut jobs = rows.iter().map(job_of).collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by_key(|j| j.id);
         Ok(jobs)
+    }
+
+    /// Before a plugin call: `jobs`' leases renewed to a full lease from now
+    /// (which the node's settings keep above the plugin deadline), so that
+    /// no call starts that could outlive its claim. The ids this node still
+    /// holds under their claims; the others were taken back and are another
+    /// node's to run.
+    pub async fn hold_leases(&self, jobs: &[Job]) -> Result<Vec<i64>, StoreError> {
+        let (ids, claims): (Vec<i64>, Vec<i64>) = jobs.iter().map(|j| (j.id, j.claim)).unzip();
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "UPDATE jobs j SET lease_until = GREATEST(j.lease_until, now() + $4::bigint * interval '1 millisecond')
+                 FROM unnest($1::bigint[], $2::bigint[]) AS c(id, seq)
+                 WHERE j.id = c.id AND j.claim_seq = c.seq AND j.claimed_by = $3 AND j.state = 'running'
+                 RETURNING j.id",
+                &[&ids, &claims, &self.node, &self.lease_ms()],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Takes `job` out of the queue if this node still holds it under the
