@@ -10,6 +10,32 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{SqliteStore, StoreError, now_ms, unique, write};
 use crate::domain::{Action, Group, GroupAction, Person, Scope, Status};
 
+/// The live groups an import's people may name, by id or by name in any
+/// case.
+pub(super) struct GroupIndex(std::collections::HashMap<String, String>);
+
+impl GroupIndex {
+    /// From the live groups' (id, name).
+    pub(super) fn new(groups: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut index = GroupIndex(std::collections::HashMap::new());
+        for (id, name) in groups {
+            index.add(&id, &name);
+        }
+        index
+    }
+
+    /// Knows the group `id` called `name` from now on.
+    pub(super) fn add(&mut self, id: &str, name: &str) {
+        self.0.insert(name.to_lowercase(), id.to_string());
+        self.0.insert(id.to_string(), id.to_string());
+    }
+
+    /// The id of the group `key` names (its id, or its name in any case).
+    pub(super) fn find(&self, key: &str) -> Option<String> {
+        self.0.get(key).or_else(|| self.0.get(&key.to_lowercase())).cloned()
+    }
+}
+
 /// A new group called `name`, named in `person`'s groups by an import:
 /// normalized, with a new id.
 pub(super) fn group_named(person: &str, name: &str) -> Result<Group, StoreError> {
@@ -232,25 +258,20 @@ impl SqliteStore {
         }
         let mut conn = self.db();
         let tx = write(&mut conn)?;
-        let mut known: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-        {
+        let mut known = {
             let mut stmt = tx.prepare("SELECT id, name FROM groups WHERE deleted = 0")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-                let (id, name) = row?;
-                known.insert(name.to_lowercase(), id.clone());
-                known.insert(id.clone(), id);
-            }
-        }
+            GroupIndex::new(stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<Result<Vec<_>, _>>()?)
+        };
         let now = now_ms();
         for p in people.iter_mut() {
             for g in p.groups.iter_mut() {
-                let id = match known.get(g.as_str()).or_else(|| known.get(&g.to_lowercase())) {
-                    Some(id) => id.clone(),
+                let id = match known.find(g) {
+                    Some(id) => id,
                     None => {
                         let group = group_named(&p.id, g)?;
                         tx.execute("INSERT INTO groups (id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)", params![group.id, group.name, now])?;
                         Self::enqueue_group(&tx, &group.id, GroupAction::Added)?;
-                        known.insert(group.name.to_lowercase(), group.id.clone());
+                        known.add(&group.id, &group.name);
                         group.id
                     }
                 };

@@ -3,13 +3,14 @@
 //! transaction, as on SQLite. A (group, target) pair's row in
 //! `provisioned_groups` is its lock, as a person's `provisioned` row is.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use deadpool_postgres::Transaction;
 
 use super::PgStore;
 use super::servers::conflict;
 use crate::domain::{Action, Group, GroupAction, GroupJob, Person, Scope, Status};
+use crate::store::groups::GroupIndex;
 use crate::store::targets::read_scope;
 use crate::store::{GroupJobInput, GroupSummary, Member, StoreError, now_ms};
 
@@ -164,26 +165,22 @@ impl PgStore {
 
     /// One live group.
     pub async fn group(&self, id: &str) -> Result<Group, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        Self::live_group(&tx, id).await
+        Self::live_group(&self.client().await?, id).await
     }
 
     /// The group's members' ids, in order.
     pub async fn group_members(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        Self::live_group(&tx, id).await?;
-        Self::member_ids(&tx, id).await
+        let client = self.client().await?;
+        Self::live_group(&client, id).await?;
+        Self::member_ids(&client, id).await
     }
 
     /// A page of the group's members by name, and how many there are.
     pub async fn group_members_page(&self, id: &str, offset: usize, limit: usize) -> Result<(Vec<(String, String)>, usize), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        Self::live_group(&tx, id).await?;
-        let total: i64 = tx.query_one("SELECT count(*) FROM group_members WHERE group_id = $1", &[&id]).await?.get(0);
-        let rows = tx
+        let client = self.client().await?;
+        Self::live_group(&client, id).await?;
+        let total: i64 = client.query_one("SELECT count(*) FROM group_members WHERE group_id = $1", &[&id]).await?.get(0);
+        let rows = client
             .query(
                 "SELECT p.id, p.sort_name FROM group_members m JOIN people p ON p.id = m.person_id
                  WHERE m.group_id = $1 ORDER BY lower(p.sort_name), p.id LIMIT $2 OFFSET $3",
@@ -239,17 +236,12 @@ impl PgStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let mut known: HashMap<String, String> = HashMap::new();
-        for r in tx.query("SELECT id, name FROM groups WHERE NOT deleted", &[]).await? {
-            let (id, name): (String, String) = (r.get(0), r.get(1));
-            known.insert(name.to_lowercase(), id.clone());
-            known.insert(id.clone(), id);
-        }
+        let mut known = GroupIndex::new(tx.query("SELECT id, name FROM groups WHERE NOT deleted", &[]).await?.iter().map(|r| (r.get(0), r.get(1))));
         let now = now_ms();
         for p in people.iter_mut() {
             for g in p.groups.iter_mut() {
-                let id = match known.get(g.as_str()).or_else(|| known.get(&g.to_lowercase())) {
-                    Some(id) => id.clone(),
+                let id = match known.find(g) {
+                    Some(id) => id,
                     None => {
                         let group = crate::store::groups::group_named(&p.id, g)?;
                         // A group of that name made by another node meanwhile
@@ -271,7 +263,7 @@ impl PgStore {
                                 .map(|r| r.get(0))
                                 .ok_or_else(|| StoreError::Conflict(format!("the group '{}' could not be made; import again", group.name)))?,
                         };
-                        known.insert(group.name.to_lowercase(), id.clone());
+                        known.add(&id, &group.name);
                         id
                     }
                 };
@@ -316,8 +308,8 @@ impl PgStore {
         Ok(())
     }
 
-    async fn live_group(tx: &Transaction<'_>, id: &str) -> Result<Group, StoreError> {
-        let row = tx.query_opt("SELECT id, name, description FROM groups WHERE id = $1 AND NOT deleted", &[&id]).await?;
+    async fn live_group(db: &impl deadpool_postgres::GenericClient, id: &str) -> Result<Group, StoreError> {
+        let row = db.query_opt("SELECT id, name, description FROM groups WHERE id = $1 AND NOT deleted", &[&id]).await?;
         row.map(|r| Group { id: r.get(0), name: r.get(1), description: r.get(2) }).ok_or_else(|| StoreError::NotFound(format!("group {id}")))
     }
 
@@ -325,8 +317,8 @@ impl PgStore {
         Ok(tx.query("SELECT id FROM groups WHERE NOT deleted ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect())
     }
 
-    async fn member_ids(tx: &Transaction<'_>, id: &str) -> Result<Vec<String>, StoreError> {
-        Ok(tx.query("SELECT person_id FROM group_members WHERE group_id = $1 ORDER BY person_id", &[&id]).await?.iter().map(|r| r.get(0)).collect())
+    async fn member_ids(db: &impl deadpool_postgres::GenericClient, id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(db.query("SELECT person_id FROM group_members WHERE group_id = $1 ORDER BY person_id", &[&id]).await?.iter().map(|r| r.get(0)).collect())
     }
 
     /// The targets that provision groups, with their scopes.

@@ -199,13 +199,11 @@ impl PgStore {
 
     /// The held token set, if any.
     pub async fn tokens(&self, id: i64) -> Result<Option<TokenSet>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        self.tokens_in(&tx, id).await
+        self.tokens_in(&self.client().await?, id).await
     }
 
-    async fn tokens_in(&self, tx: &Transaction<'_>, id: i64) -> Result<Option<TokenSet>, StoreError> {
-        let row = tx
+    async fn tokens_in(&self, db: &impl deadpool_postgres::GenericClient, id: i64) -> Result<Option<TokenSet>, StoreError> {
+        let row = db
             .query_opt("SELECT access_token, refresh_token, token_meta, instance_url FROM oauth2_servers WHERE id = $1", &[&id])
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("server {id}")))?;
