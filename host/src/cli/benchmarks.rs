@@ -14,6 +14,7 @@ use registry_host::engine::{Engine, EngineConfig};
 use registry_host::secrets::SecretBox;
 use registry_host::domain::{ServerInput, TargetInput};
 use registry_host::store::Store;
+use registry_host::store::postgres::{PgConfig, PgStore};
 use registry_plugin_runtime::{HostPattern, Origin, Runtime, RuntimeConfig};
 use salesforce_emulator::{Emulator, Seed};
 
@@ -194,17 +195,67 @@ impl Drop for EmulatorProcess {
     }
 }
 
+/// Where the bench's host keeps its data: SQLite in a scratch directory,
+/// or `nodes` hosts sharing a scratch database on a PostgreSQL server.
+pub enum BenchStore {
+    /// One host on SQLite, as `serve` runs by default.
+    Sqlite,
+    /// Several nodes in this process, each with its own pool, engine,
+    /// heartbeat and wake-ups, as several `serve --database` run.
+    Postgres {
+        /// The server (the bench makes and drops a database there).
+        url: String,
+        /// How many nodes.
+        nodes: usize,
+    },
+}
+
 /// A full "Reprovision all" of `n` generated people to the emulator, run in
 /// a process of its own, through `path`, with the engine as `serve` runs it.
-pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: Latency, workers: Option<usize>, bulk: bool) -> anyhow::Result<()> {
+pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: Latency, workers: Option<usize>, bulk: bool, on: BenchStore) -> anyhow::Result<()> {
     anyhow::ensure!(n > 0, "--people must be at least 1");
     anyhow::ensure!(workers != Some(0), "--workers must be at least 1");
+    match on {
+        BenchStore::Sqlite => {
+            let dir = tempfile::tempdir().context("cannot create a scratch data directory")?;
+            let store = Store::open(dir.path(), SecretBox::load_or_create(dir.path())?)?;
+            reprovision_on(config, path, n, latency, workers, bulk, vec![Arc::new(store)], None).await
+        }
+        BenchStore::Postgres { url, nodes } => {
+            anyhow::ensure!(nodes > 0, "--nodes must be at least 1");
+            let db = crate::queue_bench::ScratchDatabase::create(&url, "reprovision").await?;
+            let result = async {
+                let mut stores = Vec::new();
+                let pg_config = PgConfig { pool_size: workers.unwrap_or(EngineConfig::default().workers) + 4, ..PgConfig::default() };
+                for node in 0..nodes {
+                    stores.push(Arc::new(Store::from(PgStore::connect(&db.url, &format!("bench-{node}"), SecretBox::new(&[7; 32]), pg_config.clone()).await?)));
+                }
+                reprovision_on(config, path, n, latency, workers, bulk, stores, Some(&db.url)).await
+            }
+            .await;
+            db.drop_now().await?;
+            result
+        }
+    }
+}
+
+/// [`reprovision`] on `stores`, one engine each (the first also sets up).
+#[allow(clippy::too_many_arguments)]
+async fn reprovision_on(
+    config: RuntimeConfig,
+    path: &Path,
+    n: usize,
+    latency: Latency,
+    workers: Option<usize>,
+    bulk: bool,
+    stores: Vec<Arc<Store>>,
+    database: Option<&str>,
+) -> anyhow::Result<()> {
     let engine_config = EngineConfig { workers: workers.unwrap_or(EngineConfig::default().workers), ..EngineConfig::default() };
     // The emulator speaks plain http on loopback; the pool fits the workers.
     let config = RuntimeConfig { insecure_loopback: true, pooling: config.pooling.map(|_| RuntimeConfig::pool_for(engine_config.workers)), ..config };
     let mut emu = EmulatorProcess::start(latency)?;
-    let dir = tempfile::tempdir().context("cannot create a scratch data directory")?;
-    let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path())?)?);
+    let store = stores[0].clone();
     let runtime = Runtime::new(config)?;
     let plugin = runtime.load_file(path).await?;
     let plugins = Arc::new(HashMap::from([(plugin.name().to_string(), plugin.clone())]));
@@ -242,13 +293,28 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
         scope: Scope::default(),
     }).await?;
     let workers = engine_config.workers;
-    let engine = Engine::new(store.clone(), plugins, oauth, engine_config);
+    // One engine per node; on PostgreSQL each with its heartbeat and
+    // wake-ups, as `serve --database` runs.
+    let mut engines = vec![Engine::new(store.clone(), plugins.clone(), oauth, engine_config.clone())];
+    for other in &stores[1..] {
+        let oauth = OAuth::new(other.clone(), plugins.clone(), "http://127.0.0.1:9", true);
+        engines.push(Engine::new(other.clone(), plugins.clone(), oauth, engine_config.clone()));
+    }
+    let mut upkeep = Vec::new();
+    for (engine, node) in engines.iter().zip(&stores) {
+        if let (Some(pg), Some(url)) = (node.postgres(), database) {
+            engine.share_wakeups(pg.start_wakeups(url).await?);
+            upkeep.push(pg.start_upkeep());
+        }
+    }
     let calls_before = emu.report()?.api_calls;
     let started = Instant::now();
     let run = store.start_run(target).await?;
     let queued = started.elapsed();
-    engine.start().await?;
-    engine.wake();
+    for engine in &engines {
+        engine.start().await?;
+        engine.wake();
+    }
     let run = loop {
         let now = store.run(run.id).await?;
         if now.finished_at.is_some() {
@@ -262,14 +328,17 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
     let (live, emulator_kib) = (report.contacts, report.peak_kib);
     let calls = report.api_calls - calls_before;
 
+    let nodes = stores.len();
+    let store_name = if database.is_some() { format!("PostgreSQL, {nodes} node{}", if nodes == 1 { "" } else { "s" }) } else { "SQLite".to_string() };
     println!("people                      {n}");
+    println!("store                       {store_name}");
     println!("path                        {}", if bulk { "Bulk API 2.0 (one ingest job per batch)" } else { "collections (composite/sobjects, 200 a call)" });
     if latency.base_ms > 0 || latency.per_record_ms > 0 {
         println!("latency model               {} ms a call + {} ms a record (collections)", latency.base_ms, latency.per_record_ms);
     }
     println!("import (one-off)            {:.2} s", import.as_secs_f64());
     println!("queue run (one transaction) {:.0} ms", queued.as_secs_f64() * 1e3);
-    println!("full reprovision            {:.2} s  ({} workers, {} failed)", took.as_secs_f64(), workers, run.failed);
+    println!("full reprovision            {:.2} s  ({} workers{}, {} failed)", took.as_secs_f64(), workers, if nodes > 1 { " per node" } else { "" }, run.failed);
     println!("people per second           {:.0}", n as f64 / took.as_secs_f64());
     println!("API calls                   {calls}  ({:.1} per 1,000 people)", calls as f64 * 1000.0 / n as f64);
     println!("Contacts in the emulator    {live}");
@@ -285,12 +354,18 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
     println!("build profile               {}", if cfg!(debug_assertions) { "debug" } else { "release" });
     // One line for `bench table`, which runs this in a process per row.
     let row = serde_json::json!({
-        "bulk": bulk, "latency_ms": latency.base_ms, "per_record_ms": latency.per_record_ms, "people": n, "workers": workers,
+        "bulk": bulk, "store": store_name, "latency_ms": latency.base_ms, "per_record_ms": latency.per_record_ms, "people": n, "workers": workers,
         "wall_s": took.as_secs_f64(), "queue_ms": queued.as_secs_f64() * 1e3, "api_calls": calls,
         "host_mib": peak_rss_kib().map(|k| k / 1024), "emulator_mib": emulator_kib.map(|k| k / 1024), "failed": run.failed,
     });
     println!("row {row}");
     anyhow::ensure!(run.failed == 0 && live == n, "the run did not provision everyone: {} failed, {live} Contacts", run.failed);
+    drop(upkeep);
+    for node in &stores {
+        if let Some(pg) = node.postgres() {
+            pg.stop().await?;
+        }
+    }
     Ok(())
 }
 

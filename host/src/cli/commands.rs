@@ -52,8 +52,7 @@ pub async fn list_nodes(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A node is live while its heartbeat is at most this old.
-const NODE_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+const NODE_FRESH: std::time::Duration = registry_host::store::postgres::LIVE_WITHIN;
 
 /// Whether a `registry-host serve` holds this data directory (and so will
 /// work through queued jobs).

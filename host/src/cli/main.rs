@@ -283,6 +283,15 @@ enum BenchCommand {
         /// at 2,000) instead of collections.
         #[arg(long)]
         bulk: bool,
+        /// On a PostgreSQL server instead of SQLite (key=value or
+        /// postgres:// URL); the bench makes and drops a database there
+        /// (CREATEDB needed).
+        #[arg(long)]
+        database: Option<String>,
+        /// With --database: how many nodes share the run, each with its
+        /// own pool, engine, heartbeat and wake-ups (in this process).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
     },
     /// The job queue alone (no plugin): jobs claimed and recorded per
     /// second on SQLite and, with --database, on PostgreSQL with 1 and 3
@@ -517,9 +526,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(PluginCommand::Bench { plugin, iterations }) => {
             benchmarks::plugin(cli.runtime.config()?, &plugin, iterations.max(1)).await
         }
-        Command::Bench(BenchCommand::Reprovision { people, plugin, latency_ms, per_record_ms, workers, bulk }) => {
+        Command::Bench(BenchCommand::Reprovision { people, plugin, latency_ms, per_record_ms, workers, bulk, database, nodes }) => {
             let latency = benchmarks::Latency { base_ms: latency_ms, per_record_ms };
-            benchmarks::reprovision(cli.runtime.config()?, &plugin, people, latency, workers, bulk).await
+            let on = match database {
+                Some(url) => benchmarks::BenchStore::Postgres { url, nodes },
+                None => {
+                    anyhow::ensure!(nodes == 1, "--nodes needs --database: several nodes share a PostgreSQL database");
+                    benchmarks::BenchStore::Sqlite
+                }
+            };
+            benchmarks::reprovision(cli.runtime.config()?, &plugin, people, latency, workers, bulk, on).await
         }
         Command::Bench(BenchCommand::Table { people, plugin, latency_ms, per_record_ms, workers }) => {
             benchmarks::table(&plugin, people, benchmarks::Latency { base_ms: latency_ms, per_record_ms }, workers)

@@ -79,22 +79,45 @@ async fn sqlite_run(jobs: usize, batch: usize, workers: usize) -> anyhow::Result
 }
 
 async fn postgres_run(url: &str, nodes: usize, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<Duration> {
-    let (admin, conn) = tokio_postgres::connect(url, NoTls).await.context("connecting to --database")?;
-    tokio::spawn(conn);
-    let name = format!("registry_bench_{}_{nodes}", std::process::id());
-    // One statement each: neither may run inside a transaction block.
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.context("dropping an old bench database")?;
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.context("making the bench's database (CREATEDB is needed)")?;
-    let db_url = if url.contains("://") {
-        let mut u = url::Url::parse(url)?;
-        u.set_path(&name);
-        u.to_string()
-    } else {
-        format!("{url} dbname={name}")
-    };
-    let result = postgres_in(&db_url, nodes, jobs, batch, workers).await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.context("dropping the bench's database")?;
+    let db = ScratchDatabase::create(url, &format!("queue_{nodes}")).await?;
+    let result = postgres_in(&db.url, nodes, jobs, batch, workers).await;
+    db.drop_now().await?;
     result
+}
+
+/// A database of the bench's own on the server `--database` names, made
+/// for one run and dropped after it (CREATEDB is needed).
+pub struct ScratchDatabase {
+    admin: tokio_postgres::Client,
+    name: String,
+    /// Its connection string.
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    /// Makes `registry_bench_<tag>` (dropping a leftover one first).
+    pub async fn create(url: &str, tag: &str) -> anyhow::Result<ScratchDatabase> {
+        let (admin, conn) = tokio_postgres::connect(url, NoTls).await.context("connecting to --database")?;
+        tokio::spawn(conn);
+        let name = format!("registry_bench_{}_{tag}", std::process::id());
+        // One statement each: neither may run inside a transaction block.
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.context("dropping an old bench database")?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.context("making the bench's database (CREATEDB is needed)")?;
+        let db_url = if url.contains("://") {
+            let mut u = url::Url::parse(url)?;
+            u.set_path(&name);
+            u.to_string()
+        } else {
+            format!("{url} dbname={name}")
+        };
+        Ok(ScratchDatabase { admin, name, url: db_url })
+    }
+
+    /// Drops it, whoever is still connected.
+    pub async fn drop_now(self) -> anyhow::Result<()> {
+        self.admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.context("dropping the bench's database")?;
+        Ok(())
+    }
 }
 
 async fn postgres_in(url: &str, nodes: usize, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<Duration> {

@@ -100,22 +100,10 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn secrets_never_enter_the_trail_and_it_pages_newest_first() {
+    fn secrets_never_enter_the_trail() {
         assert_eq!(
             redact(json!({"name": "SF", "client_secret": "s3cret", "after": {"refresh_token": "5Aep", "scope": "api"}, "password": null})),
             json!({"name": "SF", "client_secret": "[redacted]", "after": {"refresh_token": "[redacted]", "scope": "api"}, "password": null})
         );
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path(), crate::secrets::SecretBox::new(&[1; 32])).unwrap();
-        for i in 0..5 {
-            store.audit("ada", if i % 2 == 0 { "server.create" } else { "target.update" }, &format!("S{i}"), json!({"client_secret": "x"})).unwrap();
-        }
-        let page = store.audit_entries(&AuditFilter::default(), 2).unwrap();
-        assert_eq!(page.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(), ["S4", "S3"]);
-        let next = store.audit_entries(&AuditFilter { before: Some(page[1].id), ..Default::default() }, 10).unwrap();
-        assert_eq!(next.len(), 3);
-        let servers = store.audit_entries(&AuditFilter { action: Some("server.".into()), ..Default::default() }, 10).unwrap();
-        assert_eq!(servers.len(), 3);
-        assert!(servers.iter().all(|e| e.detail["client_secret"] == "[redacted]"));
     }
 }

@@ -157,24 +157,4 @@ mod tests {
         assert_eq!(store.bulk_in_flight().unwrap(), (0, 0));
         assert_eq!(store.claim_except(10, &[]).unwrap().len(), 3, "unsettled jobs go back to the queue");
     }
-
-    /// A batch grows only with records kept up to date; a removal waits for
-    /// an ordinary claim.
-    #[test]
-    fn a_larger_batch_carries_no_removal() {
-        let (_dir, store, target) = crate::store::scratch_with_target();
-        for i in 0..3 {
-            store.create_person(Person::example(&format!("L{i}"), "Ada", "Lovelace", &format!("l{i}@example.org"))).unwrap();
-        }
-        // L0 is provisioned, then deleted: its removal queues behind L1 and L2.
-        let l0 = store.claim_except(1, &[]).unwrap().remove(0);
-        let done = crate::domain::Done { job: l0, remote: Some(("Contact".into(), "003x".into())), summary: "created".into(), removed: false, usage: None };
-        store.finish_done(&[done]).unwrap();
-        store.delete_person("L0").unwrap();
-        let sizes = [(target, 10)];
-        let first: Vec<String> = store.claim_for(1, &[], &sizes).unwrap().into_iter().map(|j| j.person_id).collect();
-        assert_eq!(first, vec!["L1", "L2"], "records kept up to date grow the batch past the ordinary size of 1");
-        let next: Vec<(String, &str)> = store.claim_for(1, &[], &sizes).unwrap().into_iter().map(|j| (j.person_id, j.action.as_str())).collect();
-        assert_eq!(next, vec![("L0".to_string(), "deleted")], "the removal in an ordinary batch");
-    }
 }

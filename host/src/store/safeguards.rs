@@ -306,30 +306,6 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Person;
-
-    /// When every queued job is a removal, `claim` holds them all and
-    /// finds nothing to run: the holds must still be kept (and reported).
-    #[test]
-    fn removals_held_when_nothing_else_is_queued_stay_held() {
-        let (_dir, store, target) = crate::store::scratch_with_target();
-        for i in 0..30 {
-            store.create_person(Person::example(&format!("H{i}"), "Held", "Person", &format!("h{i}@example.org"))).unwrap();
-        }
-        // Provisioned, each with a record; their jobs done.
-        store.db().execute("UPDATE provisioned SET state = 'provisioned', remote_type = 'Contact', remote_id = 'R-' || person_id", []).unwrap();
-        store.db().execute("DELETE FROM jobs", []).unwrap();
-        for i in 0..30 {
-            store.delete_person(&format!("H{i}")).unwrap();
-        }
-        assert!(store.claim(100).unwrap().is_empty(), "30 removals over the automatic threshold of 20: none runs");
-        assert_eq!(store.target_health(target).unwrap().held_removals, 30);
-        assert_eq!(store.take_new_holds(), vec![(target, 30)]);
-        assert!(store.take_new_holds().is_empty(), "reported once");
-        assert!(store.claim(100).unwrap().is_empty());
-        assert_eq!(store.confirm_removals(target).unwrap(), 30);
-        assert_eq!(store.claim(100).unwrap().len(), 30, "confirmed, they run");
-    }
 
     #[test]
     fn the_automatic_threshold_is_a_fifth_within_bounds() {

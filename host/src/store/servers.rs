@@ -354,43 +354,6 @@ mod tests {
     }
 
     #[test]
-    fn changing_url_id_or_secret_clears_tokens_but_other_edits_do_not() {
-        let (_dir, store) = open();
-        let id = store.create_server(&input("SF")).unwrap();
-        store.save_tokens(id, &tokens()).unwrap();
-        let mut same = input("SF renamed");
-        same.client_secret = None;
-        assert!(!store.update_server(id, &same).unwrap().tokens_cleared);
-        same.client_secret = Some("s3cret".into());
-        assert!(!store.update_server(id, &same).unwrap().tokens_cleared, "the same secret again changes nothing");
-        assert!(store.tokens(id).unwrap().is_some());
-        let mut changed = same.clone();
-        changed.client_secret = Some("new".into());
-        assert!(store.update_server(id, &changed).unwrap().tokens_cleared);
-        assert!(store.tokens(id).unwrap().is_none());
-        assert_eq!(store.server(id).unwrap().token_status, TokenStatus::NotSet);
-        assert_eq!(store.server_config(id).unwrap().client_secret, "new");
-        store.save_tokens(id, &tokens()).unwrap();
-        changed.server_url = "https://test.salesforce.com".into();
-        assert!(store.update_server(id, &changed).unwrap().tokens_cleared);
-        assert!(matches!(store.create_server(&input("SF renamed")), Err(StoreError::Conflict(m)) if m.contains("already exists")));
-    }
-
-    #[test]
-    fn pending_authorizations_are_single_use() {
-        let (_dir, store) = open();
-        let id = store.create_server(&input("SF")).unwrap();
-        store.put_pending("st", id, "verifier", "http://h/cb", PendingOrigin { session: "session-a", popup: true, admin: None }, 60_000).unwrap();
-        let p = store.take_pending("st").unwrap().unwrap();
-        assert_eq!((p.server_id, p.code_verifier.as_str(), p.expired, p.session.as_str(), p.popup), (id, "verifier", false, "session-a", true));
-        assert!(store.take_pending("st").unwrap().is_none());
-        store.put_pending("old", id, "v", "http://h/cb", PendingOrigin { session: "session-a", popup: false, admin: None }, -1).unwrap();
-        assert!(store.take_pending("old").unwrap().unwrap().expired);
-        store.delete_server(id).unwrap();
-        assert!(matches!(store.server(id), Err(StoreError::NotFound(_))));
-    }
-
-    #[test]
     fn a_stored_value_this_program_does_not_know_is_an_error_not_a_default() {
         let (_dir, store) = open();
         let mut input = input("SF");
@@ -405,17 +368,5 @@ mod tests {
         store.db().execute("UPDATE oauth2_servers SET grant_type = 'client_credentials', token_status = 'half_set' WHERE id = ?1", [id]).unwrap();
         let err = store.servers().unwrap_err().to_string();
         assert!(err.contains("unknown token status 'half_set'"), "{err}");
-    }
-
-    #[test]
-    fn only_a_taken_name_is_a_conflict() {
-        use crate::domain::{Scope, TargetInput};
-        let (_dir, store) = open();
-        let server = store.create_server(&input("SF")).unwrap();
-        let target = |server_id| TargetInput { name: "T".into(), plugin: "salesforce".into(), server_id, settings: vec![], enabled: true, scope: Scope::default() };
-        store.create_target(&target(server)).unwrap();
-        assert!(matches!(store.create_target(&target(server)), Err(StoreError::Conflict(m)) if m == "a target named 'T' already exists"));
-        // A missing server is named as missing, not passed off as a taken name.
-        assert!(matches!(store.create_target(&target(server + 99)), Err(StoreError::NotFound(m)) if m.contains("server")));
     }
 }

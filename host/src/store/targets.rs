@@ -327,24 +327,4 @@ mod tests {
         assert_eq!(jobs.iter().filter(|j| j.0 == "P12").map(|j| j.2.as_str()).collect::<Vec<_>>(), ["running", "queued"]);
         assert!(jobs.iter().all(|j| j.0 != "P13" && j.0 != "P14" || j.3 != Some(run.id)));
     }
-
-    /// A target at its cap of calls in flight is left out of a claim; the
-    /// other targets' jobs are claimed as usual.
-    #[test]
-    fn a_busy_target_is_left_out_of_a_claim_and_the_others_go_on() {
-        let (_dir, store, busy) = crate::store::scratch_with_target();
-        let server = store.target(busy).unwrap().server_id;
-        let other = store
-            .create_target(&crate::domain::TargetInput { name: "Other".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() })
-            .unwrap();
-        for i in 0..30 {
-            store.create_person(Person::example(&format!("B{i:02}"), "Busy", "Target", &format!("b{i}@example.org"))).unwrap();
-        }
-        let claimed = store.claim_except(100, &[busy]).unwrap();
-        assert_eq!(claimed.len(), 30, "the other target's 30 jobs");
-        assert!(claimed.iter().all(|j| j.target_id == other));
-        assert!(store.claim_except(100, &[busy]).unwrap().is_empty(), "nothing left but the busy target's");
-        let freed = store.claim_except(100, &[]).unwrap();
-        assert_eq!((freed.len(), freed[0].target_id), (30, busy), "once it is no longer busy, its jobs are claimed");
-    }
 }

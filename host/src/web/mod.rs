@@ -27,6 +27,7 @@ mod dashboard;
 mod error;
 mod groups;
 mod log;
+mod nodes;
 mod on_demand;
 mod people;
 mod provider_tokens;
@@ -94,10 +95,13 @@ impl App {
             ("audit.html", include_str!("../../templates/audit.html")),
             ("export_links.html", include_str!("../../templates/export_links.html")),
             ("preview.html", include_str!("../../templates/preview.html")),
+            ("nodes.html", include_str!("../../templates/nodes.html")),
         ] {
             env.add_template(name, src).expect("templates are valid");
         }
         env.add_filter("time", |ms: i64| format_time(ms));
+        // The Nodes link shows only where there are several hosts to list.
+        env.add_global("shared_database", store.postgres().is_some());
         App {
             store,
             oauth,
@@ -150,6 +154,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(audit::routes())
         .merge(on_demand::routes())
         .merge(safeguards::routes())
+        .merge(nodes::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(app.clone(), session::flash))
         .layer(axum::middleware::from_fn_with_state(app.clone(), known_host))

@@ -3,6 +3,7 @@
 //! it holds jobs, and the others finish: every person ends up in the
 //! emulator exactly once, the run is done with nothing failed.
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,13 +19,18 @@ use crate::pg::database;
 
 const PEOPLE: usize = 3000;
 
-fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path) -> Child {
+/// A `serve` node on database `url`, sharing `key`, with `extra` options
+/// (a short lease, for one).
+pub fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_registry-host"))
         .arg("--data-dir")
         .arg(dir)
-        .args(["--allow-insecure-loopback", "--database", url, "serve", "--listen", "127.0.0.1:0", "--node-id", node, "--lease-seconds", "6", "--plugin-timeout-ms", "5000", "--plugin"])
+        .args(["--allow-insecure-loopback", "--database", url, "serve", "--listen", "127.0.0.1:0", "--node-id", node, "--plugin"])
         .arg(test_guests::salesforce_plugin())
+        .args(extra)
         .env("REGISTRY_HOST_SECRET_KEY", key)
+        .env("REGISTRY_HOST_ADMIN_USER", "ada")
+        .env("REGISTRY_HOST_ADMIN_PASSWORD", "correct horse battery staple")
         .env_remove("REGISTRY_HOST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -32,8 +38,8 @@ fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path) -> Child {
         .expect("registry-host starts")
 }
 
-
-async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+/// Waits until `done`, failing the test after `limit`.
+pub async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while !done().await {
         assert!(started.elapsed() < limit, "timed out waiting for {what}");
@@ -45,9 +51,11 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bo
 async fn three_serve_processes_share_a_run_and_survive_one_killed() {
     let Some(url) = database().await else { return };
     let emu = Emulator::start(Seed::demo(vec![])).unwrap();
-    // Latency as a real org's (a call of 200 records takes seconds), so
+    emu.keep_writes();
+    // Latency as a real org's (a call of 200 records takes a second; a
+    // claim of 1,000 is five calls, well within the 10 s deadline), so
     // the run lasts long enough to kill a node in it.
-    emu.set_latency_model(Duration::from_millis(50), Duration::from_millis(10));
+    emu.set_latency_model(Duration::from_millis(50), Duration::from_millis(5));
     let key = [5u8; 32];
     let key_text = base64::engine::general_purpose::STANDARD.encode(key);
     // An admin's setup, through the store the nodes share.
@@ -58,7 +66,9 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
             name: "Contacts".into(),
             plugin: "salesforce".into(),
             server_id: server,
-            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into())],
+            // Collection calls, not one Bulk API job: the run is shared
+            // out in claims of up to 1,000 people.
+            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
             enabled: true,
             scope: Scope::default(),
         })
@@ -69,12 +79,12 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
     let run = store.start_run(target).await.unwrap();
 
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<Child> = (0..3).map(|i| serve(&url, &key_text, &format!("node-{i}"), dirs[i].path())).collect();
+    let mut nodes: Vec<Child> = (0..3).map(|i| serve(&url, &key_text, &format!("node-{i}"), dirs[i].path(), &["--workers", "1", "--lease-seconds", "12", "--plugin-timeout-ms", "10000"])).collect();
     let pg = store.postgres().unwrap();
-    // Each node at work: holding jobs.
-    wait_for("three nodes, one of them holding jobs", Duration::from_secs(120), async || {
+    // Each node at work (one call at a time each, so the run is shared).
+    wait_for("three nodes, each holding jobs", Duration::from_secs(120), async || {
         let live = pg.live_nodes(Duration::from_secs(30)).await.unwrap();
-        live.len() == 3 && live.iter().any(|n| n.claimed > 0)
+        live.len() == 3 && live.iter().all(|n| n.claimed > 0)
     })
     .await;
     // SIGKILL the node holding the most jobs.
@@ -85,6 +95,16 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
     nodes[index].kill().expect("SIGKILL");
     nodes[index].wait().unwrap();
     assert!(held > 0, "the killed node held jobs");
+    // Whose leases it died with: nothing changes them until they expire.
+    let db = crate::pg::connect(&url).await;
+    let leased: std::collections::HashSet<String> = db
+        .query("SELECT person_id FROM jobs WHERE claimed_by = $1 AND state = 'running'", &[&victim])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!leased.is_empty(), "the killed node died holding leases");
 
     wait_for("the run to finish", Duration::from_secs(300), async || store.run(run.id).await.unwrap().finished_at.is_some()).await;
     let done = store.run(run.id).await.unwrap();
@@ -96,5 +116,16 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
     let ids = crate::common::registry_ids(&emu);
     assert_eq!(ids.len(), PEOPLE, "every person is in Salesforce");
     assert!(ids.values().all(|n| *n == 1), "nobody twice: {:?}", ids.iter().filter(|(_, n)| **n > 1).take(5).collect::<Vec<_>>());
+    // Sent twice only when the killed node held the person's lease: its
+    // calls may have reached the org before it died, unrecorded.
+    let mut sent: HashMap<String, usize> = HashMap::new();
+    for w in emu.writes("Contact") {
+        *sent.entry(w["Registry_ID__c"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+    }
+    assert_eq!(sent.len(), PEOPLE);
+    let twice: Vec<&String> = sent.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
+    let strays: Vec<&&String> = twice.iter().filter(|id| !leased.contains(id.as_str())).collect();
+    assert!(strays.is_empty(), "sent twice without the killed node holding them: {strays:?}");
+    eprintln!("killed node held {} leases; {} people were sent twice", leased.len(), twice.len());
     assert_eq!(store.job_counts(Some(target)).await.unwrap(), (0, 0));
 }

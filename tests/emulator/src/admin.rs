@@ -236,17 +236,25 @@ pub fn records(shared: &Shared, org: usize, object: &str) -> Vec<Value> {
     let inner = shared.lock();
     let o = &inner.orgs[org];
     let Some(def) = o.schema.object(object) else { return vec![] };
-    o.store
-        .all(def.name)
-        .map(|r| {
-            let mut v = serde_json::Map::new();
-            for (k, val) in &r.fields {
-                v.insert(k.clone(), val.clone());
-            }
-            v.insert("IsDeleted".into(), json!(r.deleted));
-            Value::Object(v)
-        })
-        .collect()
+    o.store.all(def.name).map(as_json).collect()
+}
+
+/// Each record of `object` as every API create or update left it, oldest
+/// first.
+pub fn writes(shared: &Shared, org: usize, object: &str) -> Vec<Value> {
+    let inner = shared.lock();
+    let o = &inner.orgs[org];
+    let Some(def) = o.schema.object(object) else { return vec![] };
+    o.store.writes(def.name).map(as_json).collect()
+}
+
+fn as_json(r: &crate::records::Record) -> Value {
+    let mut v = serde_json::Map::new();
+    for (k, val) in &r.fields {
+        v.insert(k.clone(), val.clone());
+    }
+    v.insert("IsDeleted".into(), json!(r.deleted));
+    Value::Object(v)
 }
 
 /// A summary of the emulator: URLs, orgs, apps, usage and faults.

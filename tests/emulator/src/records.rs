@@ -80,6 +80,10 @@ pub struct Store {
     records: IndexMap<String, Record>,
     /// (object, field) → lowercase value → ids, for unique and external-id fields.
     index: HashMap<(&'static str, String), HashMap<String, Vec<String>>>,
+    /// Each record as a create or update left it, oldest first: what the
+    /// org was sent, in the order it took it (tests check order with it).
+    /// Kept only when asked: it holds a copy of every write.
+    writes: Option<Vec<Record>>,
 }
 
 impl Store {
@@ -115,6 +119,24 @@ impl Store {
             .and_then(|m| m.get(&value.to_lowercase()))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Each record of `object` as every API create or update left it,
+    /// oldest first (undone writes included: the org received them).
+    pub fn writes(&self, object: &str) -> impl Iterator<Item = &Record> {
+        let object = object.to_string();
+        self.writes.iter().flatten().filter(move |r| r.object.eq_ignore_ascii_case(&object))
+    }
+
+    /// Starts keeping every write (see [`Store::writes`]).
+    pub fn keep_writes(&mut self) {
+        self.writes.get_or_insert_with(Vec::new);
+    }
+
+    fn wrote(&mut self, record: &Record) {
+        if let Some(writes) = &mut self.writes {
+            writes.push(record.clone());
+        }
     }
 
     /// Inserts a record as-is (seeding, or system objects).
@@ -219,6 +241,7 @@ impl Store {
         fields.insert("SystemModstamp".into(), stamp);
         compute_name(object, &mut fields);
         let record = Record { id: id.clone(), object: object.name, fields, deleted: false };
+        self.wrote(&record);
         self.put(w.schema, record);
         Ok((id.clone(), Undo { id, before: None }))
     }
@@ -240,7 +263,9 @@ impl Store {
         fields.insert("LastModifiedById".into(), Value::String(w.actor.to_string()));
         fields.insert("SystemModstamp".into(), Value::String(w.now.clone()));
         compute_name(object, &mut fields);
-        self.put(w.schema, Record { fields, ..before.clone() });
+        let after = Record { fields, ..before.clone() };
+        self.wrote(&after);
+        self.put(w.schema, after);
         Ok(Undo { id: id.to_string(), before: Some(before) })
     }
 

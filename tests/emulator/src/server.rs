@@ -374,6 +374,22 @@ impl Emulator {
         admin::records(&self.ctx.shared, 0, object)
     }
 
+    /// From now on, every org keeps a copy of each record every API create
+    /// or update leaves (for [`Emulator::writes`]; off by default, as it
+    /// holds a copy of every write).
+    pub fn keep_writes(&self) {
+        for org in &mut self.ctx.shared.lock().orgs {
+            org.store.keep_writes();
+        }
+    }
+
+    /// The first org's records of `object` as every API create or update
+    /// left them since [`Emulator::keep_writes`], oldest first: what the
+    /// org was sent, in the order it took it.
+    pub fn writes(&self, object: &str) -> Vec<Value> {
+        admin::writes(&self.ctx.shared, 0, object)
+    }
+
     /// The first org's live records of `object`.
     pub fn live_records(&self, object: &str) -> Vec<Value> {
         self.records(object).into_iter().filter(|r| r["IsDeleted"] != Value::Bool(true)).collect()

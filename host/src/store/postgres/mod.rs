@@ -71,7 +71,7 @@ pub struct PgStore {
 }
 
 /// A node as `registry-host nodes` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Node {
     /// Its id (stable across its restarts).
     pub id: String,
@@ -86,6 +86,10 @@ pub struct Node {
     /// Jobs it holds now.
     pub claimed: i64,
 }
+
+/// A node is live while its heartbeat is at most this old (the CLI's
+/// `nodes`, the Nodes page, and "is a host serving?").
+pub const LIVE_WITHIN: Duration = Duration::from_secs(60);
 
 impl PgStore {
     /// Connects as node `node`, migrating the schema if this is the first

@@ -1,0 +1,350 @@
+//! The store's behaviour, run once on SQLite and once on PostgreSQL
+//! through the one `Store` interface the app uses: each test is an async
+//! function over a `Store`, and [`each_backend`] runs it on both.
+//!
+//! What only one backend has (SQLite's file, its migration rebuilds, its
+//! test clock; PostgreSQL's claims across nodes) is tested beside that
+//! backend.
+
+use std::time::Duration;
+
+use registry_host::domain::{Done, Job, Person, Scope, ServerInput, TargetInput, TokenStatus};
+use registry_host::secrets::SecretBox;
+use registry_host::store::postgres::{PgConfig, PgStore};
+use registry_host::store::{AuditFilter, KeyRole, NewSigningKey, PendingOrigin, Store, StoreError};
+use registry_plugin_runtime::latest::types::{GrantType, TokenSet};
+use serde_json::json;
+
+use crate::pg::database;
+
+const KEY: [u8; 32] = [4; 32];
+
+/// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL one
+/// (skipped, with a note, where no cluster is configured). A failure names
+/// the backend.
+async fn each_backend<F>(test: F)
+where
+    F: AsyncFn(Store, Backend),
+{
+    let dir = tempfile::tempdir().unwrap();
+    test(Store::open(dir.path(), SecretBox::new(&KEY)).unwrap(), Backend::Sqlite(dir.path().to_path_buf())).await;
+    if let Some(url) = database().await {
+        test(postgres(&url, &KEY).await.unwrap(), Backend::Postgres(url)).await;
+    }
+}
+
+/// Which backend a test runs on, and how to open it again.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Backend {
+    /// The same database opened again under `key`.
+    async fn reopen(&self, key: &[u8; 32]) -> Result<Store, StoreError> {
+        match self {
+            Backend::Sqlite(dir) => Store::open(dir, SecretBox::new(key)),
+            Backend::Postgres(url) => postgres(url, key).await,
+        }
+    }
+}
+
+async fn postgres(url: &str, key: &[u8; 32]) -> Result<Store, StoreError> {
+    Ok(Store::from(PgStore::connect(url, "node", SecretBox::new(key), PgConfig { lease: Duration::from_secs(60), ..PgConfig::default() }).await?))
+}
+
+fn server_input(name: &str) -> ServerInput {
+    ServerInput {
+        name: name.into(),
+        description: String::new(),
+        plugin: "salesforce".into(),
+        server_url: "https://login.salesforce.com".into(),
+        client_id: "3MVG9key".into(),
+        client_secret: Some("s3cret".into()),
+        grant_type: GrantType::ClientCredentials,
+        scope: Some("api refresh_token".into()),
+        api_hosts: vec![],
+        jwt_subject: None,
+        token_url: None,
+    }
+}
+
+fn target_input(name: &str, server_id: i64) -> TargetInput {
+    TargetInput { name: name.into(), plugin: "salesforce".into(), server_id, settings: vec![("object".into(), "Contact".into())], enabled: true, scope: Scope::default() }
+}
+
+fn tokens() -> TokenSet {
+    TokenSet {
+        access_token: "00D!access".into(),
+        refresh_token: Some("5Aep-refresh".into()),
+        instance_url: Some("https://na1.salesforce.com".into()),
+        issued_at: Some(1_795_000_000_000),
+        expires_at: None,
+        scope: Some("api".into()),
+        token_type: "Bearer".into(),
+        extra: vec![("id".into(), "https://login/id/00D/005".into())],
+    }
+}
+
+/// A server and a target for everyone.
+async fn with_target(store: &Store) -> (i64, i64) {
+    let server = store.create_server(&server_input("S")).await.unwrap();
+    (server, store.create_target(&target_input("T", server)).await.unwrap())
+}
+
+async fn people(store: &Store, prefix: &str, n: usize) {
+    for i in 0..n {
+        store.create_person(Person::example(&format!("{prefix}{i:02}"), "Ada", "Lovelace", &format!("{}{i}@example.org", prefix.to_lowercase()))).await.unwrap();
+    }
+}
+
+fn done(job: &Job) -> Done {
+    Done { job: job.clone(), remote: Some(("Contact".into(), format!("003{}", job.person_id))), summary: "created".into(), removed: false, usage: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_round_trip_and_another_key_cannot_open_them() {
+    each_backend(async |store, backend| {
+        let id = store.create_server(&server_input("SF")).await.unwrap();
+        store.save_tokens(id, &tokens()).await.unwrap();
+        assert_eq!(store.tokens(id).await.unwrap().unwrap(), tokens());
+        assert_eq!(store.server_config(id).await.unwrap().client_secret, "s3cret");
+        let s = store.server(id).await.unwrap();
+        assert_eq!((s.token_status, s.instance_url.as_deref(), s.has_secret), (TokenStatus::Set, Some("https://na1.salesforce.com"), true));
+        drop(store);
+        // SQLite opens, and says so on reading; PostgreSQL's nodes refuse
+        // to start with another key than the one recorded.
+        match backend.reopen(&[2; 32]).await {
+            Ok(other) => assert!(other.tokens(id).await.unwrap_err().to_string().contains("cannot be decrypted")),
+            Err(e) => assert!(e.to_string().contains("REGISTRY_HOST_SECRET_KEY"), "{e}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_url_id_or_secret_clears_tokens_but_other_edits_do_not() {
+    each_backend(async |store, _| {
+        let id = store.create_server(&server_input("SF")).await.unwrap();
+        store.save_tokens(id, &tokens()).await.unwrap();
+        let mut same = server_input("SF renamed");
+        same.client_secret = None;
+        assert!(!store.update_server(id, &same).await.unwrap().tokens_cleared);
+        same.client_secret = Some("s3cret".into());
+        assert!(!store.update_server(id, &same).await.unwrap().tokens_cleared, "the same secret again changes nothing");
+        assert!(store.tokens(id).await.unwrap().is_some());
+        let mut changed = same.clone();
+        changed.client_secret = Some("new".into());
+        assert!(store.update_server(id, &changed).await.unwrap().tokens_cleared);
+        assert!(store.tokens(id).await.unwrap().is_none());
+        assert_eq!(store.server(id).await.unwrap().token_status, TokenStatus::NotSet);
+        assert_eq!(store.server_config(id).await.unwrap().client_secret, "new");
+        store.save_tokens(id, &tokens()).await.unwrap();
+        changed.server_url = "https://test.salesforce.com".into();
+        assert!(store.update_server(id, &changed).await.unwrap().tokens_cleared);
+        assert!(matches!(store.create_server(&server_input("SF renamed")).await, Err(StoreError::Conflict(m)) if m.contains("already exists")));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_authorizations_are_single_use_and_expire() {
+    each_backend(async |store, _| {
+        let id = store.create_server(&server_input("SF")).await.unwrap();
+        store.put_pending("st", id, "verifier", "http://h/cb", PendingOrigin { session: "session-a", popup: true, admin: None }, 60_000).await.unwrap();
+        let p = store.take_pending("st").await.unwrap().unwrap();
+        assert_eq!((p.server_id, p.code_verifier.as_str(), p.expired, p.session.as_str(), p.popup), (id, "verifier", false, "session-a", true));
+        assert!(store.take_pending("st").await.unwrap().is_none());
+        store.put_pending("old", id, "v", "http://h/cb", PendingOrigin { session: "session-a", popup: false, admin: None }, -1).await.unwrap();
+        assert!(store.take_pending("old").await.unwrap().unwrap().expired);
+        store.delete_server(id).await.unwrap();
+        assert!(matches!(store.server(id).await, Err(StoreError::NotFound(_))));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_taken_name_is_a_conflict() {
+    each_backend(async |store, _| {
+        let server = store.create_server(&server_input("SF")).await.unwrap();
+        store.create_target(&target_input("T", server)).await.unwrap();
+        assert!(matches!(store.create_target(&target_input("T", server)).await, Err(StoreError::Conflict(m)) if m == "a target named 'T' already exists"));
+        // A missing server is named as missing, not passed off as a taken name.
+        assert!(matches!(store.create_target(&target_input("U", server + 99)).await, Err(StoreError::NotFound(m)) if m.contains("server")));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_keeps_no_secret_and_pages_newest_first() {
+    each_backend(async |store, _| {
+        for i in 0..5 {
+            store.audit("ada", if i % 2 == 0 { "server.create" } else { "target.update" }, &format!("S{i}"), json!({"client_secret": "x"})).await.unwrap();
+        }
+        let page = store.audit_entries(&AuditFilter::default(), 2).await.unwrap();
+        assert_eq!(page.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(), ["S4", "S3"]);
+        let next = store.audit_entries(&AuditFilter { before: Some(page[1].id), ..Default::default() }, 10).await.unwrap();
+        assert_eq!(next.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(), ["S2", "S1", "S0"]);
+        let servers = store.audit_entries(&AuditFilter { action: Some("server.".into()), ..Default::default() }, 10).await.unwrap();
+        assert_eq!(servers.len(), 3);
+        assert!(servers.iter().all(|e| e.detail["client_secret"] == "[redacted]"));
+    })
+    .await;
+}
+
+/// A batch grows only with records kept up to date; a removal waits for
+/// an ordinary claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_larger_batch_carries_no_removal() {
+    each_backend(async |store, _| {
+        let (_, target) = with_target(&store).await;
+        people(&store, "L", 3).await;
+        // L00 is provisioned, then deleted: its removal queues behind L01 and L02.
+        let l0 = store.claim(1).await.unwrap();
+        store.finish_done(&[done(&l0[0])]).await.unwrap();
+        store.delete_person("L00").await.unwrap();
+        let sizes = [(target, 10)];
+        let first: Vec<String> = store.claim_for(1, &[], &sizes).await.unwrap().into_iter().map(|j| j.person_id).collect();
+        assert_eq!(first, vec!["L01", "L02"], "records kept up to date grow the batch past the ordinary size of 1");
+        let next: Vec<(String, String)> = store.claim_for(1, &[], &sizes).await.unwrap().into_iter().map(|j| (j.person_id, j.action.as_str().to_string())).collect();
+        assert_eq!(next, vec![("L00".to_string(), "deleted".to_string())], "the removal in an ordinary batch");
+    })
+    .await;
+}
+
+/// When every queued job is a removal, a claim holds them all and finds
+/// nothing to run: the holds must still be kept (and reported once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removals_held_when_nothing_else_is_queued_stay_held() {
+    each_backend(async |store, _| {
+        let (_, target) = with_target(&store).await;
+        people(&store, "H", 30).await;
+        let jobs = store.claim(100).await.unwrap();
+        assert_eq!(jobs.len(), 30);
+        store.finish_done(&jobs.iter().map(done).collect::<Vec<_>>()).await.unwrap();
+        for i in 0..30 {
+            store.delete_person(&format!("H{i:02}")).await.unwrap();
+        }
+        assert!(store.claim(100).await.unwrap().is_empty(), "30 removals over the automatic threshold of 20: none runs");
+        assert_eq!(store.target_health(target).await.unwrap().held_removals, 30);
+        assert_eq!(store.take_new_holds(), vec![(target, 30)]);
+        assert!(store.take_new_holds().is_empty(), "reported once");
+        assert!(store.claim(100).await.unwrap().is_empty());
+        assert_eq!(store.confirm_removals(target).await.unwrap(), 30);
+        assert_eq!(store.claim(100).await.unwrap().len(), 30, "confirmed, they run");
+    })
+    .await;
+}
+
+/// A target at its cap of calls in flight is left out of a claim; the
+/// other targets' jobs are claimed as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_target_is_left_out_of_a_claim_and_the_others_go_on() {
+    each_backend(async |store, _| {
+        let (server, busy) = with_target(&store).await;
+        let other = store.create_target(&target_input("Other", server)).await.unwrap();
+        people(&store, "B", 30).await;
+        let claimed = store.claim_except(100, &[busy]).await.unwrap();
+        assert_eq!(claimed.len(), 30, "the other target's 30 jobs");
+        assert!(claimed.iter().all(|j| j.target_id == other));
+        assert!(store.claim_except(100, &[busy]).await.unwrap().is_empty(), "nothing left but the busy target's");
+        let freed = store.claim_except(100, &[]).await.unwrap();
+        assert_eq!((freed.len(), freed[0].target_id), (30, busy), "once it is no longer busy, its jobs are claimed");
+    })
+    .await;
+}
+
+/// A submitted bulk batch holds its jobs, is polled one node at a time,
+/// keeps the settings it was submitted with, and gives back what it did
+/// not settle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_batch_holds_its_jobs_and_is_polled_once_at_a_time() {
+    each_backend(async |store, _| {
+        let (_, target) = with_target(&store).await;
+        people(&store, "K", 3).await;
+        let jobs = store.claim(10).await.unwrap();
+        assert_eq!(jobs.len(), 3);
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let settings = vec![("object".to_string(), "Contact".to_string())];
+        let batch = store.submit_bulk(target, "job:750x:1000", &settings, 0, &jobs).await.unwrap();
+        assert_eq!(store.bulk_in_flight().await.unwrap(), (1, 3));
+        assert!(store.claim(10).await.unwrap().is_empty(), "held by the batch");
+        let (due, held) = store.take_due_bulk().await.unwrap().expect("due at once");
+        assert_eq!((due.id, due.reference.as_str(), due.polls), (batch, "job:750x:1000", 0));
+        assert_eq!(due.settings, settings, "polled under the settings it was submitted with");
+        assert_eq!(held.iter().map(|j| j.id).collect::<Vec<_>>(), ids, "in the order submitted");
+        assert!(store.take_due_bulk().await.unwrap().is_none(), "leased: one poll at a time");
+        store.reschedule_bulk(batch, "job:750x:2000", 0, false).await.unwrap();
+        let (again, held) = store.take_due_bulk().await.unwrap().unwrap();
+        assert_eq!(again.reference, "job:750x:2000");
+        store.finish_done(&held[..1].iter().map(done).collect::<Vec<_>>()).await.unwrap();
+        store.finish_bulk(batch).await.unwrap();
+        assert_eq!(store.bulk_in_flight().await.unwrap(), (0, 0));
+        assert_eq!(store.claim(10).await.unwrap().len(), 2, "unsettled jobs go back to the queue");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_are_sealed_rotate_and_go_with_their_server() {
+    each_backend(async |store, backend| {
+        let (server, target) = with_target(&store).await;
+        let key = |name: &'static str| NewSigningKey { private_key_pem: name, certificate: "CERT", fingerprint: name, not_after: 1 };
+        store.put_signing_key(server, KeyRole::Current, &key("first")).await.unwrap();
+        assert_eq!(store.signing_key_private(server, KeyRole::Current).await.unwrap().unwrap().1, "first");
+        assert!(!store.promote_next_key(server, 1).await.unwrap(), "nothing to switch to");
+        let second = store.put_signing_key(server, KeyRole::Next, &key("second")).await.unwrap();
+        let third = store.put_signing_key(server, KeyRole::Next, &key("third")).await.unwrap();
+        let roles: Vec<(KeyRole, String)> = store.signing_keys(server).await.unwrap().into_iter().map(|k| (k.role, k.fingerprint)).collect();
+        assert_eq!(roles, vec![(KeyRole::Current, "first".to_string()), (KeyRole::Next, "third".to_string())], "a next key generated again replaces the first");
+        assert!(!store.promote_next_key(server, second).await.unwrap(), "only the key that was tested");
+        assert!(store.promote_next_key(server, third).await.unwrap());
+        let (info, pem) = store.signing_key_private(server, KeyRole::Current).await.unwrap().unwrap();
+        assert_eq!((info.fingerprint.as_str(), pem.as_str()), ("third", "third"));
+        assert_eq!(store.signing_keys(server).await.unwrap().len(), 1, "the old key is forgotten");
+
+        // Re-sealed by a key rotation, still readable under the new key.
+        store.reseal(&SecretBox::new(&[9; 32])).await.unwrap();
+        drop(store);
+        let store = backend.reopen(&[9; 32]).await.unwrap();
+        assert_eq!(store.signing_key_private(server, KeyRole::Current).await.unwrap().unwrap().1, "third");
+        store.delete_target(target).await.unwrap();
+        store.delete_server(server).await.unwrap();
+        assert!(store.signing_keys(server).await.unwrap().is_empty(), "deleted with the server");
+    })
+    .await;
+}
+
+/// A key rotation re-seals every secret (the server's, its tokens, a
+/// target's settings, a pending sign-in); run twice it changes nothing
+/// more; the old key opens nothing afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_secret_opens_under_the_new_key_only() {
+    each_backend(async |store, backend| {
+        let mut input = server_input("S");
+        input.client_secret = Some("client secret".into());
+        let id = store.create_server(&input).await.unwrap();
+        store.save_tokens(id, &tokens()).await.unwrap();
+        let mut t = target_input("T", id);
+        t.settings = vec![("k".into(), "v".into())];
+        let target = store.create_target(&t).await.unwrap();
+        store.put_pending("st4te", id, "verifier", "https://r/cb", PendingOrigin { session: "session", popup: false, admin: None }, 60_000).await.unwrap();
+        let new = SecretBox::new(&[2; 32]);
+        assert_eq!(store.reseal(&new).await.unwrap(), 5);
+        assert_eq!(store.reseal(&new).await.unwrap(), 5, "again, as after a stop before the key was replaced");
+        drop(store);
+        let store = backend.reopen(&[2; 32]).await.unwrap();
+        assert_eq!(store.server_config(id).await.unwrap().client_secret, "client secret");
+        let held = store.tokens(id).await.unwrap().unwrap();
+        assert_eq!((held.access_token.as_str(), held.refresh_token.as_deref()), ("00D!access", Some("5Aep-refresh")));
+        assert_eq!(store.target(target).await.unwrap().settings, vec![("k".to_string(), "v".to_string())]);
+        assert_eq!(store.take_pending("st4te").await.unwrap().unwrap().code_verifier, "verifier");
+        drop(store);
+        match backend.reopen(&KEY).await {
+            Ok(stale) => assert!(stale.server_config(id).await.is_err(), "the old key opens nothing"),
+            Err(e) => assert!(e.to_string().contains("REGISTRY_HOST_SECRET_KEY"), "the old key is refused: {e}"),
+        }
+    })
+    .await;
+}
