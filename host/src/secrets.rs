@@ -145,6 +145,17 @@ impl SecretBox {
         Ok(Rotation { old, new, path, next })
     }
 
+    /// The key in `path`, or a new random one written there (mode 0600,
+    /// synced) when there is no such file: a shared database's next key,
+    /// which its operator hands to every node. Run again after a stop half
+    /// way, it gives the same key.
+    pub fn key_file(path: &Path) -> Result<Self, SecretError> {
+        match read_key_file(path)? {
+            Some(key) => Ok(key),
+            None => create_key_file(path),
+        }
+    }
+
     /// A key for another purpose (`label`), derived from this one, e.g. the
     /// key that authenticates the precompiled component cache: whoever can
     /// read the data dir's secret key could write both anyway.

@@ -25,6 +25,11 @@ fn database() -> Option<&'static str> {
 pub async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let secrets = SecretBox::load_or_create(data_dir)?;
+    open_store_with(data_dir, secrets).await
+}
+
+/// [`open_store`] under the key `secrets`.
+async fn open_store_with(data_dir: &Path, secrets: SecretBox) -> anyhow::Result<Store> {
     match database() {
         Some(url) => {
             let config = registry_host::store::postgres::PgConfig { register: false, pool_size: 4, ..Default::default() };
@@ -194,7 +199,11 @@ pub async fn revoke_api_token(data_dir: &Path, name: &str) -> anyhow::Result<()>
 /// `secrets rotate`: a new key, every secret re-sealed with it in one
 /// transaction, then the key file replaced. Refused while `serve` runs:
 /// it holds the old key and would go on sealing with it.
-pub async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
+pub async fn rotate_key(data_dir: &Path, new_key_file: Option<&Path>) -> anyhow::Result<()> {
+    if database().is_some() {
+        return rotate_shared_key(data_dir, new_key_file).await;
+    }
+    anyhow::ensure!(new_key_file.is_none(), "--new-key-file is for a shared PostgreSQL database (--database); on SQLite the data directory's {} is replaced", registry_host::secrets::KEY_FILE);
     anyhow::ensure!(!server_running(data_dir).await, "a registry-host serve is running on {}; stop it first (it holds the old key), then rotate", data_dir.display());
     let rotation = SecretBox::begin_rotation(data_dir)?;
     let store = Store::open(data_dir, rotation.old.clone())?;
@@ -203,6 +212,39 @@ pub async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
     rotation.finish()?;
     Store::open(data_dir, SecretBox::load_or_create(data_dir)?)?.audit(&cli_actor(), "secrets.rotate", "secret.key", serde_json::json!({"resealed": count})).await?;
     println!("re-sealed {count} secret(s) with a new key in {}; back it up: the old key opens nothing any more", data_dir.join(registry_host::secrets::KEY_FILE).display());
+    Ok(())
+}
+
+/// `secrets rotate` on a shared PostgreSQL database: the key is the
+/// operator's (usually REGISTRY_HOST_SECRET_KEY on every node), so the new
+/// one is written to a file for them to hand out; the secrets are re-sealed
+/// and the new key's fingerprint recorded in one transaction, with every
+/// node stopped (a node on the old key would then refuse to start, which is
+/// what makes the switch all or nothing).
+async fn rotate_shared_key(data_dir: &Path, new_key_file: Option<&Path>) -> anyhow::Result<()> {
+    let file = new_key_file.context(
+        "with --database the new key goes to a file you then give every node as REGISTRY_HOST_SECRET_KEY: add --new-key-file FILE (made mode 0600; an existing one, from a rotation that stopped half way, is used again)",
+    )?;
+    let new = SecretBox::key_file(file).with_context(|| format!("the new key file {}", file.display()))?;
+    let store = match open_store(data_dir).await {
+        Ok(store) => store,
+        // Stopped after the re-seal committed: the database takes the new key.
+        Err(e) if e.chain().any(|c| matches!(c.downcast_ref(), Some(registry_host::store::StoreError::KeyMismatch { .. }))) => {
+            open_store_with(data_dir, new.clone()).await.map_err(|_| e)?;
+            println!("the database is already sealed with the key in {}: set REGISTRY_HOST_SECRET_KEY to it on every node", file.display());
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let pg = store.postgres().expect("a --database store is PostgreSQL");
+    let live: Vec<String> = pg.live_nodes(NODE_FRESH).await?.into_iter().map(|n| n.id).collect();
+    anyhow::ensure!(live.is_empty(), "nodes are serving on this database ({}): stop every node first (each holds the old key), then rotate", live.join(", "));
+    let count = store.reseal(&new).await.context("re-sealing the secrets (nothing was changed)")?;
+    store.audit(&cli_actor(), "secrets.rotate", "secret.key", serde_json::json!({"resealed": count, "shared": true})).await?;
+    println!(
+        "re-sealed {count} secret(s) with the new key in {}; set REGISTRY_HOST_SECRET_KEY to its contents on every node, then start them (a node with the old key refuses to start). Keep the file safe, or delete it once the nodes have the key.",
+        file.display()
+    );
     Ok(())
 }
 

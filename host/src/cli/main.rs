@@ -367,8 +367,14 @@ enum ApiTokenCommand {
 #[derive(Subcommand)]
 enum SecretsCommand {
     /// Make a new secret key and re-seal every stored secret with it, in one
-    /// transaction (stop `serve` first).
-    Rotate,
+    /// transaction (stop `serve` first; with --database, every node).
+    Rotate {
+        /// With --database: where to write the new key (base64, mode 0600)
+        /// for every node's REGISTRY_HOST_SECRET_KEY. On SQLite the data
+        /// directory's key file is replaced instead.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -454,11 +460,11 @@ fn main() -> ExitCode {
     one_malloc_arena();
     let cli = Cli::parse();
     let _ = commands::DATABASE.set(cli.runtime.database.clone());
+    // A bench prints figures; its teardown (a scratch database dropped
+    // under live pools) would otherwise warn of every closed connection.
+    let default_filter = if matches!(cli.command, Command::Bench(_)) { "error" } else { "warn,registry_plugin_runtime::compile=info" };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REGISTRY_HOST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,registry_plugin_runtime::compile=info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("REGISTRY_HOST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)))
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
@@ -642,7 +648,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiToken(ApiTokenCommand::Create { name, expires_in_days }) => commands::create_api_token(&cli.runtime.data_dir(), &name, expires_in_days).await,
         Command::ApiToken(ApiTokenCommand::List) => commands::list_api_tokens(&cli.runtime.data_dir()).await,
         Command::ApiToken(ApiTokenCommand::Revoke { name }) => commands::revoke_api_token(&cli.runtime.data_dir(), &name).await,
-        Command::Secrets(SecretsCommand::Rotate) => commands::rotate_key(&cli.runtime.data_dir()).await,
+        Command::Secrets(SecretsCommand::Rotate { new_key_file }) => commands::rotate_key(&cli.runtime.data_dir(), new_key_file.as_deref()).await,
         Command::Log(ExportCommand::Export { format, days, target }) => commands::export_log(&cli.runtime.data_dir(), &format, days, target.as_deref()).await,
         Command::Audit(ExportCommand::Export { format, days, target: _ }) => commands::export_audit(&cli.runtime.data_dir(), &format, days).await,
         Command::Nodes => commands::list_nodes(&cli.runtime.data_dir()).await,

@@ -60,6 +60,9 @@ pub enum StoreError {
     /// No PostgreSQL connection could be had from the pool.
     #[error("database connection: {0}")]
     Pool(String),
+    /// The PostgreSQL connection string cannot be used as given.
+    #[error("database connection string: {0}")]
+    Connection(String),
     /// A secret could not be opened.
     #[error(transparent)]
     Secret(#[from] SecretError),

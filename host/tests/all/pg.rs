@@ -1,6 +1,7 @@
 //! The test PostgreSQL: the cluster `tests/run` starts (its connection
 //! string in `REGISTRY_HOST_TEST_DATABASE_URL`), a fresh database per test.
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio_postgres::{Client, NoTls};
@@ -43,3 +44,18 @@ pub async fn connect(url: &str) -> Client {
     client
 }
 
+
+/// A fresh database reached over TLS on loopback: the connection string
+/// `tests/run` gives (`sslmode=verify-full` and its CA) naming it; `None`
+/// (with a note) where no such cluster is configured, a failure with
+/// `CI=true`.
+pub async fn tls_database() -> Option<String> {
+    let Ok(tls) = std::env::var("REGISTRY_HOST_TEST_DATABASE_TLS") else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but REGISTRY_HOST_TEST_DATABASE_TLS is not set: run the tests with tests/run");
+        eprintln!("skipped: no PostgreSQL over TLS (REGISTRY_HOST_TEST_DATABASE_TLS is not set; tests/run starts one)");
+        return None;
+    };
+    let plain = database().await?;
+    let name = tokio_postgres::Config::from_str(&plain).expect("the test database's string").get_dbname().expect("a database name").to_string();
+    Some(format!("{tls} dbname={name}"))
+}

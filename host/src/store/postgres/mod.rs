@@ -30,6 +30,7 @@ mod people;
 mod safeguards;
 mod servers;
 mod targets;
+pub mod tls;
 pub mod wakeups;
 
 pub use leases::{Rescued, Upkeep};
@@ -97,11 +98,16 @@ impl PgStore {
     /// `secrets` is the key the other nodes seal with (the first node
     /// records it), and registers the node.
     pub async fn connect(url: &str, node: &str, secrets: SecretBox, config: PgConfig) -> Result<PgStore, StoreError> {
-        let mut pg: tokio_postgres::Config = url.parse()?;
+        let connection = tls::Connection::parse(url)?;
+        let mut pg = connection.config.clone();
         // A connection whose peer vanished (a half-open TCP connection) is
         // noticed in about a minute, not the kernel's default two hours.
         pg.keepalives(true).keepalives_idle(Duration::from_secs(30));
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match connection.tls {
+            Some(tls) => Manager::from_config(pg, tls, recycling),
+            None => Manager::from_config(pg, NoTls, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -246,6 +252,16 @@ pub(super) fn describe(e: &tokio_postgres::Error) -> String {
             Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),
             None => format!("{} ({})", db.message(), db.code().code()),
         },
-        None => e.to_string(),
+        // The cause too: "error performing TLS handshake" alone does not
+        // say that the certificate was refused, nor why.
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text = format!("{text}: {cause}");
+                source = cause.source();
+            }
+            text
+        }
     }
 }

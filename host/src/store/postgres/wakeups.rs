@@ -83,7 +83,7 @@ impl PgStore {
     /// They run until the runtime stops.
     pub async fn start_wakeups(&self, url: &str) -> Result<Wakeups, StoreError> {
         let wakeups = Wakeups::default();
-        let config: tokio_postgres::Config = url.parse()?;
+        let config = super::tls::Connection::parse(url)?;
         // The first connection is made here, so that a bad URL fails now.
         let first = listen(&config, &wakeups).await?;
         let (config2, w) = (config.clone(), wakeups.clone());
@@ -137,12 +137,23 @@ impl PgStore {
 
 /// A connection LISTENing on every topic, its messages forwarded to
 /// `wakeups`; the future that ends when it drops.
-async fn listen(config: &tokio_postgres::Config, wakeups: &Wakeups) -> Result<tokio::task::JoinHandle<()>, StoreError> {
-    let mut config = config.clone();
+async fn listen(connection: &super::tls::Connection, wakeups: &Wakeups) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+    let mut config = connection.config.clone();
     // A half-open connection (the server gone without a word) is noticed
     // in about a minute, then listened for again.
     config.keepalives(true).keepalives_idle(Duration::from_secs(30));
-    let (client, mut connection) = config.connect(NoTls).await?;
+    match &connection.tls {
+        Some(tls) => listen_with(&config, tls.clone(), wakeups).await,
+        None => listen_with(&config, NoTls, wakeups).await,
+    }
+}
+
+async fn listen_with<T>(config: &tokio_postgres::Config, tls: T, wakeups: &Wakeups) -> Result<tokio::task::JoinHandle<()>, StoreError>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
     let w = wakeups.clone();
     let messages = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -1,0 +1,86 @@
+//! The CLI on a shared PostgreSQL database: `secrets rotate` with every
+//! node stopped writes the new key to a file for the operator, re-seals
+//! every secret and records the new key, so a node with the old key is
+//! refused; a live node stops it first.
+
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine as _;
+use registry_host::domain::ServerInput;
+use registry_host::secrets::SecretBox;
+use registry_host::store::StoreError;
+use registry_host::store::postgres::{PgConfig, PgStore};
+use registry_plugin_runtime::latest::types::GrantType;
+
+use crate::pg::database;
+
+/// `registry-host --database URL ARGS` with the key `key`: (ok, stdout + stderr).
+fn cli(url: &str, key: &[u8; 32], dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--database", url])
+        .args(args)
+        .env("REGISTRY_HOST_SECRET_KEY", base64::engine::general_purpose::STANDARD.encode(key))
+        .env_remove("REGISTRY_HOST_LOG")
+        .output()
+        .expect("registry-host runs");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+async fn open(url: &str, key: &[u8; 32], register: bool) -> Result<PgStore, StoreError> {
+    PgStore::connect(url, "web-1", SecretBox::new(key), PgConfig { register, lease: Duration::from_secs(60), ..PgConfig::default() }).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_rotate_reseals_a_shared_database_once_every_node_is_stopped() {
+    let Some(url) = database().await else { return };
+    let old = [1u8; 32];
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(&url, &old, true).await.unwrap();
+    let server = node
+        .create_server(&ServerInput {
+            name: "Org".into(),
+            description: String::new(),
+            plugin: "p".into(),
+            server_url: "https://login.example.com".into(),
+            client_id: "app".into(),
+            client_secret: Some("client secret".into()),
+            grant_type: GrantType::ClientCredentials,
+            scope: None,
+            api_hosts: vec![],
+            jwt_subject: None,
+            token_url: None,
+        })
+        .await
+        .unwrap();
+    let file = dir.path().join("next.key");
+    let file_arg = file.to_str().unwrap();
+
+    let (ok, out) = cli(&url, &old, dir.path(), &["secrets", "rotate"]);
+    assert!(!ok && out.contains("--new-key-file"), "{out}");
+    let (ok, out) = cli(&url, &old, dir.path(), &["secrets", "rotate", "--new-key-file", file_arg]);
+    assert!(!ok && out.contains("stop every node first") && out.contains("web-1"), "a live node is named: {out}");
+    assert_eq!(node.server_config(server).await.unwrap().client_secret, "client secret", "nothing changed");
+    node.stop().await.unwrap();
+
+    let (ok, out) = cli(&url, &old, dir.path(), &["secrets", "rotate", "--new-key-file", file_arg]);
+    assert!(ok && out.contains("REGISTRY_HOST_SECRET_KEY"), "{out}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let new: [u8; 32] = base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap().try_into().unwrap();
+    assert_ne!(new, old);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "the key file is the operator's alone");
+    }
+    assert!(matches!(open(&url, &old, true).await, Err(StoreError::KeyMismatch { .. })), "a node with the old key is refused");
+    let renewed = open(&url, &new, true).await.expect("a node with the new key starts");
+    assert_eq!(renewed.server_config(server).await.unwrap().client_secret, "client secret", "the secret opens under the new key");
+    renewed.stop().await.unwrap();
+
+    // Run again (as after a stop before the message): nothing more to do.
+    let (ok, out) = cli(&url, &old, dir.path(), &["secrets", "rotate", "--new-key-file", file_arg]);
+    assert!(ok && out.contains("already sealed"), "{out}");
+}
