@@ -129,3 +129,70 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
     eprintln!("killed node held {} leases; {} people were sent twice", leased.len(), twice.len());
     assert_eq!(store.job_counts(Some(target)).await.unwrap(), (0, 0));
 }
+
+/// Refresh-token rotation on, the access token expired in the middle of
+/// a run that three `serve` processes share: every node finds its calls
+/// refused, and the org sees one `refresh_token` grant (a second use of
+/// the old refresh token would have revoked the family); the run ends
+/// complete and the server stays Set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_serve_processes_renew_an_expired_token_once_mid_run() {
+    use registry_host::domain::{ServerInput, TokenStatus};
+    use registry_plugin_testbed::TestBed;
+    use salesforce_emulator::RefreshStatus;
+    const RUN: usize = 3000;
+    let Some(url) = database().await else { return };
+    let bed = TestBed::start(test_guests::salesforce_plugin()).await.unwrap();
+    let emu = &bed.emulator;
+    emu.set_rotation(true);
+    emu.set_latency_model(Duration::from_millis(50), Duration::from_millis(5));
+    let first = bed.authorize().await.unwrap();
+    let key = [8u8; 32];
+    let store = Store::from(PgStore::connect(&url, "setup", SecretBox::new(&key), PgConfig { register: false, ..PgConfig::default() }).await.unwrap());
+    let mut input = ServerInput::for_config("Org", "salesforce", &bed.server(GrantType::AuthorizationCode));
+    input.api_hosts = vec!["127.0.0.1".into()];
+    let server = store.create_server(&input).await.unwrap();
+    store.save_tokens(server, &first).await.unwrap();
+    let target = store
+        .create_target(&TargetInput {
+            name: "Contacts".into(),
+            plugin: "salesforce".into(),
+            server_id: server,
+            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
+            enabled: true,
+            scope: Scope::default(),
+        })
+        .await
+        .unwrap();
+    let people: Vec<Person> = (0..RUN).map(|i| Person::example(&format!("R{i:04}"), "Renew", &format!("Person {i}"), &format!("r{i}@example.org"))).collect();
+    store.import_people(people, |_| {}).await.unwrap();
+    let key_text = base64::engine::general_purpose::STANDARD.encode(key);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // One claim of 1,000 at a time per node (five calls each): all three
+    // are mid-claim when the token expires.
+    let options = ["--workers", "1", "--lease-seconds", "12", "--plugin-timeout-ms", "10000"];
+    let mut nodes: Vec<Child> = (0..3).map(|i| serve(&url, &key_text, &format!("renew-{i}"), dirs[i].path(), &options)).collect();
+    let pg = store.postgres().unwrap();
+    wait_for("three nodes", Duration::from_secs(120), async || pg.live_nodes(Duration::from_secs(30)).await.unwrap().len() == 3).await;
+    let run = store.start_run(target).await.unwrap();
+    wait_for("every node at work", Duration::from_secs(120), async || {
+        pg.live_nodes(Duration::from_secs(30)).await.unwrap().iter().all(|n| n.claimed > 0) && !emu.live_records("Contact").is_empty()
+    })
+    .await;
+    emu.clear_request_log();
+    emu.expire_access_tokens();
+    wait_for("the run to finish", Duration::from_secs(300), async || store.run(run.id).await.unwrap().finished_at.is_some()).await;
+    for n in nodes.iter_mut() {
+        let _ = n.kill();
+        let _ = n.wait();
+    }
+    let done = store.run(run.id).await.unwrap();
+    assert_eq!((done.total, done.done, done.failed), (RUN as i64, RUN as i64, 0));
+    assert_eq!(crate::common::registry_ids(emu).len(), RUN);
+    let grants = emu.request_log().iter().filter(|r| r.path == "/services/oauth2/token").count();
+    assert_eq!(grants, 1, "one refresh_token grant for three nodes");
+    let now = store.tokens(server).await.unwrap().expect("tokens are held");
+    assert_ne!(now.access_token, first.access_token, "renewed");
+    assert_eq!(emu.refresh_token_status(now.refresh_token.as_deref().unwrap()), Some(RefreshStatus::Active), "the family lives");
+    assert_eq!(store.server(server).await.unwrap().token_status, TokenStatus::Set);
+}
