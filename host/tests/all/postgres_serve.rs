@@ -38,6 +38,26 @@ pub fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path, extra: &[&
         .expect("registry-host starts")
 }
 
+/// A Contacts target on `server` and `n` people with ids `{prefix}00000`…
+/// Collection calls, not one Bulk API job: a run is shared out in claims
+/// of up to 1,000 people.
+async fn contacts_with_people(store: &Store, server: i64, prefix: &str, n: usize) -> i64 {
+    let target = store
+        .create_target(&TargetInput {
+            name: "Contacts".into(),
+            plugin: "salesforce".into(),
+            server_id: server,
+            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
+            enabled: true,
+            scope: Scope::default(),
+        })
+        .await
+        .unwrap();
+    let people: Vec<Person> = (0..n).map(|i| Person::example(&format!("{prefix}{i:05}"), "Node", &format!("Person {i}"), &format!("{}{i}@example.org", prefix.to_lowercase()))).collect();
+    store.import_people(people, |_| {}).await.unwrap();
+    target
+}
+
 /// Waits until `done`, failing the test after `limit`.
 pub async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -61,21 +81,7 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
     // An admin's setup, through the store the nodes share.
     let store = Store::from(PgStore::connect(&url, "setup", SecretBox::new(&key), PgConfig { register: false, ..PgConfig::default() }).await.unwrap());
     let server = store.create_server(&crate::common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).await.unwrap();
-    let target = store
-        .create_target(&TargetInput {
-            name: "Contacts".into(),
-            plugin: "salesforce".into(),
-            server_id: server,
-            // Collection calls, not one Bulk API job: the run is shared
-            // out in claims of up to 1,000 people.
-            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
-            enabled: true,
-            scope: Scope::default(),
-        })
-        .await
-        .unwrap();
-    let people: Vec<Person> = (0..PEOPLE).map(|i| Person::example(&format!("N{i:05}"), "Node", &format!("Person {i}"), &format!("n{i}@example.org"))).collect();
-    store.import_people(people, |_| {}).await.unwrap();
+    let target = contacts_with_people(&store, server, "N", PEOPLE).await;
     let run = store.start_run(target).await.unwrap();
 
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -153,19 +159,7 @@ async fn three_serve_processes_renew_an_expired_token_once_mid_run() {
     input.api_hosts = vec!["127.0.0.1".into()];
     let server = store.create_server(&input).await.unwrap();
     store.save_tokens(server, &first).await.unwrap();
-    let target = store
-        .create_target(&TargetInput {
-            name: "Contacts".into(),
-            plugin: "salesforce".into(),
-            server_id: server,
-            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
-            enabled: true,
-            scope: Scope::default(),
-        })
-        .await
-        .unwrap();
-    let people: Vec<Person> = (0..RUN).map(|i| Person::example(&format!("R{i:04}"), "Renew", &format!("Person {i}"), &format!("r{i}@example.org"))).collect();
-    store.import_people(people, |_| {}).await.unwrap();
+    let target = contacts_with_people(&store, server, "R", RUN).await;
     let key_text = base64::engine::general_purpose::STANDARD.encode(key);
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // One claim of 1,000 at a time per node (five calls each): all three
