@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use registry_host::domain::{Done, Job, Person, Scope, ServerInput, TargetInput, TokenStatus};
+use registry_host::domain::{Done, Job, Person, ProvState, Scope, ServerInput, TargetInput, TokenStatus};
 use registry_host::secrets::SecretBox;
 use registry_host::store::postgres::{PgConfig, PgStore};
 use registry_host::store::{AuditFilter, KeyRole, NewSigningKey, PendingOrigin, Store, StoreError};
@@ -345,6 +345,52 @@ async fn every_secret_opens_under_the_new_key_only() {
             Ok(stale) => assert!(stale.server_config(id).await.is_err(), "the old key opens nothing"),
             Err(e) => assert!(e.to_string().contains("REGISTRY_HOST_SECRET_KEY"), "the old key is refused: {e}"),
         }
+    })
+    .await;
+}
+
+/// An import of more than one transaction's worth of people: the new ones
+/// queued by each target's scope (PostgreSQL writes them set-based), a
+/// group made from its name, an unchanged person left alone; imported
+/// again with changes, only those are queued again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_queues_new_and_changed_people_by_scope() {
+    each_backend(async |store, _| {
+        let server = store.create_server(&server_input("S")).await.unwrap();
+        let everyone = store.create_target(&target_input("Everyone", server)).await.unwrap();
+        let mut scoped = target_input("Example", server);
+        scoped.scope = Scope::parse("example.org", "");
+        let example = store.create_target(&scoped).await.unwrap();
+        let person = |i: usize, domain: &str| Person::example(&format!("I{i:03}"), "Imported", &format!("Person {i}"), &format!("i{i}@{domain}"));
+        // A third outside example.org; one in a group; one there already.
+        let mut people: Vec<Person> = (0..600).map(|i| person(i, if i % 3 == 0 { "elsewhere.example" } else { "example.org" })).collect();
+        people[5].groups = vec!["Staff".into()];
+        store.create_person(person(999, "example.org")).await.unwrap();
+        people.push(person(999, "example.org"));
+        let stats = store.import_people(people.clone(), |_| {}).await.unwrap();
+        assert_eq!((stats.added, stats.updated, stats.unchanged), (600, 0, 1));
+        let states = |id: &'static str| {
+            let store = &store;
+            async move { store.person_states(id).await.unwrap().into_iter().map(|s| (s.target_id, s.state)).collect::<Vec<_>>() }
+        };
+        assert_eq!(states("I000").await, vec![(everyone, ProvState::Pending), (example, ProvState::NotInScope)]);
+        assert_eq!(states("I001").await, vec![(everyone, ProvState::Pending), (example, ProvState::Pending)]);
+        let staff = store.group_by_name_or_id("Staff").await.unwrap().expect("the group is made");
+        assert_eq!(store.group_members(&staff.id).await.unwrap(), vec!["I005".to_string()]);
+        assert_eq!(store.person("I005").await.unwrap().groups, vec![staff.id.clone()]);
+        assert_eq!(store.job_counts(Some(everyone)).await.unwrap(), (601, 0));
+        assert_eq!(store.job_counts(Some(example)).await.unwrap(), (401, 0), "two thirds of the 600, and the one there already");
+
+        // Again: one renamed, one moved into example.org, one new.
+        people[5].groups = vec![staff.id.clone()];
+        people[1].name.given = "Renamed".into();
+        people[3].emails[0].address = "i3@example.org".into();
+        people.push(person(600, "example.org"));
+        let stats = store.import_people(people, |_| {}).await.unwrap();
+        assert_eq!((stats.added, stats.updated, stats.unchanged), (1, 2, 599));
+        assert_eq!(states("I003").await, vec![(everyone, ProvState::Pending), (example, ProvState::Pending)]);
+        assert_eq!(store.job_counts(Some(everyone)).await.unwrap(), (602, 0), "a renamed person's queued job is replaced, not doubled");
+        assert_eq!(store.job_counts(Some(example)).await.unwrap(), (403, 0));
     })
     .await;
 }

@@ -23,6 +23,7 @@ mod bulk;
 mod credentials;
 mod enqueue;
 mod groups;
+mod import;
 mod keys;
 mod leases;
 mod log;

@@ -136,8 +136,10 @@ impl PgStore {
             named.sort();
             named.dedup();
             Self::lock_groups(&tx, &named).await?;
+            let fresh = Self::insert_new_people(&tx, &targets, &chunk, now).await?;
+            stats.added += fresh.len();
             let mut changed = BTreeSet::new();
-            for mut p in chunk {
+            for mut p in chunk.into_iter().filter(|p| !fresh.contains(&p.id)) {
                 let mut existing = Self::stored_person(&tx, &p.id).await?;
                 // Made by another import meanwhile: the row is there now.
                 if existing.is_none() && !Self::write_person(&tx, &p, now, true, &mut changed).await? {
