@@ -1,7 +1,9 @@
 //! Several real `registry-host serve` processes on one PostgreSQL: they
-//! share the work of a "Reprovision all", one is killed with SIGKILL while
-//! it holds jobs, and the others finish: every person ends up in the
-//! emulator exactly once, the run is done with nothing failed.
+//! start beside another node's claims and leave them alone, share the
+//! work of a "Reprovision all", one is killed with SIGKILL while it holds
+//! jobs, and the others finish: every person ends up in the emulator
+//! exactly once, sent twice only if the killed node held them, the run done
+//! with nothing failed. And an expired token is renewed once across them.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -83,18 +85,36 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
     let server = store.create_server(&crate::common::emulator_server(&emu, "salesforce", GrantType::ClientCredentials)).await.unwrap();
     let target = contacts_with_people(&store, server, "N", PEOPLE).await;
     let run = store.start_run(target).await.unwrap();
+    // A node already at work when the three start: starting, each releases
+    // only its own earlier claims, never this one's.
+    let holder = Store::from(PgStore::connect(&url, "holder", SecretBox::new(&key), PgConfig { lease: Duration::from_secs(120), ..PgConfig::default() }).await.unwrap());
+    let held_before = holder.claim(50).await.unwrap();
+    assert_eq!(held_before.len(), 50);
+    let db = crate::pg::connect(&url).await;
+    let holders_claims = async || -> Vec<(i64, Option<String>, i64, String)> {
+        db.query("SELECT id, claimed_by, claim_seq, state FROM jobs WHERE id = ANY($1) ORDER BY id", &[&held_before.iter().map(|j| j.id).collect::<Vec<_>>()])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    };
+    let claims_before = holders_claims().await;
 
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes: Vec<Child> = (0..3).map(|i| serve(&url, &key_text, &format!("node-{i}"), dirs[i].path(), &["--workers", "1", "--lease-seconds", "12", "--plugin-timeout-ms", "10000"])).collect();
     let pg = store.postgres().unwrap();
+    let serving = async || pg.live_nodes(Duration::from_secs(30)).await.unwrap().into_iter().filter(|n| n.id.starts_with("node-")).collect::<Vec<_>>();
     // Each node at work (one call at a time each, so the run is shared).
     wait_for("three nodes, each holding jobs", Duration::from_secs(120), async || {
-        let live = pg.live_nodes(Duration::from_secs(30)).await.unwrap();
+        let live = serving().await;
         live.len() == 3 && live.iter().all(|n| n.claimed > 0)
     })
     .await;
+    assert_eq!(holders_claims().await, claims_before, "three nodes started and left another node's claims alone");
+    assert_eq!(holder.release(&held_before).await.unwrap(), 50, "and the holder still had them to give back");
     // SIGKILL the node holding the most jobs.
-    let live = pg.live_nodes(Duration::from_secs(30)).await.unwrap();
+    let live = serving().await;
     let victim = live.iter().max_by_key(|n| n.claimed).unwrap().id.clone();
     let held = live.iter().find(|n| n.id == victim).unwrap().claimed;
     let index: usize = victim.trim_start_matches("node-").parse().unwrap();
@@ -102,7 +122,6 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
     nodes[index].wait().unwrap();
     assert!(held > 0, "the killed node held jobs");
     // Whose leases it died with: nothing changes them until they expire.
-    let db = crate::pg::connect(&url).await;
     let leased: std::collections::HashSet<String> = db
         .query("SELECT person_id FROM jobs WHERE claimed_by = $1 AND state = 'running'", &[&victim])
         .await
