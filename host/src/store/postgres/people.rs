@@ -7,11 +7,8 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
 use super::PgStore;
-use crate::domain::{Action, HistoryEntry, ImportStats, Person, ProvState, Status, TargetState};
+use crate::domain::{Action, HistoryEntry, Person, ProvState, Status, TargetState};
 use crate::store::{PeopleQuery, PeopleSort, StoreError, now_ms};
-
-/// People written per transaction by an import.
-const PEOPLE_PER_TRANSACTION: usize = 500;
 
 fn state_of(s: &str) -> Result<ProvState, StoreError> {
     ProvState::parse(s).ok_or_else(|| StoreError::Unreadable(format!("provisioning state '{s}'")))
@@ -100,81 +97,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(())
     }
-
-    /// Adds or updates many people, 500 per transaction (each person with
-    /// their jobs); `progress` gets the count done. A file naming a deleted
-    /// person's id changes nothing.
-    pub async fn import_people(&self, mut people: Vec<Person>, mut progress: impl FnMut(usize)) -> Result<ImportStats, StoreError> {
-        let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
-        let deleted: Vec<String> =
-            self.client().await?.query("SELECT id FROM people WHERE status = 'deleted' AND id = ANY($1) ORDER BY id", &[&ids]).await?.iter().map(|r| r.get(0)).collect();
-        if !deleted.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "{} belonged to deleted people and registry ids are never reused; give those rows new ids (nothing was imported)",
-                deleted.join(", ")
-            )));
-        }
-        self.resolve_groups(&mut people).await?;
-        let mut stats = ImportStats::default();
-        let mut done = 0;
-        for chunk in people.chunks(PEOPLE_PER_TRANSACTION) {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            let targets = Self::lite_targets(&tx).await?;
-            let now = now_ms();
-            // In id order: two imports touching the same people lock them
-            // in the same order.
-            let n = chunk.len();
-            let mut chunk: Vec<Person> = chunk.to_vec();
-            for p in chunk.iter_mut().filter(|p| p.id.is_empty()) {
-                p.id = crate::domain::new_id();
-            }
-            chunk.sort_by(|a, b| a.id.cmp(&b.id));
-            // The groups the chunk names, before any person (as a group's
-            // own changes take it).
-            let mut named: Vec<String> = chunk.iter().flat_map(|p| p.groups.iter().cloned()).collect();
-            named.sort();
-            named.dedup();
-            Self::lock_groups(&tx, &named).await?;
-            let fresh = Self::insert_new_people(&tx, &targets, &chunk, now).await?;
-            stats.added += fresh.len();
-            let mut changed = BTreeSet::new();
-            for mut p in chunk.into_iter().filter(|p| !fresh.contains(&p.id)) {
-                let mut existing = Self::stored_person(&tx, &p.id).await?;
-                // Made by another import meanwhile: the row is there now.
-                if existing.is_none() && !Self::write_person(&tx, &p, now, true, &mut changed).await? {
-                    existing = Self::stored_person(&tx, &p.id).await?;
-                } else if existing.is_none() {
-                    Self::enqueue_person(&tx, &targets, &p, Action::Added).await?;
-                    stats.added += 1;
-                    continue;
-                }
-                if p.groups.is_empty()
-                    && let Some(old) = &existing
-                {
-                    p.groups = old.groups.clone();
-                }
-                match existing {
-                    None => return Err(StoreError::Conflict(format!("{} was written and then removed during the import; import again", p.id))),
-                    Some(old) if old.status == Status::Deleted => {
-                        return Err(StoreError::Conflict(format!("{} was deleted during the import; only the first {done} rows were imported", p.id)));
-                    }
-                    Some(old) if old == p => stats.unchanged += 1,
-                    Some(old) => {
-                        Self::write_person(&tx, &p, now, false, &mut changed).await?;
-                        Self::enqueue_person(&tx, &targets, &p, Action::for_change(old.status, p.status)).await?;
-                        stats.updated += 1;
-                    }
-                }
-            }
-            Self::members_changed(&tx, &changed).await?;
-            tx.commit().await?;
-            done += n;
-            progress(done);
-        }
-        Ok(stats)
-    }
-
     /// One person (a deleted one too).
     pub async fn person(&self, id: &str) -> Result<Person, StoreError> {
         let row = self.client().await?.query_opt("SELECT data FROM people WHERE id = $1", &[&id]).await?;
