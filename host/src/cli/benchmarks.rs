@@ -233,8 +233,9 @@ pub async fn reprovision(config: RuntimeConfig, path: &Path, n: usize, latency: 
                 reprovision_on(config, path, n, latency, workers, bulk, stores, Some(&db.url)).await
             }
             .await;
-            db.drop_now().await?;
-            result
+            let dropped = db.drop_now().await;
+            result?;
+            dropped
         }
     }
 }
@@ -253,7 +254,8 @@ async fn reprovision_on(
 ) -> anyhow::Result<()> {
     let engine_config = EngineConfig { workers: workers.unwrap_or(EngineConfig::default().workers), ..EngineConfig::default() };
     // The emulator speaks plain http on loopback; the pool fits the workers.
-    let config = RuntimeConfig { insecure_loopback: true, pooling: config.pooling.map(|_| RuntimeConfig::pool_for(engine_config.workers)), ..config };
+    // One runtime for every node's engine: its pool fits all their workers.
+    let config = RuntimeConfig { insecure_loopback: true, pooling: config.pooling.map(|_| RuntimeConfig::pool_for(engine_config.workers * stores.len())), ..config };
     let mut emu = EmulatorProcess::start(latency)?;
     let store = stores[0].clone();
     let runtime = Runtime::new(config)?;

@@ -236,10 +236,18 @@ async fn rotate_shared_key(data_dir: &Path, new_key_file: Option<&Path>) -> anyh
         }
         Err(e) => return Err(e),
     };
+    anyhow::ensure!(
+        new.fingerprint() != SecretBox::load_or_create(data_dir)?.fingerprint(),
+        "{} holds the key the database is sealed with now (a finished rotation's file?): give a path for a new key",
+        file.display()
+    );
     let pg = store.postgres().expect("a --database store is PostgreSQL");
-    let live: Vec<String> = pg.live_nodes(NODE_FRESH).await?.into_iter().map(|n| n.id).collect();
-    anyhow::ensure!(live.is_empty(), "nodes are serving on this database ({}): stop every node first (each holds the old key), then rotate", live.join(", "));
-    let count = store.reseal(&new).await.context("re-sealing the secrets (nothing was changed)")?;
+    // Checked again inside the re-seal's transaction, which a starting
+    // node's key check waits for.
+    let count = pg.reseal_unless_live(&new, Some(NODE_FRESH)).await.map_err(|e| match e {
+        registry_host::store::StoreError::Conflict(why) => anyhow::anyhow!(why),
+        other => anyhow::Error::new(other).context("re-sealing the secrets (nothing was changed)"),
+    })?;
     store.audit(&cli_actor(), "secrets.rotate", "secret.key", serde_json::json!({"resealed": count, "shared": true})).await?;
     println!(
         "re-sealed {count} secret(s) with the new key in {}; set REGISTRY_HOST_SECRET_KEY to its contents on every node, then start them (a node with the old key refuses to start). Keep the file safe, or delete it once the nodes have the key.",

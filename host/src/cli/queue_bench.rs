@@ -14,7 +14,6 @@ use registry_host::secrets::SecretBox;
 use registry_host::store::SqliteStore;
 use registry_host::store::postgres::{PgConfig, PgStore};
 use registry_plugin_runtime::latest::types::GrantType;
-use tokio_postgres::NoTls;
 
 /// Runs the bench and prints a Markdown table.
 pub async fn queue(database: Option<&str>, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<()> {
@@ -81,8 +80,11 @@ async fn sqlite_run(jobs: usize, batch: usize, workers: usize) -> anyhow::Result
 async fn postgres_run(url: &str, nodes: usize, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<Duration> {
     let db = ScratchDatabase::create(url, &format!("queue_{nodes}")).await?;
     let result = postgres_in(&db.url, nodes, jobs, batch, workers).await;
-    db.drop_now().await?;
-    result
+    // The run's own error, if any, before a failure to clean up.
+    let dropped = db.drop_now().await;
+    let took = result?;
+    dropped?;
+    Ok(took)
 }
 
 /// A database of the bench's own on the server `--database` names, made
@@ -97,8 +99,7 @@ pub struct ScratchDatabase {
 impl ScratchDatabase {
     /// Makes `registry_bench_<tag>` (dropping a leftover one first).
     pub async fn create(url: &str, tag: &str) -> anyhow::Result<ScratchDatabase> {
-        let (admin, conn) = tokio_postgres::connect(url, NoTls).await.context("connecting to --database")?;
-        tokio::spawn(conn);
+        let admin = registry_host::store::postgres::tls::connect(url).await.context("connecting to --database")?;
         let name = format!("registry_bench_{}_{tag}", std::process::id());
         // One statement each: neither may run inside a transaction block.
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.context("dropping an old bench database")?;
@@ -126,8 +127,7 @@ async fn postgres_in(url: &str, nodes: usize, jobs: usize, batch: usize, workers
     for n in 0..nodes {
         stores.push(PgStore::connect(url, &format!("bench-{n}"), SecretBox::new(&[9; 32]), config.clone()).await?);
     }
-    let (db, conn) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(conn);
+    let db = registry_host::store::postgres::tls::connect(url).await?;
     // Seeded set-based, as a reprovision queues: only claiming and
     // recording are timed.
     db.batch_execute(&format!(

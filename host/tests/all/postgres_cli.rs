@@ -64,6 +64,14 @@ async fn secrets_rotate_reseals_a_shared_database_once_every_node_is_stopped() {
     assert!(!ok && out.contains("stop every node first") && out.contains("web-1"), "a live node is named: {out}");
     assert_eq!(node.server_config(server).await.unwrap().client_secret, "client secret", "nothing changed");
     node.stop().await.unwrap();
+    // A file holding the key in use (a finished rotation's, say): refused,
+    // rather than "rotating" to the same key.
+    let same = dir.path().join("same.key");
+    std::fs::write(&same, base64::engine::general_purpose::STANDARD.encode(old)).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&same, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (ok, out) = cli(&url, &old, dir.path(), &["secrets", "rotate", "--new-key-file", same.to_str().unwrap()]);
+    assert!(!ok && out.contains("sealed with now"), "{out}");
 
     let (ok, out) = cli(&url, &old, dir.path(), &["secrets", "rotate", "--new-key-file", file_arg]);
     assert!(ok && out.contains("REGISTRY_HOST_SECRET_KEY"), "{out}");

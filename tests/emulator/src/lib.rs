@@ -20,6 +20,7 @@ pub mod admin;
 pub mod bulk;
 pub mod describe;
 pub mod errors;
+pub mod fields;
 pub mod ids;
 pub mod jwt;
 pub mod oauth;

@@ -502,9 +502,9 @@ fn collection_body(body: &Bytes) -> Result<(bool, Vec<Value>), ApiError> {
 }
 
 /// Refuses the whole call when a record holds a value Salesforce cannot
-/// deserialize (see [`crate::records::parse_error`]).
+/// deserialize (see [`crate::fields::parse_error`]).
 fn parseable(body: (bool, Vec<Value>), resolve: &dyn Fn(&Value) -> Result<crate::schema::ObjectDef, SfError>) -> Result<(bool, Vec<Value>), ApiError> {
-    let refused = body.1.iter().find_map(|r| crate::records::parse_error(&resolve(r).ok()?, r.as_object()?));
+    let refused = body.1.iter().find_map(|r| crate::fields::parse_error(&resolve(r).ok()?, r.as_object()?));
     match refused {
         Some(e) => Err(ApiError::bad_request(e)),
         None => Ok(body),

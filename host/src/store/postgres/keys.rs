@@ -14,8 +14,31 @@ impl PgStore {
     /// Re-seals every secret under `new`; how many values. A value that
     /// opens under neither key stops the rotation and changes nothing.
     pub async fn reseal(&self, new: &SecretBox) -> Result<usize, StoreError> {
+        self.reseal_unless_live(new, None).await
+    }
+
+    /// [`PgStore::reseal`], refused (changing nothing) while a node has
+    /// sent a heartbeat within `fresh`. The recorded key's row is locked
+    /// first: a node starting meanwhile checks its key against it after
+    /// this commits (and is refused), or registered before (and is seen).
+    pub async fn reseal_unless_live(&self, new: &SecretBox, fresh: Option<std::time::Duration>) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute("SELECT fingerprint FROM secret_key FOR UPDATE", &[]).await?;
+        if let Some(fresh) = fresh {
+            let live: Vec<String> = tx
+                .query(
+                    "SELECT id FROM nodes WHERE stopped_at IS NULL AND heartbeat_at > now() - $1::bigint * interval '1 millisecond' ORDER BY id",
+                    &[&(fresh.as_millis() as i64)],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !live.is_empty() {
+                return Err(StoreError::Conflict(format!("nodes are serving on this database ({}): stop every node first (each holds the old key), then rotate", live.join(", "))));
+            }
+        }
         let mut count = 0;
         for (table, key_column, column) in SEALED {
             let rows = tx

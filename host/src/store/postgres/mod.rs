@@ -121,10 +121,8 @@ impl PgStore {
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         let store = PgStore { pool, node: node.to_string(), secrets, config, tripwire: Arc::default(), new_holds: Arc::default() };
         store.migrate().await?;
+        // The key checked and the node registered in one transaction.
         store.check_key().await?;
-        if store.config.register {
-            store.register().await?;
-        }
         Ok(store)
     }
 
@@ -166,16 +164,14 @@ impl PgStore {
         Ok(known - current as usize)
     }
 
-    /// Marks this node started (again): a restarted node keeps its id.
-    async fn register(&self) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO nodes (id, pid) VALUES ($1, $2)
-                 ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, started_at = now(), heartbeat_at = now(), stopped_at = NULL",
-                &[&self.node, &i64::from(std::process::id())],
-            )
-            .await?;
+    /// Marks node `node` started (again): a restarted node keeps its id.
+    async fn register_in(tx: &deadpool_postgres::Transaction<'_>, node: &str) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO nodes (id, pid) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, started_at = now(), heartbeat_at = now(), stopped_at = NULL",
+            &[&node, &i64::from(std::process::id())],
+        )
+        .await?;
         Ok(())
     }
 

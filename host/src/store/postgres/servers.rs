@@ -273,12 +273,20 @@ impl PgStore {
     /// others sealed.
     pub(super) async fn check_key(&self) -> Result<(), StoreError> {
         let mine = self.secrets.fingerprint();
-        let client = self.client().await?;
-        client.execute("INSERT INTO secret_key (fingerprint) VALUES ($1) ON CONFLICT (only_row) DO NOTHING", &[&mine]).await?;
-        let theirs: String = client.query_one("SELECT fingerprint FROM secret_key", &[]).await?.get(0);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("INSERT INTO secret_key (fingerprint) VALUES ($1) ON CONFLICT (only_row) DO NOTHING", &[&mine]).await?;
+        // Shared: a key rotation (which locks the row for update) either
+        // finished before, and the new key is read here, or waits until
+        // this node is registered, and sees it live.
+        let theirs: String = tx.query_one("SELECT fingerprint FROM secret_key FOR SHARE", &[]).await?.get(0);
         if theirs != mine {
             return Err(StoreError::KeyMismatch { database: theirs, ours: mine });
         }
+        if self.config.register {
+            Self::register_in(&tx, &self.node).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

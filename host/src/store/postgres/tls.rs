@@ -44,11 +44,18 @@ impl Connection {
     pub fn parse(s: &str) -> Result<Connection, StoreError> {
         let (rest, params) = take_tls_params(s)?;
         let mut config: tokio_postgres::Config = rest.parse()?;
-        let mode = params.iter().find(|(k, _)| k == "sslmode").map(|(_, v)| v.as_str());
-        let root = params.iter().find(|(k, _)| k == "sslrootcert").map(|(_, v)| v.as_str());
+        // As libpq: the last value of a repeated key counts.
+        let mode = params.iter().rev().find(|(k, _)| k == "sslmode").map(|(_, v)| v.as_str());
+        let root = params.iter().rev().find(|(k, _)| k == "sslrootcert").map(|(_, v)| v.as_str());
         match (mode, root) {
             // A CA given without a mode: verifying against it is what is meant.
             (None, Some(_)) | (Some("require" | "verify-ca" | "verify-full"), _) => {
+                if config.get_hosts().iter().any(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_))) {
+                    return Err(StoreError::Connection("TLS is for a server reached by host name: a Unix socket (a host that is a directory) takes no sslmode".into()));
+                }
+                if config.get_ssl_negotiation() == tokio_postgres::config::SslNegotiation::Direct {
+                    return Err(StoreError::Connection("sslnegotiation=direct is not supported: leave it out (TLS is negotiated the usual way)".into()));
+                }
                 config.ssl_mode(SslMode::Require);
                 Ok(Connection { config, tls: Some(connector(root)?) })
             }
@@ -65,6 +72,25 @@ impl Connection {
             (Some(other), _) => Err(StoreError::Connection(format!("sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"))),
         }
     }
+}
+
+/// One connection outside any pool (a tool's, e.g. the bench's own),
+/// with TLS as the string asks; its driver runs on the runtime.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let c = Connection::parse(url)?;
+    let client = match c.tls {
+        Some(tls) => {
+            let (client, driver) = c.config.connect(tls).await?;
+            tokio::spawn(driver);
+            client
+        }
+        None => {
+            let (client, driver) = c.config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(driver);
+            client
+        }
+    };
+    Ok(client)
 }
 
 /// A rustls connector trusting the CA certificates in `root` (a PEM file),
@@ -93,28 +119,39 @@ fn connector(root: Option<&str>) -> Result<MakeRustlsConnect, StoreError> {
     Ok(MakeRustlsConnect::new(config))
 }
 
-/// `s` without `sslmode` and `sslrootcert`, and their values.
+/// `s` without `sslmode` and `sslrootcert`, and their values; `s`
+/// itself, byte for byte, when it has neither.
 fn take_tls_params(s: &str) -> Result<(String, Vec<(String, String)>), StoreError> {
-    if s.contains("://") {
-        let mut url = url::Url::parse(s).map_err(|e| StoreError::Connection(format!("not a postgres:// URL: {e}")))?;
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        // Only the query's own text is touched (a URL library would
+        // re-encode the rest, and refuses tokio-postgres's host lists).
+        let (head, fragment) = match s.split_once('#') {
+            Some((h, f)) => (h, Some(f)),
+            None => (s, None),
+        };
+        let Some((base, query)) = head.split_once('?') else { return Ok((s.to_string(), Vec::new())) };
         let mut taken = Vec::new();
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .filter_map(|(k, v)| {
-                if is_tls_param(&k) {
-                    taken.push((k.into_owned(), v.into_owned()));
-                    None
-                } else {
-                    Some((k.into_owned(), v.into_owned()))
-                }
-            })
-            .collect();
-        if kept.is_empty() {
-            url.set_query(None);
-        } else {
-            url.query_pairs_mut().clear().extend_pairs(kept);
+        let mut kept = Vec::new();
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |t: &str| percent_encoding::percent_decode_str(t).decode_utf8_lossy().into_owned();
+            if is_tls_param(&decode(k)) {
+                taken.push((decode(k), decode(v)));
+            } else {
+                kept.push(pair);
+            }
         }
-        return Ok((url.to_string(), taken));
+        if taken.is_empty() {
+            return Ok((s.to_string(), taken));
+        }
+        let mut rest = base.to_string();
+        if !kept.is_empty() {
+            rest = format!("{rest}?{}", kept.join("&"));
+        }
+        if let Some(f) = fragment {
+            rest = format!("{rest}#{f}");
+        }
+        return Ok((rest, taken));
     }
     let mut kept = Vec::new();
     let mut taken = Vec::new();
@@ -124,6 +161,9 @@ fn take_tls_params(s: &str) -> Result<(String, Vec<(String, String)>), StoreErro
         } else {
             kept.push(text);
         }
+    }
+    if taken.is_empty() {
+        return Ok((s.to_string(), taken));
     }
     Ok((kept.join(" "), taken))
 }
@@ -135,7 +175,7 @@ fn is_tls_param(key: &str) -> bool {
 /// libpq's key=value form: each (key, value, the pair's own text), with
 /// single-quoted values and backslash escapes.
 fn keywords(s: &str) -> Result<Vec<(String, String, String)>, StoreError> {
-    let bad = |why: &str| StoreError::Connection(format!("the connection string: {why}"));
+    let bad = |why: &str| StoreError::Connection(why.to_string());
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
@@ -156,7 +196,8 @@ fn keywords(s: &str) -> Result<Vec<(String, String, String)>, StoreError> {
         let key: String = chars[start..i].iter().collect();
         skip_space(&mut i);
         if i >= chars.len() || chars[i] != '=' {
-            return Err(bad(&format!("`{key}` has no `=` and value")));
+            // The position, not the text: it may be part of a password.
+            return Err(bad(&format!("a word at character {} has no `=` and value (quote a value that holds spaces: key='a b')", start + 1)));
         }
         i += 1;
         skip_space(&mut i);
@@ -165,7 +206,7 @@ fn keywords(s: &str) -> Result<Vec<(String, String, String)>, StoreError> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => return Err(bad(&format!("the quoted value of `{key}` is not closed"))),
+                    None => return Err(bad(&format!("the quoted value starting at character {} is not closed", start + 1))),
                     Some('\'') => {
                         i += 1;
                         break;
@@ -207,6 +248,12 @@ mod tests {
         assert_eq!(taken, vec![("sslmode".into(), "require".into())]);
         let (rest, _) = take_tls_params("postgres://db.example.org/registry?sslmode=disable").unwrap();
         assert_eq!(rest, "postgres://db.example.org/registry");
+        // Untouched when there is nothing to take: encoding and host lists.
+        for url in ["postgres://h1:5432,h2:5433/db?options=-c%20search_path%3Dx", "host=/tmp user=postgres"] {
+            assert_eq!(take_tls_params(url).unwrap(), (url.to_string(), vec![]));
+        }
+        let (rest, taken) = take_tls_params("postgresql://h1,h2/db?options=-c%20x&sslrootcert=%2Fetc%2Fca.pem").unwrap();
+        assert_eq!((rest.as_str(), taken), ("postgresql://h1,h2/db?options=-c%20x", vec![("sslrootcert".to_string(), "/etc/ca.pem".to_string())]));
     }
 
     #[test]
@@ -225,5 +272,14 @@ mod tests {
         assert!(err.contains("sslmode=verify-full"), "{err}");
         let err = Connection::parse("host=db dbname='unclosed").unwrap_err().to_string();
         assert!(err.contains("not closed"), "{err}");
+        // The last of a repeated key counts, as in libpq.
+        assert!(Connection::parse("host=db sslmode=disable sslmode=verify-full").unwrap().tls.is_some());
+        assert!(Connection::parse("host=db sslmode=verify-full sslmode=disable").unwrap().tls.is_none());
+        // An error never repeats the string's words (a password's, say).
+        let err = Connection::parse("host=db password=pa ss").unwrap_err().to_string();
+        assert!(!err.contains("ss"), "{err}");
+        assert!(err.contains("character 21"), "{err}");
+        let err = Connection::parse("host=/run/postgresql sslmode=verify-full").unwrap_err().to_string();
+        assert!(err.contains("Unix socket"), "{err}");
     }
 }
