@@ -44,20 +44,34 @@ pub fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path, extra: &[&
 /// Collection calls, not one Bulk API job: a run is shared out in claims
 /// of up to 1,000 people.
 async fn contacts_with_people(store: &Store, server: i64, prefix: &str, n: usize) -> i64 {
-    let target = store
-        .create_target(&TargetInput {
-            name: "Contacts".into(),
-            plugin: "salesforce".into(),
-            server_id: server,
-            settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
-            enabled: true,
-            scope: Scope::default(),
-        })
-        .await
-        .unwrap();
+    let target = store.create_target(&contacts(server, true)).await.unwrap();
     let people: Vec<Person> = (0..n).map(|i| Person::example(&format!("{prefix}{i:05}"), "Node", &format!("Person {i}"), &format!("{}{i}@example.org", prefix.to_lowercase()))).collect();
     store.import_people(people, |_| {}).await.unwrap();
     target
+}
+
+fn contacts(server_id: i64, enabled: bool) -> TargetInput {
+    TargetInput {
+        name: "Contacts".into(),
+        plugin: "salesforce".into(),
+        server_id,
+        settings: vec![("object".into(), "Contact".into()), ("external_id_field".into(), "Registry_ID__c".into()), ("bulk_threshold".into(), "0".into())],
+        enabled,
+        scope: Scope::default(),
+    }
+}
+
+/// The target switched on or off: off, no node claims its jobs, so the
+/// tests start every node before any work is there to take (a node slow
+/// to start would otherwise find the others holding everything).
+async fn set_enabled(store: &Store, target: i64, server: i64, on: bool) {
+    store.update_target(target, &contacts(server, on)).await.unwrap();
+}
+
+/// Nodes named `prefix…` that have started: registered, and a heartbeat
+/// since (sent once their start is done).
+async fn started(pg: &PgStore, prefix: &str) -> usize {
+    pg.live_nodes(Duration::from_secs(30)).await.unwrap().iter().filter(|n| n.id.starts_with(prefix) && n.heartbeat_at > n.started_at).count()
 }
 
 /// Waits until `done`, failing the test after `limit`.
@@ -100,10 +114,15 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
             .collect()
     };
     let claims_before = holders_claims().await;
+    set_enabled(&store, target, server, false).await;
 
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes: Vec<Child> = (0..3).map(|i| serve(&url, &key_text, &format!("node-{i}"), dirs[i].path(), &["--workers", "1", "--lease-seconds", "12", "--plugin-timeout-ms", "10000"])).collect();
     let pg = store.postgres().unwrap();
+    wait_for("three started nodes", Duration::from_secs(120), async || started(pg, "node-").await == 3).await;
+    assert_eq!(holders_claims().await, claims_before, "three nodes started and left another node's claims alone");
+    assert_eq!(holder.release(&held_before).await.unwrap(), 50, "and the holder still had them to give back");
+    set_enabled(&store, target, server, true).await;
     let serving = async || pg.live_nodes(Duration::from_secs(30)).await.unwrap().into_iter().filter(|n| n.id.starts_with("node-")).collect::<Vec<_>>();
     // Each node at work (one call at a time each, so the run is shared).
     wait_for("three nodes, each holding jobs", Duration::from_secs(120), async || {
@@ -111,8 +130,6 @@ async fn three_serve_processes_share_a_run_and_survive_one_killed() {
         live.len() == 3 && live.iter().all(|n| n.claimed > 0)
     })
     .await;
-    assert_eq!(holders_claims().await, claims_before, "three nodes started and left another node's claims alone");
-    assert_eq!(holder.release(&held_before).await.unwrap(), 50, "and the holder still had them to give back");
     // SIGKILL the node holding the most jobs, once part of its claim has
     // reached the org (a claim of 1,000 is five calls): what it sent is
     // not recorded, and is sent again by the others.
@@ -188,6 +205,7 @@ async fn three_serve_processes_renew_an_expired_token_once_mid_run() {
     let server = store.create_server(&input).await.unwrap();
     store.save_tokens(server, &first).await.unwrap();
     let target = contacts_with_people(&store, server, "R", RUN).await;
+    set_enabled(&store, target, server, false).await;
     let key_text = base64::engine::general_purpose::STANDARD.encode(key);
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // One claim of 1,000 at a time per node (five calls each): all three
@@ -195,8 +213,9 @@ async fn three_serve_processes_renew_an_expired_token_once_mid_run() {
     let options = ["--workers", "1", "--lease-seconds", "12", "--plugin-timeout-ms", "10000"];
     let mut nodes: Vec<Child> = (0..3).map(|i| serve(&url, &key_text, &format!("renew-{i}"), dirs[i].path(), &options)).collect();
     let pg = store.postgres().unwrap();
-    wait_for("three nodes", Duration::from_secs(120), async || pg.live_nodes(Duration::from_secs(30)).await.unwrap().len() == 3).await;
+    wait_for("three started nodes", Duration::from_secs(120), async || started(pg, "renew-").await == 3).await;
     let run = store.start_run(target).await.unwrap();
+    set_enabled(&store, target, server, true).await;
     wait_for("every node at work", Duration::from_secs(120), async || {
         pg.live_nodes(Duration::from_secs(30)).await.unwrap().iter().all(|n| n.claimed > 0) && !emu.live_records("Contact").is_empty()
     })
