@@ -40,19 +40,7 @@ fn done(job: registry_host::domain::Job) -> Done {
 async fn sqlite_run(jobs: usize, batch: usize, workers: usize) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteStore::open(dir.path(), SecretBox::new(&[9; 32]))?);
-    let input = ServerInput {
-        name: "Bench".into(),
-        description: String::new(),
-        plugin: "bench".into(),
-        server_url: "https://login.example.com".into(),
-        client_id: "bench".into(),
-        client_secret: Some("bench".into()),
-        grant_type: GrantType::ClientCredentials,
-        scope: None,
-        api_hosts: vec![],
-        jwt_subject: None,
-        token_url: None,
-    };
+    let input = ServerInput::example("Bench", "bench", GrantType::ClientCredentials);
     let server = store.create_server(&input)?;
     store.create_target(&TargetInput { name: "Bench".into(), plugin: "bench".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() })?;
     let people = (0..jobs).map(|i| Person::example(&format!("P{i:07}"), "Bench", &format!("Person {i}"), &format!("p{i}@example.org"))).collect();

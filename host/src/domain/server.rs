@@ -145,6 +145,25 @@ impl ServerInput {
             token_url: config.token_url.clone(),
         }
     }
+
+    /// A server at `https://login.example.org` with client `app` and
+    /// secret `s3cret`, nothing else set: the tests' and the benches'
+    /// usual server (change a field with `..ServerInput::example(…)`).
+    pub fn example(name: &str, plugin: &str, grant_type: GrantType) -> Self {
+        ServerInput {
+            name: name.into(),
+            description: String::new(),
+            plugin: plugin.into(),
+            server_url: "https://login.example.org".into(),
+            client_id: "app".into(),
+            client_secret: Some("s3cret".into()),
+            grant_type,
+            scope: None,
+            api_hosts: Vec::new(),
+            jwt_subject: None,
+            token_url: None,
+        }
+    }
 }
 
 /// The stored name of a grant type.

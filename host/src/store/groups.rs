@@ -146,16 +146,11 @@ impl SqliteStore {
         let before: BTreeSet<String> = Self::member_ids(tx, id)?.into_iter().collect();
         let targets = Self::lite_targets(tx)?;
         let mut changed = false;
-        for person in before.iter().filter(|p| !now.contains(p)).chain(now.iter().copied().filter(|p| !before.contains(*p))) {
+        for (person, joins) in membership_changes(&before, &now) {
             let mut p = Self::stored_person(tx, person)?
                 .filter(|p| p.status != Status::Deleted)
                 .ok_or_else(|| StoreError::NotFound(format!("person {person} (named as a member of group {id})")))?;
-            if now.contains(person) {
-                p.groups.push(id.to_string());
-                p.groups.sort();
-            } else {
-                p.groups.retain(|g| g != id);
-            }
+            set_membership(&mut p, id, joins);
             Self::write_person(tx, &p, now_ms(), false)?;
             Self::enqueue(tx, &targets, &p, Action::Updated)?;
             changed = true;
@@ -437,3 +432,23 @@ impl SqliteStore {
         .collect()
     }
 }
+
+/// Who joins or leaves a group whose members go from `before` to `now`,
+/// in id order (the order every transaction locks people in), each with
+/// whether they join. Both backends' member changes go by it.
+pub(crate) fn membership_changes<'a>(before: &'a BTreeSet<String>, now: &BTreeSet<&'a String>) -> Vec<(&'a String, bool)> {
+    let mut moving: Vec<(&String, bool)> =
+        before.iter().filter(|p| !now.contains(p)).map(|p| (p, false)).chain(now.iter().copied().filter(|p| !before.contains(*p)).map(|p| (p, true))).collect();
+    moving.sort();
+    moving
+}
+
+/// `p` joining (or leaving) group `id`; their groups stay sorted.
+pub(crate) fn set_membership(p: &mut crate::domain::Person, id: &str, joins: bool) {
+    p.groups.retain(|g| g != id);
+    if joins {
+        p.groups.push(id.to_string());
+        p.groups.sort();
+    }
+}
+

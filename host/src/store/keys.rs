@@ -75,19 +75,7 @@ mod tests {
         let old = SecretBox::new(&[1; 32]);
         let new = SecretBox::new(&[2; 32]);
         let store = SqliteStore::open(dir.path(), old.clone()).unwrap();
-        let input = ServerInput {
-            name: "S".into(),
-            description: String::new(),
-            plugin: "p".into(),
-            server_url: "https://login.example.org".into(),
-            client_id: "id".into(),
-            client_secret: Some("client secret".into()),
-            grant_type: GrantType::AuthorizationCode,
-            scope: None,
-            api_hosts: vec![],
-            jwt_subject: None,
-            token_url: None,
-        };
+        let input = ServerInput { client_secret: Some("client secret".into()), ..ServerInput::example("S", "p", GrantType::AuthorizationCode) };
         let id = store.create_server(&input).unwrap();
         let tokens = TokenSet {
             access_token: "access".into(),

@@ -258,19 +258,7 @@ pub(crate) fn scratch_with_target() -> (tempfile::TempDir, SqliteStore, i64) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), SecretBox::new(&[4; 32])).unwrap();
     let server = store
-        .create_server(&ServerInput {
-            name: "S".into(),
-            description: String::new(),
-            plugin: "p".into(),
-            server_url: "https://login.example.org".into(),
-            client_id: "id".into(),
-            client_secret: Some("s".into()),
-            grant_type: GrantType::ClientCredentials,
-            scope: None,
-            api_hosts: vec![],
-            jwt_subject: None,
-            token_url: None,
-        })
+        .create_server(&ServerInput { client_secret: Some("s".into()), ..ServerInput::example("S", "p", GrantType::ClientCredentials) })
         .unwrap();
     let target = store.create_target(&TargetInput { name: "T".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() }).unwrap();
     (dir, store, target)

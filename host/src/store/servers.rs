@@ -304,19 +304,7 @@ mod tests {
     }
 
     fn input(name: &str) -> ServerInput {
-        ServerInput {
-            name: name.into(),
-            description: "".into(),
-            plugin: "salesforce".into(),
-            server_url: "https://login.salesforce.com".into(),
-            client_id: "3MVG9key".into(),
-            client_secret: Some("s3cret".into()),
-            grant_type: GrantType::AuthorizationCode,
-            scope: Some("api refresh_token".into()),
-            api_hosts: vec![],
-            jwt_subject: None,
-            token_url: None,
-        }
+        ServerInput { scope: Some("api refresh_token".into()), ..ServerInput::example(name, "salesforce", GrantType::AuthorizationCode) }
     }
 
     fn tokens() -> TokenSet {

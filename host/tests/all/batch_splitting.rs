@@ -22,19 +22,7 @@ async fn a_plugin_that_traps_on_one_person_fails_only_that_person() {
     let name = plugin.name().to_string();
     let plugins = Arc::new(HashMap::from([(name.clone(), plugin)]));
     let server = store
-        .create_server(&ServerInput {
-            name: "Records".into(),
-            description: String::new(),
-            plugin: name.clone(),
-            server_url: "https://login.salesforce.com".into(),
-            client_id: "id".into(),
-            client_secret: Some("secret".into()),
-            grant_type: GrantType::AuthorizationCode,
-            scope: None,
-            api_hosts: vec![],
-            jwt_subject: None,
-            token_url: None,
-        }).await
+        .create_server(&ServerInput::example("Records", &name, GrantType::AuthorizationCode)).await
         .unwrap();
     let tokens = TokenSet {
         access_token: "a".into(),

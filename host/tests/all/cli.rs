@@ -151,19 +151,7 @@ async fn targets_and_api_tokens_from_the_command_line() {
 
     let store = registry_host::store::Store::open(data.path(), registry_host::secrets::SecretBox::load_or_create(data.path()).unwrap()).unwrap();
     let server = store
-        .create_server(&registry_host::domain::ServerInput {
-            name: "SF".into(),
-            description: String::new(),
-            plugin: "salesforce".into(),
-            server_url: "https://login.salesforce.com".into(),
-            client_id: "id".into(),
-            client_secret: Some("secret".into()),
-            grant_type: registry_plugin_runtime::latest::types::GrantType::AuthorizationCode,
-            scope: None,
-            api_hosts: vec![],
-            jwt_subject: None,
-            token_url: None,
-        }).await
+        .create_server(&registry_host::domain::ServerInput::example("SF", "salesforce", registry_plugin_runtime::latest::types::GrantType::AuthorizationCode)).await
         .unwrap();
     store
         .create_target(&registry_host::domain::TargetInput {
@@ -239,19 +227,7 @@ async fn secrets_rotate_reseals_everything_with_a_new_key() {
     let data = tempfile::tempdir().unwrap();
     let old_key = SecretBox::load_or_create(data.path()).unwrap();
     let store = registry_host::store::Store::open(data.path(), old_key.clone()).unwrap();
-    let input = registry_host::domain::ServerInput {
-        name: "SF".into(),
-        description: String::new(),
-        plugin: "salesforce".into(),
-        server_url: "https://login.salesforce.com".into(),
-        client_id: "id".into(),
-        client_secret: Some("the client secret".into()),
-        grant_type: registry_plugin_runtime::latest::types::GrantType::AuthorizationCode,
-        scope: None,
-        api_hosts: vec![],
-        jwt_subject: None,
-        token_url: None,
-    };
+    let input = registry_host::domain::ServerInput { client_secret: Some("the client secret".into()), ..registry_host::domain::ServerInput::example("SF", "salesforce", registry_plugin_runtime::latest::types::GrantType::AuthorizationCode) };
     let server = store.create_server(&input).await.unwrap();
     drop(store);
     let before = std::fs::read_to_string(data.path().join(KEY_FILE)).unwrap();

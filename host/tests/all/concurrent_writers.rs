@@ -18,19 +18,7 @@ async fn an_import_during_a_reprovision_loses_nothing_and_fails_nothing() {
     let serve = Arc::new(Store::open(dir.path(), key.clone()).unwrap());
     let cli = Store::open(dir.path(), key).unwrap();
     let server = serve
-        .create_server(&ServerInput {
-            name: "S".into(),
-            description: String::new(),
-            plugin: "salesforce".into(),
-            server_url: "https://login.salesforce.com".into(),
-            client_id: "id".into(),
-            client_secret: Some("s".into()),
-            grant_type: GrantType::AuthorizationCode,
-            scope: None,
-            api_hosts: vec![],
-            jwt_subject: None,
-            token_url: None,
-        })
+        .create_server(&ServerInput::example("S", "salesforce", GrantType::AuthorizationCode))
         .await.unwrap();
     let target = serve
         .create_target(&TargetInput { name: "T".into(), plugin: "salesforce".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() })

@@ -40,19 +40,7 @@ async fn secrets_rotate_reseals_a_shared_database_once_every_node_is_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(&url, &old, true).await.unwrap();
     let server = node
-        .create_server(&ServerInput {
-            name: "Org".into(),
-            description: String::new(),
-            plugin: "p".into(),
-            server_url: "https://login.example.com".into(),
-            client_id: "app".into(),
-            client_secret: Some("client secret".into()),
-            grant_type: GrantType::ClientCredentials,
-            scope: None,
-            api_hosts: vec![],
-            jwt_subject: None,
-            token_url: None,
-        })
+        .create_server(&ServerInput { client_secret: Some("client secret".into()), ..ServerInput::example("Org", "p", GrantType::ClientCredentials) })
         .await
         .unwrap();
     let file = dir.path().join("next.key");

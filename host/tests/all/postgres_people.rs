@@ -18,19 +18,7 @@ async fn node(url: &str, id: &str) -> PgStore {
 }
 
 async fn server(n: &PgStore) -> i64 {
-    let input = ServerInput {
-        name: "Org".into(),
-        description: String::new(),
-        plugin: "p".into(),
-        server_url: "https://login.example.com".into(),
-        client_id: "app".into(),
-        client_secret: Some("s".into()),
-        grant_type: GrantType::ClientCredentials,
-        scope: None,
-        api_hosts: vec![],
-        jwt_subject: None,
-        token_url: None,
-    };
+    let input = ServerInput::example("Org", "p", GrantType::ClientCredentials);
     n.create_server(&input).await.unwrap()
 }
 

@@ -19,19 +19,7 @@ async fn node(url: &str, id: &str) -> PgStore {
 }
 
 fn input(name: &str, grant_type: GrantType) -> ServerInput {
-    ServerInput {
-        name: name.into(),
-        description: String::new(),
-        plugin: "p".into(),
-        server_url: "https://login.example.com".into(),
-        client_id: "app".into(),
-        client_secret: Some("s3cret".into()),
-        grant_type,
-        scope: Some("api refresh_token".into()),
-        api_hosts: vec![],
-        jwt_subject: None,
-        token_url: None,
-    }
+    ServerInput { scope: Some("api refresh_token".into()), ..ServerInput::example(name, "p", grant_type) }
 }
 
 fn tokens(access: &str, refresh: Option<&str>) -> TokenSet {

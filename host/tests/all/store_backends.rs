@@ -55,19 +55,7 @@ async fn postgres(url: &str, key: &[u8; 32]) -> Result<Store, StoreError> {
 }
 
 fn server_input(name: &str) -> ServerInput {
-    ServerInput {
-        name: name.into(),
-        description: String::new(),
-        plugin: "salesforce".into(),
-        server_url: "https://login.salesforce.com".into(),
-        client_id: "3MVG9key".into(),
-        client_secret: Some("s3cret".into()),
-        grant_type: GrantType::ClientCredentials,
-        scope: Some("api refresh_token".into()),
-        api_hosts: vec![],
-        jwt_subject: None,
-        token_url: None,
-    }
+    ServerInput { scope: Some("api refresh_token".into()), ..ServerInput::example(name, "salesforce", GrantType::ClientCredentials) }
 }
 
 fn target_input(name: &str, server_id: i64) -> TargetInput {

@@ -10,7 +10,7 @@ use deadpool_postgres::Transaction;
 use super::PgStore;
 use super::servers::conflict;
 use crate::domain::{Action, Group, GroupAction, GroupJob, Person, Scope, Status};
-use crate::store::groups::GroupIndex;
+use crate::store::groups::{GroupIndex, membership_changes, set_membership};
 use crate::store::targets::read_scope;
 use crate::store::{GroupJobInput, GroupSummary, Member, StoreError, now_ms};
 
@@ -128,19 +128,12 @@ impl PgStore {
         let mut groups = BTreeSet::new();
         // In id order, so the people (and their pairs) are locked in the
         // order every other transaction takes them.
-        let mut moving: Vec<&String> = before.iter().filter(|p| !now.contains(p)).chain(now.iter().copied().filter(|p| !before.contains(*p))).collect();
-        moving.sort();
-        for person in moving {
+        for (person, joins) in membership_changes(&before, &now) {
             let mut p = Self::stored_person(tx, person)
                 .await?
                 .filter(|p| p.status != Status::Deleted)
                 .ok_or_else(|| StoreError::NotFound(format!("person {person} (named as a member of group {id})")))?;
-            if now.contains(person) {
-                p.groups.push(id.to_string());
-                p.groups.sort();
-            } else {
-                p.groups.retain(|g| g != id);
-            }
+            set_membership(&mut p, id, joins);
             Self::write_person(tx, &p, now_ms(), false, &mut groups).await?;
             Self::enqueue_person(tx, &targets, &p, Action::Updated).await?;
             changed = true;
