@@ -82,6 +82,12 @@ pub enum SecretError {
         /// The data directory.
         dir: String,
     },
+    /// A shared database's key must be given: a node never makes one.
+    #[error("a shared database needs the key every node uses: set {KEY_ENV} (base64 of 32 bytes; `openssl rand -base64 32` makes one for the first node), or put it in {dir}/{KEY_FILE}")]
+    NoSharedKey {
+        /// The data directory.
+        dir: String,
+    },
     /// Rotation works on the key file, not on a key from the environment.
     #[error("the key comes from {KEY_ENV}: rotation replaces the data directory's {KEY_FILE}, so it cannot rotate a key it did not store")]
     KeyInEnvironment,
@@ -126,6 +132,17 @@ impl SecretBox {
             return Err(SecretError::KeyLost { dir: data_dir.display().to_string() });
         }
         create_key_file(&path)
+    }
+
+    /// The key for a shared database: from the environment, else from
+    /// `data_dir/secret.key`; never made here, since a key one node made
+    /// for itself would lock every other node out (or, on an empty
+    /// database, become the database's key unseen).
+    pub fn load_shared(data_dir: &Path) -> Result<Self, SecretError> {
+        if let Ok(v) = std::env::var(KEY_ENV) {
+            return Ok(Self::new(&decode_key(&v, KEY_ENV)?));
+        }
+        read_key_file(&data_dir.join(KEY_FILE))?.ok_or_else(|| SecretError::NoSharedKey { dir: data_dir.display().to_string() })
     }
 
     /// Starts (or resumes) replacing the key file: the new key is written

@@ -141,7 +141,7 @@ pub fn installed_plugins(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Starts serving; returns once the listener is bound.
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let secrets = SecretBox::load_or_create(&config.data_dir)?;
+    let secrets = if config.database.is_some() { SecretBox::load_shared(&config.data_dir)? } else { SecretBox::load_or_create(&config.data_dir)? };
     let (store, lock) = match &config.database {
         Some(shared) => {
             anyhow::ensure!(

@@ -24,7 +24,7 @@ fn database() -> Option<&'static str> {
 /// needed) the data directory's SQLite.
 pub async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let secrets = SecretBox::load_or_create(data_dir)?;
+    let secrets = if database().is_some() { SecretBox::load_shared(data_dir)? } else { SecretBox::load_or_create(data_dir)? };
     open_store_with(data_dir, secrets).await
 }
 
@@ -237,7 +237,7 @@ async fn rotate_shared_key(data_dir: &Path, new_key_file: Option<&Path>) -> anyh
         Err(e) => return Err(e),
     };
     anyhow::ensure!(
-        new.fingerprint() != SecretBox::load_or_create(data_dir)?.fingerprint(),
+        new.fingerprint() != SecretBox::load_shared(data_dir)?.fingerprint(),
         "{} holds the key the database is sealed with now (a finished rotation's file?): give a path for a new key",
         file.display()
     );

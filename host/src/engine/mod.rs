@@ -219,6 +219,16 @@ impl Engine {
         }
     }
 
+    /// A server has new tokens: the jobs that waited for them can run,
+    /// here and, when sharing a database, on the other nodes (told on the
+    /// tokens channel).
+    pub fn tokens_arrived(&self) {
+        self.wake.notify_waiters();
+        if let Some(w) = self.shared.get() {
+            w.tell(crate::store::postgres::Topic::Tokens);
+        }
+    }
+
     /// Sharing a database with other nodes: their wake-ups wake this
     /// node's workers, and this node's tell them.
     pub fn share_wakeups(self: &Arc<Self>, wakeups: crate::store::postgres::Wakeups) {
@@ -472,7 +482,8 @@ impl Engine {
             pending = self.store.hold_leases(std::mem::take(&mut pending)).await?;
             if pending.len() < ids.len() {
                 tracing::warn!(lost = ids.len() - pending.len(), "jobs were taken back by another node before their call; they are its to run");
-                let positions: Vec<usize> = pending.iter().filter_map(|j| ids.iter().position(|id| *id == j.id)).collect();
+                let at: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+                let positions: Vec<usize> = pending.iter().filter_map(|j| at.get(&j.id).copied()).collect();
                 requests = requests.select(&positions);
                 if pending.is_empty() {
                     return Ok(());

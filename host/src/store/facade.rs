@@ -132,7 +132,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(_) => Ok(jobs),
             Backend::Postgres(pg) => {
-                let held = pg.hold_leases(&jobs).await?;
+                let held: std::collections::HashSet<i64> = pg.hold_leases(&jobs).await?.into_iter().collect();
                 Ok(jobs.into_iter().filter(|j| held.contains(&j.id)).collect())
             }
         }
@@ -434,10 +434,8 @@ on_either! {
     fn history(&self, id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError>;
     /// Queues the person for one target now ("Provision now"): their
     /// current state, or their removal if they are deleted or out of its
-    /// scope. Whether a job was queued.
-    fn reprovision_person_for(&self, id: &str, target: i64) -> Result<bool, StoreError>;
-    /// [`SqliteStore::reprovision_person_for`], the job acting as `admin` (with
-    /// their own provider token, when they hold one).
+    /// scope, the job acting as `admin` (with their own provider token,
+    /// when they hold one). Whether a job was queued.
     fn reprovision_person_as(&self, id: &str, target: i64, admin: Option<i64>) -> Result<bool, StoreError>;
     /// "Reprovision": queues the person again for every target; returns how
     /// many jobs were queued (targets whose scope excludes them get none).

@@ -193,16 +193,15 @@ impl SqliteStore {
         let tx = write(&mut conn)?;
         let held = Self::hold_removals(&tx)?;
         let jobs: Vec<Job> = {
-            let mut stmt = tx.prepare_cached(
+            let mut stmt = tx.prepare_cached(concat!(
                 "SELECT j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin FROM jobs j
                  JOIN targets t ON t.id = j.target_id
                  JOIN oauth2_servers s ON s.id = t.server_id
-                 WHERE j.state = 'queued' AND j.not_before <= ?1 AND t.enabled = 1 AND j.held = 0
-                   AND (t.paused_until IS NULL OR t.paused_until <= ?1)
-                   AND (s.token_status = 'set' OR (s.grant_type IN ('client_credentials', 'jwt_bearer') AND s.token_status = 'not_set'))
-                   AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')
-                   AND j.target_id NOT IN (SELECT value FROM json_each(?3))
-                 ORDER BY j.id LIMIT ?2",
+                 WHERE j.not_before <= ?1 AND (t.paused_until IS NULL OR t.paused_until <= ?1) AND ",
+                ready_job_sql!(),
+                " AND j.target_id NOT IN (SELECT value FROM json_each(?3))
+                 ORDER BY j.id LIMIT ?2"
+            ),
             )?;
             stmt.query_map(params![now, max as i64, busy], job_of_row)?
             .collect::<Result<Vec<_>, _>>()?
@@ -260,12 +259,13 @@ impl SqliteStore {
     /// the workers, or by the worker that finishes the earlier job.
     pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.db().query_row(
-            "SELECT MIN(MAX(j.not_before, COALESCE(t.paused_until, 0))) FROM jobs j
-             JOIN targets t ON t.id = j.target_id
-             JOIN oauth2_servers s ON s.id = t.server_id
-             WHERE j.state = 'queued' AND t.enabled = 1 AND j.held = 0
-               AND (s.token_status = 'set' OR (s.grant_type = 'client_credentials' AND s.token_status = 'not_set'))
-               AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state != 'failed')",
+            concat!(
+                "SELECT MIN(MAX(j.not_before, COALESCE(t.paused_until, 0))) FROM jobs j
+                 JOIN targets t ON t.id = j.target_id
+                 JOIN oauth2_servers s ON s.id = t.server_id
+                 WHERE ",
+                ready_job_sql!()
+            ),
             [],
             |r| r.get(0),
         )?)

@@ -13,6 +13,18 @@ use rusqlite::Connection;
 
 use crate::secrets::{SecretBox, SecretError};
 
+/// When a queued job `j` of target `t` (server `s`) may run, in SQL both
+/// backends speak: its target on, it not held for an admin, a token the
+/// engine can use or get by itself, and no earlier unfinished job of its
+/// person and target. One rule for every claim and every "when next?".
+macro_rules! ready_job_sql {
+    () => {
+        "j.state = 'queued' AND t.enabled AND NOT j.held
+         AND (s.token_status = 'set' OR (s.grant_type IN ('client_credentials', 'jwt_bearer') AND s.token_status = 'not_set'))
+         AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')"
+    };
+}
+
 mod admin_tokens;
 mod admins;
 mod audit;

@@ -293,13 +293,8 @@ impl SqliteStore {
 
     /// Queues the person for one target now ("Provision now"): their
     /// current state, or their removal if they are deleted or out of its
-    /// scope. Whether a job was queued.
-    pub fn reprovision_person_for(&self, id: &str, target: i64) -> Result<bool, StoreError> {
-        self.reprovision_person_as(id, target, None)
-    }
-
-    /// [`SqliteStore::reprovision_person_for`], the job acting as `admin` (with
-    /// their own provider token, when they hold one).
+    /// scope, the job acting as `admin` (with their own provider token,
+    /// when they hold one). Whether a job was queued.
     pub fn reprovision_person_as(&self, id: &str, target: i64, admin: Option<i64>) -> Result<bool, StoreError> {
         let mut conn = self.db();
         let tx = write(&mut conn)?;

@@ -275,7 +275,7 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
         GrantType::ClientCredentials => match app.oauth.client_credentials(id).await {
             Ok(()) => {
                 audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id).await?.name, serde_json::json!({"grant_type": "client_credentials"})).await;
-                app.engine.wake();
+                app.engine.tokens_arrived();
                 Ok(see_other(&format!("/servers/{id}?notice=obtained")))
             }
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None).await,
@@ -283,7 +283,7 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
         GrantType::StaticBearer => match app.oauth.static_bearer(id).await {
             Ok(_) => {
                 audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id).await?.name, serde_json::json!({"grant_type": "static_bearer"})).await;
-                app.engine.wake();
+                app.engine.tokens_arrived();
                 Ok(see_other(&format!("/servers/{id}?notice=obtained")))
             }
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None).await,
@@ -291,7 +291,7 @@ async fn obtain_token(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminFor
         GrantType::JwtBearer => match app.oauth.jwt_bearer(id).await {
             Ok(_) => {
                 audit::record(&app, &s.username, "server.obtain-token", &app.store.server(id).await?.name, serde_json::json!({"grant_type": "jwt_bearer"})).await;
-                app.engine.wake();
+                app.engine.tokens_arrived();
                 Ok(see_other(&format!("/servers/{id}?notice=obtained")))
             }
             Err(e) => server_view_page(&app, &s, id, None, Some(format!("No token: {e}")), None).await,
@@ -311,7 +311,7 @@ async fn use_refresh_token(State(app): State<Arc<App>>, Path(id): Path<i64>, Adm
     match app.oauth.use_refresh_token(id, &pasted).await {
         Ok(()) => {
             audit::record(&app, &s.username, "server.use-refresh-token", &name, serde_json::json!({})).await;
-            app.engine.wake();
+            app.engine.tokens_arrived();
             Ok(see_other(&format!("/servers/{id}?notice=obtained")))
         }
         Err(e) => server_view_page(&app, &s, id, None, Some(format!("The refresh token was refused, and nothing was stored: {e}")), None).await.map(|mut r| {
@@ -371,7 +371,7 @@ async fn callback(State(app): State<Arc<App>>, Path(id): Path<i64>, Query(q): Qu
         Ok(()) => {
             let name = app.store.server(id).await.map(|sv| sv.name).unwrap_or_default();
             audit::record(&app, &s.username, "server.obtain-token", &name, serde_json::json!({"grant_type": "authorization_code"})).await;
-            app.engine.wake();
+            app.engine.tokens_arrived();
             format!("/servers/{id}?notice=obtained")
         }
         Err(FlowError::UnknownState) => format!("/servers/{id}?problem=state"),
@@ -467,7 +467,7 @@ async fn switch_key(State(app): State<Arc<App>>, Path(id): Path<i64>, AdminForm 
     match app.oauth.switch_key(id).await {
         Ok(()) => {
             audit::record(&app, &s.username, "server.certificate.switch", &name, serde_json::json!({})).await;
-            app.engine.wake();
+            app.engine.tokens_arrived();
             Ok(see_other(&format!("/servers/{id}?notice=switched")))
         }
         Err(e) => server_view_page(&app, &s, id, None, Some(format!("Not switched: {e}")), None).await,

@@ -43,6 +43,19 @@ async fn secrets_rotate_reseals_a_shared_database_once_every_node_is_stopped() {
         .create_server(&ServerInput { client_secret: Some("client secret".into()), ..ServerInput::example("Org", "p", GrantType::ClientCredentials) })
         .await
         .unwrap();
+    // Without the shared key a command stops, and makes none of its own
+    // (one it made would become an empty database's key unseen).
+    let bare = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .arg("--data-dir")
+        .arg(bare.path())
+        .args(["--database", &url, "nodes"])
+        .env_remove("REGISTRY_HOST_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("REGISTRY_HOST_SECRET_KEY"), "{out:?}");
+    assert!(!bare.path().join(registry_host::secrets::KEY_FILE).exists(), "no key file was made");
+
     let file = dir.path().join("next.key");
     let file_arg = file.to_str().unwrap();
 

@@ -460,6 +460,13 @@ async fn a_burst_of_changes_wakes_the_other_nodes_with_one_notify() {
     let (sent, _) = wb.counts();
     assert!((1..=3).contains(&sent), "200 changes sent {sent} NOTIFYs");
     assert!(wa.counts().1 >= 1);
+    // New tokens on node b (what an Obtain New Token tells): node a's
+    // waiters for them wake.
+    let arrived = tokens.notified();
+    tokio::pin!(arrived);
+    arrived.as_mut().enable();
+    wb.tell(registry_host::store::postgres::Topic::Tokens);
+    tokio::time::timeout(Duration::from_secs(5), arrived).await.expect("node a heard of the new tokens");
 }
 
 /// A job whose target was deleted while it ran (its jobs and states go

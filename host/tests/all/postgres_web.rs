@@ -14,8 +14,10 @@ use crate::web::Harness;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nodes_page_lists_every_live_node_and_marks_this_one() {
     let Some(url) = database().await else { return };
-    // One data directory for both: its key file is the key they share.
+    // One data directory for both: its key file is the key they share
+    // (a node never makes one for a shared database).
     let dir = tempfile::tempdir().unwrap();
+    registry_host::secrets::SecretBox::key_file(&dir.path().join(registry_host::secrets::KEY_FILE)).unwrap();
     let start = |node: &str| {
         registry_host::serve::start(ServeConfig {
             data_dir: dir.path().to_path_buf(),

@@ -157,12 +157,13 @@ impl PgStore {
             .client()
             .await?
             .query_one(
-                "SELECT MIN(GREATEST(j.not_before, COALESCE(t.paused_until, 0))) FROM jobs j
-                 JOIN targets t ON t.id = j.target_id
-                 JOIN oauth2_servers s ON s.id = t.server_id
-                 WHERE j.state = 'queued' AND t.enabled AND NOT j.held
-                   AND (s.token_status = 'set' OR (s.grant_type IN ('client_credentials', 'jwt_bearer') AND s.token_status = 'not_set'))
-                   AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')",
+                concat!(
+                    "SELECT MIN(GREATEST(j.not_before, COALESCE(t.paused_until, 0))) FROM jobs j
+                     JOIN targets t ON t.id = j.target_id
+                     JOIN oauth2_servers s ON s.id = t.server_id
+                     WHERE ",
+                    ready_job_sql!()
+                ),
                 &[],
             )
             .await?

@@ -109,11 +109,6 @@ impl PgStore {
         self.people_page(&PeopleQuery { text: query.to_string(), ..Default::default() }, offset, limit).await
     }
 
-    /// Queues the person for one target now ("Provision now").
-    pub async fn reprovision_person_for(&self, id: &str, target: i64) -> Result<bool, StoreError> {
-        self.reprovision_person_as(id, target, None).await
-    }
-
     /// One page of people matching `q`, and how many match in all.
     pub async fn people_page(&self, q: &PeopleQuery, offset: usize, limit: usize) -> Result<(Vec<Person>, usize), StoreError> {
         let escape = |w: &str| format!("%{}%", w.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));

@@ -76,10 +76,7 @@ impl PgStore {
                        SELECT j.id, j.target_id, t.pause_level FROM jobs j
                        JOIN targets t ON t.id = j.target_id
                        JOIN oauth2_servers s ON s.id = t.server_id
-                       WHERE j.state = 'queued' AND j.not_before <= $1 AND t.enabled AND NOT j.held
-                         AND (t.paused_until IS NULL OR t.paused_until <= $1)
-                         AND (s.token_status = 'set' OR (s.grant_type IN ('client_credentials', 'jwt_bearer') AND s.token_status = 'not_set'))
-                         AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.person_id = j.person_id AND e.target_id = j.target_id AND e.id < j.id AND e.state <> 'failed')
+                       WHERE j.not_before <= $1 AND (t.paused_until IS NULL OR t.paused_until <= $1) AND {READY}
                          AND NOT (j.target_id = ANY($3))
                        ORDER BY j.id LIMIT $2
                        FOR NO KEY UPDATE OF j SKIP LOCKED
@@ -92,7 +89,8 @@ impl PgStore {
                      UPDATE jobs j SET state = 'running', bulk_batch = NULL, claimed_by = $4, claim_seq = j.claim_seq + 1,
                        lease_until = now() + $5::bigint * interval '1 millisecond'
                      FROM chosen c WHERE j.id = c.id
-                     RETURNING {JOB_COLUMNS}"
+                     RETURNING {JOB_COLUMNS}",
+                    READY = ready_job_sql!()
                 ),
                 &[&now, &(max as i64), &busy, &self.node, &self.lease_ms()],
             )

@@ -163,13 +163,18 @@ impl PgStore {
 
     /// A call for the target worked: its failure streak and pause end.
     /// Whether it was paused (a probe that worked).
+    // A healthy target's row is neither locked nor written: every node
+    // ends every batch here.
     pub async fn target_succeeded(&self, target: i64) -> Result<bool, StoreError> {
         let row = self
             .client()
             .await?
             .query_opt(
                 "UPDATE targets t SET failures_in_row = 0, failing_since = NULL, pause_level = 0, paused_until = NULL, pause_reason = NULL
-                 FROM (SELECT id, pause_level FROM targets WHERE id = $1 FOR NO KEY UPDATE) old WHERE t.id = old.id RETURNING old.pause_level",
+                 FROM (SELECT id, pause_level FROM targets WHERE id = $1
+                         AND (failures_in_row > 0 OR failing_since IS NOT NULL OR pause_level > 0 OR paused_until IS NOT NULL OR pause_reason IS NOT NULL)
+                       FOR NO KEY UPDATE) old
+                 WHERE t.id = old.id RETURNING old.pause_level",
                 &[&target],
             )
             .await?;
