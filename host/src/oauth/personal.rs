@@ -75,23 +75,42 @@ impl OAuth {
     }
 
     /// Refreshes `admin`'s token after `stale` was refused; one refresh at
-    /// a time per admin and server, reusing a newer token.
+    /// a time per admin and server (across every node on a shared
+    /// database: their row is locked throughout), reusing a newer token.
     pub async fn refresh_personal(&self, id: i64, admin: i64, stale: &str) -> Result<TokenSet, FlowError> {
         let lock = self.refreshing_personal.lock().unwrap_or_else(|p| p.into_inner()).entry((id, admin)).or_default().clone();
         let _one_at_a_time = lock.lock().await;
         let (plugin, config) = self.plugin(id).await?;
-        let tokens = self.store.admin_tokens(admin, id).await?.ok_or(FlowError::NoTokens)?;
-        if tokens.access_token != stale {
-            return Ok(tokens);
-        }
         let allow = self.allowlist(id, &config, None).await?;
-        match plugin.refresh(&config, &tokens, &allow).await? {
-            Ok(fresh) => {
-                self.trusted(id, &fresh).await?;
-                self.store.save_admin_tokens(admin, id, &fresh, None).await?;
-                Ok(fresh)
+        // New tokens, written nowhere: the caller saves them.
+        let refresh = async |held: TokenSet| -> Result<TokenSet, Refused> {
+            match plugin.refresh(&config, &held, &allow).await.map_err(FlowError::from)? {
+                Ok(fresh) => {
+                    self.trusted(id, &fresh).await?;
+                    Ok(fresh)
+                }
+                Err(e) => Err(Refused::Plugin(e)),
             }
-            Err(e) => {
+        };
+        let outcome = match self.store.postgres() {
+            Some(pg) => pg.renew_admin_locked(admin, id, stale, super::shared::RENEW_WAIT, refresh).await,
+            None => {
+                let held = self.store.admin_tokens(admin, id).await?.ok_or(FlowError::NoTokens)?;
+                if held.access_token != stale {
+                    return Ok(held);
+                }
+                let fresh = refresh(held).await;
+                if let Ok(fresh) = &fresh {
+                    self.store.save_admin_tokens(admin, id, fresh, None).await?;
+                }
+                fresh
+            }
+        };
+        match outcome {
+            Ok(fresh) => Ok(fresh),
+            Err(Refused::Flow(e)) => Err(e),
+            // Recorded once the lock is gone.
+            Err(Refused::Plugin(e)) => {
                 let dead = matches!(e, PluginError::ReauthorizationRequired(_));
                 let _ = self.store.admin_token_checked(admin, id, Err((&explain(&e), dead))).await;
                 Err(FlowError::Plugin(explain(&e)))
@@ -122,5 +141,24 @@ impl OAuth {
             }
         }
         Ok(failed)
+    }
+}
+
+/// Why a refresh of an admin's token failed: the flow, or the provider's
+/// answer (recorded on their token).
+enum Refused {
+    Flow(FlowError),
+    Plugin(PluginError),
+}
+
+impl From<FlowError> for Refused {
+    fn from(e: FlowError) -> Self {
+        Refused::Flow(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Refused {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refused::Flow(e.into())
     }
 }

@@ -14,8 +14,8 @@ use crate::domain::TokenStatus;
 use crate::store::postgres::PgStore;
 use crate::store::{KeyRole, StoreError};
 
-/// How long a node waits for another's renewal of the same server.
-const RENEW_WAIT: Duration = Duration::from_secs(60);
+/// How long a node waits for another's renewal of the same token.
+pub(super) const RENEW_WAIT: Duration = Duration::from_secs(60);
 
 /// Why a renewal under the lock failed: what to record on the server once
 /// the lock is gone (the error, and the token status it calls for).

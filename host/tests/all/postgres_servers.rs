@@ -318,4 +318,24 @@ async fn the_apps_renewal_is_one_across_nodes() {
     bed.emulator.expire_access_tokens();
     assert!(nodes[1].1.renew(id, Some(&x.access_token)).await.is_err());
     assert_eq!(nodes[0].0.server(id).await.unwrap().token_status, TokenStatus::NeedsReauthorization);
+
+    // An admin's own token, refused on three nodes at once: one refresh
+    // grant too (their row is locked as the server's is), every node gets
+    // the new token, the family lives.
+    let admin = nodes[0].0.create_admin("ada", "hash").await.unwrap();
+    let own = bed.authorize().await.unwrap();
+    nodes[0].0.save_admin_tokens(admin, id, &own, Some("ada@example.org")).await.unwrap();
+    bed.emulator.expire_access_tokens();
+    bed.emulator.clear_request_log();
+    let stale = own.access_token.clone();
+    let (x, y, z) = tokio::join!(
+        nodes[0].1.refresh_personal(id, admin, &stale),
+        nodes[1].1.refresh_personal(id, admin, &stale),
+        nodes[2].1.refresh_personal(id, admin, &stale)
+    );
+    let (x, y, z) = (x.unwrap(), y.unwrap(), z.unwrap());
+    assert_eq!(bed.emulator.request_log().iter().filter(|r| r.path == "/services/oauth2/token").count(), 1, "one refresh grant for an admin's token on three nodes");
+    assert!(x == y && y == z && x.access_token != stale);
+    assert_eq!(bed.emulator.refresh_token_status(x.refresh_token.as_deref().unwrap()), Some(salesforce_emulator::RefreshStatus::Active));
+    assert_eq!(nodes[1].0.admin_tokens(admin, id).await.unwrap(), Some(x));
 }

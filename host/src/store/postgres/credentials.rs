@@ -2,6 +2,8 @@
 //! each admin's own token for it (sealed) and its JWT signing keys (the
 //! private key sealed under its row id), as on SQLite.
 
+use deadpool_postgres::GenericClient;
+
 use super::PgStore;
 use crate::store::servers::TokenMeta;
 use crate::store::{AdminToken, KeyRole, NewSigningKey, SigningKeyInfo, SqliteStore, StoreError, now_ms};
@@ -11,11 +13,13 @@ impl PgStore {
     /// Stores an admin's fresh token set for a server (replacing theirs),
     /// and who it acts as when known.
     pub async fn save_admin_tokens(&self, admin_id: i64, server_id: i64, t: &TokenSet, login: Option<&str>) -> Result<(), StoreError> {
+        self.save_admin_tokens_in(&self.client().await?, admin_id, server_id, t, login).await
+    }
+
+    async fn save_admin_tokens_in(&self, db: &impl GenericClient, admin_id: i64, server_id: i64, t: &TokenSet, login: Option<&str>) -> Result<(), StoreError> {
         let access = self.secrets.seal(&SqliteStore::admin_token_aad("access_token", admin_id, server_id), &t.access_token);
         let refresh = t.refresh_token.as_deref().map(|r| self.secrets.seal(&SqliteStore::admin_token_aad("refresh_token", admin_id, server_id), r));
-        self.client()
-            .await?
-            .execute(
+        db.execute(
                 "INSERT INTO admin_tokens (admin_id, server_id, access_token, refresh_token, token_meta, instance_url, login, status, last_error, issued_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'set', NULL, $8, $9)
                  ON CONFLICT (admin_id, server_id) DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token,
@@ -38,9 +42,11 @@ impl PgStore {
     }
 
     async fn admin_token_set(&self, admin_id: i64, server_id: i64, usable_only: bool) -> Result<Option<TokenSet>, StoreError> {
-        let row = self
-            .client()
-            .await?
+        self.admin_token_set_in(&self.client().await?, admin_id, server_id, usable_only).await
+    }
+
+    async fn admin_token_set_in(&self, db: &impl GenericClient, admin_id: i64, server_id: i64, usable_only: bool) -> Result<Option<TokenSet>, StoreError> {
+        let row = db
             .query_opt(
                 "SELECT access_token, refresh_token, token_meta, instance_url FROM admin_tokens WHERE admin_id = $1 AND server_id = $2 AND (status = 'set' OR NOT $3)",
                 &[&admin_id, &server_id, &usable_only],
@@ -53,6 +59,32 @@ impl PgStore {
         TokenMeta::token_set(&meta, access, refresh, instance_url)
             .map(Some)
             .map_err(|e| StoreError::Unreadable(format!("token details of admin {admin_id} for server {server_id}: {e}")))
+    }
+
+    /// Renews `admin`'s own token for server `server_id` once across every
+    /// node, as [`PgStore::renew_locked`] does the server's: their row is
+    /// locked for the whole renewal, a token newer than `stale` is returned
+    /// as it is, and `renew`'s tokens are saved before the lock goes, so a
+    /// rotating refresh token is spent once. A failed `renew` stores
+    /// nothing (the caller records it once the lock is gone).
+    pub async fn renew_admin_locked<F, Fut, E>(&self, admin_id: i64, server_id: i64, stale: &str, wait: std::time::Duration, renew: F) -> Result<TokenSet, E>
+    where
+        F: FnOnce(TokenSet) -> Fut,
+        Fut: Future<Output = Result<TokenSet, E>>,
+        E: From<StoreError>,
+    {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(StoreError::from)?;
+        let what = format!("admin {admin_id}'s token for server {server_id}");
+        Self::lock_for_renewal(&tx, "SELECT 1 FROM admin_tokens WHERE admin_id = $1 AND server_id = $2 FOR NO KEY UPDATE", &[&admin_id, &server_id], wait, &what).await?;
+        let held = self.admin_token_set_in(&tx, admin_id, server_id, true).await?.ok_or_else(|| StoreError::NotFound(what))?;
+        if held.access_token != stale {
+            return Ok(held);
+        }
+        let fresh = renew(held).await?;
+        self.save_admin_tokens_in(&tx, admin_id, server_id, &fresh, None).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(fresh)
     }
 
     /// Every token an admin holds (usable or not), by server.

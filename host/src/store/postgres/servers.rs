@@ -247,15 +247,7 @@ impl PgStore {
     {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(StoreError::from)?;
-        // SET cannot take a parameter; the value is a number we made.
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", wait.as_millis().max(1))).await.map_err(StoreError::from)?;
-        tx.query_opt("SELECT 1 FROM oauth2_servers WHERE id = $1 FOR NO KEY UPDATE", &[&id])
-            .await
-            .map_err(|e| match e.as_db_error().map(|db| db.code()) {
-                Some(&SqlState::LOCK_NOT_AVAILABLE) => StoreError::Conflict(format!("another host has been renewing server {id}'s token for over {} s; try again shortly", wait.as_secs())),
-                _ => StoreError::from(e),
-            })?
-            .ok_or_else(|| StoreError::NotFound(format!("server {id}")))?;
+        Self::lock_for_renewal(&tx, "SELECT 1 FROM oauth2_servers WHERE id = $1 FOR NO KEY UPDATE", &[&id], wait, &format!("server {id}'s token")).await?;
         let held = self.tokens_in(&tx, id).await?;
         if let Some(t) = &held
             && stale != Some(t.access_token.as_str())
@@ -266,6 +258,27 @@ impl PgStore {
         self.save_tokens_in(&tx, id, &fresh).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(fresh)
+    }
+
+    /// Locks the row `sql` selects for a renewal of `what`, waiting at most
+    /// `wait` for another node's renewal of it.
+    pub(super) async fn lock_for_renewal(
+        tx: &Transaction<'_>,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        wait: std::time::Duration,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        // SET cannot take a parameter; the value is a number we made.
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", wait.as_millis().max(1))).await?;
+        tx.query_opt(sql, params)
+            .await
+            .map_err(|e| match e.as_db_error().map(|db| db.code()) {
+                Some(&SqlState::LOCK_NOT_AVAILABLE) => StoreError::Conflict(format!("another host has been renewing {what} for over {} s; try again shortly", wait.as_secs())),
+                _ => StoreError::from(e),
+            })?
+            .ok_or_else(|| StoreError::NotFound(what.to_string()))?;
+        Ok(())
     }
 
     /// The first node with this database records `secrets`'s fingerprint;
