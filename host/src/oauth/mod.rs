@@ -15,7 +15,7 @@ use registry_plugin_runtime::{CallError, HostPattern, HttpAllowlist, Origin, Plu
 use sha2::{Digest, Sha256};
 
 mod personal;
-mod shared;
+mod renew;
 
 use crate::domain::TokenStatus;
 use crate::store::{KeyRole, SigningKeyInfo};
@@ -491,63 +491,6 @@ impl OAuth {
     /// kill it), and a JWT key switch must not race a sign-in.
     fn server_lock(&self, id: i64) -> Arc<tokio::sync::Mutex<()>> {
         self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone()
-    }
-
-    /// A usable token after `stale` (an access token) was refused, by the
-    /// server's grant: a refresh, client credentials again, or a new JWT
-    /// assertion; with no `stale`, the first token of a grant that needs no
-    /// browser. One request at a time per server: whoever waited reuses the
-    /// token the one before them got. The new tokens (and instance URL) are
-    /// kept.
-    pub async fn renew(&self, id: i64, stale: Option<&str>) -> Result<TokenSet, FlowError> {
-        // Several nodes on one database: the lock is the server's row.
-        if let Some(pg) = self.store.postgres() {
-            return self.renew_shared(pg, id, stale).await;
-        }
-        let lock = self.server_lock(id);
-        let _one_at_a_time = lock.lock().await;
-        let held = self.store.tokens(id).await?;
-        // Someone before us got a newer token (or there is one at all).
-        if let Some(t) = &held
-            && stale != Some(t.access_token.as_str())
-        {
-            return Ok(t.clone());
-        }
-        match self.store.server(id).await?.grant_type {
-            GrantType::AuthorizationCode => self.refresh_held(id, held.ok_or(FlowError::NoTokens)?).await,
-            GrantType::ClientCredentials => {
-                self.fetch_client_credentials(id).await?;
-                self.store.tokens(id).await?.ok_or(FlowError::NoTokens)
-            }
-            GrantType::JwtBearer => self.sign_in_with_key(id).await,
-            // Nothing to renew: a token pasted since is taken; the one the
-            // service refused needs an admin to paste a new one.
-            GrantType::StaticBearer => {
-                let pasted = self.store.server_config(id).await?.client_secret;
-                if stale == Some(pasted.trim()) {
-                    let why = "the service refused the pasted bearer token; paste a new one into the server's form and click Obtain New Token";
-                    let _ = self.store.set_error(id, why, Some(TokenStatus::NeedsReauthorization)).await;
-                    return Err(FlowError::Denied(why.into()));
-                }
-                self.take_pasted(id).await
-            }
-        }
-    }
-
-    async fn refresh_held(&self, id: i64, tokens: TokenSet) -> Result<TokenSet, FlowError> {
-        let (plugin, config) = self.plugin(id).await?;
-        let allow = self.allowlist(id, &config, None).await?;
-        match plugin.refresh(&config, &tokens, &allow).await? {
-            Ok(fresh) => {
-                self.keep(id, &fresh).await?;
-                Ok(fresh)
-            }
-            Err(e @ PluginError::ReauthorizationRequired(_)) => {
-                let _ = self.store.set_error(id, &explain(&e), Some(TokenStatus::NeedsReauthorization)).await;
-                Err(FlowError::Plugin(explain(&e)))
-            }
-            Err(e) => Err(self.failed(id, FlowError::Plugin(explain(&e))).await),
-        }
     }
 
     /// "Test Connection": who the token acts as and the API usage. An expired

@@ -93,7 +93,7 @@ impl OAuth {
             }
         };
         let outcome = match self.store.postgres() {
-            Some(pg) => pg.renew_admin_locked(admin, id, stale, super::shared::RENEW_WAIT, refresh).await,
+            Some(pg) => pg.renew_admin_locked(admin, id, stale, super::renew::RENEW_WAIT, refresh).await,
             None => {
                 let held = self.store.admin_tokens(admin, id).await?.ok_or(FlowError::NoTokens)?;
                 if held.access_token != stale {

@@ -1,8 +1,10 @@
-//! Token renewal when several nodes share one PostgreSQL: the server's row
-//! is locked for the whole renewal ([`PgStore::renew_locked`]), so the new
-//! tokens are obtained here without writing that row (the lock's own
-//! transaction saves them) and a failure is recorded only after the lock
-//! is let go.
+//! Token renewal after a token was refused, by the server's grant, the
+//! same on both backends: the new tokens are obtained ([`OAuth::obtain`])
+//! without writing anything, saved by whoever holds the lock, and a
+//! failure is recorded once the lock is gone. On SQLite the lock is this
+//! process's; when several nodes share one PostgreSQL it is the server's
+//! row ([`PgStore::renew_locked`]), held over the call, so a rotating
+//! refresh token is spent once across them all.
 
 use std::time::Duration;
 
@@ -11,7 +13,6 @@ use registry_plugin_runtime::latest::types::{GrantType, JwtSigningKey, PluginErr
 
 use super::{FlowError, OAuth};
 use crate::domain::TokenStatus;
-use crate::store::postgres::PgStore;
 use crate::store::{KeyRole, StoreError};
 
 /// How long a node waits for another's renewal of the same token.
@@ -35,10 +36,31 @@ fn flow(e: FlowError) -> Failed {
 }
 
 impl OAuth {
-    /// [`OAuth::renew`] on a shared PostgreSQL: one renewal across every
-    /// node, a rotating refresh token spent once.
-    pub(super) async fn renew_shared(&self, pg: &PgStore, id: i64, stale: Option<&str>) -> Result<TokenSet, FlowError> {
-        let outcome = pg.renew_locked(id, stale, RENEW_WAIT, |held| async move { self.obtain(id, held, stale).await }).await;
+    /// A usable token after `stale` (an access token) was refused, by the
+    /// server's grant: a refresh, client credentials again, or a new JWT
+    /// assertion; with no `stale`, the first token of a grant that needs no
+    /// browser. One request at a time per server: whoever waited reuses the
+    /// token the one before them got. The new tokens (and instance URL) are
+    /// kept.
+    pub async fn renew(&self, id: i64, stale: Option<&str>) -> Result<TokenSet, FlowError> {
+        let outcome = match self.store.postgres() {
+            Some(pg) => pg.renew_locked(id, stale, RENEW_WAIT, |held| async move { self.obtain(id, held, stale).await }).await,
+            None => {
+                let lock = self.server_lock(id);
+                let _one_at_a_time = lock.lock().await;
+                let held = self.store.tokens(id).await?;
+                // Someone before us got a newer token (or there is one at all).
+                if let Some(t) = &held
+                    && stale != Some(t.access_token.as_str())
+                {
+                    return Ok(t.clone());
+                }
+                match self.obtain(id, held, stale).await {
+                    Ok(tokens) => self.store.save_tokens(id, &tokens).await.map(|()| tokens).map_err(Failed::Store),
+                    Err(failed) => Err(failed),
+                }
+            }
+        };
         match outcome {
             Ok(tokens) => Ok(tokens),
             Err(Failed::Store(e)) => Err(e.into()),
@@ -50,7 +72,7 @@ impl OAuth {
     }
 
     /// New tokens by the server's grant, written nowhere: the caller holds
-    /// the server's row and saves them.
+    /// the lock and saves them.
     async fn obtain(&self, id: i64, held: Option<TokenSet>, stale: Option<&str>) -> Result<TokenSet, Failed> {
         let (plugin, config) = self.plugin(id).await.map_err(flow)?;
         let allow = self.allowlist(id, &config, None).await.map_err(flow)?;
