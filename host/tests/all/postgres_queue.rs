@@ -270,7 +270,9 @@ async fn nodes_starting_together_migrate_once_and_list_each_other() {
     let Some(url) = database().await else { return };
     let (a, b, c) = tokio::join!(node(&url, "a", 60_000), node(&url, "b", 60_000), node(&url, "c", 60_000));
     let db = connect(&url).await;
-    assert_eq!(count(&db, "SELECT count(*) FROM schema_migrations").await, 1);
+    let version = a.schema_version().await.unwrap() as i64;
+    assert!(version >= 2);
+    assert_eq!(count(&db, "SELECT count(*) FROM schema_migrations").await, version, "each migration once");
     assert_eq!(a.migrate().await.unwrap(), 0, "nothing left to do");
     let target = seed(&db, 1, 2).await[0];
     a.enqueue("P1", target, Action::Added, None).await.unwrap();
@@ -551,6 +553,27 @@ async fn group_jobs_are_claimed_once_in_order_and_rescued() {
     assert!(other.finish_group_done(&again, Some(("Group".into(), "00G1".into())), false, &[], "made").await.unwrap());
     let next = holder.claim_group_job().await.unwrap().unwrap();
     assert_eq!((next.group_id.as_str(), next.action.as_str()), ("G1", "group_updated"));
+
+    // One that keeps outliving its nodes is failed after the third rescue
+    // (the group's state with it), as a person's job is.
+    db.execute("INSERT INTO provisioned_groups (group_id, target_id, state, updated_at) VALUES ('G1', $1, 'pending', 0) ON CONFLICT DO NOTHING", &[&target]).await.unwrap();
+    let mut job = next;
+    for rescue in 1..=3 {
+        db.execute("UPDATE group_jobs SET lease_until = now() - interval '1 second' WHERE id = $1", &[&job.id]).await.unwrap();
+        assert_eq!(other.rescue_expired_group_jobs().await.unwrap(), 1);
+        if rescue < 3 {
+            job = holder.claim_group_job().await.unwrap().expect("queued again");
+        }
+    }
+    assert!(holder.claim_group_job().await.unwrap().is_none(), "failed, not queued");
+    let (state, error): (String, String) = {
+        let r = db.query_one("SELECT state, last_error FROM group_jobs WHERE id = $1", &[&job.id]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(state, "failed");
+    assert!(error.contains("taken back 3 times"), "{error}");
+    let group_state: String = db.query_one("SELECT state FROM provisioned_groups WHERE group_id = 'G1' AND target_id = $1", &[&target]).await.unwrap().get(0);
+    assert_eq!(group_state, "failed");
 }
 
 /// `bench queue` runs on both stores and records every job: its table

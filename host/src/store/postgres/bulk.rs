@@ -218,10 +218,27 @@ impl PgStore {
     /// Takes back group jobs whose lease ran out (their node died): queued
     /// again. How many.
     pub async fn rescue_expired_group_jobs(&self) -> Result<u64, StoreError> {
-        Ok(self
+        let row = self
             .client()
             .await?
-            .execute("UPDATE group_jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL WHERE state = 'running' AND lease_until < now()", &[])
-            .await?)
+            .query_one(
+                "WITH taken AS (
+                   UPDATE group_jobs SET claimed_by = NULL, lease_until = NULL, rescues = rescues + 1,
+                     state = CASE WHEN rescues + 1 >= $1 THEN 'failed' ELSE 'queued' END,
+                     last_error = CASE WHEN rescues + 1 >= $1
+                       THEN 'taken back ' || (rescues + 1) || ' times from nodes that stopped renewing their claims (last ' || claimed_by || '): failed, so that it stops taking nodes down; change the group to try again'
+                       ELSE last_error END
+                   WHERE state = 'running' AND lease_until < now()
+                   RETURNING group_id, target_id, state, last_error
+                 ), failed AS (
+                   UPDATE provisioned_groups p SET state = 'failed', message = t.last_error, updated_at = $2
+                   FROM taken t WHERE t.state = 'failed' AND p.group_id = t.group_id AND p.target_id = t.target_id
+                   RETURNING 1
+                 )
+                 SELECT count(*) FROM taken",
+                &[&self.config.max_rescues, &now_ms()],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
     }
 }

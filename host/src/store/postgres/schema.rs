@@ -287,4 +287,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         fingerprint TEXT NOT NULL
     );
     "#,
+    // 2: a group job taken back from dead nodes too often is failed, as a
+    // person's job is, instead of taking node after node down.
+    "ALTER TABLE group_jobs ADD COLUMN rescues BIGINT NOT NULL DEFAULT 0;",
 ];
