@@ -365,33 +365,39 @@ impl PgStore {
         Ok(())
     }
 
-    /// A person's record on `target` is now `remote` (none: removed): the
-    /// groups of theirs the target has get `members-changed` when that
-    /// changes who the target knows as members.
-    /// The (group, target) pairs to queue are added to `pairs`, for the
-    /// caller to queue last, in order.
-    pub(super) async fn member_changed_on(tx: &Transaction<'_>, person: &str, target: i64, remote: Option<&str>, pairs: &mut BTreeSet<(String, i64)>) -> Result<(), StoreError> {
+    /// The (group, target) pairs whose sent members differ from what each
+    /// of `members` (person, target, their record there if provisioned)
+    /// now has there: those groups must hear of it. One query for a batch.
+    pub(super) async fn members_changed_on(tx: &Transaction<'_>, members: &[(&str, i64, Option<String>)]) -> Result<BTreeSet<(String, i64)>, StoreError> {
+        let mut pairs = BTreeSet::new();
+        if members.is_empty() {
+            return Ok(pairs);
+        }
+        let people: Vec<&str> = members.iter().map(|m| m.0).collect();
+        let targets: Vec<i64> = members.iter().map(|m| m.1).collect();
+        let now: std::collections::HashMap<(&str, i64), Option<&str>> = members.iter().map(|(p, t, r)| ((*p, *t), r.as_deref())).collect();
         let rows = tx
             .query(
-                "SELECT m.group_id, pg.members, t.scope FROM group_members m
-                 JOIN provisioned_groups pg ON pg.group_id = m.group_id AND pg.target_id = $2 AND pg.state <> 'removed'
-                 JOIN targets t ON t.id = $2 AND t.provisions_groups
-                 WHERE m.person_id = $1 ORDER BY m.group_id",
-                &[&person, &target],
+                "SELECT b.person_id, b.target_id, m.group_id, pg.members, t.scope
+                 FROM unnest($1::text[], $2::bigint[]) AS b(person_id, target_id)
+                 JOIN group_members m ON m.person_id = b.person_id
+                 JOIN provisioned_groups pg ON pg.group_id = m.group_id AND pg.target_id = b.target_id AND pg.state <> 'removed'
+                 JOIN targets t ON t.id = b.target_id AND t.provisions_groups",
+                &[&people, &targets],
             )
             .await?;
         for r in rows {
-            let (group, sent, scope): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let (person, target, group, sent, scope): (String, i64, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
             if !read_scope(target, &scope)?.includes_group(&group) {
                 continue;
             }
             let sent: Vec<Member> = serde_json::from_str(&sent).unwrap_or_default();
-            let known = sent.iter().find(|(p, _, _)| p == person).map(|(_, t, id)| format!("{t} {id}"));
-            if known.as_deref() != remote {
+            let known = sent.iter().find(|(p, _, _)| *p == person).map(|(_, t, id)| format!("{t} {id}"));
+            if known.as_deref() != now.get(&(person.as_str(), target)).copied().flatten() {
                 pairs.insert((group, target));
             }
         }
-        Ok(())
+        Ok(pairs)
     }
 
     /// The ids of the targets that provision groups.

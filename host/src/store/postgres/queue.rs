@@ -250,12 +250,15 @@ impl PgStore {
         // groups: those groups hear of it. Looked up once: most targets
         // provision no groups.
         let group_targets = Self::group_target_ids(&tx).await?;
-        let mut pairs = std::collections::BTreeSet::new();
-        for d in done.iter().filter(|d| taken_set.contains(&d.job.id) && group_targets.contains(&d.job.target_id)) {
-            let provisioned = !(d.remote.is_none() || d.removed);
-            let member = d.remote.as_ref().filter(|_| provisioned).map(|(t, id)| format!("{t} {id}"));
-            Self::member_changed_on(&tx, &d.job.person_id, d.job.target_id, member.as_deref(), &mut pairs).await?;
-        }
+        let members: Vec<(&str, i64, Option<String>)> = done
+            .iter()
+            .filter(|d| taken_set.contains(&d.job.id) && group_targets.contains(&d.job.target_id))
+            .map(|d| {
+                let provisioned = !(d.remote.is_none() || d.removed);
+                (d.job.person_id.as_str(), d.job.target_id, d.remote.as_ref().filter(|_| provisioned).map(|(t, id)| format!("{t} {id}")))
+            })
+            .collect();
+        let pairs = Self::members_changed_on(&tx, &members).await?;
 
         // Runs last, in id order.
         let mut runs: Vec<i64> = done.iter().filter(|d| taken_set.contains(&d.job.id)).filter_map(|d| d.job.run_id).collect();
