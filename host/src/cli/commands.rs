@@ -40,6 +40,14 @@ async fn open_store_with(data_dir: &Path, secrets: SecretBox) -> anyhow::Result<
     }
 }
 
+/// Where a `serve` must run to work this store's queue, for messages.
+fn where_serve(data_dir: &Path) -> String {
+    match database() {
+        Some(_) => "this database".into(),
+        None => format!("this data directory ({})", data_dir.display()),
+    }
+}
+
 /// `nodes`: the live nodes sharing the database, their heartbeats and jobs.
 pub async fn list_nodes(data_dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(database().is_some(), "`nodes` lists the hosts sharing a PostgreSQL database: give it with --database (or REGISTRY_HOST_DATABASE_URL)");
@@ -59,17 +67,18 @@ pub async fn list_nodes(data_dir: &Path) -> anyhow::Result<()> {
 
 const NODE_FRESH: std::time::Duration = registry_host::store::postgres::LIVE_WITHIN;
 
-/// Whether a `registry-host serve` holds this data directory (and so will
-/// work through queued jobs).
-pub async fn server_running(data_dir: &Path) -> bool {
-    if database().is_some() {
-        // Sharing a database: a node with a fresh heartbeat works the queue.
-        let Ok(store) = open_store(data_dir).await else { return false };
-        return match store.postgres() {
-            Some(pg) => pg.live_nodes(NODE_FRESH).await.is_ok_and(|n| !n.is_empty()),
-            None => false,
-        };
+/// Whether a `registry-host serve` works through `store`'s queue: on a
+/// shared database, a node with a fresh heartbeat; else one holding this
+/// data directory.
+pub async fn server_running(store: &Store, data_dir: &Path) -> bool {
+    match store.postgres() {
+        Some(pg) => pg.live_nodes(NODE_FRESH).await.is_ok_and(|n| !n.is_empty()),
+        None => serve_holds(data_dir),
     }
+}
+
+/// Whether a `serve` holds the data directory's lock (SQLite).
+fn serve_holds(data_dir: &Path) -> bool {
     let Ok(lock) = std::fs::OpenOptions::new().read(true).write(true).open(data_dir.join(registry_host::serve::LOCK_FILE)) else { return false };
     // Taking the lock proves nobody holds it; it is released when `lock` drops.
     lock.try_lock().is_err()
@@ -109,8 +118,8 @@ pub async fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     store.audit(&cli_actor(), "people.import", &file.display().to_string(), serde_json::json!({"added": stats.added, "updated": stats.updated, "unchanged": stats.unchanged})).await?;
     let (queued, _) = store.job_counts(None).await?;
     println!("imported {}: {} added, {} updated, {} unchanged", file.display(), stats.added, stats.updated, stats.unchanged);
-    if queued > 0 && !server_running(data_dir).await {
-        println!("{queued} provisioning job(s) are queued; they run when `registry-host serve` runs on this data directory");
+    if queued > 0 && !server_running(&store, data_dir).await {
+        println!("{queued} provisioning job(s) are queued; they run when `registry-host serve` runs on {}", where_serve(data_dir));
     }
     Ok(())
 }
@@ -204,7 +213,7 @@ pub async fn rotate_key(data_dir: &Path, new_key_file: Option<&Path>) -> anyhow:
         return rotate_shared_key(data_dir, new_key_file).await;
     }
     anyhow::ensure!(new_key_file.is_none(), "--new-key-file is for a shared PostgreSQL database (--database); on SQLite the data directory's {} is replaced", registry_host::secrets::KEY_FILE);
-    anyhow::ensure!(!server_running(data_dir).await, "a registry-host serve is running on {}; stop it first (it holds the old key), then rotate", data_dir.display());
+    anyhow::ensure!(!serve_holds(data_dir), "a registry-host serve is running on {}; stop it first (it holds the old key), then rotate", data_dir.display());
     let rotation = SecretBox::begin_rotation(data_dir)?;
     let store = Store::open(data_dir, rotation.old.clone())?;
     let count = store.reseal(&rotation.new).await.context("re-sealing the secrets (nothing was changed)")?;
@@ -331,8 +340,8 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
     if !wait || run.total == 0 {
         return Ok(());
     }
-    if !server_running(data_dir).await {
-        println!("no `registry-host serve` is running on {}; the run starts when it does", data_dir.display());
+    if !server_running(&store, data_dir).await {
+        println!("no `registry-host serve` is running on {}; the run starts when it does", where_serve(data_dir));
         return Ok(());
     }
     let bar = bar(run.total as u64, "provisioning");
