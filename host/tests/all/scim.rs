@@ -35,14 +35,18 @@ impl Scim {
     async fn start(settings: &[(&str, &str)]) -> Scim {
         let server = ScimServer::start("scim-secret-token");
         let input = server_input(&server.url, &server.token);
-        Scim::on(server, input, settings).await
+        Scim::on(server, input, settings, None).await
     }
 
     /// Everything on `server`, its OAuth2 server as `input`, a token
-    /// obtained by its grant.
-    async fn on(server: ScimServer, input: ServerInput, settings: &[(&str, &str)]) -> Scim {
+    /// obtained by its grant; the host's data on the PostgreSQL `database`,
+    /// or SQLite.
+    async fn on(server: ScimServer, input: ServerInput, settings: &[(&str, &str)], database: Option<&str>) -> Scim {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path(), SecretBox::load_or_create(dir.path()).unwrap()).unwrap());
+        let store = Arc::new(match database {
+            Some(url) => Store::from(registry_host::store::postgres::PgStore::connect(url, "scim", SecretBox::new(&[3; 32]), Default::default()).await.unwrap()),
+            None => Store::open(dir.path(), SecretBox::load_or_create(dir.path()).unwrap()).unwrap(),
+        });
         let runtime = Runtime::new(RuntimeConfig { insecure_loopback: true, ..RuntimeConfig::default() }).unwrap();
         let plugin = runtime.load_file(test_guests::scim_plugin()).await.unwrap();
         let plugins = Arc::new(HashMap::from([("scim".to_string(), plugin)]));
@@ -118,7 +122,22 @@ fn group(name: &str) -> Group {
 
 #[tokio::test]
 async fn people_and_groups_are_provisioned_to_a_real_scim_server() {
-    let s = Scim::start(&[("attribute_mappings", "nickName={given}; urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter={identifier:eppn}")]).await;
+    people_and_groups(None).await;
+}
+
+/// The same with the host's data on PostgreSQL: groups, their jobs and
+/// members-changed through the shared database's queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_and_groups_are_provisioned_to_a_real_scim_server_from_postgres() {
+    let Some(url) = crate::pg::database().await else { return };
+    people_and_groups(Some(&url)).await;
+}
+
+async fn people_and_groups(database: Option<&str>) {
+    let server = ScimServer::start("scim-secret-token");
+    let input = server_input(&server.url, &server.token);
+    let settings = [("attribute_mappings", "nickName={given}; urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter={identifier:eppn}")];
+    let s = Scim::on(server, input, &settings, database).await;
     // A User that exists already (made by someone else): taken over, not duplicated.
     let r = s.http.post(format!("{}/Users", s.server.url)).bearer_auth(&s.server.token)
         .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "grace@example.org"}))
@@ -332,7 +351,7 @@ async fn a_scim_service_behind_an_authorization_server_takes_client_credentials(
     input.client_secret = Some("client s3cret".into());
     input.scope = Some("scim.write".into());
     input.token_url = Some(auth.token_url.clone());
-    let s = Scim::on(scim, input.clone(), &[]).await;
+    let s = Scim::on(scim, input.clone(), &[], None).await;
 
     let server = s.store.server(s.server_id).await.unwrap();
     assert_eq!((server.token_status, server.instance_url.as_deref()), (TokenStatus::Set, Some(s.server.url.as_str())), "the token is for the SCIM base URL");
