@@ -59,3 +59,11 @@ pub async fn tls_database() -> Option<String> {
     let name = tokio_postgres::Config::from_str(&plain).expect("the test database's string").get_dbname().expect("a database name").to_string();
     Some(format!("{tls} dbname={name}"))
 }
+
+/// A node of the test database `url`, named `id`, whose claims hold for
+/// `lease_ms` without a heartbeat (the tests' shared key).
+pub async fn node(url: &str, id: &str, lease_ms: u64) -> registry_host::store::postgres::PgStore {
+    use registry_host::store::postgres::{PgConfig, PgStore};
+    let config = PgConfig { lease: std::time::Duration::from_millis(lease_ms), max_rescues: 3, pool_size: 8, register: true };
+    PgStore::connect(url, id, registry_host::secrets::SecretBox::new(&[7; 32]), config).await.expect("connect a node")
+}

@@ -3,19 +3,14 @@
 //! group), done the same way here; and two nodes changing the same people
 //! at once lose nothing.
 
-use std::time::Duration;
 
-use registry_host::domain::{Action, Done, Group, GroupAction, Person, ProvState, Scope, ServerInput, Status, TargetInput};
-use registry_host::secrets::SecretBox;
-use registry_host::store::postgres::{PgConfig, PgStore};
+use registry_host::domain::{Action, Group, GroupAction, Person, ProvState, Scope, ServerInput, Status, TargetInput};
+use registry_host::store::postgres::PgStore;
 use registry_host::store::{PeopleQuery, PeopleSort, StoreError};
 use registry_plugin_runtime::latest::types::GrantType;
 
-use crate::pg::{connect, database};
-
-async fn node(url: &str, id: &str) -> PgStore {
-    PgStore::connect(url, id, SecretBox::new(&[7; 32]), PgConfig { lease: Duration::from_secs(60), ..PgConfig::default() }).await.expect("connect a node")
-}
+use crate::common::done;
+use crate::pg::{connect, database, node};
 
 async fn server(n: &PgStore) -> i64 {
     let input = ServerInput::example("Org", "p", GrantType::ClientCredentials);
@@ -26,10 +21,6 @@ fn target(name: &str, server_id: i64, scope: Scope) -> TargetInput {
     TargetInput { name: name.into(), plugin: "p".into(), server_id, settings: vec![("object".into(), "Contact".into())], enabled: true, scope }
 }
 
-fn done(job: &registry_host::domain::Job) -> Done {
-    Done { job: job.clone(), remote: Some(("Contact".into(), format!("R{}", job.person_id))), summary: "ok".into(), removed: false, usage: None }
-}
-
 /// Every change of a person queues its jobs by each target's scope;
 /// groups named in an import are made; a group-scoped target takes the
 /// group's members only, and joining or leaving moves people in and out;
@@ -37,7 +28,7 @@ fn done(job: &registry_host::domain::Job) -> Done {
 #[tokio::test]
 async fn people_groups_and_targets_queue_their_jobs_on_postgres() {
     let Some(url) = database().await else { return };
-    let n = node(&url, "n").await;
+    let n = node(&url, "n", 60_000).await;
     let s = server(&n).await;
     let everyone = n.create_target(&target("Everyone", s, Scope::default())).await.unwrap();
     let staff_at_example = n.create_target(&target("Example", s, Scope::parse("example.org", ""))).await.unwrap();
@@ -121,7 +112,7 @@ async fn people_groups_and_targets_queue_their_jobs_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_importing_the_same_people_at_once_lose_nothing() {
     let Some(url) = database().await else { return };
-    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let (a, b) = (node(&url, "a", 60_000).await, node(&url, "b", 60_000).await);
     let s = server(&a).await;
     a.create_target(&target("T", s, Scope::default())).await.unwrap();
     let people: Vec<Person> = (0..300).map(|i| Person::example(&format!("P{i:03}"), "Same", &format!("Person {i}"), &format!("p{i}@example.org"))).collect();
@@ -149,7 +140,7 @@ async fn two_nodes_importing_the_same_people_at_once_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn imports_mixing_new_people_with_members_and_existing_ones_never_deadlock() {
     let Some(url) = database().await else { return };
-    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let (a, b) = (node(&url, "a", 60_000).await, node(&url, "b", 60_000).await);
     let s = server(&a).await;
     a.create_target(&target("T", s, Scope::default())).await.unwrap();
     let staff = a.create_group(Group { id: "STAFF".into(), name: "Staff".into(), description: None }, &[]).await.unwrap();
@@ -189,7 +180,7 @@ async fn imports_mixing_new_people_with_members_and_existing_ones_never_deadlock
 async fn safeguards_and_group_members_on_postgres() {
     use registry_host::store::Safeguards;
     let Some(url) = database().await else { return };
-    let n = node(&url, "n").await;
+    let n = node(&url, "n", 60_000).await;
     let s = server(&n).await;
     let t = n.create_target(&target("T", s, Scope::default())).await.unwrap();
     let db = connect(&url).await;
@@ -254,7 +245,7 @@ async fn safeguards_and_group_members_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn editing_and_provisioning_at_once_on_two_nodes_never_deadlocks() {
     let Some(url) = database().await else { return };
-    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let (a, b) = (node(&url, "a", 60_000).await, node(&url, "b", 60_000).await);
     let s = server(&a).await;
     let t1 = a.create_target(&target("One", s, Scope::default())).await.unwrap();
     let t2 = a.create_target(&target("Two", s, Scope::default())).await.unwrap();
@@ -322,7 +313,7 @@ async fn editing_and_provisioning_at_once_on_two_nodes_never_deadlocks() {
 async fn admin_actions_on_postgres() {
     use registry_host::store::{LogFilter, Safeguards};
     let Some(url) = database().await else { return };
-    let n = node(&url, "n").await;
+    let n = node(&url, "n", 60_000).await;
     let db = connect(&url).await;
     let s = server(&n).await;
     let admin = n.create_admin("ada", "h").await.unwrap();
@@ -381,7 +372,7 @@ async fn admin_actions_on_postgres() {
 async fn the_log_cursor_visits_every_attempt_once() {
     use registry_host::store::LogFilter;
     let Some(url) = database().await else { return };
-    let n = node(&url, "n").await;
+    let n = node(&url, "n", 60_000).await;
     n.create_person(Person::example("L1", "Paged", "Person", "l1@example.org")).await.unwrap();
     let db = connect(&url).await;
     db.execute(

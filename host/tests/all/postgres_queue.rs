@@ -7,20 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use registry_host::domain::{Action, Done, Job};
-use registry_host::secrets::SecretBox;
-use registry_host::store::postgres::{PgConfig, PgStore};
+use registry_host::domain::{Action, Done};
+use registry_host::store::postgres::PgStore;
 use tokio_postgres::Client;
 
-use crate::pg::{connect, database};
-
-fn config(lease_ms: u64) -> PgConfig {
-    PgConfig { lease: Duration::from_millis(lease_ms), max_rescues: 3, pool_size: 8, register: true }
-}
-
-async fn node(url: &str, id: &str, lease_ms: u64) -> PgStore {
-    PgStore::connect(url, id, SecretBox::new(&[7; 32]), config(lease_ms)).await.expect("connect a node")
-}
+use crate::common::done;
+use crate::pg::{connect, database, node};
 
 /// A server with a token, `targets` targets on it and `people` people
 /// (`P1`...); the targets' ids.
@@ -51,10 +43,6 @@ async fn seed(db: &Client, targets: usize, people: usize) -> Vec<i64> {
     .await
     .unwrap();
     ids
-}
-
-fn done(job: &Job) -> Done {
-    Done { job: job.clone(), remote: Some(("Contact".into(), format!("R{}", job.person_id))), summary: "ok".into(), removed: false, usage: None }
 }
 
 async fn count(db: &Client, sql: &str) -> i64 {

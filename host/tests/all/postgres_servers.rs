@@ -12,11 +12,7 @@ use registry_host::store::StoreError;
 use registry_host::store::postgres::{PgConfig, PgStore};
 use registry_plugin_runtime::latest::types::{GrantType, TokenSet};
 
-use crate::pg::database;
-
-async fn node(url: &str, id: &str) -> PgStore {
-    PgStore::connect(url, id, SecretBox::new(&[7; 32]), PgConfig::default()).await.expect("connect a node")
-}
+use crate::pg::{database, node};
 
 fn input(name: &str, grant_type: GrantType) -> ServerInput {
     ServerInput { scope: Some("api refresh_token".into()), ..ServerInput::example(name, "p", grant_type) }
@@ -42,7 +38,7 @@ fn tokens(access: &str, refresh: Option<&str>) -> TokenSet {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_renew_a_token_once() {
     let Some(url) = database().await else { return };
-    let (a, b, c) = (node(&url, "a").await, node(&url, "b").await, node(&url, "c").await);
+    let (a, b, c) = (node(&url, "a", 120_000).await, node(&url, "b", 120_000).await, node(&url, "c", 120_000).await);
     let id = a.create_server(&input("Org", GrantType::AuthorizationCode)).await.unwrap();
     a.save_tokens(id, &tokens("old", Some("r1"))).await.unwrap();
 
@@ -97,7 +93,7 @@ async fn three_nodes_renew_a_token_once() {
 #[tokio::test]
 async fn a_failed_renewal_stores_nothing() {
     let Some(url) = database().await else { return };
-    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let (a, b) = (node(&url, "a", 120_000).await, node(&url, "b", 120_000).await);
     let id = a.create_server(&input("Org", GrantType::AuthorizationCode)).await.unwrap();
     a.save_tokens(id, &tokens("old", Some("r1"))).await.unwrap();
     let failed = a
@@ -117,13 +113,13 @@ async fn a_failed_renewal_stores_nothing() {
 #[tokio::test]
 async fn a_node_with_another_secret_key_refuses_to_start() {
     let Some(url) = database().await else { return };
-    let first = node(&url, "a").await;
+    let first = node(&url, "a", 120_000).await;
     let other = PgStore::connect(&url, "b", SecretBox::new(&[8; 32]), PgConfig::default()).await;
     let Err(e) = other else { panic!("a node with another key started") };
     assert!(matches!(e, StoreError::KeyMismatch { .. }), "{e}");
     assert!(e.to_string().contains("REGISTRY_HOST_SECRET_KEY"), "{e}");
     assert!(first.live_nodes(Duration::from_secs(30)).await.unwrap().iter().all(|n| n.id == "a"), "the refused node never registered");
-    node(&url, "c").await;
+    node(&url, "c", 120_000).await;
 }
 
 /// What one node keeps for a browser works on every node: three nodes
@@ -134,7 +130,7 @@ async fn a_node_with_another_secret_key_refuses_to_start() {
 async fn logins_and_sign_ins_work_on_any_node() {
     use registry_host::store::PendingOrigin;
     let Some(url) = database().await else { return };
-    let (a, b, c) = (node(&url, "a").await, node(&url, "b").await, node(&url, "c").await);
+    let (a, b, c) = (node(&url, "a", 120_000).await, node(&url, "b", 120_000).await, node(&url, "c", 120_000).await);
     let made = tokio::join!(a.create_first_admin("admin", "h1"), b.create_first_admin("admin", "h1"), c.create_first_admin("admin", "h1"));
     let made = [made.0.unwrap(), made.1.unwrap(), made.2.unwrap()];
     assert_eq!(made.iter().filter(|m| m.is_some()).count(), 1, "{made:?}");
@@ -181,7 +177,7 @@ async fn three_nodes_with_rotation_make_one_refresh_grant_at_the_emulator() {
     let bed = Arc::new(TestBed::start(test_guests::salesforce_plugin()).await.unwrap());
     bed.emulator.set_rotation(true);
     let first = bed.authorize().await.unwrap();
-    let (a, b, c) = (node(&url, "a").await, node(&url, "b").await, node(&url, "c").await);
+    let (a, b, c) = (node(&url, "a", 120_000).await, node(&url, "b", 120_000).await, node(&url, "c", 120_000).await);
     let id = a.create_server(&ServerInput::for_config("Org", "salesforce", &bed.server(GrantType::AuthorizationCode))).await.unwrap();
     a.save_tokens(id, &first).await.unwrap();
     bed.emulator.expire_access_tokens();
@@ -219,7 +215,7 @@ async fn three_nodes_with_rotation_make_one_refresh_grant_at_the_emulator() {
 async fn edits_keys_audit_and_notifications_are_shared_by_the_nodes() {
     use registry_host::store::{AuditFilter, KeyRole, NewSigningKey};
     let Some(url) = database().await else { return };
-    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    let (a, b) = (node(&url, "a", 120_000).await, node(&url, "b", 120_000).await);
     let admin = a.create_admin("ada", "h").await.unwrap();
     let mut config = input("Org", GrantType::JwtBearer);
     let id = a.create_server(&config).await.unwrap();
@@ -269,7 +265,7 @@ async fn edits_keys_audit_and_notifications_are_shared_by_the_nodes() {
 #[tokio::test]
 async fn a_key_rotation_moves_every_node_to_the_new_key() {
     let Some(url) = database().await else { return };
-    let a = node(&url, "a").await;
+    let a = node(&url, "a", 120_000).await;
     let id = a.create_server(&input("Org", GrantType::AuthorizationCode)).await.unwrap();
     a.save_tokens(id, &tokens("at", Some("rt"))).await.unwrap();
     let new = SecretBox::new(&[9; 32]);
@@ -298,7 +294,7 @@ async fn the_apps_renewal_is_one_across_nodes() {
     let plugins = Arc::new(HashMap::from([("salesforce".to_string(), bed.plugin.clone())]));
     let mut nodes = Vec::new();
     for n in ["a", "b", "c"] {
-        let store = Arc::new(Store::from(node(&url, n).await));
+        let store = Arc::new(Store::from(node(&url, n, 120_000).await));
         nodes.push((store.clone(), OAuth::new(store, plugins.clone(), "http://127.0.0.1:9", true)));
     }
     let mut input = ServerInput::for_config("Org", "salesforce", &bed.server(GrantType::AuthorizationCode));

@@ -8,13 +8,14 @@
 
 use std::time::Duration;
 
-use registry_host::domain::{Done, Job, Person, ProvState, Scope, ServerInput, TargetInput, TokenStatus};
+use registry_host::domain::{Person, ProvState, Scope, ServerInput, TargetInput, TokenStatus};
 use registry_host::secrets::SecretBox;
 use registry_host::store::postgres::{PgConfig, PgStore};
 use registry_host::store::{AuditFilter, KeyRole, NewSigningKey, PendingOrigin, Store, StoreError};
 use registry_plugin_runtime::latest::types::{GrantType, TokenSet};
 use serde_json::json;
 
+use crate::common::done;
 use crate::pg::database;
 
 const KEY: [u8; 32] = [4; 32];
@@ -85,10 +86,6 @@ async fn people(store: &Store, prefix: &str, n: usize) {
     for i in 0..n {
         store.create_person(Person::example(&format!("{prefix}{i:02}"), "Ada", "Lovelace", &format!("{}{i}@example.org", prefix.to_lowercase()))).await.unwrap();
     }
-}
-
-fn done(job: &Job) -> Done {
-    Done { job: job.clone(), remote: Some(("Contact".into(), format!("003{}", job.person_id))), summary: "created".into(), removed: false, usage: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
