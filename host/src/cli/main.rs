@@ -148,6 +148,12 @@ enum Command {
         /// calls per org) [default: the CPUs, 2 to 8].
         #[arg(long, env = "REGISTRY_HOST_WORKERS")]
         workers: Option<usize>,
+        /// The most people one plugin call carries. A call must finish
+        /// within the plugin deadline (--plugin-timeout-ms): against a slow
+        /// service, a smaller batch keeps it there (Salesforce answers 200
+        /// records a call in one to three seconds) [default: 1000].
+        #[arg(long, env = "REGISTRY_HOST_BATCH_MAX")]
+        batch_max: Option<usize>,
         /// Mail notifications through this SMTP server:
         /// smtp://user:pass@host:587?tls=required (STARTTLS),
         /// smtps://user:pass@host:465 (TLS), or smtp://host:25 (no TLS: a
@@ -315,15 +321,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Emulator { latency_ms, per_record_ms }) => {
             benchmarks::emulator_process(benchmarks::Latency { base_ms: latency_ms, per_record_ms })
         }
-        Command::Serve { listen, public_url, mut plugins, demo, node_id, lease_seconds, retry_horizon_hours, log_retention_days, workers, smtp_url, notify_from, notify_to, webhook_url, webhook_secret } => {
+        Command::Serve { listen, public_url, mut plugins, demo, node_id, lease_seconds, retry_horizon_hours, log_retention_days, workers, batch_max, smtp_url, notify_from, notify_to, webhook_url, webhook_secret } => {
             anyhow::ensure!(workers.is_none_or(|w| (1..=256).contains(&w)), "--workers must be 1 to 256");
+            anyhow::ensure!(batch_max.is_none_or(|b| (1..=100_000).contains(&b)), "--batch-max must be 1 to 100000");
             let defaults = registry_host::engine::EngineConfig::default();
             let notify = registry_host::notify::NotifyConfig { smtp_url, from: notify_from, to: notify_to, webhook_url, webhook_secret, ..defaults.notify.clone() };
             notify.check()?;
             let data_dir = cli.runtime.data_dir();
             // The registry's key first: the component cache's key derives from it.
             std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-            registry_host::secrets::SecretBox::load_or_create(&data_dir)?;
+            // A shared database's key is given, never made here.
+            if cli.runtime.database.is_some() {
+                registry_host::secrets::SecretBox::load_shared(&data_dir)?;
+            } else {
+                registry_host::secrets::SecretBox::load_or_create(&data_dir)?;
+            }
             plugins.extend(registry_host::serve::installed_plugins(&data_dir)?);
             anyhow::ensure!(
                 !plugins.is_empty(),
@@ -347,6 +359,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo,
                 engine: registry_host::engine::EngineConfig {
                     workers: workers.unwrap_or(defaults.workers),
+                    batch_max: batch_max.unwrap_or(defaults.batch_max),
                     retry_horizon: Duration::from_secs(retry_horizon_hours.saturating_mul(3600)),
                     log_retention: Duration::from_secs(log_retention_days.max(1).saturating_mul(86_400)),
                     notify,

@@ -34,7 +34,7 @@ async fn three_nodes_start_together_and_send_each_persons_changes_in_order() {
     let key_text = base64::engine::general_purpose::STANDARD.encode(key);
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // All three at once, on an empty database.
-    let mut nodes: Vec<_> = (0..3).map(|i| serve(&url, &key_text, &format!("order-{i}"), dirs[i].path(), &["--lease-seconds", "6", "--plugin-timeout-ms", "5000"])).collect();
+    let mut nodes: Vec<_> = (0..3).map(|i| serve(&url, &key_text, &format!("order-{i}"), dirs[i].path(), &["--lease-seconds", "6", "--plugin-timeout-ms", "5000", "--workers", "1", "--batch-max", "20"])).collect();
     let db = connect(&url).await;
     // A heartbeat after the one registering the node: its start is done.
     wait_for("three started nodes", Duration::from_secs(120), async || {
@@ -72,18 +72,44 @@ async fn three_nodes_start_together_and_send_each_persons_changes_in_order() {
         .unwrap();
     // The nodes obtain the token themselves; then the people arrive and
     // change while the nodes work through them.
+    // Each change is told to the nodes, as the admin UI's are; claims of
+    // 20 people, one call at a time per node, so every node takes a share
+    // of each round and a person's changes move between nodes. Which
+    // nodes held jobs is sampled meanwhile.
+    let wakeups = store.postgres().unwrap().start_wakeups(&url).await.unwrap();
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (url, sampling) = (url.clone(), sampling.clone());
+        tokio::spawn(async move {
+            let db = connect(&url).await;
+            let mut seen = std::collections::BTreeSet::new();
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                for r in db.query("SELECT DISTINCT claimed_by FROM jobs WHERE state = 'running'", &[]).await.unwrap() {
+                    seen.insert(r.get::<_, String>(0));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seen
+        })
+    };
     let ids: Vec<String> = (0..PEOPLE).map(|i| format!("Q{i:04}")).collect();
     store.import_people(ids.iter().map(|id| numbered(id, 0)).collect(), |_| {}).await.unwrap();
+    wakeups.tell(registry_host::store::postgres::Topic::Jobs);
     for round in 1..=ROUNDS {
         tokio::time::sleep(Duration::from_millis(150)).await;
         for id in &ids {
             store.update_person(&numbered(id, round)).await.unwrap();
         }
+        wakeups.tell(registry_host::store::postgres::Topic::Jobs);
     }
     wait_for("every change sent", Duration::from_secs(300), async || {
         store.job_counts(None).await.unwrap() == (0, 0) && emu.live_records("Contact").iter().filter(|r| r["Description"] == "5").count() == PEOPLE
     })
     .await;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let workers = sampler.await.unwrap();
+    assert!(workers.len() >= 2, "the nodes shared the work: {workers:?}");
+    eprintln!("nodes seen holding jobs: {workers:?}");
     for n in nodes.iter_mut() {
         let _ = n.kill();
         let _ = n.wait();
