@@ -197,31 +197,8 @@ impl SqliteStore {
     /// name); status and affiliation filter; the sort is by name, id or
     /// last change.
     pub fn people_page(&self, q: &PeopleQuery, offset: usize, limit: usize) -> Result<(Vec<Person>, usize), StoreError> {
-        let escape = |w: &str| format!("%{}%", w.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        let words: Vec<String> = q.text.split_whitespace().take(8).map(escape).collect();
-        let mut conditions = vec!["status != 'deleted'".to_string()];
-        let mut values: Vec<rusqlite::types::Value> = Vec::new();
-        for w in words {
-            values.push(w.into());
-            conditions.push(format!("search LIKE ?{} ESCAPE '\\'", values.len()));
-        }
-        if let Some(status) = &q.status {
-            values.push(status.as_str().to_string().into());
-            conditions.push(format!("status = ?{}", values.len()));
-        }
-        if let Some(a) = &q.affiliation {
-            values.push(a.to_lowercase().into());
-            conditions.push(format!("EXISTS (SELECT 1 FROM json_each(data, '$.roles') r WHERE lower(json_extract(r.value, '$.affiliation')) = ?{})", values.len()));
-        }
-        let filter = conditions.join(" AND ");
-        let order = match (q.sort, q.descending) {
-            (PeopleSort::Name, false) => "sort_name COLLATE NOCASE, id",
-            (PeopleSort::Name, true) => "sort_name COLLATE NOCASE DESC, id DESC",
-            (PeopleSort::Id, false) => "id",
-            (PeopleSort::Id, true) => "id DESC",
-            (PeopleSort::Updated, false) => "updated_at, id",
-            (PeopleSort::Updated, true) => "updated_at DESC, id DESC",
-        };
+        let (filter, values, order) = people_sql(q, Dialect::Sqlite);
+        let values: Vec<rusqlite::types::Value> = values.into_iter().map(Into::into).collect();
         let conn = self.db();
         let total: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM people WHERE {filter}"), rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
         let mut page_values = values.clone();
@@ -324,3 +301,52 @@ impl SqliteStore {
         Ok(queued)
     }
 }
+/// The SQL a [`PeopleQuery`] becomes, in either backend's dialect: the
+/// WHERE condition (with numbered placeholders), its values in order, and
+/// the ORDER BY. One rule for both: up to eight words, each matched in the
+/// search text with LIKE's wildcards escaped; deleted people left out.
+pub(crate) fn people_sql(q: &PeopleQuery, dialect: Dialect) -> (String, Vec<String>, &'static str) {
+    let sqlite = dialect == Dialect::Sqlite;
+    let placeholder = |n: usize| if sqlite { format!("?{n}") } else { format!("${n}") };
+    let escape = |w: &str| format!("%{}%", w.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let mut values = Vec::new();
+    let mut conditions = vec!["status <> 'deleted'".to_string()];
+    for w in q.text.split_whitespace().take(8) {
+        values.push(escape(w));
+        conditions.push(format!("search LIKE {} ESCAPE '\\'", placeholder(values.len())));
+    }
+    if let Some(status) = &q.status {
+        values.push(status.as_str().to_string());
+        conditions.push(format!("status = {}", placeholder(values.len())));
+    }
+    if let Some(a) = &q.affiliation {
+        values.push(a.to_lowercase());
+        let p = placeholder(values.len());
+        conditions.push(if sqlite {
+            format!("EXISTS (SELECT 1 FROM json_each(data, '$.roles') r WHERE lower(json_extract(r.value, '$.affiliation')) = {p})")
+        } else {
+            format!("EXISTS (SELECT 1 FROM jsonb_array_elements(data::jsonb -> 'roles') r WHERE lower(r ->> 'affiliation') = {p})")
+        });
+    }
+    let order = match (q.sort, q.descending, sqlite) {
+        (PeopleSort::Name, false, true) => "sort_name COLLATE NOCASE, id",
+        (PeopleSort::Name, true, true) => "sort_name COLLATE NOCASE DESC, id DESC",
+        (PeopleSort::Name, false, false) => "lower(sort_name), id",
+        (PeopleSort::Name, true, false) => "lower(sort_name) DESC, id DESC",
+        (PeopleSort::Id, false, _) => "id",
+        (PeopleSort::Id, true, _) => "id DESC",
+        (PeopleSort::Updated, false, _) => "updated_at, id",
+        (PeopleSort::Updated, true, _) => "updated_at DESC, id DESC",
+    };
+    (conditions.join(" AND "), values, order)
+}
+
+/// Which SQL a query is written in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite's.
+    Sqlite,
+    /// PostgreSQL's.
+    Postgres,
+}
+

@@ -260,14 +260,10 @@ impl SqliteStore {
             params![target, now],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        if level == 0 && (failures < QUARANTINE_AFTER || now - since < QUARANTINE_AFTER_MS) {
+        let Some((level, until, reason)) = quarantine(failures, level, since, now, why) else {
             tx.commit()?;
             return Ok(None);
-        }
-        let level = level + 1;
-        let wait = (FIRST_PROBE_INTERVAL_MS << (level - 1).min(20)).min(MAX_PROBE_INTERVAL_MS);
-        let until = now + wait;
-        let reason = format!("quarantined: {failures} calls in a row failed (last: {why}); the next probe is at {}", format_time(until));
+        };
         tx.execute("UPDATE targets SET pause_level = ?2, paused_until = ?3, pause_reason = ?4 WHERE id = ?1", params![target, level, until, reason])?;
         tx.commit()?;
         Ok(Some((until, reason)))
@@ -301,6 +297,20 @@ impl SqliteStore {
         self.pause_target(target, until, &reason)?;
         Ok(Some(reason))
     }
+}
+
+/// After a failed call: whether the target is (again) quarantined, given
+/// its failures in a row, pause level and first failure's time, and if so
+/// its new level, when its next probe is, and the reason shown. The rule
+/// both backends apply.
+pub(crate) fn quarantine(failures: i64, level: i64, since: i64, now: i64, why: &str) -> Option<(i64, i64, String)> {
+    if level == 0 && (failures < QUARANTINE_AFTER || now - since < QUARANTINE_AFTER_MS) {
+        return None;
+    }
+    let level = level + 1;
+    let until = now + (FIRST_PROBE_INTERVAL_MS << (level - 1).min(20)).min(MAX_PROBE_INTERVAL_MS);
+    let reason = format!("quarantined: {failures} calls in a row failed (last: {why}); the next probe is at {}", format_time(until));
+    Some((level, until, reason))
 }
 
 #[cfg(test)]

@@ -381,3 +381,47 @@ async fn an_import_queues_new_and_changed_people_by_scope() {
     })
     .await;
 }
+
+/// The People list's query on both backends, over several pages: every
+/// word must match (LIKE's `%` and `_` taken literally), status and
+/// affiliation filters, the orders, deleted people left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_people_list_pages_filters_and_sorts_alike() {
+    use registry_host::domain::Status;
+    use registry_host::store::{PeopleQuery, PeopleSort};
+    each_backend(async |store, _| {
+        for i in 0..60 {
+            let mut p = Person::example(&format!("L{i:02}"), if i < 2 { "Ada%" } else { "Ada" }, &format!("Family{i:02}"), &format!("l{i}@example.org"));
+            if i % 4 == 0 {
+                p.roles[0].affiliation = "faculty".into();
+            }
+            if i == 7 {
+                p.status = Status::Suspended;
+            }
+            store.create_person(p).await.unwrap();
+        }
+        store.delete_person("L59").await.unwrap();
+        let page = |q: PeopleQuery, offset: usize| {
+            let store = &store;
+            async move {
+                let (people, total) = store.people_page(&q, offset, 25).await.unwrap();
+                (people.into_iter().map(|p| p.id).collect::<Vec<_>>(), total)
+            }
+        };
+        let family = || PeopleQuery { text: "family".into(), ..Default::default() };
+        let mut seen = Vec::new();
+        for offset in [0, 25, 50] {
+            let (ids, total) = page(family(), offset).await;
+            assert_eq!(total, 59, "the deleted one left out");
+            seen.extend(ids);
+        }
+        assert_eq!(seen, (0..59).map(|i| format!("L{i:02}")).collect::<Vec<_>>(), "three pages, each person once, by name");
+        assert_eq!(page(PeopleQuery { text: "ADA% family0".into(), ..Default::default() }, 0).await, (vec!["L00".to_string(), "L01".to_string()], 2), "every word, % literal");
+        assert_eq!(page(PeopleQuery { text: "a_a".into(), ..Default::default() }, 0).await.1, 0, "_ literal");
+        assert_eq!(page(PeopleQuery { status: Some(Status::Suspended), ..Default::default() }, 0).await, (vec!["L07".to_string()], 1));
+        assert_eq!(page(PeopleQuery { affiliation: Some("Faculty".into()), ..Default::default() }, 0).await.1, 15);
+        let (ids, _) = page(PeopleQuery { sort: PeopleSort::Id, descending: true, ..Default::default() }, 0).await;
+        assert_eq!(ids[..2], ["L58".to_string(), "L57".to_string()]);
+    })
+    .await;
+}

@@ -8,7 +8,7 @@ use tokio_postgres::types::ToSql;
 
 use super::PgStore;
 use crate::domain::{Action, HistoryEntry, Person, ProvState, Status, TargetState};
-use crate::store::{PeopleQuery, PeopleSort, StoreError, now_ms};
+use crate::store::{PeopleQuery, StoreError, now_ms};
 
 fn state_of(s: &str) -> Result<ProvState, StoreError> {
     ProvState::parse(s).ok_or_else(|| StoreError::Unreadable(format!("provisioning state '{s}'")))
@@ -111,32 +111,9 @@ impl PgStore {
 
     /// One page of people matching `q`, and how many match in all.
     pub async fn people_page(&self, q: &PeopleQuery, offset: usize, limit: usize) -> Result<(Vec<Person>, usize), StoreError> {
-        let escape = |w: &str| format!("%{}%", w.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut conditions = vec!["status <> 'deleted'".to_string()];
-        for w in q.text.split_whitespace().take(8) {
-            values.push(Box::new(escape(w)));
-            conditions.push(format!("search LIKE ${} ESCAPE '\\'", values.len()));
-        }
-        if let Some(status) = &q.status {
-            values.push(Box::new(status.as_str().to_string()));
-            conditions.push(format!("status = ${}", values.len()));
-        }
-        if let Some(a) = &q.affiliation {
-            values.push(Box::new(a.to_lowercase()));
-            conditions.push(format!("EXISTS (SELECT 1 FROM jsonb_array_elements(data::jsonb -> 'roles') r WHERE lower(r ->> 'affiliation') = ${})", values.len()));
-        }
-        let filter = conditions.join(" AND ");
-        let order = match (q.sort, q.descending) {
-            (PeopleSort::Name, false) => "lower(sort_name), id",
-            (PeopleSort::Name, true) => "lower(sort_name) DESC, id DESC",
-            (PeopleSort::Id, false) => "id",
-            (PeopleSort::Id, true) => "id DESC",
-            (PeopleSort::Updated, false) => "updated_at, id",
-            (PeopleSort::Updated, true) => "updated_at DESC, id DESC",
-        };
+        let (filter, values, order) = crate::store::people::people_sql(q, crate::store::people::Dialect::Postgres);
         let client = self.client().await?;
-        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         let total: i64 = client.query_one(&format!("SELECT count(*) FROM people WHERE {filter}"), &params).await?.get(0);
         let (limit, offset) = (limit as i64, offset as i64);
         let mut page = params.clone();

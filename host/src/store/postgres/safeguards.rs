@@ -8,8 +8,8 @@
 use deadpool_postgres::Transaction;
 
 use super::PgStore;
-use crate::domain::{Action, Job, ProvState, format_time};
-use crate::store::safeguards::{FIRST_PROBE_INTERVAL_MS, MAX_PROBE_INTERVAL_MS, QUARANTINE_AFTER, QUARANTINE_AFTER_MS, REMOVAL_WINDOW_MS, automatic_threshold, over_budget};
+use crate::domain::{Action, Job, ProvState};
+use crate::store::safeguards::{REMOVAL_WINDOW_MS, automatic_threshold, over_budget};
 use crate::store::{HeldRemoval, Safeguards, StoreError, TargetHealth, now_ms};
 
 impl PgStore {
@@ -195,13 +195,10 @@ impl PgStore {
             )
             .await?;
         let (failures, level, since): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        if level == 0 && (failures < QUARANTINE_AFTER || now - since < QUARANTINE_AFTER_MS) {
+        let Some((level, until, reason)) = crate::store::safeguards::quarantine(failures, level, since, now, why) else {
             tx.commit().await?;
             return Ok(None);
-        }
-        let level = level + 1;
-        let until = now + (FIRST_PROBE_INTERVAL_MS << (level - 1).min(20)).min(MAX_PROBE_INTERVAL_MS);
-        let reason = format!("quarantined: {failures} calls in a row failed (last: {why}); the next probe is at {}", format_time(until));
+        };
         tx.execute("UPDATE targets SET pause_level = $2, paused_until = $3, pause_reason = $4 WHERE id = $1", &[&target, &level, &until, &reason]).await?;
         tx.commit().await?;
         Ok(Some((until, reason)))
