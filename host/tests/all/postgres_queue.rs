@@ -632,7 +632,7 @@ async fn the_upkeep_keeps_a_live_nodes_claims_and_rescues_a_dead_ones() {
     let job = a.claim_for(1, &[], &[]).await.unwrap().remove(0);
     tokio::time::sleep(Duration::from_millis(4_000)).await;
     assert_eq!(count(&db, "SELECT count(*) FROM jobs WHERE state = 'running' AND claimed_by = 'a'").await, 1, "renewed past its 1.5 s lease");
-    assert!(upkeep_a.held().borrow().contains(&(job.id, job.claim)));
+    assert_eq!(a.hold_leases(std::slice::from_ref(&job)).await.unwrap(), vec![job.id], "still its, under the same claim");
     drop(upkeep_a);
     let mut rescued = false;
     for _ in 0..100 {

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
 
 use super::PgStore;
 use super::queue::{JOB_COLUMNS, job_of};
@@ -139,16 +138,6 @@ impl PgStore {
 /// when dropped (as when the node dies: its leases then run out).
 pub struct Upkeep {
     tasks: [tokio::task::JoinHandle<()>; 2],
-    held: watch::Receiver<Vec<(i64, i64)>>,
-}
-
-impl Upkeep {
-    /// The jobs the node held at the last heartbeat, as (id, claim): a
-    /// worker whose job is not there under its claim lost it and must not
-    /// start another call for it.
-    pub fn held(&self) -> watch::Receiver<Vec<(i64, i64)>> {
-        self.held.clone()
-    }
 }
 
 impl Drop for Upkeep {
@@ -164,7 +153,6 @@ impl PgStore {
     /// third of the lease, so a live node renews each lease twice before it
     /// could run out. A failed round is logged and tried again next time.
     pub fn start_upkeep(&self) -> Upkeep {
-        let (tell, held) = watch::channel(Vec::new());
         let every = (self.config.lease / 3).max(Duration::from_millis(100));
         // Two loops: a long rescue round (a dead node's hundreds of jobs)
         // must never hold up this node's own heartbeat, or its leases run
@@ -175,11 +163,10 @@ impl PgStore {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match store.heartbeat().await {
-                    Ok(jobs) => {
-                        let _ = tell.send(jobs);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "the heartbeat failed; the leases hold until it comes through"),
+                // Workers check their own claims before each call
+                // (`hold_leases`); the heartbeat keeps every one alive.
+                if let Err(e) = store.heartbeat().await {
+                    tracing::warn!(error = %e, "the heartbeat failed; the leases hold until it comes through");
                 }
             }
         });
@@ -197,6 +184,6 @@ impl PgStore {
                 }
             }
         });
-        Upkeep { tasks: [heartbeat, rescue], held }
+        Upkeep { tasks: [heartbeat, rescue] }
     }
 }
