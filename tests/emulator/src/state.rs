@@ -132,6 +132,9 @@ pub struct RefreshToken {
     pub status: RefreshStatus,
     /// Issue time (ms).
     pub issued_at: i64,
+    /// When its family was approved, in order: approvals in the same
+    /// millisecond still have an oldest.
+    pub approval: u64,
 }
 
 /// An authorization code.
@@ -253,6 +256,7 @@ pub struct Inner {
     /// Request log.
     pub log: Vec<LoggedRequest>,
     log_seq: u64,
+    approval_seq: u64,
 }
 
 /// Shared by every listener and the library handle.
@@ -374,6 +378,7 @@ impl Shared {
             bulk: crate::bulk::BulkSettings { base_ms: 500, per_record_us: 50, ..Default::default() },
             log: Vec::new(),
             log_seq: 0,
+            approval_seq: 0,
         };
         let now = now_ms(0);
         let stamp = format_datetime(now);
@@ -746,6 +751,7 @@ impl Inner {
             Some((t, give)) => (Some(t.clone()), give.then_some(t)),
             None if kind == GrantKind::User && scopes.iter().any(|s| is_refresh_scope(s)) => {
                 let family = format!("5Aep861{}", random_token(48));
+                self.approval_seq += 1;
                 self.refresh.insert(
                     family.clone(),
                     RefreshToken {
@@ -756,6 +762,7 @@ impl Inner {
                         family: family.clone(),
                         status: RefreshStatus::Active,
                         issued_at: now,
+                        approval: self.approval_seq,
                     },
                 );
                 self.enforce_approval_limit(user_id, app);
@@ -780,14 +787,14 @@ impl Inner {
 
     /// Keeps at most five live refresh-token families per user and app.
     fn enforce_approval_limit(&mut self, user_id: &str, app: usize) {
-        let mut families: Vec<(i64, String)> = self
+        let mut families: Vec<(u64, String)> = self
             .refresh
             .values()
             .filter(|r| r.user_id == user_id && r.app == app && r.status == RefreshStatus::Active)
-            .map(|r| (r.issued_at, r.family.clone()))
+            .map(|r| (r.approval, r.family.clone()))
             .collect();
         families.sort();
-        families.dedup_by(|a, b| a.1 == b.1);
+        families.dedup();
         while families.len() > MAX_APPROVALS_PER_USER {
             let (_, oldest) = families.remove(0);
             self.revoke_family(&oldest);
