@@ -122,6 +122,10 @@ pub(crate) enum BenchCommand {
         /// Workers per node.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Record every job failed (the path a batch of refused calls
+        /// takes, a job at a time) instead of done.
+        #[arg(long)]
+        failed: bool,
     },
     /// The reprovision bench over both paths (collections and Bulk API)
     /// with the latency model off and on, each in a process of its own:

@@ -317,7 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Table { people, plugin, latency_ms, per_record_ms, workers }) => {
             benchmarks::table(&plugin, people, benchmarks::Latency { base_ms: latency_ms, per_record_ms }, workers)
         }
-        Command::Bench(BenchCommand::Queue { database, jobs, batch, workers }) => queue_bench::queue(database.as_deref(), jobs, batch.max(1), workers.max(1)).await,
+        Command::Bench(BenchCommand::Queue { database, jobs, batch, workers, failed }) => queue_bench::queue(database.as_deref(), jobs, batch.max(1), workers.max(1), failed).await,
         Command::Bench(BenchCommand::Emulator { latency_ms, per_record_ms }) => {
             benchmarks::emulator_process(benchmarks::Latency { base_ms: latency_ms, per_record_ms })
         }

@@ -1,5 +1,6 @@
 //! `bench queue`: the job queue alone, without plugins. Workers claim
-//! batches and record them done until every job is; jobs per second on
+//! batches and record them done (or, with `--failed`, failed, a job at a
+//! time as the engine records refused calls) until every job is; jobs per second on
 //! SQLite (one process, as `serve` runs today), and on PostgreSQL with 1
 //! and 3 nodes sharing one database, each node with its own pool and
 //! workers. The PostgreSQL runs use a database of their own, made on the
@@ -16,28 +17,32 @@ use registry_host::store::postgres::{PgConfig, PgStore};
 use registry_plugin_runtime::latest::types::GrantType;
 
 /// Runs the bench and prints a Markdown table.
-pub async fn queue(database: Option<&str>, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<()> {
-    println!("Queue bench: {jobs} jobs claimed {batch} at a time and recorded done, {workers} workers per node\n");
+pub async fn queue(database: Option<&str>, jobs: usize, batch: usize, workers: usize, failed: bool) -> anyhow::Result<()> {
+    let how = if failed { "failed" } else { "done" };
+    println!("Queue bench: {jobs} jobs claimed {batch} at a time and recorded {how}, {workers} workers per node\n");
     println!("| store | nodes | seconds | jobs/s |");
     println!("|---|---|---|---|");
-    let sqlite = sqlite_run(jobs, batch, workers).await?;
+    let sqlite = sqlite_run(jobs, batch, workers, failed).await?;
     println!("| SQLite | 1 | {:.2} | {:.0} |", sqlite.as_secs_f64(), jobs as f64 / sqlite.as_secs_f64());
     let Some(url) = database else {
         println!("\n(no --database: PostgreSQL not measured)");
         return Ok(());
     };
     for nodes in [1, 3] {
-        let took = postgres_run(url, nodes, jobs, batch, workers).await?;
+        let took = postgres_run(url, nodes, jobs, batch, workers, failed).await?;
         println!("| PostgreSQL | {nodes} | {:.2} | {:.0} |", took.as_secs_f64(), jobs as f64 / took.as_secs_f64());
     }
     Ok(())
 }
 
+/// What a `--failed` run records: a refusal as a service words one.
+const REFUSED: &str = "REQUIRED_FIELD_MISSING: Required fields are missing: [LastName]";
+
 fn done(job: registry_host::domain::Job) -> Done {
     Done { remote: Some(("Contact".into(), format!("R{}", job.person_id))), job, summary: "created".into(), removed: false, usage: None }
 }
 
-async fn sqlite_run(jobs: usize, batch: usize, workers: usize) -> anyhow::Result<Duration> {
+async fn sqlite_run(jobs: usize, batch: usize, workers: usize, failed: bool) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(SqliteStore::open(dir.path(), SecretBox::new(&[9; 32]))?);
     let input = ServerInput::example("Bench", "bench", GrantType::ClientCredentials);
@@ -55,7 +60,13 @@ async fn sqlite_run(jobs: usize, batch: usize, workers: usize) -> anyhow::Result
                 if claimed.is_empty() {
                     return Ok(());
                 }
-                store.finish_done(&claimed.into_iter().map(done).collect::<Vec<_>>())?;
+                if failed {
+                    for job in &claimed {
+                        store.finish_failed(job, REFUSED)?;
+                    }
+                } else {
+                    store.finish_done(&claimed.into_iter().map(done).collect::<Vec<_>>())?;
+                }
             }
         }));
     }
@@ -65,9 +76,9 @@ async fn sqlite_run(jobs: usize, batch: usize, workers: usize) -> anyhow::Result
     Ok(started.elapsed())
 }
 
-async fn postgres_run(url: &str, nodes: usize, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<Duration> {
+async fn postgres_run(url: &str, nodes: usize, jobs: usize, batch: usize, workers: usize, failed: bool) -> anyhow::Result<Duration> {
     let db = ScratchDatabase::create(url, &format!("queue_{nodes}")).await?;
-    let result = postgres_in(&db.url, nodes, jobs, batch, workers).await;
+    let result = postgres_in(&db.url, nodes, jobs, batch, workers, failed).await;
     // The run's own error, if any, before a failure to clean up.
     let dropped = db.drop_now().await;
     let took = result?;
@@ -109,7 +120,7 @@ impl ScratchDatabase {
     }
 }
 
-async fn postgres_in(url: &str, nodes: usize, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<Duration> {
+async fn postgres_in(url: &str, nodes: usize, jobs: usize, batch: usize, workers: usize, failed: bool) -> anyhow::Result<Duration> {
     let config = PgConfig { pool_size: workers + 2, ..PgConfig::default() };
     let mut stores = Vec::new();
     for n in 0..nodes {
@@ -140,7 +151,13 @@ async fn postgres_in(url: &str, nodes: usize, jobs: usize, batch: usize, workers
                     if claimed.is_empty() {
                         return Ok::<_, anyhow::Error>(());
                     }
-                    store.finish_done(&claimed.into_iter().map(done).collect::<Vec<_>>()).await?;
+                    if failed {
+                        for job in &claimed {
+                            store.finish_failed(job, REFUSED).await?;
+                        }
+                    } else {
+                        store.finish_done(&claimed.into_iter().map(done).collect::<Vec<_>>()).await?;
+                    }
                 }
             }));
         }
@@ -149,8 +166,12 @@ async fn postgres_in(url: &str, nodes: usize, jobs: usize, batch: usize, workers
         t.await??;
     }
     let took = started.elapsed();
-    let left: i64 = db.query_one("SELECT count(*) FROM jobs", &[]).await?.get(0);
+    let counts = db.query_one("SELECT count(*) FILTER (WHERE state <> 'failed'), count(*) FILTER (WHERE state = 'failed') FROM jobs", &[]).await?;
+    let (left, kept): (i64, i64) = (counts.get(0), counts.get(1));
     anyhow::ensure!(left == 0, "{left} jobs were left");
+    // A failed job is kept (until its person changes); a done one is gone.
+    let expected = if failed { jobs as i64 } else { 0 };
+    anyhow::ensure!(kept == expected, "{kept} jobs recorded failed, {expected} expected");
     for s in &stores {
         s.stop().await?;
     }

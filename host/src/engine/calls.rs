@@ -6,7 +6,7 @@ use registry_plugin_runtime::latest::plugin_info::Capabilities;
 use registry_plugin_runtime::latest::provisioning_target::{BatchAnswer, ProvisionOutcome, SubmittedBatch, TargetContext};
 
 use super::requests::Requests;
-use super::{Engine, Verdict, call_verdict, verdict};
+use super::{Engine, Job, Verdict, call_verdict, verdict};
 
 /// Extra plugin calls one batch may spend on finding the people it fails
 /// for as a whole: a few bad people among a thousand cost about 2·log2(1000)
@@ -22,18 +22,29 @@ impl Engine {
     /// that one person whose data sets the failure off fails alone and the
     /// others are provisioned; up to [`SPLIT_BUDGET`] extra calls, so an
     /// error about no person in particular does not multiply the calls.
+    ///
+    /// `jobs[i]` is the job of `pending`'s `i`th request. The caller has
+    /// just renewed their leases; every later call renews its own jobs'
+    /// first, so no call starts that could outlive its claim (a job taken
+    /// back meanwhile is answered [`Verdict::TakenBack`], not called).
     pub(super) async fn call(
         &self,
         plugin: &Plugin,
         context: &TargetContext,
+        jobs: &[Job],
         pending: &Requests,
         allow: &registry_plugin_runtime::HttpAllowlist,
     ) -> (Vec<Result<ProvisionOutcome, Verdict>>, Vec<SubmittedBatch>) {
         let batch = plugin.metadata().capabilities.contains(Capabilities::PROVISION_BATCH);
+        let mut fresh = true;
         if !batch || pending.len() == 1 {
             let mut out = Vec::with_capacity(pending.len());
             for i in 0..pending.len() {
-                out.push(self.call_one(plugin, context, pending, i, allow).await);
+                if self.held(jobs, i..i + 1, &mut fresh).await[0] {
+                    out.push(self.call_one(plugin, context, pending, i, allow).await);
+                } else {
+                    out.push(Err(Verdict::TakenBack));
+                }
             }
             return (out, Vec::new());
         }
@@ -43,6 +54,20 @@ impl Engine {
         // Depth first, left half before right.
         let mut parts = vec![0..pending.len()];
         while let Some(part) = parts.pop() {
+            let held = self.held(jobs, part.clone(), &mut fresh).await;
+            if held.iter().any(|h| !h) {
+                // Rare (the node stalled past its leases): the jobs still
+                // held go on one by one, each checked again.
+                for (i, h) in part.clone().zip(held).rev() {
+                    if h {
+                        parts.push(i..i + 1);
+                    } else {
+                        out[i] = Some(Err(Verdict::TakenBack));
+                    }
+                }
+                fresh = true;
+                continue;
+            }
             let answer = if part.len() == 1 {
                 Ok(vec![self.call_one(plugin, context, pending, part.start, allow).await])
             } else {
@@ -80,6 +105,27 @@ impl Engine {
             }
         }
         (out.into_iter().map(|r| r.expect("every part is answered")).collect(), submitted)
+    }
+
+    /// Which of `jobs[part]` this node still holds, their leases renewed
+    /// (on SQLite, all). Nothing is asked right after a renewal (`fresh`).
+    /// A database that cannot answer counts as not held: the call is not
+    /// made, and the jobs go back to the queue when their leases run out.
+    async fn held(&self, jobs: &[Job], part: std::ops::Range<usize>, fresh: &mut bool) -> Vec<bool> {
+        if std::mem::replace(fresh, false) {
+            return vec![true; part.len()];
+        }
+        let asked = jobs[part].to_vec();
+        match self.store.hold_leases(asked.clone()).await {
+            Ok(kept) => {
+                let kept: std::collections::HashSet<i64> = kept.iter().map(|j| j.id).collect();
+                asked.iter().map(|j| kept.contains(&j.id)).collect()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not renew the leases before a call; the call is not made");
+                vec![false; asked.len()]
+            }
+        }
     }
 
     /// `provision` for the `i`th of `pending`.

@@ -45,7 +45,15 @@ impl Engine {
     /// Claims one ready group job and runs it; whether there was one.
     pub async fn run_group_once(&self) -> Result<bool, EngineError> {
         let Some(job) = self.store.claim_group_job().await? else { return Ok(false) };
-        self.group_job(&job).await?;
+        if let Err(e) = self.group_job(&job).await {
+            // Not left running: the heartbeat would renew its lease for as
+            // long as this node lives. Back to the queue, an attempt counted.
+            let why = format!("the job stopped on a database error: {e}");
+            if let Err(again) = self.store.finish_group_retry(&job, self.backoff(job.attempts).as_millis() as i64, &why).await {
+                tracing::error!(error = %again, group = %job.group_id, "a stopped group job could not be queued again; it is when this node restarts");
+            }
+            return Err(e.into());
+        }
         Ok(true)
     }
 
@@ -93,6 +101,12 @@ impl Engine {
                 Ok(a) => a,
                 Err(e) => return later(e.to_string()).await,
             };
+            // As for people's jobs: no call starts that could outlive the
+            // claim, and a job another node took back is left to it.
+            if !self.store.hold_group_lease(job).await? {
+                tracing::info!(group = %job.group_id, target = target.id, "a group job was taken back by another node; left to it");
+                return Ok(());
+            }
             let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
             let outcome = match plugin.provision_group(&context, &request, &allow).await {
                 Ok(Ok(o)) => {
@@ -130,6 +144,7 @@ impl Engine {
             Verdict::Budget(m) => self.store.finish_group_retry(job, BUDGET_WAIT_MS, &m).await,
             Verdict::Fail(m) => self.store.finish_group_failed(job, &m).await,
             Verdict::Submitted(_) => self.store.finish_group_failed(job, "a group call cannot be submitted to a bulk API").await,
+            Verdict::TakenBack => Ok(()),
         }
     }
 }

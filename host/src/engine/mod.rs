@@ -168,6 +168,9 @@ enum Verdict {
     Fail(String),
     /// Handed to a bulk API with the `k`th submitted batch: polled later.
     Submitted(usize),
+    /// Not called: another node took the job back (its lease ran out
+    /// first), so it is that node's to run and nothing is recorded here.
+    TakenBack,
 }
 
 /// A job that succeeded, as the store records it.
@@ -491,7 +494,7 @@ impl Engine {
             }
             let context = TargetContext { settings: settings.clone(), tokens: tokens.clone() };
             let started = std::time::Instant::now();
-            let (results, submitted) = self.call(plugin, &context, &requests, &allow).await;
+            let (results, submitted) = self.call(plugin, &context, &pending, &requests, &allow).await;
             let took = Some(started.elapsed().as_millis() as i64);
             let mut done = Vec::new();
             let mut again = Vec::new();
@@ -501,6 +504,7 @@ impl Engine {
                 job.duration_ms = took;
                 match result {
                     Err(Verdict::Submitted(k)) => held[k].push(job),
+                    Err(Verdict::TakenBack) => {}
                     Ok(outcome) => done.push(done_of(job, outcome)),
                     Err(v) if v == Verdict::Refresh && !refreshed => again.push((i, job)),
                     Err(v) => settled.push((job, v)),

@@ -26,6 +26,7 @@ impl Engine {
             Verdict::Submitted(_) => self.retry(job, None, "the bulk API's answer was lost".into()).await,
             Verdict::Budget(m) => self.store.finish_waiting(std::slice::from_ref(job), &format!("waiting: {m}")).await,
             Verdict::Retry(delay, m) => self.retry(job, delay, m).await,
+            Verdict::TakenBack => Ok(()),
         }
     }
 

@@ -85,8 +85,13 @@ impl OAuth {
         // New tokens, written nowhere: the caller saves them.
         let refresh = async |held: TokenSet| -> Result<TokenSet, Refused> {
             match plugin.refresh(&config, &held, &allow).await.map_err(FlowError::from)? {
-                Ok(fresh) => {
+                Ok(mut fresh) => {
                     self.trusted(id, &fresh).await?;
+                    // Without rotation the answer carries no refresh token:
+                    // the held one stays good, as for a server's token.
+                    if fresh.refresh_token.is_none() {
+                        fresh.refresh_token = held.refresh_token.clone();
+                    }
                     Ok(fresh)
                 }
                 Err(e) => Err(Refused::Plugin(e)),

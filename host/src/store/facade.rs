@@ -138,6 +138,15 @@ impl Store {
         }
     }
 
+    /// [`Store::hold_leases`] for a group job: whether this process still
+    /// holds it (on PostgreSQL, its lease renewed). On SQLite, it does.
+    pub async fn hold_group_lease(&self, job: &GroupJob) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(true),
+            Backend::Postgres(pg) => pg.hold_group_lease(job).await,
+        }
+    }
+
     /// Puts claimed jobs still running back in the queue.
     pub async fn release(&self, jobs: &[Job]) -> Result<usize, StoreError> {
         match &self.backend {

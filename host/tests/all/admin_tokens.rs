@@ -122,6 +122,22 @@ async fn two_admins_provision_as_themselves_check_their_tokens_and_revoke_them()
     let users: Vec<_> = emu.request_log().into_iter().filter(|r| r.path.contains("/sobjects")).filter_map(|r| r.user).collect();
     assert!(!users.is_empty() && users.iter().all(|u| u == DEMO_USERNAME), "{users:?}");
 
+    // Without rotation a refresh answers no refresh token: the admin's own
+    // is kept, so the token works again after the next expiry too.
+    emu.set_rotation(false);
+    let bob_id = admin_id(&h, "bob").await;
+    let held = h.host.store.admin_tokens(bob_id, server).await.unwrap().unwrap();
+    for _ in 0..2 {
+        emu.expire_access_tokens();
+        let (_, _, to) = b.post(&format!("/account/provider-tokens/{server}/check"), &[("csrf", &csrf_b)]).await;
+        let page = b.get(&to.unwrap()).await.1;
+        assert!(page.contains(&format!("Works now</strong> as {}", ALAN.0)), "refreshed with the kept refresh token: {page}");
+    }
+    let kept = h.host.store.admin_tokens(bob_id, server).await.unwrap().unwrap();
+    assert_ne!(kept.access_token, held.access_token, "refreshed");
+    assert_eq!(kept.refresh_token, held.refresh_token, "the refresh token is kept");
+    emu.set_rotation(true);
+
     // A held token is not a working one: killed at Salesforce, the page
     // still lists it as held, and only Check says it does not work now.
     let grace_tokens = h.host.store.admin_tokens(admin_id(&h, &h.admin().0).await, server).await.unwrap().unwrap();

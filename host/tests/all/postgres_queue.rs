@@ -533,10 +533,18 @@ async fn group_jobs_are_claimed_once_in_order_and_rescued() {
     let (g1, holder) = if x.group_id == "G1" { (x.clone(), &a) } else { (y.clone(), &b) };
     let other = if x.group_id == "G1" { &b } else { &a };
     assert!(!other.finish_group_done(&g1, Some(("Group".into(), "00G1".into())), false, &[], "made").await.unwrap(), "not its claim");
+    assert!(!other.hold_group_lease(&g1).await.unwrap(), "not its claim: no call for it");
+    // Held: the lease is renewed to a full one before the call.
+    db.execute("UPDATE group_jobs SET lease_until = now() + interval '1 second' WHERE id = $1", &[&g1.id]).await.unwrap();
+    assert!(holder.hold_group_lease(&g1).await.unwrap());
+    let left: f64 = db.query_one("SELECT extract(epoch FROM lease_until - now())::float8 FROM group_jobs WHERE id = $1", &[&g1.id]).await.unwrap().get(0);
+    assert!(left > 50.0, "a full lease from now, not the second it had: {left}");
     db.execute("UPDATE group_jobs SET lease_until = now() - interval '1 second' WHERE id = $1", &[&g1.id]).await.unwrap();
     assert_eq!(other.rescue_expired_group_jobs().await.unwrap(), 1);
+    assert!(!holder.hold_group_lease(&g1).await.unwrap(), "taken back: the old holder starts no call");
     let again = other.claim_group_job().await.unwrap().unwrap();
     assert_eq!((again.id, again.claim), (g1.id, g1.claim + 1));
+    assert!(!holder.hold_group_lease(&g1).await.unwrap(), "claimed again by another: still not the old holder's");
     assert!(!holder.finish_group_retry(&g1, 0, "late").await.unwrap());
     assert!(other.finish_group_done(&again, Some(("Group".into(), "00G1".into())), false, &[], "made").await.unwrap());
     let next = holder.claim_group_job().await.unwrap().unwrap();
@@ -579,6 +587,15 @@ async fn the_queue_bench_runs_on_both_stores() {
     for row in ["| SQLite | 1 |", "| PostgreSQL | 1 |", "| PostgreSQL | 3 |"] {
         assert!(stdout.contains(row), "{row} missing:\n{stdout}");
     }
+    // The failure path too: every job recorded failed (the bench checks
+    // the database's count before it drops it).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_registry-host"))
+        .args(["bench", "queue", "--failed", "--jobs", "120", "--batch", "40", "--workers", "2", "--database", &url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("recorded failed") && stdout.contains("| PostgreSQL | 3 |"), "{stdout}");
     let left = count(&connect(&url).await, "SELECT count(*) FROM pg_database WHERE datname LIKE 'registry_bench_%'").await;
     assert_eq!(left, 0, "the bench's databases are dropped");
 }

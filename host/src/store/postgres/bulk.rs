@@ -31,8 +31,11 @@ impl PgStore {
         tx.execute("UPDATE bulk_batches SET settings = $1 WHERE id = $2", &[&sealed, &id]).await?;
         let (ids, claims): (Vec<i64>, Vec<i64>) = jobs.iter().map(|j| (j.id, j.claim)).unzip();
         tx.execute(
-            "UPDATE jobs j SET bulk_batch = $1 FROM unnest($2::bigint[], $3::bigint[]) AS c(id, seq)
-             WHERE j.id = c.id AND j.claim_seq = c.seq AND j.claimed_by = $4 AND j.state = 'running'",
+            "WITH mine AS MATERIALIZED (
+               SELECT j.id FROM jobs j JOIN unnest($2::bigint[], $3::bigint[]) AS c(id, seq) ON j.id = c.id AND j.claim_seq = c.seq
+               WHERE j.claimed_by = $4 AND j.state = 'running' ORDER BY j.id FOR NO KEY UPDATE OF j
+             )
+             UPDATE jobs j SET bulk_batch = $1 FROM mine WHERE j.id = mine.id",
             &[&id, &ids, &claims, &self.node],
         )
         .await?;
@@ -53,7 +56,9 @@ impl PgStore {
                      FROM (SELECT id FROM bulk_batches WHERE poll_at <= {DB_NOW_MS} ORDER BY poll_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) due
                      WHERE b.id = due.id RETURNING b.id, b.target_id, b.reference, b.polls - 1, b.failures, b.settings"
                 ),
-                &[&POLL_LEASE_MS],
+                // Never shorter than a job's lease, which the node's
+                // settings keep above a plugin call's deadline.
+                &[&POLL_LEASE_MS.max(self.lease_ms())],
             )
             .await?;
         let Some(r) = row else { return Ok(None) };
@@ -68,8 +73,9 @@ impl PgStore {
     async fn adopt_bulk_jobs(&self, tx: &Transaction<'_>, batch: i64) -> Result<Vec<Job>, StoreError> {
         let rows = tx
             .query(
-                "UPDATE jobs j SET claimed_by = $2, claim_seq = j.claim_seq + 1, lease_until = now() + $3::bigint * interval '1 millisecond'
-                 WHERE j.bulk_batch = $1 AND j.state = 'running'
+                "WITH theirs AS MATERIALIZED (SELECT id FROM jobs WHERE bulk_batch = $1 AND state = 'running' ORDER BY id FOR NO KEY UPDATE)
+                 UPDATE jobs j SET claimed_by = $2, claim_seq = j.claim_seq + 1, lease_until = now() + $3::bigint * interval '1 millisecond'
+                 FROM theirs WHERE j.id = theirs.id
                  RETURNING j.id, j.person_id, j.target_id, j.action, j.attempts, j.run_id, j.failing_since, j.acting_admin, j.claim_seq",
                 &[&batch, &self.node, &self.lease_ms()],
             )
@@ -90,24 +96,31 @@ impl PgStore {
         self.client()
             .await?
             .execute(
-                &format!("UPDATE bulk_batches SET reference = $2, poll_at = {DB_NOW_MS} + $3, failures = CASE WHEN $4 THEN failures + 1 ELSE 0 END WHERE id = $1"),
-                &[&batch, &reference, &after_ms, &failed],
+                &format!(
+                    "UPDATE bulk_batches SET reference = $2, poll_at = {DB_NOW_MS} + $3, failures = CASE WHEN $4 THEN failures + 1 ELSE 0 END
+                     WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM jobs WHERE bulk_batch = $1 AND state = 'running' AND claimed_by IS DISTINCT FROM $5)"
+                ),
+                &[&batch, &reference, &after_ms, &failed, &self.node],
             )
             .await?;
         Ok(())
     }
 
     /// Forgets a settled batch; jobs it still holds (no outcome recorded)
-    /// go back to the queue.
+    /// go back to the queue. A node whose poll outlived its lease, the
+    /// batch adopted by another meanwhile, changes nothing: the batch and
+    /// its jobs are the other node's.
     pub async fn finish_bulk(&self, batch: i64) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute(
-            "UPDATE jobs SET state = 'queued', bulk_batch = NULL, claimed_by = NULL, lease_until = NULL WHERE bulk_batch = $1 AND state = 'running'",
-            &[&batch],
+            "WITH mine AS MATERIALIZED (SELECT id FROM jobs WHERE bulk_batch = $1 AND state = 'running' AND claimed_by = $2 ORDER BY id FOR NO KEY UPDATE)
+             UPDATE jobs j SET state = 'queued', bulk_batch = NULL, claimed_by = NULL, lease_until = NULL FROM mine WHERE j.id = mine.id",
+            &[&batch, &self.node],
         )
         .await?;
-        tx.execute("DELETE FROM bulk_batches WHERE id = $1", &[&batch]).await?;
+        tx.execute("DELETE FROM bulk_batches WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM jobs WHERE bulk_batch = $1 AND state = 'running')", &[&batch])
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -152,6 +165,23 @@ impl PgStore {
             attempts: r.get::<_, i64>(4) as u32,
             claim: r.get(5),
         }))
+    }
+
+    /// Before a group job's plugin call: its lease renewed to a full lease
+    /// from now, as [`PgStore::hold_leases`] does for people's jobs; whether
+    /// this node still holds it under its claim (if not, another node took
+    /// it back and runs it).
+    pub async fn hold_group_lease(&self, job: &GroupJob) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE group_jobs SET lease_until = GREATEST(lease_until, now() + $4::bigint * interval '1 millisecond')
+                 WHERE id = $1 AND claimed_by = $2 AND claim_seq = $3 AND state = 'running'",
+                &[&job.id, &self.node, &job.claim, &self.lease_ms()],
+            )
+            .await?;
+        Ok(n > 0)
     }
 
     /// A group job that succeeded: the target now has `remote` (none once

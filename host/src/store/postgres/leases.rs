@@ -35,9 +35,11 @@ impl PgStore {
             .client()
             .await?
             .execute(
-                "UPDATE jobs j SET state = 'queued', claimed_by = NULL, lease_until = NULL
-                 FROM unnest($1::bigint[], $3::bigint[]) AS c(id, seq)
-                 WHERE j.id = c.id AND j.claim_seq = c.seq AND j.claimed_by = $2 AND j.state = 'running' AND j.bulk_batch IS NULL",
+                "WITH mine AS MATERIALIZED (
+                   SELECT j.id FROM jobs j JOIN unnest($1::bigint[], $3::bigint[]) AS c(id, seq) ON j.id = c.id AND j.claim_seq = c.seq
+                   WHERE j.claimed_by = $2 AND j.state = 'running' AND j.bulk_batch IS NULL ORDER BY j.id FOR NO KEY UPDATE OF j
+                 )
+                 UPDATE jobs j SET state = 'queued', claimed_by = NULL, lease_until = NULL FROM mine WHERE j.id = mine.id",
                 &[&ids, &self.node, &claims],
             )
             .await?)
@@ -53,7 +55,10 @@ impl PgStore {
             .await?;
         let n = client
             .execute(
-                "UPDATE jobs SET state = 'queued', claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1 AND state = 'running' AND bulk_batch IS NULL",
+                "WITH mine AS MATERIALIZED (
+                   SELECT id FROM jobs WHERE claimed_by = $1 AND state = 'running' AND bulk_batch IS NULL ORDER BY id FOR NO KEY UPDATE
+                 )
+                 UPDATE jobs j SET state = 'queued', claimed_by = NULL, lease_until = NULL FROM mine WHERE j.id = mine.id",
                 &[&self.node],
             )
             .await?;
@@ -148,12 +153,18 @@ impl Drop for Upkeep {
     }
 }
 
+/// The longest time between two heartbeats: a third of
+/// [`super::LIVE_WITHIN`], whatever the lease.
+pub const HEARTBEAT_AT_MOST: Duration = Duration::from_secs(20);
+
 impl PgStore {
     /// Starts this node's upkeep: a heartbeat and a rescue round every
     /// third of the lease, so a live node renews each lease twice before it
-    /// could run out. A failed round is logged and tried again next time.
+    /// could run out, and at least every [`HEARTBEAT_AT_MOST`], so a live
+    /// node always looks live (`LIVE_WITHIN`) however long its lease. A
+    /// failed round is logged and tried again next time.
     pub fn start_upkeep(&self) -> Upkeep {
-        let every = (self.config.lease / 3).max(Duration::from_millis(100));
+        let every = (self.config.lease / 3).clamp(Duration::from_millis(100), HEARTBEAT_AT_MOST);
         // Two loops: a long rescue round (a dead node's hundreds of jobs)
         // must never hold up this node's own heartbeat, or its leases run
         // out too.

@@ -185,8 +185,9 @@ impl PgStore {
         tx.execute("UPDATE nodes SET heartbeat_at = now(), stopped_at = NULL WHERE id = $1", &[&self.node]).await?;
         let rows = tx
             .query(
-                "UPDATE jobs SET lease_until = now() + $2::bigint * interval '1 millisecond'
-                 WHERE claimed_by = $1 AND state = 'running' RETURNING id, claim_seq",
+                "WITH mine AS MATERIALIZED (SELECT id FROM jobs WHERE claimed_by = $1 AND state = 'running' ORDER BY id FOR NO KEY UPDATE)
+                 UPDATE jobs j SET lease_until = now() + $2::bigint * interval '1 millisecond'
+                 FROM mine WHERE j.id = mine.id RETURNING j.id, j.claim_seq",
                 &[&self.node, &self.lease_ms()],
             )
             .await?;

@@ -21,7 +21,10 @@
 //! rows, runs' counters (in run order), and the groups' pairs last (in
 //! (group, target) order); the claim takes job rows only. Row locks are
 //! `FOR NO KEY UPDATE`, which does not block the key-share locks foreign
-//! key checks take.
+//! key checks take. A statement that changes several job rows locks them
+//! first in id order (a `MATERIALIZED` CTE with `ORDER BY j.id FOR ...`):
+//! the heartbeat, a batch's finish and its releases touch the same rows,
+//! and two statements taking them in different orders would deadlock.
 //!
 //! A job a bulk batch holds stays with the batch, which a node polls
 //! under its own lease (`bulk.rs`): it is neither reset nor rescued here.
@@ -65,10 +68,8 @@ impl PgStore {
         let tx = client.transaction().await?;
         // Removals past a threshold are held first, in the same transaction:
         // no claim takes one that should wait for an admin.
-        let held = Self::hold_removals(&tx).await?;
-        if !held.is_empty() {
-            self.new_holds.lock().unwrap_or_else(|p| p.into_inner()).extend(held);
-        }
+        let (held, seen) = Self::hold_removals(&tx).await?;
+        let (seen_targets, seen_counts): (Vec<i64>, Vec<i64>) = seen.into_iter().unzip();
         let claimed = tx
             .query(
                 &format!(
@@ -78,6 +79,9 @@ impl PgStore {
                        JOIN oauth2_servers s ON s.id = t.server_id
                        WHERE j.not_before <= $1 AND (t.paused_until IS NULL OR t.paused_until <= $1) AND {READY}
                          AND NOT (j.target_id = ANY($3))
+                         AND (j.action <> 'deleted' OR j.confirmed OR NOT t.destructive_removals
+                              OR (SELECT count(*) FROM jobs r WHERE r.target_id = j.target_id AND r.state = 'queued' AND r.action = 'deleted' AND NOT r.held AND NOT r.confirmed)
+                                 <= COALESCE((SELECT seen.n FROM unnest($6::bigint[], $7::bigint[]) AS seen(target, n) WHERE seen.target = j.target_id), 0))
                        ORDER BY j.id LIMIT $2
                        FOR NO KEY UPDATE OF j SKIP LOCKED
                      ), first AS (
@@ -92,7 +96,7 @@ impl PgStore {
                      RETURNING {JOB_COLUMNS}",
                     READY = ready_job_sql!()
                 ),
-                &[&now, &(max as i64), &busy, &self.node, &self.lease_ms()],
+                &[&now, &(max as i64), &busy, &self.node, &self.lease_ms(), &seen_targets, &seen_counts],
             )
             .await;
         let mut jobs = match claimed {
@@ -118,6 +122,10 @@ impl PgStore {
             }
         }
         tx.commit().await?;
+        // Told to the admins only once the holds are committed.
+        if !held.is_empty() {
+            self.new_holds.lock().unwrap_or_else(|p| p.into_inner()).extend(held);
+        }
         Ok(jobs)
     }
 
@@ -159,9 +167,12 @@ impl PgStore {
             .client()
             .await?
             .query(
-                "UPDATE jobs j SET lease_until = GREATEST(j.lease_until, now() + $4::bigint * interval '1 millisecond')
-                 FROM unnest($1::bigint[], $2::bigint[]) AS c(id, seq)
-                 WHERE j.id = c.id AND j.claim_seq = c.seq AND j.claimed_by = $3 AND j.state = 'running'
+                "WITH mine AS MATERIALIZED (
+                   SELECT j.id FROM jobs j JOIN unnest($1::bigint[], $2::bigint[]) AS c(id, seq) ON j.id = c.id AND j.claim_seq = c.seq
+                   WHERE j.claimed_by = $3 AND j.state = 'running' ORDER BY j.id FOR NO KEY UPDATE OF j
+                 )
+                 UPDATE jobs j SET lease_until = GREATEST(j.lease_until, now() + $4::bigint * interval '1 millisecond')
+                 FROM mine WHERE j.id = mine.id
                  RETURNING j.id",
                 &[&ids, &claims, &self.node, &self.lease_ms()],
             )
@@ -213,8 +224,11 @@ impl PgStore {
         // Only the jobs still this node's, under their claims.
         let taken: Vec<i64> = tx
             .query(
-                "DELETE FROM jobs j USING unnest($1::bigint[], $2::bigint[]) AS c(id, seq)
-                 WHERE j.id = c.id AND j.claim_seq = c.seq AND j.claimed_by = $3 AND j.state = 'running' RETURNING j.id",
+                "WITH mine AS MATERIALIZED (
+                   SELECT j.id FROM jobs j JOIN unnest($1::bigint[], $2::bigint[]) AS c(id, seq) ON j.id = c.id AND j.claim_seq = c.seq
+                   WHERE j.claimed_by = $3 AND j.state = 'running' ORDER BY j.id FOR UPDATE OF j
+                 )
+                 DELETE FROM jobs j USING mine WHERE j.id = mine.id RETURNING j.id",
                 &[&ids, &claims, &self.node],
             )
             .await?

@@ -68,8 +68,12 @@ impl PgStore {
     }
 
     /// Holds the queued removals of each target past its threshold, in the
-    /// caller's (the claim's) transaction; (target, how many) newly held.
-    pub(super) async fn hold_removals(tx: &Transaction<'_>) -> Result<Vec<(i64, usize)>, StoreError> {
+    /// caller's (the claim's) transaction. Returns (target, how many) newly
+    /// held, and (target, how many queued) for the targets whose removals
+    /// it let go: the claim, a statement with a later snapshot, takes a
+    /// target's removals only if no more are queued by then (a removal
+    /// committed in between is left to the next claim's count).
+    pub(super) async fn hold_removals(tx: &Transaction<'_>) -> Result<(Vec<(i64, usize)>, Vec<(i64, i64)>), StoreError> {
         let rows = tx
             .query(
                 "SELECT j.target_id, count(*), t.removal_threshold,
@@ -83,9 +87,11 @@ impl PgStore {
             )
             .await?;
         let mut held = Vec::new();
+        let mut seen = Vec::new();
         for r in rows {
             let (target, queued, threshold, provisioned, recent, already): (i64, i64, Option<i64>, i64, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
             if queued + recent + already <= threshold.unwrap_or_else(|| automatic_threshold(provisioned)) {
+                seen.push((target, queued));
                 continue;
             }
             // Job rows only, skipping locked ones, as a claim takes them: a
@@ -105,7 +111,7 @@ impl PgStore {
             tracing::warn!(target, held = n, "removals past the target's threshold wait for an admin's confirmation");
             held.push((target, n as usize));
         }
-        Ok(held)
+        Ok((held, seen))
     }
 
     /// The removals claims held since last asked, once each (this node's).
