@@ -154,7 +154,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
                 !config.demo,
                 "--demo runs the bundled emulator for one machine and is refused with a shared PostgreSQL database; serve without --database to try it"
             );
-            let pg = crate::store::postgres::PgStore::connect(&shared.url, &shared.node, secrets, crate::store::postgres::PgConfig { lease: shared.lease, ..Default::default() })
+            let pg = crate::store::postgres::PgStore::connect(&shared.url, &shared.node, secrets, crate::store::postgres::PgConfig { lease: shared.lease, exclusive_id: true, ..Default::default() })
                 .await
                 .context("connecting to the PostgreSQL database (--database)")?;
             (Arc::new(Store::from(pg)), None)

@@ -95,6 +95,16 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// On a shared database, wakes the serving nodes: work a command queued
+/// starts at once, not at their next poll. A failure only delays it.
+async fn wake_nodes(store: &Store) {
+    if let Some(pg) = store.postgres()
+        && let Err(e) = pg.notify(registry_host::store::postgres::Topic::Jobs).await
+    {
+        eprintln!("note: could not wake the serving nodes ({e}); they find the work at their next poll");
+    }
+}
+
 /// `people import FILE`: every row is checked first; if any is bad, all
 /// problems are printed and nothing is imported.
 pub async fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
@@ -114,6 +124,9 @@ pub async fn import_people(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     let store = open_store(data_dir).await?;
     let bar = bar(people.len() as u64, "importing");
     let stats = store.import_people(people, |done| bar.set_position(done as u64)).await?;
+    if stats.added + stats.updated > 0 {
+        wake_nodes(&store).await;
+    }
     bar.finish_and_clear();
     store.audit(&cli_actor(), "people.import", &file.display().to_string(), serde_json::json!({"added": stats.added, "updated": stats.updated, "unchanged": stats.unchanged})).await?;
     let (queued, _) = store.job_counts(None).await?;
@@ -309,6 +322,7 @@ pub async fn removals(data_dir: &Path, which: &str, confirm: bool, discard: bool
     }
     if confirm {
         let n = store.confirm_removals(target.id).await?;
+        wake_nodes(&store).await;
         store.audit(&cli_actor(), "target.removals-confirm", &target.name, serde_json::json!({"removals": n})).await?;
         println!("{n} removal(s) confirmed for '{}'; `registry-host serve` runs them", target.name);
     } else if discard {
@@ -331,6 +345,7 @@ pub async fn reprovision(data_dir: &Path, which: &str, wait: bool) -> anyhow::Re
     let store = open_store(data_dir).await?;
     let target = find_target(&store, which).await?;
     let run = store.start_run(target.id).await?;
+    wake_nodes(&store).await;
     store.audit(&cli_actor(), "target.reprovision-all", &target.name, serde_json::json!({"run": run.id, "queued": run.total})).await?;
     println!("run {} queued {} people for '{}'", run.id, run.total, target.name);
     if !target.enabled {

@@ -368,7 +368,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 web: Default::default(),
                 database: cli.runtime.database.clone().map(|url| registry_host::serve::Shared {
                     url,
-                    node: node_id.unwrap_or_else(|| format!("{}:{}", host_name(), listen.port())),
+                    // Port 0 (any free one) names no process: the process id does.
+                    node: node_id.unwrap_or_else(|| match listen.port() {
+                        0 => format!("{}:pid{}", host_name(), std::process::id()),
+                        port => format!("{}:{port}", host_name()),
+                    }),
                     lease: Duration::from_secs(lease_seconds.max(5)),
                 }),
             };

@@ -107,6 +107,16 @@ pub enum StoreError {
         /// This node's.
         ours: String,
     },
+    /// Another live process serves under this node's id.
+    #[error(
+        "another process (pid {pid}) is serving as node '{node}' on this database and its heartbeat goes on; give this one another --node-id (each process needs its own), or stop that one first"
+    )]
+    NodeIdInUse {
+        /// The id.
+        node: String,
+        /// The other process's id, on its machine.
+        pid: i64,
+    },
     /// The database is newer than this program.
     #[error("the database {path} has schema version {found}, newer than this program's {known}; use a newer registry-host")]
     TooNew {

@@ -64,6 +64,6 @@ pub async fn tls_database() -> Option<String> {
 /// `lease_ms` without a heartbeat (the tests' shared key).
 pub async fn node(url: &str, id: &str, lease_ms: u64) -> registry_host::store::postgres::PgStore {
     use registry_host::store::postgres::{PgConfig, PgStore};
-    let config = PgConfig { lease: std::time::Duration::from_millis(lease_ms), max_rescues: 3, pool_size: 8, register: true };
+    let config = PgConfig { lease: std::time::Duration::from_millis(lease_ms), max_rescues: 3, pool_size: 8, register: true, exclusive_id: false };
     PgStore::connect(url, id, registry_host::secrets::SecretBox::new(&[7; 32]), config).await.expect("connect a node")
 }

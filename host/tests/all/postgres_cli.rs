@@ -7,10 +7,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use registry_host::domain::ServerInput;
+use registry_host::domain::{Scope, ServerInput, TargetInput};
 use registry_host::secrets::SecretBox;
 use registry_host::store::StoreError;
-use registry_host::store::postgres::{PgConfig, PgStore};
+use registry_host::store::Store;
+use registry_host::store::postgres::{PgConfig, PgStore, Topic};
 use registry_plugin_runtime::latest::types::GrantType;
 
 use crate::pg::database;
@@ -92,4 +93,32 @@ async fn secrets_rotate_reseals_a_shared_database_once_every_node_is_stopped() {
     // Run again (as after a stop before the message): nothing more to do.
     let (ok, out) = cli(&url, &old, dir.path(), &["secrets", "rotate", "--new-key-file", file_arg]);
     assert!(ok && out.contains("already sealed"), "{out}");
+}
+
+/// Work a command queues on a shared database (an import, a reprovision)
+/// wakes the serving nodes at once with a NOTIFY, not at their next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commands_queued_work_wakes_the_serving_nodes() {
+    let Some(url) = database().await else { return };
+    let key = [2u8; 32];
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(&url, &key, true).await.unwrap();
+    let wakeups = node.start_wakeups(&url).await.unwrap();
+    let store = Store::from(node.clone());
+    let server = store.create_server(&ServerInput::example("Org", "p", GrantType::ClientCredentials)).await.unwrap();
+    let target = TargetInput { name: "Contacts".into(), plugin: "p".into(), server_id: server, settings: vec![], enabled: true, scope: Scope::default() };
+    store.create_target(&target).await.unwrap();
+    let file = dir.path().join("people.csv");
+    std::fs::write(&file, "id,given,family,emails\nW1,Ada,Lovelace,official:ada@example.org\nW2,Alan,Turing,official:alan@example.org\n").unwrap();
+    let jobs = wakeups.woken(Topic::Jobs);
+    for args in [vec!["people", "import", file.to_str().unwrap()], vec!["targets", "reprovision", "Contacts", "--no-wait"]] {
+        let woken = jobs.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let (url, dir_path, args2) = (url.clone(), dir.path().to_path_buf(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        let (ok, out) = tokio::task::spawn_blocking(move || cli(&url, &key, &dir_path, &args2.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
+        assert!(ok, "{args:?}: {out}");
+        tokio::time::timeout(Duration::from_secs(5), woken).await.unwrap_or_else(|_| panic!("{args:?} woke the node"));
+    }
+    assert_eq!(node.job_counts(None).await.unwrap(), (2, 0), "each person queued once: the run took over the import's jobs");
 }

@@ -24,7 +24,13 @@ const PEOPLE: usize = 3000;
 /// A `serve` node on database `url`, sharing `key`, with `extra` options
 /// (a short lease, for one).
 pub fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_registry-host"))
+    serve_command(url, key, node, dir, extra).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("registry-host starts")
+}
+
+/// The command [`serve`] runs.
+fn serve_command(url: &str, key: &str, node: &str, dir: &std::path::Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_registry-host"));
+    command
         .arg("--data-dir")
         .arg(dir)
         .args(["--allow-insecure-loopback", "--database", url, "serve", "--listen", "127.0.0.1:0", "--node-id", node, "--plugin"])
@@ -33,11 +39,8 @@ pub fn serve(url: &str, key: &str, node: &str, dir: &std::path::Path, extra: &[&
         .env("REGISTRY_HOST_SECRET_KEY", key)
         .env("REGISTRY_HOST_ADMIN_USER", "ada")
         .env("REGISTRY_HOST_ADMIN_PASSWORD", "correct horse battery staple")
-        .env_remove("REGISTRY_HOST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("registry-host starts")
+        .env_remove("REGISTRY_HOST_LOG");
+    command
 }
 
 /// A Contacts target on `server` and `n` people with ids `{prefix}00000`…
@@ -236,4 +239,37 @@ async fn three_serve_processes_renew_an_expired_token_once_mid_run() {
     assert_ne!(now.access_token, first.access_token, "renewed");
     assert_eq!(emu.refresh_token_status(now.refresh_token.as_deref().unwrap()), Some(RefreshStatus::Active), "the family lives");
     assert_eq!(store.server(server).await.unwrap().token_status, TokenStatus::Set);
+}
+
+/// One `--node-id` given to two processes: the second refuses to start,
+/// saying why, and the first keeps its claims. Once the first dies
+/// (SIGKILL: no clean stop), a process restarted under its id waits out
+/// its silence and takes the id over.
+#[tokio::test]
+async fn a_live_nodes_id_is_refused_and_a_dead_ones_is_taken_over() {
+    let Some(url) = database().await else { return };
+    let key_text = base64::engine::general_purpose::STANDARD.encode([6u8; 32]);
+    let setup = PgStore::connect(&url, "setup", SecretBox::new(&[6u8; 32]), PgConfig { register: false, ..PgConfig::default() }).await.unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let short = ["--lease-seconds", "3", "--plugin-timeout-ms", "2000"];
+    let mut first = serve(&url, &key_text, "twin", dirs[0].path(), &short);
+    wait_for("the first node", Duration::from_secs(120), async || started(&setup, "twin").await == 1).await;
+    let pid_of = async || setup.live_nodes(Duration::from_secs(30)).await.unwrap().into_iter().find(|n| n.id == "twin").map(|n| n.pid);
+    assert_eq!(pid_of().await, Some(i64::from(first.id())));
+
+    let second = serve_command(&url, &key_text, "twin", dirs[1].path(), &short).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let out = tokio::task::spawn_blocking(move || second.wait_with_output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(stderr.contains(&format!("another process (pid {}) is serving as node 'twin'", first.id())) && stderr.contains("--node-id"), "{stderr}");
+    assert_eq!(pid_of().await, Some(i64::from(first.id())), "the id is still the first's");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut third = serve(&url, &key_text, "twin", dirs[2].path(), &short);
+    let third_pid = i64::from(third.id());
+    wait_for("the restarted node under the dead one's id", Duration::from_secs(60), async || pid_of().await == Some(third_pid)).await;
+    assert!(third.try_wait().unwrap().is_none(), "it serves");
+    third.kill().unwrap();
+    third.wait().unwrap();
 }

@@ -158,13 +158,53 @@ impl Drop for Upkeep {
 pub const HEARTBEAT_AT_MOST: Duration = Duration::from_secs(20);
 
 impl PgStore {
+    /// How often this node beats: a third of its lease, at most
+    /// [`HEARTBEAT_AT_MOST`].
+    pub(super) fn heartbeat_every(&self) -> Duration {
+        (self.config.lease / 3).clamp(Duration::from_millis(100), HEARTBEAT_AT_MOST)
+    }
+
+    /// Before a `serve` node takes its id. A process still beating under
+    /// it (one `--node-id` given to two processes) makes this one refuse:
+    /// taking the id would release that process's claims. A process that
+    /// died under it (a crash, then a restart) is waited out: after two of
+    /// its heartbeat intervals of silence, the id is free.
+    pub(super) async fn wait_for_id(&self) -> Result<(), StoreError> {
+        let mut seen: Option<i64> = None;
+        loop {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT (extract(epoch FROM heartbeat_at) * 1000000)::bigint, (extract(epoch FROM now() - heartbeat_at) * 1000)::bigint,
+                            COALESCE(heartbeat_ms, $2), pid
+                     FROM nodes WHERE id = $1 AND stopped_at IS NULL",
+                    &[&self.node, &(HEARTBEAT_AT_MOST.as_millis() as i64)],
+                )
+                .await?;
+            let Some(r) = row else { return Ok(()) };
+            let (beat, silent_ms, every_ms, pid): (i64, i64, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
+            if seen.is_some_and(|s| s != beat) {
+                return Err(StoreError::NodeIdInUse { node: self.node.clone(), pid });
+            }
+            if silent_ms > 2 * every_ms + 1000 {
+                return Ok(());
+            }
+            if seen.is_none() {
+                tracing::warn!(node = %self.node, pid, silent_ms, "a process under this node id beat recently; waiting to see whether it still runs");
+            }
+            seen = Some(beat);
+            tokio::time::sleep(Duration::from_millis((every_ms / 4).clamp(50, 1000) as u64)).await;
+        }
+    }
+
     /// Starts this node's upkeep: a heartbeat and a rescue round every
     /// third of the lease, so a live node renews each lease twice before it
     /// could run out, and at least every [`HEARTBEAT_AT_MOST`], so a live
     /// node always looks live (`LIVE_WITHIN`) however long its lease. A
     /// failed round is logged and tried again next time.
     pub fn start_upkeep(&self) -> Upkeep {
-        let every = (self.config.lease / 3).clamp(Duration::from_millis(100), HEARTBEAT_AT_MOST);
+        let every = self.heartbeat_every();
         // Two loops: a long rescue round (a dead node's hundreds of jobs)
         // must never hold up this node's own heartbeat, or its leases run
         // out too.

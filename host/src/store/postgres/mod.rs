@@ -52,11 +52,15 @@ pub struct PgConfig {
     /// Whether this store is a node (a `serve` process, listed and
     /// heartbeating) or a client of the others (a CLI command).
     pub register: bool,
+    /// Whether the node first makes sure no other live process uses its id
+    /// (`serve`): taking the id releases the id's earlier claims, which
+    /// must be a dead process's, never a running one's.
+    pub exclusive_id: bool,
 }
 
 impl Default for PgConfig {
     fn default() -> Self {
-        PgConfig { lease: Duration::from_secs(120), max_rescues: 3, pool_size: 16, register: true }
+        PgConfig { lease: Duration::from_secs(120), max_rescues: 3, pool_size: 16, register: true, exclusive_id: false }
     }
 }
 
@@ -121,6 +125,9 @@ impl PgStore {
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         let store = PgStore { pool, node: node.to_string(), secrets, config, tripwire: Arc::default(), new_holds: Arc::default() };
         store.migrate().await?;
+        if store.config.register && store.config.exclusive_id {
+            store.wait_for_id().await?;
+        }
         // The key checked and the node registered in one transaction.
         store.check_key().await?;
         Ok(store)
@@ -164,12 +171,12 @@ impl PgStore {
         Ok(known - current as usize)
     }
 
-    /// Marks node `node` started (again): a restarted node keeps its id.
-    async fn register_in(tx: &deadpool_postgres::Transaction<'_>, node: &str) -> Result<(), StoreError> {
+    /// Marks this node started (again): a restarted node keeps its id.
+    async fn register_in(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
         tx.execute(
-            "INSERT INTO nodes (id, pid) VALUES ($1, $2)
-             ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, started_at = now(), heartbeat_at = now(), stopped_at = NULL",
-            &[&node, &i64::from(std::process::id())],
+            "INSERT INTO nodes (id, pid, heartbeat_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, heartbeat_ms = excluded.heartbeat_ms, started_at = now(), heartbeat_at = now(), stopped_at = NULL",
+            &[&self.node, &i64::from(std::process::id()), &(self.heartbeat_every().as_millis() as i64)],
         )
         .await?;
         Ok(())

@@ -290,4 +290,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 2: a group job taken back from dead nodes too often is failed, as a
     // person's job is, instead of taking node after node down.
     "ALTER TABLE group_jobs ADD COLUMN rescues BIGINT NOT NULL DEFAULT 0;",
+    // 3: how often each node beats, so a node starting under the id of one
+    // that died knows how long a silence means it is gone.
+    "ALTER TABLE nodes ADD COLUMN heartbeat_ms BIGINT;",
 ];

@@ -297,7 +297,7 @@ impl PgStore {
             return Err(StoreError::KeyMismatch { database: theirs, ours: mine });
         }
         if self.config.register {
-            Self::register_in(&tx, &self.node).await?;
+            self.register_in(&tx).await?;
         }
         tx.commit().await?;
         Ok(())

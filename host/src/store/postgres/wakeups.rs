@@ -129,7 +129,9 @@ impl PgStore {
         Ok(wakeups)
     }
 
-    async fn notify(&self, topic: Topic) -> Result<(), StoreError> {
+    /// Tells every listening node about `topic` now, without the debounce:
+    /// for a process that is no node, such as a command that queued work.
+    pub async fn notify(&self, topic: Topic) -> Result<(), StoreError> {
         self.client().await?.execute("SELECT pg_notify($1, $2)", &[&topic.channel(), &self.node]).await?;
         Ok(())
     }
