@@ -425,3 +425,78 @@ async fn the_people_list_pages_filters_and_sorts_alike() {
     })
     .await;
 }
+
+/// What a queue looks like: jobs (person, action, state, run), states
+/// (person, state, message) and runs (id, total, done, failed, finished).
+type Queue = (Vec<(String, String, String, Option<i64>)>, Vec<(String, String, Option<String>)>, Vec<(i64, i64, i64, i64, bool)>);
+
+const JOBS: &str = "SELECT person_id, action, state, run_id FROM jobs ORDER BY person_id, id";
+const STATES: &str = "SELECT person_id, state, message FROM provisioned ORDER BY person_id";
+const RUNS: &str = "SELECT id, total, done, failed, finished_at IS NOT NULL FROM runs ORDER BY id";
+
+/// "Reprovision all" of a target whose scope is everyone is queued by a few
+/// set-based statements on each backend. From one history (an earlier run
+/// part done; failed, running, unreadable and deleted people), both queue
+/// the same jobs, states and run counts: on SQLite those are what queueing
+/// person by person gives (the SQLite store's own test shows it), so the
+/// PostgreSQL statements are held to the same rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reprovision_queues_the_same_on_both_backends() {
+    let Some(url) = database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pg = crate::pg::connect(&url).await;
+    let mut queues: Vec<Queue> = Vec::new();
+    for on_postgres in [false, true] {
+        let store = if on_postgres { postgres(&url, &KEY).await.unwrap() } else { Store::open(dir.path(), SecretBox::new(&KEY)).unwrap() };
+        let server = store.create_server(&server_input("Org")).await.unwrap();
+        let target = store.create_target(&target_input("Contacts", server)).await.unwrap();
+        for i in 0..40 {
+            store.create_person(Person::example(&format!("P{i:02}"), "Given", &format!("Family{i}"), &format!("p{i}@example.org"))).await.unwrap();
+        }
+        let earlier = store.start_run(target).await.unwrap().id;
+        let history = format!(
+            "DELETE FROM jobs WHERE person_id < 'P10';
+             UPDATE runs SET done = 10 WHERE id = {earlier};
+             UPDATE provisioned SET state = 'provisioned' WHERE person_id < 'P10';
+             UPDATE jobs SET state = 'failed' WHERE person_id IN ('P10', 'P11');
+             UPDATE jobs SET state = 'running' WHERE person_id = 'P12';
+             UPDATE people SET data = 'not json' WHERE id = 'P13';"
+        );
+        // A running job on PostgreSQL is a node's, under a lease.
+        let history = if on_postgres {
+            history.replace("SET state = 'running'", "SET state = 'running', claimed_by = 'node', lease_until = now() + interval '1 hour'")
+        } else {
+            history
+        };
+        let sqlite = || rusqlite::Connection::open(dir.path().join(registry_host::store::DB_FILE)).unwrap();
+        if on_postgres {
+            pg.batch_execute(&history).await.unwrap();
+        } else {
+            sqlite().execute_batch(&history).unwrap();
+        }
+        store.delete_person("P14").await.unwrap();
+        let run = store.start_run(target).await.unwrap();
+        assert_eq!(run.total, 38, "40 people, less the deleted and the unreadable one (PostgreSQL: {on_postgres})");
+        queues.push(if on_postgres {
+            (
+                pg.query(JOBS, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect(),
+                pg.query(STATES, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
+                pg.query(RUNS, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect(),
+            )
+        } else {
+            let db = sqlite();
+            (
+                db.prepare(JOBS).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().collect::<Result<_, _>>().unwrap(),
+                db.prepare(STATES).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap(),
+                db.prepare(RUNS).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).unwrap().collect::<Result<_, _>>().unwrap(),
+            )
+        });
+    }
+    let (jobs, _, runs) = &queues[0];
+    // What that is: the earlier run's 25 queued jobs of live people were
+    // superseded and count as done for it (10 + 25 of 40); the running
+    // job stays, with the new job queued behind it.
+    assert_eq!((runs[0].1, runs[0].2, runs[0].3), (40, 35, 0));
+    assert_eq!(jobs.iter().filter(|j| j.0 == "P12").map(|j| j.2.as_str()).collect::<Vec<_>>(), ["running", "queued"]);
+    assert_eq!(queues[1], queues[0], "PostgreSQL queued what SQLite did");
+}

@@ -293,4 +293,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 3: how often each node beats, so a node starting under the id of one
     // that died knows how long a silence means it is gone.
     "ALTER TABLE nodes ADD COLUMN heartbeat_ms BIGINT;",
+    // 4: whether a stored person is readable JSON (SQLite's `json_valid`):
+    // a set-based "Reprovision all" leaves out a person it cannot read, as
+    // reading each person does.
+    r#"
+    CREATE FUNCTION registry_json_valid(doc TEXT) RETURNS BOOLEAN LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    BEGIN
+        PERFORM doc::jsonb;
+        RETURN TRUE;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RETURN FALSE;
+    END
+    $$;
+    "#,
 ];

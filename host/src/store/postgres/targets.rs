@@ -120,7 +120,7 @@ impl PgStore {
             let ids: Vec<String> = tx
                 .query(
                     "INSERT INTO provisioned (person_id, target_id, state, message, updated_at)
-                     SELECT id, $1, 'pending', NULL, $2 FROM people WHERE status <> 'deleted' ORDER BY id
+                     SELECT id, $1, 'pending', NULL, $2 FROM people WHERE status <> 'deleted' AND registry_json_valid(data) ORDER BY id
                      ON CONFLICT (person_id, target_id) DO UPDATE SET state = excluded.state, message = excluded.message, updated_at = excluded.updated_at
                      RETURNING person_id",
                     &[&target_id, &now],
