@@ -40,10 +40,9 @@ impl Engine {
         if !batch || pending.len() == 1 {
             let mut out = Vec::with_capacity(pending.len());
             for i in 0..pending.len() {
-                if self.held(jobs, i..i + 1, &mut fresh).await[0] {
-                    out.push(self.call_one(plugin, context, pending, i, allow).await);
-                } else {
-                    out.push(Err(Verdict::TakenBack));
+                match self.held(jobs, i..i + 1, &mut fresh).await.remove(0) {
+                    Ok(()) => out.push(self.call_one(plugin, context, pending, i, allow).await),
+                    Err(v) => out.push(Err(v)),
                 }
             }
             return (out, Vec::new());
@@ -55,17 +54,21 @@ impl Engine {
         let mut parts = vec![0..pending.len()];
         while let Some(part) = parts.pop() {
             let held = self.held(jobs, part.clone(), &mut fresh).await;
-            if held.iter().any(|h| !h) {
-                // Rare (the node stalled past its leases): the jobs still
-                // held go on one by one, each checked again.
+            if held.iter().any(Result::is_err) {
+                // Rare (the node stalled past its leases, or the database
+                // failed): the jobs still held go on one by one, each
+                // checked again, except the first, just renewed.
+                let mut renewed = false;
                 for (i, h) in part.clone().zip(held).rev() {
-                    if h {
-                        parts.push(i..i + 1);
-                    } else {
-                        out[i] = Some(Err(Verdict::TakenBack));
+                    match h {
+                        Ok(()) => {
+                            parts.push(i..i + 1);
+                            renewed = true;
+                        }
+                        Err(v) => out[i] = Some(Err(v)),
                     }
                 }
-                fresh = true;
+                fresh = renewed;
                 continue;
             }
             let answer = if part.len() == 1 {
@@ -107,23 +110,25 @@ impl Engine {
         (out.into_iter().map(|r| r.expect("every part is answered")).collect(), submitted)
     }
 
-    /// Which of `jobs[part]` this node still holds, their leases renewed
-    /// (on SQLite, all). Nothing is asked right after a renewal (`fresh`).
-    /// A database that cannot answer counts as not held: the call is not
-    /// made, and the jobs go back to the queue when their leases run out.
-    async fn held(&self, jobs: &[Job], part: std::ops::Range<usize>, fresh: &mut bool) -> Vec<bool> {
+    /// Whether each of `jobs[part]` may be called: `Ok` if this node still
+    /// holds it, its lease renewed (on SQLite, always); taken back by
+    /// another node, [`Verdict::TakenBack`]. Nothing is asked right after
+    /// a renewal (`fresh`). A database that cannot answer makes no call
+    /// either: the jobs are tried again later (a retry, guarded by claim),
+    /// not left running under a heartbeat that would keep them.
+    async fn held(&self, jobs: &[Job], part: std::ops::Range<usize>, fresh: &mut bool) -> Vec<Result<(), Verdict>> {
         if std::mem::replace(fresh, false) {
-            return vec![true; part.len()];
+            return vec![Ok(()); part.len()];
         }
         let asked = jobs[part].to_vec();
         match self.store.hold_leases(asked.clone()).await {
             Ok(kept) => {
                 let kept: std::collections::HashSet<i64> = kept.iter().map(|j| j.id).collect();
-                asked.iter().map(|j| kept.contains(&j.id)).collect()
+                asked.iter().map(|j| if kept.contains(&j.id) { Ok(()) } else { Err(Verdict::TakenBack) }).collect()
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not renew the leases before a call; the call is not made");
-                vec![false; asked.len()]
+                vec![Err(Verdict::Retry(None, format!("the lease could not be renewed before the call: {e}"))); asked.len()]
             }
         }
     }

@@ -257,10 +257,22 @@ async fn a_live_nodes_id_is_refused_and_a_dead_ones_is_taken_over() {
     let pid_of = async || setup.live_nodes(Duration::from_secs(30)).await.unwrap().into_iter().find(|n| n.id == "twin").map(|n| n.pid);
     assert_eq!(pid_of().await, Some(i64::from(first.id())));
 
-    let second = serve_command(&url, &key_text, "twin", dirs[1].path(), &short).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let out = tokio::task::spawn_blocking(move || second.wait_with_output().unwrap()).await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "refused: {stderr}");
+    let mut second = serve_command(&url, &key_text, "twin", dirs[1].path(), &short).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let refused = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if refused.elapsed() > Duration::from_secs(60) {
+            second.kill().unwrap();
+            first.kill().unwrap();
+            panic!("a second process under a live node's id kept running");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "refused: {stderr}");
     assert!(stderr.contains(&format!("another process (pid {}) is serving as node 'twin'", first.id())) && stderr.contains("--node-id"), "{stderr}");
     assert_eq!(pid_of().await, Some(i64::from(first.id())), "the id is still the first's");
 

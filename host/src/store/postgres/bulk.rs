@@ -113,6 +113,8 @@ impl PgStore {
     pub async fn finish_bulk(&self, batch: i64) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // The batch's row before its jobs, as a poll takes them.
+        tx.execute("SELECT 1 FROM bulk_batches WHERE id = $1 FOR UPDATE", &[&batch]).await?;
         tx.execute(
             "WITH mine AS MATERIALIZED (SELECT id FROM jobs WHERE bulk_batch = $1 AND state = 'running' AND claimed_by = $2 ORDER BY id FOR NO KEY UPDATE)
              UPDATE jobs j SET state = 'queued', bulk_batch = NULL, claimed_by = NULL, lease_until = NULL FROM mine WHERE j.id = mine.id",

@@ -73,15 +73,18 @@ impl PgStore {
         let claimed = tx
             .query(
                 &format!(
-                    "WITH picked AS (
+                    "WITH removals AS MATERIALIZED (
+                       SELECT target_id, count(*) AS n FROM jobs
+                       WHERE state = 'queued' AND action = 'deleted' AND NOT held AND NOT confirmed GROUP BY target_id
+                     ), picked AS (
                        SELECT j.id, j.target_id, t.pause_level FROM jobs j
                        JOIN targets t ON t.id = j.target_id
                        JOIN oauth2_servers s ON s.id = t.server_id
+                       LEFT JOIN removals r ON r.target_id = j.target_id
+                       LEFT JOIN unnest($6::bigint[], $7::bigint[]) AS seen(target, n) ON seen.target = j.target_id
                        WHERE j.not_before <= $1 AND (t.paused_until IS NULL OR t.paused_until <= $1) AND {READY}
                          AND NOT (j.target_id = ANY($3))
-                         AND (j.action <> 'deleted' OR j.confirmed OR NOT t.destructive_removals
-                              OR (SELECT count(*) FROM jobs r WHERE r.target_id = j.target_id AND r.state = 'queued' AND r.action = 'deleted' AND NOT r.held AND NOT r.confirmed)
-                                 <= COALESCE((SELECT seen.n FROM unnest($6::bigint[], $7::bigint[]) AS seen(target, n) WHERE seen.target = j.target_id), 0))
+                         AND (j.action <> 'deleted' OR j.confirmed OR NOT t.destructive_removals OR COALESCE(r.n, 0) <= COALESCE(seen.n, 0))
                        ORDER BY j.id LIMIT $2
                        FOR NO KEY UPDATE OF j SKIP LOCKED
                      ), first AS (

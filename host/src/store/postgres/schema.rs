@@ -295,11 +295,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE nodes ADD COLUMN heartbeat_ms BIGINT;",
     // 4: whether a stored person is readable JSON (SQLite's `json_valid`):
     // a set-based "Reprovision all" leaves out a person it cannot read, as
-    // reading each person does.
+    // reading each person does. `json`, not `jsonb`: its input checks the
+    // syntax only, as `json_valid` does (`jsonb` also refuses a `\u0000`
+    // escape and numbers past `numeric`, with other error codes).
     r#"
     CREATE FUNCTION registry_json_valid(doc TEXT) RETURNS BOOLEAN LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
     BEGIN
-        PERFORM doc::jsonb;
+        PERFORM doc::json;
         RETURN TRUE;
     EXCEPTION WHEN invalid_text_representation THEN
         RETURN FALSE;
