@@ -365,35 +365,3 @@ async fn admin_actions_on_postgres() {
     n.delete_target(scoped).await.unwrap();
     assert!(matches!(n.target(scoped).await, Err(StoreError::NotFound(_))));
 }
-
-/// The provisioning log pages by cursor on PostgreSQL as on SQLite: 250
-/// attempts, failures only, 20 a page: each seen once, newest first.
-#[tokio::test]
-async fn the_log_cursor_visits_every_attempt_once() {
-    use registry_host::store::LogFilter;
-    let Some(url) = database().await else { return };
-    let n = node(&url, "n", 60_000).await;
-    n.create_person(Person::example("L1", "Paged", "Person", "l1@example.org")).await.unwrap();
-    let db = connect(&url).await;
-    db.execute(
-        "INSERT INTO history (person_id, target_name, at, action, ok, message)
-         SELECT 'L1', 'T', 1000 + g, 'updated', g % 5 <> 0, 'attempt ' || g FROM generate_series(0, 249) g",
-        &[],
-    )
-    .await
-    .unwrap();
-    let mut filter = LogFilter { ok: Some(false), ..Default::default() };
-    let (mut seen, mut pages) = (Vec::new(), 0);
-    loop {
-        let page = n.log(&filter, 20).await.unwrap();
-        if page.is_empty() {
-            break;
-        }
-        pages += 1;
-        assert!(page.iter().all(|e| !e.ok && e.person_id == "L1"), "{page:?}");
-        filter.before = page.last().map(|e| e.id);
-        seen.extend(page.into_iter().map(|e| e.message));
-    }
-    let expected: Vec<String> = (0..250).rev().filter(|i| i % 5 == 0).map(|i| format!("attempt {i}")).collect();
-    assert_eq!((pages, seen), (3, expected));
-}

@@ -49,6 +49,15 @@ impl Backend {
             Backend::Postgres(url) => postgres(url, key).await,
         }
     }
+
+    /// Runs `sql` (statements both databases take) on the database itself,
+    /// past the store, as a history years long would have left it.
+    async fn execute(&self, sql: &str) {
+        match self {
+            Backend::Sqlite(dir) => rusqlite::Connection::open(dir.join(registry_host::store::DB_FILE)).unwrap().execute_batch(sql).unwrap(),
+            Backend::Postgres(url) => crate::pg::connect(url).await.batch_execute(sql).await.unwrap(),
+        }
+    }
 }
 
 async fn postgres(url: &str, key: &[u8; 32]) -> Result<Store, StoreError> {
@@ -499,4 +508,36 @@ async fn a_reprovision_queues_the_same_on_both_backends() {
     assert_eq!((runs[0].1, runs[0].2, runs[0].3), (40, 35, 0));
     assert_eq!(jobs.iter().filter(|j| j.0 == "P12").map(|j| j.2.as_str()).collect::<Vec<_>>(), ["running", "queued"]);
     assert_eq!(queues[1], queues[0], "PostgreSQL queued what SQLite did");
+}
+
+/// Admins page through many attempts: the provisioning log's cursor visits
+/// each exactly once, newest first, and the filter (failures only) holds
+/// on every page: 250 attempts, 50 failures, pages of 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_cursor_visits_every_attempt_once() {
+    each_backend(async |store, backend| {
+        store.create_person(Person::example("L1", "Paged", "Person", "l1@example.org")).await.unwrap();
+        backend
+            .execute(
+                "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < 249)
+                 INSERT INTO history (person_id, target_name, at, action, ok, message)
+                 SELECT 'L1', 'T', 1000 + n, 'updated', n % 5 <> 0, 'attempt ' || n FROM g",
+            )
+            .await;
+        let mut filter = registry_host::store::LogFilter { ok: Some(false), ..Default::default() };
+        let (mut seen, mut pages) = (Vec::new(), 0);
+        loop {
+            let page = store.log(&filter, 20).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            pages += 1;
+            assert!(page.iter().all(|e| !e.ok && e.person_id == "L1"), "{page:?}");
+            filter.before = page.last().map(|e| e.id);
+            seen.extend(page.into_iter().map(|e| e.message));
+        }
+        let expected: Vec<String> = (0..250).rev().filter(|i| i % 5 == 0).map(|i| format!("attempt {i}")).collect();
+        assert_eq!((pages, seen), (3, expected));
+    })
+    .await;
 }
