@@ -477,12 +477,8 @@ async fn a_reprovision_queues_the_same_on_both_backends() {
         } else {
             history
         };
-        let sqlite = || rusqlite::Connection::open(dir.path().join(registry_host::store::DB_FILE)).unwrap();
-        if on_postgres {
-            pg.batch_execute(&history).await.unwrap();
-        } else {
-            sqlite().execute_batch(&history).unwrap();
-        }
+        let backend = if on_postgres { Backend::Postgres(url.clone()) } else { Backend::Sqlite(dir.path().to_path_buf()) };
+        backend.execute(&history).await;
         store.delete_person("P14").await.unwrap();
         let run = store.start_run(target).await.unwrap();
         assert_eq!(run.total, 38, "40 people, less the deleted and the unreadable one (PostgreSQL: {on_postgres})");
@@ -493,7 +489,7 @@ async fn a_reprovision_queues_the_same_on_both_backends() {
                 pg.query(RUNS, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect(),
             )
         } else {
-            let db = sqlite();
+            let db = rusqlite::Connection::open(dir.path().join(registry_host::store::DB_FILE)).unwrap();
             (
                 db.prepare(JOBS).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().collect::<Result<_, _>>().unwrap(),
                 db.prepare(STATES).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap(),
